@@ -1,0 +1,81 @@
+"""Fixtures shared by every test in the workspace: private Redis servers, signing keys."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Callable, Iterator
+
+import pytest
+import redis
+from tests.support.servers import RedisServer, redis_server_binary, service_missing
+
+TEST_SECRET = "q-test-secret-key-0123456789abcdef"
+
+
+@pytest.fixture(scope="session")
+def redis_binary() -> str:
+    binary = redis_server_binary()
+    if binary is None:
+        service_missing("redis-server not found on PATH (or at $REDIS_SERVER)")
+    assert binary is not None
+    return binary
+
+
+@pytest.fixture(scope="session")
+def redis_server(redis_binary: str) -> Iterator[RedisServer]:
+    """This test process's own redis-server, shared by its tests (flushed between them)."""
+    server = RedisServer(redis_binary, debug=True)
+    server.start()
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def redis_url(redis_server: RedisServer) -> str:
+    """URL of a private, empty Redis database; restarted first if a test left it down."""
+    redis_server.start()
+    client = redis_server.client()
+    client.flushall()
+    client.close()
+    return redis_server.url
+
+
+@pytest.fixture
+def redis_client(redis_url: str) -> Iterator[redis.Redis]:
+    client = redis.Redis.from_url(redis_url)
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def redis_factory(redis_binary: str) -> Iterator[Callable[..., RedisServer]]:
+    """Start extra private servers (for tests that kill, stall or restart Redis)."""
+    servers: list[RedisServer] = []
+
+    def make(**kwargs: object) -> RedisServer:
+        server = RedisServer(redis_binary, **kwargs)  # type: ignore[arg-type]
+        servers.append(server)
+        return server.start()
+
+    yield make
+    for server in servers:
+        server.close()
+
+
+@pytest.fixture
+def queue_name() -> str:
+    """A queue name no other test uses."""
+    return f"t{uuid.uuid4().hex[:10]}"
+
+
+@pytest.fixture
+def secret() -> str:
+    return TEST_SECRET
+
+
+@pytest.fixture(autouse=True)
+def _q_secret_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Q_SECRET_KEY for code under test that reads the environment (children inherit it)."""
+    if "Q_SECRET_KEY" not in os.environ:
+        monkeypatch.setenv("Q_SECRET_KEY", TEST_SECRET)

@@ -1,0 +1,76 @@
+"""qcore: Q's task message, serialization and signing. No I/O, no Redis, no Django."""
+
+from qcore.codec import DEFAULT_COMPRESS_THRESHOLD, DEFAULT_MAX_SIZE, Codec
+from qcore.errors import (
+    BadMagic,
+    BadSignature,
+    ConfigError,
+    FunctionNotFound,
+    GarbagePayload,
+    PayloadError,
+    PayloadTooLarge,
+    QError,
+    SerializationError,
+    TruncatedPayload,
+    UndecodablePayload,
+    UnknownKey,
+    UnsupportedVersion,
+)
+from qcore.log import configure_logging, get_logger, mask_url
+from qcore.message import OPTION_NAMES, TaskMessage, TaskOptions, TaskResult
+from qcore.naming import humanize, new_id
+from qcore.protocols import (
+    DeadLetter,
+    Delivery,
+    HookRunner,
+    InFlight,
+    Reaped,
+    ResultStore,
+    StatusBoard,
+    Transport,
+)
+from qcore.resolve import dotted_path, resolve
+from qcore.signing import Signer, derive_key
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "DEFAULT_COMPRESS_THRESHOLD",
+    "DEFAULT_MAX_SIZE",
+    "OPTION_NAMES",
+    "BadMagic",
+    "BadSignature",
+    "Codec",
+    "ConfigError",
+    "DeadLetter",
+    "Delivery",
+    "FunctionNotFound",
+    "GarbagePayload",
+    "HookRunner",
+    "InFlight",
+    "PayloadError",
+    "PayloadTooLarge",
+    "QError",
+    "Reaped",
+    "ResultStore",
+    "SerializationError",
+    "Signer",
+    "StatusBoard",
+    "TaskMessage",
+    "TaskOptions",
+    "TaskResult",
+    "Transport",
+    "TruncatedPayload",
+    "UndecodablePayload",
+    "UnknownKey",
+    "UnsupportedVersion",
+    "__version__",
+    "configure_logging",
+    "derive_key",
+    "dotted_path",
+    "get_logger",
+    "humanize",
+    "mask_url",
+    "new_id",
+    "resolve",
+]

@@ -1,0 +1,89 @@
+"""Objects to signed bytes and back: pickle, maybe compress, sign; verify, inflate, unpickle."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from qcore.errors import PayloadTooLarge, UndecodablePayload
+from qcore.message import TaskMessage, TaskResult
+from qcore.serialization import deflate, dumps, inflate, loads
+from qcore.signing import FLAG_COMPRESSED, OVERHEAD, Signer
+
+__all__ = ["DEFAULT_COMPRESS_THRESHOLD", "DEFAULT_MAX_SIZE", "Codec"]
+
+DEFAULT_MAX_SIZE = 16 * 1024 * 1024
+DEFAULT_COMPRESS_THRESHOLD = 64 * 1024
+
+
+class Codec:
+    """Encodes and decodes signed payloads with one signer and one set of limits.
+
+    ``max_size`` bounds a payload's pickled size, before compression, so a payload is
+    accepted or refused the same way whether or not it compresses well.
+    ``compress_threshold`` is the pickled size from which zlib is tried (None: never).
+    A codec is picklable, so it travels to worker processes under any start method.
+    """
+
+    __slots__ = ("compress_threshold", "max_size", "signer")
+
+    def __init__(
+        self,
+        signer: Signer,
+        *,
+        max_size: int = DEFAULT_MAX_SIZE,
+        compress_threshold: int | None = DEFAULT_COMPRESS_THRESHOLD,
+    ) -> None:
+        if max_size <= OVERHEAD:
+            raise ValueError(f"max_size must be more than {OVERHEAD} bytes")
+        self.signer = signer
+        self.max_size = max_size
+        self.compress_threshold = compress_threshold
+
+    def encode(self, obj: Any) -> bytes:
+        """Pickle, compress if large, sign. Raises PayloadTooLarge or SerializationError."""
+        body = dumps(obj)
+        if len(body) + OVERHEAD > self.max_size:
+            raise PayloadTooLarge(
+                f"the {type(obj).__name__} pickles to {len(body)} bytes, over the limit of "
+                f"{self.max_size} bytes; pass large data by reference (a path, a key, a "
+                "database id) instead of by value"
+            )
+        flags = 0
+        if self.compress_threshold is not None and len(body) >= self.compress_threshold:
+            packed = deflate(body)
+            if len(packed) < len(body):
+                body, flags = packed, FLAG_COMPRESSED
+        return self.signer.sign(body, flags)
+
+    def decode(self, data: bytes) -> Any:
+        """Verify and unpickle; raises a PayloadError subclass for anything not ours."""
+        flags, body = self.signer.verify(data, max_size=self.max_size)
+        if flags & ~FLAG_COMPRESSED:
+            raise UndecodablePayload(f"the payload has unknown flags {flags:#04x}")
+        if flags & FLAG_COMPRESSED:
+            body = inflate(body, max_size=self.max_size)
+        return loads(body)
+
+    def encode_message(self, message: TaskMessage) -> bytes:
+        """Sign a task message."""
+        return self.encode(message)
+
+    def decode_message(self, data: bytes) -> TaskMessage:
+        """Verify and load a task message; anything else in a valid envelope is rejected."""
+        obj = self.decode(data)
+        if not isinstance(obj, TaskMessage):
+            raise UndecodablePayload(f"expected a TaskMessage, found a {type(obj).__name__}")
+        return obj
+
+    def decode_result(self, data: bytes) -> TaskResult:
+        """Verify and load a result record."""
+        obj = self.decode(data)
+        if not isinstance(obj, TaskResult):
+            raise UndecodablePayload(f"expected a TaskResult, found a {type(obj).__name__}")
+        return obj
+
+    def __getstate__(self) -> tuple[Signer, int, int | None]:
+        return self.signer, self.max_size, self.compress_threshold
+
+    def __setstate__(self, state: tuple[Signer, int, int | None]) -> None:
+        self.signer, self.max_size, self.compress_threshold = state

@@ -1,0 +1,76 @@
+"""Logging for Q: structlog events from the libraries, rendering chosen by entry points.
+
+Libraries only call :func:`get_logger` and emit events (``task.finished``, ``worker.lost``)
+with fields. Entry points (the ``qcluster`` CLI, Django management commands) call
+:func:`configure_logging` once: console rendering by default, JSON lines with ``json=True``.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import Any, TextIO
+from urllib.parse import urlsplit, urlunsplit
+
+import structlog
+
+__all__ = ["configure_logging", "get_logger", "mask_url"]
+
+_LEVELS = {"debug": 10, "info": 20, "warning": 30, "error": 40, "critical": 50}
+
+
+def get_logger(name: str, **initial: Any) -> Any:
+    """A structlog logger bound to ``logger=name``."""
+    return structlog.get_logger(name, **initial)
+
+
+def configure_logging(
+    *, json: bool = False, level: str | int = "info", stream: TextIO | None = None
+) -> None:
+    """Configure structlog (and the stdlib root logger) for a process that runs Q.
+
+    ``json=True`` renders one JSON object per line, for log shippers; the default is
+    human-readable console output. Safe to call again (in a child process, say).
+    """
+    if isinstance(level, str):
+        if level.lower() not in _LEVELS:
+            raise ValueError(f"unknown log level {level!r}; use one of {', '.join(_LEVELS)}")
+        numeric = _LEVELS[level.lower()]
+    else:
+        numeric = int(level)
+    out = stream or sys.stderr
+    renderer: Any = (
+        structlog.processors.JSONRenderer()
+        if json
+        else structlog.dev.ConsoleRenderer(colors=out.isatty())
+    )
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            structlog.processors.StackInfoRenderer(),
+            structlog.processors.format_exc_info,
+            renderer,
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(numeric),
+        logger_factory=structlog.PrintLoggerFactory(out),
+        cache_logger_on_first_use=False,
+    )
+    logging.basicConfig(level=numeric, stream=out, format="%(levelname)s %(name)s: %(message)s")
+
+
+def mask_url(url: str) -> str:
+    """A URL fit for logs: the password, if any, replaced by ``***``."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "<unparseable url>"
+    if parts.password is None:
+        return url
+    user = parts.username or ""
+    host = parts.hostname or ""
+    if parts.port is not None:
+        host = f"{host}:{parts.port}"
+    netloc = f"{user}:***@{host}"
+    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))

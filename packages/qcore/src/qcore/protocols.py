@@ -1,0 +1,224 @@
+"""The seams between Q's packages: a transport, a result store, a status board, a hook runner.
+
+The cluster depends on these protocols, never on Redis or Django. Every implementation must be
+picklable: a cluster passes them to its worker processes, which reopen their own connections
+from parameters (under ``fork``, ``forkserver`` and ``spawn`` alike).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol, runtime_checkable
+
+from qcore.message import TaskResult
+
+__all__ = [
+    "DeadLetter",
+    "Delivery",
+    "HookRunner",
+    "InFlight",
+    "Reaped",
+    "ResultStore",
+    "StatusBoard",
+    "Transport",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """One task handed to one consumer. It stays in the consumer's in-flight list until acked."""
+
+    task_id: str
+    payload: bytes
+    attempt: int
+    """1 on the first delivery; counts deliveries to a consumer that then died or vanished."""
+    max_attempts: int
+    """Deliveries allowed before the task is dead-lettered instead of requeued."""
+    token: int
+    """Fencing token: an ack or a retry with a token that is no longer current is refused."""
+    consumer: str
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    """A task taken out of circulation, with the reason. It keeps its payload for a requeue."""
+
+    task_id: str
+    reason: str
+    failed_at: float
+    attempts: int
+    payload: bytes | None
+
+
+@dataclass(frozen=True, slots=True)
+class InFlight:
+    """A task held by a consumer and not acked yet."""
+
+    task_id: str
+    consumer: str
+    attempt: int
+
+
+@dataclass(frozen=True, slots=True)
+class Reaped:
+    """What one pass of the reaper did."""
+
+    consumers: int = 0
+    """Consumers found dead (heartbeat expired)."""
+    requeued: int = 0
+    dead_lettered: int = 0
+
+
+@runtime_checkable
+class Transport(Protocol):
+    """A reliable queue: at-least-once delivery with acks, redelivery and dead letters."""
+
+    @property
+    def queue(self) -> str:
+        """The queue's name."""
+        ...
+
+    def enqueue(
+        self,
+        task_id: str,
+        payload: bytes,
+        *,
+        delay: float = 0.0,
+        max_attempts: int | None = None,
+    ) -> None:
+        """Store ``payload`` under ``task_id`` and queue it, or schedule it ``delay`` s ahead.
+
+        Idempotent per ``task_id``: enqueueing an id already present changes nothing, so a
+        client may retry after a dropped connection. Raises a connection error, never drops.
+        """
+        ...
+
+    def enqueue_many(self, items: Iterable[tuple[str, bytes]], *, delay: float = 0.0) -> int:
+        """Enqueue ``(task_id, payload)`` pairs in chunks, each chunk all-or-nothing."""
+        ...
+
+    def fetch(self, consumer: str, count: int = 1, timeout: float = 0.0) -> list[Delivery]:
+        """Move up to ``count`` ready tasks into ``consumer``'s in-flight list, atomically.
+
+        Blocks up to ``timeout`` seconds for the first task (0: return at once). Each task's
+        attempt count and fencing token are bumped. Due delayed tasks are ready tasks.
+        """
+        ...
+
+    def ack(self, deliveries: Iterable[Delivery]) -> list[bool]:
+        """Forget finished tasks (after their results are saved). False where a token is stale."""
+        ...
+
+    def retry_later(self, delivery: Delivery, delay: float) -> bool:
+        """Put an in-flight task back, to be delivered again after ``delay`` seconds."""
+        ...
+
+    def dead_letter(self, delivery: Delivery, reason: str) -> bool:
+        """Take an in-flight task out of circulation, keeping its payload and the reason."""
+        ...
+
+    def release(self, consumer: str, *, started: Collection[str] = ()) -> Reaped:
+        """Return all of ``consumer``'s in-flight tasks to the head of the queue, now.
+
+        For a consumer that stopped or died under our eyes. Tasks in ``started`` were running
+        and keep their attempt count (dead-lettered if it reached ``max_attempts``); the others
+        never ran and have this delivery uncounted.
+        """
+        ...
+
+    def heartbeat(self, consumers: Iterable[str], ttl: float) -> None:
+        """Declare ``consumers`` alive for ``ttl`` more seconds."""
+        ...
+
+    def forget(self, consumers: Iterable[str]) -> None:
+        """Deregister consumers that have released their work and stopped."""
+        ...
+
+    def reap(self) -> Reaped:
+        """Requeue the in-flight tasks of consumers whose heartbeat expired (one reaper at a
+        time, under a lock), and move due delayed tasks to the queue."""
+        ...
+
+    def queue_size(self) -> int:
+        """Tasks ready to run."""
+        ...
+
+    def inflight_size(self) -> int:
+        """Tasks handed to consumers and not acked."""
+        ...
+
+    def delayed_size(self) -> int:
+        """Tasks waiting for their time (eta or retry delay)."""
+        ...
+
+    def inflight(self, limit: int = 100) -> list[InFlight]:
+        """Some in-flight tasks, for status pages."""
+        ...
+
+    def dead_letters(self, limit: int = 100) -> list[DeadLetter]:
+        """The most recent dead letters first."""
+        ...
+
+    def dead_size(self) -> int:
+        """How many tasks are dead-lettered."""
+        ...
+
+    def requeue_dead(self, task_ids: Iterable[str] | None = None) -> int:
+        """Queue dead letters again with a fresh attempt count (all of them when None)."""
+        ...
+
+    def purge_dead(self, task_ids: Iterable[str] | None = None) -> int:
+        """Delete dead letters for good (all of them when None)."""
+        ...
+
+    def ping(self) -> bool:
+        """True when the backend answers."""
+        ...
+
+    def close(self) -> None:
+        """Release connections this object opened (not ones the caller passed in)."""
+        ...
+
+
+@runtime_checkable
+class ResultStore(Protocol):
+    """Where task records are saved and read back."""
+
+    def save_many(self, results: Sequence[TaskResult]) -> None:
+        """Upsert records by task id, all in one round trip or transaction.
+
+        Saving the same record twice leaves one record (redelivery never duplicates). Once a
+        task has a successful record, a later failure for the same id does not replace it.
+        """
+        ...
+
+    def get(self, task_id: str) -> TaskResult | None:
+        """The record for an id or a humanized name (the most recent for a name), or None."""
+        ...
+
+    def close(self) -> None:
+        """Release connections this object opened."""
+        ...
+
+
+@runtime_checkable
+class StatusBoard(Protocol):
+    """Where clusters publish their status for ``info`` and ``monitor``."""
+
+    def publish(self, cluster_id: str, status: Mapping[str, Any], ttl: float) -> None:
+        """Publish a cluster's status; it disappears ``ttl`` seconds after its last publish."""
+        ...
+
+    def clusters(self) -> list[dict[str, Any]]:
+        """Statuses of live clusters."""
+        ...
+
+    def remove(self, cluster_id: str) -> None:
+        """Remove a stopped cluster's status at once."""
+        ...
+
+
+HookRunner = Callable[[Callable[..., Any], TaskResult], None]
+"""Calls a resolved hook for a saved record. The default calls ``hook(record)``; qdjango's
+passes the saved ``Task`` row instead. Errors are caught and logged by the cluster."""

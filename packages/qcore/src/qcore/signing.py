@@ -1,0 +1,161 @@
+"""HMAC-SHA256 signing of payloads, with key rotation.
+
+A signed payload is laid out as::
+
+    offset  size  field
+    0       2     magic  b"Q\\xa7"
+    2       1     format version (1)
+    3       1     flags  (bit 0: body is zlib-compressed)
+    4       4     key id (first 4 bytes of SHA-256 over the key, so verification picks the key)
+    8       n     body   (a pickle, possibly compressed)
+    8+n     32    HMAC-SHA256(key, bytes 0 .. 8+n)
+
+Verification checks, in this order and before anything is decompressed or unpickled: the size
+limit, the length, the magic, the version, the key id, then the MAC with a constant-time
+compare. Each failure raises its own :class:`~qcore.errors.PayloadError`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import struct
+from collections.abc import Iterable
+
+from qcore.errors import (
+    BadMagic,
+    BadSignature,
+    ConfigError,
+    GarbagePayload,
+    PayloadTooLarge,
+    TruncatedPayload,
+    UnknownKey,
+    UnsupportedVersion,
+)
+
+__all__ = [
+    "FLAG_COMPRESSED",
+    "HEADER_SIZE",
+    "MAC_SIZE",
+    "MAGIC",
+    "OVERHEAD",
+    "SIGNING_VERSION",
+    "Signer",
+    "derive_key",
+    "key_id",
+]
+
+MAGIC = b"Q\xa7"
+SIGNING_VERSION = 1
+FLAG_COMPRESSED = 0x01
+_HEADER = struct.Struct("!2sBB4s")
+HEADER_SIZE = _HEADER.size
+MAC_SIZE = 32
+OVERHEAD = HEADER_SIZE + MAC_SIZE
+
+KeyLike = bytes | str
+
+
+def _as_bytes(key: KeyLike) -> bytes:
+    return key.encode("utf-8") if isinstance(key, str) else bytes(key)
+
+
+def key_id(key: KeyLike) -> bytes:
+    """The 4-byte id written in the header of payloads signed with ``key``."""
+    return hashlib.sha256(b"qcore.key-id:" + _as_bytes(key)).digest()[:4]
+
+
+def derive_key(secret: KeyLike, purpose: str = "tasks") -> bytes:
+    """A signing key derived from an application secret for one purpose.
+
+    Keeps task signatures separate from anything else the same secret signs (Django sessions,
+    password resets): knowing a task MAC tells nothing about those, nor the reverse.
+    """
+    if not secret:
+        raise ConfigError("cannot derive a signing key from an empty secret")
+    return hmac.digest(_as_bytes(secret), b"qcore.signing-key:" + purpose.encode(), "sha256")
+
+
+class Signer:
+    """Signs with one primary key; verifies with the primary key or any fallback key."""
+
+    __slots__ = ("_keys", "_primary", "_primary_id")
+
+    def __init__(self, key: KeyLike, fallbacks: Iterable[KeyLike] = ()) -> None:
+        primary = _as_bytes(key) if key else b""
+        if len(primary) < 16:
+            raise ConfigError(
+                "the signing key must be at least 16 bytes: set Q_SECRET_KEY (or Django's "
+                "SECRET_KEY) to a long random string"
+            )
+        self._primary = primary
+        self._primary_id = key_id(primary)
+        self._keys: dict[bytes, bytes] = {self._primary_id: primary}
+        for fallback in fallbacks:
+            raw = _as_bytes(fallback)
+            if raw:
+                self._keys.setdefault(key_id(raw), raw)
+
+    @classmethod
+    def from_secret(
+        cls, secret: KeyLike, fallbacks: Iterable[KeyLike] = (), *, purpose: str = "tasks"
+    ) -> Signer:
+        """A signer whose keys are derived (see :func:`derive_key`) from application secrets."""
+        return cls(
+            derive_key(secret, purpose),
+            [derive_key(f, purpose) for f in fallbacks if f],
+        )
+
+    @property
+    def key_ids(self) -> tuple[bytes, ...]:
+        """Ids of every key this signer accepts, the primary key's first."""
+        return tuple(self._keys)
+
+    def sign(self, body: bytes, flags: int = 0) -> bytes:
+        """``body`` framed with a header and an HMAC trailer."""
+        signed = _HEADER.pack(MAGIC, SIGNING_VERSION, flags, self._primary_id) + body
+        return signed + hmac.digest(self._primary, signed, "sha256")
+
+    def verify(self, data: bytes, *, max_size: int) -> tuple[int, bytes]:
+        """Check ``data`` and return ``(flags, body)``; raise a PayloadError if it is not ours."""
+        if not isinstance(data, bytes | bytearray | memoryview):
+            raise GarbagePayload(f"a payload must be bytes, not {type(data).__name__}")
+        size = len(data)
+        if size > max_size:
+            raise PayloadTooLarge(f"payload of {size} bytes is over the limit of {max_size} bytes")
+        if size == 0:
+            raise GarbagePayload("the payload is empty")
+        if size < OVERHEAD:
+            if bytes(data[:2]) != MAGIC[:size]:
+                raise BadMagic("the payload does not start with Q's magic bytes: not signed by Q")
+            raise TruncatedPayload(
+                f"the payload is {size} bytes, shorter than the {OVERHEAD}-byte signed frame"
+            )
+        magic, version, flags, kid = _HEADER.unpack_from(data)
+        if magic != MAGIC:
+            raise BadMagic("the payload does not start with Q's magic bytes: not signed by Q")
+        if version != SIGNING_VERSION:
+            raise UnsupportedVersion(
+                f"payload format version {version} is not supported (this Q reads version "
+                f"{SIGNING_VERSION})"
+            )
+        key = self._keys.get(kid)
+        if key is None:
+            raise UnknownKey(
+                f"the payload was signed with key id {kid.hex()}, which is neither the current "
+                "key nor a fallback key"
+            )
+        view = memoryview(data)
+        expected = hmac.digest(key, view[:-MAC_SIZE], "sha256")
+        if not hmac.compare_digest(expected, view[-MAC_SIZE:]):
+            raise BadSignature("the payload's signature does not match: tampered with or forged")
+        return flags, bytes(view[HEADER_SIZE:-MAC_SIZE])
+
+    def __getstate__(self) -> tuple[bytes, list[bytes]]:
+        return self._primary, [k for i, k in self._keys.items() if i != self._primary_id]
+
+    def __setstate__(self, state: tuple[bytes, list[bytes]]) -> None:
+        Signer.__init__(self, state[0], state[1])
+
+    def __repr__(self) -> str:
+        return f"Signer(key_id={self._primary_id.hex()}, fallbacks={len(self._keys) - 1})"

@@ -1,0 +1,150 @@
+"""Task messages and result records: construction, options, and round trips."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from qcore import Codec, ConfigError, Signer, TaskMessage, TaskOptions, TaskResult, humanize
+
+CODEC = Codec(Signer("message-tests-key-0123456789"), compress_threshold=512)
+
+json_like = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=False)
+    | st.text()
+    | st.binary(),
+    lambda children: (
+        st.lists(children, max_size=5)
+        | st.dictionaries(st.text(max_size=8), children, max_size=5)
+        | st.tuples(children, children)
+    ),
+    max_leaves=20,
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    args=st.lists(json_like, max_size=6),
+    kwargs=st.dictionaries(st.text(min_size=1, max_size=10), json_like, max_size=5),
+    group=st.none() | st.text(max_size=20),
+    timeout=st.none() | st.floats(min_value=0.001, max_value=1e6),
+)
+def test_messages_round_trip(
+    args: list, kwargs: dict, group: str | None, timeout: float | None
+) -> None:
+    message = TaskMessage.new(
+        "math.copysign",
+        args,
+        kwargs,
+        hook="hooks.h",
+        group=group,
+        options=TaskOptions(timeout=timeout),
+    )
+    assert CODEC.decode_message(CODEC.encode_message(message)) == message
+
+
+def test_new_message_fields() -> None:
+    before = time.time()
+    message = TaskMessage.new(math.copysign, [2, -2], {"x": 1})
+    assert len(message.id) == 32 and int(message.id, 16) >= 0
+    assert message.name == humanize(message.id)
+    assert message.args == (2, -2) and message.kwargs == {"x": 1}
+    assert before <= message.started <= time.time()
+    assert message.func_path == "math.copysign"
+    assert dataclasses.is_dataclass(message)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        message.name = "x"  # type: ignore[misc]
+
+
+def test_options_never_collide_with_task_kwargs() -> None:
+    message = TaskMessage.new(
+        "f.g",
+        (),
+        {"timeout": 5, "save": "yes", "hook": 1},
+        options=TaskOptions(timeout=2.0, save=False),
+    )
+    assert message.kwargs == {"timeout": 5, "save": "yes", "hook": 1}
+    assert message.options.timeout == 2.0 and message.options.save is False
+    assert message.hook is None
+
+
+def test_lambdas_closures_and_local_functions_round_trip() -> None:
+    offset = 10
+
+    def local(x: int) -> int:
+        return x + offset
+
+    for func in (lambda x: x * 2, local):
+        message = CODEC.decode_message(CODEC.encode_message(TaskMessage.new(func, (1,))))
+        assert callable(message.func)
+        assert message.func(1) == func(1)  # type: ignore[operator]
+
+
+def test_dotted_path_stays_a_string() -> None:
+    message = CODEC.decode_message(CODEC.encode_message(TaskMessage.new("math.copysign")))
+    assert message.func == "math.copysign"
+
+
+@dataclasses.dataclass
+class Model:
+    pk: int
+    name: str
+
+
+def test_model_like_objects_round_trip() -> None:
+    message = TaskMessage.new("f.g", (Model(1, "a"),), {"m": Model(2, "b")})
+    loaded = CODEC.decode_message(CODEC.encode_message(message))
+    assert loaded.args[0] == Model(1, "a") and loaded.kwargs["m"] == Model(2, "b")
+
+
+@pytest.mark.parametrize(
+    ("options", "match"),
+    [
+        ({"timeout": 0}, "timeout"),
+        ({"timeout": -1}, "timeout"),
+        ({"max_attempts": 0}, "max_attempts"),
+        ({"max_attempts": 1.5}, "max_attempts"),
+        ({"save": "no"}, "save"),
+        ({"retries": 3}, "unknown task option"),
+    ],
+)
+def test_bad_options_are_named(options: dict, match: str) -> None:
+    with pytest.raises(ConfigError, match=match):
+        TaskOptions.from_mapping(options)
+
+
+def test_func_must_be_callable_or_path() -> None:
+    with pytest.raises(TypeError, match="func must be"):
+        TaskMessage.new(42)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="hook must be"):
+        TaskMessage.new("a.b", hook=3)  # type: ignore[arg-type]
+
+
+def test_result_record_from_message_and_time_taken() -> None:
+    message = TaskMessage.new("math.copysign", (2, -2), group="g", hook=print)
+    record = TaskResult.from_message(
+        message,
+        result=-2.0,
+        success=True,
+        attempt_count=2,
+        stopped=message.started + 1.5,
+        cluster="c1",
+    )
+    assert record.id == message.id and record.name == message.name
+    assert record.func == "math.copysign" and record.hook == "builtins.print"
+    assert record.time_taken() == pytest.approx(1.5)
+    assert CODEC.decode_result(CODEC.encode(record)) == record
+
+
+def test_failure_without_message() -> None:
+    record = TaskResult.failure_without_message("ab" * 16, "bad payload")
+    assert not record.success and record.result == "bad payload"
+    assert record.name == humanize("ab" * 16)
