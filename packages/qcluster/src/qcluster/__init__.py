@@ -1,1 +1,29 @@
-"""qcluster."""
+"""qcluster: Q's supervised multiprocess cluster, usable without Django."""
+
+from qcluster.config import START_METHODS, ClusterConfig, default_start_method
+from qcluster.errors import ClusterError, NotRunning
+from qcluster.execution import (
+    call_hook,
+    default_hook_runner,
+    execute,
+    format_error,
+    run_inline,
+    should_save,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "START_METHODS",
+    "ClusterConfig",
+    "ClusterError",
+    "NotRunning",
+    "__version__",
+    "call_hook",
+    "default_hook_runner",
+    "default_start_method",
+    "execute",
+    "format_error",
+    "run_inline",
+    "should_save",
+]

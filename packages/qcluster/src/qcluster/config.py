@@ -1,0 +1,218 @@
+"""The cluster's settings: one frozen dataclass, validated when it is built.
+
+The CLI, ``Q_*`` environment variables and Django's ``Q_CLUSTER`` all map onto
+:class:`ClusterConfig`; nothing here is read at import time.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields, replace
+from typing import Any
+
+from qcore import ConfigError
+
+__all__ = ["START_METHODS", "ClusterConfig", "default_start_method"]
+
+START_METHODS = ("fork", "forkserver", "spawn")
+LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
+
+
+def default_start_method() -> str:
+    """``forkserver`` where the platform has it, else ``spawn``.
+
+    Not ``fork``: the sentinel runs a heartbeat thread, and forking a process that has
+    threads can copy a lock held by that thread into the child (Python 3.12+ warns).
+    """
+    methods = multiprocessing.get_all_start_methods()
+    return "forkserver" if "forkserver" in methods else "spawn"
+
+
+def _default_workers() -> int:
+    return os.cpu_count() or 1
+
+
+@dataclass(frozen=True, slots=True)
+class ClusterConfig:
+    """Everything a cluster needs to know besides its transport, store and hooks.
+
+    Times are in seconds. Build it with keywords, :meth:`from_mapping` or :meth:`from_env`;
+    a bad value raises :class:`qcore.ConfigError` naming the setting.
+    """
+
+    name: str = "default"
+    """Shown in status, logs and consumer ids."""
+    queue: str = "default"
+    """The queue the CLI builds its transport for (a transport passed in carries its own)."""
+    workers: int = field(default_factory=_default_workers)
+    """Worker processes (default: the number of CPUs)."""
+    timeout: float | None = None
+    """Seconds a task may run before its worker is killed and a timed-out Failure is saved."""
+    retry: float = 60.0
+    """Seconds without a heartbeat before another cluster takes back this cluster's tasks."""
+    max_attempts: int = 5
+    """Deliveries before a task whose worker keeps dying is dead-lettered (transport default)."""
+    recycle: int | None = None
+    """Replace a worker after it ran this many tasks (None: never)."""
+    max_rss: int | None = None
+    """Replace a worker once its resident memory exceeds this many KiB (None: never)."""
+    prefetch: int = 32
+    """Most tasks a worker takes from the queue in one fetch."""
+    save: bool = True
+    """Whether successes are saved (a task's own ``save`` option wins; failures always are)."""
+    guard_cycle: float = 0.5
+    """Longest the sentinel sleeps between checks when nothing happens."""
+    heartbeat: float = 5.0
+    """Seconds between heartbeats; the heartbeat's time-to-live is ``retry``."""
+    grace: float = 10.0
+    """Seconds running tasks get to finish on a graceful stop before their workers are killed."""
+    hook_timeout: float = 30.0
+    """Seconds a worker may spend in one hook before the sentinel kills it."""
+    status_interval: float = 3.0
+    """Seconds between status publications."""
+    start_method: str = field(default_factory=default_start_method)
+    """``fork``, ``forkserver`` or ``spawn``."""
+    log_json: bool = False
+    log_level: str = "info"
+    log_args: bool = False
+    """Whether task args and results may appear in logs (off: they can hold personal data)."""
+
+    def __post_init__(self) -> None:
+        _check_text("name", self.name)
+        _check_text("queue", self.queue)
+        _check_int("workers", self.workers, minimum=1)
+        _check_int("max_attempts", self.max_attempts, minimum=1)
+        _check_int("prefetch", self.prefetch, minimum=1)
+        if self.recycle is not None:
+            _check_int("recycle", self.recycle, minimum=1)
+        if self.max_rss is not None:
+            _check_int("max_rss", self.max_rss, minimum=1)
+        if self.timeout is not None:
+            _check_seconds("timeout", self.timeout)
+        for name in ("retry", "guard_cycle", "heartbeat", "grace", "hook_timeout"):
+            _check_seconds(name, getattr(self, name))
+        _check_seconds("status_interval", self.status_interval)
+        for name in ("save", "log_json", "log_args"):
+            if not isinstance(getattr(self, name), bool):
+                raise ConfigError(f"{name} must be True or False, not {getattr(self, name)!r}")
+        if self.timeout is not None and not self.retry > self.timeout:
+            raise ConfigError(
+                f"retry ({_num(self.retry)}) must be greater than timeout "
+                f"({_num(self.timeout)}): tasks would run twice"
+            )
+        if self.heartbeat * 2 > self.retry:
+            raise ConfigError(
+                f"heartbeat ({_num(self.heartbeat)}) must be at most half of retry "
+                f"({_num(self.retry)}): one late heartbeat would let another cluster take "
+                "tasks that are still running"
+            )
+        if self.start_method not in START_METHODS:
+            raise ConfigError(
+                f"start_method must be one of {', '.join(START_METHODS)}, not {self.start_method!r}"
+            )
+        if self.start_method not in multiprocessing.get_all_start_methods():
+            raise ConfigError(f"start_method {self.start_method!r} is not available here")
+        if not isinstance(self.log_level, str) or self.log_level.lower() not in LOG_LEVELS:
+            raise ConfigError(
+                f"log_level must be one of {', '.join(LOG_LEVELS)}, not {self.log_level!r}"
+            )
+
+    @classmethod
+    def field_names(cls) -> frozenset[str]:
+        """Every setting's name."""
+        return frozenset(f.name for f in fields(cls))
+
+    @classmethod
+    def from_mapping(cls, values: Mapping[str, Any]) -> ClusterConfig:
+        """Build a config from a dict; unknown keys raise ConfigError naming them."""
+        known = cls.field_names()
+        unknown = sorted(str(k) for k in values if k not in known)
+        if unknown:
+            raise ConfigError(
+                f"unknown cluster setting(s) {', '.join(unknown)}; "
+                f"known settings are {', '.join(sorted(known))}"
+            )
+        return cls(**dict(values))
+
+    @classmethod
+    def from_env(
+        cls, environ: Mapping[str, str] | None = None, *, prefix: str = "Q_", **overrides: Any
+    ) -> ClusterConfig:
+        """Build a config from ``Q_WORKERS=4``-style variables, then apply ``overrides``.
+
+        Only variables named after a setting are read (``Q_SECRET_KEY`` and friends are not
+        settings and are left alone). ``Q_TIMEOUT=none`` means no timeout.
+        """
+        env = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            raw = env.get(prefix + f.name.upper())
+            if raw is not None:
+                values[f.name] = _parse(f.name, raw)
+        values.update(overrides)
+        return cls.from_mapping(values)
+
+    def with_changes(self, **changes: Any) -> ClusterConfig:
+        """A validated copy with some settings changed."""
+        unknown = sorted(set(changes) - self.field_names())
+        if unknown:
+            raise ConfigError(f"unknown cluster setting(s) {', '.join(unknown)}")
+        return replace(self, **changes)
+
+    def as_dict(self) -> dict[str, Any]:
+        """The settings as a plain dict (for status pages and logs)."""
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+def _num(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else str(value)
+
+
+def _check_text(name: str, value: object) -> None:
+    if not isinstance(value, str) or not value or value != value.strip():
+        raise ConfigError(f"{name} must be a non-empty string without surrounding spaces")
+
+
+def _check_int(name: str, value: object, *, minimum: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ConfigError(f"{name} must be an integer >= {minimum}, not {value!r}")
+
+
+def _check_seconds(name: str, value: object) -> None:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
+        raise ConfigError(f"{name} must be a positive number of seconds, not {value!r}")
+    if value != value or value == float("inf"):
+        raise ConfigError(f"{name} must be a finite number of seconds, not {value!r}")
+
+
+_OPTIONAL = {"timeout", "recycle", "max_rss"}
+_INTS = {"workers", "max_attempts", "recycle", "max_rss", "prefetch"}
+_BOOLS = {"save", "log_json", "log_args"}
+_FLOATS = {"timeout", "retry", "guard_cycle", "heartbeat", "grace", "hook_timeout"}
+_FLOATS |= {"status_interval"}
+
+
+def _parse(name: str, raw: str) -> Any:
+    text = raw.strip()
+    if name in _OPTIONAL and text.lower() in ("", "none", "null"):
+        return None
+    parser: Callable[[str], Any]
+    if name in _BOOLS:
+        lowered = text.lower()
+        if lowered in ("1", "true", "yes", "on"):
+            return True
+        if lowered in ("0", "false", "no", "off"):
+            return False
+        raise ConfigError(f"{name} must be true or false, not {raw!r}")
+    if name in _INTS:
+        parser = int
+    elif name in _FLOATS:
+        parser = float
+    else:
+        return text
+    try:
+        return parser(text)
+    except ValueError:
+        raise ConfigError(f"{name} must be a number, not {raw!r}") from None

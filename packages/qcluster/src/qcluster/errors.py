@@ -1,0 +1,15 @@
+"""qcluster's errors, rooted in :class:`qcore.QError`."""
+
+from __future__ import annotations
+
+from qcore import ConfigError, QError
+
+__all__ = ["ClusterError", "ConfigError", "NotRunning"]
+
+
+class ClusterError(QError):
+    """The cluster could not do what was asked (start, stop, supervise)."""
+
+
+class NotRunning(ClusterError):
+    """An operation needs a running cluster and there is none."""
