@@ -148,3 +148,36 @@ def test_failure_without_message() -> None:
     record = TaskResult.failure_without_message("ab" * 16, "bad payload")
     assert not record.success and record.result == "bad payload"
     assert record.name == humanize("ab" * 16)
+
+
+def test_fast_constructors_build_equal_frozen_objects() -> None:
+    message = TaskMessage.new("a.b", (1,), {"k": 2}, options=TaskOptions(timeout=3.0))
+    same = TaskMessage(
+        message.id,
+        message.name,
+        "a.b",
+        (1,),
+        {"k": 2},
+        None,
+        None,
+        TaskOptions(timeout=3.0),
+        message.started,
+    )
+    assert message == same and hash(message.id)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        message.func = "x"  # type: ignore[misc]
+    record = TaskResult.from_message(message, result=1, success=True)
+    assert TaskResult.from_wire(record.to_wire()) == record
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        record.result = 2  # type: ignore[misc]
+
+
+def test_unknown_wire_versions_are_refused() -> None:
+    from qcore import UndecodablePayload
+
+    wire = list(TaskMessage.new("a.b").to_wire())
+    wire[0] = 99
+    with pytest.raises(UndecodablePayload, match="version 99"):
+        TaskMessage.from_wire(tuple(wire))
+    with pytest.raises(UndecodablePayload):
+        TaskMessage.from_wire("nonsense")

@@ -71,3 +71,18 @@ def test_dotted_path() -> None:
     assert dotted_path(math.copysign) == "math.copysign"
     assert dotted_path("a.b") == "a.b"
     assert dotted_path(Holder.method).endswith("Holder.method")
+
+
+@given(st.binary(min_size=16, max_size=16))
+def test_name_words_are_the_xor_of_each_run_of_four_bytes(raw: bytes) -> None:
+    expected = []
+    for start in range(0, 16, 4):
+        folded = 0
+        for byte in raw[start : start + 4]:
+            folded ^= byte
+        expected.append(WORDS[folded])
+    assert humanize(raw.hex()) == "-".join(expected)
+
+
+def test_known_name() -> None:
+    assert humanize("00000000000000000000000000000001") == "acorn-acorn-acorn-acre"

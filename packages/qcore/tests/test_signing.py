@@ -202,3 +202,14 @@ def test_derived_keys_differ_by_purpose_and_secret() -> None:
     b = Signer.from_secret("django-secret-key-value-123456", purpose="results")
     c = Signer.from_secret("another-secret-key-value-123456")
     assert len({a.key_ids[0], b.key_ids[0], c.key_ids[0]}) == 3
+
+
+@settings(max_examples=100, deadline=None)
+@given(key=st.binary(min_size=16, max_size=200), message=st.binary(max_size=2000))
+def test_precomputed_hmac_equals_the_standard_library(key: bytes, message: bytes) -> None:
+    import hmac
+
+    from qcore.signing import _Hmac
+
+    assert _Hmac(key).digest(message) == hmac.digest(key, message, "sha256")
+    assert _Hmac(key).digest(memoryview(message)) == hmac.digest(key, message, "sha256")

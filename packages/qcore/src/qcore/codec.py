@@ -7,7 +7,7 @@ from typing import Any
 from qcore.errors import PayloadTooLarge, UndecodablePayload
 from qcore.message import TaskMessage, TaskResult
 from qcore.serialization import deflate, dumps, inflate, loads
-from qcore.signing import FLAG_COMPRESSED, OVERHEAD, Signer
+from qcore.signing import FLAG_COMPRESSED, FLAG_MESSAGE, FLAG_RESULT, KNOWN_FLAGS, OVERHEAD, Signer
 
 __all__ = ["DEFAULT_COMPRESS_THRESHOLD", "DEFAULT_MAX_SIZE", "Codec"]
 
@@ -41,6 +41,12 @@ class Codec:
 
     def encode(self, obj: Any) -> bytes:
         """Pickle, compress if large, sign. Raises PayloadTooLarge or SerializationError."""
+        flags = 0
+        kind = type(obj)
+        if kind is TaskMessage:
+            obj, flags = obj.to_wire(), FLAG_MESSAGE
+        elif kind is TaskResult:
+            obj, flags = obj.to_wire(), FLAG_RESULT
         body = dumps(obj)
         if len(body) + OVERHEAD > self.max_size:
             raise PayloadTooLarge(
@@ -48,21 +54,25 @@ class Codec:
                 f"{self.max_size} bytes; pass large data by reference (a path, a key, a "
                 "database id) instead of by value"
             )
-        flags = 0
         if self.compress_threshold is not None and len(body) >= self.compress_threshold:
             packed = deflate(body)
             if len(packed) < len(body):
-                body, flags = packed, FLAG_COMPRESSED
+                body, flags = packed, flags | FLAG_COMPRESSED
         return self.signer.sign(body, flags)
 
     def decode(self, data: bytes) -> Any:
         """Verify and unpickle; raises a PayloadError subclass for anything not ours."""
         flags, body = self.signer.verify(data, max_size=self.max_size)
-        if flags & ~FLAG_COMPRESSED:
+        if flags & ~KNOWN_FLAGS:
             raise UndecodablePayload(f"the payload has unknown flags {flags:#04x}")
         if flags & FLAG_COMPRESSED:
             body = inflate(body, max_size=self.max_size)
-        return loads(body)
+        obj = loads(body)
+        if flags & FLAG_MESSAGE:
+            return TaskMessage.from_wire(obj)
+        if flags & FLAG_RESULT:
+            return TaskResult.from_wire(obj)
+        return obj
 
     def encode_message(self, message: TaskMessage) -> bytes:
         """Sign a task message."""
@@ -71,14 +81,14 @@ class Codec:
     def decode_message(self, data: bytes) -> TaskMessage:
         """Verify and load a task message; anything else in a valid envelope is rejected."""
         obj = self.decode(data)
-        if not isinstance(obj, TaskMessage):
+        if type(obj) is not TaskMessage:
             raise UndecodablePayload(f"expected a TaskMessage, found a {type(obj).__name__}")
         return obj
 
     def decode_result(self, data: bytes) -> TaskResult:
         """Verify and load a result record."""
         obj = self.decode(data)
-        if not isinstance(obj, TaskResult):
+        if type(obj) is not TaskResult:
             raise UndecodablePayload(f"expected a TaskResult, found a {type(obj).__name__}")
         return obj
 

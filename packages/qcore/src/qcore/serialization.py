@@ -20,8 +20,25 @@ __all__ = ["PROTOCOL", "deflate", "dumps", "inflate", "loads"]
 PROTOCOL = pickle.HIGHEST_PROTOCOL
 
 
+_MAIN = b"__main__"
+
+
 def dumps(obj: Any) -> bytes:
-    """Pickle ``obj``; raise :class:`SerializationError` naming what could not be pickled."""
+    """Pickle ``obj``; raise :class:`SerializationError` naming what could not be pickled.
+
+    The C pickler is tried first: it is several times faster and, for anything importable,
+    writes what cloudpickle would (a reference). cloudpickle takes over when the C pickler
+    refuses (lambdas, closures, local functions) or when the pickle refers to ``__main__``,
+    which names a different module in the worker, so such objects must go by value.
+    """
+    if not cloudpickle.list_registry_pickle_by_value():
+        try:
+            data = pickle.dumps(obj, PROTOCOL)
+        except Exception:  # noqa: S110 - any refusal means "let cloudpickle try"
+            pass
+        else:
+            if _MAIN not in data:
+                return data
     try:
         return cast(bytes, cloudpickle.dumps(obj, protocol=PROTOCOL))
     except Exception as exc:
