@@ -61,8 +61,8 @@ def humanize(task_id: str) -> str:
         value = int(task_id, 16)
         value ^= value >> 16
         value ^= value >> 8
-        folded = value.to_bytes(16, "big")
-        return f"{WORDS[folded[3]]}-{WORDS[folded[7]]}-{WORDS[folded[11]]}-{WORDS[folded[15]]}"
+        low = value.to_bytes(16, "big")
+        return f"{WORDS[low[3]]}-{WORDS[low[7]]}-{WORDS[low[11]]}-{WORDS[low[15]]}"
     raw = bytes.fromhex(task_id)
     if not raw:
         raise ValueError("cannot humanize an empty id")
