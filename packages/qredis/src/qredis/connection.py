@@ -1,0 +1,282 @@
+"""Connection economy: one shared pool per process and per set of parameters.
+
+A broker, store or board is built from a URL, redis-py keyword arguments, a client or a pool.
+It keeps a :class:`ConnectionSpec` -- plain, picklable parameters -- and opens its client lazily
+from the process-wide registry, so every object built from the same parameters in one process
+shares one pool, and an object pickled into a child process (fork, forkserver or spawn) opens
+its own pool there instead of reusing the parent's sockets.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import threading
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import redis
+from redis.backoff import ExponentialBackoff
+from redis.retry import Retry
+
+from qcore import mask_url
+from qredis.errors import BrokerConnectionError, BrokerError, BrokerOutOfMemory
+
+__all__ = [
+    "DEFAULT_URL",
+    "ConnectionSpec",
+    "Connector",
+    "default_options",
+    "redis_errors",
+    "reset_pools",
+    "shared_pool_count",
+]
+
+DEFAULT_URL = "redis://127.0.0.1:6379/0"
+URL_ENV = "Q_REDIS_URL"
+
+# What a pool we open gets unless the caller says otherwise. The retry rides out a dropped
+# connection or a Redis restart of a few seconds (about 10 s of backoff in all); the health
+# check notices a connection that died while idle in the pool before a command is lost on it.
+_RETRIES = 10
+
+
+def default_options() -> dict[str, Any]:
+    """Fresh defaults (a new Retry object each time: Retry objects are not shared)."""
+    return {
+        "retry": Retry(ExponentialBackoff(cap=2.0, base=0.05), _RETRIES),
+        "retry_on_error": [redis.ConnectionError, redis.TimeoutError],
+        "health_check_interval": 15,
+        "socket_timeout": 10.0,
+        "socket_connect_timeout": 5.0,
+        "socket_keepalive": True,
+    }
+
+
+_lock = threading.Lock()
+# key -> [pool, number of users]; a pool is disconnected when its last user closes.
+_pools: dict[bytes, list[Any]] = {}
+_pools_pid = os.getpid()
+
+
+def reset_pools() -> None:
+    """Forget every shared pool of this process (their connections close when collected)."""
+    global _pools_pid
+    with _lock:
+        _pools.clear()
+        _pools_pid = os.getpid()
+
+
+def _check_fork() -> None:
+    global _pools_pid
+    if _pools_pid != os.getpid():
+        # A forked child must not talk over its parent's sockets.
+        _pools.clear()
+        _pools_pid = os.getpid()
+
+
+def _acquire_pool(key: bytes, make: Any) -> redis.ConnectionPool:
+    with _lock:
+        _check_fork()
+        entry = _pools.get(key)
+        if entry is None:
+            entry = _pools[key] = [make(), 0]
+        entry[1] += 1
+        return entry[0]  # type: ignore[no-any-return]
+
+
+def _release_pool(key: bytes, pool: redis.ConnectionPool) -> None:
+    with _lock:
+        _check_fork()
+        entry = _pools.get(key)
+        if entry is None or entry[0] is not pool:
+            return
+        entry[1] -= 1
+        if entry[1] <= 0:
+            del _pools[key]
+            pool.disconnect()
+
+
+def shared_pool_count() -> int:
+    """How many shared pools this process holds (for tests of the connection economy)."""
+    with _lock:
+        _check_fork()
+        return len(_pools)
+
+
+@dataclass(frozen=True)
+class ConnectionSpec:
+    """Picklable parameters of a Redis connection: a URL plus keyword arguments, or the
+    connection class and keyword arguments of a pool the caller passed in."""
+
+    url: str | None = None
+    kwargs: Mapping[str, Any] = field(default_factory=dict)
+    connection_class: type[redis.Connection] | None = None
+
+    @classmethod
+    def build(
+        cls,
+        url: str | None = None,
+        *,
+        connection: redis.Redis | None = None,
+        pool: redis.ConnectionPool | None = None,
+        redis_kwargs: Mapping[str, Any] | None = None,
+    ) -> ConnectionSpec:
+        given = [x for x in (url, connection, pool) if x is not None]
+        if len(given) > 1:
+            raise ValueError("pass at most one of url=, connection= and pool=")
+        if connection is not None and not isinstance(connection, redis.Redis):
+            raise TypeError(
+                f"connection must be a redis.Redis client, not {type(connection).__name__}"
+            )
+        if pool is not None and not isinstance(pool, redis.ConnectionPool):
+            raise TypeError(f"pool must be a redis.ConnectionPool, not {type(pool).__name__}")
+        kwargs = dict(redis_kwargs or {})
+        if connection is not None or pool is not None:
+            if kwargs:
+                raise ValueError("redis keyword arguments cannot be combined with a client/pool")
+            source = pool if pool is not None else connection.connection_pool  # type: ignore[union-attr]
+            return cls(
+                kwargs=dict(source.connection_kwargs),
+                connection_class=source.connection_class,
+            )
+        if url is None and not kwargs:
+            url = os.environ.get(URL_ENV) or DEFAULT_URL
+        if url is not None and not isinstance(url, str):
+            raise TypeError(f"url must be a string such as redis://host:6379/0, not {url!r}")
+        return cls(url=url, kwargs=kwargs)
+
+    @property
+    def display(self) -> str:
+        """Where this spec points, with any password masked."""
+        if self.url is not None:
+            return mask_url(self.url)
+        kw = self.kwargs
+        if "unix_socket_path" in kw or "path" in kw:
+            return f"unix://{kw.get('unix_socket_path') or kw.get('path')}"
+        cls = self.connection_class
+        scheme = (
+            "rediss" if (cls is not None and "SSL" in cls.__name__) or kw.get("ssl") else "redis"
+        )
+        return f"{scheme}://{kw.get('host', 'localhost')}:{kw.get('port', 6379)}/{kw.get('db', 0)}"
+
+    def _options(self) -> dict[str, Any]:
+        options = default_options()
+        options.update(self.kwargs)
+        # Q's scripts return payloads as bytes: a decoding client would corrupt them.
+        options["decode_responses"] = False
+        return options
+
+    def _make_pool(self) -> redis.ConnectionPool:
+        options = self._options()
+        if self.url is not None:
+            return redis.ConnectionPool.from_url(self.url, **options)
+        if self.connection_class is not None:
+            options.pop("retry_on_error", None)
+            return redis.ConnectionPool(connection_class=self.connection_class, **options)
+        return redis.Redis(**options).connection_pool
+
+    def _key(self) -> bytes:
+        try:
+            return pickle.dumps((self.url, sorted(self.kwargs.items()), self.connection_class))
+        except Exception:
+            # Unpicklable parameters (a credential provider, say): share by identity only.
+            return repr(id(self)).encode()
+
+
+class Connector:
+    """The Redis client of one broker, store or board, opened lazily and reopened after fork.
+
+    A client or pool the caller passed is used as it is in this process (unless it decodes
+    responses, which would corrupt payloads); pickling keeps only the :class:`ConnectionSpec`.
+    """
+
+    __slots__ = ("_client", "_given", "_key", "_pid", "_pool", "spec")
+
+    def __init__(
+        self,
+        url: str | None = None,
+        *,
+        connection: redis.Redis | None = None,
+        pool: redis.ConnectionPool | None = None,
+        redis_kwargs: Mapping[str, Any] | None = None,
+    ) -> None:
+        self.spec = ConnectionSpec.build(
+            url, connection=connection, pool=pool, redis_kwargs=redis_kwargs
+        )
+        given: redis.Redis | None = None
+        if connection is not None:
+            given = connection
+        elif pool is not None:
+            given = redis.Redis(connection_pool=pool)
+        if given is not None and given.connection_pool.connection_kwargs.get("decode_responses"):
+            given = None
+        self._given = given
+        self._pid = os.getpid()
+        self._client: redis.Redis | None = None
+        self._pool: redis.ConnectionPool | None = None
+        self._key = b""
+
+    @property
+    def display(self) -> str:
+        return self.spec.display
+
+    @property
+    def client(self) -> redis.Redis:
+        """The client to use in this process."""
+        client = self._client
+        if client is not None and self._pid == os.getpid():
+            return client
+        return self._open()
+
+    def _open(self) -> redis.Redis:
+        if self._pid != os.getpid():
+            # Inherited through fork: never touch the parent's client or pool.
+            self._given = None
+            self._pool = None
+            self._pid = os.getpid()
+        if self._given is not None:
+            self._client = self._given
+        else:
+            self._key = self.spec._key()
+            self._pool = _acquire_pool(self._key, self.spec._make_pool)
+            self._client = redis.Redis(connection_pool=self._pool)
+        return self._client
+
+    def close(self) -> None:
+        """Give back the shared pool (disconnected when its last user closes)."""
+        if self._pool is not None and self._pid == os.getpid():
+            _release_pool(self._key, self._pool)
+        self._pool = None
+        self._client = None
+
+    def __getstate__(self) -> ConnectionSpec:
+        return self.spec
+
+    def __setstate__(self, spec: ConnectionSpec) -> None:
+        self.spec = spec
+        self._given = None
+        self._client = None
+        self._pool = None
+        self._key = b""
+        self._pid = os.getpid()
+
+
+@contextmanager
+def redis_errors(where: str) -> Iterator[None]:
+    """Turn redis-py's errors into Q's, naming the (masked) server."""
+    try:
+        yield
+    except (redis.ConnectionError, redis.TimeoutError) as exc:
+        raise BrokerConnectionError(
+            f"cannot reach Redis at {where}: {exc} (redis-py retried before giving up)"
+        ) from exc
+    except redis.exceptions.OutOfMemoryError as exc:
+        raise BrokerOutOfMemory(
+            f"Redis at {where} is out of memory (maxmemory reached) and refused the write; "
+            f"nothing was written: {exc}"
+        ) from exc
+    except redis.RedisError as exc:
+        raise BrokerError(f"Redis at {where} failed: {type(exc).__name__}: {exc}") from exc

@@ -1,0 +1,112 @@
+"""Every Redis key and channel name Q uses, built in one place.
+
+All keys of one queue share the hash tag ``{q:<queue>}``, all keys of one result namespace
+``{r:<namespace>}``, all keys of one status board ``{s:<namespace>}``: each group lives in one
+Redis Cluster slot, so the Lua scripts that touch several keys of a group also run on a cluster.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ["QueueKeys", "ResultKeys", "StatusKeys", "check_name"]
+
+
+def check_name(kind: str, name: str) -> str:
+    """Refuse names that would break the key layout (hash tags are delimited by braces)."""
+    if not isinstance(name, str) or not name:
+        raise ValueError(f"a {kind} name must be a non-empty string, not {name!r}")
+    if any(c in name for c in "{}") or any(c.isspace() for c in name):
+        raise ValueError(f"a {kind} name may not contain braces or whitespace: {name!r}")
+    return name
+
+
+@dataclass(frozen=True, slots=True)
+class QueueKeys:
+    """The keys of one queue.
+
+    ``queue`` (list of ids: pushed on the left, taken from the right, so the right end is the
+    head), ``msg`` (hash id -> signed payload), ``inflight:<consumer>`` (list of ids held by a
+    consumer), ``consumers`` (zset consumer -> heartbeat deadline, ms), ``attempts`` /
+    ``tokens`` / ``maxatt`` (hashes id -> deliveries so far / current fencing token / per-task
+    attempt limit), ``seq`` (fencing-token counter), ``delayed`` (zset id -> due time, ms),
+    ``dead`` (zset id -> time of death, ms) with ``deadinfo`` (hash id -> JSON reason and
+    attempts), ``reaper`` (the reaper's lock).
+    """
+
+    name: str
+    prefix: str
+    queue: str
+    msg: str
+    consumers: str
+    attempts: str
+    tokens: str
+    maxatt: str
+    seq: str
+    delayed: str
+    dead: str
+    deadinfo: str
+    reaper: str
+
+    @classmethod
+    def for_queue(cls, name: str) -> QueueKeys:
+        check_name("queue", name)
+        p = f"{{q:{name}}}"
+        return cls(
+            name=name,
+            prefix=p,
+            queue=f"{p}:queue",
+            msg=f"{p}:msg",
+            consumers=f"{p}:consumers",
+            attempts=f"{p}:attempts",
+            tokens=f"{p}:tokens",
+            maxatt=f"{p}:maxatt",
+            seq=f"{p}:seq",
+            delayed=f"{p}:delayed",
+            dead=f"{p}:dead",
+            deadinfo=f"{p}:deadinfo",
+            reaper=f"{p}:reaper",
+        )
+
+    def inflight(self, consumer: str) -> str:
+        """The in-flight list of one consumer."""
+        return f"{self.prefix}:inflight:{consumer}"
+
+
+@dataclass(frozen=True, slots=True)
+class ResultKeys:
+    """The keys of one result namespace: a record per id, a name -> id index, a channel."""
+
+    namespace: str
+    prefix: str
+    channel: str
+
+    @classmethod
+    def for_namespace(cls, namespace: str) -> ResultKeys:
+        check_name("result namespace", namespace)
+        p = f"{{r:{namespace}}}"
+        return cls(namespace=namespace, prefix=p, channel=f"{p}:done")
+
+    def record(self, task_id: str) -> str:
+        return f"{self.prefix}:id:{task_id}"
+
+    def name(self, name: str) -> str:
+        return f"{self.prefix}:name:{name}"
+
+
+@dataclass(frozen=True, slots=True)
+class StatusKeys:
+    """The keys of one status board: a value per cluster and a zset registry scored by expiry."""
+
+    namespace: str
+    prefix: str
+    registry: str
+
+    @classmethod
+    def for_namespace(cls, namespace: str) -> StatusKeys:
+        check_name("status namespace", namespace)
+        p = f"{{s:{namespace}}}"
+        return cls(namespace=namespace, prefix=p, registry=f"{p}:clusters")
+
+    def cluster(self, cluster_id: str) -> str:
+        return f"{self.prefix}:cluster:{cluster_id}"

@@ -1,0 +1,39 @@
+#!lua flags=allow-oom
+-- dead_admin.lua: requeue or purge dead letters.
+--
+-- KEYS[1] dead      zset id -> time of death (ms)
+-- KEYS[2] deadinfo  hash id -> JSON {reason, attempts}
+-- KEYS[3] msg       hash id -> payload
+-- KEYS[4] attempts  hash id -> deliveries so far
+-- KEYS[5] maxatt    hash id -> per-task attempt limit
+-- KEYS[6] queue     list of ready ids
+-- ARGV[1] "requeue" (queue again with a fresh attempt count) or "purge" (delete for good)
+-- ARGV[2] "all" to act on up to ARGV[3] dead letters, or "ids" to act on ARGV[3..]
+--
+-- Returns how many dead letters were acted on (ids that are not dead letters are ignored;
+-- a dead letter whose payload is gone is purged rather than requeued).
+local ids
+if ARGV[2] == 'all' then
+  ids = redis.call('ZRANGE', KEYS[1], 0, tonumber(ARGV[3]) - 1)
+else
+  ids = {}
+  for i = 3, #ARGV do
+    ids[#ids + 1] = ARGV[i]
+  end
+end
+local n = 0
+for i = 1, #ids do
+  local id = ids[i]
+  if redis.call('ZREM', KEYS[1], id) == 1 then
+    n = n + 1
+    redis.call('HDEL', KEYS[2], id)
+    redis.call('HDEL', KEYS[4], id)
+    if ARGV[1] == 'requeue' and redis.call('HEXISTS', KEYS[3], id) == 1 then
+      redis.call('LPUSH', KEYS[6], id)
+    else
+      redis.call('HDEL', KEYS[3], id)
+      redis.call('HDEL', KEYS[5], id)
+    end
+  end
+end
+return n

@@ -1,0 +1,86 @@
+#!lua flags=allow-oom
+-- requeue.lua: return all of one consumer's in-flight tasks to the head of the queue.
+-- Used by release (a consumer stopped or died under our eyes) and by the reaper (a
+-- consumer's heartbeat expired).
+--
+-- KEYS[1] inflight   the consumer's in-flight list (newest on the left)
+-- KEYS[2] consumers  zset consumer -> heartbeat deadline (ms)
+-- KEYS[3] queue      list of ready ids (the right end is the head)
+-- KEYS[4] msg        hash id -> payload
+-- KEYS[5] attempts   hash id -> deliveries so far
+-- KEYS[6] tokens     hash id -> current fencing token
+-- KEYS[7] maxatt     hash id -> per-task attempt limit
+-- KEYS[8] dead       zset id -> time of death (ms)
+-- KEYS[9] deadinfo   hash id -> JSON {reason, attempts}
+-- KEYS[10] reaper    the reaper's lock
+-- ARGV[1] consumer name
+-- ARGV[2] "reap" or "release"
+-- ARGV[3] reap: the lock owner's value (the pass is refused if the lock is not ours)
+-- ARGV[4] the queue's default attempt limit
+-- ARGV[5] the dead-letter reason, for tasks out of attempts
+-- ARGV[6..] release: ids of tasks that had started running
+--
+-- Reap: every task keeps its attempt count; the consumer is deregistered. Refused (returns
+-- {-1, 0, 0}) if the lock is not ours; skipped ({0, 0, 0}) if the consumer heartbeated since.
+-- Release: tasks not in ARGV[6..] never ran, so their delivery is uncounted.
+-- A task that ran and reached its attempt limit is dead-lettered instead of requeued.
+-- Returns {requeued, dead_lettered, dropped (payload missing)}.
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local reap = ARGV[2] == 'reap'
+if reap then
+  if redis.call('GET', KEYS[10]) ~= ARGV[3] then
+    return {-1, 0, 0}
+  end
+  local deadline = redis.call('ZSCORE', KEYS[2], ARGV[1])
+  if deadline and tonumber(deadline) > now then
+    return {0, 0, 0}
+  end
+end
+
+local started = {}
+for i = 6, #ARGV do
+  started[ARGV[i]] = true
+end
+
+local requeued, dead, dropped = 0, 0, 0
+local ids = redis.call('LRANGE', KEYS[1], 0, -1)
+-- Newest first: pushing each on the head leaves the oldest at the very head, so the tasks
+-- run again in the order they were first taken.
+for i = 1, #ids do
+  local id = ids[i]
+  if redis.call('HEXISTS', KEYS[4], id) == 0 then
+    redis.call('HDEL', KEYS[5], id)
+    redis.call('HDEL', KEYS[6], id)
+    redis.call('HDEL', KEYS[7], id)
+    dropped = dropped + 1
+  else
+    local claimed = redis.call('HDEL', KEYS[6], id) == 1
+    local attempt = tonumber(redis.call('HGET', KEYS[5], id) or '0')
+    local ran = reap or started[id]
+    if claimed and not ran and attempt > 0 then
+      attempt = attempt - 1
+      if attempt > 0 then
+        redis.call('HSET', KEYS[5], id, attempt)
+      else
+        redis.call('HDEL', KEYS[5], id)
+      end
+    end
+    local limit = tonumber(redis.call('HGET', KEYS[7], id) or ARGV[4])
+    if ran and attempt >= limit then
+      redis.call('HDEL', KEYS[5], id)
+      redis.call('ZADD', KEYS[8], now, id)
+      local reason = ARGV[5] .. ' (attempt ' .. attempt .. ' of ' .. limit .. ')'
+      redis.call('HSET', KEYS[9], id, cjson.encode({reason = reason, attempts = attempt}))
+      dead = dead + 1
+    else
+      redis.call('RPUSH', KEYS[3], id)
+      requeued = requeued + 1
+    end
+  end
+end
+redis.call('DEL', KEYS[1])
+if reap then
+  redis.call('ZREM', KEYS[2], ARGV[1])
+end
+return {requeued, dead, dropped}

@@ -1,0 +1,149 @@
+"""RedisResultStore: task records in Redis with a TTL, a name index and notified waits."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import redis
+
+from qcore import Codec, PayloadError, TaskResult, get_logger
+from qredis.connection import Connector, redis_errors
+from qredis.keys import ResultKeys
+from qredis.notify import ResultNotifier
+from qredis.scripts import Scripts
+from qredis.secret import codec_for
+
+__all__ = ["DEFAULT_RESULT_TTL", "RedisResultStore"]
+
+DEFAULT_RESULT_TTL = 7 * 24 * 3600
+
+log = get_logger("qredis.results")
+
+
+class RedisResultStore:
+    """Implements ``qcore.ResultStore`` on Redis.
+
+    Each record is signed (``codec``; by default derived from ``$Q_SECRET_KEY``) and kept
+    ``ttl`` seconds after its last save under ``{r:<namespace>}:id:<id>``; a name index maps
+    a humanized name to the most recent id. :meth:`save_many` is one Lua call that also
+    publishes the saved ids, which is what wakes :meth:`wait`.
+    Connection parameters as for :class:`~qredis.broker.RedisBroker`.
+    """
+
+    def __init__(
+        self,
+        url: str | None = None,
+        *,
+        connection: redis.Redis | None = None,
+        pool: redis.ConnectionPool | None = None,
+        namespace: str = "default",
+        ttl: float = DEFAULT_RESULT_TTL,
+        codec: Codec | None = None,
+        **redis_kwargs: Any,
+    ) -> None:
+        if not ttl > 0:
+            raise ValueError(f"ttl must be a positive number of seconds, not {ttl!r}")
+        self._keys = ResultKeys.for_namespace(namespace)
+        self.ttl = float(ttl)
+        self.codec = codec if codec is not None else codec_for()
+        self._conn = Connector(url, connection=connection, pool=pool, redis_kwargs=redis_kwargs)
+        self._scripts: tuple[Any, Scripts] | None = None
+
+    @property
+    def namespace(self) -> str:
+        return self._keys.namespace
+
+    @property
+    def notifier(self) -> ResultNotifier:
+        """The notifier over this store's connection."""
+        return ResultNotifier._from_connector(self._conn, self._keys.namespace)
+
+    def _ready(self) -> tuple[Any, Scripts]:
+        client = self._conn.client
+        if self._scripts is None or self._scripts[0] is not client:
+            self._scripts = (client, Scripts(client))
+        return self._scripts
+
+    def save_many(self, results: Sequence[TaskResult]) -> None:
+        """Upsert records by id in one round trip; a failure never replaces a success."""
+        if not results:
+            return
+        keys: list[str] = []
+        args: list[Any] = [round(self.ttl * 1000), self._keys.channel]
+        for record in results:
+            if not isinstance(record, TaskResult):
+                raise TypeError(f"save_many takes TaskResult records, not {type(record).__name__}")
+            keys += (self._keys.record(record.id), self._keys.name(record.name))
+            args += (
+                record.id,
+                "1" if record.success else "0",
+                repr(float(record.started)),
+                self.codec.encode(record),
+            )
+        _, scripts = self._ready()
+        with redis_errors(self._conn.display):
+            scripts.save_results(keys, args)
+
+    def save(self, record: TaskResult) -> None:
+        """Upsert one record."""
+        self.save_many([record])
+
+    def get(self, task_id: str) -> TaskResult | None:
+        """The record for an id or a humanized name (the most recent for a name), or None."""
+        client, _ = self._ready()
+        with redis_errors(self._conn.display):
+            pipe = client.pipeline(transaction=False)
+            pipe.get(self._keys.record(task_id))
+            pipe.get(self._keys.name(task_id))
+            raw, indexed = pipe.execute()
+            if raw is None and indexed is not None:
+                raw = client.get(self._keys.record(indexed.split(b" ", 1)[1].decode()))
+        if raw is None:
+            return None
+        try:
+            return self.codec.decode_result(raw[1:])
+        except PayloadError as exc:
+            log.error("result.unreadable", task_id=task_id, error=str(exc))
+            raise
+
+    def wait(self, task_id: str, timeout: float | None) -> TaskResult | None:
+        """The record, waiting up to ``timeout`` seconds for it to be saved (None or negative:
+        forever). Woken by the notice :meth:`save_many` publishes, not by polling."""
+        is_name = not _looks_like_id(task_id)
+        return self.notifier.wait_for(
+            task_id, timeout, lambda: self.get(task_id), any_message=is_name
+        )
+
+    def delete(self, task_id: str) -> bool:
+        """Delete the record of one id (the name index entry expires with its TTL)."""
+        client, _ = self._ready()
+        with redis_errors(self._conn.display):
+            return bool(client.delete(self._keys.record(task_id)))
+
+    def close(self) -> None:
+        """Give back the connection pool this store opened."""
+        self._conn.close()
+        self._scripts = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {
+            "namespace": self._keys.namespace,
+            "ttl": self.ttl,
+            "codec": self.codec,
+            "conn": self._conn,
+        }
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self._keys = ResultKeys.for_namespace(state["namespace"])
+        self.ttl = state["ttl"]
+        self.codec = state["codec"]
+        self._conn = state["conn"]
+        self._scripts = None
+
+    def __repr__(self) -> str:
+        return f"RedisResultStore(namespace={self.namespace!r}, url={self._conn.display!r})"
+
+
+def _looks_like_id(value: str) -> bool:
+    return len(value) == 32 and all(c in "0123456789abcdef" for c in value)

@@ -1,0 +1,63 @@
+"""Q's Lua scripts, read from the ``.lua`` files shipped beside this module.
+
+Each file's header documents its KEYS and ARGV. Scripts are registered per client with
+redis-py's ``register_script`` (EVALSHA, reloading on NOSCRIPT after a restart or flush).
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from importlib import resources
+
+import redis
+from redis.commands.core import Script
+
+__all__ = ["SCRIPT_NAMES", "Scripts", "source"]
+
+SCRIPT_NAMES = (
+    "ack",
+    "dead_admin",
+    "dead_letter",
+    "enqueue",
+    "fetch",
+    "forget",
+    "heartbeat",
+    "requeue",
+    "retry_later",
+    "save_results",
+    "scan",
+    "status",
+    "unlock",
+)
+
+
+@cache
+def source(name: str) -> str:
+    """The text of ``lua/<name>.lua``."""
+    if name not in SCRIPT_NAMES:
+        raise KeyError(f"no Lua script named {name!r}")
+    return resources.files("qredis").joinpath("lua", f"{name}.lua").read_text("utf-8")
+
+
+class Scripts:
+    """Every script registered on one client (``Script`` objects are bound to a client)."""
+
+    __slots__ = SCRIPT_NAMES
+
+    ack: Script
+    dead_admin: Script
+    dead_letter: Script
+    enqueue: Script
+    fetch: Script
+    forget: Script
+    heartbeat: Script
+    requeue: Script
+    retry_later: Script
+    save_results: Script
+    scan: Script
+    status: Script
+    unlock: Script
+
+    def __init__(self, client: redis.Redis) -> None:
+        for name in SCRIPT_NAMES:
+            setattr(self, name, client.register_script(source(name)))

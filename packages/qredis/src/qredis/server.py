@@ -1,0 +1,42 @@
+"""Checks of a Redis server's settings that decide whether queued tasks survive."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import redis
+
+__all__ = ["check_server"]
+
+
+def check_server(client: Any, where: str) -> list[str]:
+    """Warnings (empty when all is well): persistence off, or an eviction policy that may
+    delete queued tasks. Tolerates ``CONFIG`` being disabled or renamed (a managed Redis)."""
+    warnings: list[str] = []
+    try:
+        config = client.config_get("appendonly")
+        config.update(client.config_get("maxmemory-policy"))
+    except redis.ResponseError as exc:
+        return [
+            f"cannot read the settings of Redis at {where} (CONFIG is disabled: {exc}); make "
+            "sure appendonly is yes and maxmemory-policy is noeviction"
+        ]
+    appendonly = _text(config.get(b"appendonly", config.get("appendonly")))
+    policy = _text(config.get(b"maxmemory-policy", config.get("maxmemory-policy")))
+    if appendonly != "yes":
+        warnings.append(
+            f"Redis at {where} has appendonly={appendonly}: queued tasks written since the last "
+            "snapshot are lost if Redis restarts; set appendonly yes"
+        )
+    if policy != "noeviction":
+        warnings.append(
+            f"Redis at {where} has maxmemory-policy={policy}: when memory runs out Redis may "
+            "evict queued tasks; set maxmemory-policy noeviction"
+        )
+    return warnings
+
+
+def _text(value: object) -> str:
+    if isinstance(value, bytes):
+        return value.decode()
+    return "<unknown>" if value is None else str(value)
