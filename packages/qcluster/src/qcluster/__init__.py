@@ -1,5 +1,6 @@
 """qcluster: Q's supervised multiprocess cluster, usable without Django."""
 
+from qcluster.cluster import Cluster, codec_from_env
 from qcluster.config import START_METHODS, ClusterConfig, default_start_method
 from qcluster.errors import ClusterError, NotRunning
 from qcluster.execution import (
@@ -10,16 +11,22 @@ from qcluster.execution import (
     run_inline,
     should_save,
 )
+from qcluster.states import ClusterState, ExitCode, WorkerState
 
 __version__ = "0.1.0"
 
 __all__ = [
     "START_METHODS",
+    "Cluster",
     "ClusterConfig",
     "ClusterError",
+    "ClusterState",
+    "ExitCode",
     "NotRunning",
+    "WorkerState",
     "__version__",
     "call_hook",
+    "codec_from_env",
     "default_hook_runner",
     "default_start_method",
     "execute",

@@ -1,0 +1,113 @@
+"""The sentinel's background thread: heartbeats, the reaper and status publication.
+
+Heartbeats come from this thread and not from workers' fetches, so a worker busy for an hour
+in one CPU-bound task keeps its tasks: only a dead sentinel stops the heartbeat, and then
+another cluster's reaper takes the work back after ``retry`` seconds.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from qcluster.config import ClusterConfig
+from qcore import StatusBoard, Transport, get_logger
+
+__all__ = ["Beacon"]
+
+log = get_logger("qcluster.beacon")
+
+
+class Beacon(threading.Thread):
+    """Heartbeat every ``heartbeat`` s, reap as often, publish status every ``status_interval``."""
+
+    def __init__(
+        self,
+        config: ClusterConfig,
+        cluster_id: str,
+        transport: Transport,
+        consumers: Callable[[], list[str]],
+        status: Callable[[], Mapping[str, Any]],
+        board: StatusBoard | None,
+    ) -> None:
+        super().__init__(name="q-beacon", daemon=True)
+        self.config = config
+        self.cluster_id = cluster_id
+        self.transport = transport
+        self.consumers = consumers
+        self.status = status
+        self.board = board
+        self._stop_event = threading.Event()
+        self.beats = 0
+        self.last_beat_ok = time.monotonic()
+
+    def stop(self) -> None:
+        self._stop_event.set()
+        if self.is_alive() and threading.current_thread() is not self:
+            self.join(timeout=10)
+
+    def run(self) -> None:
+        config = self.config
+        now = time.monotonic()
+        next_beat = next_reap = now
+        next_status = now + min(0.5, config.status_interval)
+        while True:
+            now = time.monotonic()
+            if now >= next_beat:
+                self.beat()
+                next_beat = now + config.heartbeat
+            if now >= next_reap:
+                self._reap()
+                next_reap = now + config.heartbeat
+            if self.board is not None and now >= next_status:
+                self.publish()
+                next_status = now + config.status_interval
+            wake = min(next_beat, next_reap)
+            if self.board is not None:
+                wake = min(wake, next_status)
+            if self._stop_event.wait(max(0.0, wake - time.monotonic())):
+                return
+
+    def beat(self) -> None:
+        """One heartbeat for every live consumer of this cluster."""
+        try:
+            self.transport.heartbeat(self.consumers(), ttl=self.config.retry)
+        except Exception as exc:
+            silent = time.monotonic() - self.last_beat_ok
+            log.error(
+                "cluster.heartbeat_failed",
+                cluster_id=self.cluster_id,
+                error=str(exc),
+                silent_for=round(silent, 1),
+                detail="after retry seconds without a heartbeat, other clusters take our tasks",
+            )
+            return
+        self.beats += 1
+        self.last_beat_ok = time.monotonic()
+
+    def _reap(self) -> None:
+        try:
+            reaped = self.transport.reap()
+        except Exception as exc:
+            log.error("cluster.reap_failed", cluster_id=self.cluster_id, error=str(exc))
+            return
+        if reaped.consumers or reaped.requeued or reaped.dead_lettered:
+            log.warning(
+                "cluster.reaped",
+                cluster_id=self.cluster_id,
+                consumers=reaped.consumers,
+                requeued=reaped.requeued,
+                dead_lettered=reaped.dead_lettered,
+            )
+
+    def publish(self) -> None:
+        """Publish the status now (also called by the sentinel on state changes)."""
+        if self.board is None:
+            return
+        try:
+            ttl = max(self.config.status_interval * 3, 10.0)
+            self.board.publish(self.cluster_id, self.status(), ttl=ttl)
+        except Exception as exc:
+            log.warning("cluster.status_failed", cluster_id=self.cluster_id, error=str(exc))

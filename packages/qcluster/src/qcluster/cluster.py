@@ -1,0 +1,231 @@
+"""``Cluster``: the public face of the sentinel and its workers.
+
+``run()`` supervises in the foreground (the ``qcluster run`` command); ``start()`` runs the
+same sentinel in a child process and returns its pid; ``stop()`` stops it gracefully. A cluster
+is a context manager: ``with Cluster(...):`` starts it and stops it.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import pickle
+import signal
+import uuid
+from collections.abc import Callable
+from multiprocessing.process import BaseProcess
+from types import TracebackType
+from typing import Any
+
+import structlog
+
+from qcluster.config import ClusterConfig
+from qcluster.errors import ClusterError
+from qcluster.sentinel import Sentinel
+from qcluster.worker import WorkerSpec
+from qcore import (
+    Codec,
+    ConfigError,
+    HookRunner,
+    ResultStore,
+    Signer,
+    StatusBoard,
+    Transport,
+    configure_logging,
+    get_logger,
+)
+
+__all__ = ["Cluster", "codec_from_env"]
+
+log = get_logger("qcluster.cluster")
+
+SECRET_ENV = "Q_SECRET_KEY"
+FALLBACKS_ENV = "Q_SECRET_KEY_FALLBACKS"
+
+
+def codec_from_env(
+    secret_env: str = SECRET_ENV, fallbacks_env: str = FALLBACKS_ENV, **codec_options: Any
+) -> Codec:
+    """A codec whose keys derive from ``$Q_SECRET_KEY`` (and comma-separated fallbacks)."""
+    secret = os.environ.get(secret_env, "")
+    if not secret:
+        raise ConfigError(
+            f"no signing secret: set {secret_env} to the secret your producers use, "
+            "or pass codec= to the cluster"
+        )
+    fallbacks = [f for f in os.environ.get(fallbacks_env, "").split(",") if f.strip()]
+    return Codec(Signer.from_secret(secret, fallbacks), **codec_options)
+
+
+class Cluster:
+    """A supervised cluster of worker processes consuming one transport.
+
+    ``transport`` and ``store`` implement :class:`qcore.Transport` and
+    :class:`qcore.ResultStore`; ``hook_runner`` calls hooks (default ``hook(record)``);
+    ``status_board`` receives the status every ``config.status_interval`` seconds;
+    ``codec`` verifies payloads (default: keys from ``$Q_SECRET_KEY``); ``worker_init`` is
+    called once in each worker process before it fetches anything (``django.setup()``, say).
+    Everything passed must be picklable: each worker rebuilds its own copy and opens its
+    own connections.
+    """
+
+    def __init__(
+        self,
+        config: ClusterConfig | None = None,
+        *,
+        transport: Transport,
+        store: ResultStore,
+        hook_runner: HookRunner | None = None,
+        status_board: StatusBoard | None = None,
+        codec: Codec | None = None,
+        worker_init: Callable[[], None] | None = None,
+    ) -> None:
+        self.config = config if config is not None else ClusterConfig()
+        if not isinstance(self.config, ClusterConfig):
+            raise ConfigError(f"config must be a ClusterConfig, not {type(config).__name__}")
+        _check_protocol("transport", transport, Transport)
+        _check_protocol("store", store, ResultStore)
+        if status_board is not None:
+            _check_protocol("status_board", status_board, StatusBoard)
+        self.transport = transport
+        self.store = store
+        self.hook_runner = hook_runner
+        self.status_board = status_board
+        self.codec = codec if codec is not None else codec_from_env()
+        self.worker_init = worker_init
+        self.cluster_id = ""
+        self._process: BaseProcess | None = None
+
+    # -- foreground -------------------------------------------------------------------------
+
+    def run(self) -> int:
+        """Supervise in this process until SIGTERM or SIGINT; returns the exit code (0).
+
+        Must be called from the main thread (it installs signal handlers).
+        """
+        spec = self._spec()
+        sentinel = Sentinel(spec, status_board=self.status_board)
+        return sentinel.run()
+
+    # -- background -------------------------------------------------------------------------
+
+    def start(self, *, wait: float | None = 60.0) -> int:
+        """Run the cluster in a child process; return its pid.
+
+        With ``wait`` (seconds), return once every worker is up, raising
+        :class:`~qcluster.errors.ClusterError` if the cluster died or did not come up in time.
+        """
+        if self.is_running:
+            raise ClusterError(f"cluster {self.cluster_id} is already running")
+        spec = self._spec()
+        ctx = multiprocessing.get_context(self.config.start_method)
+        reader, writer = ctx.Pipe(duplex=False)
+        process = ctx.Process(  # type: ignore[attr-defined]
+            target=_sentinel_main,
+            args=(spec, self.status_board, writer),
+            name=f"qcluster-sentinel-{self.config.name}",
+        )
+        process.start()
+        writer.close()
+        self._process = process
+        if wait is not None:
+            try:
+                if not reader.poll(wait):
+                    self.stop(timeout=5)
+                    raise ClusterError(f"the cluster did not start within {wait:g} s")
+                reader.recv()
+            except EOFError:
+                process.join(5)
+                raise ClusterError(
+                    f"the cluster's sentinel exited during start-up (exit code "
+                    f"{process.exitcode}); see its log"
+                ) from None
+            finally:
+                reader.close()
+        else:
+            reader.close()
+        pid: int = process.pid
+        return pid
+
+    @property
+    def pid(self) -> int | None:
+        """The sentinel's pid when started in the background."""
+        return None if self._process is None else self._process.pid
+
+    @property
+    def is_running(self) -> bool:
+        """True while a background sentinel is alive."""
+        return self._process is not None and self._process.exitcode is None
+
+    def stop(self, *, timeout: float | None = None, now: bool = False) -> int | None:
+        """Stop a background cluster gracefully (``now``: kill workers at once).
+
+        Waits up to ``timeout`` (default: the grace period plus 15 s) and kills the sentinel
+        if it is still alive then. Returns the sentinel's exit code.
+        """
+        process = self._process
+        if process is None:
+            return None
+        if process.exitcode is None and process.pid is not None:
+            try:
+                os.kill(process.pid, signal.SIGQUIT if now else signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+        process.join(timeout if timeout is not None else self.config.grace + 15)
+        if process.exitcode is None:
+            log.error("cluster.stop_timed_out", cluster_id=self.cluster_id, pid=process.pid)
+            process.kill()
+            process.join(10)
+        return process.exitcode
+
+    def __enter__(self) -> Cluster:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    # -- plumbing ---------------------------------------------------------------------------
+
+    def _spec(self) -> WorkerSpec:
+        self.cluster_id = f"{self.config.name}-{uuid.uuid4().hex[:10]}"
+        spec = WorkerSpec(
+            config=self.config,
+            cluster_id=self.cluster_id,
+            transport=self.transport,
+            store=self.store,
+            codec=self.codec,
+            hook_runner=self.hook_runner,
+            worker_init=self.worker_init,
+        )
+        for name in ("transport", "store", "codec", "hook_runner", "worker_init"):
+            try:
+                pickle.dumps(getattr(spec, name))
+            except Exception as exc:
+                raise ConfigError(
+                    f"the {name} cannot be sent to worker processes ({type(exc).__name__}: "
+                    f"{exc}); pass objects built from parameters (a URL) and module-level "
+                    "functions"
+                ) from exc
+        return spec
+
+
+def _check_protocol(name: str, obj: object, protocol: type) -> None:
+    if not isinstance(obj, protocol):
+        raise ConfigError(
+            f"{name} must implement qcore.{protocol.__name__}; "
+            f"{type(obj).__name__} is missing some of its methods"
+        )
+
+
+def _sentinel_main(spec: WorkerSpec, board: StatusBoard | None, ready: Any) -> None:
+    """The background sentinel process's entry point."""
+    if not structlog.is_configured():
+        configure_logging(json=spec.config.log_json, level=spec.config.log_level)
+    sentinel = Sentinel(spec, status_board=board, watch_parent=True, ready=ready)
+    raise SystemExit(sentinel.run())

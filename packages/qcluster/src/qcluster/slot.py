@@ -1,0 +1,202 @@
+"""A worker's slot: a small record in shared memory that only its worker writes.
+
+The sentinel reads it to know what a worker is doing (and what it was doing when it died)
+without any lock or pipe: a SIGKILLed worker can leave nothing held. A sequence counter makes
+reads consistent (a seqlock): the writer makes it odd, writes, makes it even; a reader retries
+while it is odd or changed under it. A worker killed in the middle of a write leaves it odd,
+and the reader then reports the record as torn: the worker was between tasks, so nothing it
+held had started.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import time
+from dataclasses import dataclass
+from multiprocessing.context import BaseContext
+from typing import Any
+
+from qcluster.states import WorkerState
+
+__all__ = ["Slot", "SlotRecord", "SlotView"]
+
+_ID_SIZE = 256
+_NAME_SIZE = 64
+_FUNC_SIZE = 192
+
+
+class SlotRecord(ctypes.Structure):
+    """The raw layout in shared memory."""
+
+    _fields_ = (
+        ("seq", ctypes.c_uint64),
+        ("state", ctypes.c_int32),
+        ("pid", ctypes.c_int32),
+        ("attempt", ctypes.c_int32),
+        ("max_attempts", ctypes.c_int32),
+        ("token", ctypes.c_int64),
+        ("since", ctypes.c_double),
+        ("started", ctypes.c_double),
+        ("deadline", ctypes.c_double),
+        ("timeout", ctypes.c_double),
+        ("processed", ctypes.c_uint64),
+        ("failed", ctypes.c_uint64),
+        ("task_id", ctypes.c_char * _ID_SIZE),
+        ("name", ctypes.c_char * _NAME_SIZE),
+        ("func", ctypes.c_char * _FUNC_SIZE),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class SlotView:
+    """A consistent copy of a slot, as the sentinel sees it."""
+
+    state: WorkerState
+    pid: int
+    task_id: str
+    name: str
+    func: str
+    attempt: int
+    max_attempts: int
+    token: int
+    since: float
+    """``time.monotonic()`` when the state began."""
+    started: float
+    """Wall-clock time the current task started (0 when idle)."""
+    deadline: float
+    """``time.monotonic()`` past which the running task has timed out (0: no timeout)."""
+    timeout: float
+    processed: int
+    failed: int
+    torn: bool = False
+    """The writer died mid-write: the fields may mix two records; trust only the counts."""
+
+    @property
+    def running(self) -> str | None:
+        """The id of the task being run, or None."""
+        if self.torn or self.state is not WorkerState.RUNNING or not self.task_id:
+            return None
+        return self.task_id
+
+
+class Slot:
+    """One worker's shared record. Picklable into the worker under any start method."""
+
+    __slots__ = ("_raw",)
+
+    def __init__(self, ctx: BaseContext | None = None) -> None:
+        if ctx is None:
+            from multiprocessing import sharedctypes
+
+            self._raw: Any = sharedctypes.RawValue(SlotRecord)
+        else:
+            self._raw = ctx.RawValue(SlotRecord)
+
+    def __getstate__(self) -> Any:
+        return self._raw
+
+    def __setstate__(self, state: Any) -> None:
+        self._raw = state
+
+    # -- writer side (the worker) ---------------------------------------------------------
+
+    def reset(self, pid: int) -> None:
+        """A fresh worker takes the slot: counts start from zero."""
+        r = self._raw
+        r.seq += 1
+        r.state = WorkerState.STARTING
+        r.pid = pid
+        r.attempt = r.max_attempts = 0
+        r.token = 0
+        r.since = time.monotonic()
+        r.started = r.deadline = r.timeout = 0.0
+        r.processed = r.failed = 0
+        r.task_id = r.name = r.func = b""
+        r.seq += 1
+
+    def set_state(self, state: WorkerState) -> None:
+        """Enter a state that concerns no single task (idle, saving, hook, stopping)."""
+        r = self._raw
+        r.seq += 1
+        r.state = state
+        r.since = time.monotonic()
+        r.deadline = 0.0
+        r.seq += 1
+
+    def begin(
+        self,
+        task_id: str,
+        name: str,
+        func: str,
+        *,
+        attempt: int,
+        max_attempts: int,
+        token: int,
+        timeout: float | None,
+    ) -> None:
+        """A task starts running."""
+        r = self._raw
+        now = time.monotonic()
+        r.seq += 1
+        r.state = WorkerState.RUNNING
+        r.task_id = task_id.encode()[: _ID_SIZE - 1]
+        r.name = name.encode("utf-8", "replace")[: _NAME_SIZE - 1]
+        r.func = func.encode("utf-8", "replace")[: _FUNC_SIZE - 1]
+        r.attempt = attempt
+        r.max_attempts = max_attempts
+        r.token = token
+        r.since = now
+        r.started = time.time()
+        r.timeout = timeout or 0.0
+        r.deadline = now + timeout if timeout else 0.0
+        r.seq += 1
+
+    def end(self, success: bool) -> None:
+        """The running task finished (its result waits to be saved)."""
+        r = self._raw
+        r.seq += 1
+        r.processed += 1
+        if not success:
+            r.failed += 1
+        r.state = WorkerState.SAVING
+        r.deadline = 0.0
+        r.seq += 1
+
+    # -- reader side (the sentinel) -------------------------------------------------------
+
+    def read(self, *, tries: int = 100) -> SlotView:
+        """A consistent copy; after ``tries`` failed attempts, a torn copy marked as such."""
+        raw = self._raw
+        copy = SlotRecord.from_buffer_copy(raw)
+        for _ in range(tries):
+            before = raw.seq
+            if before % 2 == 0:
+                copy = SlotRecord.from_buffer_copy(raw)
+                if copy.seq == before and raw.seq == before:
+                    return _view(copy, torn=False)
+            time.sleep(0)
+        return _view(copy, torn=True)
+
+
+def _view(r: SlotRecord, *, torn: bool) -> SlotView:
+    try:
+        state = WorkerState(r.state)
+    except ValueError:
+        state, torn = WorkerState.STARTING, True
+    return SlotView(
+        state=state,
+        pid=r.pid,
+        task_id=r.task_id.decode("ascii", "replace"),
+        name=r.name.decode("utf-8", "replace"),
+        func=r.func.decode("utf-8", "replace"),
+        attempt=r.attempt,
+        max_attempts=r.max_attempts,
+        token=r.token,
+        since=r.since,
+        started=r.started,
+        deadline=r.deadline,
+        timeout=r.timeout,
+        processed=r.processed,
+        failed=r.failed,
+        torn=torn,
+    )

@@ -1,0 +1,57 @@
+"""Task functions for the cluster's end-to-end tests (importable by worker processes)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from pathlib import Path
+
+
+def add(a: int, b: int) -> int:
+    return a + b
+
+
+def square(x: int) -> int:
+    return x * x
+
+
+def sleep_then(seconds: float, value: object = None) -> object:
+    time.sleep(seconds)
+    return value
+
+
+def touch_and_sleep(path: str, seconds: float, value: object = None) -> object:
+    """Mark the start (so a test knows the task is running), then sleep."""
+    Path(path).write_text(str(os.getpid()))
+    time.sleep(seconds)
+    return value
+
+
+def ignore_sigterm_and_sleep(seconds: float) -> str:
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    time.sleep(seconds)
+    return "done"
+
+
+def fail(message: str) -> None:
+    raise RuntimeError(message)
+
+
+def record_pid(x: int) -> tuple[int, int]:
+    return x, os.getpid()
+
+
+def mark(path: str) -> str:
+    """Leave a trace on disk: proves a task ran (used for payloads that must not run)."""
+    Path(path).write_text("ran")
+    return "ran"
+
+
+def write_hook(record: object) -> None:
+    directory = os.environ["Q_TEST_HOOK_DIR"]
+    Path(directory, getattr(record, "id", "x")).write_text(repr(getattr(record, "result", None)))
+
+
+def raising_hook(record: object) -> None:
+    raise ValueError("hook broke on purpose")
