@@ -185,6 +185,8 @@ class Sentinel:
             self.transport.heartbeat([consumer], ttl=self.config.retry)
         except Exception as exc:
             self.log.warning("cluster.heartbeat_failed", consumer=consumer, error=str(exc))
+        # The dead worker's record must not be read as the new one's (a past deadline).
+        self.slots[index].reset(0)
         process = self.ctx.Process(  # type: ignore[attr-defined]
             target=worker_main,
             args=(self.spec, self.slots[index], consumer),
