@@ -1,5 +1,204 @@
-"""qcluster command line (placeholder until the cluster lands)."""
+"""The ``qcluster`` command: ``run`` a cluster on Redis, ``info`` and ``monitor`` clusters."""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import importlib
+import os
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from qcluster.cluster import Cluster, codec_from_env
+from qcluster.config import ClusterConfig
+from qcore import ConfigError, QError, configure_logging, get_logger, mask_url
+
+__all__ = ["import_modules", "main"]
+
+log = get_logger("qcluster.cli")
+
+URL_ENV = "Q_REDIS_URL"
+DEFAULT_URL = "redis://127.0.0.1:6379/0"
 
 
-def main() -> None:
-    raise SystemExit("qcluster: not built yet")
+def import_modules(modules: Sequence[str]) -> None:
+    """Import task modules (in the sentinel, and again in each worker under spawn)."""
+    if os.getcwd() not in sys.path and "" not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    for module in modules:
+        try:
+            importlib.import_module(module)
+        except ImportError as exc:
+            raise ConfigError(f"cannot import task module {module!r}: {exc}") from exc
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="qcluster", description="Q's task cluster for plain Python, on Redis."
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def connection(p: argparse.ArgumentParser) -> None:
+        p.add_argument(
+            "--redis-url",
+            default=None,
+            help=f"Redis URL (default ${URL_ENV} or {DEFAULT_URL})",
+        )
+        p.add_argument(
+            "--status-namespace", default="default", help="where clusters publish their status"
+        )
+
+    run = sub.add_parser("run", help="run a cluster in the foreground (Ctrl+C stops it)")
+    connection(run)
+    run.add_argument("--queue", default=None, help="queue to consume (default: 'default')")
+    run.add_argument("--name", default=None, help="cluster name shown in status and logs")
+    run.add_argument("--workers", type=int, default=None, help="worker processes (default: CPUs)")
+    run.add_argument(
+        "--import",
+        dest="imports",
+        action="append",
+        default=[],
+        metavar="MODULE",
+        help="module to import before starting (repeatable)",
+    )
+    run.add_argument("--timeout", type=float, default=None, help="seconds a task may run")
+    run.add_argument("--retry", type=float, default=None, help="heartbeat time-to-live, seconds")
+    run.add_argument("--max-attempts", type=int, default=None)
+    run.add_argument("--recycle", type=int, default=None, help="replace a worker after N tasks")
+    run.add_argument("--max-rss", type=int, default=None, help="replace a worker above N KiB")
+    run.add_argument("--prefetch", type=int, default=None)
+    run.add_argument("--grace", type=float, default=None, help="seconds to finish on stop")
+    run.add_argument("--start-method", choices=("fork", "forkserver", "spawn"), default=None)
+    run.add_argument("--result-ttl", type=float, default=7 * 24 * 3600, help="seconds")
+    run.add_argument("--result-namespace", default="default", help="the result store's namespace")
+    run.add_argument(
+        "--secret-env",
+        default="Q_SECRET_KEY",
+        help="environment variable holding the signing secret (default Q_SECRET_KEY)",
+    )
+    run.add_argument("--json-logs", action="store_true", default=None, help="JSON log lines")
+    run.add_argument("--log-level", default=None)
+
+    info = sub.add_parser("info", help="print live clusters and queue sizes once")
+    connection(info)
+    info.add_argument("--queue", action="append", default=[], help="queue(s) to size")
+
+    monitor = sub.add_parser("monitor", help="a live view of clusters and queues")
+    connection(monitor)
+    monitor.add_argument("--queue", action="append", default=[], help="queue(s) to size")
+    monitor.add_argument("--interval", type=float, default=1.0, help="seconds between frames")
+    monitor.add_argument("--once", action="store_true", help="print one frame and exit")
+    return parser
+
+
+def _config(args: argparse.Namespace) -> ClusterConfig:
+    overrides: dict[str, Any] = {}
+    for option, setting in (
+        ("queue", "queue"),
+        ("name", "name"),
+        ("workers", "workers"),
+        ("timeout", "timeout"),
+        ("retry", "retry"),
+        ("max_attempts", "max_attempts"),
+        ("recycle", "recycle"),
+        ("max_rss", "max_rss"),
+        ("prefetch", "prefetch"),
+        ("grace", "grace"),
+        ("start_method", "start_method"),
+        ("json_logs", "log_json"),
+        ("log_level", "log_level"),
+    ):
+        value = getattr(args, option)
+        if value is not None:
+            overrides[setting] = value
+    return ClusterConfig.from_env(**overrides)
+
+
+def _url(args: argparse.Namespace) -> str:
+    return str(args.redis_url or os.environ.get(URL_ENV) or DEFAULT_URL)
+
+
+def _run(args: argparse.Namespace) -> int:
+    from qredis import RedisBroker, RedisResultStore, RedisStatusBoard, check_server
+
+    config = _config(args)
+    configure_logging(json=config.log_json, level=config.log_level)
+    url = _url(args)
+    import_modules(args.imports)
+    codec = codec_from_env(args.secret_env)
+    broker = RedisBroker(config.queue, url=url, max_attempts=config.max_attempts)
+    store = RedisResultStore(url, namespace=args.result_namespace, ttl=args.result_ttl, codec=codec)
+    board = RedisStatusBoard(url, namespace=args.status_namespace)
+    for warning in check_server(broker.client, mask_url(url)):
+        log.warning("redis.settings", detail=warning)
+    log.info("cluster.config", redis=mask_url(url), **config.as_dict())
+    cluster = Cluster(
+        config,
+        transport=broker,
+        store=store,
+        status_board=board,
+        codec=codec,
+        worker_init=functools.partial(import_modules, tuple(args.imports)),
+    )
+    return cluster.run()
+
+
+def _views(args: argparse.Namespace) -> tuple[Any, Any]:
+    from qredis import RedisBroker, RedisStatusBoard
+
+    url = _url(args)
+    board = RedisStatusBoard(url, namespace=args.status_namespace)
+
+    def read() -> dict[str, Any]:
+        from qcluster.monitor import snapshot
+
+        clusters = board.clusters()
+        names = list(dict.fromkeys([*args.queue, *(str(c.get("queue")) for c in clusters)]))
+        brokers = [RedisBroker(name, url=url) for name in names or ["default"]]
+        snap = snapshot(board, brokers)
+        snap["clusters"] = clusters
+        return snap
+
+    return board, read
+
+
+def _info(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from qcluster.monitor import render
+
+    _, read = _views(args)
+    Console().print(render(read(), workers=True))
+    return 0
+
+
+def _monitor(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from qcluster.monitor import live, render
+
+    _, read = _views(args)
+    if args.once:
+        Console().print(render(read()))
+        return 0
+    live(read, interval=args.interval)
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Entry point of the ``qcluster`` console script."""
+    args = _parser().parse_args(argv)
+    handlers = {"run": _run, "info": _info, "monitor": _monitor}
+    try:
+        code = handlers[args.command](args)
+    except QError as exc:
+        print(f"qcluster: {exc}", file=sys.stderr)
+        code = 2
+    except KeyboardInterrupt:
+        code = 130
+    raise SystemExit(code)
+
+
+if __name__ == "__main__":
+    main()

@@ -147,6 +147,8 @@ class _Worker:
         except Exception as exc:
             self.log.error("worker.init_failed", error=format_error(exc))
             return ExitCode.INIT_FAILED
+        # Bound again now that logging is configured (a bound logger keeps its config).
+        self.log = log.bind(consumer=self.consumer)
         self.log.info("worker.started", pid=os.getpid())
         try:
             code = self._loop()

@@ -1,0 +1,152 @@
+"""Rendering cluster status for people: ``qcluster info`` and ``qcluster monitor``.
+
+Reads only what clusters publish on a :class:`qcore.StatusBoard` and the sizes a
+:class:`qcore.Transport` reports, so qdjango's ``qinfo``/``qmonitor`` can reuse it.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any
+
+from rich.console import Console, Group, RenderableType
+from rich.live import Live
+from rich.table import Table
+from rich.text import Text
+
+from qcore import StatusBoard, Transport
+
+__all__ = ["Snapshot", "live", "render", "snapshot"]
+
+Snapshot = dict[str, Any]
+
+
+def _size(read: Callable[[], int]) -> int | None:
+    try:
+        return int(read())
+    except Exception:
+        return None
+
+
+def snapshot(board: StatusBoard, transports: Iterable[Transport]) -> Snapshot:
+    """What the views show: live clusters and the sizes of each queue."""
+    queues = []
+    for transport in transports:
+        queues.append(
+            {
+                "queue": transport.queue,
+                "queued": _size(transport.queue_size),
+                "in_flight": _size(transport.inflight_size),
+                "delayed": _size(transport.delayed_size),
+                "dead": _size(transport.dead_size),
+            }
+        )
+    return {"clusters": board.clusters(), "queues": queues, "at": time.time()}
+
+
+def _num(value: Any) -> str:
+    return "?" if value is None else f"{value:,}" if isinstance(value, int) else str(value)
+
+
+def _duration(seconds: Any) -> str:
+    if not isinstance(seconds, int | float):
+        return "-"
+    seconds = int(seconds)
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
+
+
+def _queues_table(queues: Sequence[Mapping[str, Any]]) -> Table:
+    table = Table(title="Queues", title_justify="left", expand=False)
+    for column in ("queue", "queued", "in flight", "delayed", "dead"):
+        table.add_column(column, justify="left" if column == "queue" else "right")
+    for q in queues:
+        dead = _num(q["dead"])
+        table.add_row(
+            q["queue"],
+            _num(q["queued"]),
+            _num(q["in_flight"]),
+            _num(q["delayed"]),
+            Text(dead, style="bold red") if q["dead"] else dead,
+        )
+    return table
+
+
+def _clusters_table(clusters: Sequence[Mapping[str, Any]]) -> Table:
+    table = Table(title="Clusters", title_justify="left")
+    for column in ("cluster", "host", "pid", "state", "queue", "workers", "processed", "failed"):
+        table.add_column(column, justify="right" if column in ("processed", "failed") else "left")
+    table.add_column("uptime", justify="right")
+    for c in clusters:
+        workers = c.get("workers") or []
+        busy = sum(1 for w in workers if w.get("task_id"))
+        table.add_row(
+            str(c.get("cluster_id")),
+            str(c.get("host")),
+            str(c.get("pid")),
+            str(c.get("state")),
+            str(c.get("queue")),
+            f"{busy}/{len(workers)} busy",
+            _num(c.get("processed")),
+            _num(c.get("failed")),
+            _duration(c.get("uptime")),
+        )
+    return table
+
+
+def _workers_table(clusters: Sequence[Mapping[str, Any]]) -> Table:
+    table = Table(title="Workers", title_justify="left")
+    for column in ("cluster", "#", "pid", "state", "task", "func", "for", "processed", "failed"):
+        table.add_column(column, justify="right" if column in ("processed", "failed") else "left")
+    for c in clusters:
+        for w in c.get("workers") or []:
+            running = w.get("running_for")
+            table.add_row(
+                str(c.get("cluster_id")),
+                str(w.get("index")),
+                str(w.get("pid")),
+                str(w.get("state")),
+                str(w.get("task_name") or "-"),
+                str(w.get("func") or "-"),
+                f"{running:.1f}s" if isinstance(running, int | float) else "-",
+                _num(w.get("processed")),
+                _num(w.get("failed")),
+            )
+    return table
+
+
+def render(snap: Snapshot, *, workers: bool = True) -> RenderableType:
+    """One frame: queues, clusters and (optionally) each worker."""
+    parts: list[RenderableType] = [_queues_table(snap["queues"])]
+    clusters = snap["clusters"]
+    if clusters:
+        parts.append(_clusters_table(clusters))
+        if workers:
+            parts.append(_workers_table(clusters))
+    else:
+        parts.append(Text("No live clusters.", style="yellow"))
+    stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(snap["at"]))
+    parts.append(Text(f"as of {stamp}", style="dim"))
+    return Group(*parts)
+
+
+def live(
+    read: Callable[[], Snapshot],
+    *,
+    interval: float = 1.0,
+    console: Console | None = None,
+    frames: int | None = None,
+) -> None:
+    """Redraw in place every ``interval`` seconds until Ctrl+C (or ``frames`` frames)."""
+    shown = 0
+    with Live(render(read()), console=console, refresh_per_second=4, screen=False) as view:
+        shown += 1
+        try:
+            while frames is None or shown < frames:
+                time.sleep(interval)
+                view.update(render(read()))
+                shown += 1
+        except KeyboardInterrupt:
+            return
