@@ -163,26 +163,29 @@ def _views(args: argparse.Namespace) -> tuple[Any, Any]:
     return board, read
 
 
-def _info(args: argparse.Namespace) -> int:
+def _console() -> Any:
     from rich.console import Console
 
+    # Piped output (a log, a test) gets room for full ids instead of 80 columns of "…".
+    return Console() if sys.stdout.isatty() else Console(width=200)
+
+
+def _info(args: argparse.Namespace) -> int:
     from qcluster.monitor import render
 
     _, read = _views(args)
-    Console().print(render(read(), workers=True))
+    _console().print(render(read(), workers=True))
     return 0
 
 
 def _monitor(args: argparse.Namespace) -> int:
-    from rich.console import Console
-
     from qcluster.monitor import live, render
 
     _, read = _views(args)
     if args.once:
-        Console().print(render(read()))
+        _console().print(render(read()))
         return 0
-    live(read, interval=args.interval)
+    live(read, interval=args.interval, console=_console())
     return 0
 
 
