@@ -1,1 +1,35 @@
-"""qdjango."""
+"""qdjango: Django Q's task API, models, admin and commands on Q's cluster.
+
+``from qdjango import async_task, result, fetch``. Django Q's own name for ``async_task``,
+``async``, is a keyword since Python 3.7; it is still here: ``getattr(qdjango, "async")``.
+Importing this package touches neither the settings nor the models.
+"""
+
+from qdjango.tasks import (
+    async_task,
+    count_group,
+    delete_group,
+    fetch,
+    fetch_group,
+    queue_size,
+    result,
+    result_group,
+)
+
+__version__ = "0.1.0"
+
+# Django Q's name. A keyword since Python 3.7, so it can only be set and read this way.
+globals()["async"] = async_task
+
+__all__ = [
+    "__version__",
+    "async",
+    "async_task",
+    "count_group",
+    "delete_group",
+    "fetch",
+    "fetch_group",
+    "queue_size",
+    "result",
+    "result_group",
+]

@@ -1,0 +1,147 @@
+"""The admin: successful and failed tasks (read-only, searchable, filterable), a "retry"
+action for failures, and the "Queue" page (sizes, in-flight tasks, dead letters)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest, HttpResponse
+from django.utils.html import format_html
+
+from qdjango.admin_queue import queue_view
+from qdjango.models import Failure, QueueStatus, Success, Task
+
+__all__ = ["FailureAdmin", "QueueAdmin", "SuccessAdmin"]
+
+
+def _resubmit(tasks: QuerySet[Any]) -> list[str]:
+    from qdjango.tasks import async_task
+
+    ids = []
+    for task in tasks:
+        ids.append(
+            async_task(
+                task.func,
+                *(task.args or ()),
+                hook=task.hook,
+                group=task.group,
+                **(task.kwargs or {}),
+            )
+        )
+    return ids
+
+
+class _TaskAdmin(admin.ModelAdmin):
+    """Records are written by clusters only: viewable, deletable, never edited here."""
+
+    list_display: Any = ("name", "func", "group", "cluster", "started", "stopped", "time_taken")
+    search_fields = ("name", "func", "group", "id")
+    list_filter: Any = ("group", "cluster")
+    date_hierarchy = "stopped"
+    list_per_page = 50
+    fields = (
+        "id",
+        "name",
+        "func",
+        "hook",
+        "group",
+        "cluster",
+        "args_repr",
+        "kwargs_repr",
+        "result_text",
+        "started",
+        "stopped",
+        "time_taken",
+        "attempt_count",
+        "success",
+    )
+    readonly_fields = fields
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_retry_permission(self, request: HttpRequest) -> bool:
+        # Running code again is a change to the system, not something a viewer may do.
+        return bool(request.user.has_perm("qdjango.change_task"))
+
+    @admin.display(description="args")
+    def args_repr(self, task: Task) -> str:
+        return repr(task.args)
+
+    @admin.display(description="kwargs")
+    def kwargs_repr(self, task: Task) -> str:
+        return repr(task.kwargs)
+
+    @admin.display(description="result")
+    def result_text(self, task: Task) -> str:
+        value = task.result
+        return format_html("<pre>{}</pre>", value if isinstance(value, str) else repr(value))
+
+    @admin.display(description="time taken (s)")
+    def time_taken(self, task: Task) -> str:
+        return f"{task.time_taken():.3f}"
+
+
+@admin.register(Success)
+class SuccessAdmin(_TaskAdmin):
+    actions = ("run_again",)
+
+    @admin.action(description="Run the selected tasks again", permissions=["retry"])
+    def run_again(self, request: HttpRequest, queryset: QuerySet[Any]) -> None:
+        ids = _resubmit(queryset)
+        self.message_user(request, f"{len(ids)} task(s) queued again.", messages.SUCCESS)
+
+
+@admin.register(Failure)
+class FailureAdmin(_TaskAdmin):
+    list_display = (
+        "name",
+        "func",
+        "group",
+        "cluster",
+        "started",
+        "stopped",
+        "time_taken",
+        "attempt_count",
+        "short_result",
+    )
+    actions = ("retry",)
+
+    @admin.action(
+        description="Retry the selected tasks (queue them again, delete these failures)",
+        permissions=["retry"],
+    )
+    def retry(self, request: HttpRequest, queryset: QuerySet[Any]) -> None:
+        tasks = list(queryset)
+        ids = _resubmit(tasks)
+        Task.objects.filter(pk__in=[t.pk for t in tasks]).delete()
+        self.message_user(
+            request,
+            f"{len(ids)} task(s) queued again; their failures were deleted.",
+            messages.SUCCESS,
+        )
+
+
+@admin.register(QueueStatus)
+class QueueAdmin(admin.ModelAdmin):
+    """The queue in Redis: a page of its own rather than a list of rows."""
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def changelist_view(
+        self, request: HttpRequest, extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        return queue_view(self, request)
+
+    def get_urls(self) -> list[Any]:
+        # Only the page itself: there are no rows to add, change or delete.
+        return [u for u in super().get_urls() if (u.name or "").endswith("_changelist")]

@@ -1,0 +1,111 @@
+"""The admin's "Queue" page: what is in Redis right now, and what to do with dead letters."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from django.contrib import messages
+from django.core.exceptions import PermissionDenied
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.template.response import TemplateResponse
+
+from qcore import PayloadError, QError, TaskMessage
+from qdjango.conf import get_settings, task_codec
+
+__all__ = ["describe_payload", "queue_snapshot", "queue_view"]
+
+LIST_LIMIT = 100
+
+
+def describe_payload(payload: bytes | None) -> dict[str, Any]:
+    """Name, func, args and kwargs of a queued payload, if it verifies with our keys."""
+    if payload is None:
+        return {"readable": False, "problem": "the payload is gone"}
+    try:
+        message: TaskMessage = task_codec().decode_message(payload)
+    except PayloadError as exc:
+        return {"readable": False, "problem": str(exc)}
+    return {
+        "readable": True,
+        "name": message.name,
+        "func": message.func_path,
+        "args": repr(message.args)[:200],
+        "kwargs": repr(message.kwargs)[:200],
+        "group": message.group,
+    }
+
+
+def queue_snapshot(limit: int = LIST_LIMIT) -> dict[str, Any]:
+    """Sizes, clusters, in-flight tasks and dead letters of ``Q_CLUSTER``'s queue."""
+    from qdjango.connection import broker, status_board
+
+    transport = broker()
+    dead = []
+    for letter in transport.dead_letters(limit):
+        dead.append(
+            {
+                "task_id": letter.task_id,
+                "reason": letter.reason,
+                "attempts": letter.attempts,
+                "failed_at": dt.datetime.fromtimestamp(letter.failed_at, dt.UTC),
+                **describe_payload(letter.payload),
+            }
+        )
+    return {
+        "queue": transport.queue,
+        "url": transport.url,
+        "sizes": {
+            "queued": transport.queue_size(),
+            "in flight": transport.inflight_size(),
+            "delayed": transport.delayed_size(),
+            "dead letters": transport.dead_size(),
+        },
+        "clusters": status_board().clusters(),
+        "inflight": transport.inflight(limit),
+        "dead": dead,
+    }
+
+
+def _act(request: HttpRequest) -> str:
+    from qdjango.connection import broker
+
+    action = request.POST.get("action", "")
+    everything = request.POST.get("scope") == "all"
+    ids = None if everything else request.POST.getlist("task_id")
+    if ids == []:
+        return "Select some dead letters first (or use the buttons for all of them)."
+    transport = broker()
+    if action == "requeue":
+        count = transport.requeue_dead(ids)
+        return f"{count} dead letter(s) queued again."
+    if action == "purge":
+        count = transport.purge_dead(ids)
+        return f"{count} dead letter(s) deleted."
+    raise PermissionDenied(f"unknown action {action!r}")
+
+
+def queue_view(model_admin: Any, request: HttpRequest) -> HttpResponse:
+    """GET: the page. POST (change permission): requeue or purge dead letters."""
+    if not model_admin.has_view_or_change_permission(request):
+        raise PermissionDenied
+    if request.method == "POST":
+        if not model_admin.has_change_permission(request):
+            raise PermissionDenied
+        try:
+            model_admin.message_user(request, _act(request), messages.SUCCESS)
+        except QError as exc:
+            model_admin.message_user(request, f"Redis refused: {exc}", messages.ERROR)
+        return HttpResponseRedirect(request.path)
+    context: dict[str, Any] = {
+        **model_admin.admin_site.each_context(request),
+        "title": "Queue",
+        "opts": model_admin.model._meta,
+        "can_change": model_admin.has_change_permission(request),
+        "cluster_name": get_settings().cluster.name,
+    }
+    try:
+        context.update(queue_snapshot())
+    except QError as exc:
+        context["error"] = str(exc)
+    return TemplateResponse(request, "admin/qdjango/queue.html", context)

@@ -1,0 +1,41 @@
+"""``manage.py check`` for ``Q_CLUSTER``: unknown keys and bad values, each with its id.
+
+qdjango.E001  Q_CLUSTER is not a dict
+qdjango.E002  an unknown key (Django Q keys that Q dropped say what to use instead)
+qdjango.E003  a bad value of a qdjango setting (redis, django_redis, save_limit, ...)
+qdjango.E004  the cluster settings were refused (workers, timeout, retry, ...)
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core import checks
+
+__all__ = ["check_q_cluster", "register"]
+
+_HINTS = {
+    "qdjango.E001": "Q_CLUSTER = {'name': 'mysite', 'workers': 4, ...}",
+    "qdjango.E002": "Remove the key or correct its spelling.",
+    "qdjango.E003": None,
+    "qdjango.E004": None,
+}
+
+
+def check_q_cluster(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    """Report every problem of ``settings.Q_CLUSTER``."""
+    from django.conf import settings
+
+    from qdjango.conf import problems
+
+    raw = getattr(settings, "Q_CLUSTER", None)
+    if raw is None:
+        return []
+    return [
+        checks.Error(message, hint=_HINTS.get(cid), obj="settings.Q_CLUSTER", id=cid)
+        for cid, message in problems(raw)
+    ]
+
+
+def register() -> None:
+    checks.register(check_q_cluster, "qdjango")

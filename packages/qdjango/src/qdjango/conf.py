@@ -1,0 +1,339 @@
+"""``settings.Q_CLUSTER``: one dict, mapped onto qcluster's :class:`~qcluster.ClusterConfig`
+plus the few settings that only a Django site has (the result store's ``save_limit``, the admin
+``label``, ``sync``, ``django_redis``...).
+
+Nothing is read at import. :func:`get_settings` parses the dict once and caches the result
+until Django's ``setting_changed`` signal says ``Q_CLUSTER`` or a secret changed (tests);
+the callbacks registered with :func:`on_change` drop whatever was derived from them (codecs,
+brokers). :func:`problems` lists every problem at once, for ``manage.py check``.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from qcluster import ClusterConfig
+from qcore import DEFAULT_COMPRESS_THRESHOLD, DEFAULT_MAX_SIZE, Codec, ConfigError, Signer
+
+__all__ = [
+    "DJANGO_KEYS",
+    "SEED_ONLY_KEYS",
+    "QSettings",
+    "get_settings",
+    "on_change",
+    "parse",
+    "problems",
+    "record_codec",
+    "task_codec",
+]
+
+# Keys only qdjango understands; every other key must be a ClusterConfig field.
+DJANGO_KEYS = frozenset(
+    {"redis", "django_redis", "compress", "sync", "label", "save_limit", "database", "max_size"}
+)
+
+# Keys Django Q knew that Q does not have, with what to do instead.
+SEED_ONLY_KEYS = {
+    "cluster_name": "set 'name' (and 'queue') instead",
+    "daemonize_workers": "Q's workers may always start child processes; remove it",
+    "queue_limit": "use 'prefetch' (tasks a worker takes per fetch) instead",
+    "cpu_affinity": "not supported; remove it",
+    "catch_up": "Q has no scheduler yet; remove it",
+    "scheduler": "Q has no scheduler yet; remove it",
+    "orm": "Q's transport is Redis; remove it",
+    "sqs": "Q's transport is Redis; remove it",
+    "iron_mq": "Q's transport is Redis; remove it",
+    "mongo": "Q's transport is Redis; remove it",
+    "mongo_db": "Q's transport is Redis; remove it",
+    "broker_class": "Q's transport is Redis; remove it",
+    "bulk": "use 'prefetch' instead",
+    "poll": "Q's transport is Redis and does not poll; remove it",
+    "cache": "Q keeps results in the database; remove it",
+    "cached": "Q keeps results in the database; remove it",
+    "ack_failures": "Q always acknowledges a task once its Failure is saved; remove it",
+    "error_reporter": "not supported; log events go through structlog",
+    "time_zone": "Q has no scheduler yet; remove it",
+    "testing": "not needed; remove it",
+    "save_limit_per": "not supported; use 'save_limit'",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class QSettings:
+    """``Q_CLUSTER``, validated."""
+
+    cluster: ClusterConfig
+    redis_url: str | None = None
+    """A redis URL (``redis://``, ``rediss://``, ``unix://``), or None."""
+    redis_kwargs: Mapping[str, Any] = field(default_factory=dict)
+    """redis-py keyword arguments, when ``redis`` is a dict."""
+    django_redis: str | None = None
+    """A cache alias whose django-redis pool the producer borrows."""
+    compress_threshold: int | None = DEFAULT_COMPRESS_THRESHOLD
+    max_size: int = DEFAULT_MAX_SIZE
+    sync: bool = False
+    label: str | None = None
+    save_limit: int = 250
+    """Successes kept in the database: 0 keeps all, -1 none; failures are always kept."""
+    database: str | None = None
+    """The database alias the result store writes to (None: the router's choice)."""
+
+    @property
+    def queue(self) -> str:
+        return self.cluster.queue
+
+
+def _raw() -> Mapping[str, Any]:
+    from django.conf import settings
+
+    raw = getattr(settings, "Q_CLUSTER", None)
+    return {} if raw is None else raw
+
+
+def problems(raw: object) -> list[tuple[str, str]]:
+    """Every problem with a ``Q_CLUSTER`` value, as ``(check id, message)`` pairs."""
+    if not isinstance(raw, Mapping):
+        return [("qdjango.E001", f"Q_CLUSTER must be a dict, not a {type(raw).__name__}")]
+    found: list[tuple[str, str]] = []
+    known = DJANGO_KEYS | ClusterConfig.field_names()
+    for key in sorted(map(str, raw)):
+        if key in known:
+            continue
+        hint = SEED_ONLY_KEYS.get(key)
+        if hint is not None:
+            message = f"Q_CLUSTER[{key!r}] is a Django Q setting that Q does not have: {hint}"
+        else:
+            message = (
+                f"Q_CLUSTER[{key!r}] is not a setting; known settings are "
+                f"{', '.join(sorted(known))}"
+            )
+        found.append(("qdjango.E002", message))
+    for key in sorted(DJANGO_KEYS & set(raw)):
+        try:
+            _CHECKERS[key](raw[key])
+        except ConfigError as exc:
+            found.append(("qdjango.E003", f"Q_CLUSTER[{key!r}]: {exc}"))
+    try:
+        _cluster_config(raw)
+    except ConfigError as exc:
+        found.append(("qdjango.E004", f"Q_CLUSTER: {exc}"))
+    return found
+
+
+def parse(raw: object) -> QSettings:
+    """Validate a ``Q_CLUSTER`` value; raise ConfigError listing every problem."""
+    found = problems(raw)
+    if found:
+        raise ConfigError("; ".join(f"{message} ({cid})" for cid, message in found))
+    assert isinstance(raw, Mapping)
+    redis = raw.get("redis")
+    compress = raw.get("compress")
+    return QSettings(
+        cluster=_cluster_config(raw),
+        redis_url=redis if isinstance(redis, str) else None,
+        redis_kwargs=dict(redis) if isinstance(redis, Mapping) else {},
+        django_redis=raw.get("django_redis"),
+        compress_threshold=_compress_threshold(compress),
+        max_size=raw.get("max_size", DEFAULT_MAX_SIZE),
+        sync=bool(raw.get("sync", False)),
+        label=raw.get("label"),
+        save_limit=raw.get("save_limit", 250),
+        database=raw.get("database"),
+    )
+
+
+def _cluster_config(raw: Mapping[str, Any]) -> ClusterConfig:
+    values = {k: v for k, v in raw.items() if k in ClusterConfig.field_names()}
+    # As in Django Q, the cluster's name is also its queue unless a queue is named.
+    if "name" in values and "queue" not in values:
+        values["queue"] = values["name"]
+    if raw.get("save_limit") == -1:
+        # Keep no successes at all: the cluster need not even send them to the store.
+        values.setdefault("save", False)
+    return ClusterConfig.from_mapping(values)
+
+
+def _compress_threshold(value: object) -> int | None:
+    if value is None:
+        return DEFAULT_COMPRESS_THRESHOLD
+    if value is False:
+        return None
+    if value is True:
+        return 1024
+    assert isinstance(value, int)
+    return value
+
+
+def _check_redis(value: object) -> None:
+    if isinstance(value, str):
+        if "://" not in value:
+            raise ConfigError(f"a Redis URL looks like redis://host:6379/0, not {value!r}")
+        return
+    if isinstance(value, Mapping):
+        if not all(isinstance(k, str) for k in value):
+            raise ConfigError("the keys of a redis-py keyword dict must be strings")
+        if value.get("decode_responses"):
+            raise ConfigError("decode_responses must be off: Q's payloads are bytes")
+        return
+    raise ConfigError(
+        f"must be a URL such as 'redis://127.0.0.1:6379/0' or a dict of redis-py keyword "
+        f"arguments, not a {type(value).__name__}"
+    )
+
+
+def _check_alias(value: object) -> None:
+    if not isinstance(value, str) or not value:
+        raise ConfigError(f"must be a cache alias from CACHES, not {value!r}")
+    from django.conf import settings
+
+    if value not in getattr(settings, "CACHES", {}):
+        raise ConfigError(f"{value!r} is not an alias in CACHES")
+    backend = str(settings.CACHES[value].get("BACKEND", ""))
+    if not backend.startswith("django_redis."):
+        raise ConfigError(
+            f"CACHES[{value!r}] uses {backend!r}, not django-redis "
+            "('django_redis.cache.RedisCache'), so it has no Redis pool to share"
+        )
+
+
+def _check_database(value: object) -> None:
+    from django.conf import settings
+
+    if not isinstance(value, str) or value not in settings.DATABASES:
+        raise ConfigError(f"must be an alias from DATABASES, not {value!r}")
+
+
+def _check_compress(value: object) -> None:
+    if isinstance(value, bool) or value is None:
+        return
+    if not isinstance(value, int) or value < 0:
+        raise ConfigError(
+            f"must be True, False or a size in bytes from which payloads are compressed, "
+            f"not {value!r}"
+        )
+
+
+def _check_bool(value: object) -> None:
+    if not isinstance(value, bool):
+        raise ConfigError(f"must be True or False, not {value!r}")
+
+
+def _check_label(value: object) -> None:
+    if value is not None and (not isinstance(value, str) or not value.strip()):
+        raise ConfigError(f"must be a non-empty string, not {value!r}")
+
+
+def _check_save_limit(value: object) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < -1:
+        raise ConfigError(
+            f"must be an integer: the number of successes to keep, 0 for all, -1 for none; "
+            f"not {value!r}"
+        )
+
+
+def _check_max_size(value: object) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1024:
+        raise ConfigError(f"must be a number of bytes (at least 1024), not {value!r}")
+
+
+_CHECKERS: dict[str, Callable[[object], None]] = {
+    "redis": _check_redis,
+    "django_redis": _check_alias,
+    "compress": _check_compress,
+    "sync": _check_bool,
+    "label": _check_label,
+    "save_limit": _check_save_limit,
+    "database": _check_database,
+    "max_size": _check_max_size,
+}
+
+
+# Derived objects, dropped whenever a setting they depend on changes.
+_lock = threading.Lock()
+_cache: dict[str, Any] = {}
+_callbacks: list[Callable[[], None]] = []
+WATCHED = frozenset({"Q_CLUSTER", "SECRET_KEY", "SECRET_KEY_FALLBACKS", "CACHES", "DATABASES"})
+
+
+def on_change(callback: Callable[[], None]) -> Callable[[], None]:
+    """Call ``callback`` whenever a setting Q derives state from changes (decorator-friendly)."""
+    _callbacks.append(callback)
+    return callback
+
+
+def reset(**_: Any) -> None:
+    """Forget everything derived from settings."""
+    with _lock:
+        _cache.clear()
+    for callback in _callbacks:
+        callback()
+
+
+def _setting_changed(*, setting: str, **_: Any) -> None:
+    if setting in WATCHED:
+        reset()
+
+
+def connect_signals() -> None:
+    from django.core.signals import setting_changed
+
+    setting_changed.connect(_setting_changed, dispatch_uid="qdjango.conf.setting_changed")
+
+
+def get_settings() -> QSettings:
+    """``Q_CLUSTER`` parsed and validated (cached); raises ConfigError naming each problem."""
+    found = _cache.get("settings")
+    if found is None:
+        with _lock:
+            found = _cache.get("settings")
+            if found is None:
+                found = _cache["settings"] = parse(_raw())
+    return found  # type: ignore[no-any-return]
+
+
+def _secrets() -> tuple[str, list[str]]:
+    from django.conf import settings
+
+    return settings.SECRET_KEY, list(getattr(settings, "SECRET_KEY_FALLBACKS", []) or [])
+
+
+def task_codec() -> Codec:
+    """The codec that signs task messages: keys derived from SECRET_KEY (+ fallbacks)."""
+    found = _cache.get("task_codec")
+    if found is None:
+        conf = get_settings()
+        secret, fallbacks = _secrets()
+        found = Codec(
+            Signer.from_secret(secret, fallbacks),
+            max_size=conf.max_size,
+            compress_threshold=conf.compress_threshold,
+        )
+        _cache["task_codec"] = found
+    return found  # type: ignore[no-any-return]
+
+
+def record_codec() -> Codec:
+    """The codec of pickled database columns: a key derived for that purpose alone, so a
+    row written by hand into the table is never unpickled."""
+    found = _cache.get("record_codec")
+    if found is None:
+        secret, fallbacks = _secrets()
+        found = Codec(
+            Signer.from_secret(secret, fallbacks, purpose="qdjango.records"),
+            max_size=1 << 31,
+            compress_threshold=DEFAULT_COMPRESS_THRESHOLD,
+        )
+        _cache["record_codec"] = found
+    return found  # type: ignore[no-any-return]
+
+
+def __getattr__(name: str) -> Any:
+    # ``from qdjango.conf import redis_client``, as Django Q's Tasks page shows it.
+    if name == "redis_client":
+        from qdjango.connection import redis_client
+
+        return redis_client()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,0 +1,120 @@
+"""Redis for a Django site: the broker, the result notifier and the status board, each built
+once from ``Q_CLUSTER`` and shared by every call in the process.
+
+With ``Q_CLUSTER["django_redis"] = "<cache alias>"`` the client comes from django-redis's pool
+for that cache, so Q opens no connections of its own. Otherwise ``Q_CLUSTER["redis"]`` (a URL
+or redis-py keyword arguments; default ``$Q_REDIS_URL`` or ``redis://127.0.0.1:6379/0``) is
+used through qredis's one-pool-per-process registry.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from qdjango.conf import QSettings, get_settings, on_change
+from qredis import RedisBroker, RedisStatusBoard, ResultNotifier
+
+__all__ = [
+    "broker",
+    "broker_for",
+    "notifier",
+    "redis_client",
+    "status_board",
+    "transport",
+]
+
+_lock = threading.Lock()
+_shared: dict[str, Any] = {}
+# Brokers for clients passed with ``redis=``, by identity (a loop passes the same one).
+_given: dict[int, tuple[Any, RedisBroker]] = {}
+_GIVEN_MAX = 16
+
+
+@on_change
+def _forget() -> None:
+    with _lock:
+        _shared.clear()
+        _given.clear()
+
+
+def _connection(conf: QSettings) -> dict[str, Any]:
+    """Keyword arguments that point a qredis object at the configured Redis."""
+    if conf.django_redis:
+        from django_redis import get_redis_connection
+
+        return {"connection": get_redis_connection(conf.django_redis)}
+    if conf.redis_url is not None:
+        return {"url": conf.redis_url}
+    return dict(conf.redis_kwargs)
+
+
+def _get(name: str, make: Any) -> Any:
+    found = _shared.get(name)
+    if found is None:
+        with _lock:
+            found = _shared.get(name)
+            if found is None:
+                found = _shared[name] = make(get_settings())
+    return found
+
+
+def broker() -> RedisBroker:
+    """The broker of ``Q_CLUSTER``'s queue (shared)."""
+    return _get(  # type: ignore[no-any-return]
+        "broker",
+        lambda conf: RedisBroker(
+            conf.queue, max_attempts=conf.cluster.max_attempts, **_connection(conf)
+        ),
+    )
+
+
+def broker_for(client: Any) -> RedisBroker:
+    """A broker of the configured queue on a redis client or pool the caller gave."""
+    import redis
+
+    entry = _given.get(id(client))
+    if entry is not None and entry[0] is client:
+        return entry[1]
+    conf = get_settings()
+    if isinstance(client, redis.ConnectionPool):
+        made = RedisBroker(conf.queue, pool=client, max_attempts=conf.cluster.max_attempts)
+    elif isinstance(client, redis.Redis):
+        made = RedisBroker(conf.queue, connection=client, max_attempts=conf.cluster.max_attempts)
+    else:
+        raise TypeError(
+            f"redis= takes a redis.Redis client or a redis.ConnectionPool, "
+            f"not {type(client).__name__}"
+        )
+    with _lock:
+        if len(_given) >= _GIVEN_MAX:
+            _given.pop(next(iter(_given)))
+        _given[id(client)] = (client, made)
+    return made
+
+
+def notifier() -> ResultNotifier:
+    """The notifier saved results are announced on (namespace: the queue's name)."""
+    return _get(  # type: ignore[no-any-return]
+        "notifier", lambda conf: ResultNotifier(namespace=conf.queue, **_connection(conf))
+    )
+
+
+def status_board(queue: str | None = None) -> RedisStatusBoard:
+    """Where the clusters of a queue (default: ``Q_CLUSTER``'s) publish their status."""
+    if queue is not None and queue != get_settings().queue:
+        return RedisStatusBoard(namespace=queue, **_connection(get_settings()))
+    return _get(  # type: ignore[no-any-return]
+        "status_board", lambda conf: RedisStatusBoard(namespace=conf.queue, **_connection(conf))
+    )
+
+
+def transport(queue: str, max_attempts: int) -> RedisBroker:
+    """A new broker for a cluster (its own object: the cluster pickles it to its workers)."""
+    return RedisBroker(queue, max_attempts=max_attempts, **_connection(get_settings()))
+
+
+def redis_client() -> Any:
+    """The redis client Q uses in this process (Django Q's ``django_q.conf.redis_client``):
+    pass it as ``async_task(..., redis=redis_client)`` in loops."""
+    return broker().client

@@ -1,0 +1,159 @@
+"""The task records: :class:`Task`, and its proxies :class:`Success` and :class:`Failure`.
+
+As in Django Q, ``started`` is the time the task was *enqueued*, so :meth:`Task.time_taken`
+includes the time it waited in the queue; ``result`` holds the return value, or for a failure
+the error text with its traceback.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db import models
+
+from qdjango.fields import PickledField
+
+__all__ = ["Failure", "QueueStatus", "Success", "Task"]
+
+ID_LENGTH = 32
+
+
+def _by_id_or_name(task_id: str) -> dict[str, str]:
+    # Ids are 32 hex digits; anything else is a humanized name (never 32 characters long
+    # and hex at once: names contain dashes).
+    return {"pk": task_id} if len(task_id) == ID_LENGTH else {"name": task_id}
+
+
+class Task(models.Model):
+    """One executed task: what ran, with what, and how it ended."""
+
+    id = models.CharField(max_length=ID_LENGTH, primary_key=True, editable=False)
+    name = models.CharField(max_length=100, editable=False)
+    func = models.CharField(max_length=256)
+    hook = models.CharField(max_length=256, null=True, blank=True)
+    args = PickledField(null=True)
+    kwargs = PickledField(null=True)
+    result = PickledField(null=True)
+    group = models.CharField(max_length=100, null=True, blank=True)
+    started = models.DateTimeField(editable=False, help_text="When the task was enqueued.")
+    stopped = models.DateTimeField(editable=False)
+    success = models.BooleanField(default=True, editable=False)
+    attempt_count = models.IntegerField(default=0)
+    cluster = models.CharField(max_length=100, null=True, blank=True)
+
+    class Meta:
+        app_label = "qdjango"
+        ordering = ["-stopped"]
+        verbose_name = "task"
+        indexes = [
+            models.Index(fields=["name"], name="qdjango_task_name"),
+            models.Index(fields=["group", "success"], name="qdjango_task_group"),
+            # Success/Failure lists, save_limit pruning and the 24-hour counts of qinfo.
+            models.Index(fields=["success", "stopped"], name="qdjango_task_success_stopped"),
+            models.Index(fields=["stopped"], name="qdjango_task_stopped"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name or self.id}"
+
+    def time_taken(self) -> float:
+        """Seconds from enqueue to finish (queue time included, as in Django Q)."""
+        return (self.stopped - self.started).total_seconds()
+
+    time_taken.short_description = "time taken (s)"  # type: ignore[attr-defined]
+
+    @property
+    def short_result(self) -> str:
+        text = str(self.result)
+        return text if len(text) <= 100 else text[:99] + "…"
+
+    @classmethod
+    def get_task(cls, task_id: str) -> Task | None:
+        """The task with this id, or the most recent one with this humanized name."""
+        return cls.objects.filter(**_by_id_or_name(task_id)).order_by("-stopped").first()
+
+    @classmethod
+    def get_result(cls, task_id: str) -> Any:
+        """The result of the task with this id or name, or None."""
+        task = cls.get_task(task_id)
+        return None if task is None else task.result
+
+    @classmethod
+    def get_task_group(cls, group_id: str, failures: bool = True) -> models.QuerySet[Task]:
+        """The tasks of a group; ``failures=False`` leaves failures out."""
+        tasks = cls.objects.filter(group=group_id)
+        return tasks if failures else tasks.filter(success=True)
+
+    @classmethod
+    def get_result_group(cls, group_id: str, failures: bool = False) -> list[Any]:
+        """The results of a group, oldest first; failures included only when asked."""
+        tasks = cls.get_task_group(group_id, failures).order_by("stopped")
+        return list(tasks.values_list("result", flat=True))
+
+    @classmethod
+    def get_group_count(cls, group_id: str, failures: bool = False) -> int:
+        """How many tasks of a group were saved; ``failures=True`` counts failures only."""
+        tasks = cls.objects.filter(group=group_id)
+        return (tasks.filter(success=False) if failures else tasks).count()
+
+    @classmethod
+    def delete_group(cls, group_id: str, objects: bool = False) -> int:
+        """Clear the group label of its tasks, or with ``objects=True`` delete the tasks."""
+        tasks = cls.objects.filter(group=group_id)
+        if objects:
+            return tasks.delete()[0]
+        return tasks.update(group=None)
+
+    def group_result(self, failures: bool = False) -> list[Any] | None:
+        return None if self.group is None else self.get_result_group(self.group, failures)
+
+    def group_count(self, failures: bool = False) -> int | None:
+        return None if self.group is None else self.get_group_count(self.group, failures)
+
+    def group_delete(self, tasks: bool = False) -> int | None:
+        return None if self.group is None else self.delete_group(self.group, tasks)
+
+
+class SuccessManager(models.Manager["Success"]):
+    def get_queryset(self) -> models.QuerySet[Success]:
+        return super().get_queryset().filter(success=True)
+
+
+class FailureManager(models.Manager["Failure"]):
+    def get_queryset(self) -> models.QuerySet[Failure]:
+        return super().get_queryset().filter(success=False)
+
+
+class Success(Task):
+    """Tasks that finished without raising."""
+
+    objects = SuccessManager()
+
+    class Meta:
+        app_label = "qdjango"
+        proxy = True
+        verbose_name = "successful task"
+        verbose_name_plural = "successful tasks"
+
+
+class Failure(Task):
+    """Tasks that raised, could not be found, timed out or lost their worker."""
+
+    objects = FailureManager()
+
+    class Meta:
+        app_label = "qdjango"
+        proxy = True
+        verbose_name = "failed task"
+        verbose_name_plural = "failed tasks"
+
+
+class QueueStatus(Task):
+    """No rows of its own: it gives the admin its "Queue" page (sizes, in-flight, dead letters)."""
+
+    class Meta:
+        app_label = "qdjango"
+        proxy = True
+        verbose_name = "queue"
+        verbose_name_plural = "queue"
+        default_permissions = ("view", "change")

@@ -1,0 +1,119 @@
+"""What ``qinfo`` and ``qmonitor`` show: qcluster's views of the clusters and the queue, plus
+what only the database knows (task counts and rates over the last 24 hours)."""
+
+from __future__ import annotations
+
+import time
+from datetime import timedelta
+from typing import Any
+
+from rich.console import Console, Group, RenderableType
+from rich.table import Table
+
+from qcluster.monitor import render, snapshot
+
+__all__ = ["info_view", "monitor_view", "read_snapshot", "task_stats", "watch"]
+
+DAY = timedelta(hours=24)
+
+
+def task_stats() -> dict[str, Any]:
+    """Saved successes and failures: in all, in the last 24 hours, rates and mean time."""
+    from django.db.models import Avg, Count, DurationField, ExpressionWrapper, F, Q
+    from django.utils import timezone
+
+    from qdjango.models import Task
+
+    since = timezone.now() - DAY
+    taken = ExpressionWrapper(F("stopped") - F("started"), output_field=DurationField())
+    totals = Task.objects.aggregate(
+        successes=Count("pk", filter=Q(success=True)),
+        failures=Count("pk", filter=Q(success=False)),
+    )
+    day = Task.objects.filter(stopped__gte=since).aggregate(
+        successes=Count("pk", filter=Q(success=True)),
+        failures=Count("pk", filter=Q(success=False)),
+        mean=Avg(taken, filter=Q(success=True)),
+    )
+    hours = DAY.total_seconds() / 3600
+    mean = day["mean"]
+    return {
+        "successes": totals["successes"],
+        "failures": totals["failures"],
+        "successes_24h": day["successes"],
+        "failures_24h": day["failures"],
+        "per_hour_24h": (day["successes"] + day["failures"]) / hours,
+        "failure_rate_24h": (day["failures"] / (day["successes"] + day["failures"]))
+        if day["successes"] + day["failures"]
+        else 0.0,
+        "mean_seconds_24h": None if mean is None else mean.total_seconds(),
+    }
+
+
+def read_snapshot() -> dict[str, Any]:
+    """Clusters and queue sizes from Redis, task statistics from the database."""
+    from qdjango.conf import get_settings
+    from qdjango.connection import broker, status_board
+
+    snap = snapshot(status_board(), [broker()])
+    snap["tasks"] = task_stats()
+    snap["settings"] = get_settings()
+    return snap
+
+
+def _tasks_table(stats: dict[str, Any]) -> Table:
+    table = Table(title="Results (database)", title_justify="left")
+    for column in ("", "successes", "failures", "tasks/hour", "failure rate", "mean time"):
+        table.add_column(column, justify="left" if not column else "right")
+    mean = stats["mean_seconds_24h"]
+    table.add_row(
+        "last 24 h",
+        f"{stats['successes_24h']:,}",
+        f"{stats['failures_24h']:,}",
+        f"{stats['per_hour_24h']:,.1f}",
+        f"{stats['failure_rate_24h']:.1%}",
+        "-" if mean is None else f"{mean:.3f} s",
+    )
+    table.add_row("stored", f"{stats['successes']:,}", f"{stats['failures']:,}", "", "", "")
+    return table
+
+
+def _config_table(snap: dict[str, Any]) -> Table:
+    conf = snap["settings"]
+    table = Table(title="Settings (Q_CLUSTER)", title_justify="left")
+    table.add_column("setting")
+    table.add_column("value")
+    for key, value in conf.cluster.as_dict().items():
+        table.add_row(key, repr(value))
+    for key in ("save_limit", "sync", "label", "django_redis", "database", "compress_threshold"):
+        table.add_row(key, repr(getattr(conf, key)))
+    return table
+
+
+def info_view(snap: dict[str, Any], *, config: bool = False) -> RenderableType:
+    """``qinfo``: the clusters and queues (without per-worker rows) and the task statistics."""
+    parts: list[RenderableType] = [render(snap, workers=False), _tasks_table(snap["tasks"])]
+    if config:
+        parts.append(_config_table(snap))
+    return Group(*parts)
+
+
+def monitor_view(snap: dict[str, Any]) -> RenderableType:
+    """``qmonitor``: clusters, each worker and what it runs, queues, task statistics."""
+    return Group(render(snap, workers=True), _tasks_table(snap["tasks"]))
+
+
+def watch(console: Console, *, interval: float = 1.0, frames: int | None = None) -> None:
+    """Redraw the monitor view until Ctrl+C."""
+    from rich.live import Live
+
+    # Not qcluster's live(): ours adds the database rows to each frame.
+    with Live(monitor_view(read_snapshot()), console=console, refresh_per_second=4) as view:
+        shown = 1
+        try:
+            while frames is None or shown < frames:
+                time.sleep(interval)
+                view.update(monitor_view(read_snapshot()))
+                shown += 1
+        except KeyboardInterrupt:
+            return

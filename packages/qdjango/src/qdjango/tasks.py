@@ -1,0 +1,280 @@
+"""Django Q's task API: ``async_task`` (Django Q's ``async``), ``result``, ``fetch`` and the
+group helpers.
+
+The hot path is :func:`async_task`: build the message, sign it, one Redis call. Everything
+derived from settings (the codec, the broker) is built once per process and dropped when a
+setting changes. Models are imported inside functions, so importing this module (and
+``qdjango``) never needs the app registry.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from qcluster.execution import call_hook, execute, format_error, resolve_callable, should_save
+from qcore import ConfigError, TaskMessage, TaskOptions, TaskResult
+from qdjango import connection
+from qdjango.conf import get_settings, task_codec
+from qdjango.errors import UnknownOption
+
+__all__ = [
+    "Q_OPTIONS",
+    "async_task",
+    "count_group",
+    "delete_group",
+    "fetch",
+    "fetch_group",
+    "queue_size",
+    "result",
+    "result_group",
+]
+
+TaskFunc = Callable[..., Any] | str
+
+Q_OPTIONS = frozenset(
+    {
+        "hook",
+        "group",
+        "timeout",
+        "save",
+        "sync",
+        "redis",
+        "broker",
+        "task_name",
+        "max_attempts",
+        "eta",
+        "countdown",
+    }
+)
+"""Names ``q_options`` accepts (they win over the keywords of the same name)."""
+
+_NO_OPTIONS = TaskOptions()
+
+
+def async_task(
+    func: TaskFunc,
+    *args: Any,
+    hook: TaskFunc | None = None,
+    group: str | None = None,
+    timeout: float | None = None,
+    save: bool | None = None,
+    sync: bool | None = None,
+    redis: Any = None,
+    q_options: Mapping[str, Any] | None = None,
+    **kwargs: Any,
+) -> str:
+    """Queue ``func(*args, **kwargs)`` for the cluster and return the task's id.
+
+    ``func`` and ``hook`` are callables or dotted paths; ``hook(task)`` is called with the
+    saved :class:`~qdjango.models.Task`. ``timeout`` (seconds) and ``save`` override
+    ``Q_CLUSTER`` for this task. ``sync=True`` (default: ``Q_CLUSTER["sync"]``) runs the task
+    here and now through the worker's code path, saves it and calls its hook, then re-raises
+    the task's exception if it raised. ``redis`` reuses a redis client or pool. ``q_options``
+    carries the same options (plus ``task_name``, ``max_attempts``, ``eta``, ``countdown``,
+    ``broker``) for tasks whose own kwargs use those names: a keyword named in ``q_options``
+    is passed to the task instead (when it is not None).
+
+    Like Django Q, a dotted path is not checked here: a path that does not resolve becomes a
+    Failure record naming it.
+    """
+    conf = get_settings()
+    name = None
+    max_attempts = eta = None
+    transport = None
+    if q_options:
+        unknown = set(q_options) - Q_OPTIONS
+        if unknown:
+            raise UnknownOption(
+                f"unknown q_options {', '.join(sorted(unknown))}; "
+                f"known options are {', '.join(sorted(Q_OPTIONS))}"
+            )
+        # As in Django Q: once q_options names an option, a keyword of that name is the
+        # task's own argument (so a task may take ``timeout`` or ``group`` itself).
+        own = {"hook": hook, "group": group, "timeout": timeout, "save": save, "sync": sync}
+        for key, value in own.items():
+            if key in q_options and value is not None:
+                kwargs[key] = value
+        if "redis" in q_options and redis is not None:
+            kwargs["redis"] = redis
+        hook = q_options.get("hook", hook)
+        group = q_options.get("group", group)
+        timeout = q_options.get("timeout", timeout)
+        save = q_options.get("save", save)
+        sync = q_options.get("sync", sync)
+        redis = q_options.get("redis", redis)
+        transport = q_options.get("broker")
+        name = q_options.get("task_name")
+        max_attempts = q_options.get("max_attempts")
+        eta = q_options.get("eta")
+        countdown = q_options.get("countdown")
+        if countdown is not None:
+            if eta is not None:
+                raise ConfigError("pass eta (epoch seconds) or countdown (seconds), not both")
+            eta = time.time() + float(countdown)
+    if group is not None and (not isinstance(group, str) or len(group) > 100):
+        raise ConfigError(f"group must be a string of at most 100 characters, not {group!r}")
+    if name is not None and (not isinstance(name, str) or not 0 < len(name) <= 100):
+        raise ConfigError(f"task_name must be a string of 1 to 100 characters, not {name!r}")
+    if timeout is None and save is None and max_attempts is None and eta is None:
+        options = _NO_OPTIONS
+    else:
+        options = TaskOptions(timeout=timeout, save=save, max_attempts=max_attempts, eta=eta)
+    message = TaskMessage.new(
+        func, args, kwargs, hook=hook, group=group, options=options, name=name
+    )
+    if sync if sync is not None else conf.sync:
+        _run_sync(message)
+        return message.id
+    if transport is None:
+        transport = connection.broker() if redis is None else connection.broker_for(redis)
+    delay = 0.0 if eta is None else max(0.0, eta - time.time())
+    transport.enqueue(
+        message.id, task_codec().encode_message(message), delay=delay, max_attempts=max_attempts
+    )
+    return message.id
+
+
+class _Catch:
+    """Calls the task's function and keeps what it raised, for ``sync`` to re-raise."""
+
+    __slots__ = ("error", "func")
+
+    def __init__(self, func: Callable[..., Any]) -> None:
+        self.func = func
+        self.error: BaseException | None = None
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return self.func(*args, **kwargs)
+        except BaseException as exc:
+            self.error = exc
+            raise
+
+
+def _run_sync(message: TaskMessage) -> TaskResult:
+    """The worker's code path, inline: sign and verify, execute, save, hook; then re-raise."""
+    from qdjango.hooks import DjangoHookRunner
+    from qdjango.store import DjangoResultStore
+
+    codec = task_codec()
+    # What could not travel to a cluster (an unpicklable argument) fails here too.
+    message = codec.decode_message(codec.encode_message(message))
+    catch = None
+    try:
+        catch = _Catch(resolve_callable(message.func))
+    except Exception:
+        # A path that does not resolve is recorded as a Failure naming it, as with a cluster.
+        record = execute(message)
+    else:
+        record = execute(dataclasses.replace(message, func=catch))
+        record = dataclasses.replace(record, func=message.func_path)
+        if catch.error is not None:
+            # The record names the task's own frames, not the catcher's.
+            record = dataclasses.replace(record, result=format_error(catch.error, skip_frames=2))
+    store = DjangoResultStore.from_settings(notify=False)
+    if should_save(message, record, get_settings().cluster.save):
+        store.save_many([record])
+    call_hook(message, record, DjangoHookRunner(using=store.using))
+    if catch is not None and catch.error is not None:
+        raise catch.error
+    return record
+
+
+# -- results --------------------------------------------------------------------------------
+
+
+def _is_id(task_id: str) -> bool:
+    return len(task_id) == 32
+
+
+def _wait(task_id: str, wait: float, check: Callable[[], Any], *, any_message: bool) -> Any:
+    """``check()`` now, or, with ``wait`` (ms; negative: forever), until it finds something:
+    woken by the store's notice that results were saved, not by polling."""
+    if wait == 0:
+        return check()
+    timeout = None if wait < 0 else wait / 1000.0
+    return connection.notifier().wait_for(task_id, timeout, check, any_message=any_message)
+
+
+def fetch(task_id: str, wait: float = 0) -> Any:
+    """The :class:`~qdjango.models.Task` with this id or humanized name, or None.
+
+    ``wait``: milliseconds to wait for it (-1: forever), woken as soon as it is saved.
+    """
+    from qdjango.models import Task
+
+    return _wait(task_id, wait, lambda: Task.get_task(task_id), any_message=not _is_id(task_id))
+
+
+def result(task_id: str, wait: float = 0) -> Any:
+    """The task's result (a failure's is its error text), or None while it has not run.
+
+    ``wait`` as in :func:`fetch`. A falsy result (``[]``, ``0``) is returned as it is.
+    """
+    task = fetch(task_id, wait)
+    return None if task is None else task.result
+
+
+def _group_wait(group_id: str, wait: float, count: int | None, check: Callable[[], Any]) -> Any:
+    from qdjango.models import Task
+
+    if count is None:
+        return _wait(group_id, wait, check, any_message=True)
+
+    def enough() -> Any:
+        return check() if Task.get_group_count(group_id) >= count else None
+
+    return _wait(group_id, wait, enough, any_message=True)
+
+
+def result_group(
+    group_id: str, failures: bool = False, wait: float = 0, count: int | None = None
+) -> list[Any] | None:
+    """The results of a group (oldest first), or None when there are none yet.
+
+    ``failures`` includes the failures' errors. ``count``: wait (up to ``wait`` ms) until the
+    group has that many saved tasks; None if it does not get there.
+    """
+    from qdjango.models import Task
+
+    def check() -> list[Any] | None:
+        return Task.get_result_group(group_id, failures) or None
+
+    return _group_wait(group_id, wait, count, check)  # type: ignore[no-any-return]
+
+
+def fetch_group(
+    group_id: str, failures: bool = True, wait: float = 0, count: int | None = None
+) -> Any:
+    """The tasks of a group as a QuerySet, or None when there are none yet (``count`` and
+    ``wait`` as in :func:`result_group`)."""
+    from qdjango.models import Task
+
+    def check() -> Any:
+        tasks = Task.get_task_group(group_id, failures)
+        return tasks if tasks.exists() else None
+
+    return _group_wait(group_id, wait, count, check)
+
+
+def count_group(group_id: str, failures: bool = False) -> int:
+    """How many tasks of the group were saved (``failures=True``: how many failed)."""
+    from qdjango.models import Task
+
+    return Task.get_group_count(group_id, failures)
+
+
+def delete_group(group_id: str, tasks: bool = False) -> int:
+    """Clear a group's label (``tasks=True``: delete its tasks); returns how many."""
+    from qdjango.models import Task
+
+    return Task.delete_group(group_id, tasks)
+
+
+def queue_size(redis: Any = None) -> int:
+    """Tasks waiting in ``Q_CLUSTER``'s queue (not those already handed to a cluster)."""
+    broker = connection.broker() if redis is None else connection.broker_for(redis)
+    return broker.queue_size()

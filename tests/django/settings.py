@@ -1,0 +1,102 @@
+"""Django settings for qdjango's tests: SQLite (WAL, so several processes can write) and,
+when the local server answers, PostgreSQL as a second alias.
+
+Database names carry the test run's id, so two test runs on one machine never share (or
+drop) each other's databases.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import tempfile
+from pathlib import Path
+
+RUN_ID = (os.environ.get("PYTEST_XDIST_TESTRUNUID") or f"p{os.getppid()}")[:12]
+_DIR = Path(tempfile.gettempdir()) / f"qdjango-tests-{RUN_ID}"
+_DIR.mkdir(exist_ok=True)
+
+SECRET_KEY = "qdjango-tests-secret-key-0123456789abcdefghijklmnop"
+DEBUG = False
+USE_TZ = True
+TIME_ZONE = "UTC"
+ALLOWED_HOSTS = ["*"]
+ROOT_URLCONF = "tests.django.urls"
+DEFAULT_AUTO_FIELD = "django.db.models.AutoField"
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "qdjango",
+]
+
+MIDDLEWARE = [
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+]
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ]
+        },
+    }
+]
+
+SQLITE_OPTIONS = {
+    # WAL lets readers run beside the one writer; the busy timeout makes writers from
+    # several processes (the cluster's monitor, the test) wait for each other.
+    "init_command": "PRAGMA journal_mode=WAL;PRAGMA synchronous=NORMAL",
+    "transaction_mode": "IMMEDIATE",
+    "timeout": 30,
+}
+
+DATABASES = {
+    "default": {
+        "ENGINE": "django.db.backends.sqlite3",
+        "NAME": str(_DIR / "qdjango.sqlite3"),
+        "OPTIONS": SQLITE_OPTIONS,
+        # A file, not :memory:, so the cluster's processes open the same database.
+        "TEST": {"NAME": str(_DIR / "test-qdjango.sqlite3")},
+    }
+}
+
+PG_HOST = os.environ.get("PGHOST", "127.0.0.1")
+PG_PORT = int(os.environ.get("PGPORT", "5432"))
+
+
+def _postgres_answers() -> bool:
+    try:
+        with socket.create_connection((PG_HOST, PG_PORT), timeout=1.0):
+            return True
+    except OSError:
+        return False
+
+
+if _postgres_answers():
+    DATABASES["postgres"] = {
+        "ENGINE": "django.db.backends.postgresql",
+        "NAME": f"qdjango_{RUN_ID}",
+        "USER": os.environ.get("PGUSER", "postgres"),
+        "PASSWORD": os.environ.get("PGPASSWORD", ""),
+        "HOST": PG_HOST,
+        "PORT": PG_PORT,
+    }
+
+DATABASE_ROUTERS = ["qdjango.routers.QRouter"]
+
+CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+
+Q_CLUSTER = {"name": "qdjango-tests", "workers": 1}

@@ -1,0 +1,331 @@
+"""The task API against a real cluster and a private Redis, on SQLite and PostgreSQL.
+
+The first tests are the examples of Django Q's "Tasks" page, as written there (with
+``async_task`` for ``async``, and ``from math import copysign`` where the page has the
+invalid ``import math.copysign``).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import pytest
+from django.db import connections
+from django.test.utils import CaptureQueriesContext
+
+import qdjango
+from qdjango import async_task, count_group, delete_group, fetch, fetch_group, result
+from qdjango import result_group as result_group_
+from qdjango.errors import UnknownOption
+from qdjango.models import Failure, Success, Task
+from tests.django import jobs
+
+WAIT = 20_000  # ms: generous, since a loaded CI machine can be slow; returns on the save
+
+
+def test_async_is_async_task() -> None:
+    assert getattr(qdjango, "async") is async_task
+    assert "async" in qdjango.__all__
+
+
+# -- the seed's Tasks page ------------------------------------------------------------------
+
+
+def test_seed_async_example(db_alias: str, cluster: Any) -> None:
+    # create the task
+    async_task("math.copysign", 2, -2)
+
+    # or with import and storing the id
+    from math import copysign
+
+    task_id = async_task(copysign, 2, -2)
+
+    # get the result
+    task_result = result(task_id, wait=WAIT)
+    assert task_result == -2.0
+
+    # hooks.py: print_result(task) prints task.result; here the hook proves it got the row
+    hooked = async_task("math.modf", 2.5, hook="tests.django.jobs.mark_saved")
+    task = fetch(hooked, wait=WAIT)
+    assert task.result == (0.5, 2.0)
+    _await_hook(hooked, db_alias)
+
+
+def test_seed_group_example(db_alias: str, cluster: Any) -> None:
+    group = f"modf-{db_alias}"
+    for i in range(4):
+        async_task("math.modf", i, group=group)
+
+    # after the tasks have finished you can get the group results
+    results = result_group_(group, count=4, wait=WAIT)
+    assert sorted(results) == [(0.0, 0.0), (0.0, 1.0), (0.0, 2.0), (0.0, 3.0)]
+
+    # count the number of failures
+    failure_count = count_group(group, failures=True)
+    assert failure_count == 0
+    # only use the successes
+    successes = fetch_group(group)
+    if failure_count:
+        successes = successes.exclude(success=False)
+    assert sorted(task.result for task in successes) == sorted(results)
+    # this is the same as
+    successes = fetch_group(group, failures=False)
+    assert sorted(task.result for task in successes) == sorted(results)
+    # and the same as
+    assert sorted(result_group_(group)) == sorted(results)
+
+    assert count_group(group) == 4
+    assert delete_group(group) == 4  # only the label, by default
+    assert count_group(group) == 0 and Task.objects.count() >= 4
+
+
+def test_seed_sync_example(db_alias: str, q_cluster: dict[str, Any]) -> None:
+    # create a synchronous task
+    task_id = async_task("my.buggy.code", sync=True)
+
+    # the task will then be available immediately
+    task = fetch(task_id)
+
+    # and can be examined
+    assert not task.success
+    assert "my.buggy.code" in f"An error occurred: {task.result}"
+
+
+def test_seed_connection_economy_example(
+    db_alias: str, cluster: Any, redis_server: Any
+) -> None:
+    from qdjango.conf import redis_client
+
+    before = _clients(redis_server)
+    ids = [async_task("math.modf", 2.5, redis=redis_client) for _ in range(50)]
+    assert _clients(redis_server) <= before + 1
+    assert all(result(task_id, wait=WAIT) == (0.5, 2.0) for task_id in ids)
+
+
+# -- results --------------------------------------------------------------------------------
+
+
+def test_result_is_none_before_and_the_value_after(db_alias: str, cluster: Any) -> None:
+    task_id = async_task("tests.django.jobs.sleep", 0.3)
+    assert result(task_id) is None
+    assert fetch(task_id) is None
+    assert result(task_id, wait=WAIT) == 0.3
+    task = fetch(task_id)
+    assert fetch(task.name).id == task_id  # by humanized name
+    assert fetch(task_id).name == task.name
+    assert result(task.name) == 0.3
+    assert task.time_taken() >= 0.3  # enqueue to finish, queue time included
+    assert task.started <= task.stopped
+    assert task.func == "tests.django.jobs.sleep" and task.args == (0.3,)
+    assert Success.objects.filter(pk=task_id).exists()
+    assert not Failure.objects.filter(pk=task_id).exists()
+    assert Task.get_result(task_id) == 0.3
+
+
+def test_wait_is_woken_by_the_save_not_by_polling(db_alias: str, cluster: Any) -> None:
+    task_id = async_task("tests.django.jobs.sleep", 1.0)
+    with CaptureQueriesContext(connections[db_alias]) as queries:
+        value = result(task_id, wait=WAIT)
+    returned = time.time()
+    assert value == 1.0
+    saved = fetch(task_id).stopped.timestamp()
+    assert returned - saved < 0.5, "result() returned long after the save"
+    # Polling every 10 ms for a second would be ~100 queries; a notice costs ~3.
+    assert len(queries) <= 5, [q["sql"] for q in queries]
+
+
+def test_wait_for_a_falsy_result_returns(db_alias: str, cluster: Any) -> None:
+    task_id = async_task(jobs.empty_list)
+    assert result(task_id, wait=-1) == []
+    none_id = async_task(jobs.nothing)
+    task = fetch(none_id, wait=-1)
+    assert task.success and task.result is None
+
+
+def test_wait_times_out_with_none(db_alias: str, q_cluster: dict[str, Any]) -> None:
+    begun = time.monotonic()
+    assert result("0" * 32, wait=300) is None
+    assert fetch("acorn-acre-alpha-amber", wait=200) is None
+    assert 0.45 <= time.monotonic() - begun < 5
+
+
+def test_failure_holds_its_error(db_alias: str, cluster: Any) -> None:
+    task_id = async_task(jobs.fail, "boom for the test")
+    task = fetch(task_id, wait=WAIT)
+    assert not task.success
+    assert "ValueError: boom for the test" in task.result
+    assert "Traceback" in task.result and "jobs.py" in task.result
+    assert Failure.objects.filter(pk=task_id).exists()
+    assert not Success.objects.filter(pk=task_id).exists()
+
+
+def test_missing_dotted_path_is_a_failure_naming_it(db_alias: str, cluster: Any) -> None:
+    task_id = async_task("tests.django.jobs.no_such_function", 1)
+    assert isinstance(task_id, str) and len(task_id) == 32
+    task = fetch(task_id, wait=WAIT)
+    assert not task.success
+    assert "tests.django.jobs.no_such_function" in task.result
+    assert task.func == "tests.django.jobs.no_such_function"
+
+
+def test_lambdas_objects_and_kwargs_travel(db_alias: str, cluster: Any) -> None:
+    lam = async_task(lambda x, y=1: x * 10 + y, 4, y=2)
+    obj = async_task(jobs.Flaky(40), 2)
+    kw = async_task(jobs.echo, 1, timeout_like="x", q_options={"timeout": 5})
+    assert result(lam, wait=WAIT) == 42
+    assert result(obj, wait=WAIT) == 42
+    assert result(kw, wait=WAIT) == ((1,), {"timeout_like": "x"})
+
+
+def test_q_options_equal_keywords(db_alias: str, cluster: Any) -> None:
+    # The task's own kwargs may use Q's option names when the options go in q_options.
+    opts = {"hook": "tests.django.jobs.mark_saved", "group": f"opts-{db_alias}", "timeout": 30}
+    by_options = async_task(jobs.echo, timeout=1, group="mine", q_options=opts)
+    by_keywords = async_task(
+        "math.modf", 2.5, hook="tests.django.jobs.mark_saved", group=opts["group"], timeout=30
+    )
+    assert result(by_options, wait=WAIT) == ((), {"timeout": 1, "group": "mine"})
+    assert result(by_keywords, wait=WAIT) == (0.5, 2.0)
+    for task_id in (by_options, by_keywords):
+        assert fetch(task_id).group == opts["group"]
+        _await_hook(task_id, db_alias)
+    with pytest.raises(UnknownOption, match="cached"):
+        async_task(jobs.echo, q_options={"cached": True})
+
+
+def test_save_false_stores_no_success(db_alias: str, cluster: Any) -> None:
+    unsaved = async_task(jobs.add, 1, 2, save=False)
+    saved = async_task(jobs.add, 2, 2)
+    assert result(saved, wait=WAIT) == 4
+    # The unsaved task was queued before the saved one on a single worker: it has run.
+    assert cluster.transport.queue_size() == 0
+    assert fetch(unsaved) is None
+
+
+def test_sync_runs_inline_and_reraises(db_alias: str, q_cluster: dict[str, Any]) -> None:
+    task_id = async_task(jobs.add, 20, 22, sync=True, hook="tests.django.jobs.mark_saved")
+    task = fetch(task_id)
+    assert task.result == 42 and task.cluster == f"{jobs.HOOK_MARK}:Task"
+    with pytest.raises(ValueError, match="raised inline"):
+        async_task(jobs.fail, "raised inline", sync=True)
+    failure = Failure.objects.get()
+    assert "ValueError: raised inline" in failure.result
+    assert "_Catch" not in failure.result  # the traceback shows the task, not our wrapper
+
+
+def test_global_sync_setting(db_alias: str, settings: Any, q_cluster: dict[str, Any]) -> None:
+    settings.Q_CLUSTER = {**q_cluster, "sync": True}
+    assert result(async_task(jobs.add, 1, 1)) == 2
+    assert result(async_task(jobs.add, 1, 1, sync=False), wait=0) is None  # queued instead
+
+
+def test_unpicklable_argument_fails_at_the_call(db_alias: str, q_cluster: dict[str, Any]) -> None:
+    import threading
+
+    from qcore import SerializationError
+
+    with pytest.raises(SerializationError):
+        async_task(jobs.echo, threading.Lock())
+
+
+def test_redis_client_and_pool_are_reused(
+    db_alias: str, cluster: Any, redis_server: Any
+) -> None:
+    import redis
+
+    client = redis.Redis.from_url(redis_server.url)
+    pool = redis.ConnectionPool.from_url(redis_server.url)
+    try:
+        client.ping()
+        before = _clients(redis_server)
+        ids = [async_task(jobs.add, i, 1, redis=client) for i in range(30)]
+        ids += [async_task(jobs.add, i, 2, redis=pool) for i in range(30)]
+        # The client keeps its one connection; the pool opens one; nothing per call.
+        assert _clients(redis_server) <= before + 1
+        assert len(client.connection_pool._available_connections) == 1
+        assert [result(i, wait=WAIT) for i in ids] == [i + 1 for i in range(30)] + [
+            i + 2 for i in range(30)
+        ]
+    finally:
+        client.close()
+        pool.disconnect()
+
+
+def test_django_redis_pool_is_used(
+    db_alias: str, cluster: Any, settings: Any, redis_server: Any
+) -> None:
+    settings.CACHES = {
+        "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
+        "q": {"BACKEND": "django_redis.cache.RedisCache", "LOCATION": redis_server.url},
+    }
+    settings.Q_CLUSTER = {**settings.Q_CLUSTER, "django_redis": "q"}
+    from django_redis import get_redis_connection
+
+    from qdjango.connection import broker
+
+    shared = get_redis_connection("q")
+    assert broker().client is shared
+    shared.ping()
+    before = _clients(redis_server)
+    ids = [async_task(jobs.add, i, i) for i in range(40)]
+    assert _clients(redis_server) <= before + 1
+    assert [result(i, wait=WAIT) for i in ids] == [2 * i for i in range(40)]
+
+
+def test_queue_size_counts_waiting_tasks(db_alias: str, q_cluster: dict[str, Any]) -> None:
+    assert qdjango.queue_size() == 0
+    for _ in range(3):
+        async_task(jobs.add, 1, 1)
+    assert qdjango.queue_size() == 3
+
+
+def test_countdown_delays_the_task(db_alias: str, cluster: Any) -> None:
+    begun = time.time()
+    task_id = async_task(jobs.add, 1, 2, q_options={"countdown": 1.0})
+    task = fetch(task_id, wait=WAIT)
+    assert task.result == 3
+    assert task.stopped.timestamp() - begun >= 0.95
+
+
+def test_bad_group_and_task_name(db_alias: str, q_cluster: dict[str, Any]) -> None:
+    from qcore import ConfigError
+
+    with pytest.raises(ConfigError, match="group"):
+        async_task(jobs.add, 1, 1, group="g" * 101)
+    task_id = async_task(jobs.add, 1, 1, q_options={"task_name": "my-nightly-report"})
+    assert isinstance(task_id, str)
+
+
+def test_result_group_count_not_reached_gives_none(
+    db_alias: str, q_cluster: dict[str, Any]
+) -> None:
+    group = "never-complete"
+    async_task(jobs.add, 1, 1, group=group, sync=True)
+    assert result_group_(group, count=2, wait=200) is None
+    assert result_group_(group, count=1) == [2]
+    assert delete_group(group, tasks=True) == 1
+    assert result_group_(group) is None and fetch_group(group) is None
+
+
+# -- helpers --------------------------------------------------------------------------------
+
+
+def _clients(server: Any) -> int:
+    probe = server.client()
+    try:
+        # Minus this probe's own connection.
+        return int(probe.info("clients")["connected_clients"]) - 1
+    finally:
+        probe.close()
+
+
+def _await_hook(task_id: str, alias: str, timeout: float = 20.0) -> None:
+    """The hook marks the row it was given; it runs after the save (there is no event)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        row = Task.objects.using(alias).get(pk=task_id)
+        if row.cluster == f"{jobs.HOOK_MARK}:Task":
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"the hook of {task_id} did not run: cluster={row.cluster!r}")
