@@ -55,3 +55,7 @@ def write_hook(record: object) -> None:
 
 def raising_hook(record: object) -> None:
     raise ValueError("hook broke on purpose")
+
+
+def sleepy_hook(record: object) -> None:
+    time.sleep(30)
