@@ -7,6 +7,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -168,3 +169,42 @@ def test_qcluster_run_in_a_plain_virtualenv_without_django(bench: Bench, tmp_pat
         code, out = _stop(process, signal.SIGTERM)
     assert [records[i].result for i in ids] == [i * 3 for i in range(20)], out
     assert code == 0, out
+
+
+def test_a_second_ctrl_c_stops_at_once(bench: Bench, tmp_path: Path) -> None:
+    mark = tmp_path / "started"
+    long_id = bench.producer.enqueue("tests.cluster.tasks.touch_and_sleep", str(mark), 60)
+    process = _start(
+        _qcluster(
+            "run",
+            "--redis-url",
+            bench.url,
+            "--queue",
+            bench.queue,
+            "--workers",
+            "1",
+            "--grace",
+            "60",
+            "--import",
+            "tests.cluster.tasks",
+            "--json-logs",
+        )
+    )
+    try:
+        eventually(mark.exists, timeout=30, what="the long task to start")
+        process.send_signal(signal.SIGINT)
+        assert process.stdout is not None
+        for line in process.stdout:  # the first Ctrl+C is being handled: a graceful stop
+            if "cluster.stopping" in line:
+                break
+        began = time.monotonic()
+        process.send_signal(signal.SIGINT)
+        process.wait(timeout=10)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert process.returncode == 0
+    assert time.monotonic() - began < 5
+    assert bench.broker.queue_size() == 1  # the interrupted task is back in the queue
+    assert bench.store.get(long_id) is None
