@@ -116,3 +116,15 @@ def superuser_client(client: Any, db_alias: str) -> Any:
     user = User.objects.create_superuser("admin", "admin@example.com", "pw-for-tests")
     client.force_login(user)
     return client
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _tidy_test_dir() -> Iterator[None]:
+    yield
+    from django.conf import settings
+
+    try:
+        # Empty only once every test process sharing it has destroyed its databases.
+        settings.TEST_DIR.rmdir()
+    except OSError:
+        pass

@@ -56,3 +56,28 @@ class Flaky:
 
     def __call__(self, extra: int) -> int:
         return self.value + extra
+
+
+def save_in_child(payload: bytes, queue: Any) -> None:
+    """A spawned process's target: unpickle a store and records, save them, report."""
+    import pickle
+
+    try:
+        store, records = pickle.loads(payload)
+        store.save_many(records)
+        queue.put("ok")
+    except BaseException as exc:
+        queue.put(repr(exc))
+
+
+def fails_until_flag(redis_url: str, flag: str) -> str:
+    """Fails until ``flag`` is set in Redis (for retrying a failure that then succeeds)."""
+    import redis
+
+    client = redis.Redis.from_url(redis_url)
+    try:
+        if not client.exists(flag):
+            raise RuntimeError(f"{flag} is not set yet")
+    finally:
+        client.close()
+    return "flag was set"

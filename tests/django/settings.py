@@ -7,14 +7,18 @@ drop) each other's databases.
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import tempfile
 from pathlib import Path
 
-RUN_ID = (os.environ.get("PYTEST_XDIST_TESTRUNUID") or f"p{os.getppid()}")[:12]
-_DIR = Path(tempfile.gettempdir()) / f"qdjango-tests-{RUN_ID}"
-_DIR.mkdir(exist_ok=True)
+# One id per test run, shared by xdist workers and inherited by the processes they start.
+RUN_ID = os.environ.setdefault(
+    "QDJANGO_TEST_RUN", (os.environ.get("PYTEST_XDIST_TESTRUNUID") or f"p{os.getpid()}")[:12]
+)
+TEST_DIR = Path(tempfile.gettempdir()) / f"qdjango-tests-{RUN_ID}"
+TEST_DIR.mkdir(exist_ok=True)
 
 SECRET_KEY = "qdjango-tests-secret-key-0123456789abcdefghijklmnop"
 DEBUG = False
@@ -66,10 +70,10 @@ SQLITE_OPTIONS = {
 DATABASES = {
     "default": {
         "ENGINE": "django.db.backends.sqlite3",
-        "NAME": str(_DIR / "qdjango.sqlite3"),
+        "NAME": str(TEST_DIR / "qdjango.sqlite3"),
         "OPTIONS": SQLITE_OPTIONS,
         # A file, not :memory:, so the cluster's processes open the same database.
-        "TEST": {"NAME": str(_DIR / "test-qdjango.sqlite3")},
+        "TEST": {"NAME": str(TEST_DIR / "test-qdjango.sqlite3")},
     }
 }
 
@@ -100,3 +104,9 @@ DATABASE_ROUTERS = ["qdjango.routers.QRouter"]
 CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 
 Q_CLUSTER = {"name": "qdjango-tests", "workers": 1}
+
+# For tests that run ``manage.py`` commands in a subprocess on the test database.
+if "QDJANGO_TEST_Q_CLUSTER" in os.environ:
+    Q_CLUSTER = json.loads(os.environ["QDJANGO_TEST_Q_CLUSTER"])
+if "QDJANGO_TEST_SQLITE" in os.environ:
+    DATABASES["default"]["NAME"] = os.environ["QDJANGO_TEST_SQLITE"]

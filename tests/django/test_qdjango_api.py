@@ -92,9 +92,7 @@ def test_seed_sync_example(db_alias: str, q_cluster: dict[str, Any]) -> None:
     assert "my.buggy.code" in f"An error occurred: {task.result}"
 
 
-def test_seed_connection_economy_example(
-    db_alias: str, cluster: Any, redis_server: Any
-) -> None:
+def test_seed_connection_economy_example(db_alias: str, cluster: Any, redis_server: Any) -> None:
     from qdjango.conf import redis_client
 
     before = _clients(redis_server)
@@ -229,9 +227,7 @@ def test_unpicklable_argument_fails_at_the_call(db_alias: str, q_cluster: dict[s
         async_task(jobs.echo, threading.Lock())
 
 
-def test_redis_client_and_pool_are_reused(
-    db_alias: str, cluster: Any, redis_server: Any
-) -> None:
+def test_redis_client_and_pool_are_reused(db_alias: str, cluster: Any, redis_server: Any) -> None:
     import redis
 
     client = redis.Redis.from_url(redis_server.url)

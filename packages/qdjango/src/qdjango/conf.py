@@ -10,6 +10,7 @@ brokers). :func:`problems` lists every problem at once, for ``manage.py check``.
 
 from __future__ import annotations
 
+import difflib
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -106,8 +107,10 @@ def problems(raw: object) -> list[tuple[str, str]]:
         if hint is not None:
             message = f"Q_CLUSTER[{key!r}] is a Django Q setting that Q does not have: {hint}"
         else:
+            close = difflib.get_close_matches(key, known, n=1)
+            guess = f"did you mean {close[0]!r}? " if close else ""
             message = (
-                f"Q_CLUSTER[{key!r}] is not a setting; known settings are "
+                f"Q_CLUSTER[{key!r}] is not a setting; {guess}known settings are "
                 f"{', '.join(sorted(known))}"
             )
         found.append(("qdjango.E002", message))

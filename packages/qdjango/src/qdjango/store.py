@@ -4,7 +4,8 @@ One :meth:`DjangoResultStore.save_many` is one transaction: one multi-row ``INSE
 CONFLICT DO UPDATE`` per chunk (SQLite and PostgreSQL), whose ``WHERE`` keeps a success from
 ever being replaced by a later failure of the same task, then, when successes were saved and
 ``save_limit`` is positive, one ``DELETE`` of the successes beyond the newest N. Both run in the
-same transaction, so two clusters pruning at once can never delete more than they should.
+same transaction; on PostgreSQL pruning transactions take turns (an advisory lock), so workers
+saving at once keep exactly N.
 After the commit the saved ids are published (qredis's :class:`~qredis.ResultNotifier`), which
 wakes ``result(..., wait=...)`` callers.
 """
@@ -164,8 +165,11 @@ class DjangoResultStore:
         conn = connections[self.using]
         try:
             with transaction.atomic(using=self.using):
+                prune = self.save_limit > 0 and any(r.success for r in records)
+                if prune:
+                    _serialize_pruning(conn)
                 _upsert(conn, records)
-                if self.save_limit > 0 and any(r.success for r in records):
+                if prune:
                     self._prune(self.save_limit)
                 if self.notifier is not None:
                     ids = [r.id for r in records]
@@ -227,6 +231,23 @@ class DjangoResultStore:
             tasks.filter(pk__in=beyond).delete()
         else:
             tasks.filter(pk__in=list(beyond.values_list("id", flat=True))).delete()
+
+
+# Any 64-bit number of our own: the advisory lock that takes turns at pruning.
+_PRUNE_LOCK = 0x51_646A_616E_676F
+
+
+def _serialize_pruning(conn: Any) -> None:
+    """Make pruning transactions take turns until they commit.
+
+    Under READ COMMITTED two writers pruning at once each miss the other's uncommitted rows,
+    and more than ``save_limit`` successes survive (Django Q's "successful tasks grow beyond
+    save_limit"). Taken before the upsert, so no writer ever holds a row lock while waiting.
+    SQLite needs nothing: its writers already take turns (one write transaction at a time).
+    """
+    if conn.vendor == "postgresql":
+        with conn.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_PRUNE_LOCK])
 
 
 def _upsert(conn: Any, records: list[TaskResult]) -> None:

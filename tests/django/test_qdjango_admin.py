@@ -1,0 +1,151 @@
+"""The admin: every page answers for a superuser, the retry action re-enqueues failures that
+then succeed, and the Queue page shows Redis and acts on dead letters."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from django.urls import reverse
+from qcore import TaskMessage
+from qdjango import async_task, fetch, result
+from qdjango.models import Failure, Success, Task
+from tests.django import jobs
+
+WAIT = 20_000
+
+
+def _pages(task_ids: dict[str, str]) -> list[str]:
+    return [
+        reverse("admin:index"),
+        reverse("admin:app_list", args=["qdjango"]),
+        reverse("admin:qdjango_success_changelist"),
+        reverse("admin:qdjango_success_changelist") + "?q=add",
+        reverse("admin:qdjango_success_changelist") + "?group=admin",
+        reverse("admin:qdjango_success_change", args=[task_ids["success"]]),
+        reverse("admin:qdjango_success_delete", args=[task_ids["success"]]),
+        reverse("admin:qdjango_failure_changelist"),
+        reverse("admin:qdjango_failure_changelist") + "?q=fail",
+        reverse("admin:qdjango_failure_change", args=[task_ids["failure"]]),
+        reverse("admin:qdjango_failure_history", args=[task_ids["failure"]]),
+        reverse("admin:qdjango_queuestatus_changelist"),
+    ]
+
+
+def test_every_admin_page_answers(db_alias: str, cluster: Any, superuser_client: Any) -> None:
+    ok = async_task(jobs.add, 1, 2, group="admin")
+    bad = async_task(jobs.fail, "shown in the admin", group="admin")
+    assert result(ok, wait=WAIT) == 3 and fetch(bad, wait=WAIT) is not None
+    for url in _pages({"success": ok, "failure": bad}):
+        response = superuser_client.get(url)
+        assert response.status_code == 200, url
+    failures = superuser_client.get(reverse("admin:qdjango_failure_changelist")).content
+    assert b"shown in the admin" in failures
+    index = superuser_client.get(reverse("admin:index")).content
+    assert reverse("admin:qdjango_queuestatus_changelist").encode() in index
+    # Records are written by clusters: no add page, no edit form.
+    assert superuser_client.get("/admin/qdjango/success/add/").status_code in (403, 404)
+    response = superuser_client.post(
+        reverse("admin:qdjango_success_change", args=[ok]), {"func": "os.system"}
+    )
+    assert response.status_code == 403
+    assert Task.objects.get(pk=ok).func == "tests.django.jobs.add"
+
+
+def test_retry_action_requeues_and_the_task_then_succeeds(
+    db_alias: str, cluster: Any, superuser_client: Any, redis_server: Any
+) -> None:
+    # A failure the cluster recorded for a function that fails until a key is set in Redis.
+    flag = f"flag-{db_alias}-{cluster.cluster_id}"
+    failed = async_task(
+        "tests.django.jobs.fails_until_flag", redis_server.url, flag, group="retry", hook=None
+    )
+    assert not fetch(failed, wait=WAIT).success
+    client = redis_server.client()
+    client.set(flag, "1")
+    client.close()
+    response = superuser_client.post(
+        reverse("admin:qdjango_failure_changelist"),
+        {"action": "retry", "_selected_action": [failed]},
+        follow=True,
+    )
+    assert response.status_code == 200
+    assert b"queued again" in response.content
+    assert not Failure.objects.filter(pk=failed).exists()  # deleted, as Django Q does
+    from qdjango import result_group
+
+    assert result_group("retry", count=1, wait=WAIT) == ["flag was set"]
+    retried = Success.objects.get(group="retry")
+    assert retried.func == "tests.django.jobs.fails_until_flag"
+    assert retried.args == (redis_server.url, flag)
+
+
+def test_viewer_without_permission_cannot_retry(
+    db_alias: str, q_cluster: dict[str, Any], client: Any
+) -> None:
+    from django.contrib.auth.models import Permission, User
+
+    viewer = User.objects.create_user("viewer", password="pw", is_staff=True)
+    viewer.user_permissions.add(Permission.objects.get(codename="view_failure"))
+    client.force_login(viewer)
+    with pytest.raises(ValueError):
+        async_task(jobs.fail, "for the viewer", sync=True)
+    failure = Failure.objects.get()
+    page = client.get(reverse("admin:qdjango_failure_changelist"))
+    assert page.status_code == 200 and b'value="retry"' not in page.content
+    response = client.post(
+        reverse("admin:qdjango_failure_changelist"),
+        {"action": "retry", "_selected_action": [failure.pk]},
+    )
+    assert Failure.objects.filter(pk=failure.pk).exists()
+    assert response.status_code in (200, 302)
+    assert client.get(reverse("admin:qdjango_queuestatus_changelist")).status_code == 403
+
+
+def test_queue_page_requeues_and_purges_dead_letters(
+    db_alias: str, q_cluster: dict[str, Any], superuser_client: Any
+) -> None:
+    from qdjango.conf import task_codec
+    from qdjango.connection import broker
+
+    transport = broker()
+    messages = [TaskMessage.new(jobs.add, (i, i)) for i in range(3)]
+    for message in messages:
+        transport.enqueue(message.id, task_codec().encode_message(message))
+    deliveries = transport.fetch("admin-test-consumer", count=3)
+    for delivery in deliveries:
+        assert transport.dead_letter(delivery, "dead for the admin test")
+    assert transport.dead_size() == 3
+
+    url = reverse("admin:qdjango_queuestatus_changelist")
+    page = superuser_client.get(url)
+    assert page.status_code == 200
+    assert b"dead for the admin test" in page.content
+    assert b"tests.django.jobs.add" in page.content  # the payload, verified and described
+
+    first, second, third = (m.id for m in messages)
+    response = superuser_client.post(url, {"action": "requeue", "task_id": [first]}, follow=True)
+    assert b"1 dead letter(s) queued again" in response.content
+    assert transport.dead_size() == 2 and transport.queue_size() == 1
+    response = superuser_client.post(url, {"action": "purge", "task_id": [second]}, follow=True)
+    assert b"1 dead letter(s) deleted" in response.content
+    assert transport.dead_size() == 1
+    superuser_client.post(url, {"action": "purge", "scope": "all"})
+    assert transport.dead_size() == 0 and transport.queue_size() == 1
+    assert third not in superuser_client.get(url).content.decode()
+
+
+def test_queue_page_says_when_redis_is_down(
+    db_alias: str, superuser_client: Any, settings: Any, q_cluster: dict[str, Any]
+) -> None:
+    from redis.backoff import NoBackoff
+    from redis.retry import Retry
+
+    from tests.support.servers import free_port
+
+    nowhere = {"host": "127.0.0.1", "port": free_port(), "retry": Retry(NoBackoff(), 0)}
+    settings.Q_CLUSTER = {**q_cluster, "redis": nowhere}
+    page = superuser_client.get(reverse("admin:qdjango_queuestatus_changelist"))
+    assert page.status_code == 200
+    assert b"Redis could not be read" in page.content

@@ -1,0 +1,219 @@
+"""DjangoResultStore on SQLite and PostgreSQL: upserts, precedence, save_limit, notices,
+pickling into a spawned process, and the hook runner."""
+
+from __future__ import annotations
+
+import multiprocessing
+import pickle
+import threading
+import time
+from typing import Any
+
+import pytest
+from django.db import connections
+from django.test.utils import CaptureQueriesContext
+
+from qcore import TaskMessage, TaskResult
+from qdjango.fields import Unreadable
+from qdjango.hooks import DjangoHookRunner
+from qdjango.models import Failure, Success, Task
+from qdjango.store import DjangoResultStore
+from tests.django import jobs
+
+
+def record(
+    *, success: bool = True, result: Any = 1, attempt: int = 1, stopped: float | None = None
+) -> TaskResult:
+    message = TaskMessage.new("tests.django.jobs.add", (1, 2), {"k": "v"}, group="g")
+    return TaskResult.from_message(
+        message, result=result, success=success, attempt_count=attempt, stopped=stopped
+    )
+
+
+def same(base: TaskResult, **changes: Any) -> TaskResult:
+    import dataclasses
+
+    return dataclasses.replace(base, **changes)
+
+
+def test_upsert_keeps_one_row_per_id(db_alias: str, q_cluster: dict[str, Any]) -> None:
+    store = DjangoResultStore(using=db_alias, save_limit=0)
+    first = record(success=False, result="boom", attempt=1)
+    store.save_many([first])
+    store.save_many([same(first, result="boom again", attempt_count=2)])
+    row = Task.objects.get(pk=first.id)
+    assert row.result == "boom again" and row.attempt_count == 2 and not row.success
+    assert row.args == (1, 2) and row.kwargs == {"k": "v"} and row.group == "g"
+    assert row.func == "tests.django.jobs.add" and row.name == first.name
+    assert abs(row.started.timestamp() - first.started) < 1e-3
+    # An older attempt count never lowers the stored one.
+    store.save_many([same(first, attempt_count=1)])
+    assert Task.objects.get(pk=first.id).attempt_count == 2
+    assert Task.objects.count() == 1
+
+
+def test_a_later_failure_never_replaces_a_success(db_alias: str, q_cluster: dict[str, Any]) -> None:
+    store = DjangoResultStore(using=db_alias, save_limit=0)
+    ok = record(success=True, result=42)
+    store.save_many([ok])
+    store.save_many([same(ok, success=False, result="late failure", attempt_count=3)])
+    row = Task.objects.get(pk=ok.id)
+    assert row.success and row.result == 42
+
+    failed = record(success=False, result="first try failed")
+    store.save_many([failed])
+    store.save_many([same(failed, success=True, result="second try worked", attempt_count=2)])
+    row = Task.objects.get(pk=failed.id)
+    assert row.success and row.result == "second try worked" and row.attempt_count == 2
+
+
+def test_duplicates_in_one_batch(db_alias: str, q_cluster: dict[str, Any]) -> None:
+    store = DjangoResultStore(using=db_alias, save_limit=0)
+    ok = record(success=True, result="ok")
+    store.save_many([ok, same(ok, success=False, result="dup failure")])
+    assert Task.objects.get(pk=ok.id).result == "ok"
+
+
+def test_a_batch_is_a_few_statements(db_alias: str, q_cluster: dict[str, Any]) -> None:
+    store = DjangoResultStore(using=db_alias, save_limit=100)
+    batch = [record(result=i) for i in range(300)]
+    with CaptureQueriesContext(connections[db_alias]) as queries:
+        store.save_many(batch)
+    statements = [q["sql"] for q in queries if not q["sql"].startswith(("SAVEPOINT", "RELEASE"))]
+    # One INSERT per chunk (SQLite: up to 500 rows; PostgreSQL: all), one DELETE, a lock.
+    assert len(statements) <= 5, statements
+    assert Success.objects.count() == 100
+
+
+def test_save_limit_keeps_the_newest_successes_and_all_failures(
+    db_alias: str, q_cluster: dict[str, Any]
+) -> None:
+    store = DjangoResultStore(using=db_alias, save_limit=3)
+    now = time.time()
+    successes = [record(result=i, stopped=now + i) for i in range(5)]
+    failures = [record(success=False, result=f"f{i}", stopped=now - 100 + i) for i in range(4)]
+    store.save_many(successes[:2] + failures[:2])
+    store.save_many(successes[2:] + failures[2:])
+    assert sorted(Success.objects.values_list("result", flat=True)) == [2, 3, 4]
+    assert Failure.objects.count() == 4
+
+
+def test_save_limit_minus_one_keeps_no_success(db_alias: str, q_cluster: dict[str, Any]) -> None:
+    store = DjangoResultStore(using=db_alias, save_limit=-1)
+    store.save_many([record(), record(success=False, result="kept")])
+    assert Success.objects.count() == 0 and Failure.objects.count() == 1
+
+
+def test_concurrent_writers_prune_to_exactly_the_limit(
+    db_alias: str, q_cluster: dict[str, Any]
+) -> None:
+    store = DjangoResultStore(using=db_alias, save_limit=10)
+    errors: list[BaseException] = []
+
+    def writer() -> None:
+        try:
+            for _ in range(15):
+                store.save_many([record(result=i) for i in range(4)])
+        except BaseException as exc:
+            errors.append(exc)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=writer) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert not errors, errors
+    assert Success.objects.count() == 10
+
+
+def test_saved_ids_are_published_after_commit(
+    db_alias: str, q_cluster: dict[str, Any], redis_client: Any
+) -> None:
+    from qdjango.connection import notifier
+
+    store = DjangoResultStore.from_settings()
+    pubsub = redis_client.pubsub()
+    pubsub.subscribe(notifier().channel)
+    assert pubsub.get_message(timeout=5)["type"] == "subscribe"
+    batch = [record(), record(success=False, result="x")]
+    store.save_many(batch)
+    message = pubsub.get_message(timeout=5)
+    assert set(message["data"].decode().split()) == {r.id for r in batch}
+    pubsub.close()
+
+
+def test_store_works_in_a_spawned_process(db_alias: str, q_cluster: dict[str, Any]) -> None:
+    store = DjangoResultStore.from_settings()
+    records = [record(result="from a spawned child")]
+    ctx = multiprocessing.get_context("spawn")
+    queue = ctx.Queue()
+    child = ctx.Process(target=jobs.save_in_child, args=(pickle.dumps((store, records)), queue))
+    child.start()
+    outcome = queue.get(timeout=60)
+    child.join(30)
+    assert outcome == "ok"
+    assert Task.objects.get(pk=records[0].id).result == "from a spawned child"
+
+
+def test_get_reads_a_record_back(db_alias: str, q_cluster: dict[str, Any]) -> None:
+    store = DjangoResultStore(using=db_alias, save_limit=0)
+    saved = record(result={"a": [1, 2]})
+    store.save_many([saved])
+    assert store.get(saved.id).result == {"a": [1, 2]}
+    assert store.get(saved.name).id == saved.id
+    assert store.get("0" * 32) is None
+
+
+def test_hook_runner_passes_the_saved_task(db_alias: str, q_cluster: dict[str, Any]) -> None:
+    store = DjangoResultStore(using=db_alias, save_limit=0)
+    done = record(result=7)
+    store.save_many([done])
+    seen: list[Any] = []
+    DjangoHookRunner(using=db_alias)(seen.append, done)
+    (task,) = seen
+    assert isinstance(task, Task) and not task._state.adding and task._state.db == db_alias
+    assert task.pk == done.id and task.result == 7 and task.time_taken() >= 0
+    DjangoHookRunner(using=db_alias)(jobs.mark_saved, done)
+    assert Task.objects.get(pk=done.id).cluster == f"{jobs.HOOK_MARK}:Task"
+
+
+def test_a_value_signed_with_an_unknown_key_reads_as_unreadable(
+    db_alias: str, q_cluster: dict[str, Any]
+) -> None:
+    from qcore import Codec, Signer
+
+    store = DjangoResultStore(using=db_alias, save_limit=0)
+    done = record(result="secret")
+    store.save_many([done])
+    forged = Codec(Signer.from_secret("another-secret-key-entirely", purpose="qdjango.records"))
+    Task.objects.filter(pk=done.id).update(result=None)
+    table = Task._meta.db_table
+    with connections[db_alias].cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {table} SET result = %s WHERE id = %s",
+            [forged.encode("injected"), done.id],
+        )
+    value = Task.objects.get(pk=done.id).result
+    assert isinstance(value, Unreadable) and "key" in value.reason
+
+
+def test_secret_key_fallbacks_keep_old_rows_readable(
+    db_alias: str, q_cluster: dict[str, Any], settings: Any
+) -> None:
+    store = DjangoResultStore(using=db_alias, save_limit=0)
+    done = record(result="before rotation")
+    store.save_many([done])
+    old = settings.SECRET_KEY
+    settings.SECRET_KEY = "a-brand-new-secret-key-for-the-rotation-test"
+    settings.SECRET_KEY_FALLBACKS = [old]
+    assert Task.objects.get(pk=done.id).result == "before rotation"
+    settings.SECRET_KEY_FALLBACKS = []
+    assert isinstance(Task.objects.get(pk=done.id).result, Unreadable)
+
+
+@pytest.mark.parametrize("limit", [True, -2, "3"])
+def test_bad_save_limit(limit: Any) -> None:
+    with pytest.raises(ValueError, match="save_limit"):
+        DjangoResultStore(using="default", save_limit=limit)
