@@ -1,0 +1,196 @@
+"""Measuring: process trees and their PSS, result watchers, percentiles and summaries.
+
+Standard library only at module level: ``peers/base.py`` imports from here, and it also runs
+inside the peers' own environments. redis-py, sqlite3 and psycopg are imported where used.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+import time
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+__all__ = [
+    "PrefixWatcher",
+    "SqlCountWatcher",
+    "percentile",
+    "process_tree",
+    "pss_kib",
+    "summarize",
+    "wait_until",
+]
+
+
+def _children_map() -> dict[int, list[int]]:
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        # The command name (field 2) may hold spaces and parentheses: split after its ")".
+        fields = stat[stat.rfind(")") + 2 :].split()
+        children.setdefault(int(fields[1]), []).append(int(entry.name))
+    return children
+
+
+def process_tree(root: int) -> list[int]:
+    """``root`` and all its live descendants."""
+    children = _children_map()
+    tree, todo = [], [root]
+    while todo:
+        pid = todo.pop()
+        if pid in tree or not Path(f"/proc/{pid}").exists():
+            continue
+        tree.append(pid)
+        todo.extend(children.get(pid, []))
+    return tree
+
+
+def pss_kib(pids: Sequence[int]) -> tuple[int, int]:
+    """Total proportional set size (KiB) of ``pids`` from ``smaps_rollup``, and how many were
+    read (a process that exited meanwhile is skipped)."""
+    total = counted = 0
+    for pid in pids:
+        try:
+            text = Path(f"/proc/{pid}/smaps_rollup").read_text()
+        except OSError:
+            continue
+        for line in text.splitlines():
+            if line.startswith("Pss:"):
+                total += int(line.split()[1])
+                counted += 1
+                break
+    return total, counted
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    """The ``q``-th percentile (0-100) by linear interpolation between closest ranks."""
+    if not values:
+        raise ValueError("percentile of no values")
+    ordered = sorted(values)
+    rank = (len(ordered) - 1) * q / 100.0
+    low, high = math.floor(rank), math.ceil(rank)
+    return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
+
+
+def summarize(values: Sequence[float]) -> dict[str, Any]:
+    """Median, min and max of repeated runs (what the table prints)."""
+    if not values:
+        return {"median": None, "min": None, "max": None, "runs": []}
+    return {
+        "median": statistics.median(values),
+        "min": min(values),
+        "max": max(values),
+        "runs": list(values),
+    }
+
+
+def wait_until(
+    done: Callable[[], bool], timeout: float, interval: float = 0.02, what: str = "condition"
+) -> None:
+    """Poll ``done`` until true; raise TimeoutError naming ``what`` after ``timeout`` s."""
+    deadline = time.monotonic() + timeout
+    while not done():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"timed out after {timeout:.0f} s waiting for {what}")
+        time.sleep(interval)
+
+
+class PrefixWatcher:
+    """Counts results visible in Redis, walking the task list in enqueue order.
+
+    Each poll checks only a window after the longest prefix already seen done, so a poll costs
+    one pipelined round trip of at most ``window`` cheap commands (EXISTS, HEXISTS, ...)
+    whatever the number of tasks: the harness must not steal the CPU it is measuring.
+    """
+
+    def __init__(
+        self, redis_url: str, probe: Callable[[Any], tuple[Any, ...]], window: int = 512
+    ) -> None:
+        import redis
+
+        self.client = redis.Redis.from_url(redis_url)
+        self.probe = probe
+        self.window = window
+        self.handles: Sequence[Any] | None = None
+        self.probes: list[tuple[Any, ...]] = []
+        self.done = 0
+
+    def __call__(self, handles: Sequence[Any]) -> int:
+        if handles is not self.handles:
+            self.handles, self.probes, self.done = handles, [self.probe(h) for h in handles], 0
+        while self.done < len(self.probes):
+            chunk = self.probes[self.done : self.done + self.window]
+            pipe = self.client.pipeline(transaction=False)
+            for probe in chunk:
+                pipe.execute_command(*probe)
+            advanced = 0
+            for reply in pipe.execute():
+                if not reply:
+                    break
+                advanced += 1
+            self.done += advanced
+            if advanced < len(chunk):
+                break
+        return self.done
+
+    def close(self) -> None:
+        self.client.close()
+
+
+class SqlCountWatcher:
+    """Counts successful task rows added to a Django result table since it was made.
+
+    Made before the tasks are enqueued: rows already there (an earlier workload on the same
+    database) are the offset.
+    """
+
+    def __init__(self, db: Mapping[str, str], table: str, success_column: str = "success"):
+        self.db = dict(db)
+        self.sql = f"SELECT COUNT(*) FROM {table} WHERE {success_column}"
+        self.conn: Any = None
+        self.offset = self._count()
+
+    def _connect(self) -> Any:
+        if self.db["engine"] == "sqlite":
+            import sqlite3
+
+            if not Path(self.db["name"]).exists():
+                return None
+            return sqlite3.connect(self.db["name"], timeout=5.0, isolation_level=None)
+        import psycopg
+
+        return psycopg.connect(
+            host=self.db.get("host", "127.0.0.1"),
+            port=int(self.db.get("port", "5432")),
+            user=self.db.get("user", "postgres"),
+            dbname=self.db["name"],
+            autocommit=True,
+        )
+
+    def _count(self) -> int:
+        if self.conn is None:
+            self.conn = self._connect()
+            if self.conn is None:
+                return 0
+        try:
+            row = self.conn.execute(self.sql).fetchone()
+        except Exception as exc:  # the table may not exist before migrations ran
+            if "no such table" in str(exc) or "does not exist" in str(exc):
+                return 0
+            raise
+        return int(row[0])
+
+    def __call__(self, handles: Sequence[Any]) -> int:
+        return self._count() - self.offset
+
+    def close(self) -> None:
+        if self.conn is not None:
+            self.conn.close()
+            self.conn = None

@@ -1,0 +1,236 @@
+"""Summaries, Q's ratios to each peer, the targets, and the printed tables.
+
+Every figure is the median of the runs, with min-max beside it. A ratio is always
+``Q / peer`` on medians: above 1 means Q is faster for a rate (A, A', B, E), and for a time
+or a size (C, D) below 1 means Q is better.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from tools.bench.measure import summarize
+from tools.bench.registry import ORDER, load
+
+__all__ = ["TARGETS", "build", "render"]
+
+# metric -> (column title, unit, higher is better)
+METRICS: dict[str, tuple[str, str, bool]] = {
+    "A": ("A one-by-one", "tasks/s", True),
+    "A'": ("A' bulk", "tasks/s", True),
+    "B": ("B end to end", "tasks/s", True),
+    "C_p50": ("C start p50", "ms", False),
+    "C_p99": ("C start p99", "ms", False),
+    "D": ("D idle PSS", "MiB", False),
+    "E1k": ("E 1 kB args", "tasks/s", True),
+    "E8": ("E 8 workers", "tasks/s", True),
+}
+REFERENCE = "redis-benchmark"
+
+
+@dataclass(frozen=True)
+class Target:
+    text: str
+    metric: str
+    q: str
+    peer: str | None
+    """None: ``bound`` is an absolute value of Q's metric, not a ratio."""
+    higher: bool
+    bound: float
+
+
+TARGETS = [
+    Target("end to end, Redis store >= 2x huey", "B", "q-redis", "huey", True, 2.0),
+    Target("end to end, Redis store >= 1.3x bare loop", "B", "q-redis", "bare", True, 1.3),
+    Target("end to end, Django store on SQLite >= 5x django-q2", "B", "q-django-sqlite",
+           "djq2-sqlite", True, 5.0),
+    Target("end to end, Django store on PostgreSQL >= 5x django-q2", "B", "q-django-pg",
+           "djq2-pg", True, 5.0),
+    Target("async_task one by one >= 1x huey", "A", "q-django-sqlite", "huey", True, 1.0),
+    Target("bulk enqueue >= 0.8x bare loop's pipelined LPUSH", "A'", "q-redis", "bare", True, 0.8),
+    Target("start latency p50 <= 1.5x bare loop", "C_p50", "q-redis", "bare", False, 1.5),
+    Target("start latency p99 <= 3 ms", "C_p99", "q-redis", None, False, 3.0),
+    Target("idle PSS with 2 workers <= huey's", "D", "q-redis", "huey", False, 1.0),
+]  # fmt: skip
+
+# Ratio columns: (title, metric, which Q configuration: a name, or "pair" for the peer's own).
+RATIO_COLUMNS: list[tuple[str, str, str]] = [
+    ("A async_task", "A", "q-django-sqlite"),
+    ("A Producer", "A", "q-redis"),
+    ("A' enqueue_many", "A'", "q-redis"),
+    ("B", "B", "pair"),
+    ("C p50", "C_p50", "pair"),
+    ("C p99", "C_p99", "pair"),
+    ("D PSS", "D", "pair"),
+    ("E 1 kB", "E1k", "pair"),
+    ("E 8 w", "E8", "pair"),
+]
+
+
+def _median(results: Mapping[str, Any], subject: str, metric: str) -> float | None:
+    value = results.get(subject, {}).get(metric, {}).get("median")
+    return None if value is None else float(value)
+
+
+def build(
+    *,
+    options: Mapping[str, Any],
+    subjects: Sequence[str],
+    results: Mapping[str, Mapping[str, list[float]]],
+    errors: Mapping[str, Mapping[str, str]],
+    notes: Sequence[str],
+    meta: Mapping[str, Any],
+) -> dict[str, Any]:
+    """The JSON document: raw runs, summaries, ratios and targets."""
+    summaries = {
+        subject: {metric: summarize(values) for metric, values in metrics.items()}
+        for subject, metrics in results.items()
+    }
+    described = {}
+    for name in subjects:
+        peer = load(name)
+        described[name] = {
+            "label": peer.label,
+            "is_q": peer.is_q,
+            "store": peer.store,
+            "pair": peer.pair,
+            "requirements": list(peer.requirements),
+        }
+    ratios: dict[str, dict[str, float | None]] = {}
+    for name in [*subjects, REFERENCE]:
+        if name != REFERENCE and load(name).is_q:
+            continue
+        pair = load(name).pair if name != REFERENCE else "q-redis"
+        row: dict[str, float | None] = {}
+        for title, metric, q in RATIO_COLUMNS:
+            q_value = _median(summaries, pair if q == "pair" else q, metric)
+            peer_value = _median(summaries, name, metric)
+            row[title] = q_value / peer_value if q_value and peer_value else None
+        if any(v is not None for v in row.values()):
+            ratios[name] = row
+    targets = []
+    for target in TARGETS:
+        q_value = _median(summaries, target.q, target.metric)
+        peer_value = _median(summaries, target.peer, target.metric) if target.peer else None
+        if q_value is None or (target.peer and not peer_value):
+            measured, verdict = None, "n/a"
+        else:
+            measured = q_value / peer_value if target.peer and peer_value else q_value
+            ok = measured >= target.bound if target.higher else measured <= target.bound
+            verdict = "PASS" if ok else "MISS"
+        targets.append(
+            {
+                "target": target.text,
+                "metric": target.metric,
+                "q": target.q,
+                "peer": target.peer,
+                "bound": target.bound,
+                "q_value": q_value,
+                "peer_value": peer_value,
+                "measured": measured,
+                "verdict": verdict,
+            }
+        )
+    return {
+        "meta": dict(meta),
+        "options": {k: str(v) if k == "json_copy" else v for k, v in options.items()},
+        "notes": list(notes),
+        "subjects": described,
+        "results": summaries,
+        "errors": {k: dict(v) for k, v in errors.items()},
+        "ratios": ratios,
+        "targets": targets,
+    }
+
+
+def _num(value: float, unit: str) -> str:
+    if unit == "tasks/s":
+        return f"{value / 1000:.1f}k" if value >= 1000 else f"{value:.0f}"
+    if unit == "ms":
+        return f"{value:.2f}"
+    return f"{value:.1f}"
+
+
+def _cell(summary: Mapping[str, Any] | None, unit: str) -> str:
+    if not summary or summary.get("median") is None:
+        return "—"
+    text = _num(summary["median"], unit)
+    if len(summary.get("runs", [])) > 1:
+        text += f" ({_num(summary['min'], unit)}-{_num(summary['max'], unit)})"
+    return text
+
+
+def _table(header: list[str], rows: list[list[str]]) -> str:
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    lines = [
+        "| " + " | ".join(h.ljust(w) for h, w in zip(header, widths)) + " |",
+        "|" + "|".join("-" * (w + 2) for w in widths) + "|",
+    ]
+    for row in rows:
+        lines.append("| " + " | ".join(c.ljust(w) for c, w in zip(row, widths)) + " |")
+    return "\n".join(lines)
+
+
+def render(document: Mapping[str, Any]) -> str:
+    """The tables a person reads: results, ratios, targets, and what went wrong."""
+    results = document["results"]
+    subjects = [s for s in ORDER if s in document["subjects"]]
+    out: list[str] = []
+    options = document["options"]
+    out.append(
+        f"Results: median (min-max) of {options['runs']} run(s), {options['tasks']:,} tasks, "
+        f"{options['workers']} workers (E 8 w: {options['many_workers']}), "
+        f"C over {options['latency_tasks']} tasks {options['interval'] * 1000:.0f} ms apart"
+    )
+    header = ["configuration"] + [f"{title} ({unit})" for title, unit, _ in METRICS.values()]
+    rows = []
+    for name in [*subjects, REFERENCE]:
+        if name not in results:
+            continue
+        cells = [name]
+        for metric, (_, unit, _) in METRICS.items():
+            error = document["errors"].get(name, {}).get(metric[0] if metric[0] == "C" else metric)
+            summary = results[name].get(metric)
+            cells.append("error" if error and not summary else _cell(summary, unit))
+        rows.append(cells)
+    out.append(_table(header, rows))
+    labels = ", ".join(f"{s} = {document['subjects'][s]['label']}" for s in subjects)
+    out.append(f"\n{labels}; {REFERENCE} = redis-benchmark -t lpush -P 1000 on the same server.")
+
+    if document["ratios"]:
+        out.append(
+            "\nQ / peer (medians). Rates (A, A', B, E): above 1 = Q faster. "
+            "Times and sizes (C, D): below 1 = Q better.\nB-E compare like with like: "
+            "Redis-store peers with q-redis, django-q2 with Q's Django store on the same database."
+        )
+        header = ["peer"] + [title for title, _, _ in RATIO_COLUMNS]
+        rows = []
+        for name, row in document["ratios"].items():
+            rows.append([name] + [("—" if v is None else f"{v:.2f}x") for v in row.values()])
+        out.append(_table(header, rows))
+
+    out.append("\nTargets (medians):")
+    for target in document["targets"]:
+        if target["verdict"] == "n/a":
+            detail = "not measured in this run"
+        elif target["peer"]:
+            metric = target["metric"]
+            unit = METRICS[metric][1]
+            detail = (
+                f"{target['measured']:.2f}x (Q {_num(target['q_value'], unit)} vs "
+                f"{target['peer']} {_num(target['peer_value'], unit)} {unit})"
+            )
+        else:
+            detail = f"{target['measured']:.2f} ms"
+        out.append(f"  {target['verdict']:4}  {target['target']}: {detail}")
+
+    if document["errors"]:
+        out.append("\nFailures:")
+        for name, failed in document["errors"].items():
+            for workload, message in failed.items():
+                out.append(f"  {name} {workload}: {message.splitlines()[0]}")
+    for note in document["notes"]:
+        out.append(f"Note: {note}")
+    return "\n".join(out)
