@@ -25,7 +25,7 @@ DEBUG = False
 USE_TZ = True
 TIME_ZONE = "UTC"
 ALLOWED_HOSTS = ["*"]
-ROOT_URLCONF = "tests.django.urls"
+ROOT_URLCONF = "tests.django.urlconf"
 DEFAULT_AUTO_FIELD = "django.db.models.AutoField"
 
 INSTALLED_APPS = [

@@ -1,0 +1,5 @@
+"""Functions the demo sends to the cluster."""
+
+
+def divide(a, b):
+    return a / b
