@@ -69,7 +69,9 @@ def test_a_task_past_its_timeout_is_killed_saved_as_timed_out_and_replaced(
     with bench.cluster(workers=1, timeout=1, retry=5, start_method="fork"):
         records = bench.wait_all([slow, after], timeout=15)
         elapsed = time.monotonic() - begun
-        status = eventually(lambda: (s := bench.status()) and s["timed_out"] == 1 and s)
+        status = eventually(
+            lambda: (s := bench.status()) and s["timed_out"] == 1 and s["replaced"] == 1 and s
+        )
     failed = records[slow]
     assert not failed.success and "timed out after 1 s" in failed.result
     assert failed.func == "tests.cluster.tasks.sleep_then" and failed.args == (10, "never")
