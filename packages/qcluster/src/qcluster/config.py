@@ -52,8 +52,9 @@ class ClusterConfig:
     """Seconds a task may run before its worker is killed and a timed-out Failure is saved."""
     retry: float = 60.0
     """Seconds without a heartbeat before another cluster takes back this cluster's tasks."""
-    max_attempts: int = 5
-    """Deliveries before a task whose worker keeps dying is dead-lettered (transport default)."""
+    max_attempts: int = 3
+    """Deliveries before a task whose worker keeps dying is dead-lettered. Used when the
+    cluster builds its own transport (the CLI); a transport passed in has its own limit."""
     recycle: int | None = None
     """Replace a worker after it ran this many tasks (None: never)."""
     max_rss: int | None = None
