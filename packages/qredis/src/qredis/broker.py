@@ -198,9 +198,9 @@ class RedisBroker:
         queued = 0
         for chunk in _chunks(items, self.chunk_size):
             args = [*head, *itertools.chain.from_iterable(chunk)]
-            if len(args) != 2 + 2 * len(chunk):
-                raise TypeError("enqueue_many takes (task_id, payload) pairs")
             try:
+                if len(args) != 2 + 2 * len(chunk):
+                    raise TypeError("enqueue_many takes (task_id, payload) pairs")
                 with self._errors():
                     queued += script(keys, args)
             except Exception as exc:

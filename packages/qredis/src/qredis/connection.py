@@ -9,13 +9,14 @@ its own pool there instead of reusing the parent's sockets.
 
 from __future__ import annotations
 
+import inspect
 import os
 import pickle
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import redis
 from redis.backoff import ExponentialBackoff
@@ -38,15 +39,35 @@ DEFAULT_URL = "redis://127.0.0.1:6379/0"
 URL_ENV = "Q_REDIS_URL"
 
 # What a pool we open gets unless the caller says otherwise. The retry rides out a dropped
-# connection or a Redis restart of a few seconds (about 10 s of backoff in all); the health
+# connection or a Redis restart of a few seconds (about 9 s of backoff in all); the health
 # check notices a connection that died while idle in the pool before a command is lost on it.
-_RETRIES = 10
+_RETRIES = 12
+
+T = TypeVar("T")
+
+
+class QRetry(Retry):
+    """redis-py's Retry, except that a refused password is not retried: it will not change."""
+
+    def call_with_retry(
+        self,
+        do: Callable[[], T],
+        fail: Any,
+        is_retryable: Callable[[Exception], bool] | None = None,
+        with_failure_count: bool = False,
+    ) -> T:
+        def retryable(error: Exception) -> bool:
+            if isinstance(error, redis.AuthenticationError):
+                return False
+            return is_retryable(error) if is_retryable is not None else True
+
+        return super().call_with_retry(do, fail, retryable, with_failure_count)
 
 
 def default_options() -> dict[str, Any]:
     """Fresh defaults (a new Retry object each time: Retry objects are not shared)."""
     return {
-        "retry": Retry(ExponentialBackoff(cap=2.0, base=0.05), _RETRIES),
+        "retry": QRetry(ExponentialBackoff(cap=1.0, base=0.05), _RETRIES),
         "retry_on_error": [redis.ConnectionError, redis.TimeoutError],
         "health_check_interval": 15,
         "socket_timeout": 10.0,
@@ -108,12 +129,11 @@ def shared_pool_count() -> int:
 
 @dataclass(frozen=True)
 class ConnectionSpec:
-    """Picklable parameters of a Redis connection: a URL plus keyword arguments, or the
-    connection class and keyword arguments of a pool the caller passed in."""
+    """Picklable parameters of a Redis connection: a URL and/or ``redis.Redis`` keyword
+    arguments (for a client or pool the caller passed in: its plain connection settings)."""
 
     url: str | None = None
     kwargs: Mapping[str, Any] = field(default_factory=dict)
-    connection_class: type[redis.Connection] | None = None
 
     @classmethod
     def build(
@@ -138,10 +158,7 @@ class ConnectionSpec:
             if kwargs:
                 raise ValueError("redis keyword arguments cannot be combined with a client/pool")
             source = pool if pool is not None else connection.connection_pool  # type: ignore[union-attr]
-            return cls(
-                kwargs=dict(source.connection_kwargs),
-                connection_class=source.connection_class,
-            )
+            return cls(kwargs=_portable_kwargs(source))
         if url is None and not kwargs:
             url = os.environ.get(URL_ENV) or DEFAULT_URL
         if url is not None and not isinstance(url, str):
@@ -154,12 +171,9 @@ class ConnectionSpec:
         if self.url is not None:
             return mask_url(self.url)
         kw = self.kwargs
-        if "unix_socket_path" in kw or "path" in kw:
-            return f"unix://{kw.get('unix_socket_path') or kw.get('path')}"
-        cls = self.connection_class
-        scheme = (
-            "rediss" if (cls is not None and "SSL" in cls.__name__) or kw.get("ssl") else "redis"
-        )
+        if kw.get("unix_socket_path"):
+            return f"unix://{kw['unix_socket_path']}"
+        scheme = "rediss" if kw.get("ssl") else "redis"
         return f"{scheme}://{kw.get('host', 'localhost')}:{kw.get('port', 6379)}/{kw.get('db', 0)}"
 
     def _options(self) -> dict[str, Any]:
@@ -173,14 +187,11 @@ class ConnectionSpec:
         options = self._options()
         if self.url is not None:
             return redis.ConnectionPool.from_url(self.url, **options)
-        if self.connection_class is not None:
-            options.pop("retry_on_error", None)
-            return redis.ConnectionPool(connection_class=self.connection_class, **options)
         return redis.Redis(**options).connection_pool
 
     def _key(self) -> bytes:
         try:
-            return pickle.dumps((self.url, sorted(self.kwargs.items()), self.connection_class))
+            return pickle.dumps((self.url, sorted(self.kwargs.items())))
         except Exception:
             # Unpicklable parameters (a credential provider, say): share by identity only.
             return repr(id(self)).encode()
@@ -262,6 +273,33 @@ class Connector:
         self._pool = None
         self._key = b""
         self._pid = os.getpid()
+
+
+_PLAIN = (str, bytes, int, float, bool, type(None))
+_REDIS_PARAMS = frozenset(inspect.signature(redis.Redis.__init__).parameters) - {
+    "self",
+    "connection_pool",
+    "retry",
+    "retry_on_error",
+    "retry_on_timeout",
+}
+
+
+def _portable_kwargs(pool: redis.ConnectionPool) -> dict[str, Any]:
+    """The plain settings of a pool, as ``redis.Redis`` keyword arguments.
+
+    Objects (a Retry, a credential provider, redis-py's internal registries) do not cross a
+    process boundary; the child gets Q's default retry policy instead.
+    """
+    out: dict[str, Any] = {}
+    for name, value in pool.connection_kwargs.items():
+        if name == "path":
+            name = "unix_socket_path"
+        if name in _REDIS_PARAMS and isinstance(value, _PLAIN):
+            out[name] = value
+    if issubclass(pool.connection_class, redis.SSLConnection):
+        out["ssl"] = True
+    return out
 
 
 @contextmanager

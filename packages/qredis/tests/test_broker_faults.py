@@ -1,0 +1,322 @@
+"""Fault tests on real Redis: every enqueued task is acked exactly once or still recoverable.
+
+Consumers that die are real processes killed with SIGKILL; dropped connections are real
+``CLIENT KILL``s; a restart is a real redis-server killed and started again on its AOF.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import signal
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from multiprocessing.connection import Connection
+
+import pytest
+from packages.qredis.tests.transport_contract import wait_until
+from tests.support.servers import RedisServer
+
+from qcore import Delivery, Reaped
+from qredis import RedisBroker
+
+TTL = 0.3
+CTX = multiprocessing.get_context("fork")
+
+
+def _heartbeating_consumer(broker: RedisBroker, name: str, count: int, conn: Connection) -> None:
+    """Fetch ``count`` tasks, report them, then sit on them heartbeating until killed."""
+    stop = threading.Event()
+
+    def beat() -> None:
+        while not stop.is_set():
+            broker.heartbeat([name], TTL)
+            stop.wait(TTL / 3)
+
+    # The first heartbeat precedes the first fetch, as in the cluster (a consumer that
+    # fetches unannounced gets the broker's long ``consumer_ttl``).
+    broker.heartbeat([name], TTL)
+    threading.Thread(target=beat, daemon=True).start()
+    got = broker.fetch(name, count=count, timeout=5)
+    conn.send([d.task_id for d in got])
+    time.sleep(60)  # "running" the tasks until the parent kills us
+
+
+def start_consumer(broker: RedisBroker, name: str, count: int) -> tuple[object, list[str]]:
+    parent, child = CTX.Pipe()
+    proc = CTX.Process(target=_heartbeating_consumer, args=(broker, name, count, child))
+    proc.start()
+    assert parent.poll(10), "the consumer process did not fetch"
+    return proc, parent.recv()
+
+
+def kill(proc: object) -> None:
+    os.kill(proc.pid, signal.SIGKILL)  # type: ignore[attr-defined]
+    proc.join(5)  # type: ignore[attr-defined]
+
+
+def drain(broker: RedisBroker, consumer: str = "drain") -> list[Delivery]:
+    out: list[Delivery] = []
+    while batch := broker.fetch(consumer, count=500):
+        out += batch
+        assert all(broker.ack(batch))
+    return out
+
+
+def assert_empty(broker: RedisBroker) -> None:
+    client = broker.client
+    k = broker.keys
+    assert broker.queue_size() == broker.inflight_size() == broker.delayed_size() == 0
+    assert client.hlen(k.msg) == client.hlen(k.tokens) == client.hlen(k.attempts) == 0
+
+
+def test_a_killed_consumers_tasks_return_after_the_ttl(broker: RedisBroker) -> None:
+    broker.enqueue_many([(f"t{i}", b"x") for i in range(5)])
+    proc, held = start_consumer(broker, "doomed", 3)
+    assert len(held) == 3
+    kill(proc)
+    killed_at = time.monotonic()
+    assert broker.reap() == Reaped()  # its last heartbeat has not expired yet
+    reaped = wait_until(lambda: broker.reap().requeued == 3 or None)
+    assert reaped and time.monotonic() - killed_at >= TTL * 0.6
+    got = drain(broker)
+    assert sorted(d.task_id for d in got) == [f"t{i}" for i in range(5)]
+    assert sorted(d.attempt for d in got) == [1, 1, 2, 2, 2]
+    assert_empty(broker)
+
+
+def test_a_live_consumer_running_for_three_ttls_is_not_reaped(
+    broker: RedisBroker, make_broker: Callable[..., RedisBroker]
+) -> None:
+    reaper = make_broker()
+    broker.enqueue("long", b"cpu bound")
+    stop = threading.Event()
+
+    def beat() -> None:
+        while not stop.is_set():
+            broker.heartbeat(["busy"], TTL)
+            stop.wait(TTL / 3)
+
+    beater = threading.Thread(target=beat)
+    beater.start()
+    try:
+        wait_until(lambda: "busy" in broker.consumers())
+        [d] = broker.fetch("busy")
+        end = time.monotonic() + 3 * TTL + 0.1
+        passes = 0
+        while time.monotonic() < end:
+            assert reaper.reap() == Reaped()
+            passes += 1
+            stop.wait(0.02)
+        assert passes > 10
+        assert broker.ack([d]) == [True]
+    finally:
+        stop.set()
+        beater.join()
+    assert_empty(broker)
+
+
+def test_client_kill_while_fetching_and_acking_loses_nothing(
+    redis_factory: Callable[..., RedisServer],
+) -> None:
+    server = redis_factory()
+    broker = RedisBroker("kills", url=server.url)
+    n = 1000
+    ids = [f"k{i:05d}" for i in range(n)]
+    broker.enqueue_many((i, b"x") for i in ids)
+    acked: Counter[str] = Counter()
+    processed: set[str] = set()
+    done = threading.Event()
+    kills = 0
+
+    def killer() -> None:
+        nonlocal kills
+        admin = server.client()
+        while not done.is_set():
+            kills += int(admin.execute_command("CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes"))
+            done.wait(0.02)
+        admin.close()
+
+    thread = threading.Thread(target=killer)
+    thread.start()
+    try:
+        # Not blocking: Redis 7.0 times blocked clients out on its 100 ms cron, so a blocked
+        # connection would be killed on every one of redis-py's retries (the kill of a
+        # blocked fetch has its own test below).
+        while batch := broker.fetch("victim", count=7):
+            processed.update(d.task_id for d in batch)
+            for d, ok in zip(batch, broker.ack(batch)):
+                acked[d.task_id] += ok
+    finally:
+        done.set()
+        thread.join()
+    assert kills > 10, "the killer never hit a connection"
+    # Replies lost to a kill leave tasks claimed by this consumer (it never saw them):
+    # releasing it, as its supervisor does when it restarts, returns them.
+    broker.release("victim")
+    for d in drain(broker):
+        processed.add(d.task_id)
+        acked[d.task_id] += 1
+    assert processed == set(ids)
+    assert max(acked.values()) == 1  # fencing: never acked twice
+    assert_empty(broker)
+    broker.close()
+
+
+def test_a_redis_restart_loses_nothing(redis_factory: Callable[..., RedisServer]) -> None:
+    server = redis_factory()  # appendonly yes, appendfsync always
+    broker = RedisBroker("restart", url=server.url)
+    broker.enqueue_many((f"r{i}", b"x") for i in range(500))
+    broker.enqueue("later", b"x", delay=0.5)
+    held = broker.fetch("c1", count=100)
+    assert all(broker.ack(held[:50]))
+    server.restart(kill=True)
+    assert broker.ack(held[50:]) == [True] * 50  # tokens survived: the same fetch is acked
+    rest = drain(broker)
+    assert len(rest) == 400
+    [late] = broker.fetch("c1", timeout=3)
+    assert late.task_id == "later"
+    broker.ack([late])
+    assert_empty(broker)
+    broker.close()
+
+
+def test_a_blocked_fetch_rides_out_a_restart(redis_factory: Callable[..., RedisServer]) -> None:
+    server = redis_factory()
+    broker = RedisBroker("restart", url=server.url)
+    got: list[Delivery] = []
+    fetcher = threading.Thread(target=lambda: got.extend(broker.fetch("c1", 1, 15.0)))
+    fetcher.start()
+    wait_until(lambda: server.client().info("clients")["blocked_clients"] == 1)
+    server.restart(kill=True, down_for=0.5)
+    producer = RedisBroker("restart", url=server.url)
+    producer.enqueue("after", b"x")
+    fetcher.join(15)
+    assert [d.task_id for d in got] == ["after"]
+    broker.close()
+    producer.close()
+
+
+def test_enqueue_rides_out_a_short_outage(redis_factory: Callable[..., RedisServer]) -> None:
+    server = redis_factory()
+    broker = RedisBroker("outage", url=server.url)
+    broker.ping()
+    server.stop(kill=True)
+    restarter = threading.Timer(0.7, server.start)
+    restarter.start()
+    start = time.monotonic()
+    broker.enqueue("during", b"x")  # retried with backoff until Redis is back
+    restarter.join()
+    assert time.monotonic() - start >= 0.6
+    assert [d.task_id for d in broker.fetch("c1")] == ["during"]
+    broker.close()
+
+
+def test_a_task_that_keeps_killing_its_consumer_is_dead_lettered(
+    make_broker: Callable[..., RedisBroker],
+) -> None:
+    broker = make_broker(max_attempts=2)
+    broker.enqueue("poison", b"segfaults")
+    for attempt in (1, 2):
+        proc, held = start_consumer(broker, f"victim{attempt}", 1)
+        assert held == ["poison"]
+        kill(proc)
+        wait_until(lambda: broker.reap().consumers == 1 or None)
+    assert broker.queue_size() == 0 and broker.dead_size() == 1
+    [letter] = broker.dead_letters()
+    assert letter.task_id == "poison" and letter.attempts == 2
+    assert letter.payload == b"segfaults"
+    assert "victim2" in letter.reason and "out of attempts" in letter.reason
+    assert "(attempt 2 of 2)" in letter.reason
+
+
+def test_a_delayed_task_is_delivered_once_and_not_early(
+    make_broker: Callable[..., RedisBroker],
+) -> None:
+    brokers = [make_broker() for _ in range(4)]
+    results: list[tuple[str, list[Delivery], float]] = []
+    lock = threading.Lock()
+    start = time.monotonic()
+    brokers[0].enqueue("eta", b"x", delay=0.6)
+
+    def consume(i: int) -> None:
+        got = brokers[i].fetch(f"c{i}", count=1, timeout=2.0)
+        with lock:
+            results.append((f"c{i}", got, time.monotonic() - start))
+
+    threads = [threading.Thread(target=consume, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    winners = [(name, at) for name, got, at in results if got]
+    assert len(winners) == 1
+    assert winners[0][1] >= 0.6
+    assert sum(len(got) for _, got, _ in results) == 1
+
+
+def test_a_late_ack_with_a_stale_token_is_refused(
+    broker: RedisBroker, make_broker: Callable[..., RedisBroker]
+) -> None:
+    other = make_broker()
+    broker.enqueue("slow", b"x")
+    broker.heartbeat(["zombie"], TTL)
+    [stale] = broker.fetch("zombie")
+    wait_until(lambda: broker.reap().requeued == 1 or None)
+    [fresh] = other.fetch("healthy")
+    assert fresh.token > stale.token
+    assert broker.ack([stale]) == [False]
+    assert broker.dead_letter(stale, "zombie says so") is False
+    assert broker.retry_later(stale, 0) is False
+    assert other.inflight_size() == 1
+    assert other.ack([fresh]) == [True]
+    assert_empty(broker)
+
+
+@pytest.mark.slow
+def test_bulk_enqueued_tasks_are_each_fetched_exactly_once(
+    broker: RedisBroker, redis_url: str
+) -> None:
+    n = 100_000
+    payload = b"p" * 64
+    assert broker.enqueue_many((f"b{i:06d}", payload) for i in range(n)) == n
+    counts: Counter[str] = Counter()
+    lock = threading.Lock()
+
+    def consume(i: int) -> None:
+        mine = RedisBroker(broker.queue, url=redis_url)
+        while batch := mine.fetch(f"bulk{i}", count=1000):
+            assert all(mine.ack(batch))
+            with lock:
+                counts.update(d.task_id for d in batch)
+        mine.close()
+
+    threads = [threading.Thread(target=consume, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(counts) == n and set(counts.values()) == {1}
+    assert_empty(broker)
+
+
+def test_redis_kill_of_a_consumer_connection_mid_blmove(
+    redis_factory: Callable[..., RedisServer],
+) -> None:
+    server = redis_factory()
+    broker = RedisBroker("blk", url=server.url)
+    got: list[Delivery] = []
+    fetcher = threading.Thread(target=lambda: got.extend(broker.fetch("c1", 1, 10.0)))
+    fetcher.start()
+    admin = server.client()
+    wait_until(lambda: admin.info("clients")["blocked_clients"] == 1)
+    admin.execute_command("CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes")
+    broker2 = RedisBroker("blk", url=server.url)
+    broker2.enqueue("x", b"y")
+    fetcher.join(10)
+    assert [d.task_id for d in got] == ["x"]
+    admin.close()
+    broker.close()
+    broker2.close()

@@ -1,0 +1,223 @@
+"""RedisBroker behaviour specific to Redis: key layout, scripts, errors, server checks."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from importlib import resources
+
+import pytest
+import redis
+import structlog
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+from tests.support.servers import RedisServer, free_port
+
+from qredis import (
+    BrokerConnectionError,
+    BrokerError,
+    BrokerOutOfMemory,
+    QueueKeys,
+    RedisBroker,
+)
+from qredis.scripts import SCRIPT_NAMES, source
+
+
+def all_keys(client: redis.Redis) -> list[str]:
+    return sorted(k.decode() for k in client.scan_iter(count=1000))
+
+
+def test_every_key_of_a_queue_shares_its_hash_tag(
+    broker: RedisBroker, redis_client: redis.Redis
+) -> None:
+    broker.enqueue_many([("a", b"1"), ("b", b"2"), ("c", b"3")])
+    broker.enqueue("later", b"4", delay=60, max_attempts=2)
+    broker.heartbeat(["c1"], 60)
+    a, _ = broker.fetch("c1", count=2)
+    broker.dead_letter(a, "test")
+    keys = all_keys(redis_client)
+    assert keys, "nothing was written"
+    tag = f"{{q:{broker.queue}}}:"
+    assert all(k.startswith(tag) for k in keys), keys
+    assert set(keys) >= {
+        f"{tag}queue",
+        f"{tag}msg",
+        f"{tag}inflight:c1",
+        f"{tag}consumers",
+        f"{tag}attempts",
+        f"{tag}tokens",
+        f"{tag}maxatt",
+        f"{tag}seq",
+        f"{tag}delayed",
+        f"{tag}dead",
+        f"{tag}deadinfo",
+    }
+
+
+def test_queue_names_that_would_break_the_layout_are_refused() -> None:
+    for bad in ("", "a{b", "x}", "has space"):
+        with pytest.raises(ValueError, match="queue name"):
+            QueueKeys.for_queue(bad)
+
+
+def test_lua_scripts_document_keys_and_never_use_keys_command() -> None:
+    for name in SCRIPT_NAMES:
+        text = source(name)
+        assert text.startswith("#!lua"), name
+        header = "\n".join(line for line in text.splitlines() if line.startswith("--"))
+        assert f"{name}.lua" in header
+        if "KEYS[" in text:
+            assert "KEYS[1]" in header or "KEYS[2i" in header or "KEYS[1+i]" in header, name
+        assert not re.search(r"call\(\s*'KEYS'", text, re.IGNORECASE), name
+    shipped = {p.name for p in resources.files("qredis").joinpath("lua").iterdir()}
+    assert shipped >= {f"{n}.lua" for n in SCRIPT_NAMES}
+
+
+def test_an_id_whose_payload_vanished_is_dropped_and_logged(
+    broker: RedisBroker, redis_client: redis.Redis
+) -> None:
+    broker.enqueue_many([("ghost", b"1"), ("real", b"2")])
+    redis_client.hdel(broker.keys.msg, "ghost")
+    with structlog.testing.capture_logs() as logs:
+        got = broker.fetch("c1", count=5)
+    assert [d.task_id for d in got] == ["real"]
+    assert any(e["event"] == "task.payload_missing" and e["task_id"] == "ghost" for e in logs)
+    assert broker.inflight_size() == 1 and broker.queue_size() == 0
+    assert redis_client.hget(broker.keys.attempts, "ghost") is None
+
+
+def test_a_vanished_payload_on_the_blocking_path(
+    broker: RedisBroker, redis_client: redis.Redis
+) -> None:
+    broker.enqueue("ghost", b"1")
+    redis_client.hdel(broker.keys.msg, "ghost")
+    with structlog.testing.capture_logs():
+        assert broker.fetch("c1", timeout=0.3) == []
+    assert broker.inflight_size() == 0
+
+
+def test_blocking_wake_path_is_one_blmove_and_one_script(
+    broker: RedisBroker, redis_client: redis.Redis
+) -> None:
+    import threading
+
+    broker.fetch("warm")  # loads the scripts
+    redis_client.config_resetstat()
+    got: list[object] = []
+    fetcher = threading.Thread(target=lambda: got.extend(broker.fetch("c1", 10, 5.0)))
+    fetcher.start()
+    while redis_client.info("clients")["blocked_clients"] < 1:
+        pass
+    broker.enqueue("x", b"y")
+    fetcher.join(5)
+    assert len(got) == 1
+    stats = redis_client.info("commandstats")
+    # one grab before blocking, one claim after waking, one enqueue
+    assert stats["cmdstat_evalsha"]["calls"] == 3
+    assert stats["cmdstat_blmove"]["calls"] == 1
+
+
+def test_redis_down_at_enqueue_is_a_clear_error() -> None:
+    url = f"redis://user:hunter2@127.0.0.1:{free_port()}/0"
+    broker = RedisBroker("down", url=url, retry=Retry(NoBackoff(), 1))
+    with pytest.raises(BrokerConnectionError) as caught:
+        broker.enqueue("a", b"payload")
+    message = str(caught.value)
+    assert "hunter2" not in message and "***" in message and "127.0.0.1" in message
+    assert isinstance(caught.value.__cause__, redis.ConnectionError)
+    assert isinstance(caught.value, BrokerError)
+    assert broker.ping() is False
+
+
+def test_oom_refuses_the_whole_enqueue_and_acks_still_work(
+    redis_factory: Callable[..., RedisServer],
+) -> None:
+    server = redis_factory()
+    client = server.client()
+    broker = RedisBroker("oom", url=server.url)
+    broker.enqueue_many([(f"keep{i}", b"k") for i in range(3)])
+    held = broker.fetch("c1", count=3)
+    client.set("filler", b"f" * 64 * 1024)
+    # Below what is already used: with noeviction every write that may grow memory is refused.
+    client.config_set("maxmemory", 1)
+    with pytest.raises(redis.exceptions.OutOfMemoryError):
+        client.set("more", b"x")
+    with pytest.raises(BrokerOutOfMemory, match="out of memory"):
+        broker.enqueue("one", b"x" * 1000)
+    items = [(f"bulk{i}", b"x" * 100) for i in range(500)]
+    with pytest.raises(BrokerOutOfMemory):
+        broker.enqueue_many(items)
+    assert client.hlen(broker.keys.msg) == 3  # no payload without its id, or vice versa
+    assert broker.queue_size() == 0
+    assert broker.ack(held) == [True, True, True]  # acks free memory: they must work
+    broker.close()
+    client.close()
+
+
+def test_check_server_is_quiet_on_a_safe_server(broker: RedisBroker) -> None:
+    assert broker.check_server() == []
+
+
+def test_check_server_warns_about_risky_settings(
+    redis_factory: Callable[..., RedisServer],
+) -> None:
+    server = redis_factory(appendonly=False, extra=["--maxmemory-policy", "allkeys-lru"])
+    broker = RedisBroker("q", url=server.url)
+    warnings = broker.check_server()
+    assert len(warnings) == 2
+    assert "appendonly=no" in warnings[0] and "allkeys-lru" in warnings[1]
+    broker.close()
+
+
+def test_check_server_tolerates_config_being_disabled(
+    redis_factory: Callable[..., RedisServer],
+) -> None:
+    server = redis_factory(extra=["--rename-command", "CONFIG", ""])
+    broker = RedisBroker("q", url=server.url)
+    [warning] = broker.check_server()
+    assert "CONFIG is disabled" in warning
+    broker.close()
+
+
+def test_bad_arguments_are_refused(broker: RedisBroker) -> None:
+    with pytest.raises(TypeError, match="task_id"):
+        broker.enqueue("", b"x")
+    with pytest.raises(TypeError, match="payload"):
+        broker.enqueue("a", "text")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="max_attempts"):
+        broker.enqueue("a", b"x", max_attempts=0)
+    with pytest.raises(TypeError, match="consumer"):
+        broker.fetch("")
+    with pytest.raises(TypeError, match="pairs"):
+        broker.enqueue_many([("a", b"x", "extra")])  # type: ignore[list-item]
+    with pytest.raises(ValueError, match="ttl"):
+        broker.heartbeat(["c"], 0)
+    with pytest.raises(ValueError, match="max_attempts"):
+        RedisBroker("q", max_attempts=0)
+    with pytest.raises(ValueError, match="at most one"):
+        RedisBroker("q", url="redis://x", connection=redis.Redis())
+
+
+def test_next_due_and_promote_due(broker: RedisBroker) -> None:
+    assert broker.next_due() is None
+    broker.enqueue("soon", b"x", delay=30)
+    due = broker.next_due()
+    assert due is not None and 29 < due <= 30
+    assert broker.promote_due() == 0
+    assert broker.delayed_size() == 1
+
+
+def test_enqueue_many_with_a_small_chunk_size(make_broker: Callable[..., RedisBroker]) -> None:
+    broker = make_broker(chunk_size=7)
+    assert broker.enqueue_many((f"i{i}", b"x") for i in range(50)) == 50
+    assert broker.queue_size() == 50
+
+
+def test_enqueue_many_reports_earlier_chunks_on_error(
+    make_broker: Callable[..., RedisBroker],
+) -> None:
+    broker = make_broker(chunk_size=2)
+    items = [("a", b"1"), ("b", b"2"), ("c", b"3", "x")]
+    with pytest.raises(TypeError) as caught:
+        broker.enqueue_many(items)  # type: ignore[arg-type]
+    assert "2 task(s) of earlier chunks were queued" in "".join(caught.value.__notes__)

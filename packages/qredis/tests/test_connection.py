@@ -1,0 +1,230 @@
+"""Connection economy: shared pools, callers' clients, pickling into child processes, TLS, ACL."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import pickle
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import redis
+from tests.support.servers import RedisServer, free_port
+
+from qcore import Codec, Signer
+from qredis import BrokerError, RedisBroker, RedisResultStore, RedisStatusBoard
+from qredis.connection import shared_pool_count
+
+CODEC = Codec(Signer("connection-tests-key-0123456789"))
+
+
+def test_objects_with_the_same_parameters_share_one_pool(redis_url: str) -> None:
+    before = shared_pool_count()
+    a = RedisBroker("a", url=redis_url)
+    b = RedisBroker("b", url=redis_url)
+    store = RedisResultStore(redis_url, codec=CODEC)
+    board = RedisStatusBoard(redis_url)
+    a.ping(), b.ping(), store.get("x"), board.clusters()
+    assert a.client.connection_pool is b.client.connection_pool
+    assert shared_pool_count() == before + 1
+    pool = a.client.connection_pool
+    for obj in (a, b, store):
+        obj.close()
+    assert shared_pool_count() == before + 1  # the board still uses it
+    board.close()
+    assert shared_pool_count() == before
+    # disconnected when its last user closed
+    assert all(c._sock is None for c in pool._available_connections)
+
+
+def test_a_callers_client_is_used_as_it_is(redis_url: str) -> None:
+    client = redis.Redis.from_url(redis_url)
+    broker = RedisBroker("q", connection=client)
+    broker.enqueue("a", b"x")
+    assert broker.client is client
+    broker.close()
+    assert client.ping()  # closing the broker leaves the caller's client open
+    client.close()
+
+
+def test_a_callers_pool_is_used_as_it_is(redis_url: str) -> None:
+    pool = redis.ConnectionPool.from_url(redis_url)
+    broker = RedisBroker("q", pool=pool)
+    broker.enqueue("a", b"x")
+    assert broker.client.connection_pool is pool
+    broker.close()
+    pool.disconnect()
+
+
+def test_redis_keyword_arguments(redis_server: RedisServer, redis_url: str) -> None:
+    broker = RedisBroker("q", host="127.0.0.1", port=redis_server.port, db=0)
+    broker.enqueue("a", b"x")
+    assert broker.queue_size() == 1
+    assert broker.url == f"redis://127.0.0.1:{redis_server.port}/0"
+    broker.close()
+
+
+def test_a_decoding_client_is_not_used_for_payloads(redis_url: str) -> None:
+    client = redis.Redis.from_url(redis_url, decode_responses=True)
+    broker = RedisBroker("q", connection=client)
+    broker.enqueue("a", b"\xff\xfe binary")
+    [d] = broker.fetch("c")
+    assert d.payload == b"\xff\xfe binary"
+    assert broker.client is not client
+    broker.close()
+    client.close()
+
+
+def test_pickling_carries_parameters_only(redis_url: str) -> None:
+    client = redis.Redis.from_url(redis_url)
+    broker = RedisBroker("q", connection=client, max_attempts=5)
+    data = pickle.dumps(broker)
+    assert len(data) < 4000
+    clone = pickle.loads(data)
+    assert clone.client is not client
+    assert clone.max_attempts == 5
+    clone.enqueue("a", b"x")
+    assert broker.queue_size() == 1
+    clone.close()
+    client.close()
+
+
+def _consume(broker: RedisBroker, count: int) -> list[str]:
+    got = broker.fetch(f"child-{os.getpid()}", count=count)
+    broker.ack(got)
+    return [d.task_id for d in got]
+
+
+@pytest.mark.parametrize("method", ["spawn", "fork", "forkserver"])
+def test_a_broker_works_in_a_child_process(redis_url: str, method: str) -> None:
+    client = redis.Redis.from_url(redis_url)
+    broker = RedisBroker("q", connection=client)
+    broker.enqueue_many([(f"t{i}", b"x") for i in range(5)])
+    broker.ping()  # the parent has live connections the child must not reuse
+    ctx = multiprocessing.get_context(method)
+    with ctx.Pool(1) as pool:
+        got = pool.apply(_consume, (broker, 10))
+    assert sorted(got) == [f"t{i}" for i in range(5)]
+    assert broker.inflight_size() == 0
+    client.close()
+
+
+def test_a_forked_child_opens_its_own_pool(redis_url: str) -> None:
+    broker = RedisBroker("q", url=redis_url)
+    parent_pool = broker.client.connection_pool
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child reports through the pipe
+        ok = broker.client.connection_pool is not parent_pool and broker.ping()
+        os.write(write, b"1" if ok else b"0")
+        os._exit(0)
+    os.waitpid(pid, 0)
+    assert os.read(read, 1) == b"1"
+    os.close(read), os.close(write)
+    assert broker.ping()
+    broker.close()
+
+
+def test_acl_user_and_password_in_the_url(redis_client: redis.Redis, redis_url: str) -> None:
+    redis_client.execute_command(
+        "ACL", "SETUSER", "qworker", "on", ">s3cret-pw", "~*", "&*", "+@all"
+    )
+    try:
+        port = redis_url.rsplit(":", 1)[1].split("/")[0]
+        broker = RedisBroker("q", url=f"redis://qworker:s3cret-pw@127.0.0.1:{port}/0")
+        broker.enqueue("a", b"x")
+        assert [d.task_id for d in broker.fetch("c")] == ["a"]
+        assert broker.url == f"redis://qworker:***@127.0.0.1:{port}/0"
+        broker.close()
+        wrong = RedisBroker("q", url=f"redis://qworker:nope@127.0.0.1:{port}/0")
+        with pytest.raises(BrokerError) as caught:
+            wrong.enqueue("b", b"y")
+        assert "nope" not in str(caught.value) and "***" in str(caught.value)
+        wrong.close()
+    finally:
+        redis_client.execute_command("ACL", "DELUSER", "qworker")
+
+
+def _make_certs(directory: Path) -> dict[str, Path]:
+    paths = {n: directory / f"{n}.pem" for n in ("ca", "ca-key", "cert", "key")}
+    run = lambda *args: subprocess.run(args, check=True, capture_output=True)
+    run(
+        "openssl",
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-days",
+        "1",
+        "-subj",
+        "/CN=q-test-ca",
+        "-keyout",
+        str(paths["ca-key"]),
+        "-out",
+        str(paths["ca"]),
+    )
+    csr = directory / "server.csr"
+    run(
+        "openssl",
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-subj",
+        "/CN=127.0.0.1",
+        "-keyout",
+        str(paths["key"]),
+        "-out",
+        str(csr),
+    )
+    ext = directory / "ext.cnf"
+    ext.write_text("subjectAltName=IP:127.0.0.1\n")
+    run(
+        "openssl",
+        "x509",
+        "-req",
+        "-in",
+        str(csr),
+        "-CA",
+        str(paths["ca"]),
+        "-CAkey",
+        str(paths["ca-key"]),
+        "-CAcreateserial",
+        "-days",
+        "1",
+        "-extfile",
+        str(ext),
+        "-out",
+        str(paths["cert"]),
+    )
+    return paths
+
+
+def test_rediss_url(redis_factory: Callable[..., RedisServer], tmp_path: Path) -> None:
+    certs = _make_certs(tmp_path)
+    tls_port = free_port()
+    redis_factory(
+        extra=[
+            "--tls-port", str(tls_port),
+            "--tls-cert-file", str(certs["cert"]),
+            "--tls-key-file", str(certs["key"]),
+            "--tls-ca-cert-file", str(certs["ca"]),
+            "--tls-auth-clients", "no",
+        ]
+    )  # fmt: skip
+    url = f"rediss://127.0.0.1:{tls_port}/0"
+    broker = RedisBroker("q", url=url, ssl_ca_certs=str(certs["ca"]))
+    broker.enqueue("a", b"over tls")
+    [d] = broker.fetch("c")
+    assert d.payload == b"over tls"
+    clone = pickle.loads(pickle.dumps(broker))
+    assert clone.queue_size() == 0
+    clone.close()
+    broker.close()
+    untrusted = RedisBroker("q", url=url, retry=None)
+    with pytest.raises(BrokerError):
+        untrusted.enqueue("b", b"x")
+    untrusted.close()
