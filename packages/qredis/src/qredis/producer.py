@@ -17,7 +17,7 @@ from typing import Any
 
 import redis
 
-from qcore import Codec, ConfigError, TaskMessage, TaskOptions, TaskResult
+from qcore import OPTION_NAMES, Codec, ConfigError, TaskMessage, TaskOptions, TaskResult
 from qredis.broker import RedisBroker
 from qredis.results import DEFAULT_RESULT_TTL, RedisResultStore
 from qredis.secret import codec_for
@@ -26,8 +26,8 @@ __all__ = ["Producer"]
 
 TaskFunc = Callable[..., Any] | str
 
-# q_options may carry these besides the TaskOptions fields (they win over the keywords).
-_EXTRA_OPTIONS = frozenset({"hook", "group", "countdown"})
+# What q_options may carry: the TaskOptions fields and these (they win over the keywords).
+_Q_OPTIONS = frozenset({"hook", "group", "countdown", "task_name"}) | OPTION_NAMES
 
 
 class Producer:
@@ -73,10 +73,28 @@ class Producer:
         **kwargs: Any,
     ) -> TaskMessage:
         """The message :meth:`enqueue` would send (for callers that batch or inspect)."""
+        name = None
         if q_options:
-            unknown = set(q_options) - _EXTRA_OPTIONS - set(TaskOptions.__dataclass_fields__)
+            unknown = set(q_options) - _Q_OPTIONS
             if unknown:
-                TaskOptions.from_mapping(q_options)  # raises, naming the unknown options
+                raise ConfigError(
+                    f"unknown task option(s) {', '.join(sorted(unknown))} in q_options; "
+                    f"known options are {', '.join(sorted(_Q_OPTIONS))}"
+                )
+            # As in Django Q (and qdjango): once q_options names an option, the keyword of
+            # that name is the task's own argument, so a task may take ``timeout`` itself.
+            own = {
+                "hook": hook,
+                "group": group,
+                "timeout": timeout,
+                "save": save,
+                "max_attempts": max_attempts,
+                "eta": eta,
+                "countdown": countdown,
+            }
+            for key, value in own.items():
+                if key in q_options and value is not None:
+                    kwargs[key] = value
             hook = q_options.get("hook", hook)
             group = q_options.get("group", group)
             countdown = q_options.get("countdown", countdown)
@@ -84,6 +102,7 @@ class Producer:
             save = q_options.get("save", save)
             max_attempts = q_options.get("max_attempts", max_attempts)
             eta = q_options.get("eta", eta)
+            name = q_options.get("task_name")
         if countdown is not None:
             if eta is not None:
                 raise ConfigError("pass eta (epoch seconds) or countdown (seconds), not both")
@@ -91,7 +110,9 @@ class Producer:
         options = None
         if timeout is not None or save is not None or max_attempts is not None or eta is not None:
             options = TaskOptions(timeout=timeout, save=save, max_attempts=max_attempts, eta=eta)
-        return TaskMessage.new(func, args, kwargs, hook=hook, group=group, options=options)
+        return TaskMessage.new(
+            func, args, kwargs, hook=hook, group=group, options=options, name=name
+        )
 
     def enqueue(
         self,
