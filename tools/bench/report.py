@@ -97,6 +97,7 @@ def build(
             "store": peer.store,
             "pair": peer.pair,
             "requirements": list(peer.requirements),
+            "task_share": peer.task_share,
         }
     ratios: dict[str, dict[str, float | None]] = {}
     for name in [*subjects, REFERENCE]:
@@ -198,6 +199,11 @@ def render(document: Mapping[str, Any]) -> str:
     out.append(_table(header, rows))
     labels = ", ".join(f"{s} = {document['subjects'][s]['label']}" for s in subjects)
     out.append(f"\n{labels}; {REFERENCE} = redis-benchmark -t lpush -P 1000 on the same server.")
+    for name in subjects:
+        share = document["subjects"][name].get("task_share", 1.0)
+        if share != 1.0:
+            tasks = max(10, round(options["tasks"] * share))
+            out.append(f"{name}: B and E over {tasks:,} tasks (too slow for all of them).")
 
     if document["ratios"]:
         out.append(

@@ -188,12 +188,13 @@ class Bench:
         running: Workers | None = None
         watcher = peer.result_watcher(ctx)
         try:
-            handles = self.prefill(peer, ctx, self.options.tasks, arg_bytes)
+            tasks = max(10, round(self.options.tasks * peer.task_share))
+            handles = self.prefill(peer, ctx, tasks, arg_bytes)
             running = peer.start_workers(ctx, workers, f"{metric}-run{run}")
             finished = self.wait_results(peer, watcher, handles, running, metric)
             rate = len(handles) / (finished - running.started)
             self.record(peer.name, metric, rate)
-            print(f"    {metric:4} {rate:12,.0f} tasks/s", flush=True)
+            print(f"    {metric:4} {rate:12,.0f} tasks/s ({len(handles):,} tasks)", flush=True)
             if then is not None:
                 then(ctx, running)
         finally:
@@ -478,7 +479,8 @@ def main(argv: list[str] | None = None) -> int:
     path.write_text(json.dumps(document, indent=2, default=str))
     latest = BENCH_DIR / "results-latest.json"
     shutil.copyfile(path, latest)
-    print(f"\nJSON: {path}\n      (copy: {latest})")
+    print(f"\nTook {document['meta']['seconds']:.0f} s.")
+    print(f"JSON: {path}\n      (copy: {latest})")
     if options.json_copy:
         options.json_copy.write_text(json.dumps(document, indent=2, default=str))
         print(f"      (copy: {options.json_copy})")

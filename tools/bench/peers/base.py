@@ -99,6 +99,9 @@ class Peer:
     workloads: ClassVar[frozenset[str]] = frozenset({"A", "A'", "B", "C", "D", "E1k", "E8"})
     """Workloads this configuration takes part in."""
     has_bulk: ClassVar[bool] = False
+    task_share: ClassVar[float] = 1.0
+    """Fraction of ``--tasks`` used for B and E, for a peer too slow to run them all in a
+    reasonable time (its rate stays tasks per second; the table says so)."""
     stop_signal: ClassVar[int] = signal.SIGTERM
     poll_interval: ClassVar[float] = 0.02
     """How often the harness looks for results while the clock runs."""
