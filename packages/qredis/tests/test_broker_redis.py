@@ -76,7 +76,8 @@ def test_lua_scripts_document_keys_and_never_use_keys_command() -> None:
 def test_an_id_whose_payload_vanished_is_dropped_and_logged(
     broker: RedisBroker, redis_client: redis.Redis
 ) -> None:
-    broker.enqueue_many([("ghost", b"1"), ("real", b"2")])
+    broker.enqueue("ghost", b"1")
+    broker.enqueue("real", b"2")
     redis_client.hdel(broker.keys.msg, "ghost")
     with structlog.testing.capture_logs() as logs:
         got = broker.fetch("c1", count=5)
@@ -221,3 +222,48 @@ def test_enqueue_many_reports_earlier_chunks_on_error(
     with pytest.raises(TypeError) as caught:
         broker.enqueue_many(items)  # type: ignore[arg-type]
     assert "2 task(s) of earlier chunks were queued" in "".join(caught.value.__notes__)
+
+
+def test_a_resent_chunk_is_applied_once(broker: RedisBroker) -> None:
+    """What redis-py's retry does after a lost reply: the same chunk, the same marker."""
+    _, scripts = broker._ready()
+    k = broker.keys
+    keys = (k.queue, k.chunk("fixed-marker"), k.msg, k.delayed, k.maxatt)
+    args = [0, b"\0a\0\0payload-a", b"\0b\0\0payload-b"]
+    assert scripts.enqueue_many(keys, args) == 2
+    assert scripts.enqueue_many(keys, args) == -1
+    assert broker.queue_size() == 2
+    assert [d.payload for d in broker.fetch("c", count=5)] == [b"payload-a", b"payload-b"]
+
+
+def test_bulk_payloads_wait_inside_the_queue(
+    broker: RedisBroker, redis_client: redis.Redis
+) -> None:
+    broker.enqueue_many([("a", b"pa"), ("b", b"pb")])
+    assert redis_client.hlen(broker.keys.msg) == 0  # moved into msg only when claimed
+    [a] = broker.fetch("c1")
+    assert redis_client.hget(broker.keys.msg, "a") == b"pa"
+    assert [i.task_id for i in broker.inflight()] == ["a"]
+    broker.ack([a])
+
+
+def test_an_unclaimed_bulk_entry_in_an_inflight_list_is_requeued(
+    broker: RedisBroker, redis_client: redis.Redis
+) -> None:
+    """A BLMOVE whose reply was lost leaves a raw entry in the consumer's list."""
+    broker.fetch("c1")  # registers the consumer, as the grab before a BLMOVE does
+    broker.enqueue_many([("a", b"pa")])
+    redis_client.lmove(broker.keys.queue, broker.keys.inflight("c1"), "RIGHT", "LEFT")
+    assert [i.task_id for i in broker.inflight()] == ["a"]
+    assert broker.release("c1").requeued == 1
+    [d] = broker.fetch("c2")
+    assert (d.task_id, d.payload, d.attempt) == ("a", b"pa", 1)
+
+
+def test_task_ids_with_nul_are_refused(broker: RedisBroker) -> None:
+    with pytest.raises(TypeError, match="NUL"):
+        broker.enqueue_many([("a\0b", b"x")])
+    with pytest.raises(TypeError, match="NUL"):
+        broker.enqueue("a\0b", b"x")
+    with pytest.raises(TypeError, match="pairs"):
+        broker.enqueue_many([("a", "not bytes")])  # type: ignore[list-item]

@@ -115,13 +115,42 @@ class TransportContract:
     def test_enqueue_many_queues_every_item_once(self, transport: Transport) -> None:
         items = [(f"m{i}", b"x" * (i % 7)) for i in range(2500)]
         assert transport.enqueue_many(items) == 2500
-        assert transport.enqueue_many(items[:10]) == 0  # already there: skipped
         seen: list[str] = []
         while batch := transport.fetch("c1", count=700):
             seen += [d.task_id for d in batch]
             assert all(transport.ack(batch))
         assert sorted(seen) == sorted(i for i, _ in items)
         assert transport.queue_size() == transport.inflight_size() == 0
+
+    def test_a_live_task_enqueued_again_is_delivered_once(self, transport: Transport) -> None:
+        transport.enqueue("dup", b"first")
+        transport.enqueue("dup", b"second")
+        transport.enqueue_many([("dup", b"third"), ("other", b"x")])
+        got = transport.fetch("c1", count=10)
+        assert [(d.task_id, d.payload) for d in got if d.task_id == "dup"] == [("dup", b"first")]
+        assert transport.fetch("c1", count=10) == []
+        assert all(transport.ack(got))
+
+    def test_enqueue_many_with_a_delay_and_attempt_limit(self, transport: Transport) -> None:
+        enqueue_many: Any = transport.enqueue_many
+        try:
+            enqueue_many([("a", b"1"), ("b", b"2")], delay=0.3, max_attempts=5)
+        except TypeError:
+            pytest.skip("this transport's enqueue_many takes no max_attempts")
+        assert transport.delayed_size() == 2
+        got = transport.fetch("c1", count=5, timeout=3)
+        assert sorted((d.task_id, d.max_attempts) for d in got) == [("a", 5), ("b", 5)]
+
+    def test_enqueue_many_attempt_limit_travels_inline(self, transport: Transport) -> None:
+        enqueue_many: Any = transport.enqueue_many
+        try:
+            enqueue_many([("a", b"1")], max_attempts=1)
+        except TypeError:
+            pytest.skip("this transport's enqueue_many takes no max_attempts")
+        [d] = transport.fetch("c1")
+        assert d.max_attempts == 1
+        transport.release("c1", started=["a"])
+        assert transport.dead_size() == 1
 
     # -- ack and fencing --------------------------------------------------------------------
 

@@ -166,17 +166,18 @@ class RedisBroker:
     ) -> None:
         """Store ``payload`` under ``task_id`` and queue it (or schedule it ``delay`` s ahead).
 
-        Idempotent per id. Raises :class:`~qredis.errors.BrokerConnectionError` when Redis
-        cannot be reached and :class:`~qredis.errors.BrokerOutOfMemory` when it is full.
+        Idempotent per id: an id whose payload is already stored is left alone. One round
+        trip. Raises :class:`~qredis.errors.BrokerConnectionError` when Redis cannot be
+        reached and :class:`~qredis.errors.BrokerOutOfMemory` when it is full.
         """
-        if not isinstance(task_id, str) or not task_id:
-            raise TypeError(f"task_id must be a non-empty string, not {task_id!r}")
+        if not isinstance(task_id, str) or not task_id or "\0" in task_id:
+            raise TypeError(f"task_id must be a non-empty string without NUL, not {task_id!r}")
         if not isinstance(payload, bytes | bytearray | memoryview):
             raise TypeError(f"payload must be bytes, not {type(payload).__name__}")
         limit = "" if max_attempts is None else _positive_int("max_attempts", max_attempts)
         _, scripts = self._ready()
         with self._errors():
-            scripts.enqueue(self._enqueue_keys, (_ms(delay), limit, task_id, payload))
+            scripts.enqueue(self._enqueue_keys, (task_id, payload, _ms(delay), limit))
 
     def enqueue_many(
         self,
@@ -187,22 +188,25 @@ class RedisBroker:
     ) -> int:
         """Enqueue ``(task_id, payload)`` pairs, one Lua call per chunk of ``chunk_size``.
 
-        Each chunk is all-or-nothing. Returns how many were queued (ids already present are
-        skipped). On an error, earlier chunks stay queued: the exception says how many.
+        Each chunk is all-or-nothing, and applied at most once even when redis-py re-sends it
+        after a lost reply. Ids are expected to be fresh (``qcore.new_id``): an id that is
+        already live is not delivered twice at once (the copy is dropped when claimed), but
+        unlike :meth:`enqueue` it is not looked up here, which keeps bulk enqueue about as
+        fast as a pipelined LPUSH. Returns how many tasks were queued. On an error, earlier
+        chunks stay queued: the exception's note says how many.
         """
-        limit = "" if max_attempts is None else _positive_int("max_attempts", max_attempts)
-        head = (_ms(delay), limit)
+        limit = b"" if max_attempts is None else b"%d" % _positive_int("max_attempts", max_attempts)
+        delay_ms = _ms(delay)
         _, scripts = self._ready()
-        script = scripts.enqueue
-        keys = self._enqueue_keys
+        script = scripts.enqueue_many
+        k = self._keys
         queued = 0
         for chunk in _chunks(items, self.chunk_size):
-            args = [*head, *itertools.chain.from_iterable(chunk)]
             try:
-                if len(args) != 2 + 2 * len(chunk):
-                    raise TypeError("enqueue_many takes (task_id, payload) pairs")
+                args = _chunk_args(chunk, delay_ms, limit)
+                keys = (k.queue, k.chunk(uuid.uuid4().hex), k.msg, k.delayed, k.maxatt)
                 with self._errors():
-                    queued += script(keys, args)
+                    queued += max(0, int(script(keys, args)))
             except Exception as exc:
                 exc.add_note(f"{queued} task(s) of earlier chunks were queued before this error")
                 raise
@@ -257,17 +261,23 @@ class RedisBroker:
         args = (count, self.max_attempts, consumer, _ms(self.consumer_ttl), "1" if woke else "0")
         with self._errors():
             res = scripts.fetch(keys, args)
-        dropped = res[1]
-        if dropped:
-            for raw in res[2 : 2 + dropped]:
-                log.error(
-                    "task.payload_missing",
-                    task_id=raw.decode(),
-                    queue=self.queue,
-                    consumer=consumer,
-                    detail="the id was queued but its payload is gone; the id was dropped",
-                )
-        body = res[2 + dropped :]
+        dropped, dups = res[1], res[2]
+        for raw in res[3 : 3 + dropped]:
+            log.error(
+                "task.payload_missing",
+                task_id=raw.decode(),
+                queue=self.queue,
+                consumer=consumer,
+                detail="the id was queued but its payload is gone; the id was dropped",
+            )
+        for raw in res[3 + dropped : 3 + dropped + dups]:
+            log.warning(
+                "task.duplicate_dropped",
+                task_id=raw.decode(),
+                queue=self.queue,
+                detail="enqueued again while live; the copy was dropped",
+            )
+        body = res[3 + dropped + dups :]
         if not body:
             return [], (None if res[0] < 0 else res[0] / 1000)
         return [
@@ -506,7 +516,8 @@ class RedisBroker:
             pipe = client.pipeline(transaction=False)
             for name in names:
                 pipe.lrange(self._keys.inflight(name), 0, limit - 1)
-            held = [(n, i.decode()) for n, ids in zip(names, pipe.execute()) for i in ids][:limit]
+            held = [(n, _entry_id(i)) for n, ids in zip(names, pipe.execute()) for i in ids]
+            held = held[:limit]
             if not held:
                 return []
             attempts = client.hmget(self._keys.attempts, [i for _, i in held])
@@ -586,6 +597,34 @@ class RedisBroker:
         self._pid = -1
         self._client = None
         self._scripts = None
+
+
+_NUL = "\0"
+
+
+def _entry_id(entry: bytes) -> str:
+    """The task id of a list entry: a bare id, or an inline entry (see enqueue_many.lua)."""
+    if entry[:1] == b"\0":
+        return entry[1 : entry.index(b"\0", 1)].decode()
+    return entry.decode()
+
+
+def _chunk_args(chunk: list[tuple[str, bytes]], delay_ms: int, limit: bytes) -> list[Any]:
+    """The ARGV of enqueue_many.lua for one chunk (see its header)."""
+    try:
+        if delay_ms <= 0:
+            args: list[Any] = [0]
+            args += [b"\0%s\0%s\0%s" % (i.encode(), limit, p) for i, p in chunk]
+        else:
+            args = [delay_ms]
+            for i, p in chunk:
+                args += (i, bytes(p), limit)
+        bad = [i for i, _ in chunk if not i or _NUL in i]
+    except (TypeError, AttributeError, ValueError) as exc:
+        raise TypeError(f"enqueue_many takes (task_id: str, payload: bytes) pairs: {exc}") from None
+    if bad:
+        raise TypeError(f"task ids must be non-empty strings without NUL, not {bad[0]!r}")
+    return args
 
 
 def _chunks(items: Iterable[tuple[str, Any]], size: int) -> Iterator[list[tuple[str, Any]]]:

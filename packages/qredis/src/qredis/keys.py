@@ -25,13 +25,14 @@ def check_name(kind: str, name: str) -> str:
 class QueueKeys:
     """The keys of one queue.
 
-    ``queue`` (list of ids: pushed on the left, taken from the right, so the right end is the
-    head), ``msg`` (hash id -> signed payload), ``inflight:<consumer>`` (list of ids held by a
+    ``queue`` (list of entries: pushed on the left, taken from the right, so the right end is
+    the head; an entry is a bare id, or an id with its payload inline from a bulk enqueue),
+    ``msg`` (hash id -> signed payload), ``inflight:<consumer>`` (list of ids held by a
     consumer), ``consumers`` (zset consumer -> heartbeat deadline, ms), ``attempts`` /
     ``tokens`` / ``maxatt`` (hashes id -> deliveries so far / current fencing token / per-task
     attempt limit), ``seq`` (fencing-token counter), ``delayed`` (zset id -> due time, ms),
     ``dead`` (zset id -> time of death, ms) with ``deadinfo`` (hash id -> JSON reason and
-    attempts), ``reaper`` (the reaper's lock).
+    attempts), ``reaper`` (the reaper's lock), ``chunk:<uuid>`` (markers of bulk chunks).
     """
 
     name: str
@@ -71,6 +72,10 @@ class QueueKeys:
     def inflight(self, consumer: str) -> str:
         """The in-flight list of one consumer."""
         return f"{self.prefix}:inflight:{consumer}"
+
+    def chunk(self, marker: str) -> str:
+        """The marker of one enqueue_many chunk (makes a re-sent chunk a no-op for an hour)."""
+        return f"{self.prefix}:chunk:{marker}"
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,6 +19,7 @@ SCRIPT_NAMES = (
     "dead_admin",
     "dead_letter",
     "enqueue",
+    "enqueue_many",
     "fetch",
     "forget",
     "heartbeat",
@@ -48,6 +49,7 @@ class Scripts:
     dead_admin: Script
     dead_letter: Script
     enqueue: Script
+    enqueue_many: Script
     fetch: Script
     forget: Script
     heartbeat: Script

@@ -1,8 +1,8 @@
 #!lua flags=allow-oom
 -- fetch.lua: claim up to N ready tasks for one consumer, atomically.
 --
--- KEYS[1] queue      list of ready ids (the right end is the head)
--- KEYS[2] inflight   this consumer's in-flight list (newest on the left)
+-- KEYS[1] queue      list of ready entries (the right end is the head)
+-- KEYS[2] inflight   this consumer's in-flight list of ids (newest on the left)
 -- KEYS[3] msg        hash id -> payload
 -- KEYS[4] attempts   hash id -> deliveries so far
 -- KEYS[5] tokens     hash id -> current fencing token (present only while claimed)
@@ -10,16 +10,20 @@
 -- KEYS[7] seq        fencing-token counter
 -- KEYS[8] delayed    zset id -> due time (ms)
 -- KEYS[9] consumers  zset consumer -> heartbeat deadline (ms)
--- ARGV[1] count: how many tasks to take from the queue at most
+-- ARGV[1] count: how many tasks to take at most
 -- ARGV[2] the queue's default attempt limit
 -- ARGV[3] consumer name
 -- ARGV[4] deadline (ms from now) given to a consumer that fetches before its first heartbeat
--- ARGV[5] "1" after a BLMOVE: also claim ids already in the in-flight list without a token
+-- ARGV[5] "1" after a BLMOVE: also claim entries already in the in-flight list without a token
 --
+-- A queue entry is either a bare id (its payload waits in msg) or, from enqueue_many, an
+-- inline entry "\0<id>\0<attempt limit or empty>\0<payload>" whose payload moves into msg
+-- now. An inline entry whose id already has a payload is a duplicate of a live task: dropped.
 -- Due delayed tasks are moved to the queue first. Each claimed id gets its attempt count
--- bumped and a fresh token from the counter. An id whose payload is missing is dropped.
--- Returns {next_due, ndropped, dropped ids..., then id, payload, attempt, limit, token per task}
--- where next_due is the ms until the next delayed task when nothing was claimed, else -1.
+-- bumped and a fresh token from the counter. A bare id whose payload is missing is dropped.
+-- Returns {next_due, ndropped, nduplicates, dropped ids..., duplicate ids..., then
+-- id, payload, attempt, limit, token per claimed task}; next_due is the ms until the next
+-- delayed task when nothing was claimed, else -1.
 -- allow-oom: fetching (and so draining) must keep working when Redis is full.
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -33,16 +37,42 @@ end
 -- Registering makes an in-flight list findable by the reaper even if no heartbeat ever comes.
 redis.call('ZADD', KEYS[9], 'NX', now + tonumber(ARGV[4]), ARGV[3])
 
-local claim = {}
+local claim, push, inline, dups = {}, {}, {}, {}
+
+-- The id of a queue entry, or nil for a duplicate; an inline payload moves into msg.
+local function open(entry)
+  if string.byte(entry, 1) ~= 0 then
+    return entry
+  end
+  local a = string.find(entry, '\0', 2, true)
+  local b = string.find(entry, '\0', a + 1, true)
+  local id = string.sub(entry, 2, a - 1)
+  local payload = string.sub(entry, b + 1)
+  if redis.call('HSETNX', KEYS[3], id, payload) == 0 then
+    dups[#dups + 1] = id
+    return nil
+  end
+  if b > a + 1 then
+    redis.call('HSET', KEYS[6], id, string.sub(entry, a + 1, b - 1))
+  end
+  inline[id] = payload
+  return id
+end
+
 if ARGV[5] == '1' then
-  -- Ids moved in by BLMOVE (including any whose reply was lost to a dropped connection).
+  -- Entries moved in by BLMOVE (including any whose reply was lost to a dropped connection).
   local held = redis.call('LRANGE', KEYS[2], 0, -1)
-  if #held > 0 then
-    local toks = redis.call('HMGET', KEYS[5], unpack(held))
-    for i = #held, 1, -1 do
-      if not toks[i] then
-        claim[#claim + 1] = held[i]
+  for i = #held, 1, -1 do
+    local entry = held[i]
+    if string.byte(entry, 1) == 0 then
+      redis.call('LREM', KEYS[2], 1, entry)
+      local id = open(entry)
+      if id then
+        claim[#claim + 1] = id
+        push[#push + 1] = id
       end
+    elseif not redis.call('HGET', KEYS[5], entry) then
+      claim[#claim + 1] = entry
     end
   end
 end
@@ -51,28 +81,37 @@ local want = tonumber(ARGV[1]) - #claim
 if want > 0 then
   local popped = redis.call('RPOP', KEYS[1], want)
   if popped then
-    redis.call('LPUSH', KEYS[2], unpack(popped))
     for i = 1, #popped do
-      claim[#claim + 1] = popped[i]
+      local id = open(popped[i])
+      if id then
+        claim[#claim + 1] = id
+        push[#push + 1] = id
+      end
     end
   end
 end
-
-if #claim == 0 then
-  local nxt = redis.call('ZRANGE', KEYS[8], 0, 0, 'WITHSCORES')
-  if #nxt == 0 then
-    return {-1, 0}
-  end
-  return {math.max(0, tonumber(nxt[2]) - now), 0}
+for s = 1, #push, 1000 do
+  redis.call('LPUSH', KEYS[2], unpack(push, s, math.min(s + 999, #push)))
 end
 
-local out = {-1, 0}
-local dropped = {}
+local out = {-1, 0, #dups}
+if #claim == 0 then
+  local nxt = redis.call('ZRANGE', KEYS[8], 0, 0, 'WITHSCORES')
+  if #nxt > 0 then
+    out[1] = math.max(0, tonumber(nxt[2]) - now)
+  end
+  for i = 1, #dups do
+    out[#out + 1] = dups[i]
+  end
+  return out
+end
+
+local dropped, body = {}, {}
 local token = redis.call('INCRBY', KEYS[7], #claim) - #claim
 local default_limit = ARGV[2]
 for i = 1, #claim do
   local id = claim[i]
-  local payload = redis.call('HGET', KEYS[3], id)
+  local payload = inline[id] or redis.call('HGET', KEYS[3], id)
   if not payload then
     redis.call('LREM', KEYS[2], 1, id)
     redis.call('HDEL', KEYS[4], id)
@@ -83,22 +122,21 @@ for i = 1, #claim do
     token = token + 1
     local attempt = redis.call('HINCRBY', KEYS[4], id, 1)
     redis.call('HSET', KEYS[5], id, token)
-    local limit = redis.call('HGET', KEYS[6], id) or default_limit
-    out[#out + 1] = id
-    out[#out + 1] = payload
-    out[#out + 1] = attempt
-    out[#out + 1] = limit
-    out[#out + 1] = token
+    body[#body + 1] = id
+    body[#body + 1] = payload
+    body[#body + 1] = attempt
+    body[#body + 1] = redis.call('HGET', KEYS[6], id) or default_limit
+    body[#body + 1] = token
   end
 end
-if #dropped > 0 then
-  local head = {-1, #dropped}
-  for i = 1, #dropped do
-    head[#head + 1] = dropped[i]
-  end
-  for i = 3, #out do
-    head[#head + 1] = out[i]
-  end
-  return head
+out[2] = #dropped
+for i = 1, #dropped do
+  out[#out + 1] = dropped[i]
+end
+for i = 1, #dups do
+  out[#out + 1] = dups[i]
+end
+for i = 1, #body do
+  out[#out + 1] = body[i]
 end
 return out

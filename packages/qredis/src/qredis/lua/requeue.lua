@@ -3,7 +3,8 @@
 -- Used by release (a consumer stopped or died under our eyes) and by the reaper (a
 -- consumer's heartbeat expired).
 --
--- KEYS[1] inflight   the consumer's in-flight list (newest on the left)
+-- KEYS[1] inflight   the consumer's in-flight list (newest on the left; ids, or inline
+--                    entries a BLMOVE brought in and no claim has opened yet)
 -- KEYS[2] consumers  zset consumer -> heartbeat deadline (ms)
 -- KEYS[3] queue      list of ready ids (the right end is the head)
 -- KEYS[4] msg        hash id -> payload
@@ -49,7 +50,11 @@ local ids = redis.call('LRANGE', KEYS[1], 0, -1)
 -- run again in the order they were first taken.
 for i = 1, #ids do
   local id = ids[i]
-  if redis.call('HEXISTS', KEYS[4], id) == 0 then
+  if string.byte(id, 1) == 0 then
+    -- an inline entry BLMOVE brought in and nobody claimed: back as it came
+    redis.call('RPUSH', KEYS[3], id)
+    requeued = requeued + 1
+  elseif redis.call('HEXISTS', KEYS[4], id) == 0 then
     redis.call('HDEL', KEYS[5], id)
     redis.call('HDEL', KEYS[6], id)
     redis.call('HDEL', KEYS[7], id)
