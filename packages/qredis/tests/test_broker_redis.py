@@ -267,3 +267,21 @@ def test_task_ids_with_nul_are_refused(broker: RedisBroker) -> None:
         broker.enqueue("a\0b", b"x")
     with pytest.raises(TypeError, match="pairs"):
         broker.enqueue_many([("a", "not bytes")])  # type: ignore[list-item]
+
+
+def test_scripts_are_reloaded_after_a_script_flush(
+    broker: RedisBroker, redis_client: redis.Redis
+) -> None:
+    broker.enqueue("a", b"1")
+    redis_client.script_flush()
+    broker.enqueue("b", b"2")
+    redis_client.script_flush()
+    assert [d.task_id for d in broker.fetch("c", count=5)] == ["a", "b"]
+
+
+def test_payload_of_a_claimed_task(broker: RedisBroker) -> None:
+    broker.enqueue_many([("a", b"inline payload")])
+    assert broker.payload("a") is None  # still inside its queue entry
+    broker.fetch("c")
+    assert broker.payload("a") == b"inline payload"
+    assert broker.payload("nope") is None

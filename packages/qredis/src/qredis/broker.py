@@ -22,6 +22,7 @@ from collections.abc import Collection, Iterable, Iterator
 from typing import Any
 
 import redis
+from redis.exceptions import NoScriptError
 
 from qcore import ConfigError, DeadLetter, Delivery, InFlight, Reaped, get_logger
 from qredis.connection import Connector, redis_errors
@@ -127,6 +128,7 @@ class RedisBroker:
             return self._client, self._scripts  # type: ignore[return-value]
         client = self._conn.client
         self._client, self._scripts, self._pid = client, Scripts(client), os.getpid()
+        self._enqueue_cmd = ("EVALSHA", self._scripts.enqueue.sha, 4, *self._enqueue_keys)
         return client, self._scripts
 
     def _errors(self) -> Any:
@@ -175,9 +177,18 @@ class RedisBroker:
         if not isinstance(payload, bytes | bytearray | memoryview):
             raise TypeError(f"payload must be bytes, not {type(payload).__name__}")
         limit = "" if max_attempts is None else _positive_int("max_attempts", max_attempts)
-        _, scripts = self._ready()
-        with self._errors():
-            scripts.enqueue(self._enqueue_keys, (task_id, payload, _ms(delay), limit))
+        client, scripts = self._ready()
+        args = (task_id, payload, _ms(delay) if delay else 0, limit)
+        try:
+            # EVALSHA straight through execute_command: this is the per-call hot path, and
+            # redis-py's Script wrapper costs more than the script itself.
+            client.execute_command(*self._enqueue_cmd, *args)
+        except NoScriptError:
+            with self._errors():
+                scripts.enqueue(self._enqueue_keys, args)  # loads the script, then runs it
+        except redis.RedisError as exc:
+            with self._errors():
+                raise exc
 
     def enqueue_many(
         self,
@@ -291,6 +302,13 @@ class RedisBroker:
             )
             for i in range(0, len(body), 5)
         ], None
+
+    def payload(self, task_id: str) -> bytes | None:
+        """The stored payload of a claimed (in-flight), delayed or dead task, or None."""
+        client, _ = self._ready()
+        with self._errors():
+            found = client.hget(self._keys.msg, task_id)
+        return None if found is None else bytes(found)
 
     # -- finishing --------------------------------------------------------------------------
 
