@@ -285,3 +285,24 @@ def test_payload_of_a_claimed_task(broker: RedisBroker) -> None:
     broker.fetch("c")
     assert broker.payload("a") == b"inline payload"
     assert broker.payload("nope") is None
+
+
+def test_a_fetch_resent_after_a_lost_reply_answers_the_same_tasks(broker: RedisBroker) -> None:
+    """What redis-py's retry does when the reply to a fetch is lost: the same call again."""
+    broker.enqueue_many([(f"t{i}", b"x") for i in range(5)])
+    _, scripts = broker._ready()
+    k = broker.keys
+    keys = (
+        k.queue, k.inflight("c1"), k.msg, k.attempts, k.tokens,
+        k.maxatt, k.seq, k.delayed, k.consumers, k.fetches,
+    )  # fmt: skip
+    args = (2, 3, "c1", 60_000, "0", "request-1")
+    first = scripts.fetch(keys, args)
+    again = scripts.fetch(keys, args)
+    assert first == again and len(first) == 3 + 2 * 5
+    assert broker.inflight_size() == 2 and broker.queue_size() == 3
+    fresh = scripts.fetch(keys, (2, 3, "c1", 60_000, "0", "request-2"))
+    assert fresh[3] not in (first[3], first[8])
+    assert broker.inflight_size() == 4
+    broker.release("c1")
+    assert broker.client.hget(k.fetches, "c1") is None

@@ -128,6 +128,9 @@ class RedisBroker:
             return self._client, self._scripts  # type: ignore[return-value]
         client = self._conn.client
         self._client, self._scripts, self._pid = client, Scripts(client), os.getpid()
+        # Fetch request ids: unique per broker object and process, cheap to make.
+        self._request_prefix = f"{uuid.uuid4().hex[:12]}-"
+        self._requests = itertools.count()  # next() is atomic under the GIL
         self._enqueue_cmd = ("EVALSHA", self._scripts.enqueue.sha, 4, *self._enqueue_keys)
         return client, self._scripts
 
@@ -268,8 +271,16 @@ class RedisBroker:
             k.seq,
             k.delayed,
             k.consumers,
+            k.fetches,
         )
-        args = (count, self.max_attempts, consumer, _ms(self.consumer_ttl), "1" if woke else "0")
+        args = (
+            count,
+            self.max_attempts,
+            consumer,
+            _ms(self.consumer_ttl),
+            "1" if woke else "0",
+            f"{self._request_prefix}{next(self._requests)}",
+        )
         with self._errors():
             res = scripts.fetch(keys, args)
         dropped, dups = res[1], res[2]
@@ -390,6 +401,7 @@ class RedisBroker:
             k.dead,
             k.deadinfo,
             k.reaper,
+            k.fetches,
         )
         with self._errors():
             res = scripts.requeue(
@@ -429,7 +441,7 @@ class RedisBroker:
         _, scripts = self._ready()
         k = self._keys
         with self._errors():
-            scripts.forget((k.consumers, *(k.inflight(c) for c in names)), names)
+            scripts.forget((k.consumers, k.fetches, *(k.inflight(c) for c in names)), names)
 
     def reap(self) -> Reaped:
         """Move due delayed tasks to the queue, then requeue the in-flight tasks of consumers

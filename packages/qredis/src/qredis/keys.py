@@ -32,7 +32,9 @@ class QueueKeys:
     ``tokens`` / ``maxatt`` (hashes id -> deliveries so far / current fencing token / per-task
     attempt limit), ``seq`` (fencing-token counter), ``delayed`` (zset id -> due time, ms),
     ``dead`` (zset id -> time of death, ms) with ``deadinfo`` (hash id -> JSON reason and
-    attempts), ``reaper`` (the reaper's lock), ``chunk:<uuid>`` (markers of bulk chunks).
+    attempts), ``reaper`` (the reaper's lock), ``fetches`` (hash consumer -> its last claim,
+    so a fetch re-sent after a lost reply answers the same tasks), ``chunk:<uuid>`` (markers
+    of bulk chunks).
     """
 
     name: str
@@ -48,6 +50,7 @@ class QueueKeys:
     dead: str
     deadinfo: str
     reaper: str
+    fetches: str
 
     @classmethod
     def for_queue(cls, name: str) -> QueueKeys:
@@ -67,6 +70,7 @@ class QueueKeys:
             dead=f"{p}:dead",
             deadinfo=f"{p}:deadinfo",
             reaper=f"{p}:reaper",
+            fetches=f"{p}:fetches",
         )
 
     def inflight(self, consumer: str) -> str:

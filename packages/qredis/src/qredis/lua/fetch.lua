@@ -10,12 +10,17 @@
 -- KEYS[7] seq        fencing-token counter
 -- KEYS[8] delayed    zset id -> due time (ms)
 -- KEYS[9] consumers  zset consumer -> heartbeat deadline (ms)
+-- KEYS[10] fetches   hash consumer -> "<request id> <first token> <count>" of its last claim
 -- ARGV[1] count: how many tasks to take at most
 -- ARGV[2] the queue's default attempt limit
 -- ARGV[3] consumer name
 -- ARGV[4] deadline (ms from now) given to a consumer that fetches before its first heartbeat
 -- ARGV[5] "1" after a BLMOVE: also claim entries already in the in-flight list without a token
+-- ARGV[6] request id, fresh for each fetch call (the same when redis-py re-sends the call)
 --
+-- A call whose request id is the consumer's last one is a re-send after a lost reply: it
+-- answers the same deliveries again instead of claiming more (which the consumer would never
+-- learn about, and which would sit in its in-flight list for as long as it lives).
 -- A queue entry is either a bare id (its payload waits in msg) or, from enqueue_many, an
 -- inline entry "\0<id>\0<attempt limit or empty>\0<payload>" whose payload moves into msg
 -- now. An inline entry whose id already has a payload is a duplicate of a live task: dropped.
@@ -36,6 +41,28 @@ end
 
 -- Registering makes an in-flight list findable by the reaper even if no heartbeat ever comes.
 redis.call('ZADD', KEYS[9], 'NX', now + tonumber(ARGV[4]), ARGV[3])
+
+local last = redis.call('HGET', KEYS[10], ARGV[3])
+if last then
+  local rid, first, n = string.match(last, '^(%S+) (%d+) (%d+)$')
+  if rid == ARGV[6] then
+    first, n = tonumber(first), tonumber(n)
+    local out = {-1, 0, 0}
+    local held = redis.call('LRANGE', KEYS[2], 0, -1)
+    for i = #held, 1, -1 do
+      local id = held[i]
+      local token = tonumber(redis.call('HGET', KEYS[5], id) or '0')
+      if token >= first and token < first + n then
+        out[#out + 1] = id
+        out[#out + 1] = redis.call('HGET', KEYS[3], id)
+        out[#out + 1] = tonumber(redis.call('HGET', KEYS[4], id))
+        out[#out + 1] = redis.call('HGET', KEYS[6], id) or ARGV[2]
+        out[#out + 1] = token
+      end
+    end
+    return out
+  end
+end
 
 local claim, push, inline, dups = {}, {}, {}, {}
 
@@ -108,6 +135,7 @@ end
 
 local dropped, body = {}, {}
 local token = redis.call('INCRBY', KEYS[7], #claim) - #claim
+redis.call('HSET', KEYS[10], ARGV[3], ARGV[6] .. ' ' .. (token + 1) .. ' ' .. #claim)
 local default_limit = ARGV[2]
 for i = 1, #claim do
   local id = claim[i]

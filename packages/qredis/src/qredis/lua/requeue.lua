@@ -14,6 +14,7 @@
 -- KEYS[8] dead       zset id -> time of death (ms)
 -- KEYS[9] deadinfo   hash id -> JSON {reason, attempts}
 -- KEYS[10] reaper    the reaper's lock
+-- KEYS[11] fetches   hash consumer -> its last claim (see fetch.lua)
 -- ARGV[1] consumer name
 -- ARGV[2] "reap" or "release"
 -- ARGV[3] reap: the lock owner's value (the pass is refused if the lock is not ours)
@@ -85,6 +86,7 @@ for i = 1, #ids do
   end
 end
 redis.call('DEL', KEYS[1])
+redis.call('HDEL', KEYS[11], ARGV[1])
 if reap then
   redis.call('ZREM', KEYS[2], ARGV[1])
 end
