@@ -1,0 +1,157 @@
+"""The plumbing every part of :class:`~qredis.broker.RedisBroker` shares: parameters, the
+per-process client and scripts, pickling, errors."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import uuid
+from collections.abc import Iterable, Iterator
+from contextlib import AbstractContextManager
+from typing import Any
+
+import redis
+
+from qcore import ConfigError
+from qredis.connection import Connector, redis_errors
+from qredis.keys import QueueKeys
+from qredis.scripts import Scripts
+
+__all__ = ["BrokerBase", "chunks", "ms", "positive_int"]
+
+
+def positive_int(name: str, value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigError(f"{name} must be an integer >= 1, not {value!r}")
+    return value
+
+
+def ms(seconds: float) -> int:
+    return max(0, round(seconds * 1000))
+
+
+def chunks(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
+    """Lists of up to ``size`` items, consuming ``items`` lazily."""
+    it = iter(items)
+    while chunk := list(itertools.islice(it, size)):
+        yield chunk
+
+
+class BrokerBase:
+    """Parameters, connection and scripts of a broker (see :class:`~qredis.RedisBroker`)."""
+
+    def __init__(
+        self,
+        queue: str = "default",
+        *,
+        url: str | None = None,
+        connection: redis.Redis | None = None,
+        pool: redis.ConnectionPool | None = None,
+        max_attempts: int = 3,
+        chunk_size: int = 1000,
+        consumer_ttl: float = 60.0,
+        block_slice: float = 1.0,
+        **redis_kwargs: Any,
+    ) -> None:
+        self._keys = QueueKeys.for_queue(queue)
+        self.max_attempts = positive_int("max_attempts", max_attempts)
+        self.chunk_size = positive_int("chunk_size", chunk_size)
+        if not consumer_ttl > 0 or not block_slice > 0:
+            raise ConfigError("consumer_ttl and block_slice must be positive numbers of seconds")
+        self.consumer_ttl = float(consumer_ttl)
+        self.block_slice = float(block_slice)
+        self._conn = Connector(url, connection=connection, pool=pool, redis_kwargs=redis_kwargs)
+        self._setup()
+
+    def _setup(self) -> None:
+        k = self._keys
+        self._enqueue_keys = (k.queue, k.msg, k.delayed, k.maxatt)
+        self._ack_keys = (k.tokens, k.msg, k.attempts, k.maxatt)
+        self._scan_keys = (k.delayed, k.queue, k.consumers)
+        self._pid = -1
+        self._client: redis.Redis | None = None
+        self._scripts: Scripts | None = None
+
+    # -- plumbing ---------------------------------------------------------------------------
+
+    @property
+    def queue(self) -> str:
+        """The queue's name."""
+        return self._keys.name
+
+    @property
+    def keys(self) -> QueueKeys:
+        """The Redis keys of this queue."""
+        return self._keys
+
+    @property
+    def url(self) -> str:
+        """Where the broker connects, password masked (for logs and errors)."""
+        return self._conn.display
+
+    @property
+    def client(self) -> redis.Redis:
+        """The redis-py client this broker uses in this process."""
+        client: redis.Redis = self._ready()[0]
+        return client
+
+    def _ready(self) -> tuple[Any, Scripts]:
+        # The client is typed Any here: redis-py's return types are unions of every
+        # decoding mode, and this client never decodes.
+        if self._pid == os.getpid():
+            return self._client, self._scripts  # type: ignore[return-value]
+        client = self._conn.client
+        self._client, self._scripts, self._pid = client, Scripts(client), os.getpid()
+        # Fetch request ids: unique per broker object and process, cheap to make.
+        self._request_prefix = f"{uuid.uuid4().hex[:12]}-"
+        self._requests = itertools.count()  # next() is atomic under the GIL
+        self._enqueue_cmd = ("EVALSHA", self._scripts.enqueue.sha, 4, *self._enqueue_keys)
+        return client, self._scripts
+
+    def _errors(self) -> AbstractContextManager[None]:
+        return redis_errors(self._conn.display)
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {
+            "queue": self._keys.name,
+            "max_attempts": self.max_attempts,
+            "chunk_size": self.chunk_size,
+            "consumer_ttl": self.consumer_ttl,
+            "block_slice": self.block_slice,
+            "conn": self._conn,
+        }
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self._keys = QueueKeys.for_queue(state["queue"])
+        self.max_attempts = state["max_attempts"]
+        self.chunk_size = state["chunk_size"]
+        self.consumer_ttl = state["consumer_ttl"]
+        self.block_slice = state["block_slice"]
+        self._conn = state["conn"]
+        self._setup()
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(queue={self.queue!r}, url={self.url!r})"
+
+    # -- server -----------------------------------------------------------------------------
+
+    def ping(self) -> bool:
+        """True when Redis answers."""
+        try:
+            client, _ = self._ready()
+            return bool(client.ping())
+        except redis.RedisError:
+            return False
+
+    def check_server(self) -> list[str]:
+        """Warnings about server settings that put tasks at risk (empty when all is well)."""
+        from qredis.server import check_server
+
+        return check_server(self.client, self.url)
+
+    def close(self) -> None:
+        """Release the connections this broker opened (a caller's client is left open)."""
+        self._conn.close()
+        self._pid = -1
+        self._client = None
+        self._scripts = None

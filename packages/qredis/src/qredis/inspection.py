@@ -1,0 +1,138 @@
+"""Sizes and listings of a queue, and dead-letter administration."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from typing import Any
+
+from qcore import DeadLetter, InFlight
+from qredis.base import BrokerBase, chunks
+
+__all__ = ["Inspection"]
+
+_ADMIN_BATCH = 1000
+
+
+class Inspection(BrokerBase):
+    """Sizes, listings and dead-letter administration (part of :class:`~qredis.RedisBroker`)."""
+
+    def payload(self, task_id: str) -> bytes | None:
+        """The stored payload of a claimed (in-flight), delayed or dead task, or None."""
+        client, _ = self._ready()
+        with self._errors():
+            found = client.hget(self._keys.msg, task_id)
+        return None if found is None else bytes(found)
+
+    def queue_size(self) -> int:
+        """Tasks ready to run."""
+        client, _ = self._ready()
+        with self._errors():
+            return int(client.llen(self._keys.queue))
+
+    def delayed_size(self) -> int:
+        """Tasks waiting for their time (eta or retry delay)."""
+        client, _ = self._ready()
+        with self._errors():
+            return int(client.zcard(self._keys.delayed))
+
+    def dead_size(self) -> int:
+        """How many tasks are dead-lettered."""
+        client, _ = self._ready()
+        with self._errors():
+            return int(client.zcard(self._keys.dead))
+
+    def consumers(self) -> dict[str, float]:
+        """Registered consumers and their heartbeat deadlines (epoch seconds)."""
+        client, _ = self._ready()
+        with self._errors():
+            pairs = client.zrange(self._keys.consumers, 0, -1, withscores=True)
+        return {name.decode(): score / 1000 for name, score in pairs}
+
+    def inflight_size(self) -> int:
+        """Tasks handed to consumers and not acked."""
+        client, _ = self._ready()
+        names = list(self.consumers())
+        if not names:
+            return 0
+        with self._errors():
+            pipe = client.pipeline(transaction=False)
+            for name in names:
+                pipe.llen(self._keys.inflight(name))
+            return sum(int(n) for n in pipe.execute())
+
+    def inflight(self, limit: int = 100) -> list[InFlight]:
+        """Some in-flight tasks (up to ``limit``), for status pages."""
+        client, _ = self._ready()
+        names = list(self.consumers())
+        if not names or limit <= 0:
+            return []
+        with self._errors():
+            pipe = client.pipeline(transaction=False)
+            for name in names:
+                pipe.lrange(self._keys.inflight(name), 0, limit - 1)
+            held = [(n, _entry_id(i)) for n, ids in zip(names, pipe.execute()) for i in ids]
+            held = held[:limit]
+            if not held:
+                return []
+            attempts = client.hmget(self._keys.attempts, [i for _, i in held])
+        return [InFlight(i, n, int(a or 0)) for (n, i), a in zip(held, attempts)]
+
+    def dead_letters(self, limit: int = 100) -> list[DeadLetter]:
+        """The most recent dead letters first, with their payloads."""
+        client, _ = self._ready()
+        if limit <= 0:
+            return []
+        k = self._keys
+        with self._errors():
+            pairs = client.zrevrange(k.dead, 0, limit - 1, withscores=True)
+            if not pairs:
+                return []
+            ids = [i for i, _ in pairs]
+            pipe = client.pipeline(transaction=False)
+            pipe.hmget(k.deadinfo, ids)
+            pipe.hmget(k.msg, ids)
+            infos, payloads = pipe.execute()
+        out = []
+        for (raw, score), info, payload in zip(pairs, infos, payloads):
+            data: dict[str, Any] = (
+                json.loads(info) if info else {"reason": "<reason lost>", "attempts": 0}
+            )
+            out.append(
+                DeadLetter(
+                    raw.decode(), data["reason"], score / 1000, int(data["attempts"]), payload
+                )
+            )
+        return out
+
+    def requeue_dead(self, task_ids: Iterable[str] | None = None) -> int:
+        """Queue dead letters again with a fresh attempt count (all of them when None)."""
+        return self._dead_admin("requeue", task_ids)
+
+    def purge_dead(self, task_ids: Iterable[str] | None = None) -> int:
+        """Delete dead letters for good (all of them when None)."""
+        return self._dead_admin("purge", task_ids)
+
+    def _dead_admin(self, action: str, task_ids: Iterable[str] | None) -> int:
+        _, scripts = self._ready()
+        k = self._keys
+        keys = (k.dead, k.deadinfo, k.msg, k.attempts, k.maxatt, k.queue)
+        total = 0
+        with self._errors():
+            if task_ids is None:
+                while True:
+                    n = int(scripts.dead_admin(keys, (action, "all", _ADMIN_BATCH)))
+                    total += n
+                    if n < _ADMIN_BATCH:
+                        return total
+            for chunk in chunks(((i, "") for i in task_ids), _ADMIN_BATCH):
+                ids = [i for i, _ in chunk]
+                total += int(scripts.dead_admin(keys, (action, "ids", *ids)))
+        return total
+
+
+def _entry_id(entry: bytes) -> str:
+    """The task id of a list entry: a bare id, or an inline entry (see enqueue_many.lua)."""
+    if entry[:1] == b"\0":
+        return entry[1 : entry.index(b"\0", 1)].decode()
+    return entry.decode()

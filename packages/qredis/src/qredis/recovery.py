@@ -1,0 +1,142 @@
+"""Consumers' liveness and recovery: heartbeats, release, the reaper, delayed tasks."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Collection, Iterable
+
+from qcore import Reaped, get_logger
+from qredis.base import BrokerBase, ms
+
+__all__ = ["Recovery"]
+
+log = get_logger("qredis.broker")
+
+_REAP_BATCH = 100  # expired consumers handled per reaper pass
+_PROMOTE_BATCH = 1000  # due delayed tasks moved per script call
+
+
+class Recovery(BrokerBase):
+    """Heartbeats, release, reap, and the delayed set (part of :class:`~qredis.RedisBroker`)."""
+
+    def release(self, consumer: str, *, started: Collection[str] = ()) -> Reaped:
+        """Return all of ``consumer``'s in-flight tasks to the head of the queue, now.
+
+        Tasks in ``started`` keep their attempt count and are dead-lettered if it reached their
+        limit; the others never ran and have this delivery uncounted.
+        """
+        reason = f"worker lost while running the task (consumer {consumer}): out of attempts"
+        res = self._requeue(consumer, "release", "", reason, list(started))
+        return Reaped(consumers=1, requeued=int(res[0]), dead_lettered=int(res[1]))
+
+    def _requeue(
+        self, consumer: str, mode: str, owner: str, reason: str, started: list[str]
+    ) -> list[int]:
+        _, scripts = self._ready()
+        k = self._keys
+        keys = (
+            k.inflight(consumer),
+            k.consumers,
+            k.queue,
+            k.msg,
+            k.attempts,
+            k.tokens,
+            k.maxatt,
+            k.dead,
+            k.deadinfo,
+            k.reaper,
+            k.fetches,
+        )
+        with self._errors():
+            res = scripts.requeue(
+                keys, (consumer, mode, owner, self.max_attempts, reason, *started)
+            )
+        requeued, dead, dropped = (int(x) for x in res)
+        if dropped:
+            log.error("task.payload_missing", consumer=consumer, count=dropped, queue=self.queue)
+        if requeued > 0 or dead:
+            log.info(
+                "consumer.requeued",
+                consumer=consumer,
+                mode=mode,
+                requeued=requeued,
+                dead_lettered=dead,
+                queue=self.queue,
+            )
+        return [requeued, dead, dropped]
+
+    def heartbeat(self, consumers: Iterable[str], ttl: float) -> None:
+        """Declare ``consumers`` alive for ``ttl`` more seconds (one ZADD, Redis clock)."""
+        names = list(consumers)
+        if not names:
+            return
+        if not ttl > 0:
+            raise ValueError(f"ttl must be a positive number of seconds, not {ttl!r}")
+        _, scripts = self._ready()
+        with self._errors():
+            scripts.heartbeat((self._keys.consumers,), (ms(ttl), *names))
+
+    def forget(self, consumers: Iterable[str]) -> None:
+        """Deregister consumers that stopped. One still holding tasks is marked expired
+        instead, so the next :meth:`reap` returns its work."""
+        names = list(consumers)
+        if not names:
+            return
+        _, scripts = self._ready()
+        k = self._keys
+        with self._errors():
+            scripts.forget((k.consumers, k.fetches, *(k.inflight(c) for c in names)), names)
+
+    def reap(self) -> Reaped:
+        """Move due delayed tasks to the queue, then requeue the in-flight tasks of consumers
+        whose heartbeat expired (one reaper at a time, under a ``SET NX PX`` lock).
+
+        Tasks keep their attempt count; one at its limit is dead-lettered with a reason naming
+        the lost consumer. One round trip and no writes when there is nothing to do.
+        """
+        expired = self._scan(_REAP_BATCH)[2]
+        if not expired:
+            return Reaped()
+        client, scripts = self._ready()
+        owner = uuid.uuid4().hex
+        with self._errors():
+            if not client.set(self._keys.reaper, owner, nx=True, px=30_000):
+                return Reaped()  # another reaper is at work
+        consumers = requeued = dead = 0
+        try:
+            for consumer in expired:
+                reason = (
+                    f"consumer {consumer} stopped heartbeating while holding the task "
+                    "(worker lost): out of attempts"
+                )
+                res = self._requeue(consumer, "reap", owner, reason, [])
+                if res[0] < 0:
+                    break  # our lock expired: leave the rest to the next pass
+                consumers += 1
+                requeued += res[0]
+                dead += res[1]
+                log.warning("consumer.reaped", consumer=consumer, requeued=res[0], dead=res[1])
+        finally:
+            with self._errors():
+                scripts.unlock((self._keys.reaper,), (owner,))
+        return Reaped(consumers=consumers, requeued=requeued, dead_lettered=dead)
+
+    def _scan(self, consumers: int) -> tuple[int, float | None, list[str]]:
+        _, scripts = self._ready()
+        with self._errors():
+            res = scripts.scan(self._scan_keys, (_PROMOTE_BATCH, consumers))
+        due = None if res[1] < 0 else res[1] / 1000
+        return int(res[0]), due, [c.decode() for c in res[2:]]
+
+    def promote_due(self) -> int:
+        """Move delayed tasks whose time has come to the queue; returns how many moved."""
+        total = 0
+        while True:
+            moved = self._scan(0)[0]
+            total += moved
+            if moved < _PROMOTE_BATCH:
+                return total
+
+    def next_due(self) -> float | None:
+        """Seconds until the next delayed task is due (0 if one is due now), or None."""
+        return self._scan(0)[1]
