@@ -228,3 +228,34 @@ def test_rediss_url(redis_factory: Callable[..., RedisServer], tmp_path: Path) -
     with pytest.raises(BrokerError):
         untrusted.enqueue("b", b"x")
     untrusted.close()
+
+
+def test_threads_opening_at_once_take_the_pool_once(redis_url: str) -> None:
+    import threading
+
+    before = shared_pool_count()
+    broker = RedisBroker("q", url=redis_url)
+    barrier = threading.Barrier(8)
+
+    def use() -> None:
+        barrier.wait()
+        broker.queue_size()
+
+    threads = [threading.Thread(target=use) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert shared_pool_count() == before + 1
+    broker.close()
+    assert shared_pool_count() == before
+
+
+def test_a_blocking_fetch_stays_under_the_socket_timeout(redis_url: str) -> None:
+    import time
+
+    broker = RedisBroker("q", url=redis_url, socket_timeout=0.3, block_slice=5)
+    start = time.monotonic()
+    assert broker.fetch("c", timeout=1.0) == []  # several BLMOVEs of 0.15 s, no timeout error
+    assert 0.9 < time.monotonic() - start < 3
+    broker.close()

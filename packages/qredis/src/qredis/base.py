@@ -106,6 +106,11 @@ class BrokerBase:
         self._request_prefix = f"{uuid.uuid4().hex[:12]}-"
         self._requests = itertools.count()  # next() is atomic under the GIL
         self._enqueue_cmd = ("EVALSHA", self._scripts.enqueue.sha, 4, *self._enqueue_keys)
+        # A blocking command must return before the socket times out under it.
+        socket_timeout = client.connection_pool.connection_kwargs.get("socket_timeout")
+        self._block_cap = self.block_slice
+        if socket_timeout:
+            self._block_cap = min(self.block_slice, max(0.01, socket_timeout / 2))
         return client, self._scripts
 
     def _errors(self) -> AbstractContextManager[None]:

@@ -141,7 +141,7 @@ class RedisBroker(Recovery, Inspection):
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return []
-            block = min(remaining, self.block_slice)
+            block = min(remaining, self._block_cap)
             if next_due is not None:
                 block = min(block, next_due)
             # BLMOVE treats 0 as "forever": never ask for less than 10 ms.

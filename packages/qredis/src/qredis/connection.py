@@ -90,6 +90,17 @@ def reset_pools() -> None:
         _pools_pid = os.getpid()
 
 
+def _after_fork_in_child() -> None:
+    global _lock, _pools_pid
+    # A fork can happen while another thread holds the lock; the child starts afresh.
+    _lock = threading.Lock()
+    _pools.clear()
+    _pools_pid = os.getpid()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
 def _check_fork() -> None:
     global _pools_pid
     if _pools_pid != os.getpid():
@@ -204,7 +215,7 @@ class Connector:
     responses, which would corrupt payloads); pickling keeps only the :class:`ConnectionSpec`.
     """
 
-    __slots__ = ("_client", "_given", "_key", "_pid", "_pool", "spec")
+    __slots__ = ("_client", "_given", "_key", "_lock", "_pid", "_pool", "spec")
 
     def __init__(
         self,
@@ -229,6 +240,7 @@ class Connector:
         self._client: redis.Redis | None = None
         self._pool: redis.ConnectionPool | None = None
         self._key = b""
+        self._lock = threading.Lock()
 
     @property
     def display(self) -> str:
@@ -244,6 +256,15 @@ class Connector:
 
     def _open(self) -> redis.Redis:
         if self._pid != os.getpid():
+            # A lock a parent's thread held at fork time would never be released here.
+            self._lock = threading.Lock()
+        with self._lock:  # two threads opening at once must not take the pool twice
+            if self._client is not None and self._pid == os.getpid():
+                return self._client
+            return self._open_locked()
+
+    def _open_locked(self) -> redis.Redis:
+        if self._pid != os.getpid():
             # Inherited through fork: never touch the parent's client or pool.
             self._given = None
             self._pool = None
@@ -258,10 +279,11 @@ class Connector:
 
     def close(self) -> None:
         """Give back the shared pool (disconnected when its last user closes)."""
-        if self._pool is not None and self._pid == os.getpid():
-            _release_pool(self._key, self._pool)
-        self._pool = None
-        self._client = None
+        with self._lock:
+            if self._pool is not None and self._pid == os.getpid():
+                _release_pool(self._key, self._pool)
+            self._pool = None
+            self._client = None
 
     def __getstate__(self) -> ConnectionSpec:
         return self.spec
@@ -273,6 +295,7 @@ class Connector:
         self._pool = None
         self._key = b""
         self._pid = os.getpid()
+        self._lock = threading.Lock()
 
 
 _PLAIN = (str, bytes, int, float, bool, type(None))
