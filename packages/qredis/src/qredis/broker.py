@@ -146,8 +146,10 @@ class RedisBroker(Recovery, Inspection):
                 block = min(block, next_due)
             # BLMOVE treats 0 as "forever": never ask for less than 10 ms.
             with self._errors():
-                moved = client.blmove(self._keys.queue, inflight, max(block, 0.01), "RIGHT", "LEFT")
-            deliveries, next_due = self._grab(consumer, count, moved is not None)
+                client.blmove(self._keys.queue, inflight, max(block, 0.01), "RIGHT", "LEFT")
+            # Claim what BLMOVE brought, even when it answered None: a BLMOVE whose reply
+            # was lost and that redis-py re-sent may have moved an entry all the same.
+            deliveries, next_due = self._grab(consumer, count, True)
             if deliveries:
                 return deliveries
 
