@@ -97,8 +97,8 @@ def test_seed_connection_economy_example(db_alias: str, cluster: Any, redis_serv
 
     before = _clients(redis_server)
     ids = [async_task("math.modf", 2.5, redis=redis_client) for _ in range(50)]
-    assert _clients(redis_server) <= before + 1
-    assert all(result(task_id, wait=WAIT) == (0.5, 2.0) for task_id in ids)
+    assert _clients(redis_server) - before <= 3
+    assert _results(ids) == [(0.5, 2.0)] * 50
 
 
 # -- results --------------------------------------------------------------------------------
@@ -238,11 +238,10 @@ def test_redis_client_and_pool_are_reused(db_alias: str, cluster: Any, redis_ser
         ids = [async_task(jobs.add, i, 1, redis=client) for i in range(30)]
         ids += [async_task(jobs.add, i, 2, redis=pool) for i in range(30)]
         # The client keeps its one connection; the pool opens one; nothing per call.
-        assert _clients(redis_server) <= before + 1
+        assert _clients(redis_server) - before <= 3
         assert len(client.connection_pool._available_connections) == 1
-        assert [result(i, wait=WAIT) for i in ids] == [i + 1 for i in range(30)] + [
-            i + 2 for i in range(30)
-        ]
+        assert pool._created_connections == 1
+        assert _results(ids) == [i + 1 for i in range(30)] + [i + 2 for i in range(30)]
     finally:
         client.close()
         pool.disconnect()
@@ -265,8 +264,8 @@ def test_django_redis_pool_is_used(
     shared.ping()
     before = _clients(redis_server)
     ids = [async_task(jobs.add, i, i) for i in range(40)]
-    assert _clients(redis_server) <= before + 1
-    assert [result(i, wait=WAIT) for i in ids] == [2 * i for i in range(40)]
+    assert _clients(redis_server) - before <= 3
+    assert _results(ids) == [2 * i for i in range(40)]
 
 
 def test_queue_size_counts_waiting_tasks(db_alias: str, q_cluster: dict[str, Any]) -> None:
@@ -307,11 +306,24 @@ def test_result_group_count_not_reached_gives_none(
 # -- helpers --------------------------------------------------------------------------------
 
 
+def _results(ids: list[str], total_ms: float = WAIT) -> list[Any]:
+    """Each task's result, all within one deadline (not WAIT per task)."""
+    deadline = time.monotonic() + total_ms / 1000
+    out = []
+    for task_id in ids:
+        left = max(1.0, (deadline - time.monotonic()) * 1000)
+        task = fetch(task_id, wait=left)
+        assert task is not None, f"task {task_id} had no result within {total_ms} ms"
+        out.append(task.result)
+    return out
+
+
 def _clients(server: Any) -> int:
+    """Connections the server has accepted so far (minus the probe's own): other processes
+    (the cluster) may open one now and then, never one per call."""
     probe = server.client()
     try:
-        # Minus this probe's own connection.
-        return int(probe.info("clients")["connected_clients"]) - 1
+        return int(probe.info("stats")["total_connections_received"]) - 1
     finally:
         probe.close()
 
