@@ -212,6 +212,25 @@ def test_sync_runs_inline_and_reraises(db_alias: str, q_cluster: dict[str, Any])
     assert "_Catch" not in failure.result  # the traceback shows the task, not our wrapper
 
 
+def test_hook_of_an_unsaved_task_gets_an_unsaved_task(
+    db_alias: str, q_cluster: dict[str, Any]
+) -> None:
+    task_id = async_task(jobs.add, 1, 1, save=False, sync=True, hook=jobs.save_if_unsaved)
+    task = fetch(task_id)
+    assert task.result == 2 and task.cluster == "saved-by-hook"
+    saved_id = async_task(jobs.add, 1, 2, sync=True, hook=jobs.save_if_unsaved)
+    assert fetch(saved_id).cluster is None  # it had a row: the hook left it alone
+
+
+def test_admin_label_comes_from_q_cluster(settings: Any) -> None:
+    from django.apps import apps
+
+    config = apps.get_app_config("qdjango")
+    assert config.verbose_name == "Q"
+    settings.Q_CLUSTER = {"label": "Background jobs"}
+    assert config.verbose_name == "Background jobs"
+
+
 def test_global_sync_setting(db_alias: str, settings: Any, q_cluster: dict[str, Any]) -> None:
     settings.Q_CLUSTER = {**q_cluster, "sync": True}
     assert result(async_task(jobs.add, 1, 1)) == 2

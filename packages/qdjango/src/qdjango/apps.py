@@ -8,18 +8,22 @@ from django.apps import AppConfig
 class QDjangoConfig(AppConfig):
     name = "qdjango"
     label = "qdjango"
-    verbose_name = "Q"
     default_auto_field = "django.db.models.AutoField"
 
-    def ready(self) -> None:
+    @property  # type: ignore[override]
+    def verbose_name(self) -> str:
+        """The admin's name for the app: ``Q_CLUSTER["label"]`` (Django Q's), else "Q".
+
+        Read when shown, never at import, and never raising: ``manage.py check`` reports a
+        bad value."""
         from django.conf import settings
 
+        raw = getattr(settings, "Q_CLUSTER", None)
+        label = raw.get("label") if isinstance(raw, dict) else None
+        return label if isinstance(label, str) and label.strip() else "Q"
+
+    def ready(self) -> None:
         from qdjango import checks, conf
 
         checks.register()
         conf.connect_signals()
-        # The admin's label for the app (Django Q's ``label``); read here, never at import.
-        raw = getattr(settings, "Q_CLUSTER", None)
-        label = raw.get("label") if isinstance(raw, dict) else None
-        if isinstance(label, str) and label.strip():
-            self.verbose_name = label

@@ -7,7 +7,7 @@ from typing import Any
 
 from qcore import TaskResult
 from qdjango.process import DjangoContext
-from qdjango.store import task_from_record
+from qdjango.store import task_from_record, was_saved
 
 __all__ = ["DjangoHookRunner"]
 
@@ -15,7 +15,8 @@ __all__ = ["DjangoHookRunner"]
 class DjangoHookRunner:
     """Calls ``hook(task)`` where ``task`` is the :class:`~qdjango.models.Task` the record was
     saved as. The instance is built from the record the cluster just saved, so running a
-    hook costs no query. Picklable: a child process sets Django up on first use.
+    hook costs no query; a record that was not saved (``save=False``, ``save_limit=-1``)
+    gives an unsaved instance. Picklable: a child process sets Django up on first use.
     """
 
     def __init__(self, *, using: str | None = None, context: DjangoContext | None = None) -> None:
@@ -36,7 +37,7 @@ class DjangoHookRunner:
 
     def __call__(self, hook: Callable[..., Any], record: TaskResult) -> None:
         self.context.ensure()
-        hook(task_from_record(record, using=self.using))
+        hook(task_from_record(record, using=self.using, saved=was_saved(record.id)))
 
     def __repr__(self) -> str:
         return f"DjangoHookRunner(using={self.using!r})"

@@ -22,7 +22,7 @@ from django.db import DatabaseError, connections, transaction
 from qcore import TaskResult, get_logger
 from qdjango.process import DjangoContext
 
-__all__ = ["DjangoResultStore", "task_from_record"]
+__all__ = ["DjangoResultStore", "task_from_record", "was_saved"]
 
 log = get_logger("qdjango.store")
 
@@ -82,6 +82,21 @@ def task_from_record(record: TaskResult, *, using: str | None = None, saved: boo
         task._state.adding = False
         task._state.db = using
     return task
+
+
+# Ids of the last batch this process saved. A worker saves a batch, then calls its hooks:
+# the hook runner looks here to tell a saved record from one that was not (``save=False``).
+_last_saved: frozenset[str] = frozenset()
+
+
+def _remember(ids: Iterable[str]) -> None:
+    global _last_saved
+    _last_saved = frozenset(ids)
+
+
+def was_saved(task_id: str) -> bool:
+    """Whether this process's last saved batch had a record for ``task_id``."""
+    return task_id in _last_saved
 
 
 def _dedupe(results: Iterable[TaskResult]) -> list[TaskResult]:
@@ -161,6 +176,7 @@ class DjangoResultStore:
         if self.save_limit == -1:
             records = [r for r in records if not r.success]
         if not records:
+            _remember(())
             return
         conn = connections[self.using]
         try:
@@ -171,9 +187,10 @@ class DjangoResultStore:
                 _upsert(conn, records)
                 if prune:
                     self._prune(self.save_limit)
+                ids = [r.id for r in records]
                 if self.notifier is not None:
-                    ids = [r.id for r in records]
                     transaction.on_commit(lambda: self._publish(ids), using=self.using)
+            _remember(ids)
         except DatabaseError:
             # A connection that broke (a restarted server) is reopened on the next batch,
             # which the cluster retries: the upsert makes the retry harmless.
