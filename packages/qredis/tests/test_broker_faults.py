@@ -317,3 +317,38 @@ def test_redis_kill_of_a_consumer_connection_mid_blmove(
     admin.close()
     broker.close()
     broker2.close()
+
+
+def test_client_kill_during_bulk_enqueue_queues_each_task_once(
+    redis_factory: Callable[..., RedisServer],
+) -> None:
+    server = redis_factory()
+    broker = RedisBroker("bulk-kill", url=server.url, chunk_size=500)
+    admin = server.client()
+    n = 30_000
+    done = threading.Event()
+    kills = 0
+
+    def killer() -> None:
+        # A burst of drops in the middle of the enqueue (a storm that never ends would
+        # rightly end in an error once the retries are spent).
+        nonlocal kills
+        for _ in range(20):
+            if done.wait(0.03):
+                return
+            kills += int(admin.execute_command("CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes"))
+
+    thread = threading.Thread(target=killer)
+    thread.start()
+    try:
+        queued = broker.enqueue_many((f"b{i:06d}", b"p" * 100) for i in range(n))
+    finally:
+        done.set()
+        thread.join()
+    assert kills > 0, "the killer never hit a connection"
+    assert queued == n
+    entries = admin.lrange(broker.keys.queue, 0, -1)
+    ids = [e[1 : e.index(b"\0", 1)] for e in entries]
+    assert len(ids) == len(set(ids)) == n  # none lost, none twice
+    admin.close()
+    broker.close()

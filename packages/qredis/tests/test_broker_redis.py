@@ -221,19 +221,29 @@ def test_enqueue_many_reports_earlier_chunks_on_error(
     items = [("a", b"1"), ("b", b"2"), ("c", b"3", "x")]
     with pytest.raises(TypeError) as caught:
         broker.enqueue_many(items)  # type: ignore[arg-type]
-    assert "2 task(s) of earlier chunks were queued" in "".join(caught.value.__notes__)
+    assert "2 task(s) of other chunks were queued" in "".join(caught.value.__notes__)
 
 
-def test_a_resent_chunk_is_applied_once(broker: RedisBroker) -> None:
-    """What redis-py's retry does after a lost reply: the same chunk, the same marker."""
-    _, scripts = broker._ready()
-    k = broker.keys
-    keys = (k.queue, k.chunk("fixed-marker"), k.msg, k.delayed, k.maxatt)
-    args = [0, b"\0a\0\0payload-a", b"\0b\0\0payload-b"]
-    assert scripts.enqueue_many(keys, args) == 2
-    assert scripts.enqueue_many(keys, args) == -1
-    assert broker.queue_size() == 2
-    assert [d.payload for d in broker.fetch("c", count=5)] == [b"payload-a", b"payload-b"]
+def test_bulk_chunks_are_marked_transactions(
+    make_broker: Callable[..., RedisBroker], redis_client: redis.Redis
+) -> None:
+    broker = make_broker(chunk_size=10)
+    assert broker.enqueue_many((f"t{i}", b"x") for i in range(95)) == 95
+    markers = list(redis_client.scan_iter(match=f"{broker.keys.prefix}:chunk:*"))
+    assert len(markers) == 10
+    assert 3_500_000 < redis_client.pttl(markers[0]) <= 3_600_000
+
+
+def test_a_bad_item_stops_bulk_enqueue_after_the_chunks_sent(
+    make_broker: Callable[..., RedisBroker],
+) -> None:
+    broker = make_broker(chunk_size=10)
+    items = [(f"t{i}", b"x") for i in range(100)] + [("bad", "text")] + [("z", b"x")] * 50
+    with pytest.raises(TypeError, match="pairs") as caught:
+        broker.enqueue_many(items)  # type: ignore[arg-type]
+    assert "100 task(s) of other chunks were queued" in "".join(caught.value.__notes__)
+    assert broker.queue_size() == 100
+    assert broker.ping()  # the connection was left in step
 
 
 def test_bulk_payloads_wait_inside_the_queue(

@@ -14,7 +14,6 @@ Every move is one Lua script, so a task is always in exactly one place.
 from __future__ import annotations
 
 import time
-import uuid
 from collections.abc import Iterable
 from typing import Any
 
@@ -23,6 +22,7 @@ from redis.exceptions import NoScriptError
 
 from qcore import Delivery, get_logger
 from qredis.base import chunks, ms, positive_int
+from qredis.bulk import send_chunks
 from qredis.inspection import Inspection
 from qredis.recovery import Recovery
 
@@ -93,31 +93,29 @@ class RedisBroker(Recovery, Inspection):
         delay: float = 0.0,
         max_attempts: int | None = None,
     ) -> int:
-        """Enqueue ``(task_id, payload)`` pairs, one Lua call per chunk of ``chunk_size``.
+        """Enqueue ``(task_id, payload)`` pairs in chunks of ``chunk_size``.
 
-        Each chunk is all-or-nothing, and applied at most once even when redis-py re-sends it
-        after a lost reply. Ids are expected to be fresh (``qcore.new_id``): an id that is
-        already live is not delivered twice at once (the copy is dropped when claimed), but
-        unlike :meth:`enqueue` it is not looked up here, which keeps bulk enqueue about as
-        fast as a pipelined LPUSH. Returns how many tasks were queued. On an error, earlier
-        chunks stay queued: the exception's note says how many.
+        Each chunk is all-or-nothing and applied once, even when its reply is lost and it has
+        to be sent again (see :mod:`qredis.bulk`): one ``LPUSH`` per chunk, the payloads inside
+        the queue entries, two windows of chunks on the wire at once. Ids are expected to be
+        fresh (``qcore.new_id``): unlike :meth:`enqueue`, an id already stored is not looked up
+        here; a copy of a live task is dropped when claimed, so it never runs twice at once.
+        Returns how many tasks were queued. On an error, the chunks confirmed stay queued and
+        the exception's note says how many tasks that is.
         """
         limit = b"" if max_attempts is None else b"%d" % positive_int("max_attempts", max_attempts)
-        delay_ms = ms(delay)
-        _, scripts = self._ready()
-        script = scripts.enqueue_many
+        client, scripts = self._ready()
         k = self._keys
-        queued = 0
-        for chunk in chunks(items, self.chunk_size):
-            try:
-                args = _chunk_args(chunk, delay_ms, limit)
-                keys = (k.queue, k.chunk(uuid.uuid4().hex), k.msg, k.delayed, k.maxatt)
-                with self._errors():
-                    queued += max(0, int(script(keys, args)))
-            except Exception as exc:
-                exc.add_note(f"{queued} task(s) of earlier chunks were queued before this error")
-                raise
-        return queued
+        size = self.chunk_size
+        with self._errors():
+            if delay > 0:
+                queued = 0
+                for chunk in chunks(items, size):
+                    args = _schedule_args(chunk, ms(delay), limit)
+                    queued += int(scripts.schedule_many((k.msg, k.delayed, k.maxatt), args))
+                return queued
+            entries = (_entries(chunk, limit) for chunk in chunks(items, size))
+            return send_chunks(client, k.queue, k.chunk, entries)
 
     # -- fetch ------------------------------------------------------------------------------
 
@@ -265,19 +263,30 @@ class RedisBroker(Recovery, Inspection):
 _NUL = "\0"
 
 
-def _chunk_args(chunk: list[tuple[str, bytes]], delay_ms: int, limit: bytes) -> list[Any]:
-    """The ARGV of enqueue_many.lua for one chunk (see its header)."""
+def _entries(chunk: list[tuple[str, bytes]], limit: bytes) -> list[bytes]:
+    """Inline queue entries ``\0<id>\0<limit>\0<payload>`` (see fetch.lua) for one chunk."""
     try:
-        if delay_ms <= 0:
-            args: list[Any] = [0]
-            args += [b"\0%s\0%s\0%s" % (i.encode(), limit, p) for i, p in chunk]
-        else:
-            args = [delay_ms]
-            for i, p in chunk:
-                args += (i, bytes(p), limit)
+        out = [b"\0%s\0%s\0%s" % (i.encode(), limit, p) for i, p in chunk]
         bad = [i for i, _ in chunk if not i or _NUL in i]
     except (TypeError, AttributeError, ValueError) as exc:
         raise TypeError(f"enqueue_many takes (task_id: str, payload: bytes) pairs: {exc}") from None
     if bad:
         raise TypeError(f"task ids must be non-empty strings without NUL, not {bad[0]!r}")
+    return out
+
+
+def _schedule_args(chunk: list[tuple[str, bytes]], delay_ms: int, limit: bytes) -> list[Any]:
+    """The ARGV of schedule_many.lua for one chunk."""
+    args: list[Any] = [delay_ms]
+    try:
+        for i, p in chunk:
+            if not isinstance(i, str) or not i or _NUL in i:
+                raise TypeError(f"task ids must be non-empty strings without NUL, not {i!r}")
+            if not isinstance(p, bytes | bytearray | memoryview):
+                raise TypeError(
+                    f"enqueue_many takes (task_id: str, payload: bytes) pairs, not {p!r}"
+                )
+            args += (i, p, limit)
+    except ValueError as exc:
+        raise TypeError(f"enqueue_many takes (task_id: str, payload: bytes) pairs: {exc}") from None
     return args

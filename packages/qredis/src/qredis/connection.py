@@ -327,17 +327,33 @@ def _portable_kwargs(pool: redis.ConnectionPool) -> dict[str, Any]:
 
 @contextmanager
 def redis_errors(where: str) -> Iterator[None]:
-    """Turn redis-py's errors into Q's, naming the (masked) server."""
+    """Turn redis-py's errors into Q's, naming the (masked) server (notes are kept)."""
     try:
         yield
     except (redis.ConnectionError, redis.TimeoutError) as exc:
-        raise BrokerConnectionError(
-            f"cannot reach Redis at {where}: {exc} (redis-py retried before giving up)"
+        raise _noted(
+            BrokerConnectionError(
+                f"cannot reach Redis at {where}: {exc} (redis-py retried before giving up)"
+            ),
+            exc,
         ) from exc
-    except redis.exceptions.OutOfMemoryError as exc:
-        raise BrokerOutOfMemory(
-            f"Redis at {where} is out of memory (maxmemory reached) and refused the write; "
-            f"nothing was written: {exc}"
+    except (redis.exceptions.OutOfMemoryError, redis.exceptions.ExecAbortError) as exc:
+        if "OOM" not in str(exc) and not isinstance(exc, redis.exceptions.OutOfMemoryError):
+            raise _noted(BrokerError(f"Redis at {where} refused: {exc}"), exc) from exc
+        raise _noted(
+            BrokerOutOfMemory(
+                f"Redis at {where} is out of memory (maxmemory reached) and refused the write; "
+                f"nothing of the refused call was written: {exc}"
+            ),
+            exc,
         ) from exc
     except redis.RedisError as exc:
-        raise BrokerError(f"Redis at {where} failed: {type(exc).__name__}: {exc}") from exc
+        raise _noted(
+            BrokerError(f"Redis at {where} failed: {type(exc).__name__}: {exc}"), exc
+        ) from exc
+
+
+def _noted(error: Exception, cause: BaseException) -> Exception:
+    for note in getattr(cause, "__notes__", ()):
+        error.add_note(note)
+    return error

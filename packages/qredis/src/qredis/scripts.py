@@ -19,7 +19,6 @@ SCRIPT_NAMES = (
     "dead_admin",
     "dead_letter",
     "enqueue",
-    "enqueue_many",
     "fetch",
     "forget",
     "heartbeat",
@@ -27,6 +26,7 @@ SCRIPT_NAMES = (
     "retry_later",
     "save_results",
     "scan",
+    "schedule_many",
     "status",
     "unlock",
 )
@@ -49,7 +49,6 @@ class Scripts:
     dead_admin: Script
     dead_letter: Script
     enqueue: Script
-    enqueue_many: Script
     fetch: Script
     forget: Script
     heartbeat: Script
@@ -57,6 +56,7 @@ class Scripts:
     retry_later: Script
     save_results: Script
     scan: Script
+    schedule_many: Script
     status: Script
     unlock: Script
 
