@@ -17,6 +17,7 @@ __all__ = [
     "PrefixWatcher",
     "SqlCountWatcher",
     "percentile",
+    "process_breakdown",
     "process_tree",
     "pss_kib",
     "summarize",
@@ -67,6 +68,22 @@ def pss_kib(pids: Sequence[int]) -> tuple[int, int]:
                 counted += 1
                 break
     return total, counted
+
+
+def process_breakdown(pids: Sequence[int]) -> list[dict[str, Any]]:
+    """Each process's PSS (KiB) and command line, largest first: where the memory goes."""
+    rows = []
+    for pid in pids:
+        kib, counted = pss_kib([pid])
+        if not counted:
+            continue
+        try:
+            raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except OSError:
+            raw = b""
+        command = raw.replace(b"\0", b" ").decode(errors="replace").strip()
+        rows.append({"pid": pid, "pss_kib": kib, "command": command[:160]})
+    return sorted(rows, key=lambda row: -int(row["pss_kib"]))
 
 
 def percentile(values: Sequence[float], q: float) -> float:

@@ -81,6 +81,7 @@ def build(
     results: Mapping[str, Mapping[str, list[float]]],
     errors: Mapping[str, Mapping[str, str]],
     notes: Sequence[str],
+    details: Mapping[str, Any] | None = None,
     meta: Mapping[str, Any],
 ) -> dict[str, Any]:
     """The JSON document: raw runs, summaries, ratios and targets."""
@@ -141,6 +142,7 @@ def build(
         "subjects": described,
         "results": summaries,
         "errors": {k: dict(v) for k, v in errors.items()},
+        "details": dict(details or {}),
         "ratios": ratios,
         "targets": targets,
     }

@@ -71,6 +71,7 @@ class Bench:
     pythons: dict[str, str]
     results: dict[str, dict[str, list[float]]] = field(default_factory=dict)
     errors: dict[str, dict[str, str]] = field(default_factory=dict)
+    details: dict[str, dict[str, list[Any]]] = field(default_factory=dict)
     pg_counter: int = 0
 
     # ------------------------------------------------------------------ plumbing
@@ -211,6 +212,8 @@ class Bench:
         mib = kib / 1024
         self.record(peer.name, "D", mib)
         self.record(peer.name, "D_processes", counted)
+        breakdown = measure.process_breakdown(pids)
+        self.details.setdefault(peer.name, {}).setdefault("D", []).append(breakdown)
         print(f"    D    {mib:12.1f} MiB PSS over {counted} processes", flush=True)
 
     def start_latency(self, peer: Peer, ctx: Context, workers: Workers) -> None:
@@ -462,6 +465,7 @@ def main(argv: list[str] | None = None) -> int:
         subjects=subjects,
         results=bench.results,
         errors=bench.errors,
+        details=bench.details,
         notes=notes,
         meta={
             "started": stamp,
