@@ -73,8 +73,18 @@ def q_cluster(settings: Any, redis_url: str, queue_name: str, db_alias: str) -> 
 
 
 @pytest.fixture(scope="session")
+def cluster_redis(redis_binary: str) -> Iterator[RedisServer]:
+    """The shared clusters' own redis-server: never flushed by ``redis_url`` between tests
+    (that would wipe a running cluster's consumers and status)."""
+    server = RedisServer(redis_binary)
+    server.start()
+    yield server
+    server.close()
+
+
+@pytest.fixture(scope="session")
 def _clusters(
-    django_db_setup: None, redis_server: RedisServer
+    django_db_setup: None, cluster_redis: RedisServer
 ) -> Iterator[Callable[[str], tuple[Any, dict[str, Any]]]]:
     from django.test import override_settings
 
@@ -84,8 +94,8 @@ def _clusters(
 
     def get(alias: str) -> tuple[Any, dict[str, Any]]:
         if alias not in running:
-            redis_server.start()
-            value = q_cluster_value(redis_server.url, f"qd-{uuid.uuid4().hex[:8]}", alias)
+            cluster_redis.start()
+            value = q_cluster_value(cluster_redis.url, f"qd-{uuid.uuid4().hex[:8]}", alias)
             with override_settings(Q_CLUSTER=value):
                 cluster = build_cluster()
             close_connections()
@@ -101,12 +111,16 @@ def _clusters(
 @pytest.fixture
 def cluster(
     db_alias: str, settings: Any, _clusters: Callable[[str], tuple[Any, dict[str, Any]]]
-) -> Any:
+) -> Iterator[Any]:
     """A running cluster on ``db_alias``; ``Q_CLUSTER`` in this process points at it."""
     running, value = _clusters(db_alias)
     assert running.is_running, "the shared cluster died in an earlier test"
     settings.Q_CLUSTER = value
-    return running
+    yield running
+    # Give back any pool a test opened through the cluster's objects in this process (the
+    # cluster's own processes have theirs): other tests count this process's pools.
+    for obj in (running.transport, running.store, running.status_board):
+        obj.close()
 
 
 @pytest.fixture

@@ -6,8 +6,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-
 from django.urls import reverse
+
 from qcore import TaskMessage
 from qdjango import async_task, fetch, result
 from qdjango.models import Failure, Success, Task
@@ -54,15 +54,15 @@ def test_every_admin_page_answers(db_alias: str, cluster: Any, superuser_client:
 
 
 def test_retry_action_requeues_and_the_task_then_succeeds(
-    db_alias: str, cluster: Any, superuser_client: Any, redis_server: Any
+    db_alias: str, cluster: Any, superuser_client: Any, cluster_redis: Any
 ) -> None:
     # A failure the cluster recorded for a function that fails until a key is set in Redis.
     flag = f"flag-{db_alias}-{cluster.cluster_id}"
     failed = async_task(
-        "tests.django.jobs.fails_until_flag", redis_server.url, flag, group="retry", hook=None
+        "tests.django.jobs.fails_until_flag", cluster_redis.url, flag, group="retry", hook=None
     )
     assert not fetch(failed, wait=WAIT).success
-    client = redis_server.client()
+    client = cluster_redis.client()
     client.set(flag, "1")
     client.close()
     response = superuser_client.post(
@@ -78,7 +78,7 @@ def test_retry_action_requeues_and_the_task_then_succeeds(
     assert result_group("retry", count=1, wait=WAIT) == ["flag was set"]
     retried = Success.objects.get(group="retry")
     assert retried.func == "tests.django.jobs.fails_until_flag"
-    assert retried.args == (redis_server.url, flag)
+    assert retried.args == (cluster_redis.url, flag)
 
 
 def test_viewer_without_permission_cannot_retry(

@@ -92,12 +92,12 @@ def test_seed_sync_example(db_alias: str, q_cluster: dict[str, Any]) -> None:
     assert "my.buggy.code" in f"An error occurred: {task.result}"
 
 
-def test_seed_connection_economy_example(db_alias: str, cluster: Any, redis_server: Any) -> None:
+def test_seed_connection_economy_example(db_alias: str, cluster: Any, cluster_redis: Any) -> None:
     from qdjango.conf import redis_client
 
-    before = _clients(redis_server)
+    before = _clients(cluster_redis)
     ids = [async_task("math.modf", 2.5, redis=redis_client) for _ in range(50)]
-    assert _clients(redis_server) - before <= 3
+    assert _clients(cluster_redis) - before <= 3
     assert _results(ids) == [(0.5, 2.0)] * 50
 
 
@@ -246,18 +246,18 @@ def test_unpicklable_argument_fails_at_the_call(db_alias: str, q_cluster: dict[s
         async_task(jobs.echo, threading.Lock())
 
 
-def test_redis_client_and_pool_are_reused(db_alias: str, cluster: Any, redis_server: Any) -> None:
+def test_redis_client_and_pool_are_reused(db_alias: str, cluster: Any, cluster_redis: Any) -> None:
     import redis
 
-    client = redis.Redis.from_url(redis_server.url)
-    pool = redis.ConnectionPool.from_url(redis_server.url)
+    client = redis.Redis.from_url(cluster_redis.url)
+    pool = redis.ConnectionPool.from_url(cluster_redis.url)
     try:
         client.ping()
-        before = _clients(redis_server)
+        before = _clients(cluster_redis)
         ids = [async_task(jobs.add, i, 1, redis=client) for i in range(30)]
         ids += [async_task(jobs.add, i, 2, redis=pool) for i in range(30)]
         # The client keeps its one connection; the pool opens one; nothing per call.
-        assert _clients(redis_server) - before <= 3
+        assert _clients(cluster_redis) - before <= 3
         assert len(client.connection_pool._available_connections) == 1
         assert pool._created_connections == 1
         assert _results(ids) == [i + 1 for i in range(30)] + [i + 2 for i in range(30)]
@@ -267,11 +267,11 @@ def test_redis_client_and_pool_are_reused(db_alias: str, cluster: Any, redis_ser
 
 
 def test_django_redis_pool_is_used(
-    db_alias: str, cluster: Any, settings: Any, redis_server: Any
+    db_alias: str, cluster: Any, settings: Any, cluster_redis: Any
 ) -> None:
     settings.CACHES = {
         "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
-        "q": {"BACKEND": "django_redis.cache.RedisCache", "LOCATION": redis_server.url},
+        "q": {"BACKEND": "django_redis.cache.RedisCache", "LOCATION": cluster_redis.url},
     }
     settings.Q_CLUSTER = {**settings.Q_CLUSTER, "django_redis": "q"}
     from django_redis import get_redis_connection
@@ -281,9 +281,9 @@ def test_django_redis_pool_is_used(
     shared = get_redis_connection("q")
     assert broker().client is shared
     shared.ping()
-    before = _clients(redis_server)
+    before = _clients(cluster_redis)
     ids = [async_task(jobs.add, i, i) for i in range(40)]
-    assert _clients(redis_server) - before <= 3
+    assert _clients(cluster_redis) - before <= 3
     assert _results(ids) == [2 * i for i in range(40)]
 
 
@@ -356,3 +356,16 @@ def _await_hook(task_id: str, alias: str, timeout: float = 20.0) -> None:
             return
         time.sleep(0.05)
     raise AssertionError(f"the hook of {task_id} did not run: cluster={row.cluster!r}")
+
+
+def test_setting_changes_give_back_the_pools(db_alias: str, q_cluster: dict[str, Any]) -> None:
+    from qdjango.conf import reset
+    from qredis import connection as qredis_connection
+
+    reset()
+    before = qredis_connection.shared_pool_count()
+    async_task(jobs.add, 1, 1)
+    assert qdjango.queue_size() == 1 and result("0" * 32, wait=10) is None
+    assert qredis_connection.shared_pool_count() == before + 1
+    reset()
+    assert qredis_connection.shared_pool_count() == before

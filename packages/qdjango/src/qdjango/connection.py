@@ -34,8 +34,15 @@ _GIVEN_MAX = 16
 @on_change
 def _forget() -> None:
     with _lock:
+        made = [*_shared.values(), *(broker for _, broker in _given.values())]
         _shared.clear()
         _given.clear()
+    for obj in made:
+        # Gives back the shared pools these objects opened (never a client the caller gave).
+        try:
+            obj.close()
+        except Exception:  # noqa: S110 - closing is best effort; nothing is lost
+            pass
 
 
 def _connection(conf: QSettings) -> dict[str, Any]:
