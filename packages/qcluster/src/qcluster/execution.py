@@ -68,7 +68,11 @@ def format_error(exc: BaseException, *, skip_frames: int = 0) -> str:
 
 
 def _summary(exc: BaseException) -> str:
-    message = str(exc)
+    try:
+        message = str(exc)
+    except Exception:
+        # An exception whose __str__ raises must still become a record, not end its worker.
+        message = "<exception str() failed>"
     return f"{type(exc).__name__}: {message}" if message else type(exc).__name__
 
 
