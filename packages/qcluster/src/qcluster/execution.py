@@ -8,6 +8,7 @@ that cannot be pickled all become a Failure record whose ``result`` says what ha
 
 from __future__ import annotations
 
+import dataclasses
 import pickle
 import time
 import traceback
@@ -39,6 +40,7 @@ __all__ = [
     "should_save",
     "task_timeout",
     "unpicklable",
+    "unstorable",
 ]
 
 log = get_logger("qcluster.execution")
@@ -115,6 +117,23 @@ def execute(message: TaskMessage, *, attempt: int = 1, cluster: str | None = Non
         return failure(message, text, attempt=attempt, cluster=cluster)
     return TaskResult.from_message(
         message, result=value, success=True, attempt_count=attempt, cluster=cluster
+    )
+
+
+def unstorable(record: TaskResult, error: Exception, *, keep_args: bool = True) -> TaskResult:
+    """The Failure saved in place of a record the store refused for what it holds.
+
+    ``keep_args=False`` drops the args and kwargs too, for when they are what is too big.
+    """
+    text = (
+        f"SerializationError: the task's record cannot be stored: {type(error).__name__}: {error}"
+    )
+    return dataclasses.replace(
+        record,
+        result=text,
+        success=False,
+        args=record.args if keep_args else (),
+        kwargs=record.kwargs if keep_args else {},
     )
 
 

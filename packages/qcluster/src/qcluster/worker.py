@@ -21,7 +21,14 @@ from typing import Any, NamedTuple
 import structlog
 
 from qcluster.config import ClusterConfig
-from qcluster.execution import call_hook, execute, format_error, should_save, task_timeout
+from qcluster.execution import (
+    call_hook,
+    execute,
+    format_error,
+    should_save,
+    task_timeout,
+    unstorable,
+)
 from qcluster.lifeline import parent_alive, set_parent_death_signal, watch_parent
 from qcluster.slot import Slot
 from qcluster.states import ExitCode, WorkerState
@@ -31,6 +38,7 @@ from qcore import (
     HookRunner,
     PayloadError,
     ResultStore,
+    SerializationError,
     TaskMessage,
     TaskResult,
     Transport,
@@ -353,9 +361,8 @@ class _Worker:
         if not pending:
             return
         self.slot.set_state(WorkerState.SAVING)
-        records = [done.record for done in pending if done.save]
-        if records:
-            self._retry("save", lambda: self.store.save_many(records))
+        if any(done.save for done in pending):
+            self._retry("save", lambda: self._save(pending))
         acked = self._retry("ack", lambda: self.transport.ack([d.delivery for d in pending]))
         for done, ok in zip(pending, acked or ()):
             if not ok:
@@ -366,6 +373,45 @@ class _Worker:
             if done.message is not None and done.message.hook is not None:
                 self.slot.set_state(WorkerState.HOOK)
                 call_hook(done.message, done.record, self.spec.hook_runner)
+
+    def _save(self, pending: list[_Done]) -> None:
+        """Save the batch's records; one that can never be stored is replaced by a Failure.
+
+        A record the store refuses for what it holds (a result over the payload size limit,
+        say) is not an outage: retrying it would wedge the worker. Store errors are retried
+        by the caller.
+        """
+        try:
+            self.store.save_many([done.record for done in pending if done.save])
+            return
+        except (PayloadError, SerializationError):
+            pass
+        for index, done in enumerate(pending):
+            if done.save:
+                pending[index] = done._replace(record=self._save_one(done.record))
+
+    def _save_one(self, record: TaskResult) -> TaskResult:
+        """Save one record, or the Failure that replaces it if it cannot be stored."""
+        try:
+            self.store.save_many([record])
+            return record
+        except (PayloadError, SerializationError) as exc:
+            error: Exception = exc
+        self.log.error(
+            "task.unstorable",
+            task_id=record.id,
+            name=record.name,
+            func=record.func,
+            error=type(error).__name__,
+        )
+        failure = unstorable(record, error)
+        try:
+            self.store.save_many([failure])
+            return failure
+        except (PayloadError, SerializationError):
+            failure = unstorable(record, error, keep_args=False)  # the args are what is too big
+        self.store.save_many([failure])
+        return failure
 
     def _retry(self, what: str, call: Callable[[], Any]) -> Any:
         """Call until it works: unsaved work is never acked, saved work is acked eventually.
