@@ -277,6 +277,7 @@ class _Worker:
             record = TaskResult.failure_without_message(
                 delivery.task_id, error, attempt_count=delivery.attempt, cluster=self.cluster_id
             )
+            self.slot.end(False)  # counted in the status like any failure
             self.processed += 1
             return _Done(None, delivery, record, True)
         except PayloadError as exc:
