@@ -368,10 +368,9 @@ class _Worker:
         for done, ok in zip(pending, acked or ()):
             if not ok:
                 # Redelivered to someone else meanwhile (we were presumed dead): their run
-                # upserts the same record; ours stays saved.
+                # upserts the same record and calls the hook; ours stays saved, unhooked.
                 self.log.warning("task.ack_refused", task_id=done.delivery.task_id)
-        for done in pending:
-            if done.message is not None and done.message.hook is not None:
+            elif done.message is not None and done.message.hook is not None:
                 self.slot.set_state(WorkerState.HOOK)
                 call_hook(done.message, done.record, self.spec.hook_runner)
 
