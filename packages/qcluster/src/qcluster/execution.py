@@ -32,6 +32,7 @@ from qcore.serialization import dumps
 __all__ = [
     "call_hook",
     "default_hook_runner",
+    "error_fields",
     "execute",
     "failure",
     "format_error",
@@ -76,6 +77,19 @@ def _summary(exc: BaseException) -> str:
         # An exception whose __str__ raises must still become a record, not end its worker.
         message = "<exception str() failed>"
     return f"{type(exc).__name__}: {message}" if message else type(exc).__name__
+
+
+def error_fields(error: str, *, log_args: bool) -> dict[str, str]:
+    """Log fields for a failure's error text (``Type: message``, then a traceback).
+
+    Only the exception's type by default: its message is the task's own text, which often
+    repeats an argument (``int("...")``, ``KeyError``) and is part of the result. With
+    ``log_args`` the first line too.
+    """
+    first = error.partition("\n")[0]
+    if log_args:
+        return {"error": first}
+    return {"error": first.partition(":")[0]}
 
 
 def failure(
@@ -170,10 +184,18 @@ def default_hook_runner(hook: Callable[..., Any], record: TaskResult) -> None:
     hook(record)
 
 
-def call_hook(message: TaskMessage, record: TaskResult, runner: HookRunner | None = None) -> bool:
+def call_hook(
+    message: TaskMessage,
+    record: TaskResult,
+    runner: HookRunner | None = None,
+    *,
+    log_args: bool = False,
+) -> bool:
     """Resolve and run the message's hook through ``runner``; log any error, never raise.
 
-    Returns True when there was no hook or it ran without raising.
+    The log names the error's type and where it was raised; its message only with
+    ``log_args`` (a hook's error text can repeat the record's data). Returns True when there
+    was no hook or it ran without raising.
     """
     if message.hook is None:
         return True
@@ -187,11 +209,16 @@ def call_hook(message: TaskMessage, record: TaskResult, runner: HookRunner | Non
             name=message.name,
             func=message.func_path,
             hook=message.hook_path,
-            error=_summary(exc),
-            traceback=format_error(exc),
+            error=_summary(exc) if log_args else type(exc).__name__,
+            traceback=format_error(exc) if log_args else _frames(exc),
         )
         return False
     return True
+
+
+def _frames(exc: BaseException) -> str:
+    """Where ``exc`` was raised: the stack of source lines, without the exception's text."""
+    return "".join(traceback.format_tb(exc.__traceback__)).rstrip()
 
 
 def run_inline(
@@ -203,6 +230,7 @@ def run_inline(
     save: bool = True,
     attempt: int = 1,
     cluster: str | None = None,
+    log_args: bool = False,
 ) -> TaskResult:
     """Run one task now, in this process, the way a worker would: execute, save, then hook.
 
@@ -214,14 +242,16 @@ def run_inline(
         message = codec.decode_message(codec.encode_message(message))
     begun = time.perf_counter()
     record = execute(message, attempt=attempt, cluster=cluster)
-    _log_outcome(message, record, time.perf_counter() - begun, attempt)
+    _log_outcome(message, record, time.perf_counter() - begun, attempt, log_args)
     if store is not None and should_save(message, record, save):
         store.save_many([record])
-    call_hook(message, record, hook_runner)
+    call_hook(message, record, hook_runner, log_args=log_args)
     return record
 
 
-def _log_outcome(message: TaskMessage, record: TaskResult, duration: float, attempt: int) -> None:
+def _log_outcome(
+    message: TaskMessage, record: TaskResult, duration: float, attempt: int, log_args: bool
+) -> None:
     if record.success:
         log.debug(
             "task.finished",
@@ -239,5 +269,5 @@ def _log_outcome(message: TaskMessage, record: TaskResult, duration: float, atte
             func=record.func,
             attempt=attempt,
             duration=round(duration, 6),
-            error=str(record.result).partition("\n")[0],
+            **error_fields(str(record.result), log_args=log_args),
         )

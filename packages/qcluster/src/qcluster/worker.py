@@ -23,6 +23,7 @@ import structlog
 from qcluster.config import ClusterConfig
 from qcluster.execution import (
     call_hook,
+    error_fields,
     execute,
     format_error,
     should_save,
@@ -324,7 +325,7 @@ class _Worker:
                 func=record.func,
                 attempt=delivery.attempt,
                 duration=round(duration, 6),
-                error=str(record.result).partition("\n")[0],
+                **error_fields(str(record.result), log_args=self.config.log_args),
             )
         elif self.debug:
             fields: dict[str, Any] = {}
@@ -372,7 +373,12 @@ class _Worker:
                 self.log.warning("task.ack_refused", task_id=done.delivery.task_id)
             elif done.message is not None and done.message.hook is not None:
                 self.slot.set_state(WorkerState.HOOK)
-                call_hook(done.message, done.record, self.spec.hook_runner)
+                call_hook(
+                    done.message,
+                    done.record,
+                    self.spec.hook_runner,
+                    log_args=self.config.log_args,
+                )
 
     def _save(self, pending: list[_Done]) -> None:
         """Save the batch's records; one that can never be stored is replaced by a Failure.
