@@ -114,8 +114,7 @@ class RedisBroker(Recovery, Inspection):
                     args = _schedule_args(chunk, ms(delay), limit)
                     queued += int(scripts.schedule_many((k.msg, k.delayed, k.maxatt), args))
                 return queued
-            entries = (_entries(chunk, limit) for chunk in chunks(items, size))
-            return send_chunks(client, k.queue, k.chunk, entries)
+            return send_chunks(client, k.queue, k.chunk, chunks(items, size), limit)
 
     # -- fetch ------------------------------------------------------------------------------
 
@@ -261,18 +260,6 @@ class RedisBroker(Recovery, Inspection):
 
 
 _NUL = "\0"
-
-
-def _entries(chunk: list[tuple[str, bytes]], limit: bytes) -> list[bytes]:
-    """Inline queue entries ``\0<id>\0<limit>\0<payload>`` (see fetch.lua) for one chunk."""
-    try:
-        out = [b"\0%s\0%s\0%s" % (i.encode(), limit, p) for i, p in chunk]
-        bad = [i for i, _ in chunk if not i or _NUL in i]
-    except (TypeError, AttributeError, ValueError) as exc:
-        raise TypeError(f"enqueue_many takes (task_id: str, payload: bytes) pairs: {exc}") from None
-    if bad:
-        raise TypeError(f"task ids must be non-empty strings without NUL, not {bad[0]!r}")
-    return out
 
 
 def _schedule_args(chunk: list[tuple[str, bytes]], delay_ms: int, limit: bytes) -> list[Any]:
