@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -132,11 +133,20 @@ def superuser_client(client: Any, db_alias: str) -> Any:
     return client
 
 
-@pytest.fixture(scope="session", autouse=True)
-def _tidy_test_dir() -> Iterator[None]:
-    yield
+@pytest.fixture(scope="session")
+def django_db_modify_db_settings(
+    django_db_modify_db_settings_parallel_suffix: None,
+) -> Iterator[None]:
+    """pytest-django's hook before the test databases are made: the SQLite folder first."""
     from django.conf import settings
 
+    settings.TEST_DIR.mkdir(exist_ok=True)
+    yield
+    # The database file is gone by now; SQLite may leave its WAL files beside it.
+    name = settings.DATABASES["default"].get("TEST", {}).get("NAME")
+    for suffix in ("-wal", "-shm"):
+        if name:
+            Path(f"{name}{suffix}").unlink(missing_ok=True)
     try:
         # Empty only once every test process sharing it has destroyed its databases.
         settings.TEST_DIR.rmdir()

@@ -17,8 +17,9 @@ from pathlib import Path
 RUN_ID = os.environ.setdefault(
     "QDJANGO_TEST_RUN", (os.environ.get("PYTEST_XDIST_TESTRUNUID") or f"p{os.getpid()}")[:12]
 )
+# Made by the tests' conftest before the test databases are created (not here: every process
+# that imports these settings would leave an empty folder behind).
 TEST_DIR = Path(tempfile.gettempdir()) / f"qdjango-tests-{RUN_ID}"
-TEST_DIR.mkdir(exist_ok=True)
 
 SECRET_KEY = "qdjango-tests-secret-key-0123456789abcdefghijklmnop"
 DEBUG = False
