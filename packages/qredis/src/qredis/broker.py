@@ -8,7 +8,8 @@ A task's life (keys in :mod:`qredis.keys`)::
                  ▲                        │
                  └──release / reap────────┘  (back to the head of the queue)
 
-Every move is one Lua script, so a task is always in exactly one place.
+Every move between states is one Lua script (bulk enqueue: one MULTI/EXEC per chunk), so a
+task is always in exactly one place.
 """
 
 from __future__ import annotations
