@@ -99,17 +99,7 @@ class SuccessAdmin(_TaskAdmin):
 
 @admin.register(Failure)
 class FailureAdmin(_TaskAdmin):
-    list_display = (
-        "name",
-        "func",
-        "group",
-        "cluster",
-        "started",
-        "stopped",
-        "time_taken",
-        "attempt_count",
-        "short_result",
-    )
+    list_display = ("name", "func", "group", "stopped", "time_taken", "short_result")
     actions = ("retry",)
 
     @admin.action(
