@@ -122,6 +122,7 @@ class Sentinel:
             start_method=config.start_method,
             pid=os.getpid(),
         )
+        self._check_server()
         try:
             for index in range(config.workers):
                 self.slots[index] = Slot(self.ctx)
@@ -135,6 +136,23 @@ class Sentinel:
         finally:
             self._shutdown()
         return 0
+
+    def _check_server(self) -> None:
+        """Warn at start-up when the transport's server could lose queued tasks.
+
+        A transport may offer ``check_server()`` (``qredis.RedisBroker`` does: appendonly
+        off, or a ``maxmemory-policy`` that evicts). Q's promises assume neither.
+        """
+        check = getattr(self.transport, "check_server", None)
+        if not callable(check):
+            return
+        try:
+            warnings = list(check())
+        except Exception as exc:
+            self.log.warning("redis.settings_unknown", error=str(exc))
+            return
+        for warning in warnings:
+            self.log.warning("redis.settings", detail=warning)
 
     def request_stop(self, now: bool = False) -> None:
         """Ask for a graceful stop (``now``: kill the workers at once). Thread-safe."""
