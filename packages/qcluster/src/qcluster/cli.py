@@ -79,6 +79,13 @@ def _parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--json-logs", action="store_true", default=None, help="JSON log lines")
     run.add_argument("--log-level", default=None)
+    run.add_argument(
+        "--log-args",
+        action="store_true",
+        default=None,
+        help="let task args, results and error messages into the logs (off by default: "
+        "they may hold personal data); the debug level shows args and results",
+    )
 
     info = sub.add_parser("info", help="print live clusters and queue sizes once")
     connection(info)
@@ -108,6 +115,7 @@ def _config(args: argparse.Namespace) -> ClusterConfig:
         ("start_method", "start_method"),
         ("json_logs", "log_json"),
         ("log_level", "log_level"),
+        ("log_args", "log_args"),
     ):
         value = getattr(args, option)
         if value is not None:
@@ -120,7 +128,7 @@ def _url(args: argparse.Namespace) -> str:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from qredis import RedisBroker, RedisResultStore, RedisStatusBoard, check_server
+    from qredis import RedisBroker, RedisResultStore, RedisStatusBoard
 
     config = _config(args)
     configure_logging(json=config.log_json, level=config.log_level)
@@ -130,8 +138,6 @@ def _run(args: argparse.Namespace) -> int:
     broker = RedisBroker(config.queue, url=url, max_attempts=config.max_attempts)
     store = RedisResultStore(url, namespace=args.result_namespace, ttl=args.result_ttl, codec=codec)
     board = RedisStatusBoard(url, namespace=args.status_namespace)
-    for warning in check_server(broker.client, mask_url(url)):
-        log.warning("redis.settings", detail=warning)
     log.info("cluster.config", redis=mask_url(url), **config.as_dict())
     cluster = Cluster(
         config,
