@@ -143,3 +143,13 @@ def test_manage_py_qcluster_runs_and_stops_on_sigterm(
         proc.send_signal(signal.SIGTERM)
         out, _ = proc.communicate(timeout=60)
     assert proc.returncode == 0, out.decode(errors="replace")
+
+
+def test_qmonitor_live_view_redraws(db_alias: str, cluster: Any) -> None:
+    from rich.console import Console
+
+    from qdjango.monitor import watch
+
+    out = io.StringIO()
+    watch(Console(file=out, width=160, force_terminal=False), interval=0.05, frames=3)
+    assert out.getvalue().count("Workers") >= 1 and cluster.cluster_id in out.getvalue()
