@@ -21,6 +21,7 @@ METRICS: dict[str, tuple[str, str, bool]] = {
     "A": ("A one-by-one", "tasks/s", True),
     "A'": ("A' bulk", "tasks/s", True),
     "B": ("B end to end", "tasks/s", True),
+    "B_first": ("B 1st result", "s", False),
     "C_p50": ("C start p50", "ms", False),
     "C_p99": ("C start p99", "ms", False),
     "D": ("D idle PSS", "MiB", False),
@@ -151,9 +152,15 @@ def build(
 def _num(value: float, unit: str) -> str:
     if unit == "tasks/s":
         return f"{value / 1000:.1f}k" if value >= 1000 else f"{value:.0f}"
-    if unit == "ms":
+    if unit in ("ms", "s"):
         return f"{value:.2f}"
     return f"{value:.1f}"
+
+
+def _ratio(value: float | None) -> str:
+    if value is None:
+        return "—"
+    return f"{value:.2f}x" if value >= 0.1 else f"{value:.3f}x"
 
 
 def _cell(summary: Mapping[str, Any] | None, unit: str) -> str:
@@ -194,7 +201,7 @@ def render(document: Mapping[str, Any]) -> str:
             continue
         cells = [name]
         for metric, (_, unit, _) in METRICS.items():
-            error = document["errors"].get(name, {}).get(metric[0] if metric[0] == "C" else metric)
+            error = document["errors"].get(name, {}).get(metric.split("_")[0])
             summary = results[name].get(metric)
             cells.append("error" if error and not summary else _cell(summary, unit))
         rows.append(cells)
@@ -216,7 +223,7 @@ def render(document: Mapping[str, Any]) -> str:
         header = ["peer"] + [title for title, _, _ in RATIO_COLUMNS]
         rows = []
         for name, row in document["ratios"].items():
-            rows.append([name] + [("—" if v is None else f"{v:.2f}x") for v in row.values()])
+            rows.append([name] + [_ratio(v) for v in row.values()])
         out.append(_table(header, rows))
 
     out.append("\nTargets (medians):")

@@ -140,14 +140,17 @@ class Bench:
 
     def wait_results(
         self, peer: Peer, watcher: Any, handles: list[Any], workers: Workers | None, what: str
-    ) -> float:
-        """Poll until every result is visible; the monotonic time it was first seen."""
+    ) -> tuple[float, float]:
+        """Poll until every result is visible: when (monotonic) the first and the last were."""
         deadline = time.monotonic() + self.options.timeout
         interval = peer.poll_interval
+        first = 0.0
         while True:
             done = watcher(handles)
+            if done and not first:
+                first = time.monotonic()
             if done >= len(handles):
-                return time.monotonic()
+                return first, time.monotonic()
             if workers is not None and not workers.alive():
                 raise MeasureError(f"{what}: the worker command exited; see {workers.logs[0]}")
             if time.monotonic() > deadline:
@@ -192,10 +195,15 @@ class Bench:
             tasks = max(10, round(self.options.tasks * peer.task_share))
             handles = self.prefill(peer, ctx, tasks, arg_bytes)
             running = peer.start_workers(ctx, workers, f"{metric}-run{run}")
-            finished = self.wait_results(peer, watcher, handles, running, metric)
+            first, finished = self.wait_results(peer, watcher, handles, running, metric)
             rate = len(handles) / (finished - running.started)
             self.record(peer.name, metric, rate)
-            print(f"    {metric:4} {rate:12,.0f} tasks/s ({len(handles):,} tasks)", flush=True)
+            self.record(peer.name, f"{metric}_first", first - running.started)
+            print(
+                f"    {metric:4} {rate:12,.0f} tasks/s ({len(handles):,} tasks; first result "
+                f"{first - running.started:.2f} s after launch)",
+                flush=True,
+            )
             if then is not None:
                 then(ctx, running)
         finally:
