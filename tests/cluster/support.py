@@ -22,12 +22,13 @@ class CountingStore(RedisResultStore):
     """
 
     def save_many(self, results: Sequence[TaskResult]) -> None:
+        # Counted once saved: a save the store refused (a record too large) saved nothing.
+        super().save_many(results)
         client, _ = self._ready()
         pipe = client.pipeline(transaction=False)
         for record in results:
             pipe.hincrby(self.count_key, record.id, 1)
         pipe.execute()
-        super().save_many(results)
 
     @property
     def count_key(self) -> str:
