@@ -1,0 +1,222 @@
+"""Tasks and hooks the fault suite sends to clusters (importable by worker processes).
+
+Most tasks take ``(url, key, tag)`` first: they count their own runs with ``HINCRBY key tag``
+on the test's private Redis before doing anything else. That side-effect counter is what
+"exactly once" and "at least once" are checked against (a saved record alone would hide a
+second run, since saving is an upsert). A task that must be caught mid-run pushes its pid on
+``<key>:started`` so the test can ``BLPOP`` it instead of polling.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import faulthandler
+import hashlib
+import os
+import signal
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import redis
+from redis.backoff import ExponentialBackoff
+from redis.retry import Retry
+
+_clients: dict[tuple[int, str], redis.Redis] = {}
+
+
+def client(url: str) -> redis.Redis:
+    """One client per process and URL (a forked worker never uses its parent's)."""
+    key = (os.getpid(), url)
+    found = _clients.get(key)
+    if found is None:
+        # Retried like Q's own connections, so a Redis fault test's tasks ride it out too.
+        found = _clients[key] = redis.Redis.from_url(
+            url,
+            retry=Retry(ExponentialBackoff(cap=1.0, base=0.05), 12),
+            retry_on_error=[redis.ConnectionError, redis.TimeoutError],
+        )
+    return found
+
+
+def effect(url: str, key: str, tag: str) -> int:
+    """Count one run of the task ``tag``; returns how many runs there were so far."""
+    return int(client(url).hincrby(key, tag, 1))
+
+
+def started(url: str, key: str) -> None:
+    client(url).rpush(f"{key}:started", os.getpid())
+
+
+# -- well-behaved -----------------------------------------------------------------------------
+
+
+def counted(url: str, key: str, tag: str, value: Any = None) -> Any:
+    effect(url, key, tag)
+    return value
+
+
+def counted_sleep(url: str, key: str, tag: str, seconds: float) -> str:
+    effect(url, key, tag)
+    time.sleep(seconds)
+    return tag
+
+
+def noop(i: int) -> None:
+    """The backlog's task: as cheap as a task can be."""
+
+
+# -- tasks that take their worker down --------------------------------------------------------
+
+
+def hang_first_time(url: str, key: str, tag: str) -> int:
+    """Hangs on its first run (until the test kills the worker), returns on the next."""
+    runs = effect(url, key, tag)
+    if runs == 1:
+        started(url, key)
+        time.sleep(60)
+    return runs
+
+
+def hang(url: str, key: str, tag: str) -> None:
+    effect(url, key, tag)
+    started(url, key)
+    time.sleep(60)
+
+
+def exit_hard(url: str, key: str, tag: str) -> None:
+    effect(url, key, tag)
+    os._exit(1)
+
+
+def segfault(url: str, key: str, tag: str) -> None:
+    effect(url, key, tag)
+    faulthandler.disable()  # pytest's handler, inherited by a forked worker, would print a dump
+    ctypes.string_at(0)  # reads address 0: SIGSEGV
+
+
+# -- timeouts ---------------------------------------------------------------------------------
+
+
+def overrun(url: str, key: str, tag: str, seconds: float) -> str:
+    effect(url, key, tag)
+    time.sleep(seconds)
+    return "finished"
+
+
+def overrun_ignoring_sigterm(url: str, key: str, tag: str, seconds: float) -> str:
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    effect(url, key, tag)
+    time.sleep(seconds)
+    return "finished"
+
+
+def blocked_in_read(url: str, key: str, tag: str) -> str:
+    """Blocks in read(2) on a pipe whose writer never writes, deaf to SIGTERM."""
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    effect(url, key, tag)
+    reader, _writer = os.pipe()
+    os.read(reader, 1)
+    return "finished"
+
+
+# -- bad tasks --------------------------------------------------------------------------------
+
+
+def return_unpicklable(url: str, key: str, tag: str) -> threading.Lock:
+    effect(url, key, tag)
+    return threading.Lock()
+
+
+def return_bytes(url: str, key: str, tag: str, size: int) -> bytes:
+    effect(url, key, tag)
+    return b"r" * size
+
+
+class UnpicklableError(Exception):
+    """An exception holding a lock: pickling it fails."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.lock = threading.Lock()
+
+
+class UnprintableError(Exception):
+    """An exception whose str() itself raises."""
+
+    def __str__(self) -> str:
+        raise RuntimeError("this exception cannot be turned into text")
+
+
+def raise_unpicklable(url: str, key: str, tag: str) -> None:
+    effect(url, key, tag)
+    raise UnpicklableError("holds a lock")
+
+
+def raise_unprintable(url: str, key: str, tag: str) -> None:
+    effect(url, key, tag)
+    raise UnprintableError()
+
+
+def takes_anything(url: str, key: str, tag: str, thing: Any) -> str:
+    effect(url, key, tag)
+    return type(thing).__name__
+
+
+# -- hooks (the record's first three args are the task's url, key and tag) ----------------------
+
+
+def counting_hook(record: Any) -> None:
+    url, key, tag = record.args[:3]
+    client(url).hincrby(key, f"hook:{tag}", 1)
+
+
+def raising_hook(record: Any) -> None:
+    raise ValueError("this hook fails on purpose")
+
+
+def hanging_hook(record: Any) -> None:
+    url, key, _ = record.args[:3]
+    started(url, key)
+    time.sleep(60)
+
+
+# -- payloads that must never be unpickled ------------------------------------------------------
+
+
+def leave_trace(path: str) -> str:
+    """What a trap pickle calls when it is loaded: it creates a file."""
+    Path(path).write_text("unpickled!")
+    return path
+
+
+class Trap:
+    """Unpickling this object calls :func:`leave_trace`: proof that a payload was loaded."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (leave_trace, (self.path,))
+
+
+# -- logging ----------------------------------------------------------------------------------
+
+
+def echo_secret(value: str) -> str:
+    """A secret-looking result made from a secret-looking argument (neither may be logged)."""
+    return "tok_" + hashlib.sha256(value.encode()).hexdigest()[:24]
+
+
+def fail_with_secret(value: str) -> None:
+    # The message repeats the argument, as Python's own errors often do (int("..."), KeyError).
+    raise ValueError(f"invalid card number {value!r}")
+
+
+def overrun_with_secret(value: str, seconds: float) -> None:
+    time.sleep(seconds)
+
+
+def leaky_hook(record: Any) -> None:
+    raise ValueError(f"the hook choked on {record.result!r} from {record.args!r}")

@@ -1,0 +1,127 @@
+"""Faults where Django is involved: the Django result store, Django's hook runner, Django's
+secret keys. One real cluster per test (fork: its workers inherit the set-up Django), SQLite."""
+
+from __future__ import annotations
+
+import os
+import signal
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+import redis
+
+from qcore import PayloadTooLarge
+from tests.cluster.support import eventually
+from tests.faults import tasks
+from tests.faults.support import Effects
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+OLD_KEY = "django-secret-key-before-the-rotation-0123456789abcdefghij"
+NEW_KEY = "django-secret-key-after-the-rotation-9876543210zyxwvutsrqpo"
+
+
+@pytest.fixture
+def q_settings(settings: Any, redis_url: str, queue_name: str) -> dict[str, Any]:
+    value = {
+        "name": queue_name,
+        "workers": 1,
+        "redis": redis_url,
+        "database": "default",
+        "save_limit": 0,
+        "retry": 10,
+        "heartbeat": 1,
+        "grace": 5,
+        "status_interval": 0.5,
+        "start_method": "fork",
+    }
+    settings.Q_CLUSTER = value
+    return value
+
+
+@pytest.fixture
+def django_cluster(q_settings: dict[str, Any]) -> Iterator[Callable[[], Any]]:
+    """Start a cluster built the way ``manage.py qcluster`` builds it; stopped at the end."""
+    from qdjango.cluster import build_cluster, close_connections
+
+    started: list[Any] = []
+
+    def start() -> Any:
+        cluster = build_cluster()
+        close_connections()  # the workers must not share this process's database connection
+        cluster.start(wait=60)
+        started.append(cluster)
+        return cluster
+
+    yield start
+    for cluster in started:
+        if cluster.is_running:
+            cluster.stop(timeout=30)
+
+
+def _dead_letters() -> list[Any]:
+    from qdjango import connection
+
+    return connection.broker().dead_letters()
+
+
+def test_a_worker_sigkilled_mid_task_leaves_one_task_row_and_one_hook_call(
+    django_cluster: Callable[[], Any], fx: Effects
+) -> None:
+    from qdjango import async_task, fetch
+    from qdjango.models import Task
+
+    task_id = async_task(tasks.hang_first_time, *fx.args("victim"), hook=tasks.counting_hook)
+    cluster = django_cluster()
+    os.kill(fx.wait_started(), signal.SIGKILL)
+    task = fetch(task_id, wait=30_000)
+    eventually(lambda: fx.count("hook:victim"), what="the hook")
+    cluster.stop(timeout=30)
+    assert task is not None and task.success and task.result == 2
+    assert task.attempt_count == 2
+    assert Task.objects.filter(pk=task_id).count() == 1
+    assert fx.counts() == {"victim": 2, "hook:victim": 1}  # ran twice, hooked once
+
+
+def test_key_rotation_with_secret_key_fallbacks(
+    settings: Any, django_cluster: Callable[[], Any], fx: Effects, q_settings: dict[str, Any]
+) -> None:
+    from qdjango import async_task, fetch
+
+    settings.SECRET_KEY = OLD_KEY
+    settings.SECRET_KEY_FALLBACKS = []
+    during = async_task(tasks.counted, *fx.args("during"), "ran")
+    after = async_task(tasks.counted, *fx.args("after"), "must not run")
+    settings.SECRET_KEY = NEW_KEY
+    settings.SECRET_KEY_FALLBACKS = [OLD_KEY]
+    # Only the first task may be taken by the rotating cluster: hold the second back.
+    client = redis.Redis.from_url(q_settings["redis"])
+    from qdjango import connection
+
+    keys = connection.broker().keys
+    held = client.lpop(keys.queue)
+    assert held == after.encode()
+    cluster = django_cluster()
+    task = fetch(during, wait=20_000)
+    assert task is not None and task.result == "ran"
+    cluster.stop(timeout=30)
+
+    settings.SECRET_KEY_FALLBACKS = []  # rotation over: the old key is dropped
+    client.rpush(keys.queue, held)
+    django_cluster()
+    [letter] = eventually(_dead_letters, what="the dead letter")
+    assert letter.task_id == after and letter.reason.startswith("UnknownKey: ")
+    assert fx.counts() == {"during": 1}
+    client.close()
+
+
+def test_async_task_refuses_fifty_megabytes_before_touching_redis(
+    q_settings: dict[str, Any], redis_client: redis.Redis
+) -> None:
+    from qdjango import async_task
+
+    before = redis_client.dbsize()
+    with pytest.raises(PayloadTooLarge, match="over the limit"):
+        async_task(tasks.noop, b"x" * (50 * 1024 * 1024))
+    assert redis_client.dbsize() == before == 0

@@ -1,0 +1,77 @@
+"""Workers that die under a task: SIGKILLed from outside, ``os._exit``, a segfault."""
+
+from __future__ import annotations
+
+import os
+import signal
+
+import pytest
+
+from tests.cluster.support import Bench, eventually
+from tests.faults import tasks
+from tests.faults.support import Effects, assert_drained
+
+
+def test_a_worker_sigkilled_mid_task_is_redelivered_saved_once_and_hooked_once(
+    bench: Bench, fx: Effects
+) -> None:
+    victim = bench.producer.enqueue(
+        tasks.hang_first_time, *fx.args("victim"), hook=tasks.counting_hook, max_attempts=3
+    )
+    with bench.cluster(workers=1, start_method="fork"):
+        pid = fx.wait_started()
+        os.kill(pid, signal.SIGKILL)
+        record = bench.wait_all([victim], timeout=30)[victim]
+        eventually(lambda: fx.count("hook:victim"), what="the hook")
+        after = bench.producer.enqueue(tasks.counted, *fx.args("after"), "ok")
+        assert bench.wait_all([after])[after].result == "ok"
+    assert record.success and record.result == 2 and record.attempt_count == 2
+    assert fx.count("victim") == 2  # at least once: it ran again after the kill
+    assert bench.store.counts()[victim] == 1  # but it has one record, saved once
+    assert fx.count("hook:victim") == 1  # and its hook ran once, after the run that was saved
+    assert_drained(bench)
+
+
+def test_a_worker_sigkilled_on_the_last_attempt_gives_one_worker_lost_failure(
+    bench: Bench, fx: Effects
+) -> None:
+    victim = bench.producer.enqueue(tasks.hang, *fx.args("victim"), max_attempts=1)
+    with bench.cluster(workers=1, start_method="fork"):
+        os.kill(fx.wait_started(), signal.SIGKILL)
+        record = bench.wait_all([victim], timeout=30)[victim]
+        after = bench.producer.enqueue(tasks.counted, *fx.args("after"), "ok")
+        assert bench.wait_all([after])[after].result == "ok"
+    assert not record.success
+    assert record.result.startswith("WorkerLost: the worker running the task was lost")
+    assert "killed by SIGKILL" in record.result and "attempt 1 of 1" in record.result
+    assert record.func == "tests.faults.tasks.hang" and record.args == fx.args("victim")
+    assert fx.count("victim") == 1 and bench.store.counts()[victim] == 1
+    [letter] = bench.broker.dead_letters()
+    assert letter.task_id == victim and "out of attempts" in letter.reason
+
+
+@pytest.mark.parametrize(
+    ("func", "how"),
+    [(tasks.exit_hard, "exited with code 1"), (tasks.segfault, "killed by SIGSEGV")],
+    ids=["os._exit", "segfault"],
+)
+def test_a_task_that_kills_its_worker_every_time_is_dead_lettered_as_poison(
+    bench: Bench, fx: Effects, func: object, how: str
+) -> None:
+    poison = bench.producer.enqueue(func, *fx.args("poison"), max_attempts=3)
+    others = bench.producer.enqueue_many(tasks.counted, [(*fx.args(f"o{i}"), i) for i in range(20)])
+    with bench.cluster(workers=2, start_method="fork"):
+        records = bench.wait_all([poison, *others], timeout=60)
+        status = eventually(lambda: (s := bench.status()) and s["lost"] == 3 and s)
+    failure = records[poison]
+    assert not failure.success and failure.result.startswith("WorkerLost:")
+    assert how in failure.result and "attempt 3 of 3" in failure.result
+    assert fx.count("poison") == 3  # one run per attempt, then no more
+    [letter] = bench.broker.dead_letters()
+    assert letter.task_id == poison and letter.attempts == 3
+    assert "out of attempts" in letter.reason
+    # The cluster kept serving the others, each exactly once, and replaced each lost worker.
+    assert [records[i].result for i in others] == list(range(20))
+    assert all(fx.count(f"o{i}") == 1 for i in range(20))
+    assert status["replaced"] >= 3
+    assert bench.broker.queue_size() == bench.broker.inflight_size() == 0
