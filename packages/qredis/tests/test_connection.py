@@ -6,6 +6,7 @@ import multiprocessing
 import os
 import pickle
 import subprocess
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 
@@ -21,11 +22,13 @@ CODEC = Codec(Signer("connection-tests-key-0123456789"))
 
 
 def test_objects_with_the_same_parameters_share_one_pool(redis_url: str) -> None:
+    # Parameters no other object of this test process uses, so the pool is a fresh one.
+    only_here = {"client_name": f"pool-test-{uuid.uuid4().hex}"}
     before = shared_pool_count()
-    a = RedisBroker("a", url=redis_url)
-    b = RedisBroker("b", url=redis_url)
-    store = RedisResultStore(redis_url, codec=CODEC)
-    board = RedisStatusBoard(redis_url)
+    a = RedisBroker("a", url=redis_url, **only_here)
+    b = RedisBroker("b", url=redis_url, **only_here)
+    store = RedisResultStore(redis_url, codec=CODEC, **only_here)
+    board = RedisStatusBoard(redis_url, **only_here)
     a.ping(), b.ping(), store.get("x"), board.clusters()
     assert a.client.connection_pool is b.client.connection_pool
     assert shared_pool_count() == before + 1
@@ -234,7 +237,7 @@ def test_threads_opening_at_once_take_the_pool_once(redis_url: str) -> None:
     import threading
 
     before = shared_pool_count()
-    broker = RedisBroker("q", url=redis_url)
+    broker = RedisBroker("q", url=redis_url, client_name=f"pool-test-{uuid.uuid4().hex}")
     barrier = threading.Barrier(8)
 
     def use() -> None:
