@@ -104,7 +104,9 @@ DATABASE_ROUTERS = ["qdjango.routers.QRouter"]
 
 CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 
-Q_CLUSTER = {"name": "qdjango-tests", "workers": 1}
+# Tests point Q_CLUSTER at a private Redis (the q_cluster and cluster fixtures). A test that
+# forgets fails on this port instead of touching the machine's Redis on 6379.
+Q_CLUSTER = {"name": "qdjango-tests", "workers": 1, "redis": "redis://127.0.0.1:1/0"}
 
 # For tests that run ``manage.py`` commands in a subprocess on the test database.
 if "QDJANGO_TEST_Q_CLUSTER" in os.environ:
