@@ -24,7 +24,7 @@ PADDING = "A" * 64
 
 
 def _trap_message(trace: Path) -> TaskMessage:
-    args = ("u", "k", "trap", tasks.Trap(str(trace)), PADDING)
+    args = ("u", "k", "trap", (tasks.Trap(str(trace)), PADDING))
     return TaskMessage.new(tasks.takes_anything, args)
 
 
@@ -94,11 +94,11 @@ def test_a_bad_payload_is_dead_lettered_unopened_and_the_worker_carries_on(
     with bench.cluster(workers=1, start_method="fork"):
         assert bench.wait_all([after])[after].result == "ok"
         status = eventually(lambda: (s := bench.status()) and s["processed"] >= 1 and s)
+    assert not trace.exists(), "the payload was unpickled"
     [letter] = bench.broker.dead_letters()
     assert letter.task_id == task_id
     assert letter.reason.startswith(f"{error}: "), letter.reason
     assert letter.payload == payload  # kept as it came, for inspection
-    assert not trace.exists(), "the payload was unpickled"
     assert bench.store.get(task_id) is None
     assert status["replaced"] == 0 and status["lost"] == 0  # the worker was not harmed
     assert bench.broker.queue_size() == bench.broker.inflight_size() == 0

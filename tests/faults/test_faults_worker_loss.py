@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import os
 import signal
+from collections.abc import Callable
 
 import pytest
 
-from tests.cluster.support import Bench, eventually
+from qcluster import Cluster, ClusterConfig
+from qredis import RedisBroker, RedisStatusBoard
+from tests.cluster.support import Bench, CountingStore, eventually
 from tests.faults import tasks
 from tests.faults.support import Effects, assert_drained
+from tests.support.servers import RedisServer
 
 
 def test_a_worker_sigkilled_mid_task_is_redelivered_saved_once_and_hooked_once(
@@ -75,3 +79,44 @@ def test_a_task_that_kills_its_worker_every_time_is_dead_lettered_as_poison(
     assert all(fx.count(f"o{i}") == 1 for i in range(20))
     assert status["replaced"] >= 3
     assert bench.broker.queue_size() == bench.broker.inflight_size() == 0
+
+
+def test_a_worker_killed_while_saving_loses_nothing(
+    bench: Bench, fx: Effects, redis_factory: Callable[..., RedisServer]
+) -> None:
+    # The result store on a server of its own, paused for writes: the worker hangs in its save,
+    # after running the task and before acking it. Killed there, the task must come back.
+    store_server = redis_factory()
+    store = CountingStore(store_server.url, namespace=bench.queue)
+    cluster = Cluster(
+        ClusterConfig(name="t", workers=1, start_method="fork", status_interval=0.2),
+        transport=RedisBroker(bench.queue, url=bench.url),
+        store=store,
+        status_board=RedisStatusBoard(bench.url, namespace=bench.queue),
+    )
+    bench.clusters.append(cluster)
+    admin = store_server.client()
+    admin.execute_command("CLIENT", "PAUSE", "30000", "WRITE")
+    task_id = bench.producer.enqueue(
+        tasks.counted, *fx.args("saved"), "ok", hook=tasks.counting_hook
+    )
+    with cluster:
+        worker = eventually(
+            lambda: (
+                (s := bench.status()) and s["workers"][0]["state"] == "saving" and s["workers"][0]
+            ),
+            what="the worker to hang in its save",
+        )
+        assert fx.count("saved") == 1 and bench.broker.inflight_size() == 1  # ran, not acked
+        os.kill(worker["pid"], signal.SIGKILL)
+        eventually(lambda: (s := bench.status()) and s["replaced"] == 1, what="the replacement")
+        admin.execute_command("CLIENT", "UNPAUSE")
+        record = store.wait(task_id, 30)
+        assert record is not None, "the task was lost"
+        eventually(lambda: fx.count("hook:saved"), what="the hook")
+    assert record.success and record.result == "ok"
+    assert fx.counts() == {"saved": 2, "hook:saved": 1}  # ran again; one hook, after the save
+    assert store.counts() == {task_id: 1}
+    assert_drained(bench)
+    admin.close()
+    store.close()
