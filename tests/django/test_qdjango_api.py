@@ -192,6 +192,16 @@ def test_q_options_equal_keywords(db_alias: str, cluster: Any) -> None:
         async_task(jobs.echo, q_options={"cached": True})
 
 
+@pytest.mark.slow
+def test_a_timed_out_task_is_a_failure_in_the_database(db_alias: str, cluster: Any) -> None:
+    # The sentinel kills the worker and saves the Failure itself, through the Django store.
+    task_id = async_task(jobs.sleep, 30, timeout=1)
+    task = fetch(task_id, wait=WAIT)
+    assert task is not None and not task.success
+    assert "timed out" in task.result.lower() and task.func == "tests.django.jobs.sleep"
+    assert result(async_task(jobs.add, 2, 2), wait=WAIT * 2) == 4  # a new worker took over
+
+
 def test_save_false_stores_no_success(db_alias: str, cluster: Any) -> None:
     unsaved = async_task(jobs.add, 1, 2, save=False)
     saved = async_task(jobs.add, 2, 2)
