@@ -67,6 +67,17 @@ def noop(i: int) -> None:
     """The backlog's task: as cheap as a task can be."""
 
 
+def fenced_out_first_time(url: str, key: str, tag: str, tokens: str) -> int:
+    """On its first run, moves the fencing tokens of the tasks in flight on, as a redelivery
+    to another consumer would: this run's ack is then refused."""
+    runs = effect(url, key, tag)
+    if runs == 1:
+        conn = client(url)
+        for task_id in conn.hkeys(tokens):
+            conn.hincrby(tokens, task_id, 1000)
+    return runs
+
+
 # -- tasks that take their worker down --------------------------------------------------------
 
 

@@ -120,3 +120,23 @@ def test_a_worker_killed_while_saving_loses_nothing(
     assert_drained(bench)
     admin.close()
     store.close()
+
+
+def test_a_run_whose_ack_is_refused_calls_no_hook(bench: Bench, fx: Effects) -> None:
+    task_id = bench.producer.enqueue(
+        tasks.fenced_out_first_time,
+        *fx.args("fenced"),
+        bench.broker.keys.tokens,
+        hook=tasks.counting_hook,
+    )
+    with bench.cluster(workers=1, start_method="fork"):
+        first = bench.wait_all([task_id])[task_id]
+        assert bench.broker.inflight_size() == 1  # its ack was refused: still held
+    # The stop put it back (its owner stopped); the next cluster runs it again.
+    assert first.result == 1 and fx.counts() == {"fenced": 1}
+    with bench.cluster(workers=1, start_method="fork"):
+        eventually(lambda: fx.count("hook:fenced"), what="the hook of the second run")
+    assert fx.counts() == {"fenced": 2, "hook:fenced": 1}
+    record = bench.store.get(task_id)
+    assert record is not None and record.result == 2  # the record of the run that was acked
+    assert_drained(bench)
