@@ -81,39 +81,22 @@ def async_task(
     Failure record naming it.
     """
     conf = get_settings()
-    name = None
-    max_attempts = eta = None
-    transport = None
+    extra: dict[str, Any] = {}
     if q_options:
-        unknown = set(q_options) - Q_OPTIONS
-        if unknown:
-            raise UnknownOption(
-                f"unknown q_options {', '.join(sorted(unknown))}; "
-                f"known options are {', '.join(sorted(Q_OPTIONS))}"
-            )
-        # As in Django Q: once q_options names an option, a keyword of that name is the
-        # task's own argument (so a task may take ``timeout`` or ``group`` itself).
-        own = {"hook": hook, "group": group, "timeout": timeout, "save": save, "sync": sync}
-        for key, value in own.items():
-            if key in q_options and value is not None:
-                kwargs[key] = value
-        if "redis" in q_options and redis is not None:
-            kwargs["redis"] = redis
-        hook = q_options.get("hook", hook)
-        group = q_options.get("group", group)
-        timeout = q_options.get("timeout", timeout)
-        save = q_options.get("save", save)
-        sync = q_options.get("sync", sync)
-        redis = q_options.get("redis", redis)
-        transport = q_options.get("broker")
-        name = q_options.get("task_name")
-        max_attempts = q_options.get("max_attempts")
-        eta = q_options.get("eta")
-        countdown = q_options.get("countdown")
-        if countdown is not None:
-            if eta is not None:
-                raise ConfigError("pass eta (epoch seconds) or countdown (seconds), not both")
-            eta = time.time() + float(countdown)
+        given = {
+            "hook": hook,
+            "group": group,
+            "timeout": timeout,
+            "save": save,
+            "sync": sync,
+            "redis": redis,
+        }
+        chosen = _merge_q_options(q_options, given, kwargs)
+        hook, group, timeout, save = (chosen[k] for k in ("hook", "group", "timeout", "save"))
+        sync, redis = chosen["sync"], chosen["redis"]
+        extra = {k: chosen[k] for k in ("broker", "task_name", "max_attempts", "eta")}
+    name, max_attempts, eta = extra.get("task_name"), extra.get("max_attempts"), extra.get("eta")
+    transport = extra.get("broker")
     if group is not None and (not isinstance(group, str) or len(group) > 100):
         raise ConfigError(f"group must be a string of at most 100 characters, not {group!r}")
     if name is not None and (not isinstance(name, str) or not 0 < len(name) <= 100):
@@ -135,6 +118,34 @@ def async_task(
         message.id, task_codec().encode_message(message), delay=delay, max_attempts=max_attempts
     )
     return message.id
+
+
+def _merge_q_options(
+    q_options: Mapping[str, Any], given: dict[str, Any], kwargs: dict[str, Any]
+) -> dict[str, Any]:
+    """The options once ``q_options`` is applied over the keywords in ``given``.
+
+    As in Django Q, once ``q_options`` names an option, a keyword of the same name is the
+    task's own argument: it moves into ``kwargs`` (so a task may take ``timeout`` itself).
+    """
+    unknown = set(q_options) - Q_OPTIONS
+    if unknown:
+        raise UnknownOption(
+            f"unknown q_options {', '.join(sorted(unknown))}; "
+            f"known options are {', '.join(sorted(Q_OPTIONS))}"
+        )
+    for key, value in given.items():
+        if key in q_options and value is not None:
+            kwargs[key] = value
+    chosen = {**given, **{k: v for k, v in q_options.items() if k != "countdown"}}
+    countdown = q_options.get("countdown")
+    if countdown is not None:
+        if q_options.get("eta") is not None:
+            raise ConfigError("pass eta (epoch seconds) or countdown (seconds), not both")
+        chosen["eta"] = time.time() + float(countdown)
+    for key in ("broker", "task_name", "max_attempts", "eta"):
+        chosen.setdefault(key, None)
+    return chosen
 
 
 class _Catch:
@@ -274,7 +285,9 @@ def delete_group(group_id: str, tasks: bool = False) -> int:
     return Task.delete_group(group_id, tasks)
 
 
-def queue_size(redis: Any = None) -> int:
-    """Tasks waiting in ``Q_CLUSTER``'s queue (not those already handed to a cluster)."""
-    broker = connection.broker() if redis is None else connection.broker_for(redis)
-    return broker.queue_size()
+def queue_size(broker: Any = None, redis: Any = None) -> int:
+    """Tasks waiting in the queue (not those already handed to a cluster): ``Q_CLUSTER``'s,
+    or ``broker``'s (a transport), through ``redis`` (a client or pool) if given."""
+    if broker is None:
+        broker = connection.broker() if redis is None else connection.broker_for(redis)
+    return int(broker.queue_size())
