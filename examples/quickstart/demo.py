@@ -52,7 +52,7 @@ def private_redis() -> Iterator[str]:
     folder = tempfile.mkdtemp(prefix="q-quickstart-redis-")
     log = str(Path(folder) / "redis.log")
     command = [binary, "--port", str(port), "--bind", "127.0.0.1", "--dir", folder]
-    command += ["--save", "", "--appendonly", "no", "--logfile", log]
+    command += ["--save", "", "--appendonly", "yes", "--logfile", log]
     server = subprocess.Popen(
         command,
         stdout=subprocess.DEVNULL,
@@ -120,7 +120,7 @@ def run_examples() -> int:
     from django.conf import settings
     from django.core.management import call_command
 
-    from qdjango import async_task, fetch, result, result_group
+    from qdjango import async_task, delete_group, fetch, result, result_group
     from qdjango.cluster import build_cluster
 
     call_command("migrate", verbosity=0)
@@ -164,7 +164,8 @@ def run_examples() -> int:
         if task is None or task.success:
             problems.append("the failing task did not fail")
 
-        # groups
+        # groups: clear the group first, or the results of earlier runs add up
+        delete_group("modf", tasks=True)
         for i in range(4):
             async_task("math.modf", i, group="modf")
         group = result_group("modf", count=4, wait=WAIT)
