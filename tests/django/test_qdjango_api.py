@@ -379,3 +379,19 @@ def test_setting_changes_give_back_the_pools(db_alias: str, q_cluster: dict[str,
     assert qredis_connection.shared_pool_count() == before + 1
     reset()
     assert qredis_connection.shared_pool_count() == before
+
+
+def test_redis_down_at_enqueue_is_a_clear_error(settings: Any, q_cluster: dict[str, Any]) -> None:
+    from redis.backoff import NoBackoff
+    from redis.retry import Retry
+
+    from qredis import BrokerConnectionError
+    from tests.support.servers import free_port
+
+    port = free_port()
+    settings.Q_CLUSTER = {
+        **q_cluster,
+        "redis": {"host": "127.0.0.1", "port": port, "retry": Retry(NoBackoff(), 0)},
+    }
+    with pytest.raises(BrokerConnectionError, match=f"127.0.0.1:{port}"):
+        async_task(jobs.add, 1, 1)
