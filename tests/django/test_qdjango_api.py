@@ -128,7 +128,7 @@ def test_wait_is_woken_by_the_save_not_by_polling(db_alias: str, cluster: Any) -
     returned = time.time()
     assert value == 1.0
     saved = fetch(task_id).stopped.timestamp()
-    assert returned - saved < 0.5, "result() returned long after the save"
+    assert returned - saved < 1.5, "result() returned long after the save"
     # Polling every 10 ms for a second would be ~100 queries; a notice costs ~3.
     assert len(queries) <= 5, [q["sql"] for q in queries]
 
