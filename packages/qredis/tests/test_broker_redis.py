@@ -102,7 +102,8 @@ def test_blocking_wake_path_is_one_blmove_and_one_script(
 ) -> None:
     import threading
 
-    broker.fetch("warm")  # loads the scripts
+    broker.enqueue("w", b"w")
+    broker.fetch("warm")  # loads both scripts (a test run alone starts with none loaded)
     redis_client.config_resetstat()
     got: list[object] = []
     fetcher = threading.Thread(target=lambda: got.extend(broker.fetch("c1", 10, 5.0)))
@@ -116,6 +117,57 @@ def test_blocking_wake_path_is_one_blmove_and_one_script(
     # one grab before blocking, one claim after waking, one enqueue
     assert stats["cmdstat_evalsha"]["calls"] == 3
     assert stats["cmdstat_blmove"]["calls"] == 1
+
+
+def test_the_claim_waits_in_redis_behind_the_blmove(
+    broker: RedisBroker, redis_client: redis.Redis
+) -> None:
+    """One round trip from the wake-up: the claim was sent with the BLMOVE and sits in the
+    blocked client's query buffer until the BLMOVE returns."""
+    import threading
+
+    broker.fetch("warm")
+    got: list[object] = []
+    fetcher = threading.Thread(target=lambda: got.extend(broker.fetch("c1", 10, 5.0)))
+    fetcher.start()
+    while redis_client.info("clients")["blocked_clients"] < 1:
+        pass
+    [blocked] = [c for c in redis_client.client_list() if c["cmd"] == "blmove"]
+    assert int(blocked["qbuf"]) > 0  # the EVALSHA, not run yet
+    broker.enqueue("x", b"y")
+    fetcher.join(5)
+    assert [d.task_id for d in got] == ["x"]  # type: ignore[attr-defined]
+
+
+def test_a_blocking_fetch_resent_after_a_lost_reply_claims_both_moves(
+    broker: RedisBroker,
+) -> None:
+    """What redis-py's retry does when the reply to the BLMOVE + claim pipeline is lost: the
+    pipeline again. The second BLMOVE moves one more entry; the re-sent claim (same request
+    id) answers the first claim's task and claims that entry too, so nothing is left in the
+    consumer's list unknown to it."""
+    broker.enqueue("a", b"pa")
+    broker.enqueue_many([("b", b"pb")])  # an inline entry, opened by the claim
+    client, scripts = broker._ready()
+    keys, args = broker._fetch_call("c1", 1, woke=True)
+
+    def pipeline() -> list[object]:
+        pipe = client.pipeline(transaction=False)
+        pipe.blmove(keys[0], keys[1], 0.1, "RIGHT", "LEFT")
+        pipe.execute_command("EVALSHA", scripts.fetch.sha, len(keys), *keys, *args)
+        return list(pipe.execute())
+
+    _, first = pipeline()
+    _, again = pipeline()
+    assert first[3::5] == [b"a"]
+    assert again[3::5] == [b"a", b"b"]
+    assert again[:8] == first  # the first claim's task, as first answered
+    assert again[8:] == [b"b", b"pb", 1, b"3", first[7] + 1]
+    assert broker.inflight_size() == 2 and broker.queue_size() == 0
+    # A third re-send finds nothing more to move and answers the same two.
+    _, third = pipeline()
+    assert third == again
+    assert broker.ack(broker._deliveries("c1", again)[0]) == [True, True]
 
 
 def test_redis_down_at_enqueue_is_a_clear_error() -> None:

@@ -123,17 +123,16 @@ class RedisBroker(Recovery, Inspection):
         """Move up to ``count`` ready tasks into ``consumer``'s in-flight list, atomically.
 
         Blocks up to ``timeout`` seconds for a first task (0: return at once). The wake-up
-        path is two round trips: ``BLMOVE`` of one id, then one script that claims it and up
-        to ``count - 1`` more.
+        path is one round trip: ``BLMOVE`` of one id and the script that claims it (and up to
+        ``count - 1`` more) travel in one pipeline, and Redis runs the script as soon as the
+        ``BLMOVE`` returns.
         """
         if not isinstance(consumer, str) or not consumer:
             raise TypeError(f"consumer must be a non-empty string, not {consumer!r}")
         positive_int("count", count)
-        deliveries, next_due = self._grab(consumer, count, False)
+        deliveries, next_due = self._grab(consumer, count)
         if deliveries or not timeout > 0:
             return deliveries
-        client, _ = self._ready()
-        inflight = self._keys.inflight(consumer)
         deadline = time.monotonic() + timeout
         while True:
             remaining = deadline - time.monotonic()
@@ -142,17 +141,50 @@ class RedisBroker(Recovery, Inspection):
             block = min(remaining, self._block_cap)
             if next_due is not None:
                 block = min(block, next_due)
-            # BLMOVE treats 0 as "forever": never ask for less than 10 ms.
-            with self._errors():
-                client.blmove(self._keys.queue, inflight, max(block, 0.01), "RIGHT", "LEFT")
-            # Claim what BLMOVE brought, even when it answered None: a BLMOVE whose reply
-            # was lost and that redis-py re-sent may have moved an entry all the same.
-            deliveries, next_due = self._grab(consumer, count, True)
+            deliveries, next_due = self._block_and_grab(consumer, count, block)
             if deliveries:
                 return deliveries
 
-    def _grab(self, consumer: str, count: int, woke: bool) -> tuple[list[Delivery], float | None]:
+    def _grab(self, consumer: str, count: int) -> tuple[list[Delivery], float | None]:
+        """Claim what is ready now (one script call)."""
         _, scripts = self._ready()
+        keys, args = self._fetch_call(consumer, count, woke=False)
+        with self._errors():
+            res = scripts.fetch(keys, args)
+        return self._deliveries(consumer, res)
+
+    def _block_and_grab(
+        self, consumer: str, count: int, block: float
+    ) -> tuple[list[Delivery], float | None]:
+        """``BLMOVE`` then the claim, pipelined: one round trip from the wake-up.
+
+        Not a transaction (a blocking command inside ``MULTI`` never blocks). The claim runs
+        with "woke" set, so it claims what the ``BLMOVE`` brought even when the pipeline was
+        re-sent after a lost reply (the re-sent ``BLMOVE`` may have moved a second entry; the
+        script's request id makes the re-sent claim answer both, see ``fetch.lua``).
+        """
+        client, scripts = self._ready()
+        keys, args = self._fetch_call(consumer, count, woke=True)
+        pipe = client.pipeline(transaction=False)
+        # BLMOVE treats 0 as "forever": never ask for less than 10 ms.
+        pipe.blmove(keys[0], keys[1], max(block, 0.01), "RIGHT", "LEFT")
+        # EVALSHA by hand: a Script object would make the pipeline check SCRIPT EXISTS first,
+        # a round trip of its own.
+        pipe.execute_command("EVALSHA", scripts.fetch.sha, len(keys), *keys, *args)
+        with self._errors():
+            moved, res = pipe.execute(raise_on_error=False)
+            if isinstance(moved, Exception):
+                raise moved
+            if isinstance(res, NoScriptError):
+                res = scripts.fetch(keys, args)  # loads the script and runs the claim
+            elif isinstance(res, Exception):
+                raise res
+        return self._deliveries(consumer, res)
+
+    def _fetch_call(
+        self, consumer: str, count: int, *, woke: bool
+    ) -> tuple[tuple[str, ...], tuple[Any, ...]]:
+        """KEYS and ARGV of ``fetch.lua``, with a fresh request id."""
         k = self._keys
         keys = (
             k.queue,
@@ -174,8 +206,10 @@ class RedisBroker(Recovery, Inspection):
             "1" if woke else "0",
             f"{self._request_prefix}{next(self._requests)}",
         )
-        with self._errors():
-            res = scripts.fetch(keys, args)
+        return keys, args
+
+    def _deliveries(self, consumer: str, res: list[Any]) -> tuple[list[Delivery], float | None]:
+        """Parse ``fetch.lua``'s reply: the deliveries, or the seconds until the next due."""
         dropped, dups = res[1], res[2]
         for raw in res[3 : 3 + dropped]:
             log.error(

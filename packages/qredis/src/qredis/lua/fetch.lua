@@ -19,8 +19,13 @@
 -- ARGV[6] request id, fresh for each fetch call (the same when redis-py re-sends the call)
 --
 -- A call whose request id is the consumer's last one is a re-send after a lost reply: it
--- answers the same deliveries again instead of claiming more (which the consumer would never
--- learn about, and which would sit in its in-flight list for as long as it lives).
+-- answers the same deliveries again instead of claiming more from the queue (which the
+-- consumer would never learn about, and which would sit in its in-flight list for as long as
+-- it lives). The consumer's held tasks whose token is at least the recorded first token are
+-- exactly those claimed under that request id (later claims carry a later request id, earlier
+-- ones smaller tokens). A re-sent call with ARGV[5] = "1" follows a re-sent BLMOVE (the two
+-- travel in one pipeline), which may have moved one more entry in: that entry is claimed too
+-- and answered with the rest, so a blocking fetch always claims what its BLMOVE brought.
 -- A queue entry is either a bare id (its payload waits in msg) or, from enqueue_many, an
 -- inline entry "\0<id>\0<attempt limit or empty>\0<payload>" whose payload moves into msg
 -- now. An inline entry whose id already has a payload is a duplicate of a live task: dropped.
@@ -42,25 +47,33 @@ end
 -- Registering makes an in-flight list findable by the reaper even if no heartbeat ever comes.
 redis.call('ZADD', KEYS[9], 'NX', now + tonumber(ARGV[4]), ARGV[3])
 
+-- The tasks this consumer holds with a token of at least `first`, oldest first, as
+-- id, payload, attempt, limit, token.
+local function held_since(first, out)
+  local held = redis.call('LRANGE', KEYS[2], 0, -1)
+  for i = #held, 1, -1 do
+    local id = held[i]
+    local token = tonumber(redis.call('HGET', KEYS[5], id) or '0')
+    if token >= first then
+      out[#out + 1] = id
+      out[#out + 1] = redis.call('HGET', KEYS[3], id)
+      out[#out + 1] = tonumber(redis.call('HGET', KEYS[4], id))
+      out[#out + 1] = redis.call('HGET', KEYS[6], id) or ARGV[2]
+      out[#out + 1] = token
+    end
+  end
+  return out
+end
+
+local replay = nil
 local last = redis.call('HGET', KEYS[10], ARGV[3])
 if last then
-  local rid, first, n = string.match(last, '^(%S+) (%d+) (%d+)$')
+  local rid, first = string.match(last, '^(%S+) (%d+) ')
   if rid == ARGV[6] then
-    first, n = tonumber(first), tonumber(n)
-    local out = {-1, 0, 0}
-    local held = redis.call('LRANGE', KEYS[2], 0, -1)
-    for i = #held, 1, -1 do
-      local id = held[i]
-      local token = tonumber(redis.call('HGET', KEYS[5], id) or '0')
-      if token >= first and token < first + n then
-        out[#out + 1] = id
-        out[#out + 1] = redis.call('HGET', KEYS[3], id)
-        out[#out + 1] = tonumber(redis.call('HGET', KEYS[4], id))
-        out[#out + 1] = redis.call('HGET', KEYS[6], id) or ARGV[2]
-        out[#out + 1] = token
-      end
+    replay = tonumber(first)
+    if ARGV[5] ~= '1' then
+      return held_since(replay, {-1, 0, 0})
     end
-    return out
   end
 end
 
@@ -105,7 +118,7 @@ if ARGV[5] == '1' then
 end
 
 local want = tonumber(ARGV[1]) - #claim
-if want > 0 then
+if want > 0 and not replay then
   local popped = redis.call('RPOP', KEYS[1], want)
   if popped then
     for i = 1, #popped do
@@ -130,12 +143,17 @@ if #claim == 0 then
   for i = 1, #dups do
     out[#out + 1] = dups[i]
   end
+  if replay then
+    return held_since(replay, out)
+  end
   return out
 end
 
 local dropped, body = {}, {}
 local token = redis.call('INCRBY', KEYS[7], #claim) - #claim
-redis.call('HSET', KEYS[10], ARGV[3], ARGV[6] .. ' ' .. (token + 1) .. ' ' .. #claim)
+if not replay then
+  redis.call('HSET', KEYS[10], ARGV[3], ARGV[6] .. ' ' .. (token + 1) .. ' ' .. #claim)
+end
 local default_limit = ARGV[2]
 for i = 1, #claim do
   local id = claim[i]
@@ -163,6 +181,9 @@ for i = 1, #dropped do
 end
 for i = 1, #dups do
   out[#out + 1] = dups[i]
+end
+if replay then
+  return held_since(replay, out)
 end
 for i = 1, #body do
   out[#out + 1] = body[i]
