@@ -133,12 +133,6 @@ def test_key_rotation_old_key_runs_while_a_fallback_and_is_refused_once_dropped(
     assert fx.counts() == {"during": 1}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="qredis bug: qredis.secret.codec_for() (the default codec of RedisResultStore and "
-    "Producer) ignores $Q_SECRET_KEY_FALLBACKS, which qcluster.codec_from_env() honours, so "
-    "records saved before a rotation become unreadable (UnknownKey) as soon as it starts",
-)
 def test_results_saved_before_a_key_rotation_stay_readable_while_the_old_key_is_a_fallback(
     bench: Bench, fx: Effects, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -28,33 +28,23 @@ from qcore import (
     ConfigError,
     HookRunner,
     ResultStore,
-    Signer,
     StatusBoard,
     Transport,
     configure_logging,
     get_logger,
 )
+from qredis.secret import FALLBACKS_ENV, SECRET_ENV, codec_for
 
 __all__ = ["Cluster", "codec_from_env"]
 
 log = get_logger("qcluster.cluster")
-
-SECRET_ENV = "Q_SECRET_KEY"
-FALLBACKS_ENV = "Q_SECRET_KEY_FALLBACKS"
 
 
 def codec_from_env(
     secret_env: str = SECRET_ENV, fallbacks_env: str = FALLBACKS_ENV, **codec_options: Any
 ) -> Codec:
     """A codec whose keys derive from ``$Q_SECRET_KEY`` (and comma-separated fallbacks)."""
-    secret = os.environ.get(secret_env, "")
-    if not secret:
-        raise ConfigError(
-            f"no signing secret: set {secret_env} to the secret your producers use, "
-            "or pass codec= to the cluster"
-        )
-    fallbacks = [f for f in os.environ.get(fallbacks_env, "").split(",") if f.strip()]
-    return Codec(Signer.from_secret(secret, fallbacks), **codec_options)
+    return codec_for(secret_env=secret_env, fallbacks_env=fallbacks_env, **codec_options)
 
 
 class Cluster:

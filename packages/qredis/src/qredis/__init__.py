@@ -7,7 +7,7 @@ from qredis.keys import QueueKeys, ResultKeys, StatusKeys
 from qredis.notify import ResultNotifier
 from qredis.producer import Producer
 from qredis.results import DEFAULT_RESULT_TTL, RedisResultStore
-from qredis.secret import SECRET_ENV, codec_for
+from qredis.secret import FALLBACKS_ENV, SECRET_ENV, codec_for
 from qredis.server import check_server
 from qredis.status import RedisStatusBoard
 
@@ -16,6 +16,7 @@ __version__ = "0.1.0"
 __all__ = [
     "DEFAULT_RESULT_TTL",
     "DEFAULT_URL",
+    "FALLBACKS_ENV",
     "SECRET_ENV",
     "BrokerConnectionError",
     "BrokerError",

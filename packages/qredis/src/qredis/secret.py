@@ -1,23 +1,41 @@
-"""The signing secret of a process that is not a Django site: ``$Q_SECRET_KEY``."""
+"""The signing keys of a process that is not a Django site: ``$Q_SECRET_KEY`` and
+``$Q_SECRET_KEY_FALLBACKS`` (comma-separated secrets still accepted while keys rotate)."""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
+from typing import Any
 
 from qcore import Codec, ConfigError, Signer
 
-__all__ = ["SECRET_ENV", "codec_for"]
+__all__ = ["FALLBACKS_ENV", "SECRET_ENV", "codec_for"]
 
 SECRET_ENV = "Q_SECRET_KEY"
+FALLBACKS_ENV = "Q_SECRET_KEY_FALLBACKS"
 
 
-def codec_for(secret: str | bytes | None = None) -> Codec:
-    """``Codec(Signer.from_secret(secret))``; the secret defaults to ``$Q_SECRET_KEY``."""
+def codec_for(
+    secret: str | bytes | None = None,
+    fallbacks: Iterable[str | bytes] | None = None,
+    *,
+    secret_env: str = SECRET_ENV,
+    fallbacks_env: str = FALLBACKS_ENV,
+    **codec_options: Any,
+) -> Codec:
+    """``Codec(Signer.from_secret(secret, fallbacks))``, the secrets read from the environment
+    when not given: ``$Q_SECRET_KEY`` and the comma-separated ``$Q_SECRET_KEY_FALLBACKS``.
+
+    Producers, result stores and clusters all build their codec here, so a rotation (new
+    secret, old one as a fallback) applies to tasks and saved results alike.
+    """
     if secret is None:
-        secret = os.environ.get(SECRET_ENV)
+        secret = os.environ.get(secret_env)
         if not secret:
             raise ConfigError(
-                f"no signing secret: pass secret= or set the environment variable {SECRET_ENV} "
+                f"no signing secret: pass secret= or set the environment variable {secret_env} "
                 "to a long random string (the same one the cluster uses)"
             )
-    return Codec(Signer.from_secret(secret))
+    if fallbacks is None:
+        fallbacks = [f.strip() for f in os.environ.get(fallbacks_env, "").split(",") if f.strip()]
+    return Codec(Signer.from_secret(secret, fallbacks), **codec_options)
