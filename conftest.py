@@ -79,3 +79,10 @@ def _q_secret_env(monkeypatch: pytest.MonkeyPatch) -> None:
     """Q_SECRET_KEY for code under test that reads the environment (children inherit it)."""
     if "Q_SECRET_KEY" not in os.environ:
         monkeypatch.setenv("Q_SECRET_KEY", TEST_SECRET)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Run ``@pytest.mark.slow`` tests first, so xdist overlaps them with the many short ones
+    instead of leaving one long test to finish alone at the end. The sort is stable and the
+    same in every xdist worker, which all must collect the same order."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
