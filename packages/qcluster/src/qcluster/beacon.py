@@ -13,6 +13,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from qcluster.config import ClusterConfig
+from qcluster.forking import ForkGuard
 from qcore import StatusBoard, Transport, get_logger
 
 __all__ = ["Beacon"]
@@ -31,8 +32,12 @@ class Beacon(threading.Thread):
         consumers: Callable[[], list[str]],
         status: Callable[[], Mapping[str, Any]],
         board: StatusBoard | None,
+        guard: ForkGuard | None = None,
     ) -> None:
         super().__init__(name="q-beacon", daemon=True)
+        # Held around each call that does I/O (and logs): the sentinel forks only while it
+        # holds the guard itself, so no lock of this thread's is ever copied held.
+        self.guard = guard if guard is not None else ForkGuard()
         self.config = config
         self.cluster_id = cluster_id
         self.transport = transport
@@ -56,13 +61,16 @@ class Beacon(threading.Thread):
         while True:
             now = time.monotonic()
             if now >= next_beat:
-                self.beat()
+                with self.guard:
+                    self.beat()
                 next_beat = now + config.heartbeat
             if now >= next_reap:
-                self._reap()
+                with self.guard:
+                    self._reap()
                 next_reap = now + config.heartbeat
             if self.board is not None and now >= next_status:
-                self.publish()
+                with self.guard:
+                    self.publish()
                 next_status = now + config.status_interval
             wake = min(next_beat, next_reap)
             if self.board is not None:

@@ -23,6 +23,7 @@ from types import FrameType
 from typing import Any
 
 from qcluster.beacon import Beacon
+from qcluster.forking import ForkGuard
 from qcluster.lifeline import watch_parent
 from qcluster.losses import describe_exit, lost_record
 from qcluster.slot import Slot, SlotView
@@ -97,6 +98,7 @@ class Sentinel:
         os.set_blocking(self._wake_w, False)
         os.set_blocking(self._wake_r, False)
         self._lock = threading.Lock()
+        self._fork_guard = ForkGuard()
         self.beacon = Beacon(
             self.config,
             self.cluster_id,
@@ -104,6 +106,7 @@ class Sentinel:
             self.consumers,
             self.status,
             status_board,
+            self._fork_guard,
         )
 
     # -- public -----------------------------------------------------------------------------
@@ -210,7 +213,7 @@ class Sentinel:
             args=(self.spec, self.slots[index], consumer),
             name=f"qcluster-worker-{index}",
         )
-        process.start()
+        self._fork_guard.start(process, freeze=self.config.start_method == "fork")
         handle = _Handle(index, generation, consumer, process, self.slots[index])
         with self._lock:
             self.handles[index] = handle
