@@ -10,7 +10,6 @@ can hold the pipe open), and a ``getppid()`` check that the worker makes between
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import multiprocessing
 import multiprocessing.connection
 import os
@@ -29,7 +28,10 @@ def set_parent_death_signal(sig: int = signal.SIGKILL) -> bool:
     if not sys.platform.startswith("linux"):
         return False
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        # The process's own symbols, libc's among them: ctypes.util.find_library would run
+        # ldconfig in a subprocess at every worker start (milliseconds, and a megabyte of
+        # memory no longer shared with the sentinel).
+        libc = ctypes.CDLL(None, use_errno=True)
         return bool(libc.prctl(_PR_SET_PDEATHSIG, int(sig), 0, 0, 0) == 0)
     except (OSError, AttributeError):
         return False
