@@ -16,6 +16,7 @@ from qcore import ConfigError
 from qredis.connection import Connector, redis_errors
 from qredis.keys import QueueKeys
 from qredis.scripts import Scripts
+from qredis.wire import HeldConnection
 
 __all__ = ["BrokerBase", "chunks", "ms", "positive_int"]
 
@@ -71,6 +72,7 @@ class BrokerBase:
         self._pid = -1
         self._client: redis.Redis | None = None
         self._scripts: Scripts | None = None
+        self._held: HeldConnection | None = None
 
     # -- plumbing ---------------------------------------------------------------------------
 
@@ -102,6 +104,8 @@ class BrokerBase:
             return self._client, self._scripts  # type: ignore[return-value]
         client = self._conn.client
         self._client, self._scripts, self._pid = client, Scripts(client), os.getpid()
+        # Enqueue and the blocking fetch's wake-up: see qredis.wire.
+        self._held = HeldConnection(client)
         # Fetch request ids: unique per broker object and process, cheap to make.
         self._request_prefix = f"{uuid.uuid4().hex[:12]}-"
         self._requests = itertools.count()  # next() is atomic under the GIL
@@ -156,6 +160,9 @@ class BrokerBase:
 
     def close(self) -> None:
         """Release the connections this broker opened (a caller's client is left open)."""
+        if self._held is not None and self._pid == os.getpid():
+            self._held.release()
+        self._held = None
         self._conn.close()
         self._pid = -1
         self._client = None

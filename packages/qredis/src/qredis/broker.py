@@ -18,7 +18,6 @@ import time
 from collections.abc import Iterable
 from typing import Any
 
-import redis
 from redis.exceptions import NoScriptError
 
 from qcore import Delivery, get_logger
@@ -76,16 +75,19 @@ class RedisBroker(Recovery, Inspection):
         limit = "" if max_attempts is None else positive_int("max_attempts", max_attempts)
         client, scripts = self._ready()
         args = (task_id, payload, ms(delay) if delay else 0, limit)
-        try:
-            # EVALSHA straight through execute_command: this is the per-call hot path, and
-            # redis-py's Script wrapper costs more than the script itself.
-            client.execute_command(*self._enqueue_cmd, *args)
-        except NoScriptError:
-            with self._errors():
+        with self._errors():
+            # EVALSHA by hand on the held connection: this is the per-call hot path, and
+            # redis-py's Script wrapper and per-command machinery cost more than the script.
+            replies = self._held.call((*self._enqueue_cmd, *args))  # type: ignore[union-attr]
+            if replies is None:  # another thread holds the connection
+                try:
+                    replies = [client.execute_command(*self._enqueue_cmd, *args)]
+                except NoScriptError as exc:
+                    replies = [exc]
+            if isinstance(replies[0], NoScriptError):
                 scripts.enqueue(self._enqueue_keys, args)  # loads the script, then runs it
-        except redis.RedisError as exc:
-            with self._errors():
-                raise exc
+            elif isinstance(replies[0], Exception):
+                raise replies[0]
 
     def enqueue_many(
         self,
@@ -165,14 +167,17 @@ class RedisBroker(Recovery, Inspection):
         """
         client, scripts = self._ready()
         keys, args = self._fetch_call(consumer, count, woke=True)
-        pipe = client.pipeline(transaction=False)
         # BLMOVE treats 0 as "forever": never ask for less than 10 ms.
-        pipe.blmove(keys[0], keys[1], max(block, 0.01), "RIGHT", "LEFT")
-        # EVALSHA by hand: a Script object would make the pipeline check SCRIPT EXISTS first,
-        # a round trip of its own.
-        pipe.execute_command("EVALSHA", scripts.fetch.sha, len(keys), *keys, *args)
+        blmove = ("BLMOVE", keys[0], keys[1], "RIGHT", "LEFT", max(block, 0.01))
+        claim = ("EVALSHA", scripts.fetch.sha, len(keys), *keys, *args)
         with self._errors():
-            moved, res = pipe.execute(raise_on_error=False)
+            replies = self._held.call(blmove, claim)  # type: ignore[union-attr]
+            if replies is None:  # another thread holds the connection
+                pipe = client.pipeline(transaction=False)
+                pipe.execute_command(*blmove)
+                pipe.execute_command(*claim)
+                replies = pipe.execute(raise_on_error=False)
+            moved, res = replies
             if isinstance(moved, Exception):
                 raise moved
             if isinstance(res, NoScriptError):

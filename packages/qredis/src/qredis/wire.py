@@ -1,0 +1,85 @@
+"""A connection held by one broker in one process, for its hot paths.
+
+redis-py 8 wraps every command in its pool round trip, retry wrapper and observability hooks:
+about 80 µs of CPU per call on the 2-core VM the benchmarks run on, against 13 µs for writing
+the packed command and reading the reply on a connection already in hand. Enqueueing one task
+and waking up with one are a single command (or pipeline) each, so that overhead is most of
+their client-side cost. :class:`HeldConnection` keeps one connection of the pool and sends
+commands on it directly, with redis-py's own retry policy (the pool's ``Retry``: back off,
+reconnect, send again) and its own error replies.
+
+Only commands that are safe to send again after a lost reply go through here (``enqueue.lua``
+is idempotent per id; ``fetch.lua`` answers a re-sent request id with the same tasks).
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import redis
+from redis.exceptions import ResponseError
+
+__all__ = ["HeldConnection"]
+
+
+class HeldConnection:
+    """One pool connection, used by one thread at a time (others fall back to the client)."""
+
+    __slots__ = ("_conn", "_lock", "_pool")
+
+    def __init__(self, client: redis.Redis) -> None:
+        self._pool = client.connection_pool
+        self._conn: Any = None
+        self._lock = threading.Lock()
+
+    def call(self, *commands: tuple[Any, ...]) -> list[Any] | None:
+        """Send ``commands`` in one write and read their replies, in order.
+
+        An error reply is returned in its place as the ``ResponseError`` (every reply is read,
+        so the connection stays in step). Connection errors and timeouts are retried as the
+        pool's ``Retry`` says, then raised. None when another thread is using the connection:
+        the caller then goes through the client, which takes a connection of its own.
+        """
+        if not self._lock.acquire(blocking=False):
+            return None
+        try:
+            conn = self._conn
+            if conn is None:
+                conn = self._conn = self._pool.get_connection()
+            if len(commands) == 1:
+                packed = conn.pack_command(*commands[0])
+            else:
+                packed = conn.pack_commands(commands)
+            result: list[Any] = conn.retry.call_with_retry(
+                lambda: _exchange(conn, packed, len(commands)),
+                lambda _error: conn.disconnect(),
+            )
+            return result
+        finally:
+            self._lock.release()
+
+    def release(self) -> None:
+        """Give the connection back to its pool."""
+        with self._lock:
+            conn, self._conn = self._conn, None
+            if conn is not None:
+                self._pool.release(conn)
+
+
+def _exchange(conn: Any, packed: Any, replies: int) -> list[Any]:
+    try:
+        conn.send_packed_command(packed)
+        out: list[Any] = []
+        for _ in range(replies):
+            try:
+                out.append(conn.read_response())
+            except ResponseError as exc:
+                out.append(exc)
+        return out
+    except BaseException:
+        # Interrupted anywhere between the write and the last reply (a signal handler's
+        # exception, say): replies may still be on their way, so the connection is closed
+        # rather than left out of step with its commands.
+        conn.disconnect()
+        raise

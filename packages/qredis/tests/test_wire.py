@@ -1,0 +1,86 @@
+"""The broker's held connection (qredis.wire): its replies stay in step with its commands."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+from collections.abc import Callable
+from types import FrameType
+
+import pytest
+import redis
+from tests.support.servers import RedisServer
+
+from qredis import RedisBroker
+
+
+class _Interrupt(BaseException):
+    pass
+
+
+def _raise(signum: int, frame: FrameType | None) -> None:
+    raise _Interrupt
+
+
+def test_a_fetch_interrupted_while_blocked_leaves_no_reply_behind(broker: RedisBroker) -> None:
+    """A worker's SIGTERM handler raises into a blocked fetch; the BLMOVE and claim replies
+    that were still due must never be read as the answer to a later command."""
+    broker.enqueue("warm", b"w")
+    broker.ack(broker.fetch("c1"))
+    previous = signal.signal(signal.SIGUSR1, _raise)
+    timer = threading.Timer(0.3, os.kill, (os.getpid(), signal.SIGUSR1))
+    try:
+        timer.start()
+        with pytest.raises(_Interrupt):
+            broker.fetch("c1", 1, 5.0)
+    finally:
+        timer.cancel()
+        signal.signal(signal.SIGUSR1, previous)
+    broker.enqueue("a", b"pa")
+    [got] = broker.fetch("c1", 1, 1.0)
+    assert (got.task_id, got.payload) == ("a", b"pa")
+    assert broker.ack([got]) == [True]
+
+
+def test_the_held_connection_reconnects_after_a_client_kill(
+    redis_factory: Callable[..., RedisServer],
+) -> None:
+    server = redis_factory()
+    broker = RedisBroker("held", url=server.url)
+    admin = server.client()
+    try:
+        broker.enqueue("a", b"pa")
+        killed = admin.execute_command("CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes")
+        assert killed >= 1
+        broker.enqueue("b", b"pb")  # re-sent on a new connection
+        got = broker.fetch("c1", 10, 1.0)
+        assert sorted(d.task_id for d in got) == ["a", "b"]
+        assert broker.queue_size() == 0
+    finally:
+        admin.close()
+        broker.close()
+
+
+def test_threads_sharing_a_broker_each_get_their_replies(
+    broker: RedisBroker, redis_client: redis.Redis
+) -> None:
+    """One thread at a time uses the held connection; the others go through the pool."""
+    errors: list[BaseException] = []
+
+    def enqueue(n: int) -> None:
+        try:
+            for i in range(200):
+                broker.enqueue(f"t{n}-{i}", f"p{n}-{i}".encode())
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=enqueue, args=(n,)) for n in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert broker.queue_size() == 800
+    seen = broker.fetch("c1", 1000)
+    assert len(seen) == 800 and all(d.payload == b"p" + d.task_id[1:].encode() for d in seen)
