@@ -17,8 +17,6 @@ from multiprocessing.process import BaseProcess
 from types import TracebackType
 from typing import Any
 
-import structlog
-
 from qcluster.config import ClusterConfig
 from qcluster.errors import ClusterError
 from qcluster.sentinel import Sentinel
@@ -33,6 +31,7 @@ from qcore import (
     configure_logging,
     get_logger,
 )
+from qcore.log import is_configured
 from qredis.secret import FALLBACKS_ENV, SECRET_ENV, codec_for
 
 __all__ = ["Cluster", "codec_from_env"]
@@ -215,7 +214,7 @@ def _check_protocol(name: str, obj: object, protocol: type) -> None:
 
 def _sentinel_main(spec: WorkerSpec, board: StatusBoard | None, ready: Any) -> None:
     """The background sentinel process's entry point."""
-    if not structlog.is_configured():
+    if not is_configured():
         configure_logging(json=spec.config.log_json, level=spec.config.log_level)
     sentinel = Sentinel(spec, status_board=board, watch_parent=True, ready=ready)
     raise SystemExit(sentinel.run())

@@ -18,8 +18,6 @@ from dataclasses import dataclass
 from types import FrameType
 from typing import Any, NamedTuple
 
-import structlog
-
 from qcluster.config import ClusterConfig
 from qcluster.execution import (
     call_hook,
@@ -47,6 +45,7 @@ from qcore import (
     configure_logging,
     get_logger,
 )
+from qcore.log import is_configured
 
 __all__ = ["WorkerSpec", "rss_kib", "worker_main"]
 
@@ -170,7 +169,7 @@ class _Worker:
         return code
 
     def _open(self) -> None:
-        if not structlog.is_configured():
+        if not is_configured():
             configure_logging(json=self.config.log_json, level=self.config.log_level)
         self.debug = self.config.log_level.lower() == "debug"
         if self.spec.worker_init is not None:
