@@ -65,7 +65,7 @@ def test_q_options_win_over_keywords(producer: Producer) -> None:
 
 
 def test_unknown_q_options_are_refused(producer: Producer) -> None:
-    with pytest.raises(ConfigError, match="unknown task option"):
+    with pytest.raises(ConfigError, match="unknown q_options tiemout"):
         producer.enqueue("f.g", q_options={"tiemout": 5})
 
 

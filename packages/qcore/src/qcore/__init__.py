@@ -1,5 +1,6 @@
 """qcore: Q's task message, serialization and signing. No I/O, no Redis, no Django."""
 
+from qcore.calls import Q_OPTION_NAMES, apply_q_options, task_options
 from qcore.codec import DEFAULT_COMPRESS_THRESHOLD, DEFAULT_MAX_SIZE, Codec
 from qcore.errors import (
     BadMagic,
@@ -14,6 +15,7 @@ from qcore.errors import (
     TruncatedPayload,
     UndecodablePayload,
     UnknownKey,
+    UnknownOption,
     UnsupportedVersion,
 )
 from qcore.log import configure_logging, get_logger, mask_url
@@ -38,6 +40,7 @@ __all__ = [
     "DEFAULT_COMPRESS_THRESHOLD",
     "DEFAULT_MAX_SIZE",
     "OPTION_NAMES",
+    "Q_OPTION_NAMES",
     "BadMagic",
     "BadSignature",
     "Codec",
@@ -63,8 +66,10 @@ __all__ = [
     "TruncatedPayload",
     "UndecodablePayload",
     "UnknownKey",
+    "UnknownOption",
     "UnsupportedVersion",
     "__version__",
+    "apply_q_options",
     "configure_logging",
     "derive_key",
     "dotted_path",
@@ -73,4 +78,5 @@ __all__ = [
     "mask_url",
     "new_id",
     "resolve",
+    "task_options",
 ]

@@ -15,6 +15,7 @@ __all__ = [
     "TruncatedPayload",
     "UndecodablePayload",
     "UnknownKey",
+    "UnknownOption",
     "UnsupportedVersion",
 ]
 
@@ -25,6 +26,10 @@ class QError(Exception):
 
 class ConfigError(QError, ValueError):
     """A setting is missing, unknown or has a value Q cannot run with."""
+
+
+class UnknownOption(ConfigError, TypeError):
+    """A call names a task option Q does not know (in ``q_options``, say)."""
 
 
 class SerializationError(QError):

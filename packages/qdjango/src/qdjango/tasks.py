@@ -15,10 +15,16 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from qcluster.execution import call_hook, execute, format_error, resolve_callable, should_save
-from qcore import ConfigError, TaskMessage, TaskOptions, TaskResult
+from qcore import (
+    Q_OPTION_NAMES,
+    ConfigError,
+    TaskMessage,
+    TaskResult,
+    apply_q_options,
+    task_options,
+)
 from qdjango import connection
 from qdjango.conf import get_settings, task_codec
-from qdjango.errors import UnknownOption
 
 __all__ = [
     "Q_OPTIONS",
@@ -34,24 +40,8 @@ __all__ = [
 
 TaskFunc = Callable[..., Any] | str
 
-Q_OPTIONS = frozenset(
-    {
-        "hook",
-        "group",
-        "timeout",
-        "save",
-        "sync",
-        "redis",
-        "broker",
-        "task_name",
-        "max_attempts",
-        "eta",
-        "countdown",
-    }
-)
+Q_OPTIONS = Q_OPTION_NAMES | {"sync", "redis", "broker"}
 """Names ``q_options`` accepts (they win over the keywords of the same name)."""
-
-_NO_OPTIONS = TaskOptions()
 
 
 def async_task(
@@ -81,7 +71,7 @@ def async_task(
     Failure record naming it.
     """
     conf = get_settings()
-    extra: dict[str, Any] = {}
+    name = max_attempts = eta = countdown = transport = None
     if q_options:
         given = {
             "hook": hook,
@@ -91,20 +81,18 @@ def async_task(
             "sync": sync,
             "redis": redis,
         }
-        chosen = _merge_q_options(q_options, given, kwargs)
+        chosen = apply_q_options(q_options, given, kwargs, Q_OPTIONS)
         hook, group, timeout, save = (chosen[k] for k in ("hook", "group", "timeout", "save"))
-        sync, redis = chosen["sync"], chosen["redis"]
-        extra = {k: chosen[k] for k in ("broker", "task_name", "max_attempts", "eta")}
-    name, max_attempts, eta = extra.get("task_name"), extra.get("max_attempts"), extra.get("eta")
-    transport = extra.get("broker")
+        sync, redis, transport = chosen["sync"], chosen["redis"], chosen.get("broker")
+        name, max_attempts = chosen.get("task_name"), chosen.get("max_attempts")
+        eta, countdown = chosen.get("eta"), chosen.get("countdown")
     if group is not None and (not isinstance(group, str) or len(group) > 100):
         raise ConfigError(f"group must be a string of at most 100 characters, not {group!r}")
     if name is not None and (not isinstance(name, str) or not 0 < len(name) <= 100):
         raise ConfigError(f"task_name must be a string of 1 to 100 characters, not {name!r}")
-    if timeout is None and save is None and max_attempts is None and eta is None:
-        options = _NO_OPTIONS
-    else:
-        options = TaskOptions(timeout=timeout, save=save, max_attempts=max_attempts, eta=eta)
+    options = task_options(
+        timeout=timeout, save=save, max_attempts=max_attempts, eta=eta, countdown=countdown
+    )
     message = TaskMessage.new(
         func, args, kwargs, hook=hook, group=group, options=options, name=name
     )
@@ -113,39 +101,12 @@ def async_task(
         return message.id
     if transport is None:
         transport = connection.broker() if redis is None else connection.broker_for(redis)
+    eta = options.eta
     delay = 0.0 if eta is None else max(0.0, eta - time.time())
     transport.enqueue(
         message.id, task_codec().encode_message(message), delay=delay, max_attempts=max_attempts
     )
     return message.id
-
-
-def _merge_q_options(
-    q_options: Mapping[str, Any], given: dict[str, Any], kwargs: dict[str, Any]
-) -> dict[str, Any]:
-    """The options once ``q_options`` is applied over the keywords in ``given``.
-
-    As in Django Q, once ``q_options`` names an option, a keyword of the same name is the
-    task's own argument: it moves into ``kwargs`` (so a task may take ``timeout`` itself).
-    """
-    unknown = set(q_options) - Q_OPTIONS
-    if unknown:
-        raise UnknownOption(
-            f"unknown q_options {', '.join(sorted(unknown))}; "
-            f"known options are {', '.join(sorted(Q_OPTIONS))}"
-        )
-    for key, value in given.items():
-        if key in q_options and value is not None:
-            kwargs[key] = value
-    chosen = {**given, **{k: v for k, v in q_options.items() if k != "countdown"}}
-    countdown = q_options.get("countdown")
-    if countdown is not None:
-        if q_options.get("eta") is not None:
-            raise ConfigError("pass eta (epoch seconds) or countdown (seconds), not both")
-        chosen["eta"] = time.time() + float(countdown)
-    for key in ("broker", "task_name", "max_attempts", "eta"):
-        chosen.setdefault(key, None)
-    return chosen
 
 
 class _Catch:

@@ -17,7 +17,7 @@ from typing import Any
 
 import redis
 
-from qcore import OPTION_NAMES, Codec, ConfigError, TaskMessage, TaskOptions, TaskResult
+from qcore import Codec, TaskMessage, TaskResult, apply_q_options, task_options
 from qredis.broker import RedisBroker
 from qredis.results import DEFAULT_RESULT_TTL, RedisResultStore
 from qredis.secret import codec_for
@@ -25,9 +25,6 @@ from qredis.secret import codec_for
 __all__ = ["Producer"]
 
 TaskFunc = Callable[..., Any] | str
-
-# What q_options may carry: the TaskOptions fields and these (they win over the keywords).
-_Q_OPTIONS = frozenset({"hook", "group", "countdown", "task_name"}) | OPTION_NAMES
 
 
 class Producer:
@@ -75,15 +72,7 @@ class Producer:
         """The message :meth:`enqueue` would send (for callers that batch or inspect)."""
         name = None
         if q_options:
-            unknown = set(q_options) - _Q_OPTIONS
-            if unknown:
-                raise ConfigError(
-                    f"unknown task option(s) {', '.join(sorted(unknown))} in q_options; "
-                    f"known options are {', '.join(sorted(_Q_OPTIONS))}"
-                )
-            # As in Django Q (and qdjango): once q_options names an option, the keyword of
-            # that name is the task's own argument, so a task may take ``timeout`` itself.
-            own = {
+            given = {
                 "hook": hook,
                 "group": group,
                 "timeout": timeout,
@@ -92,24 +81,13 @@ class Producer:
                 "eta": eta,
                 "countdown": countdown,
             }
-            for key, value in own.items():
-                if key in q_options and value is not None:
-                    kwargs[key] = value
-            hook = q_options.get("hook", hook)
-            group = q_options.get("group", group)
-            countdown = q_options.get("countdown", countdown)
-            timeout = q_options.get("timeout", timeout)
-            save = q_options.get("save", save)
-            max_attempts = q_options.get("max_attempts", max_attempts)
-            eta = q_options.get("eta", eta)
-            name = q_options.get("task_name")
-        if countdown is not None:
-            if eta is not None:
-                raise ConfigError("pass eta (epoch seconds) or countdown (seconds), not both")
-            eta = time.time() + float(countdown)
-        options = None
-        if timeout is not None or save is not None or max_attempts is not None or eta is not None:
-            options = TaskOptions(timeout=timeout, save=save, max_attempts=max_attempts, eta=eta)
+            chosen = apply_q_options(q_options, given, kwargs)
+            hook, group, name = chosen["hook"], chosen["group"], chosen.get("task_name")
+            timeout, save, eta = chosen["timeout"], chosen["save"], chosen["eta"]
+            max_attempts, countdown = chosen["max_attempts"], chosen["countdown"]
+        options = task_options(
+            timeout=timeout, save=save, max_attempts=max_attempts, eta=eta, countdown=countdown
+        )
         return TaskMessage.new(
             func, args, kwargs, hook=hook, group=group, options=options, name=name
         )
@@ -175,9 +153,7 @@ class Producer:
     ) -> list[str]:
         """Queue ``func(*call)`` for each element of ``calls`` (a non-tuple element is one
         argument), in all-or-nothing chunks; returns the ids in order."""
-        options = None
-        if timeout is not None or save is not None or max_attempts is not None:
-            options = TaskOptions(timeout=timeout, save=save, max_attempts=max_attempts)
+        options = task_options(timeout=timeout, save=save, max_attempts=max_attempts)
         encode = self.codec.encode_message
         ids: list[str] = []
         items: list[tuple[str, bytes]] = []
