@@ -84,3 +84,15 @@ def test_threads_sharing_a_broker_each_get_their_replies(
     assert broker.queue_size() == 800
     seen = broker.fetch("c1", 1000)
     assert len(seen) == 800 and all(d.payload == b"p" + d.task_id[1:].encode() for d in seen)
+
+
+def test_commands_are_framed_as_redis_py_frames_them() -> None:
+    from redis.connection import Connection
+
+    from qredis.wire import command
+
+    args = ("EVALSHA", "ab12", 4, "{q:x}:queue", b"\0\xffpayload", 0, "", 0.25, "ünï")
+    assert command(*args) == b"".join(Connection().pack_command(*args))
+    assert command(bytearray(b"a"), memoryview(b"bc")) == b"*2\r\n$1\r\na\r\n$2\r\nbc\r\n"
+    with pytest.raises(TypeError, match="cannot send NoneType"):
+        command("GET", None)  # type: ignore[arg-type]

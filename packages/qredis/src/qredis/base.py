@@ -16,7 +16,7 @@ from qcore import ConfigError
 from qredis.connection import Connector, redis_errors
 from qredis.keys import QueueKeys
 from qredis.scripts import Scripts
-from qredis.wire import HeldConnection
+from qredis.wire import HeldConnection, bulk
 
 __all__ = ["BrokerBase", "chunks", "ms", "positive_int"]
 
@@ -110,6 +110,8 @@ class BrokerBase:
         self._request_prefix = f"{uuid.uuid4().hex[:12]}-"
         self._requests = itertools.count()  # next() is atomic under the GIL
         self._enqueue_cmd = ("EVALSHA", self._scripts.enqueue.sha, 4, *self._enqueue_keys)
+        # The same command's fixed part in RESP, its 4 arguments to follow.
+        self._enqueue_head = b"*%d\r\n%b" % (len(self._enqueue_cmd) + 4, bulk(*self._enqueue_cmd))
         # A blocking command must return before the socket times out under it.
         socket_timeout = client.connection_pool.connection_kwargs.get("socket_timeout")
         self._block_cap = self.block_slice

@@ -25,6 +25,7 @@ from qredis.base import chunks, ms, positive_int
 from qredis.bulk import send_chunks
 from qredis.inspection import Inspection
 from qredis.recovery import Recovery
+from qredis.wire import bulk, command
 
 __all__ = ["RedisBroker"]
 
@@ -78,7 +79,8 @@ class RedisBroker(Recovery, Inspection):
         with self._errors():
             # EVALSHA by hand on the held connection: this is the per-call hot path, and
             # redis-py's Script wrapper and per-command machinery cost more than the script.
-            replies = self._held.call((*self._enqueue_cmd, *args))  # type: ignore[union-attr]
+            packed = self._enqueue_head + bulk(*args)
+            replies = self._held.call(packed, 1)  # type: ignore[union-attr]
             if replies is None:  # another thread holds the connection
                 try:
                     replies = [client.execute_command(*self._enqueue_cmd, *args)]
@@ -171,7 +173,7 @@ class RedisBroker(Recovery, Inspection):
         blmove = ("BLMOVE", keys[0], keys[1], "RIGHT", "LEFT", max(block, 0.01))
         claim = ("EVALSHA", scripts.fetch.sha, len(keys), *keys, *args)
         with self._errors():
-            replies = self._held.call(blmove, claim)  # type: ignore[union-attr]
+            replies = self._held.call(command(*blmove) + command(*claim), 2)  # type: ignore[union-attr]
             if replies is None:  # another thread holds the connection
                 pipe = client.pipeline(transaction=False)
                 pipe.execute_command(*blmove)

@@ -20,7 +20,7 @@ from typing import Any
 import redis
 from redis.exceptions import ResponseError
 
-__all__ = ["HeldConnection"]
+__all__ = ["HeldConnection", "bulk", "command"]
 
 
 class HeldConnection:
@@ -33,8 +33,9 @@ class HeldConnection:
         self._conn: Any = None
         self._lock = threading.Lock()
 
-    def call(self, *commands: tuple[Any, ...]) -> list[Any] | None:
-        """Send ``commands`` in one write and read their replies, in order.
+    def call(self, packed: bytes, replies: int) -> list[Any] | None:
+        """Send ``packed`` (commands in RESP, see :func:`command`) in one write and read
+        ``replies`` replies, in order.
 
         An error reply is returned in its place as the ``ResponseError`` (every reply is read,
         so the connection stays in step). Connection errors and timeouts are retried as the
@@ -47,12 +48,8 @@ class HeldConnection:
             conn = self._conn
             if conn is None:
                 conn = self._conn = self._pool.get_connection()
-            if len(commands) == 1:
-                packed = conn.pack_command(*commands[0])
-            else:
-                packed = conn.pack_commands(commands)
             result: list[Any] = conn.retry.call_with_retry(
-                lambda: _exchange(conn, packed, len(commands)),
+                lambda: _exchange(conn, packed, replies),
                 lambda _error: conn.disconnect(),
             )
             return result
@@ -69,7 +66,7 @@ class HeldConnection:
 
 def _exchange(conn: Any, packed: Any, replies: int) -> list[Any]:
     try:
-        conn.send_packed_command(packed)
+        conn.send_packed_command((packed,))
         out: list[Any] = []
         for _ in range(replies):
             try:
@@ -83,3 +80,29 @@ def _exchange(conn: Any, packed: Any, replies: int) -> list[Any]:
         # rather than left out of step with its commands.
         conn.disconnect()
         raise
+
+
+def bulk(*args: bytes | bytearray | memoryview | str | int | float) -> bytes:
+    """Arguments as RESP bulk strings: bytes as they are, text as UTF-8, numbers as text.
+
+    Framed here rather than by redis-py's packer, whose per-argument checks cost more than the
+    framing; a hot path frames its fixed arguments once and only the variable ones per call.
+    """
+    return b"".join(b"$%d\r\n%b\r\n" % (len(b), b) for b in map(_encode, args))
+
+
+def command(*args: bytes | bytearray | memoryview | str | int | float) -> bytes:
+    """One command in RESP."""
+    return b"*%d\r\n%b" % (len(args), bulk(*args))
+
+
+def _encode(value: bytes | bytearray | memoryview | str | int | float) -> bytes:
+    if isinstance(value, bytes):
+        return value
+    if isinstance(value, bytearray | memoryview):
+        return bytes(value)
+    if isinstance(value, str):
+        return value.encode()
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return repr(value).encode()
+    raise TypeError(f"cannot send {type(value).__name__} to Redis: {value!r}")
