@@ -125,12 +125,13 @@ class Sentinel:
             start_method=config.start_method,
             pid=os.getpid(),
         )
-        self._check_server()
         try:
             for index in range(config.workers):
                 self.slots[index] = Slot(self.ctx)
                 self._spawn(index)
             self.beacon.start()
+            # After the workers are off: it is advice, and costs round trips.
+            self._check_server()
             self._announce_ready()
             self.state = ClusterState.RUNNING
             self.log.info("cluster.started", workers=config.workers)
