@@ -96,3 +96,31 @@ def test_commands_are_framed_as_redis_py_frames_them() -> None:
     assert command(bytearray(b"a"), memoryview(b"bc")) == b"*2\r\n$1\r\na\r\n$2\r\nbc\r\n"
     with pytest.raises(TypeError, match="cannot send NoneType"):
         command("GET", None)  # type: ignore[arg-type]
+
+
+def test_no_connection_is_taken_for_good_from_a_callers_client(redis_url: str) -> None:
+    """A caller's pool may have a single connection: Q's hot paths borrow it per call."""
+    pool = redis.BlockingConnectionPool.from_url(redis_url, max_connections=1, timeout=2)
+    client = redis.Redis(connection_pool=pool)
+    broker = RedisBroker("callers", connection=client)
+    try:
+        broker.enqueue("a", b"pa")
+        assert [d.task_id for d in broker.fetch("c1", 1, 1.0)] == ["a"]
+        assert client.ping()  # the pool's one connection is free again
+    finally:
+        broker.release("c1")
+        pool.disconnect()
+
+
+def test_a_broker_dropped_without_close_gives_its_connection_back(redis_url: str) -> None:
+    import gc
+    import uuid
+
+    broker = RedisBroker("dropped", url=redis_url, client_name=f"drop-{uuid.uuid4().hex}")
+    broker.enqueue("a", b"pa")
+    pool = broker.client.connection_pool
+    assert len(pool._in_use_connections) == 1  # type: ignore[attr-defined]  # held
+    del broker
+    gc.collect()
+    assert len(pool._in_use_connections) == 0  # type: ignore[attr-defined]
+    pool.disconnect()

@@ -104,8 +104,9 @@ class BrokerBase:
             return self._client, self._scripts  # type: ignore[return-value]
         client = self._conn.client
         self._client, self._scripts, self._pid = client, Scripts(client), os.getpid()
-        # Enqueue and the blocking fetch's wake-up: see qredis.wire.
-        self._held = HeldConnection(client)
+        # Enqueue and the blocking fetch's wake-up: see qredis.wire. Never on a caller's
+        # client or pool: a connection taken from it for good could be the only one it has.
+        self._held = HeldConnection(client) if self._conn.owns_pool else None
         # Fetch request ids: unique per broker object and process, cheap to make.
         self._request_prefix = f"{uuid.uuid4().hex[:12]}-"
         self._requests = itertools.count()  # next() is atomic under the GIL

@@ -79,9 +79,9 @@ class RedisBroker(Recovery, Inspection):
         with self._errors():
             # EVALSHA by hand on the held connection: this is the per-call hot path, and
             # redis-py's Script wrapper and per-command machinery cost more than the script.
-            packed = self._enqueue_head + bulk(*args)
-            replies = self._held.call(packed, 1)  # type: ignore[union-attr]
-            if replies is None:  # another thread holds the connection
+            held = self._held
+            replies = None if held is None else held.call(self._enqueue_head + bulk(*args), 1)
+            if replies is None:  # a caller's client, or another thread holds the connection
                 try:
                     replies = [client.execute_command(*self._enqueue_cmd, *args)]
                 except NoScriptError as exc:
@@ -173,8 +173,9 @@ class RedisBroker(Recovery, Inspection):
         blmove = ("BLMOVE", keys[0], keys[1], "RIGHT", "LEFT", max(block, 0.01))
         claim = ("EVALSHA", scripts.fetch.sha, len(keys), *keys, *args)
         with self._errors():
-            replies = self._held.call(command(*blmove) + command(*claim), 2)  # type: ignore[union-attr]
-            if replies is None:  # another thread holds the connection
+            held = self._held
+            replies = None if held is None else held.call(command(*blmove) + command(*claim), 2)
+            if replies is None:  # a caller's client, or another thread holds the connection
                 pipe = client.pipeline(transaction=False)
                 pipe.execute_command(*blmove)
                 pipe.execute_command(*claim)

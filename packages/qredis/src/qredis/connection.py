@@ -247,6 +247,11 @@ class Connector:
         return self.spec.display
 
     @property
+    def owns_pool(self) -> bool:
+        """Whether the client in this process is on a pool Q opened (not the caller's)."""
+        return self._given is None or self._pid != os.getpid()
+
+    @property
     def client(self) -> redis.Redis:
         """The client to use in this process."""
         client = self._client

@@ -15,6 +15,7 @@ is idempotent per id; ``fetch.lua`` answers a re-sent request id with the same t
 from __future__ import annotations
 
 import threading
+import weakref
 from typing import Any
 
 import redis
@@ -26,12 +27,13 @@ __all__ = ["HeldConnection", "bulk", "command"]
 class HeldConnection:
     """One pool connection, used by one thread at a time (others fall back to the client)."""
 
-    __slots__ = ("_conn", "_lock", "_pool")
+    __slots__ = ("__weakref__", "_conn", "_finalizer", "_lock", "_pool")
 
     def __init__(self, client: redis.Redis) -> None:
         self._pool = client.connection_pool
         self._conn: Any = None
         self._lock = threading.Lock()
+        self._finalizer: weakref.finalize[..., Any] | None = None
 
     def call(self, packed: bytes, replies: int) -> list[Any] | None:
         """Send ``packed`` (commands in RESP, see :func:`command`) in one write and read
@@ -48,6 +50,9 @@ class HeldConnection:
             conn = self._conn
             if conn is None:
                 conn = self._conn = self._pool.get_connection()
+                # A broker dropped without close() must not keep a pool connection forever.
+                self._finalizer = weakref.finalize(self, self._pool.release, conn)
+                self._finalizer.atexit = False
             result: list[Any] = conn.retry.call_with_retry(
                 lambda: _exchange(conn, packed, replies),
                 lambda _error: conn.disconnect(),
@@ -59,9 +64,9 @@ class HeldConnection:
     def release(self) -> None:
         """Give the connection back to its pool."""
         with self._lock:
-            conn, self._conn = self._conn, None
-            if conn is not None:
-                self._pool.release(conn)
+            self._conn = None
+            if self._finalizer is not None:
+                self._finalizer()  # releases the connection, once
 
 
 def _exchange(conn: Any, packed: Any, replies: int) -> list[Any]:
