@@ -42,3 +42,28 @@ def test_a_fork_waits_for_the_guarded_thread_and_freezes_the_heap() -> None:
     thread.join(10)
     assert process.exitcode == 0
     assert forked >= left > 0  # the child was forked only after the thread let go
+
+
+class _Node:
+    def __init__(self) -> None:
+        self.me = self  # a cycle: only the collector frees it
+
+
+def test_garbage_made_between_forks_is_collected_not_frozen() -> None:
+    import weakref
+
+    guard = ForkGuard()
+    ctx = multiprocessing.get_context("fork")
+    gc.freeze()  # as after a first worker
+    gc.disable()  # only the guard may collect here
+    try:
+        node = _Node()
+        alive = weakref.ref(node)
+        del node
+        process = ctx.Process(target=time.sleep, args=(0,))
+        guard.start(process, freeze=True)
+        process.join(10)
+        assert alive() is None
+    finally:
+        gc.enable()
+        gc.unfreeze()

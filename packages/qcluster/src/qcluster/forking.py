@@ -52,5 +52,9 @@ class ForkGuard:
                 "ignore", message=r".*multi-threaded.*fork", category=DeprecationWarning
             )
             if freeze:
+                if gc.get_freeze_count():
+                    # A replacement worker: without a collection, the garbage made since the
+                    # last fork would be frozen for good. Cheap: frozen objects are not walked.
+                    gc.collect()
                 gc.freeze()
             process.start()
