@@ -66,7 +66,10 @@ def test_a_task_that_kills_its_worker_every_time_is_dead_lettered_as_poison(
     others = bench.producer.enqueue_many(tasks.counted, [(*fx.args(f"o{i}"), i) for i in range(20)])
     with bench.cluster(workers=2, start_method="fork"):
         records = bench.wait_all([poison, *others], timeout=60)
-        status = eventually(lambda: (s := bench.status()) and s["lost"] == 3 and s)
+        # A loss is published before its replacement is: wait for both.
+        status = eventually(
+            lambda: (s := bench.status()) and s["lost"] == 3 and s["replaced"] >= 3 and s
+        )
     failure = records[poison]
     assert not failure.success and failure.result.startswith("WorkerLost:")
     assert how in failure.result and "attempt 3 of 3" in failure.result

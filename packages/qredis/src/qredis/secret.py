@@ -33,8 +33,8 @@ def codec_for(
         secret = os.environ.get(secret_env)
         if not secret:
             raise ConfigError(
-                f"no signing secret: pass secret= or set the environment variable {secret_env} "
-                "to a long random string (the same one the cluster uses)"
+                f"no signing secret: set {secret_env} to a long random string, the same for "
+                "producers and clusters (or pass secret=)"
             )
     if fallbacks is None:
         fallbacks = [f.strip() for f in os.environ.get(fallbacks_env, "").split(",") if f.strip()]
