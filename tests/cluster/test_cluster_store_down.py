@@ -26,16 +26,24 @@ def test_results_wait_for_the_store_and_are_acked_only_once_saved(
     with cluster:
         first = bench.producer.enqueue(tasks.add, 1, 1)
         assert store.wait(first, 30) is not None
+        # The record is readable a moment before the save's reply reaches the worker; the ack
+        # follows the reply, so once nothing is in flight the first save is over.
+        eventually(lambda: bench.broker.inflight_size() == 0, what="the first task's ack")
         store_server.stop(kill=True)
         ids = bench.producer.enqueue_many(tasks.add, [(i, 1) for i in range(5)])
+
         # The worker fetches a batch, runs it, and cannot save it: so it does not ack
         # it, and it fetches nothing more while it holds an unsaved result.
-        status = eventually(
-            lambda: (s := bench.status()) and s["workers"][0]["state"] == "saving" and s,
-            what="the worker to be stuck saving",
-        )
-        held = bench.broker.inflight_size()
-        assert held >= 1 and held == status["processed"] - 1
+        # The status is a snapshot every few seconds: one taken while the first task was
+        # being saved also says "saving", so wait for one that counts the new batch.
+        def stuck() -> int | None:
+            s = bench.status()
+            if not s or s["workers"][0]["state"] != "saving" or s["processed"] < 2:
+                return None
+            held = bench.broker.inflight_size()
+            return held if held == s["processed"] - 1 else None
+
+        held = eventually(stuck, what="the worker to be stuck saving what it ran, unacked")
         assert bench.broker.queue_size() == 5 - held
         store_server.restart()
         for i, task_id in enumerate(ids):
