@@ -164,6 +164,13 @@ def _make_certs(directory: Path) -> dict[str, Path]:
         "1",
         "-subj",
         "/CN=q-test-ca",
+        # Python 3.13 verifies strictly (VERIFY_X509_STRICT): a CA must say it is one.
+        "-addext",
+        "basicConstraints=critical,CA:TRUE",
+        "-addext",
+        "keyUsage=critical,keyCertSign,cRLSign",
+        "-addext",
+        "subjectKeyIdentifier=hash",
         "-keyout",
         str(paths["ca-key"]),
         "-out",
@@ -184,7 +191,12 @@ def _make_certs(directory: Path) -> dict[str, Path]:
         str(csr),
     )
     ext = directory / "ext.cnf"
-    ext.write_text("subjectAltName=IP:127.0.0.1\n")
+    ext.write_text(
+        "subjectAltName=IP:127.0.0.1\n"
+        "authorityKeyIdentifier=keyid,issuer\n"
+        "keyUsage=critical,digitalSignature,keyEncipherment\n"
+        "extendedKeyUsage=serverAuth\n"
+    )
     run(
         "openssl",
         "x509",
