@@ -123,36 +123,50 @@ def test_client_kill_while_fetching_and_acking_loses_nothing(
 ) -> None:
     server = redis_factory()
     broker = RedisBroker("kills", url=server.url)
-    n = 1000
-    ids = [f"k{i:05d}" for i in range(n)]
-    broker.enqueue_many((i, b"x") for i in ids)
+    ids: list[str] = []
     acked: Counter[str] = Counter()
     processed: set[str] = set()
     done = threading.Event()
+    gate = threading.Lock()  # held while the queue is refilled: only fetches and acks are hit
     kills = 0
+
+    def refill(n: int = 500) -> None:
+        with gate:
+            chunk = [f"k{len(ids) + i:06d}" for i in range(n)]
+            broker.enqueue_many((i, b"x") for i in chunk)
+            ids.extend(chunk)
 
     def killer() -> None:
         nonlocal kills
         admin = server.client()
         while not done.is_set():
-            kills += int(admin.execute_command("CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes"))
-            done.wait(0.02)
+            with gate:
+                kills += int(
+                    admin.execute_command("CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes")
+                )
+            done.wait(0.005)
         admin.close()
 
+    refill()
     thread = threading.Thread(target=killer)
     thread.start()
     try:
         # Not blocking: Redis 7.0 times blocked clients out on its 100 ms cron, so a blocked
         # connection would be killed on every one of redis-py's retries (the kill of a
-        # blocked fetch has its own test below).
-        while batch := broker.fetch("victim", count=7):
-            processed.update(d.task_id for d in batch)
-            for d, ok in zip(batch, broker.ack(batch)):
-                acked[d.task_id] += ok
+        # blocked fetch has its own test below). The queue is refilled until the killer has
+        # hit enough connections, however fast this machine drains it.
+        for _ in range(40):
+            while batch := broker.fetch("victim", count=7):
+                processed.update(d.task_id for d in batch)
+                for d, ok in zip(batch, broker.ack(batch)):
+                    acked[d.task_id] += ok
+            if kills > 20:
+                break
+            refill()
     finally:
         done.set()
         thread.join()
-    assert kills > 10, "the killer never hit a connection"
+    assert kills > 20, "the killer hit too few connections"
     # A fetch whose reply was lost is re-sent by redis-py and answers the same tasks, so
     # nothing is left claimed behind the consumer's back.
     assert broker.inflight_size() == 0
