@@ -171,7 +171,9 @@ def test_client_kill_while_fetching_and_acking_loses_nothing(
     # nothing is left claimed behind the consumer's back.
     assert broker.inflight_size() == 0
     assert processed == set(ids)
-    assert max(acked.values()) == 1  # fencing: never acked twice
+    # Every task acked once, and every ack answered True, even one whose reply was lost and
+    # that redis-py re-sent (it answers as the first call did).
+    assert acked == Counter(ids)
     assert_empty(broker)
     broker.close()
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from dataclasses import replace
 from importlib import resources
 
 import pytest
@@ -168,6 +169,24 @@ def test_a_blocking_fetch_resent_after_a_lost_reply_claims_both_moves(
     _, third = pipeline()
     assert third == again
     assert broker.ack(broker._deliveries("c1", again)[0]) == [True, True]
+
+
+def test_an_ack_resent_after_a_lost_reply_answers_as_the_first_did(broker: RedisBroker) -> None:
+    broker.enqueue_many([("a", b"pa"), ("b", b"pb"), ("c", b"pc")])
+    held = broker.fetch("c1", count=3)
+    stale = replace(held[2], token=held[2].token - 1)
+    _, scripts = broker._ready()
+    keys, args = broker._ack_call([held[0], held[1], stale])
+    assert scripts.ack(keys, args) == [1, 1, 0]
+    # redis-py re-sends the same call when the reply is lost: its tokens are gone now, yet it
+    # answers as the first call did, so the caller does not take its acks for refusals.
+    assert scripts.ack(keys, args) == [1, 1, 0]
+    # A new call is a new question: those tasks are no longer held.
+    assert broker.ack(held[:2]) == [False, False]
+    assert broker.ack([held[2]]) == [True]
+    assert broker.client.hlen(broker.keys.acks) == 1
+    broker.forget(["c1"])
+    assert broker.client.hlen(broker.keys.acks) == 0
 
 
 def test_redis_down_at_enqueue_is_a_clear_error() -> None:

@@ -67,7 +67,7 @@ class BrokerBase:
     def _setup(self) -> None:
         k = self._keys
         self._enqueue_keys = (k.queue, k.msg, k.delayed, k.maxatt)
-        self._ack_keys = (k.tokens, k.msg, k.attempts, k.maxatt)
+        self._ack_keys = (k.tokens, k.msg, k.attempts, k.maxatt, k.acks)
         self._scan_keys = (k.delayed, k.queue, k.consumers)
         self._pid = -1
         self._client: redis.Redis | None = None
@@ -107,7 +107,7 @@ class BrokerBase:
         # Enqueue and the blocking fetch's wake-up: see qredis.wire. Never on a caller's
         # client or pool: a connection taken from it for good could be the only one it has.
         self._held = HeldConnection(client) if self._conn.owns_pool else None
-        # Fetch request ids: unique per broker object and process, cheap to make.
+        # Fetch and ack request ids: unique per broker object and process, cheap to make.
         self._request_prefix = f"{uuid.uuid4().hex[:12]}-"
         self._requests = itertools.count()  # next() is atomic under the GIL
         self._enqueue_cmd = ("EVALSHA", self._scripts.enqueue.sha, 4, *self._enqueue_keys)

@@ -257,11 +257,7 @@ class RedisBroker(Recovery, Inspection):
         if not batch:
             return []
         _, scripts = self._ready()
-        k = self._keys
-        keys = [*self._ack_keys, *(k.inflight(d.consumer) for d in batch)]
-        args: list[Any] = []
-        for d in batch:
-            args += (d.task_id, d.token)
+        keys, args = self._ack_call(batch)
         with self._errors():
             res = scripts.ack(keys, args)
         out = [bool(x) for x in res]
@@ -275,6 +271,16 @@ class RedisBroker(Recovery, Inspection):
                     detail="stale fencing token: the task was redelivered or released since",
                 )
         return out
+
+    def _ack_call(self, batch: list[Delivery]) -> tuple[list[str], list[Any]]:
+        """KEYS and ARGV of ``ack.lua``, with a fresh request id: a call that redis-py re-sends
+        after a lost reply gets the first call's answer, not a refusal of its own acks."""
+        k = self._keys
+        keys = [*self._ack_keys, *(k.inflight(d.consumer) for d in batch)]
+        args: list[Any] = [batch[0].consumer, f"{self._request_prefix}{next(self._requests)}"]
+        for d in batch:
+            args += (d.task_id, d.token)
+        return keys, args
 
     def retry_later(self, delivery: Delivery, delay: float) -> bool:
         """Put an in-flight task back, to be delivered again after ``delay`` seconds.

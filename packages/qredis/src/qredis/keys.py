@@ -33,8 +33,8 @@ class QueueKeys:
     attempt limit), ``seq`` (fencing-token counter), ``delayed`` (zset id -> due time, ms),
     ``dead`` (zset id -> time of death, ms) with ``deadinfo`` (hash id -> JSON reason and
     attempts), ``reaper`` (the reaper's lock), ``fetches`` (hash consumer -> its last claim,
-    so a fetch re-sent after a lost reply answers the same tasks), ``chunk:<uuid>`` (markers
-    of bulk chunks).
+    so a fetch re-sent after a lost reply answers the same tasks), ``acks`` (hash consumer ->
+    its last ack's answer, for the same reason), ``chunk:<uuid>`` (markers of bulk chunks).
     """
 
     name: str
@@ -51,6 +51,7 @@ class QueueKeys:
     deadinfo: str
     reaper: str
     fetches: str
+    acks: str
 
     @classmethod
     def for_queue(cls, name: str) -> QueueKeys:
@@ -71,6 +72,7 @@ class QueueKeys:
             deadinfo=f"{p}:deadinfo",
             reaper=f"{p}:reaper",
             fetches=f"{p}:fetches",
+            acks=f"{p}:acks",
         )
 
     def inflight(self, consumer: str) -> str:

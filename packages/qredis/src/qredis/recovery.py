@@ -46,6 +46,7 @@ class Recovery(BrokerBase):
             k.deadinfo,
             k.reaper,
             k.fetches,
+            k.acks,
         )
         with self._errors():
             res = scripts.requeue(
@@ -85,7 +86,7 @@ class Recovery(BrokerBase):
         _, scripts = self._ready()
         k = self._keys
         with self._errors():
-            scripts.forget((k.consumers, k.fetches, *(k.inflight(c) for c in names)), names)
+            scripts.forget((k.consumers, k.fetches, k.acks, *(k.inflight(c) for c in names)), names)
 
     def reap(self) -> Reaped:
         """Move due delayed tasks to the queue, then requeue the in-flight tasks of consumers

@@ -5,17 +5,32 @@
 -- KEYS[2] msg       hash id -> payload
 -- KEYS[3] attempts  hash id -> deliveries so far
 -- KEYS[4] maxatt    hash id -> per-task attempt limit
--- KEYS[4+i]         the in-flight list of the consumer that holds task i
--- ARGV[2i-1], ARGV[2i]  id and token of task i
+-- KEYS[5] acks      hash consumer -> "<request id> <answer>" of its last ack
+-- KEYS[5+i]         the in-flight list of the consumer that holds task i
+-- ARGV[1] the consumer the answer is recorded under (that of the first task)
+-- ARGV[2] request id, fresh for each ack call (the same when redis-py re-sends the call)
+-- ARGV[2+2i-1], ARGV[2+2i]  id and token of task i
 --
 -- Returns 1 per task acked, 0 where the token is stale (the task was reaped, released or
 -- redelivered since) or the task is not in that consumer's list; a 0 changes nothing.
+-- A call whose request id is the one recorded for its consumer is a re-send after a lost
+-- reply: it answers what the first call did (its tokens are gone now, so it would answer 0
+-- and the caller would take its own acked tasks for redelivered ones).
 -- allow-oom: acks free memory, so they must work when Redis is full.
+local last = redis.call('HGET', KEYS[5], ARGV[1])
+local rid = ARGV[2]
+if last and string.sub(last, 1, #rid + 1) == rid .. ' ' then
+  local out = {}
+  for i = #rid + 2, #last do
+    out[#out + 1] = tonumber(string.sub(last, i, i))
+  end
+  return out
+end
 local out = {}
-for i = 1, #ARGV / 2 do
-  local id = ARGV[2 * i - 1]
+for i = 1, (#ARGV - 2) / 2 do
+  local id = ARGV[2 * i + 1]
   local current = redis.call('HGET', KEYS[1], id)
-  if current and current == ARGV[2 * i] and redis.call('LREM', KEYS[4 + i], -1, id) > 0 then
+  if current and current == ARGV[2 * i + 2] and redis.call('LREM', KEYS[5 + i], -1, id) > 0 then
     redis.call('HDEL', KEYS[1], id)
     redis.call('HDEL', KEYS[2], id)
     redis.call('HDEL', KEYS[3], id)
@@ -25,4 +40,5 @@ for i = 1, #ARGV / 2 do
     out[i] = 0
   end
 end
+redis.call('HSET', KEYS[5], ARGV[1], rid .. ' ' .. table.concat(out))
 return out

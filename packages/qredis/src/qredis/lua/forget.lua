@@ -3,7 +3,8 @@
 --
 -- KEYS[1] consumers  zset consumer -> heartbeat deadline (ms)
 -- KEYS[2] fetches    hash consumer -> its last claim (see fetch.lua)
--- KEYS[2+i]          the in-flight list of consumer i
+-- KEYS[3] acks       hash consumer -> its last ack's answer (see ack.lua)
+-- KEYS[3+i]          the in-flight list of consumer i
 -- ARGV[i]            consumer i
 --
 -- A consumer that still holds tasks is not dropped (its work would be orphaned): its deadline
@@ -11,9 +12,10 @@
 -- Returns how many consumers were removed outright.
 local removed = 0
 for i = 1, #ARGV do
-  if redis.call('LLEN', KEYS[2 + i]) == 0 then
+  if redis.call('LLEN', KEYS[3 + i]) == 0 then
     removed = removed + redis.call('ZREM', KEYS[1], ARGV[i])
     redis.call('HDEL', KEYS[2], ARGV[i])
+    redis.call('HDEL', KEYS[3], ARGV[i])
   else
     redis.call('ZADD', KEYS[1], 0, ARGV[i])
   end

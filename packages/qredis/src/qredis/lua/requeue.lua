@@ -15,6 +15,7 @@
 -- KEYS[9] deadinfo   hash id -> JSON {reason, attempts}
 -- KEYS[10] reaper    the reaper's lock
 -- KEYS[11] fetches   hash consumer -> its last claim (see fetch.lua)
+-- KEYS[12] acks      hash consumer -> its last ack's answer (see ack.lua)
 -- ARGV[1] consumer name
 -- ARGV[2] "reap" or "release"
 -- ARGV[3] reap: the lock owner's value (the pass is refused if the lock is not ours)
@@ -87,6 +88,7 @@ for i = 1, #ids do
 end
 redis.call('DEL', KEYS[1])
 redis.call('HDEL', KEYS[11], ARGV[1])
+redis.call('HDEL', KEYS[12], ARGV[1])
 if reap then
   redis.call('ZREM', KEYS[2], ARGV[1])
 end
