@@ -18,6 +18,7 @@ from qcore.errors import (
     UnknownOption,
     UnsupportedVersion,
 )
+from qcore.events import Event, EventBus
 from qcore.log import configure_logging, get_logger, mask_url
 from qcore.message import OPTION_NAMES, TaskMessage, TaskOptions, TaskResult
 from qcore.naming import humanize, new_id
@@ -47,6 +48,8 @@ __all__ = [
     "ConfigError",
     "DeadLetter",
     "Delivery",
+    "Event",
+    "EventBus",
     "FunctionNotFound",
     "GarbagePayload",
     "HookRunner",
