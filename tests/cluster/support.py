@@ -11,7 +11,7 @@ import redis
 
 from qcluster import Cluster, ClusterConfig
 from qcore import TaskResult
-from qredis import Producer, RedisBroker, RedisResultStore, RedisStatusBoard
+from qredis import Producer, RedisResultStore, RedisStatusBoard, RedisTransport
 
 
 class CountingStore(RedisResultStore):
@@ -51,7 +51,7 @@ class Bench:
         self.producer = Producer(self.url, self.queue, namespace=self.queue)
         self.store = CountingStore(self.url, namespace=self.queue)
         self.board = RedisStatusBoard(self.url, namespace=self.queue)
-        self.broker = RedisBroker(self.queue, url=self.url)
+        self.transport = RedisTransport(self.queue, url=self.url)
         self.client = redis.Redis.from_url(self.url)
 
     def cluster(self, **settings: Any) -> Cluster:
@@ -67,7 +67,7 @@ class Bench:
         defaults.update(settings)
         cluster = Cluster(
             ClusterConfig(**defaults),
-            transport=RedisBroker(self.queue, url=self.url),
+            transport=RedisTransport(self.queue, url=self.url),
             store=CountingStore(self.url, namespace=self.queue),
             status_board=RedisStatusBoard(self.url, namespace=self.queue),
         )

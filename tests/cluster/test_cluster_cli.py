@@ -206,5 +206,5 @@ def test_a_second_ctrl_c_stops_at_once(bench: Bench, tmp_path: Path) -> None:
             process.wait()
     assert process.returncode == 0
     assert time.monotonic() - began < 5
-    assert bench.broker.queue_size() == 1  # the interrupted task is back in the queue
+    assert bench.transport.queue_size() == 1  # the interrupted task is back in the queue
     assert bench.store.get(long_id) is None

@@ -23,7 +23,7 @@ def test_a_thousand_tasks_are_each_saved_exactly_once(bench: Bench, start_method
     assert all(r.success and r.func == "tests.cluster.tasks.add" for r in records.values())
     counts = bench.store.counts()
     assert len(counts) == 1000 and set(counts.values()) == {1}
-    assert bench.broker.queue_size() == 0 and bench.broker.inflight_size() == 0
+    assert bench.transport.queue_size() == 0 and bench.transport.inflight_size() == 0
     assert bench.board.clusters() == []  # the status is removed on stop
 
 
@@ -57,7 +57,7 @@ def test_a_worker_sigkilled_mid_task_three_times_costs_nothing(bench: Bench) -> 
     assert [records[i].result for i in ids] == list(range(300))
     assert status["lost"] + 0 >= 0 and status["replaced"] >= 3
     assert set(bench.store.counts()) == set(ids)
-    assert bench.broker.dead_size() == 0
+    assert bench.transport.dead_size() == 0
 
 
 def test_a_task_past_its_timeout_is_killed_saved_as_timed_out_and_replaced(
@@ -79,7 +79,7 @@ def test_a_task_past_its_timeout_is_killed_saved_as_timed_out_and_replaced(
     assert elapsed < 8
     assert status["replaced"] == 1 and status["timed_out"] == 1
     assert bench.store.counts()[slow] == 1
-    assert bench.broker.queue_size() == 0 and bench.broker.inflight_size() == 0
+    assert bench.transport.queue_size() == 0 and bench.transport.inflight_size() == 0
 
 
 def test_a_task_ignoring_sigterm_still_times_out(bench: Bench) -> None:
@@ -111,8 +111,8 @@ def test_sigterm_finishes_running_tasks_and_leaves_the_queue_for_the_next_cluste
     assert cluster.stop() == 0
     # The running tasks finished and were saved; the queued ones were left alone.
     assert {bench.store.get(i).result for i in long_ids} == {"long"}  # type: ignore[union-attr]
-    assert bench.broker.inflight_size() == 0
-    assert bench.broker.queue_size() == 500
+    assert bench.transport.inflight_size() == 0
+    assert bench.transport.queue_size() == 500
     with bench.cluster(start_method="fork"):
         records = bench.wait_all(queued)
     assert [records[i].result for i in queued] == [i + 1 for i in range(500)]
@@ -125,12 +125,12 @@ def test_a_tampered_payload_is_never_run_and_is_dead_lettered(bench: Bench, tmp_
     victim = bench.producer.message(tasks.mark, str(trace))
     payload = bytearray(bench.producer.codec.encode_message(victim))
     payload[-40] ^= 0x01  # flip one bit of the pickled body
-    bench.broker.enqueue(victim.id, bytes(payload))
-    bench.broker.enqueue("f" * 32, b"not a Q payload at all")
+    bench.transport.enqueue(victim.id, bytes(payload))
+    bench.transport.enqueue("f" * 32, b"not a Q payload at all")
     good = bench.producer.enqueue(tasks.add, 1, 1)
     with bench.cluster(workers=1, start_method="fork"):
         assert bench.wait_all([good])[good].result == 2
-        dead = eventually(lambda: (d := bench.broker.dead_letters()) and len(d) == 2 and d)
+        dead = eventually(lambda: (d := bench.transport.dead_letters()) and len(d) == 2 and d)
     reasons = {d.task_id: d.reason for d in dead}
     assert reasons[victim.id].startswith("BadSignature")
     assert reasons["f" * 32].startswith("BadMagic")

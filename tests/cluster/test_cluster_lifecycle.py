@@ -47,7 +47,7 @@ def test_stop_now_does_not_wait_for_a_long_task_and_requeues_it(bench: Bench, tm
     assert cluster.stop(now=True) == 0
     assert time.monotonic() - begun < 5
     assert bench.store.get(long_id) is None
-    assert bench.broker.queue_size() == 1 and bench.broker.inflight_size() == 0
+    assert bench.transport.queue_size() == 1 and bench.transport.inflight_size() == 0
 
 
 def test_a_hook_that_hangs_costs_its_worker_not_the_task(bench: Bench) -> None:
@@ -59,4 +59,4 @@ def test_a_hook_that_hangs_costs_its_worker_not_the_task(bench: Bench) -> None:
         assert bench.wait_all([after], timeout=10)[after].result == 5
     assert status["replaced"] == 1
     assert bench.store.counts()[hung] == 1
-    assert bench.broker.inflight_size() == 0 and bench.broker.queue_size() == 0
+    assert bench.transport.inflight_size() == 0 and bench.transport.queue_size() == 0

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from qcluster import Cluster, ClusterConfig
-from qredis import RedisBroker, RedisStatusBoard
+from qredis import RedisStatusBoard, RedisTransport
 from tests.cluster import tasks
 from tests.cluster.support import Bench, CountingStore, eventually
 from tests.support.servers import RedisServer
@@ -18,7 +18,7 @@ def test_results_wait_for_the_store_and_are_acked_only_once_saved(
     store = CountingStore(store_server.url, namespace=bench.queue)
     cluster = Cluster(
         ClusterConfig(name="t", workers=1, start_method="fork", heartbeat=1.0, retry=10.0),
-        transport=RedisBroker(bench.queue, url=bench.url),
+        transport=RedisTransport(bench.queue, url=bench.url),
         store=store,
         status_board=RedisStatusBoard(bench.url, namespace=bench.queue),
     )
@@ -28,7 +28,7 @@ def test_results_wait_for_the_store_and_are_acked_only_once_saved(
         assert store.wait(first, 30) is not None
         # The record is readable a moment before the save's reply reaches the worker; the ack
         # follows the reply, so once nothing is in flight the first save is over.
-        eventually(lambda: bench.broker.inflight_size() == 0, what="the first task's ack")
+        eventually(lambda: bench.transport.inflight_size() == 0, what="the first task's ack")
         store_server.stop(kill=True)
         ids = bench.producer.enqueue_many(tasks.add, [(i, 1) for i in range(5)])
 
@@ -40,14 +40,14 @@ def test_results_wait_for_the_store_and_are_acked_only_once_saved(
             s = bench.status()
             if not s or s["workers"][0]["state"] != "saving" or s["processed"] < 2:
                 return None
-            held = bench.broker.inflight_size()
+            held = bench.transport.inflight_size()
             return held if held == s["processed"] - 1 else None
 
         held = eventually(stuck, what="the worker to be stuck saving what it ran, unacked")
-        assert bench.broker.queue_size() == 5 - held
+        assert bench.transport.queue_size() == 5 - held
         store_server.restart()
         for i, task_id in enumerate(ids):
             record = store.wait(task_id, 30)
             assert record is not None and record.result == i + 1
-        eventually(lambda: bench.broker.inflight_size() == 0, what="the acks")
+        eventually(lambda: bench.transport.inflight_size() == 0, what="the acks")
     assert set(store.counts().values()) == {1}

@@ -67,7 +67,7 @@ def q_cluster_value(redis_url: str, queue: str, alias: str, **extra: Any) -> dic
 
 @pytest.fixture
 def q_cluster(settings: Any, redis_url: str, queue_name: str, db_alias: str) -> dict[str, Any]:
-    """``Q_CLUSTER`` for this test: changing it resets qdjango's cached codecs and brokers."""
+    """``Q_CLUSTER`` for this test: changing it resets qdjango's cached codecs and transports."""
     value = q_cluster_value(redis_url, queue_name, db_alias)
     settings.Q_CLUSTER = value
     return value

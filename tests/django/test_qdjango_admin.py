@@ -106,10 +106,10 @@ def test_viewer_without_permission_cannot_retry(
 def test_queue_page_requeues_and_purges_dead_letters(
     db_alias: str, q_cluster: dict[str, Any], superuser_client: Any
 ) -> None:
+    from qdjango import connection
     from qdjango.conf import task_codec
-    from qdjango.connection import broker
 
-    transport = broker()
+    transport = connection.transport()
     messages = [TaskMessage.new(jobs.add, (i, i)) for i in range(3)]
     for message in messages:
         transport.enqueue(message.id, task_codec().encode_message(message))

@@ -17,7 +17,7 @@ from django.test.utils import CaptureQueriesContext
 import qdjango
 from qdjango import async_task, count_group, delete_group, fetch, fetch_group, result
 from qdjango import result_group as result_group_
-from qdjango.errors import UnknownOption
+from qdjango.errors import ConfigError, UnknownOption
 from qdjango.models import Failure, Success, Task
 from tests.django import jobs
 
@@ -286,10 +286,10 @@ def test_django_redis_pool_is_used(
     settings.Q_CLUSTER = {**settings.Q_CLUSTER, "django_redis": "q"}
     from django_redis import get_redis_connection
 
-    from qdjango.connection import broker
+    from qdjango.connection import transport
 
     shared = get_redis_connection("q")
-    assert broker().client is shared
+    assert transport().client is shared
     shared.ping()
     before = _clients(cluster_redis)
     ids = [async_task(jobs.add, i, i) for i in range(40)]
@@ -299,9 +299,15 @@ def test_django_redis_pool_is_used(
 
 def test_queue_size_counts_waiting_tasks(db_alias: str, q_cluster: dict[str, Any]) -> None:
     assert qdjango.queue_size() == 0
-    for _ in range(3):
-        async_task(jobs.add, 1, 1)
+    from qdjango.connection import transport
+
+    async_task(jobs.add, 1, 1)
+    async_task(jobs.add, 1, 1, q_options={"transport": transport()})
+    async_task(jobs.add, 1, 1, q_options={"broker": transport()})  # django-q2's name
     assert qdjango.queue_size() == 3
+    assert qdjango.queue_size(transport()) == qdjango.queue_size(broker=transport()) == 3
+    with pytest.raises(ConfigError, match="not both"):
+        qdjango.queue_size(transport(), broker=object())
 
 
 def test_countdown_delays_the_task(db_alias: str, cluster: Any) -> None:
@@ -385,7 +391,7 @@ def test_redis_down_at_enqueue_is_a_clear_error(settings: Any, q_cluster: dict[s
     from redis.backoff import NoBackoff
     from redis.retry import Retry
 
-    from qredis import BrokerConnectionError
+    from qredis import TransportConnectionError
     from tests.support.servers import free_port
 
     port = free_port()
@@ -393,5 +399,5 @@ def test_redis_down_at_enqueue_is_a_clear_error(settings: Any, q_cluster: dict[s
         **q_cluster,
         "redis": {"host": "127.0.0.1", "port": port, "retry": Retry(NoBackoff(), 0)},
     }
-    with pytest.raises(BrokerConnectionError, match=f"127.0.0.1:{port}"):
+    with pytest.raises(TransportConnectionError, match=f"127.0.0.1:{port}"):
         async_task(jobs.add, 1, 1)

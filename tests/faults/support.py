@@ -74,9 +74,13 @@ def assert_at_least_once(bench: Bench, fx: Effects, ids: dict[str, str]) -> None
 
 
 def assert_drained(bench: Bench) -> None:
-    broker = bench.broker
-    assert (broker.queue_size(), broker.inflight_size(), broker.delayed_size()) == (0, 0, 0)
-    assert broker.dead_size() == 0
+    transport = bench.transport
+    assert (transport.queue_size(), transport.inflight_size(), transport.delayed_size()) == (
+        0,
+        0,
+        0,
+    )
+    assert transport.dead_size() == 0
 
 
 def enqueue_counted(
@@ -99,11 +103,11 @@ def wait_for_count(what: Any, target: int, timeout: float = 30) -> None:
 
 def wait_drained(bench: Bench, n: int, timeout: float = 60) -> None:
     """Until ``n`` tasks were saved and none is queued or held: all acked (after saving)."""
-    broker = bench.broker
+    transport = bench.transport
 
     def progress() -> int:
         saved = int(bench.client.hlen(bench.store.count_key))
-        idle = broker.queue_size() == broker.inflight_size() == broker.delayed_size() == 0
+        idle = transport.queue_size() == transport.inflight_size() == transport.delayed_size() == 0
         return saved if idle else min(saved, n - 1)
 
     wait_for_count(progress, n, timeout)

@@ -16,7 +16,7 @@ BACKLOG = 100_000
 @pytest.mark.slow
 def test_a_hundred_thousand_task_backlog_drains_with_each_task_saved_once(bench: Bench) -> None:
     ids = bench.producer.enqueue_many(tasks.noop, range(BACKLOG))
-    assert bench.broker.queue_size() == BACKLOG
+    assert bench.transport.queue_size() == BACKLOG
     with bench.cluster(workers=2, start_method="fork", prefetch=256):
         wait_drained(bench, BACKLOG, timeout=240)
     counts = bench.store.counts()
@@ -26,7 +26,7 @@ def test_a_hundred_thousand_task_backlog_drains_with_each_task_saved_once(bench:
     for task_id in ids[:: BACKLOG // 100]:
         record = bench.store.get(task_id)
         assert record is not None and record.success
-    assert bench.broker.dead_size() == 0
+    assert bench.transport.dead_size() == 0
 
 
 @pytest.mark.slow
@@ -38,7 +38,7 @@ def test_a_delayed_task_survives_two_cluster_restarts_and_runs_once_at_its_time(
     for _ in range(2):  # two clusters come and go before it is due
         with bench.cluster(workers=1, start_method="fork", name="early"):
             pass
-        assert fx.count("later") == 0 and bench.broker.delayed_size() == 1
+        assert fx.count("later") == 0 and bench.transport.delayed_size() == 1
     assert time.time() < eta, "the restarts took longer than the delay: make it longer"
     with bench.cluster(workers=1, start_method="fork", name="on-time"):
         record = bench.store.wait(task_id, 20)

@@ -63,7 +63,7 @@ def django_cluster(q_settings: dict[str, Any]) -> Iterator[Callable[[], Any]]:
 def _dead_letters() -> list[Any]:
     from qdjango import connection
 
-    return connection.broker().dead_letters()
+    return connection.transport().dead_letters()
 
 
 def test_a_worker_sigkilled_mid_task_leaves_one_task_row_and_one_hook_call(
@@ -99,7 +99,7 @@ def test_key_rotation_with_secret_key_fallbacks(
     client = redis.Redis.from_url(q_settings["redis"])
     from qdjango import connection
 
-    keys = connection.broker().keys
+    keys = connection.transport().keys
     held = client.lpop(keys.queue)
     assert held == after.encode()
     cluster = django_cluster()

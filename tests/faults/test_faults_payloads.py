@@ -89,19 +89,19 @@ def test_a_bad_payload_is_dead_lettered_unopened_and_the_worker_carries_on(
     trace = tmp_path / "trace"
     task_id, payload = make(bench.producer.codec, trace)
     assert payload != b"" or kind == "empty"
-    bench.broker.enqueue(task_id, payload)
+    bench.transport.enqueue(task_id, payload)
     after = bench.producer.enqueue(tasks.counted, *fx.args("after"), "ok")
     with bench.cluster(workers=1, start_method="fork"):
         assert bench.wait_all([after])[after].result == "ok"
         status = eventually(lambda: (s := bench.status()) and s["processed"] >= 1 and s)
     assert not trace.exists(), "the payload was unpickled"
-    [letter] = bench.broker.dead_letters()
+    [letter] = bench.transport.dead_letters()
     assert letter.task_id == task_id
     assert letter.reason.startswith(f"{error}: "), letter.reason
     assert letter.payload == payload  # kept as it came, for inspection
     assert bench.store.get(task_id) is None
     assert status["replaced"] == 0 and status["lost"] == 0  # the worker was not harmed
-    assert bench.broker.queue_size() == bench.broker.inflight_size() == 0
+    assert bench.transport.queue_size() == bench.transport.inflight_size() == 0
 
 
 def test_key_rotation_old_key_runs_while_a_fallback_and_is_refused_once_dropped(
@@ -112,7 +112,7 @@ def test_key_rotation_old_key_runs_while_a_fallback_and_is_refused_once_dropped(
 
     def send(tag: str) -> str:
         message = TaskMessage.new(tasks.counted, (*fx.args(tag), tag))
-        bench.broker.enqueue(message.id, old_codec.encode_message(message))
+        bench.transport.enqueue(message.id, old_codec.encode_message(message))
         return message.id
 
     # The cluster is configured the way an operator rotates: a new secret, the old as fallback.
@@ -128,7 +128,7 @@ def test_key_rotation_old_key_runs_while_a_fallback_and_is_refused_once_dropped(
     monkeypatch.delenv("Q_SECRET_KEY_FALLBACKS")
     after = send("after")
     with bench.cluster(workers=1, start_method="fork", name="rotated"):
-        [letter] = eventually(bench.broker.dead_letters, what="the dead letter")
+        [letter] = eventually(bench.transport.dead_letters, what="the dead letter")
     assert letter.task_id == after and letter.reason.startswith("UnknownKey: ")
     assert fx.counts() == {"during": 1}
 

@@ -10,7 +10,7 @@ import pytest
 import redis
 
 from qcore import PayloadTooLarge
-from qredis import BrokerConnectionError, BrokerOutOfMemory, Producer
+from qredis import Producer, TransportConnectionError, TransportOutOfMemory
 from tests.cluster.support import Bench
 from tests.faults import tasks
 from tests.faults.support import Effects, assert_exactly_once, wait_drained
@@ -56,7 +56,7 @@ def test_enqueue_with_redis_down_raises_a_clear_connection_error(
         thread.join(60)
     assert set(errors) == {"enqueue", "enqueue_many"}
     for error in errors.values():
-        assert isinstance(error, BrokerConnectionError), repr(error)
+        assert isinstance(error, TransportConnectionError), repr(error)
         text = str(error)
         assert f"cannot reach Redis at redis://:***@127.0.0.1:{server.port}/0" in text
         assert PASSWORD not in text and PASSWORD not in "".join(getattr(error, "__notes__", []))
@@ -76,20 +76,20 @@ def test_redis_out_of_memory_reaches_the_caller_and_leaves_no_half_task(
     # against it while Redis reads it, so the headroom must hold a few windows: small chunks
     # keep the test (and the tasks it then runs) small.
     admin.config_set("maxmemory", used + 512 * 1024)
-    own_bench.producer.broker.chunk_size = 100
+    own_bench.producer.transport.chunk_size = 100
     calls = [(*own_fx.args(f"t{i}"), "v" * 200) for i in range(10_000)]
-    with pytest.raises(BrokerOutOfMemory, match="out of memory") as bulk:
+    with pytest.raises(TransportOutOfMemory, match="out of memory") as bulk:
         own_bench.producer.enqueue_many(tasks.counted, calls)
-    queued = own_bench.broker.queue_size()
+    queued = own_bench.transport.queue_size()
     # Whole chunks went in before Redis filled up; the error says how many.
     assert 0 < queued < len(calls) and queued % 100 == 0
     assert f"{queued} task(s)" in "".join(bulk.value.__notes__)
     with pytest.raises(redis.exceptions.OutOfMemoryError):
         for i in range(100):
             admin.set(f"filler:{i}", b"f" * 256 * 1024)
-    with pytest.raises(BrokerOutOfMemory, match="nothing of the refused call was written"):
+    with pytest.raises(TransportOutOfMemory, match="nothing of the refused call was written"):
         own_bench.producer.enqueue(tasks.counted, *own_fx.args("single"), "v")
-    k = own_bench.broker.keys
+    k = own_bench.transport.keys
     assert admin.llen(k.queue) == queued and admin.hlen(k.msg) == 0  # no payload without its id
     admin.config_set("maxmemory", 0)
     admin.delete(*(f"filler:{i}" for i in range(100)))
@@ -112,7 +112,7 @@ def test_fifty_megabytes_of_arguments_are_refused_before_anything_reaches_redis(
     own_redis: RedisServer, own_bench: Bench
 ) -> None:
     admin = own_redis.client()
-    own_bench.producer.broker.ping()  # connected, so any later command would be counted
+    own_bench.producer.transport.ping()  # connected, so any later command would be counted
     big = b"x" * (50 * 1024 * 1024)
     before = _commands(admin)
     with pytest.raises(PayloadTooLarge, match="over the limit of 16777216 bytes") as single:

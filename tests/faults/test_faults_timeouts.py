@@ -55,8 +55,8 @@ def test_sigterm_with_a_thousand_queued_and_tasks_running_loses_and_repeats_noth
     saved = bench.store.counts()
     # Stopped mid-run: some saved, the rest back in the queue, nothing held or half-done.
     assert 100 <= len(saved) < 1000
-    assert bench.broker.inflight_size() == 0
-    assert bench.broker.queue_size() == 1000 - len(saved)
+    assert bench.transport.inflight_size() == 0
+    assert bench.transport.queue_size() == 1000 - len(saved)
     assert fx.counts().keys() == {t for t, i in ids.items() if i in saved}
     with bench.cluster(workers=2, start_method="fork"):
         bench.wait_all(list(ids.values()), timeout=60)

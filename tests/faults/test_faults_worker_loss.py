@@ -9,7 +9,7 @@ from collections.abc import Callable
 import pytest
 
 from qcluster import Cluster, ClusterConfig
-from qredis import RedisBroker, RedisStatusBoard
+from qredis import RedisStatusBoard, RedisTransport
 from tests.cluster.support import Bench, CountingStore, eventually
 from tests.faults import tasks
 from tests.faults.support import Effects, assert_drained
@@ -50,7 +50,7 @@ def test_a_worker_sigkilled_on_the_last_attempt_gives_one_worker_lost_failure(
     assert "killed by SIGKILL" in record.result and "attempt 1 of 1" in record.result
     assert record.func == "tests.faults.tasks.hang" and record.args == fx.args("victim")
     assert fx.count("victim") == 1 and bench.store.counts()[victim] == 1
-    [letter] = bench.broker.dead_letters()
+    [letter] = bench.transport.dead_letters()
     assert letter.task_id == victim and "out of attempts" in letter.reason
 
 
@@ -74,14 +74,14 @@ def test_a_task_that_kills_its_worker_every_time_is_dead_lettered_as_poison(
     assert not failure.success and failure.result.startswith("WorkerLost:")
     assert how in failure.result and "attempt 3 of 3" in failure.result
     assert fx.count("poison") == 3  # one run per attempt, then no more
-    [letter] = bench.broker.dead_letters()
+    [letter] = bench.transport.dead_letters()
     assert letter.task_id == poison and letter.attempts == 3
     assert "out of attempts" in letter.reason
     # The cluster kept serving the others, each exactly once, and replaced each lost worker.
     assert [records[i].result for i in others] == list(range(20))
     assert all(fx.count(f"o{i}") == 1 for i in range(20))
     assert status["replaced"] >= 3
-    assert bench.broker.queue_size() == bench.broker.inflight_size() == 0
+    assert bench.transport.queue_size() == bench.transport.inflight_size() == 0
 
 
 def test_a_worker_killed_while_saving_loses_nothing(
@@ -93,7 +93,7 @@ def test_a_worker_killed_while_saving_loses_nothing(
     store = CountingStore(store_server.url, namespace=bench.queue)
     cluster = Cluster(
         ClusterConfig(name="t", workers=1, start_method="fork", status_interval=0.2),
-        transport=RedisBroker(bench.queue, url=bench.url),
+        transport=RedisTransport(bench.queue, url=bench.url),
         store=store,
         status_board=RedisStatusBoard(bench.url, namespace=bench.queue),
     )
@@ -110,7 +110,7 @@ def test_a_worker_killed_while_saving_loses_nothing(
             ),
             what="the worker to hang in its save",
         )
-        assert fx.count("saved") == 1 and bench.broker.inflight_size() == 1  # ran, not acked
+        assert fx.count("saved") == 1 and bench.transport.inflight_size() == 1  # ran, not acked
         os.kill(worker["pid"], signal.SIGKILL)
         eventually(lambda: (s := bench.status()) and s["replaced"] == 1, what="the replacement")
         admin.execute_command("CLIENT", "UNPAUSE")
@@ -129,12 +129,12 @@ def test_a_run_whose_ack_is_refused_calls_no_hook(bench: Bench, fx: Effects) -> 
     task_id = bench.producer.enqueue(
         tasks.fenced_out_first_time,
         *fx.args("fenced"),
-        bench.broker.keys.tokens,
+        bench.transport.keys.tokens,
         hook=tasks.counting_hook,
     )
     with bench.cluster(workers=1, start_method="fork"):
         first = bench.wait_all([task_id])[task_id]
-        assert bench.broker.inflight_size() == 1  # its ack was refused: still held
+        assert bench.transport.inflight_size() == 1  # its ack was refused: still held
     # The stop put it back (its owner stopped); the next cluster runs it again.
     assert first.result == 1 and fx.counts() == {"fenced": 1}
     with bench.cluster(workers=1, start_method="fork"):

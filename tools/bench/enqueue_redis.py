@@ -5,10 +5,11 @@
 
 Starts a private redis-server (``tests/support/servers.py``; never the one on 6379), runs
 ``redis-benchmark -t lpush -n N -P 1`` and ``-P 1000`` against it, then Q's enqueue one by one
-(``Producer.enqueue``: build, sign, one round trip each) and in bulk (``RedisBroker.enqueue_many``
-with payloads signed beforehand by the caller, and ``Producer.enqueue_many`` signing as it goes),
-and prints operations per second and the ratios. redis-benchmark runs 50 clients at once
-(its default) and one client (``-c 1``); Q runs in this one thread. The figures are measured
+(``Producer.enqueue``: build, sign, one round trip each) and in bulk
+(``RedisTransport.enqueue_many`` with payloads signed beforehand by the caller, and
+``Producer.enqueue_many`` signing as it goes), and prints operations per second and the
+ratios. redis-benchmark runs 50 clients at once (its default) and one client (``-c 1``); Q runs
+in this one thread. The figures are measured
 in interleaved rounds and each keeps its best round (a shared machine disturbs some rounds).
 """
 
@@ -28,7 +29,7 @@ sys.path.insert(0, str(ROOT))
 from tests.support.servers import RedisServer, redis_server_binary  # noqa: E402
 
 from qcore import TaskMessage  # noqa: E402
-from qredis import Producer, RedisBroker  # noqa: E402
+from qredis import Producer, RedisTransport  # noqa: E402
 
 SECRET = "enqueue-benchmark-secret-0123456789"
 
@@ -77,19 +78,19 @@ def main() -> int:
         messages = [TaskMessage.new("math.floor", (i,)) for i in range(n)]
         items = [(m.id, codec.encode_message(m)) for m in messages]
         payload_size = sum(len(p) for _, p in items) / n
-        broker = RedisBroker("bench", url=server.url, chunk_size=opts.chunk)
-        broker.enqueue("warm", b"x")
+        transport = RedisTransport("bench", url=server.url, chunk_size=opts.chunk)
+        transport.enqueue("warm", b"x")
 
         def q_one() -> float:
             return one / timed(lambda: [producer.enqueue("math.floor", i) for i in range(one)])
 
         def q_one_presigned() -> float:
             sample = items[:one]
-            return len(sample) / timed(lambda: [broker.enqueue(i, p) for i, p in sample])
+            return len(sample) / timed(lambda: [transport.enqueue(i, p) for i, p in sample])
 
         def q_many() -> float:
-            rate = n / timed(broker.enqueue_many, items)
-            assert broker.queue_size() == n, "not every task was queued"
+            rate = n / timed(transport.enqueue_many, items)
+            assert transport.queue_size() == n, "not every task was queued"
             return rate
 
         def q_many_signing() -> float:
@@ -100,8 +101,8 @@ def main() -> int:
             ("redis-benchmark LPUSH -P 1 -c 1", lambda: redis_benchmark(server.port, n, 1, 1)),
             ("redis-benchmark LPUSH -P 1000", lambda: redis_benchmark(server.port, n, 1000)),
             ("Q Producer.enqueue, one by one", q_one),
-            ("Q RedisBroker.enqueue, one by one, pre-signed", q_one_presigned),
-            ("Q RedisBroker.enqueue_many, pre-signed", q_many),
+            ("Q RedisTransport.enqueue, one by one, pre-signed", q_one_presigned),
+            ("Q RedisTransport.enqueue_many, pre-signed", q_many),
             ("Q Producer.enqueue_many, signing included", q_many_signing),
         ]
         # Rounds interleave the figures, and each keeps its best round: on a shared machine
@@ -112,7 +113,7 @@ def main() -> int:
                 client.flushall()
                 best[name] = max(best.get(name, 0.0), measure())
         rows = [(name, best[name]) for name, _ in figures]
-        broker.close()
+        transport.close()
         producer.close()
         client.close()
     finally:
@@ -135,7 +136,7 @@ def main() -> int:
         ("Producer.enqueue / LPUSH -P 1 -c 1", "Q Producer.enqueue, one by one", p1c1),
         (
             "enqueue_many (pre-signed) / LPUSH -P 1000",
-            "Q RedisBroker.enqueue_many, pre-signed",
+            "Q RedisTransport.enqueue_many, pre-signed",
             p1000,
         ),
         (

@@ -7,13 +7,13 @@ import io
 from rich.console import Console
 
 from qcluster.monitor import live, render, snapshot
-from qredis import RedisBroker, RedisStatusBoard
+from qredis import RedisStatusBoard, RedisTransport
 
 
 def test_views_show_queues_clusters_and_workers(redis_url: str, queue_name: str) -> None:
     board = RedisStatusBoard(redis_url, namespace=queue_name)
-    broker = RedisBroker(queue_name, url=redis_url)
-    broker.enqueue("a" * 32, b"payload")
+    transport = RedisTransport(queue_name, url=redis_url)
+    transport.enqueue("a" * 32, b"payload")
     board.publish(
         "c-1",
         {
@@ -41,7 +41,7 @@ def test_views_show_queues_clusters_and_workers(redis_url: str, queue_name: str)
         },
         ttl=10,
     )
-    snap = snapshot(board, [broker])
+    snap = snapshot(board, [transport])
     assert snap["queues"][0]["queued"] == 1 and snap["clusters"][0]["cluster_id"] == "c-1"
     console = Console(file=io.StringIO(), width=200)
     console.print(render(snap))
@@ -53,11 +53,11 @@ def test_views_show_queues_clusters_and_workers(redis_url: str, queue_name: str)
 
     def read() -> dict[str, object]:
         frames.append(1)
-        return snapshot(board, [broker])
+        return snapshot(board, [transport])
 
     live(read, interval=0.01, console=Console(file=out, width=200), frames=3)
     assert len(frames) == 3 and "c-1" in out.getvalue()
     board.remove("c-1")
     console = Console(file=io.StringIO(), width=200)
-    console.print(render(snapshot(board, [broker])))
+    console.print(render(snapshot(board, [transport])))
     assert "No live clusters" in console.file.getvalue()  # type: ignore[attr-defined]

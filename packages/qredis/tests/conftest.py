@@ -1,4 +1,4 @@
-"""Fixtures for qredis tests: brokers on the session's private redis-server."""
+"""Fixtures for qredis tests: transports on the session's private redis-server."""
 
 from __future__ import annotations
 
@@ -7,25 +7,25 @@ from typing import Any
 
 import pytest
 
-from qredis import RedisBroker
+from qredis import RedisTransport
 
 
 @pytest.fixture
-def make_broker(redis_url: str, queue_name: str) -> Iterator[Callable[..., RedisBroker]]:
-    """Brokers on the private server (queue ``queue_name`` unless told), closed afterwards."""
-    made: list[RedisBroker] = []
+def make_transport(redis_url: str, queue_name: str) -> Iterator[Callable[..., RedisTransport]]:
+    """Transports on the private server (queue ``queue_name`` unless told), closed afterwards."""
+    made: list[RedisTransport] = []
 
-    def make(queue: str | None = None, **kwargs: Any) -> RedisBroker:
+    def make(queue: str | None = None, **kwargs: Any) -> RedisTransport:
         kwargs.setdefault("url", redis_url)
-        broker = RedisBroker(queue or queue_name, **kwargs)
-        made.append(broker)
-        return broker
+        transport = RedisTransport(queue or queue_name, **kwargs)
+        made.append(transport)
+        return transport
 
     yield make
-    for broker in made:
-        broker.close()
+    for transport in made:
+        transport.close()
 
 
 @pytest.fixture
-def broker(make_broker: Callable[..., RedisBroker]) -> RedisBroker:
-    return make_broker()
+def transport(make_transport: Callable[..., RedisTransport]) -> RedisTransport:
+    return make_transport()

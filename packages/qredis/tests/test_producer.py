@@ -20,8 +20,8 @@ def producer(redis_url: str, queue_name: str, secret: str) -> Iterator[Producer]
 
 
 def take(producer: Producer) -> tuple[TaskMessage, int]:
-    [d] = producer.broker.fetch("test", count=1, timeout=5)
-    producer.broker.ack([d])
+    [d] = producer.transport.fetch("test", count=1, timeout=5)
+    producer.transport.ack([d])
     return producer.codec.decode_message(d.payload), d.max_attempts
 
 
@@ -72,16 +72,16 @@ def test_unknown_q_options_are_refused(producer: Producer) -> None:
 def test_countdown_and_eta_delay_the_task(producer: Producer) -> None:
     start = time.monotonic()
     producer.enqueue("f.g", countdown=0.4)
-    assert producer.broker.delayed_size() == 1
+    assert producer.transport.delayed_size() == 1
     take(producer)
     assert time.monotonic() - start >= 0.39
     producer.enqueue("f.g", eta=time.time() + 3600)
-    assert producer.broker.delayed_size() == 1
+    assert producer.transport.delayed_size() == 1
     with pytest.raises(ConfigError, match="not both"):
         producer.enqueue("f.g", eta=time.time(), countdown=1)
 
 
-def test_max_attempts_travels_to_the_broker(producer: Producer) -> None:
+def test_max_attempts_travels_to_the_transport(producer: Producer) -> None:
     producer.enqueue("f.g", max_attempts=7)
     message, max_attempts = take(producer)
     assert max_attempts == 7 and message.options.max_attempts == 7
@@ -117,7 +117,7 @@ def test_a_failure_result_is_the_error_text(producer: Producer) -> None:
 def test_enqueue_many(producer: Producer) -> None:
     ids = producer.enqueue_many("math.floor", [1.5, (2.5,), 3.5], group="bulk", max_attempts=2)
     assert len(ids) == len(set(ids)) == 3
-    got = producer.broker.fetch("c", count=5)
+    got = producer.transport.fetch("c", count=5)
     assert [d.task_id for d in got] == ids
     messages = [producer.codec.decode_message(d.payload) for d in got]
     assert [m.args for m in messages] == [(1.5,), (2.5,), (3.5,)]
@@ -151,7 +151,7 @@ def test_a_callable_task_and_a_shared_connection(redis_url: str, secret: str) ->
 
     client = redis.Redis.from_url(redis_url)
     p = Producer(connection=client, queue="callables", secret=secret)
-    assert p.broker.client is client and p.store._conn.client is client
+    assert p.transport.client is client and p.store._conn.client is client
     p.enqueue(lambda x: x * 2, 21)
     message, _ = take(p)
     assert message.func(*message.args) == 42  # type: ignore[operator]

@@ -1,4 +1,4 @@
-"""The broker's held connection (qredis.wire): its replies stay in step with its commands."""
+"""The transport's held connection (qredis.wire): its replies stay in step with its commands."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import pytest
 import redis
 from tests.support.servers import RedisServer
 
-from qredis import RedisBroker
+from qredis import RedisTransport
 
 
 class _Interrupt(BaseException):
@@ -23,47 +23,49 @@ def _raise(signum: int, frame: FrameType | None) -> None:
     raise _Interrupt
 
 
-def test_a_fetch_interrupted_while_blocked_leaves_no_reply_behind(broker: RedisBroker) -> None:
+def test_a_fetch_interrupted_while_blocked_leaves_no_reply_behind(
+    transport: RedisTransport,
+) -> None:
     """A worker's SIGTERM handler raises into a blocked fetch; the BLMOVE and claim replies
     that were still due must never be read as the answer to a later command."""
-    broker.enqueue("warm", b"w")
-    broker.ack(broker.fetch("c1"))
+    transport.enqueue("warm", b"w")
+    transport.ack(transport.fetch("c1"))
     previous = signal.signal(signal.SIGUSR1, _raise)
     timer = threading.Timer(0.3, os.kill, (os.getpid(), signal.SIGUSR1))
     try:
         timer.start()
         with pytest.raises(_Interrupt):
-            broker.fetch("c1", 1, 5.0)
+            transport.fetch("c1", 1, 5.0)
     finally:
         timer.cancel()
         signal.signal(signal.SIGUSR1, previous)
-    broker.enqueue("a", b"pa")
-    [got] = broker.fetch("c1", 1, 1.0)
+    transport.enqueue("a", b"pa")
+    [got] = transport.fetch("c1", 1, 1.0)
     assert (got.task_id, got.payload) == ("a", b"pa")
-    assert broker.ack([got]) == [True]
+    assert transport.ack([got]) == [True]
 
 
 def test_the_held_connection_reconnects_after_a_client_kill(
     redis_factory: Callable[..., RedisServer],
 ) -> None:
     server = redis_factory()
-    broker = RedisBroker("held", url=server.url)
+    transport = RedisTransport("held", url=server.url)
     admin = server.client()
     try:
-        broker.enqueue("a", b"pa")
+        transport.enqueue("a", b"pa")
         killed = admin.execute_command("CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes")
         assert killed >= 1
-        broker.enqueue("b", b"pb")  # re-sent on a new connection
-        got = broker.fetch("c1", 10, 1.0)
+        transport.enqueue("b", b"pb")  # re-sent on a new connection
+        got = transport.fetch("c1", 10, 1.0)
         assert sorted(d.task_id for d in got) == ["a", "b"]
-        assert broker.queue_size() == 0
+        assert transport.queue_size() == 0
     finally:
         admin.close()
-        broker.close()
+        transport.close()
 
 
-def test_threads_sharing_a_broker_each_get_their_replies(
-    broker: RedisBroker, redis_client: redis.Redis
+def test_threads_sharing_a_transport_each_get_their_replies(
+    transport: RedisTransport, redis_client: redis.Redis
 ) -> None:
     """One thread at a time uses the held connection; the others go through the pool."""
     errors: list[BaseException] = []
@@ -71,7 +73,7 @@ def test_threads_sharing_a_broker_each_get_their_replies(
     def enqueue(n: int) -> None:
         try:
             for i in range(200):
-                broker.enqueue(f"t{n}-{i}", f"p{n}-{i}".encode())
+                transport.enqueue(f"t{n}-{i}", f"p{n}-{i}".encode())
         except BaseException as exc:
             errors.append(exc)
 
@@ -81,8 +83,8 @@ def test_threads_sharing_a_broker_each_get_their_replies(
     for thread in threads:
         thread.join()
     assert errors == []
-    assert broker.queue_size() == 800
-    seen = broker.fetch("c1", 1000)
+    assert transport.queue_size() == 800
+    seen = transport.fetch("c1", 1000)
     assert len(seen) == 800 and all(d.payload == b"p" + d.task_id[1:].encode() for d in seen)
 
 
@@ -102,25 +104,25 @@ def test_no_connection_is_taken_for_good_from_a_callers_client(redis_url: str) -
     """A caller's pool may have a single connection: Q's hot paths borrow it per call."""
     pool = redis.BlockingConnectionPool.from_url(redis_url, max_connections=1, timeout=2)
     client = redis.Redis(connection_pool=pool)
-    broker = RedisBroker("callers", connection=client)
+    transport = RedisTransport("callers", connection=client)
     try:
-        broker.enqueue("a", b"pa")
-        assert [d.task_id for d in broker.fetch("c1", 1, 1.0)] == ["a"]
+        transport.enqueue("a", b"pa")
+        assert [d.task_id for d in transport.fetch("c1", 1, 1.0)] == ["a"]
         assert client.ping()  # the pool's one connection is free again
     finally:
-        broker.release("c1")
+        transport.release("c1")
         pool.disconnect()
 
 
-def test_a_broker_dropped_without_close_gives_its_connection_back(redis_url: str) -> None:
+def test_a_transport_dropped_without_close_gives_its_connection_back(redis_url: str) -> None:
     import gc
     import uuid
 
-    broker = RedisBroker("dropped", url=redis_url, client_name=f"drop-{uuid.uuid4().hex}")
-    broker.enqueue("a", b"pa")
-    pool = broker.client.connection_pool
+    transport = RedisTransport("dropped", url=redis_url, client_name=f"drop-{uuid.uuid4().hex}")
+    transport.enqueue("a", b"pa")
+    pool = transport.client.connection_pool
     assert len(pool._in_use_connections) == 1  # type: ignore[attr-defined]  # held
-    del broker
+    del transport
     gc.collect()
     assert len(pool._in_use_connections) == 0  # type: ignore[attr-defined]
     pool.disconnect()

@@ -128,20 +128,20 @@ def _url(args: argparse.Namespace) -> str:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from qredis import RedisBroker, RedisResultStore, RedisStatusBoard
+    from qredis import RedisResultStore, RedisStatusBoard, RedisTransport
 
     config = _config(args)
     configure_logging(json=config.log_json, level=config.log_level)
     url = _url(args)
     import_modules(args.imports)
     codec = codec_from_env(args.secret_env)
-    broker = RedisBroker(config.queue, url=url, max_attempts=config.max_attempts)
+    transport = RedisTransport(config.queue, url=url, max_attempts=config.max_attempts)
     store = RedisResultStore(url, namespace=args.result_namespace, ttl=args.result_ttl, codec=codec)
     board = RedisStatusBoard(url, namespace=args.status_namespace)
     log.info("cluster.config", redis=mask_url(url), **config.as_dict())
     cluster = Cluster(
         config,
-        transport=broker,
+        transport=transport,
         store=store,
         status_board=board,
         codec=codec,
@@ -151,7 +151,7 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _views(args: argparse.Namespace) -> tuple[Any, Any]:
-    from qredis import RedisBroker, RedisStatusBoard
+    from qredis import RedisStatusBoard, RedisTransport
 
     url = _url(args)
     board = RedisStatusBoard(url, namespace=args.status_namespace)
@@ -161,8 +161,8 @@ def _views(args: argparse.Namespace) -> tuple[Any, Any]:
 
         clusters = board.clusters()
         names = list(dict.fromkeys([*args.queue, *(str(c.get("queue")) for c in clusters)]))
-        brokers = [RedisBroker(name, url=url) for name in names or ["default"]]
-        snap = snapshot(board, brokers)
+        transports = [RedisTransport(name, url=url) for name in names or ["default"]]
+        snap = snapshot(board, transports)
         snap["clusters"] = clusters
         return snap
 

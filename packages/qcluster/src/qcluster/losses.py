@@ -24,7 +24,7 @@ def read_payload(transport: Transport, task_id: str) -> bytes | None:
     """The stored payload of an in-flight task, when the transport can tell.
 
     ``Transport`` has no such read; a transport may offer ``payload(task_id)``. For
-    ``qredis.RedisBroker`` the payload hash is read directly (one HGET).
+    ``qredis.RedisTransport`` the payload hash is read directly (one HGET).
     """
     reader = getattr(transport, "payload", None)
     try:

@@ -144,7 +144,7 @@ class Sentinel:
     def _check_server(self) -> None:
         """Warn at start-up when the transport's server could lose queued tasks.
 
-        A transport may offer ``check_server()`` (``qredis.RedisBroker`` does: appendonly
+        A transport may offer ``check_server()`` (``qredis.RedisTransport`` does: appendonly
         off, or a ``maxmemory-policy`` that evicts). Q's promises assume neither.
         """
         check = getattr(self.transport, "check_server", None)

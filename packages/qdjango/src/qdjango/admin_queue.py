@@ -38,9 +38,9 @@ def describe_payload(payload: bytes | None) -> dict[str, Any]:
 
 def queue_snapshot(limit: int = LIST_LIMIT) -> dict[str, Any]:
     """Sizes, clusters, in-flight tasks and dead letters of ``Q_CLUSTER``'s queue."""
-    from qdjango.connection import broker, status_board
+    from qdjango import connection
 
-    transport = broker()
+    transport = connection.transport()
     dead = []
     for letter in transport.dead_letters(limit):
         dead.append(
@@ -61,21 +61,21 @@ def queue_snapshot(limit: int = LIST_LIMIT) -> dict[str, Any]:
             "delayed": transport.delayed_size(),
             "dead letters": transport.dead_size(),
         },
-        "clusters": status_board().clusters(),
+        "clusters": connection.status_board().clusters(),
         "inflight": transport.inflight(limit),
         "dead": dead,
     }
 
 
 def _act(request: HttpRequest) -> str:
-    from qdjango.connection import broker
+    from qdjango import connection
 
     action = request.POST.get("action", "")
     everything = request.POST.get("scope") == "all"
     ids = None if everything else request.POST.getlist("task_id")
     if ids == []:
         return "Select some dead letters first (or use the buttons for all of them)."
-    transport = broker()
+    transport = connection.transport()
     if action == "requeue":
         count = transport.requeue_dead(ids)
         return f"{count} dead letter(s) queued again."

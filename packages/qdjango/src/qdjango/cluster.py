@@ -24,7 +24,7 @@ def build_cluster(**overrides: Any) -> Cluster:
     store = DjangoResultStore.from_settings()
     return Cluster(
         config,
-        transport=connection.transport(config.queue, config.max_attempts),
+        transport=connection.cluster_transport(config.queue, config.max_attempts),
         store=store,
         hook_runner=DjangoHookRunner(using=store.using, context=store.context),
         status_board=connection.status_board(config.queue),

@@ -5,7 +5,7 @@ plus the few settings that only a Django site has (the result store's ``save_lim
 Nothing is read at import. :func:`get_settings` parses the dict once and caches the result
 until Django's ``setting_changed`` signal says ``Q_CLUSTER`` or a secret changed (tests);
 the callbacks registered with :func:`on_change` drop whatever was derived from them (codecs,
-brokers). :func:`problems` lists every problem at once, for ``manage.py check``.
+transports). :func:`problems` lists every problem at once, for ``manage.py check``.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Redis for a Django site: the broker, the result notifier and the status board, each built
+"""Redis for a Django site: the transport, the result notifier and the status board, each built
 once from ``Q_CLUSTER`` and shared by every call in the process.
 
 With ``Q_CLUSTER["django_redis"] = "<cache alias>"`` the client comes from django-redis's pool
@@ -13,28 +13,28 @@ import threading
 from typing import Any
 
 from qdjango.conf import QSettings, get_settings, on_change
-from qredis import RedisBroker, RedisStatusBoard, ResultNotifier
+from qredis import RedisStatusBoard, RedisTransport, ResultNotifier
 
 __all__ = [
-    "broker",
-    "broker_for",
+    "cluster_transport",
     "notifier",
     "redis_client",
     "status_board",
     "transport",
+    "transport_for",
 ]
 
 _lock = threading.Lock()
 _shared: dict[str, Any] = {}
-# Brokers for clients passed with ``redis=``, by identity (a loop passes the same one).
-_given: dict[int, tuple[Any, RedisBroker]] = {}
+# Transports for clients passed with ``redis=``, by identity (a loop passes the same one).
+_given: dict[int, tuple[Any, RedisTransport]] = {}
 _GIVEN_MAX = 16
 
 
 @on_change
 def _forget() -> None:
     with _lock:
-        made = [*_shared.values(), *(broker for _, broker in _given.values())]
+        made = [*_shared.values(), *(transport for _, transport in _given.values())]
         _shared.clear()
         _given.clear()
     for obj in made:
@@ -66,18 +66,18 @@ def _get(name: str, make: Any) -> Any:
     return found
 
 
-def broker() -> RedisBroker:
-    """The broker of ``Q_CLUSTER``'s queue (shared)."""
+def transport() -> RedisTransport:
+    """The transport of ``Q_CLUSTER``'s queue (shared)."""
     return _get(  # type: ignore[no-any-return]
-        "broker",
-        lambda conf: RedisBroker(
+        "transport",
+        lambda conf: RedisTransport(
             conf.queue, max_attempts=conf.cluster.max_attempts, **_connection(conf)
         ),
     )
 
 
-def broker_for(client: Any) -> RedisBroker:
-    """A broker of the configured queue on a redis client or pool the caller gave."""
+def transport_for(client: Any) -> RedisTransport:
+    """A transport of the configured queue on a redis client or pool the caller gave."""
     import redis
 
     entry = _given.get(id(client))
@@ -85,9 +85,9 @@ def broker_for(client: Any) -> RedisBroker:
         return entry[1]
     conf = get_settings()
     if isinstance(client, redis.ConnectionPool):
-        made = RedisBroker(conf.queue, pool=client, max_attempts=conf.cluster.max_attempts)
+        made = RedisTransport(conf.queue, pool=client, max_attempts=conf.cluster.max_attempts)
     elif isinstance(client, redis.Redis):
-        made = RedisBroker(conf.queue, connection=client, max_attempts=conf.cluster.max_attempts)
+        made = RedisTransport(conf.queue, connection=client, max_attempts=conf.cluster.max_attempts)
     else:
         raise TypeError(
             f"redis= takes a redis.Redis client or a redis.ConnectionPool, "
@@ -116,12 +116,12 @@ def status_board(queue: str | None = None) -> RedisStatusBoard:
     )
 
 
-def transport(queue: str, max_attempts: int) -> RedisBroker:
-    """A new broker for a cluster (its own object: the cluster pickles it to its workers)."""
-    return RedisBroker(queue, max_attempts=max_attempts, **_connection(get_settings()))
+def cluster_transport(queue: str, max_attempts: int) -> RedisTransport:
+    """A new transport for a cluster (its own object: the cluster pickles it to its workers)."""
+    return RedisTransport(queue, max_attempts=max_attempts, **_connection(get_settings()))
 
 
 def redis_client() -> Any:
     """The redis client Q uses in this process (Django Q's ``django_q.conf.redis_client``):
     pass it as ``async_task(..., redis=redis_client)`` in loops."""
-    return broker().client
+    return transport().client

@@ -53,9 +53,9 @@ def task_stats() -> dict[str, Any]:
 def read_snapshot() -> dict[str, Any]:
     """Clusters and queue sizes from Redis, task statistics from the database."""
     from qdjango.conf import get_settings
-    from qdjango.connection import broker, status_board
+    from qdjango.connection import status_board, transport
 
-    snap = snapshot(status_board(), [broker()])
+    snap = snapshot(status_board(), [transport()])
     snap["tasks"] = task_stats()
     snap["settings"] = get_settings()
     return snap

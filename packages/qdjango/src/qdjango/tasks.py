@@ -2,7 +2,7 @@
 group helpers.
 
 The hot path is :func:`async_task`: build the message, sign it, one Redis call. Everything
-derived from settings (the codec, the broker) is built once per process and dropped when a
+derived from settings (the codec, the transport) is built once per process and dropped when a
 setting changes. Models are imported inside functions, so importing this module (and
 ``qdjango``) never needs the app registry.
 """
@@ -40,8 +40,9 @@ __all__ = [
 
 TaskFunc = Callable[..., Any] | str
 
-Q_OPTIONS = Q_OPTION_NAMES | {"sync", "redis", "broker"}
-"""Names ``q_options`` accepts (they win over the keywords of the same name)."""
+Q_OPTIONS = Q_OPTION_NAMES | {"sync", "redis", "transport", "broker"}
+"""Names ``q_options`` accepts (they win over the keywords of the same name); ``broker`` is
+django-q2's name for a transport."""
 
 
 def async_task(
@@ -64,8 +65,8 @@ def async_task(
     here and now through the worker's code path, saves it and calls its hook, then re-raises
     the task's exception if it raised. ``redis`` reuses a redis client or pool. ``q_options``
     carries the same options (plus ``task_name``, ``max_attempts``, ``eta``, ``countdown``,
-    ``broker``) for tasks whose own kwargs use those names: a keyword named in ``q_options``
-    is passed to the task instead (when it is not None).
+    ``transport`` or django-q2's name for it, ``broker``) for tasks whose own kwargs use those
+    names: a keyword named in ``q_options`` is passed to the task instead (when it is not None).
 
     Like Django Q, a dotted path is not checked here: a path that does not resolve becomes a
     Failure record naming it.
@@ -83,7 +84,8 @@ def async_task(
         }
         chosen = apply_q_options(q_options, given, kwargs, Q_OPTIONS)
         hook, group, timeout, save = (chosen[k] for k in ("hook", "group", "timeout", "save"))
-        sync, redis, transport = chosen["sync"], chosen["redis"], chosen.get("broker")
+        sync, redis = chosen["sync"], chosen["redis"]
+        transport = _one_transport(chosen.get("transport"), chosen.get("broker"))
         name, max_attempts = chosen.get("task_name"), chosen.get("max_attempts")
         eta, countdown = chosen.get("eta"), chosen.get("countdown")
     if group is not None and (not isinstance(group, str) or len(group) > 100):
@@ -100,7 +102,7 @@ def async_task(
         _run_sync(message)
         return message.id
     if transport is None:
-        transport = connection.broker() if redis is None else connection.broker_for(redis)
+        transport = connection.transport() if redis is None else connection.transport_for(redis)
     eta = options.eta
     delay = 0.0 if eta is None else max(0.0, eta - time.time())
     transport.enqueue(
@@ -246,9 +248,20 @@ def delete_group(group_id: str, tasks: bool = False) -> int:
     return Task.delete_group(group_id, tasks)
 
 
-def queue_size(broker: Any = None, redis: Any = None) -> int:
+def queue_size(transport: Any = None, redis: Any = None, *, broker: Any = None) -> int:
     """Tasks waiting in the queue (not those already handed to a cluster): ``Q_CLUSTER``'s,
-    or ``broker``'s (a transport), through ``redis`` (a client or pool) if given."""
+    or ``transport``'s (``broker`` is django-q2's name for it), through ``redis`` (a client or
+    pool) if given."""
+    transport = _one_transport(transport, broker)
+    if transport is None:
+        transport = connection.transport() if redis is None else connection.transport_for(redis)
+    return int(transport.queue_size())
+
+
+def _one_transport(transport: Any, broker: Any) -> Any:
+    """``transport``, or django-q2's ``broker`` keyword for the same thing (not both)."""
     if broker is None:
-        broker = connection.broker() if redis is None else connection.broker_for(redis)
-    return int(broker.queue_size())
+        return transport
+    if transport is not None and transport is not broker:
+        raise ConfigError("pass transport or broker (django-q2's name for it), not both")
+    return broker

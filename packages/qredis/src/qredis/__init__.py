@@ -1,8 +1,7 @@
 """qredis: Q's reliable Redis transport, Redis result store, status board and producer."""
 
-from qredis.broker import RedisBroker
 from qredis.connection import DEFAULT_URL, ConnectionSpec, reset_pools
-from qredis.errors import BrokerConnectionError, BrokerError, BrokerOutOfMemory
+from qredis.errors import TransportConnectionError, TransportError, TransportOutOfMemory
 from qredis.keys import QueueKeys, ResultKeys, StatusKeys
 from qredis.notify import ResultNotifier
 from qredis.producer import Producer
@@ -10,6 +9,7 @@ from qredis.results import DEFAULT_RESULT_TTL, RedisResultStore
 from qredis.secret import FALLBACKS_ENV, SECRET_ENV, codec_for
 from qredis.server import check_server
 from qredis.status import RedisStatusBoard
+from qredis.transport import RedisTransport
 
 __version__ = "0.1.0"
 
@@ -18,18 +18,18 @@ __all__ = [
     "DEFAULT_URL",
     "FALLBACKS_ENV",
     "SECRET_ENV",
-    "BrokerConnectionError",
-    "BrokerError",
-    "BrokerOutOfMemory",
     "ConnectionSpec",
     "Producer",
     "QueueKeys",
-    "RedisBroker",
     "RedisResultStore",
     "RedisStatusBoard",
+    "RedisTransport",
     "ResultKeys",
     "ResultNotifier",
     "StatusKeys",
+    "TransportConnectionError",
+    "TransportError",
+    "TransportOutOfMemory",
     "__version__",
     "check_server",
     "codec_for",

@@ -1,4 +1,4 @@
-"""The plumbing every part of :class:`~qredis.broker.RedisBroker` shares: parameters, the
+"""The plumbing every part of :class:`~qredis.transport.RedisTransport` shares: parameters, the
 per-process client and scripts, pickling, errors."""
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from qredis.keys import QueueKeys
 from qredis.scripts import Scripts
 from qredis.wire import HeldConnection, bulk
 
-__all__ = ["BrokerBase", "chunks", "ms", "positive_int"]
+__all__ = ["TransportBase", "chunks", "ms", "positive_int"]
 
 
 def positive_int(name: str, value: object) -> int:
@@ -38,8 +38,8 @@ def chunks(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
         yield chunk
 
 
-class BrokerBase:
-    """Parameters, connection and scripts of a broker (see :class:`~qredis.RedisBroker`)."""
+class TransportBase:
+    """Parameters, connection and scripts of a transport (see :class:`~qredis.RedisTransport`)."""
 
     def __init__(
         self,
@@ -88,12 +88,12 @@ class BrokerBase:
 
     @property
     def url(self) -> str:
-        """Where the broker connects, password masked (for logs and errors)."""
+        """Where the transport connects, password masked (for logs and errors)."""
         return self._conn.display
 
     @property
     def client(self) -> redis.Redis:
-        """The redis-py client this broker uses in this process."""
+        """The redis-py client this transport uses in this process."""
         client: redis.Redis = self._ready()[0]
         return client
 
@@ -107,7 +107,7 @@ class BrokerBase:
         # Enqueue and the blocking fetch's wake-up: see qredis.wire. Never on a caller's
         # client or pool: a connection taken from it for good could be the only one it has.
         self._held = HeldConnection(client) if self._conn.owns_pool else None
-        # Fetch and ack request ids: unique per broker object and process, cheap to make.
+        # Fetch and ack request ids: unique per transport object and process, cheap to make.
         self._request_prefix = f"{uuid.uuid4().hex[:12]}-"
         self._requests = itertools.count()  # next() is atomic under the GIL
         self._enqueue_cmd = ("EVALSHA", self._scripts.enqueue.sha, 4, *self._enqueue_keys)
@@ -162,7 +162,7 @@ class BrokerBase:
         return check_server(self.client, self.url)
 
     def close(self) -> None:
-        """Release the connections this broker opened (a caller's client is left open)."""
+        """Release the connections this transport opened (a caller's client is left open)."""
         if self._held is not None and self._pid == os.getpid():
             self._held.release()
         self._held = None

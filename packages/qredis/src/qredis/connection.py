@@ -1,6 +1,6 @@
 """Connection economy: one shared pool per process and per set of parameters.
 
-A broker, store or board is built from a URL, redis-py keyword arguments, a client or a pool.
+A transport, store or board is built from a URL, redis-py keyword arguments, a client or a pool.
 It keeps a :class:`ConnectionSpec` -- plain, picklable parameters -- and opens its client lazily
 from the process-wide registry, so every object built from the same parameters in one process
 shares one pool, and an object pickled into a child process (fork, forkserver or spawn) opens
@@ -23,7 +23,7 @@ from redis.backoff import ExponentialBackoff
 from redis.retry import Retry
 
 from qcore import mask_url
-from qredis.errors import BrokerConnectionError, BrokerError, BrokerOutOfMemory
+from qredis.errors import TransportConnectionError, TransportError, TransportOutOfMemory
 
 __all__ = [
     "DEFAULT_URL",
@@ -209,7 +209,7 @@ class ConnectionSpec:
 
 
 class Connector:
-    """The Redis client of one broker, store or board, opened lazily and reopened after fork.
+    """The Redis client of one transport, store or board, opened lazily and reopened after fork.
 
     A client or pool the caller passed is used as it is in this process (unless it decodes
     responses, which would corrupt payloads); pickling keeps only the :class:`ConnectionSpec`.
@@ -337,16 +337,16 @@ def redis_errors(where: str) -> Iterator[None]:
         yield
     except (redis.ConnectionError, redis.TimeoutError) as exc:
         raise _noted(
-            BrokerConnectionError(
+            TransportConnectionError(
                 f"cannot reach Redis at {where}: {exc} (redis-py retried before giving up)"
             ),
             exc,
         ) from exc
     except (redis.exceptions.OutOfMemoryError, redis.exceptions.ExecAbortError) as exc:
         if "OOM" not in str(exc) and not isinstance(exc, redis.exceptions.OutOfMemoryError):
-            raise _noted(BrokerError(f"Redis at {where} refused: {exc}"), exc) from exc
+            raise _noted(TransportError(f"Redis at {where} refused: {exc}"), exc) from exc
         raise _noted(
-            BrokerOutOfMemory(
+            TransportOutOfMemory(
                 f"Redis at {where} is out of memory (maxmemory reached) and refused the write; "
                 f"nothing of the refused call was written: {exc}"
             ),
@@ -354,7 +354,7 @@ def redis_errors(where: str) -> Iterator[None]:
         ) from exc
     except redis.RedisError as exc:
         raise _noted(
-            BrokerError(f"Redis at {where} failed: {type(exc).__name__}: {exc}"), exc
+            TransportError(f"Redis at {where} failed: {type(exc).__name__}: {exc}"), exc
         ) from exc
 
 

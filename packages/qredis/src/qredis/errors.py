@@ -4,16 +4,16 @@ from __future__ import annotations
 
 from qcore import QError
 
-__all__ = ["BrokerConnectionError", "BrokerError", "BrokerOutOfMemory"]
+__all__ = ["TransportConnectionError", "TransportError", "TransportOutOfMemory"]
 
 
-class BrokerError(QError):
-    """Redis refused or failed an operation of the broker, result store or status board."""
+class TransportError(QError):
+    """Redis refused or failed an operation of the transport, result store or status board."""
 
 
-class BrokerConnectionError(BrokerError, ConnectionError):
+class TransportConnectionError(TransportError, ConnectionError):
     """Redis could not be reached (after redis-py's retries); nothing was written."""
 
 
-class BrokerOutOfMemory(BrokerError):
+class TransportOutOfMemory(TransportError):
     """Redis hit ``maxmemory`` and refused the write; nothing of the call was written."""

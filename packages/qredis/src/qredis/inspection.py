@@ -7,15 +7,15 @@ from collections.abc import Iterable
 from typing import Any
 
 from qcore import DeadLetter, InFlight
-from qredis.base import BrokerBase, chunks
+from qredis.base import TransportBase, chunks
 
 __all__ = ["Inspection"]
 
 _ADMIN_BATCH = 1000
 
 
-class Inspection(BrokerBase):
-    """Sizes, listings and dead-letter administration (part of :class:`~qredis.RedisBroker`)."""
+class Inspection(TransportBase):
+    """Sizes, listings and dead-letter administration (part of :class:`~qredis.RedisTransport`)."""
 
     def payload(self, task_id: str) -> bytes | None:
         """The stored payload of a claimed (in-flight), delayed or dead task, or None."""

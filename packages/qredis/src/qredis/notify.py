@@ -31,7 +31,7 @@ class ResultNotifier:
     """Publishes "these tasks have records now" and waits for such a notice about one task.
 
     One channel per namespace (``{r:<namespace>}:done``); a message is the saved ids separated
-    by spaces. Picklable (parameters only), like the broker.
+    by spaces. Picklable (parameters only), like the transport.
     """
 
     def __init__(

@@ -18,9 +18,9 @@ from typing import Any
 import redis
 
 from qcore import Codec, TaskMessage, TaskResult, apply_q_options, task_options
-from qredis.broker import RedisBroker
 from qredis.results import DEFAULT_RESULT_TTL, RedisResultStore
 from qredis.secret import codec_for
+from qredis.transport import RedisTransport
 
 __all__ = ["Producer"]
 
@@ -32,8 +32,8 @@ class Producer:
 
     ``secret`` signs payloads (default ``$Q_SECRET_KEY``; the cluster must use the same one);
     ``codec`` replaces the codec outright. ``namespace`` names the result store the cluster
-    saves into. Connection parameters as for :class:`~qredis.broker.RedisBroker`; the broker
-    and the store share one pool.
+    saves into. Connection parameters as for :class:`~qredis.RedisTransport`; the transport and
+    the store share one pool.
     """
 
     def __init__(
@@ -52,7 +52,7 @@ class Producer:
     ) -> None:
         self.codec = codec if codec is not None else codec_for(secret)
         conn: dict[str, Any] = {"url": url, "connection": connection, "pool": pool, **redis_kwargs}
-        self.broker = RedisBroker(queue, max_attempts=max_attempts, **conn)
+        self.transport = RedisTransport(queue, max_attempts=max_attempts, **conn)
         self.store = RedisResultStore(namespace=namespace, ttl=result_ttl, codec=self.codec, **conn)
 
     def message(
@@ -133,7 +133,7 @@ class Producer:
         """Sign and queue a prepared message."""
         opts = message.options
         delay = 0.0 if opts.eta is None else max(0.0, opts.eta - time.time())
-        self.broker.enqueue(
+        self.transport.enqueue(
             message.id,
             self.codec.encode_message(message),
             delay=delay,
@@ -162,7 +162,7 @@ class Producer:
             msg = TaskMessage.new(func, args, hook=hook, group=group, options=options)
             ids.append(msg.id)
             items.append((msg.id, encode(msg)))
-        self.broker.enqueue_many(items, max_attempts=max_attempts)
+        self.transport.enqueue_many(items, max_attempts=max_attempts)
         return ids
 
     def fetch(self, task_id: str, wait: float = 0) -> TaskResult | None:
@@ -183,11 +183,11 @@ class Producer:
 
     def queue_size(self) -> int:
         """Tasks waiting in the queue."""
-        return self.broker.queue_size()
+        return self.transport.queue_size()
 
     def close(self) -> None:
         """Give back the connections this producer opened."""
-        self.broker.close()
+        self.transport.close()
         self.store.close()
 
     def __enter__(self) -> Producer:

@@ -6,18 +6,18 @@ import uuid
 from collections.abc import Collection, Iterable
 
 from qcore import Reaped, get_logger
-from qredis.base import BrokerBase, ms
+from qredis.base import TransportBase, ms
 
 __all__ = ["Recovery"]
 
-log = get_logger("qredis.broker")
+log = get_logger("qredis.transport")
 
 _REAP_BATCH = 100  # expired consumers handled per reaper pass
 _PROMOTE_BATCH = 1000  # due delayed tasks moved per script call
 
 
-class Recovery(BrokerBase):
-    """Heartbeats, release, reap, and the delayed set (part of :class:`~qredis.RedisBroker`)."""
+class Recovery(TransportBase):
+    """Heartbeats, release, reap, and the delayed set (part of :class:`~qredis.RedisTransport`)."""
 
     def release(self, consumer: str, *, started: Collection[str] = ()) -> Reaped:
         """Return all of ``consumer``'s in-flight tasks to the head of the queue, now.

@@ -28,7 +28,7 @@ class RedisResultStore:
     ``ttl`` seconds after its last save under ``{r:<namespace>}:id:<id>``; a name index maps
     a humanized name to the most recent id. :meth:`save_many` is one Lua call that also
     publishes the saved ids, which is what wakes :meth:`wait`.
-    Connection parameters as for :class:`~qredis.broker.RedisBroker`.
+    Connection parameters as for :class:`~qredis.transport.RedisTransport`.
     """
 
     def __init__(

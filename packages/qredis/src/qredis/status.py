@@ -20,7 +20,7 @@ class RedisStatusBoard:
     registry scored by expiry, so :meth:`clusters` needs no ``KEYS`` and prunes the dead.
 
     Values that JSON cannot represent (datetimes, enums) are stored as their ``str``.
-    Connection parameters as for :class:`~qredis.broker.RedisBroker`.
+    Connection parameters as for :class:`~qredis.transport.RedisTransport`.
     """
 
     def __init__(

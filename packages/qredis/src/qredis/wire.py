@@ -1,4 +1,4 @@
-"""A connection held by one broker in one process, for its hot paths.
+"""A connection held by one transport in one process, for its hot paths.
 
 redis-py 8 wraps every command in its pool round trip, retry wrapper and observability hooks:
 about 80 µs of CPU per call on the 2-core VM the benchmarks run on, against 13 µs for writing
@@ -50,7 +50,7 @@ class HeldConnection:
             conn = self._conn
             if conn is None:
                 conn = self._conn = self._pool.get_connection()
-                # A broker dropped without close() must not keep a pool connection forever.
+                # A transport dropped without close() must not keep a pool connection forever.
                 self._finalizer = weakref.finalize(self, self._pool.release, conn)
                 self._finalizer.atexit = False
             result: list[Any] = conn.retry.call_with_retry(

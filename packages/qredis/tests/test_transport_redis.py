@@ -1,4 +1,4 @@
-"""RedisBroker behaviour specific to Redis: key layout, scripts, errors, server checks."""
+"""RedisTransport behaviour specific to Redis: key layout, scripts, errors, server checks."""
 
 from __future__ import annotations
 
@@ -15,11 +15,11 @@ from redis.retry import Retry
 from tests.support.servers import RedisServer, free_port
 
 from qredis import (
-    BrokerConnectionError,
-    BrokerError,
-    BrokerOutOfMemory,
     QueueKeys,
-    RedisBroker,
+    RedisTransport,
+    TransportConnectionError,
+    TransportError,
+    TransportOutOfMemory,
 )
 from qredis.scripts import SCRIPT_NAMES, source
 
@@ -29,16 +29,16 @@ def all_keys(client: redis.Redis) -> list[str]:
 
 
 def test_every_key_of_a_queue_shares_its_hash_tag(
-    broker: RedisBroker, redis_client: redis.Redis
+    transport: RedisTransport, redis_client: redis.Redis
 ) -> None:
-    broker.enqueue_many([("a", b"1"), ("b", b"2"), ("c", b"3")])
-    broker.enqueue("later", b"4", delay=60, max_attempts=2)
-    broker.heartbeat(["c1"], 60)
-    a, _ = broker.fetch("c1", count=2)
-    broker.dead_letter(a, "test")
+    transport.enqueue_many([("a", b"1"), ("b", b"2"), ("c", b"3")])
+    transport.enqueue("later", b"4", delay=60, max_attempts=2)
+    transport.heartbeat(["c1"], 60)
+    a, _ = transport.fetch("c1", count=2)
+    transport.dead_letter(a, "test")
     keys = all_keys(redis_client)
     assert keys, "nothing was written"
-    tag = f"{{q:{broker.queue}}}:"
+    tag = f"{{q:{transport.queue}}}:"
     assert all(k.startswith(tag) for k in keys), keys
     assert set(keys) >= {
         f"{tag}queue",
@@ -75,43 +75,43 @@ def test_lua_scripts_document_keys_and_never_use_keys_command() -> None:
 
 
 def test_an_id_whose_payload_vanished_is_dropped_and_logged(
-    broker: RedisBroker, redis_client: redis.Redis
+    transport: RedisTransport, redis_client: redis.Redis
 ) -> None:
-    broker.enqueue("ghost", b"1")
-    broker.enqueue("real", b"2")
-    redis_client.hdel(broker.keys.msg, "ghost")
+    transport.enqueue("ghost", b"1")
+    transport.enqueue("real", b"2")
+    redis_client.hdel(transport.keys.msg, "ghost")
     with structlog.testing.capture_logs() as logs:
-        got = broker.fetch("c1", count=5)
+        got = transport.fetch("c1", count=5)
     assert [d.task_id for d in got] == ["real"]
     assert any(e["event"] == "task.payload_missing" and e["task_id"] == "ghost" for e in logs)
-    assert broker.inflight_size() == 1 and broker.queue_size() == 0
-    assert redis_client.hget(broker.keys.attempts, "ghost") is None
+    assert transport.inflight_size() == 1 and transport.queue_size() == 0
+    assert redis_client.hget(transport.keys.attempts, "ghost") is None
 
 
 def test_a_vanished_payload_on_the_blocking_path(
-    broker: RedisBroker, redis_client: redis.Redis
+    transport: RedisTransport, redis_client: redis.Redis
 ) -> None:
-    broker.enqueue("ghost", b"1")
-    redis_client.hdel(broker.keys.msg, "ghost")
+    transport.enqueue("ghost", b"1")
+    redis_client.hdel(transport.keys.msg, "ghost")
     with structlog.testing.capture_logs():
-        assert broker.fetch("c1", timeout=0.3) == []
-    assert broker.inflight_size() == 0
+        assert transport.fetch("c1", timeout=0.3) == []
+    assert transport.inflight_size() == 0
 
 
 def test_blocking_wake_path_is_one_blmove_and_one_script(
-    broker: RedisBroker, redis_client: redis.Redis
+    transport: RedisTransport, redis_client: redis.Redis
 ) -> None:
     import threading
 
-    broker.enqueue("w", b"w")
-    broker.fetch("warm")  # loads both scripts (a test run alone starts with none loaded)
+    transport.enqueue("w", b"w")
+    transport.fetch("warm")  # loads both scripts (a test run alone starts with none loaded)
     redis_client.config_resetstat()
     got: list[object] = []
-    fetcher = threading.Thread(target=lambda: got.extend(broker.fetch("c1", 10, 5.0)))
+    fetcher = threading.Thread(target=lambda: got.extend(transport.fetch("c1", 10, 5.0)))
     fetcher.start()
     while redis_client.info("clients")["blocked_clients"] < 1:
         pass
-    broker.enqueue("x", b"y")
+    transport.enqueue("x", b"y")
     fetcher.join(5)
     assert len(got) == 1
     stats = redis_client.info("commandstats")
@@ -121,36 +121,36 @@ def test_blocking_wake_path_is_one_blmove_and_one_script(
 
 
 def test_the_claim_waits_in_redis_behind_the_blmove(
-    broker: RedisBroker, redis_client: redis.Redis
+    transport: RedisTransport, redis_client: redis.Redis
 ) -> None:
     """One round trip from the wake-up: the claim was sent with the BLMOVE and sits in the
     blocked client's query buffer until the BLMOVE returns."""
     import threading
 
-    broker.fetch("warm")
+    transport.fetch("warm")
     got: list[object] = []
-    fetcher = threading.Thread(target=lambda: got.extend(broker.fetch("c1", 10, 5.0)))
+    fetcher = threading.Thread(target=lambda: got.extend(transport.fetch("c1", 10, 5.0)))
     fetcher.start()
     while redis_client.info("clients")["blocked_clients"] < 1:
         pass
     [blocked] = [c for c in redis_client.client_list() if c["cmd"] == "blmove"]
     assert int(blocked["qbuf"]) > 0  # the EVALSHA, not run yet
-    broker.enqueue("x", b"y")
+    transport.enqueue("x", b"y")
     fetcher.join(5)
     assert [d.task_id for d in got] == ["x"]  # type: ignore[attr-defined]
 
 
 def test_a_blocking_fetch_resent_after_a_lost_reply_claims_both_moves(
-    broker: RedisBroker,
+    transport: RedisTransport,
 ) -> None:
     """What redis-py's retry does when the reply to the BLMOVE + claim pipeline is lost: the
     pipeline again. The second BLMOVE moves one more entry; the re-sent claim (same request
     id) answers the first claim's task and claims that entry too, so nothing is left in the
     consumer's list unknown to it."""
-    broker.enqueue("a", b"pa")
-    broker.enqueue_many([("b", b"pb")])  # an inline entry, opened by the claim
-    client, scripts = broker._ready()
-    keys, args = broker._fetch_call("c1", 1, woke=True)
+    transport.enqueue("a", b"pa")
+    transport.enqueue_many([("b", b"pb")])  # an inline entry, opened by the claim
+    client, scripts = transport._ready()
+    keys, args = transport._fetch_call("c1", 1, woke=True)
 
     def pipeline() -> list[object]:
         pipe = client.pipeline(transaction=False)
@@ -164,41 +164,43 @@ def test_a_blocking_fetch_resent_after_a_lost_reply_claims_both_moves(
     assert again[3::5] == [b"a", b"b"]
     assert again[:8] == first  # the first claim's task, as first answered
     assert again[8:] == [b"b", b"pb", 1, b"3", first[7] + 1]
-    assert broker.inflight_size() == 2 and broker.queue_size() == 0
+    assert transport.inflight_size() == 2 and transport.queue_size() == 0
     # A third re-send finds nothing more to move and answers the same two.
     _, third = pipeline()
     assert third == again
-    assert broker.ack(broker._deliveries("c1", again)[0]) == [True, True]
+    assert transport.ack(transport._deliveries("c1", again)[0]) == [True, True]
 
 
-def test_an_ack_resent_after_a_lost_reply_answers_as_the_first_did(broker: RedisBroker) -> None:
-    broker.enqueue_many([("a", b"pa"), ("b", b"pb"), ("c", b"pc")])
-    held = broker.fetch("c1", count=3)
+def test_an_ack_resent_after_a_lost_reply_answers_as_the_first_did(
+    transport: RedisTransport,
+) -> None:
+    transport.enqueue_many([("a", b"pa"), ("b", b"pb"), ("c", b"pc")])
+    held = transport.fetch("c1", count=3)
     stale = replace(held[2], token=held[2].token - 1)
-    _, scripts = broker._ready()
-    keys, args = broker._ack_call([held[0], held[1], stale])
+    _, scripts = transport._ready()
+    keys, args = transport._ack_call([held[0], held[1], stale])
     assert scripts.ack(keys, args) == [1, 1, 0]
     # redis-py re-sends the same call when the reply is lost: its tokens are gone now, yet it
     # answers as the first call did, so the caller does not take its acks for refusals.
     assert scripts.ack(keys, args) == [1, 1, 0]
     # A new call is a new question: those tasks are no longer held.
-    assert broker.ack(held[:2]) == [False, False]
-    assert broker.ack([held[2]]) == [True]
-    assert broker.client.hlen(broker.keys.acks) == 1
-    broker.forget(["c1"])
-    assert broker.client.hlen(broker.keys.acks) == 0
+    assert transport.ack(held[:2]) == [False, False]
+    assert transport.ack([held[2]]) == [True]
+    assert transport.client.hlen(transport.keys.acks) == 1
+    transport.forget(["c1"])
+    assert transport.client.hlen(transport.keys.acks) == 0
 
 
 def test_redis_down_at_enqueue_is_a_clear_error() -> None:
     url = f"redis://user:hunter2@127.0.0.1:{free_port()}/0"
-    broker = RedisBroker("down", url=url, retry=Retry(NoBackoff(), 1))
-    with pytest.raises(BrokerConnectionError) as caught:
-        broker.enqueue("a", b"payload")
+    transport = RedisTransport("down", url=url, retry=Retry(NoBackoff(), 1))
+    with pytest.raises(TransportConnectionError) as caught:
+        transport.enqueue("a", b"payload")
     message = str(caught.value)
     assert "hunter2" not in message and "***" in message and "127.0.0.1" in message
     assert isinstance(caught.value.__cause__, redis.ConnectionError)
-    assert isinstance(caught.value, BrokerError)
-    assert broker.ping() is False
+    assert isinstance(caught.value, TransportError)
+    assert transport.ping() is False
 
 
 def test_oom_refuses_the_whole_enqueue_and_acks_still_work(
@@ -206,173 +208,177 @@ def test_oom_refuses_the_whole_enqueue_and_acks_still_work(
 ) -> None:
     server = redis_factory()
     client = server.client()
-    broker = RedisBroker("oom", url=server.url)
-    broker.enqueue_many([(f"keep{i}", b"k") for i in range(3)])
-    held = broker.fetch("c1", count=3)
+    transport = RedisTransport("oom", url=server.url)
+    transport.enqueue_many([(f"keep{i}", b"k") for i in range(3)])
+    held = transport.fetch("c1", count=3)
     client.set("filler", b"f" * 64 * 1024)
     # Below what is already used: with noeviction every write that may grow memory is refused.
     client.config_set("maxmemory", 1)
     with pytest.raises(redis.exceptions.OutOfMemoryError):
         client.set("more", b"x")
-    with pytest.raises(BrokerOutOfMemory, match="out of memory"):
-        broker.enqueue("one", b"x" * 1000)
+    with pytest.raises(TransportOutOfMemory, match="out of memory"):
+        transport.enqueue("one", b"x" * 1000)
     items = [(f"bulk{i}", b"x" * 100) for i in range(500)]
-    with pytest.raises(BrokerOutOfMemory):
-        broker.enqueue_many(items)
-    assert client.hlen(broker.keys.msg) == 3  # no payload without its id, or vice versa
-    assert broker.queue_size() == 0
-    assert broker.ack(held) == [True, True, True]  # acks free memory: they must work
-    broker.close()
+    with pytest.raises(TransportOutOfMemory):
+        transport.enqueue_many(items)
+    assert client.hlen(transport.keys.msg) == 3  # no payload without its id, or vice versa
+    assert transport.queue_size() == 0
+    assert transport.ack(held) == [True, True, True]  # acks free memory: they must work
+    transport.close()
     client.close()
 
 
-def test_check_server_is_quiet_on_a_safe_server(broker: RedisBroker) -> None:
-    assert broker.check_server() == []
+def test_check_server_is_quiet_on_a_safe_server(transport: RedisTransport) -> None:
+    assert transport.check_server() == []
 
 
 def test_check_server_warns_about_risky_settings(
     redis_factory: Callable[..., RedisServer],
 ) -> None:
     server = redis_factory(appendonly=False, extra=["--maxmemory-policy", "allkeys-lru"])
-    broker = RedisBroker("q", url=server.url)
-    warnings = broker.check_server()
+    transport = RedisTransport("q", url=server.url)
+    warnings = transport.check_server()
     assert len(warnings) == 2
     assert "appendonly=no" in warnings[0] and "allkeys-lru" in warnings[1]
-    broker.close()
+    transport.close()
 
 
 def test_check_server_tolerates_config_being_disabled(
     redis_factory: Callable[..., RedisServer],
 ) -> None:
     server = redis_factory(extra=["--rename-command", "CONFIG", ""])
-    broker = RedisBroker("q", url=server.url)
-    [warning] = broker.check_server()
+    transport = RedisTransport("q", url=server.url)
+    [warning] = transport.check_server()
     assert "CONFIG is disabled" in warning
-    broker.close()
+    transport.close()
 
 
-def test_bad_arguments_are_refused(broker: RedisBroker) -> None:
+def test_bad_arguments_are_refused(transport: RedisTransport) -> None:
     with pytest.raises(TypeError, match="task_id"):
-        broker.enqueue("", b"x")
+        transport.enqueue("", b"x")
     with pytest.raises(TypeError, match="payload"):
-        broker.enqueue("a", "text")  # type: ignore[arg-type]
+        transport.enqueue("a", "text")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="max_attempts"):
-        broker.enqueue("a", b"x", max_attempts=0)
+        transport.enqueue("a", b"x", max_attempts=0)
     with pytest.raises(TypeError, match="consumer"):
-        broker.fetch("")
+        transport.fetch("")
     with pytest.raises(TypeError, match="pairs"):
-        broker.enqueue_many([("a", b"x", "extra")])  # type: ignore[list-item]
+        transport.enqueue_many([("a", b"x", "extra")])  # type: ignore[list-item]
     with pytest.raises(ValueError, match="ttl"):
-        broker.heartbeat(["c"], 0)
+        transport.heartbeat(["c"], 0)
     with pytest.raises(ValueError, match="max_attempts"):
-        RedisBroker("q", max_attempts=0)
+        RedisTransport("q", max_attempts=0)
     with pytest.raises(ValueError, match="at most one"):
-        RedisBroker("q", url="redis://x", connection=redis.Redis())
+        RedisTransport("q", url="redis://x", connection=redis.Redis())
 
 
-def test_next_due_and_promote_due(broker: RedisBroker) -> None:
-    assert broker.next_due() is None
-    broker.enqueue("soon", b"x", delay=30)
-    due = broker.next_due()
+def test_next_due_and_promote_due(transport: RedisTransport) -> None:
+    assert transport.next_due() is None
+    transport.enqueue("soon", b"x", delay=30)
+    due = transport.next_due()
     assert due is not None and 29 < due <= 30
-    assert broker.promote_due() == 0
-    assert broker.delayed_size() == 1
+    assert transport.promote_due() == 0
+    assert transport.delayed_size() == 1
 
 
-def test_enqueue_many_with_a_small_chunk_size(make_broker: Callable[..., RedisBroker]) -> None:
-    broker = make_broker(chunk_size=7)
-    assert broker.enqueue_many((f"i{i}", b"x") for i in range(50)) == 50
-    assert broker.queue_size() == 50
+def test_enqueue_many_with_a_small_chunk_size(
+    make_transport: Callable[..., RedisTransport],
+) -> None:
+    transport = make_transport(chunk_size=7)
+    assert transport.enqueue_many((f"i{i}", b"x") for i in range(50)) == 50
+    assert transport.queue_size() == 50
 
 
 def test_enqueue_many_reports_earlier_chunks_on_error(
-    make_broker: Callable[..., RedisBroker],
+    make_transport: Callable[..., RedisTransport],
 ) -> None:
-    broker = make_broker(chunk_size=2)
+    transport = make_transport(chunk_size=2)
     items = [("a", b"1"), ("b", b"2"), ("c", b"3", "x")]
     with pytest.raises(TypeError) as caught:
-        broker.enqueue_many(items)  # type: ignore[arg-type]
+        transport.enqueue_many(items)  # type: ignore[arg-type]
     assert "2 task(s) of other chunks were queued" in "".join(caught.value.__notes__)
 
 
 def test_bulk_chunks_are_marked_transactions(
-    make_broker: Callable[..., RedisBroker], redis_client: redis.Redis
+    make_transport: Callable[..., RedisTransport], redis_client: redis.Redis
 ) -> None:
-    broker = make_broker(chunk_size=10)
-    assert broker.enqueue_many((f"t{i}", b"x") for i in range(95)) == 95
-    markers = list(redis_client.scan_iter(match=f"{broker.keys.prefix}:chunk:*"))
+    transport = make_transport(chunk_size=10)
+    assert transport.enqueue_many((f"t{i}", b"x") for i in range(95)) == 95
+    markers = list(redis_client.scan_iter(match=f"{transport.keys.prefix}:chunk:*"))
     assert len(markers) == 10
     assert 3_500_000 < redis_client.pttl(markers[0]) <= 3_600_000
 
 
 def test_a_bad_item_stops_bulk_enqueue_after_the_chunks_sent(
-    make_broker: Callable[..., RedisBroker],
+    make_transport: Callable[..., RedisTransport],
 ) -> None:
-    broker = make_broker(chunk_size=10)
+    transport = make_transport(chunk_size=10)
     items = [(f"t{i}", b"x") for i in range(100)] + [("bad", "text")] + [("z", b"x")] * 50
     with pytest.raises(TypeError, match="pairs") as caught:
-        broker.enqueue_many(items)  # type: ignore[arg-type]
+        transport.enqueue_many(items)  # type: ignore[arg-type]
     assert "100 task(s) of other chunks were queued" in "".join(caught.value.__notes__)
-    assert broker.queue_size() == 100
-    assert broker.ping()  # the connection was left in step
+    assert transport.queue_size() == 100
+    assert transport.ping()  # the connection was left in step
 
 
 def test_bulk_payloads_wait_inside_the_queue(
-    broker: RedisBroker, redis_client: redis.Redis
+    transport: RedisTransport, redis_client: redis.Redis
 ) -> None:
-    broker.enqueue_many([("a", b"pa"), ("b", b"pb")])
-    assert redis_client.hlen(broker.keys.msg) == 0  # moved into msg only when claimed
-    [a] = broker.fetch("c1")
-    assert redis_client.hget(broker.keys.msg, "a") == b"pa"
-    assert [i.task_id for i in broker.inflight()] == ["a"]
-    broker.ack([a])
+    transport.enqueue_many([("a", b"pa"), ("b", b"pb")])
+    assert redis_client.hlen(transport.keys.msg) == 0  # moved into msg only when claimed
+    [a] = transport.fetch("c1")
+    assert redis_client.hget(transport.keys.msg, "a") == b"pa"
+    assert [i.task_id for i in transport.inflight()] == ["a"]
+    transport.ack([a])
 
 
 def test_an_unclaimed_bulk_entry_in_an_inflight_list_is_requeued(
-    broker: RedisBroker, redis_client: redis.Redis
+    transport: RedisTransport, redis_client: redis.Redis
 ) -> None:
     """A BLMOVE whose reply was lost leaves a raw entry in the consumer's list."""
-    broker.fetch("c1")  # registers the consumer, as the grab before a BLMOVE does
-    broker.enqueue_many([("a", b"pa")])
-    redis_client.lmove(broker.keys.queue, broker.keys.inflight("c1"), "RIGHT", "LEFT")
-    assert [i.task_id for i in broker.inflight()] == ["a"]
-    assert broker.release("c1").requeued == 1
-    [d] = broker.fetch("c2")
+    transport.fetch("c1")  # registers the consumer, as the grab before a BLMOVE does
+    transport.enqueue_many([("a", b"pa")])
+    redis_client.lmove(transport.keys.queue, transport.keys.inflight("c1"), "RIGHT", "LEFT")
+    assert [i.task_id for i in transport.inflight()] == ["a"]
+    assert transport.release("c1").requeued == 1
+    [d] = transport.fetch("c2")
     assert (d.task_id, d.payload, d.attempt) == ("a", b"pa", 1)
 
 
-def test_task_ids_with_nul_are_refused(broker: RedisBroker) -> None:
+def test_task_ids_with_nul_are_refused(transport: RedisTransport) -> None:
     with pytest.raises(TypeError, match="NUL"):
-        broker.enqueue_many([("a\0b", b"x")])
+        transport.enqueue_many([("a\0b", b"x")])
     with pytest.raises(TypeError, match="NUL"):
-        broker.enqueue("a\0b", b"x")
+        transport.enqueue("a\0b", b"x")
     with pytest.raises(TypeError, match="pairs"):
-        broker.enqueue_many([("a", "not bytes")])  # type: ignore[list-item]
+        transport.enqueue_many([("a", "not bytes")])  # type: ignore[list-item]
 
 
 def test_scripts_are_reloaded_after_a_script_flush(
-    broker: RedisBroker, redis_client: redis.Redis
+    transport: RedisTransport, redis_client: redis.Redis
 ) -> None:
-    broker.enqueue("a", b"1")
+    transport.enqueue("a", b"1")
     redis_client.script_flush()
-    broker.enqueue("b", b"2")
+    transport.enqueue("b", b"2")
     redis_client.script_flush()
-    assert [d.task_id for d in broker.fetch("c", count=5)] == ["a", "b"]
+    assert [d.task_id for d in transport.fetch("c", count=5)] == ["a", "b"]
 
 
-def test_payload_of_a_claimed_task(broker: RedisBroker) -> None:
-    broker.enqueue_many([("a", b"inline payload")])
-    assert broker.payload("a") is None  # still inside its queue entry
-    broker.fetch("c")
-    assert broker.payload("a") == b"inline payload"
-    assert broker.payload("nope") is None
+def test_payload_of_a_claimed_task(transport: RedisTransport) -> None:
+    transport.enqueue_many([("a", b"inline payload")])
+    assert transport.payload("a") is None  # still inside its queue entry
+    transport.fetch("c")
+    assert transport.payload("a") == b"inline payload"
+    assert transport.payload("nope") is None
 
 
-def test_a_fetch_resent_after_a_lost_reply_answers_the_same_tasks(broker: RedisBroker) -> None:
+def test_a_fetch_resent_after_a_lost_reply_answers_the_same_tasks(
+    transport: RedisTransport,
+) -> None:
     """What redis-py's retry does when the reply to a fetch is lost: the same call again."""
-    broker.enqueue_many([(f"t{i}", b"x") for i in range(5)])
-    _, scripts = broker._ready()
-    k = broker.keys
+    transport.enqueue_many([(f"t{i}", b"x") for i in range(5)])
+    _, scripts = transport._ready()
+    k = transport.keys
     keys = (
         k.queue, k.inflight("c1"), k.msg, k.attempts, k.tokens,
         k.maxatt, k.seq, k.delayed, k.consumers, k.fetches,
@@ -381,9 +387,9 @@ def test_a_fetch_resent_after_a_lost_reply_answers_the_same_tasks(broker: RedisB
     first = scripts.fetch(keys, args)
     again = scripts.fetch(keys, args)
     assert first == again and len(first) == 3 + 2 * 5
-    assert broker.inflight_size() == 2 and broker.queue_size() == 3
+    assert transport.inflight_size() == 2 and transport.queue_size() == 3
     fresh = scripts.fetch(keys, (2, 3, "c1", 60_000, "0", "request-2"))
     assert fresh[3] not in (first[3], first[8])
-    assert broker.inflight_size() == 4
-    broker.release("c1")
-    assert broker.client.hget(k.fetches, "c1") is None
+    assert transport.inflight_size() == 4
+    transport.release("c1")
+    assert transport.client.hget(k.fetches, "c1") is None

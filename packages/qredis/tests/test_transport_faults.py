@@ -20,33 +20,35 @@ from packages.qredis.tests.transport_contract import wait_until
 from tests.support.servers import RedisServer
 
 from qcore import Delivery, Reaped
-from qredis import RedisBroker
+from qredis import RedisTransport
 
 TTL = 0.3
 CTX = multiprocessing.get_context("fork")
 
 
-def _heartbeating_consumer(broker: RedisBroker, name: str, count: int, conn: Connection) -> None:
+def _heartbeating_consumer(
+    transport: RedisTransport, name: str, count: int, conn: Connection
+) -> None:
     """Fetch ``count`` tasks, report them, then sit on them heartbeating until killed."""
     stop = threading.Event()
 
     def beat() -> None:
         while not stop.is_set():
-            broker.heartbeat([name], TTL)
+            transport.heartbeat([name], TTL)
             stop.wait(TTL / 3)
 
     # The first heartbeat precedes the first fetch, as in the cluster (a consumer that
-    # fetches unannounced gets the broker's long ``consumer_ttl``).
-    broker.heartbeat([name], TTL)
+    # fetches unannounced gets the transport's long ``consumer_ttl``).
+    transport.heartbeat([name], TTL)
     threading.Thread(target=beat, daemon=True).start()
-    got = broker.fetch(name, count=count, timeout=5)
+    got = transport.fetch(name, count=count, timeout=5)
     conn.send([d.task_id for d in got])
     time.sleep(60)  # "running" the tasks until the parent kills us
 
 
-def start_consumer(broker: RedisBroker, name: str, count: int) -> tuple[object, list[str]]:
+def start_consumer(transport: RedisTransport, name: str, count: int) -> tuple[object, list[str]]:
     parent, child = CTX.Pipe()
-    proc = CTX.Process(target=_heartbeating_consumer, args=(broker, name, count, child))
+    proc = CTX.Process(target=_heartbeating_consumer, args=(transport, name, count, child))
     proc.start()
     assert parent.poll(10), "the consumer process did not fetch"
     return proc, parent.recv()
@@ -57,53 +59,53 @@ def kill(proc: object) -> None:
     proc.join(5)  # type: ignore[attr-defined]
 
 
-def drain(broker: RedisBroker, consumer: str = "drain") -> list[Delivery]:
+def drain(transport: RedisTransport, consumer: str = "drain") -> list[Delivery]:
     out: list[Delivery] = []
-    while batch := broker.fetch(consumer, count=500):
+    while batch := transport.fetch(consumer, count=500):
         out += batch
-        assert all(broker.ack(batch))
+        assert all(transport.ack(batch))
     return out
 
 
-def assert_empty(broker: RedisBroker) -> None:
-    client = broker.client
-    k = broker.keys
-    assert broker.queue_size() == broker.inflight_size() == broker.delayed_size() == 0
+def assert_empty(transport: RedisTransport) -> None:
+    client = transport.client
+    k = transport.keys
+    assert transport.queue_size() == transport.inflight_size() == transport.delayed_size() == 0
     assert client.hlen(k.msg) == client.hlen(k.tokens) == client.hlen(k.attempts) == 0
 
 
-def test_a_killed_consumers_tasks_return_after_the_ttl(broker: RedisBroker) -> None:
-    broker.enqueue_many([(f"t{i}", b"x") for i in range(5)])
-    proc, held = start_consumer(broker, "doomed", 3)
+def test_a_killed_consumers_tasks_return_after_the_ttl(transport: RedisTransport) -> None:
+    transport.enqueue_many([(f"t{i}", b"x") for i in range(5)])
+    proc, held = start_consumer(transport, "doomed", 3)
     assert len(held) == 3
     kill(proc)
     killed_at = time.monotonic()
-    assert broker.reap() == Reaped()  # its last heartbeat has not expired yet
-    reaped = wait_until(lambda: broker.reap().requeued == 3 or None)
+    assert transport.reap() == Reaped()  # its last heartbeat has not expired yet
+    reaped = wait_until(lambda: transport.reap().requeued == 3 or None)
     assert reaped and time.monotonic() - killed_at >= TTL * 0.6
-    got = drain(broker)
+    got = drain(transport)
     assert sorted(d.task_id for d in got) == [f"t{i}" for i in range(5)]
     assert sorted(d.attempt for d in got) == [1, 1, 2, 2, 2]
-    assert_empty(broker)
+    assert_empty(transport)
 
 
 def test_a_live_consumer_running_for_three_ttls_is_not_reaped(
-    broker: RedisBroker, make_broker: Callable[..., RedisBroker]
+    transport: RedisTransport, make_transport: Callable[..., RedisTransport]
 ) -> None:
-    reaper = make_broker()
-    broker.enqueue("long", b"cpu bound")
+    reaper = make_transport()
+    transport.enqueue("long", b"cpu bound")
     stop = threading.Event()
 
     def beat() -> None:
         while not stop.is_set():
-            broker.heartbeat(["busy"], TTL)
+            transport.heartbeat(["busy"], TTL)
             stop.wait(TTL / 3)
 
     beater = threading.Thread(target=beat)
     beater.start()
     try:
-        wait_until(lambda: "busy" in broker.consumers())
-        [d] = broker.fetch("busy")
+        wait_until(lambda: "busy" in transport.consumers())
+        [d] = transport.fetch("busy")
         end = time.monotonic() + 3 * TTL + 0.1
         passes = 0
         while time.monotonic() < end:
@@ -111,18 +113,18 @@ def test_a_live_consumer_running_for_three_ttls_is_not_reaped(
             passes += 1
             stop.wait(0.02)
         assert passes > 10
-        assert broker.ack([d]) == [True]
+        assert transport.ack([d]) == [True]
     finally:
         stop.set()
         beater.join()
-    assert_empty(broker)
+    assert_empty(transport)
 
 
 def test_client_kill_while_fetching_and_acking_loses_nothing(
     redis_factory: Callable[..., RedisServer],
 ) -> None:
     server = redis_factory()
-    broker = RedisBroker("kills", url=server.url)
+    transport = RedisTransport("kills", url=server.url)
     ids: list[str] = []
     acked: Counter[str] = Counter()
     processed: set[str] = set()
@@ -133,7 +135,7 @@ def test_client_kill_while_fetching_and_acking_loses_nothing(
     def refill(n: int = 500) -> None:
         with gate:
             chunk = [f"k{len(ids) + i:06d}" for i in range(n)]
-            broker.enqueue_many((i, b"x") for i in chunk)
+            transport.enqueue_many((i, b"x") for i in chunk)
             ids.extend(chunk)
 
     def killer() -> None:
@@ -156,9 +158,9 @@ def test_client_kill_while_fetching_and_acking_loses_nothing(
         # blocked fetch has its own test below). The queue is refilled until the killer has
         # hit enough connections, however fast this machine drains it.
         for _ in range(40):
-            while batch := broker.fetch("victim", count=7):
+            while batch := transport.fetch("victim", count=7):
                 processed.update(d.task_id for d in batch)
-                for d, ok in zip(batch, broker.ack(batch)):
+                for d, ok in zip(batch, transport.ack(batch)):
                     acked[d.task_id] += ok
             if kills > 20:
                 break
@@ -169,76 +171,76 @@ def test_client_kill_while_fetching_and_acking_loses_nothing(
     assert kills > 20, "the killer hit too few connections"
     # A fetch whose reply was lost is re-sent by redis-py and answers the same tasks, so
     # nothing is left claimed behind the consumer's back.
-    assert broker.inflight_size() == 0
+    assert transport.inflight_size() == 0
     assert processed == set(ids)
     # Every task acked once, and every ack answered True, even one whose reply was lost and
     # that redis-py re-sent (it answers as the first call did).
     assert acked == Counter(ids)
-    assert_empty(broker)
-    broker.close()
+    assert_empty(transport)
+    transport.close()
 
 
 def test_a_redis_restart_loses_nothing(redis_factory: Callable[..., RedisServer]) -> None:
     server = redis_factory()  # appendonly yes, appendfsync always
-    broker = RedisBroker("restart", url=server.url)
-    broker.enqueue_many((f"r{i}", b"x") for i in range(500))
-    broker.enqueue("later", b"x", delay=0.5)
-    held = broker.fetch("c1", count=100)
-    assert all(broker.ack(held[:50]))
+    transport = RedisTransport("restart", url=server.url)
+    transport.enqueue_many((f"r{i}", b"x") for i in range(500))
+    transport.enqueue("later", b"x", delay=0.5)
+    held = transport.fetch("c1", count=100)
+    assert all(transport.ack(held[:50]))
     server.restart(kill=True)
-    assert broker.ack(held[50:]) == [True] * 50  # tokens survived: the same fetch is acked
-    rest = drain(broker)
+    assert transport.ack(held[50:]) == [True] * 50  # tokens survived: the same fetch is acked
+    rest = drain(transport)
     assert len(rest) == 400
-    [late] = broker.fetch("c1", timeout=3)
+    [late] = transport.fetch("c1", timeout=3)
     assert late.task_id == "later"
-    broker.ack([late])
-    assert_empty(broker)
-    broker.close()
+    transport.ack([late])
+    assert_empty(transport)
+    transport.close()
 
 
 def test_a_blocked_fetch_rides_out_a_restart(redis_factory: Callable[..., RedisServer]) -> None:
     server = redis_factory()
-    broker = RedisBroker("restart", url=server.url)
+    transport = RedisTransport("restart", url=server.url)
     got: list[Delivery] = []
-    fetcher = threading.Thread(target=lambda: got.extend(broker.fetch("c1", 1, 15.0)))
+    fetcher = threading.Thread(target=lambda: got.extend(transport.fetch("c1", 1, 15.0)))
     fetcher.start()
     wait_until(lambda: server.client().info("clients")["blocked_clients"] == 1)
     server.restart(kill=True, down_for=0.5)
-    producer = RedisBroker("restart", url=server.url)
+    producer = RedisTransport("restart", url=server.url)
     producer.enqueue("after", b"x")
     fetcher.join(15)
     assert [d.task_id for d in got] == ["after"]
-    broker.close()
+    transport.close()
     producer.close()
 
 
 def test_enqueue_rides_out_a_short_outage(redis_factory: Callable[..., RedisServer]) -> None:
     server = redis_factory()
-    broker = RedisBroker("outage", url=server.url)
-    broker.ping()
+    transport = RedisTransport("outage", url=server.url)
+    transport.ping()
     server.stop(kill=True)
     restarter = threading.Timer(0.7, server.start)
     restarter.start()
     start = time.monotonic()
-    broker.enqueue("during", b"x")  # retried with backoff until Redis is back
+    transport.enqueue("during", b"x")  # retried with backoff until Redis is back
     restarter.join()
     assert time.monotonic() - start >= 0.6
-    assert [d.task_id for d in broker.fetch("c1")] == ["during"]
-    broker.close()
+    assert [d.task_id for d in transport.fetch("c1")] == ["during"]
+    transport.close()
 
 
 def test_a_task_that_keeps_killing_its_consumer_is_dead_lettered(
-    make_broker: Callable[..., RedisBroker],
+    make_transport: Callable[..., RedisTransport],
 ) -> None:
-    broker = make_broker(max_attempts=2)
-    broker.enqueue("poison", b"segfaults")
+    transport = make_transport(max_attempts=2)
+    transport.enqueue("poison", b"segfaults")
     for attempt in (1, 2):
-        proc, held = start_consumer(broker, f"victim{attempt}", 1)
+        proc, held = start_consumer(transport, f"victim{attempt}", 1)
         assert held == ["poison"]
         kill(proc)
-        wait_until(lambda: broker.reap().consumers == 1 or None)
-    assert broker.queue_size() == 0 and broker.dead_size() == 1
-    [letter] = broker.dead_letters()
+        wait_until(lambda: transport.reap().consumers == 1 or None)
+    assert transport.queue_size() == 0 and transport.dead_size() == 1
+    [letter] = transport.dead_letters()
     assert letter.task_id == "poison" and letter.attempts == 2
     assert letter.payload == b"segfaults"
     assert "victim2" in letter.reason and "out of attempts" in letter.reason
@@ -246,16 +248,16 @@ def test_a_task_that_keeps_killing_its_consumer_is_dead_lettered(
 
 
 def test_a_delayed_task_is_delivered_once_and_not_early(
-    make_broker: Callable[..., RedisBroker],
+    make_transport: Callable[..., RedisTransport],
 ) -> None:
-    brokers = [make_broker() for _ in range(4)]
+    transports = [make_transport() for _ in range(4)]
     results: list[tuple[str, list[Delivery], float]] = []
     lock = threading.Lock()
     start = time.monotonic()
-    brokers[0].enqueue("eta", b"x", delay=0.6)
+    transports[0].enqueue("eta", b"x", delay=0.6)
 
     def consume(i: int) -> None:
-        got = brokers[i].fetch(f"c{i}", count=1, timeout=2.0)
+        got = transports[i].fetch(f"c{i}", count=1, timeout=2.0)
         with lock:
             results.append((f"c{i}", got, time.monotonic() - start))
 
@@ -271,35 +273,35 @@ def test_a_delayed_task_is_delivered_once_and_not_early(
 
 
 def test_a_late_ack_with_a_stale_token_is_refused(
-    broker: RedisBroker, make_broker: Callable[..., RedisBroker]
+    transport: RedisTransport, make_transport: Callable[..., RedisTransport]
 ) -> None:
-    other = make_broker()
-    broker.enqueue("slow", b"x")
-    broker.heartbeat(["zombie"], TTL)
-    [stale] = broker.fetch("zombie")
-    wait_until(lambda: broker.reap().requeued == 1 or None)
+    other = make_transport()
+    transport.enqueue("slow", b"x")
+    transport.heartbeat(["zombie"], TTL)
+    [stale] = transport.fetch("zombie")
+    wait_until(lambda: transport.reap().requeued == 1 or None)
     [fresh] = other.fetch("healthy")
     assert fresh.token > stale.token
-    assert broker.ack([stale]) == [False]
-    assert broker.dead_letter(stale, "zombie says so") is False
-    assert broker.retry_later(stale, 0) is False
+    assert transport.ack([stale]) == [False]
+    assert transport.dead_letter(stale, "zombie says so") is False
+    assert transport.retry_later(stale, 0) is False
     assert other.inflight_size() == 1
     assert other.ack([fresh]) == [True]
-    assert_empty(broker)
+    assert_empty(transport)
 
 
 @pytest.mark.slow
 def test_bulk_enqueued_tasks_are_each_fetched_exactly_once(
-    broker: RedisBroker, redis_url: str
+    transport: RedisTransport, redis_url: str
 ) -> None:
     n = 100_000
     payload = b"p" * 64
-    assert broker.enqueue_many((f"b{i:06d}", payload) for i in range(n)) == n
+    assert transport.enqueue_many((f"b{i:06d}", payload) for i in range(n)) == n
     counts: Counter[str] = Counter()
     lock = threading.Lock()
 
     def consume(i: int) -> None:
-        mine = RedisBroker(broker.queue, url=redis_url)
+        mine = RedisTransport(transport.queue, url=redis_url)
         while batch := mine.fetch(f"bulk{i}", count=1000):
             assert all(mine.ack(batch))
             with lock:
@@ -312,34 +314,34 @@ def test_bulk_enqueued_tasks_are_each_fetched_exactly_once(
     for t in threads:
         t.join()
     assert len(counts) == n and set(counts.values()) == {1}
-    assert_empty(broker)
+    assert_empty(transport)
 
 
 def test_redis_kill_of_a_consumer_connection_mid_blmove(
     redis_factory: Callable[..., RedisServer],
 ) -> None:
     server = redis_factory()
-    broker = RedisBroker("blk", url=server.url)
+    transport = RedisTransport("blk", url=server.url)
     got: list[Delivery] = []
-    fetcher = threading.Thread(target=lambda: got.extend(broker.fetch("c1", 1, 10.0)))
+    fetcher = threading.Thread(target=lambda: got.extend(transport.fetch("c1", 1, 10.0)))
     fetcher.start()
     admin = server.client()
     wait_until(lambda: admin.info("clients")["blocked_clients"] == 1)
     admin.execute_command("CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes")
-    broker2 = RedisBroker("blk", url=server.url)
-    broker2.enqueue("x", b"y")
+    transport2 = RedisTransport("blk", url=server.url)
+    transport2.enqueue("x", b"y")
     fetcher.join(10)
     assert [d.task_id for d in got] == ["x"]
     admin.close()
-    broker.close()
-    broker2.close()
+    transport.close()
+    transport2.close()
 
 
 def test_client_kill_during_bulk_enqueue_queues_each_task_once(
     redis_factory: Callable[..., RedisServer],
 ) -> None:
     server = redis_factory()
-    broker = RedisBroker("bulk-kill", url=server.url, chunk_size=500)
+    transport = RedisTransport("bulk-kill", url=server.url, chunk_size=500)
     admin = server.client()
     n = 30_000
     done = threading.Event()
@@ -357,14 +359,14 @@ def test_client_kill_during_bulk_enqueue_queues_each_task_once(
     thread = threading.Thread(target=killer)
     thread.start()
     try:
-        queued = broker.enqueue_many((f"b{i:06d}", b"p" * 100) for i in range(n))
+        queued = transport.enqueue_many((f"b{i:06d}", b"p" * 100) for i in range(n))
     finally:
         done.set()
         thread.join()
     assert kills > 0, "the killer never hit a connection"
     assert queued == n
-    entries = admin.lrange(broker.keys.queue, 0, -1)
+    entries = admin.lrange(transport.keys.queue, 0, -1)
     ids = [e[1 : e.index(b"\0", 1)] for e in entries]
     assert len(ids) == len(set(ids)) == n  # none lost, none twice
     admin.close()
-    broker.close()
+    transport.close()

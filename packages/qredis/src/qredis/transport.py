@@ -1,4 +1,4 @@
-"""RedisBroker: Q's reliable queue on Redis (lists + Lua), implementing ``qcore.Transport``.
+"""RedisTransport: Q's reliable queue on Redis (lists + Lua), implementing ``qcore.Transport``.
 
 A task's life (keys in :mod:`qredis.keys`)::
 
@@ -27,20 +27,20 @@ from qredis.inspection import Inspection
 from qredis.recovery import Recovery
 from qredis.wire import bulk, command
 
-__all__ = ["RedisBroker"]
+__all__ = ["RedisTransport"]
 
-log = get_logger("qredis.broker")
+log = get_logger("qredis.transport")
 
 
-class RedisBroker(Recovery, Inspection):
+class RedisTransport(Recovery, Inspection):
     """A reliable Redis queue: at-least-once delivery, fencing tokens, heartbeats, a reaper,
     delayed tasks and dead letters. See ``docs/architecture.md`` ("Transport (qredis)").
 
     Connection: pass one of ``url`` (``redis://``, ``rediss://``, ``unix://``; default
     ``$Q_REDIS_URL`` or ``redis://127.0.0.1:6379/0``), ``connection`` (a ``redis.Redis``),
     ``pool`` (a ``redis.ConnectionPool``) or redis-py keyword arguments. Unless a client or pool
-    is passed, every broker, store and board of the process with the same parameters shares one
-    pool. A pickled broker carries only parameters and opens its own pool where it lands.
+    is passed, every transport, store and board of the process with the same parameters shares one
+    pool. A pickled transport carries only parameters and opens its own pool where it lands.
 
     ``max_attempts``: deliveries allowed (unless the task sets its own) before a task whose
     consumer keeps dying is dead-lettered. ``chunk_size``: tasks per all-or-nothing chunk of
@@ -66,8 +66,8 @@ class RedisBroker(Recovery, Inspection):
         """Store ``payload`` under ``task_id`` and queue it (or schedule it ``delay`` s ahead).
 
         Idempotent per id: an id whose payload is already stored is left alone. One round
-        trip. Raises :class:`~qredis.errors.BrokerConnectionError` when Redis cannot be
-        reached and :class:`~qredis.errors.BrokerOutOfMemory` when it is full.
+        trip. Raises :class:`~qredis.errors.TransportConnectionError` when Redis cannot be
+        reached and :class:`~qredis.errors.TransportOutOfMemory` when it is full.
         """
         if not isinstance(task_id, str) or not task_id or "\0" in task_id:
             raise TypeError(f"task_id must be a non-empty string without NUL, not {task_id!r}")
