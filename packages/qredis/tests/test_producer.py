@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from qcore import Codec, ConfigError, Signer, TaskMessage, TaskResult, UnknownKey
+from qcore import Codec, ConfigError, Signer, TaskMessage, TaskResult
 from qredis import Producer
 
 
@@ -158,19 +158,3 @@ def test_a_callable_task_and_a_shared_connection(redis_url: str, secret: str) ->
     p.close()
     assert client.ping()  # the caller's client stays open
     client.close()
-
-
-def test_codec_for_reads_fallback_secrets_from_the_environment(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    from qredis import codec_for
-
-    old, new = "an-old-secret-0123456789abcdef", "a-new-secret-0123456789abcdef"
-    monkeypatch.setenv("Q_SECRET_KEY", old)
-    signed_with_old = codec_for().encode("saved before the rotation")
-    monkeypatch.setenv("Q_SECRET_KEY", new)
-    monkeypatch.setenv("Q_SECRET_KEY_FALLBACKS", f" other-secret-0123456789abcdef , {old}")
-    assert codec_for().decode(signed_with_old) == "saved before the rotation"
-    monkeypatch.delenv("Q_SECRET_KEY_FALLBACKS")
-    with pytest.raises(UnknownKey):
-        codec_for().decode(signed_with_old)

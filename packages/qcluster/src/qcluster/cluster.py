@@ -22,17 +22,19 @@ from qcluster.errors import ClusterError
 from qcluster.sentinel import Sentinel
 from qcluster.worker import WorkerSpec
 from qcore import (
+    FALLBACKS_ENV,
+    SECRET_ENV,
     Codec,
     ConfigError,
     HookRunner,
     ResultStore,
     StatusBoard,
     Transport,
+    codec_for,
     configure_logging,
     get_logger,
 )
 from qcore.log import is_configured
-from qredis.secret import FALLBACKS_ENV, SECRET_ENV, codec_for
 
 __all__ = ["Cluster", "codec_from_env"]
 

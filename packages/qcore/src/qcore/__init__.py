@@ -33,6 +33,7 @@ from qcore.protocols import (
     Transport,
 )
 from qcore.resolve import dotted_path, resolve
+from qcore.secret import FALLBACKS_ENV, SECRET_ENV, codec_for
 from qcore.signing import Signer, derive_key
 
 __version__ = "0.1.0"
@@ -40,8 +41,10 @@ __version__ = "0.1.0"
 __all__ = [
     "DEFAULT_COMPRESS_THRESHOLD",
     "DEFAULT_MAX_SIZE",
+    "FALLBACKS_ENV",
     "OPTION_NAMES",
     "Q_OPTION_NAMES",
+    "SECRET_ENV",
     "BadMagic",
     "BadSignature",
     "Codec",
@@ -73,6 +76,7 @@ __all__ = [
     "UnsupportedVersion",
     "__version__",
     "apply_q_options",
+    "codec_for",
     "configure_logging",
     "derive_key",
     "dotted_path",

@@ -6,7 +6,6 @@ from qredis.keys import QueueKeys, ResultKeys, StatusKeys
 from qredis.notify import ResultNotifier
 from qredis.producer import Producer
 from qredis.results import DEFAULT_RESULT_TTL, RedisResultStore
-from qredis.secret import FALLBACKS_ENV, SECRET_ENV, codec_for
 from qredis.server import check_server
 from qredis.status import RedisStatusBoard
 from qredis.transport import RedisTransport
@@ -16,8 +15,6 @@ __version__ = "0.1.0"
 __all__ = [
     "DEFAULT_RESULT_TTL",
     "DEFAULT_URL",
-    "FALLBACKS_ENV",
-    "SECRET_ENV",
     "ConnectionSpec",
     "Producer",
     "QueueKeys",
@@ -32,6 +29,5 @@ __all__ = [
     "TransportOutOfMemory",
     "__version__",
     "check_server",
-    "codec_for",
     "reset_pools",
 ]

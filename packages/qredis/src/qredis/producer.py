@@ -17,9 +17,8 @@ from typing import Any
 
 import redis
 
-from qcore import Codec, TaskMessage, TaskResult, apply_q_options, task_options
+from qcore import Codec, TaskMessage, TaskResult, apply_q_options, codec_for, task_options
 from qredis.results import DEFAULT_RESULT_TTL, RedisResultStore
-from qredis.secret import codec_for
 from qredis.transport import RedisTransport
 
 __all__ = ["Producer"]

@@ -7,12 +7,11 @@ from typing import Any
 
 import redis
 
-from qcore import Codec, PayloadError, TaskResult, get_logger
+from qcore import Codec, PayloadError, TaskResult, codec_for, get_logger
 from qredis.connection import Connector, redis_errors
 from qredis.keys import ResultKeys
 from qredis.notify import ResultNotifier
 from qredis.scripts import Scripts
-from qredis.secret import codec_for
 
 __all__ = ["DEFAULT_RESULT_TTL", "RedisResultStore"]
 

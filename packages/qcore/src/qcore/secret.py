@@ -7,7 +7,9 @@ import os
 from collections.abc import Iterable
 from typing import Any
 
-from qcore import Codec, ConfigError, Signer
+from qcore.codec import Codec
+from qcore.errors import ConfigError
+from qcore.signing import Signer
 
 __all__ = ["FALLBACKS_ENV", "SECRET_ENV", "codec_for"]
 
