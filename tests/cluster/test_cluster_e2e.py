@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from qcluster import ClusterConfig
+from qcore import ConfigError
 from tests.cluster import tasks
 from tests.cluster.support import Bench, eventually
 
@@ -158,5 +159,5 @@ def test_failures_hooks_and_missing_functions(
 
 
 def test_a_bad_config_fails_at_start_up() -> None:
-    with pytest.raises(ValueError, match="retry \\(30\\) must be greater than timeout \\(60\\)"):
+    with pytest.raises(ConfigError, match="retry \\(30\\) must be greater than timeout \\(60\\)"):
         ClusterConfig(timeout=60, retry=30)

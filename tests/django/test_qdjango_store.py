@@ -13,7 +13,7 @@ import pytest
 from django.db import connections
 from django.test.utils import CaptureQueriesContext
 
-from qcore import TaskMessage, TaskResult
+from qcore import ConfigError, TaskMessage, TaskResult
 from qdjango.fields import Unreadable
 from qdjango.hooks import DjangoHookRunner
 from qdjango.models import Failure, Success, Task
@@ -215,5 +215,5 @@ def test_secret_key_fallbacks_keep_old_rows_readable(
 
 @pytest.mark.parametrize("limit", [True, -2, "3"])
 def test_bad_save_limit(limit: Any) -> None:
-    with pytest.raises(ValueError, match="save_limit"):
+    with pytest.raises(ConfigError, match="save_limit"):
         DjangoResultStore(using="default", save_limit=limit)

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from qcore import configure_logging, get_logger, mask_url
+from qcore import ConfigError, configure_logging, get_logger, mask_url
 
 
 def test_json_switch_renders_one_object_per_line() -> None:
@@ -30,7 +30,7 @@ def test_console_rendering_and_levels() -> None:
 
 
 def test_bad_level_is_named() -> None:
-    with pytest.raises(ValueError, match="loud"):
+    with pytest.raises(ConfigError, match="loud"):
         configure_logging(level="loud")
 
 

@@ -9,7 +9,7 @@ import pytest
 import redis
 from packages.qredis.tests.transport_contract import wait_until
 
-from qcore import StatusBoard
+from qcore import ConfigError, StatusBoard
 from qredis import RedisStatusBoard
 
 
@@ -54,5 +54,5 @@ def test_values_json_cannot_hold_are_stored_as_text(board: RedisStatusBoard) -> 
 
 
 def test_bad_ttl(board: RedisStatusBoard) -> None:
-    with pytest.raises(ValueError, match="ttl"):
+    with pytest.raises(ConfigError, match="ttl"):
         board.publish("c", {}, 0)

@@ -14,6 +14,7 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 from tests.support.servers import RedisServer, free_port
 
+from qcore import ConfigError
 from qredis import (
     QueueKeys,
     RedisTransport,
@@ -57,7 +58,7 @@ def test_every_key_of_a_queue_shares_its_hash_tag(
 
 def test_queue_names_that_would_break_the_layout_are_refused() -> None:
     for bad in ("", "a{b", "x}", "has space"):
-        with pytest.raises(ValueError, match="queue name"):
+        with pytest.raises(ConfigError, match="queue name"):
             QueueKeys.for_queue(bad)
 
 
@@ -258,17 +259,17 @@ def test_bad_arguments_are_refused(transport: RedisTransport) -> None:
         transport.enqueue("", b"x")
     with pytest.raises(TypeError, match="payload"):
         transport.enqueue("a", "text")  # type: ignore[arg-type]
-    with pytest.raises(ValueError, match="max_attempts"):
+    with pytest.raises(ConfigError, match="max_attempts"):
         transport.enqueue("a", b"x", max_attempts=0)
     with pytest.raises(TypeError, match="consumer"):
         transport.fetch("")
     with pytest.raises(TypeError, match="pairs"):
         transport.enqueue_many([("a", b"x", "extra")])  # type: ignore[list-item]
-    with pytest.raises(ValueError, match="ttl"):
+    with pytest.raises(ConfigError, match="ttl"):
         transport.heartbeat(["c"], 0)
-    with pytest.raises(ValueError, match="max_attempts"):
+    with pytest.raises(ConfigError, match="max_attempts"):
         RedisTransport("q", max_attempts=0)
-    with pytest.raises(ValueError, match="at most one"):
+    with pytest.raises(ConfigError, match="at most one"):
         RedisTransport("q", url="redis://x", connection=redis.Redis())
 
 

@@ -2,7 +2,7 @@
 
 from qcluster.cluster import Cluster, codec_from_env
 from qcluster.config import START_METHODS, ClusterConfig, default_start_method
-from qcluster.errors import ClusterError, NotRunning
+from qcluster.errors import ClusterError
 from qcluster.execution import (
     call_hook,
     default_hook_runner,
@@ -22,7 +22,6 @@ __all__ = [
     "ClusterError",
     "ClusterState",
     "ExitCode",
-    "NotRunning",
     "WorkerState",
     "__version__",
     "call_hook",

@@ -4,12 +4,8 @@ from __future__ import annotations
 
 from qcore import ConfigError, QError
 
-__all__ = ["ClusterError", "ConfigError", "NotRunning"]
+__all__ = ["ClusterError", "ConfigError"]
 
 
 class ClusterError(QError):
     """The cluster could not do what was asked (start, stop, supervise)."""
-
-
-class NotRunning(ClusterError):
-    """An operation needs a running cluster and there is none."""

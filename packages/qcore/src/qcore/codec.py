@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from qcore.errors import PayloadTooLarge, UndecodablePayload
+from qcore.errors import ConfigError, PayloadTooLarge, UndecodablePayload
 from qcore.message import TaskMessage, TaskResult
 from qcore.serialization import deflate, dumps, inflate, loads
 from qcore.signing import FLAG_COMPRESSED, FLAG_MESSAGE, FLAG_RESULT, KNOWN_FLAGS, OVERHEAD, Signer
@@ -34,7 +34,7 @@ class Codec:
         compress_threshold: int | None = DEFAULT_COMPRESS_THRESHOLD,
     ) -> None:
         if max_size <= OVERHEAD:
-            raise ValueError(f"max_size must be more than {OVERHEAD} bytes")
+            raise ConfigError(f"max_size must be more than {OVERHEAD} bytes")
         self.signer = signer
         self.max_size = max_size
         self.compress_threshold = compress_threshold

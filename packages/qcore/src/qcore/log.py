@@ -12,6 +12,8 @@ import sys
 from typing import TYPE_CHECKING, Any, TextIO
 from urllib.parse import urlsplit, urlunsplit
 
+from qcore.errors import ConfigError
+
 if TYPE_CHECKING:
     import structlog
 
@@ -63,7 +65,7 @@ def configure_logging(
     """
     if isinstance(level, str):
         if level.lower() not in _LEVELS:
-            raise ValueError(f"unknown log level {level!r}; use one of {', '.join(_LEVELS)}")
+            raise ConfigError(f"unknown log level {level!r}; use one of {', '.join(_LEVELS)}")
         numeric = _LEVELS[level.lower()]
     else:
         numeric = int(level)

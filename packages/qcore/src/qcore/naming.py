@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import os
 
+from qcore.errors import ConfigError
+
 __all__ = ["WORDS", "humanize", "new_id"]
 
 _WORD_TEXT = """
@@ -65,7 +67,7 @@ def humanize(task_id: str) -> str:
         return f"{WORDS[low[3]]}-{WORDS[low[7]]}-{WORDS[low[11]]}-{WORDS[low[15]]}"
     raw = bytes.fromhex(task_id)
     if not raw:
-        raise ValueError("cannot humanize an empty id")
+        raise ConfigError("cannot humanize an empty id")
     step = max(1, len(raw) // 4)
     folded_runs = []
     for start in range(0, step * 4, step):

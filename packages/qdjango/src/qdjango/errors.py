@@ -1,11 +1,7 @@
-"""qdjango's errors, under Q's one root :class:`qcore.QError`."""
+"""qdjango's errors: Q's own (:class:`qcore.QError`), re-exported where Django users look."""
 
 from __future__ import annotations
 
-from qcore import ConfigError, QError, UnknownOption
+from qcore import ConfigError, UnknownOption
 
-__all__ = ["ConfigError", "QDjangoError", "UnknownOption"]
-
-
-class QDjangoError(QError):
-    """Something qdjango was asked to do could not be done."""
+__all__ = ["ConfigError", "UnknownOption"]

@@ -15,6 +15,8 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
+from qcore import ConfigError
+
 __all__ = ["DjangoContext", "close_connections"]
 
 
@@ -62,7 +64,7 @@ class DjangoContext:
 
         if not settings.configured:
             if self.settings_module is None:
-                raise RuntimeError(
+                raise ConfigError(
                     "Django is not set up in this process and DJANGO_SETTINGS_MODULE is "
                     "unknown: set it in the environment of the process that starts the cluster"
                 )

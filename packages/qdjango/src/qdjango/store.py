@@ -19,7 +19,7 @@ from typing import Any
 
 from django.db import DatabaseError, connections, transaction
 
-from qcore import TaskResult, get_logger
+from qcore import ConfigError, TaskResult, get_logger
 from qdjango.process import DjangoContext
 
 __all__ = ["DjangoResultStore", "task_from_record", "was_saved"]
@@ -128,7 +128,7 @@ class DjangoResultStore:
         context: DjangoContext | None = None,
     ) -> None:
         if isinstance(save_limit, bool) or not isinstance(save_limit, int) or save_limit < -1:
-            raise ValueError(f"save_limit must be an integer >= -1, not {save_limit!r}")
+            raise ConfigError(f"save_limit must be an integer >= -1, not {save_limit!r}")
         if using is None:
             from django.db import router
 

@@ -22,7 +22,7 @@ import redis
 from redis.backoff import ExponentialBackoff
 from redis.retry import Retry
 
-from qcore import mask_url
+from qcore import ConfigError, mask_url
 from qredis.errors import TransportConnectionError, TransportError, TransportOutOfMemory
 
 __all__ = [
@@ -157,7 +157,7 @@ class ConnectionSpec:
     ) -> ConnectionSpec:
         given = [x for x in (url, connection, pool) if x is not None]
         if len(given) > 1:
-            raise ValueError("pass at most one of url=, connection= and pool=")
+            raise ConfigError("pass at most one of url=, connection= and pool=")
         if connection is not None and not isinstance(connection, redis.Redis):
             raise TypeError(
                 f"connection must be a redis.Redis client, not {type(connection).__name__}"
@@ -167,7 +167,7 @@ class ConnectionSpec:
         kwargs = dict(redis_kwargs or {})
         if connection is not None or pool is not None:
             if kwargs:
-                raise ValueError("redis keyword arguments cannot be combined with a client/pool")
+                raise ConfigError("redis keyword arguments cannot be combined with a client/pool")
             source = pool if pool is not None else connection.connection_pool  # type: ignore[union-attr]
             return cls(kwargs=_portable_kwargs(source))
         if url is None and not kwargs:

@@ -9,15 +9,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from qcore import ConfigError
+
 __all__ = ["QueueKeys", "ResultKeys", "StatusKeys", "check_name"]
 
 
 def check_name(kind: str, name: str) -> str:
     """Refuse names that would break the key layout (hash tags are delimited by braces)."""
     if not isinstance(name, str) or not name:
-        raise ValueError(f"a {kind} name must be a non-empty string, not {name!r}")
+        raise ConfigError(f"a {kind} name must be a non-empty string, not {name!r}")
     if any(c in name for c in "{}") or any(c.isspace() for c in name):
-        raise ValueError(f"a {kind} name may not contain braces or whitespace: {name!r}")
+        raise ConfigError(f"a {kind} name may not contain braces or whitespace: {name!r}")
     return name
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Collection, Iterable
 
-from qcore import Reaped, get_logger
+from qcore import ConfigError, Reaped, get_logger
 from qredis.base import TransportBase, ms
 
 __all__ = ["Recovery"]
@@ -72,7 +72,7 @@ class Recovery(TransportBase):
         if not names:
             return
         if not ttl > 0:
-            raise ValueError(f"ttl must be a positive number of seconds, not {ttl!r}")
+            raise ConfigError(f"ttl must be a positive number of seconds, not {ttl!r}")
         _, scripts = self._ready()
         with self._errors():
             scripts.heartbeat((self._keys.consumers,), (ms(ttl), *names))

@@ -7,7 +7,7 @@ from typing import Any
 
 import redis
 
-from qcore import Codec, PayloadError, TaskResult, codec_for, get_logger
+from qcore import Codec, ConfigError, PayloadError, TaskResult, codec_for, get_logger
 from qredis.connection import Connector, redis_errors
 from qredis.keys import ResultKeys
 from qredis.notify import ResultNotifier
@@ -42,7 +42,7 @@ class RedisResultStore:
         **redis_kwargs: Any,
     ) -> None:
         if not ttl > 0:
-            raise ValueError(f"ttl must be a positive number of seconds, not {ttl!r}")
+            raise ConfigError(f"ttl must be a positive number of seconds, not {ttl!r}")
         self._keys = ResultKeys.for_namespace(namespace)
         self.ttl = float(ttl)
         self.codec = codec if codec is not None else codec_for()

@@ -8,6 +8,7 @@ from typing import Any
 
 import redis
 
+from qcore import ConfigError
 from qredis.connection import Connector, redis_errors
 from qredis.keys import StatusKeys
 from qredis.scripts import Scripts
@@ -45,7 +46,7 @@ class RedisStatusBoard:
     def publish(self, cluster_id: str, status: Mapping[str, Any], ttl: float) -> None:
         """Publish a cluster's status; it disappears ``ttl`` seconds after its last publish."""
         if not ttl > 0:
-            raise ValueError(f"ttl must be a positive number of seconds, not {ttl!r}")
+            raise ConfigError(f"ttl must be a positive number of seconds, not {ttl!r}")
         value = json.dumps({**status, "cluster_id": cluster_id}, default=str)
         _, scripts = self._ready()
         with redis_errors(self._conn.display):
