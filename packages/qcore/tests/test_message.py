@@ -10,7 +10,16 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from qcore import Codec, ConfigError, Signer, TaskMessage, TaskOptions, TaskResult, humanize
+from qcore import (
+    Codec,
+    ConfigError,
+    Signer,
+    TaskMessage,
+    TaskOptions,
+    TaskResult,
+    apply_q_options,
+    humanize,
+)
 
 CODEC = Codec(Signer("message-tests-key-0123456789"), compress_threshold=512)
 
@@ -113,12 +122,12 @@ def test_model_like_objects_round_trip() -> None:
         ({"max_attempts": 0}, "max_attempts"),
         ({"max_attempts": 1.5}, "max_attempts"),
         ({"save": "no"}, "save"),
-        ({"retries": 3}, "unknown task option"),
+        ({"retries": 3}, "unknown q_options retries"),
     ],
 )
 def test_bad_options_are_named(options: dict, match: str) -> None:
     with pytest.raises(ConfigError, match=match):
-        TaskOptions.from_mapping(options)
+        TaskOptions(**apply_q_options(options, {}, {}))
 
 
 def test_func_must_be_callable_or_path() -> None:

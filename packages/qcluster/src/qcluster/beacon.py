@@ -45,7 +45,6 @@ class Beacon(threading.Thread):
         self.status = status
         self.board = board
         self._stop_event = threading.Event()
-        self.beats = 0
         self.last_beat_ok = time.monotonic()
 
     def stop(self) -> None:
@@ -92,7 +91,6 @@ class Beacon(threading.Thread):
                 detail="after retry seconds without a heartbeat, other clusters take our tasks",
             )
             return
-        self.beats += 1
         self.last_beat_ok = time.monotonic()
 
     def _reap(self) -> None:

@@ -77,17 +77,6 @@ class TaskOptions:
         if self.save is not None and not isinstance(self.save, bool):
             raise ConfigError(f"save must be True, False or None, not {self.save!r}")
 
-    @classmethod
-    def from_mapping(cls, values: Mapping[str, Any]) -> TaskOptions:
-        """Build options from a ``q_options``-style dict; unknown names raise ConfigError."""
-        unknown = sorted(set(values) - OPTION_NAMES)
-        if unknown:
-            raise ConfigError(
-                f"unknown task option(s) {', '.join(unknown)}; "
-                f"known options are {', '.join(sorted(OPTION_NAMES))}"
-            )
-        return cls(**values)
-
 
 OPTION_NAMES = frozenset(f for f in TaskOptions.__dataclass_fields__)
 

@@ -41,7 +41,6 @@ _COLUMNS = (
     "attempt_count",
     "cluster",
 )
-_LIMITS = {"name": 100, "func": 256, "hook": 256, "group": 100, "cluster": 100}
 
 
 def _clip(value: str | None, limit: int) -> str | None:

@@ -84,10 +84,6 @@ class RedisResultStore:
         with redis_errors(self._conn.display):
             scripts.save_results(keys, args)
 
-    def save(self, record: TaskResult) -> None:
-        """Upsert one record."""
-        self.save_many([record])
-
     def get(self, task_id: str) -> TaskResult | None:
         """The record for an id or a humanized name (the most recent for a name), or None."""
         client, _ = self._ready()
