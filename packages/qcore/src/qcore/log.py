@@ -22,9 +22,10 @@ def _import_structlog() -> Any:
     """structlog, imported without rich unless rich is loaded already.
 
     structlog imports rich, when it is installed, to render pretty tracebacks, which Q never
-    uses (``format_exc_info`` renders exceptions as text before the renderer). That is 5 MiB
-    and 60 ms more in every process of a cluster, for nothing: rich is hidden from that one
-    import, and importable again right after it (``qmonitor`` uses it).
+    uses (``format_exc_info`` renders exceptions as text before the renderer). That is memory
+    and start-up time in every process of a cluster, for nothing (see tools/bench/README.md,
+    'structlog without rich'): rich is hidden from that one import, and importable again right
+    after it (``qmonitor`` uses it).
     """
     if "structlog" in sys.modules or "rich" in sys.modules:
         import structlog

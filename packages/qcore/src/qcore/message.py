@@ -35,8 +35,9 @@ def _unchecked_constructor(cls: type) -> Callable[..., Any]:
     """A positional constructor for a frozen slots dataclass that skips ``__init__``.
 
     A frozen dataclass's ``__init__`` sets each field through ``object.__setattr__``; setting
-    the slots through their descriptors is about twice as fast, which counts on the paths
-    that build a message or a record per task. Only for values already validated.
+    the slots through their descriptors is faster (see tools/bench/README.md, 'unchecked
+    constructor'), which counts on the paths that build a message or a record per task. Only
+    for values already validated.
     """
     names = tuple(cls.__dataclass_fields__)  # type: ignore[attr-defined]
     namespace: dict[str, Any] = {"new": object.__new__, "cls": cls}

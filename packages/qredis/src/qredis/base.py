@@ -111,7 +111,8 @@ class TransportBase:
         self._request_prefix = f"{uuid.uuid4().hex[:12]}-"
         self._requests = itertools.count()  # next() is atomic under the GIL
         self._enqueue_cmd = ("EVALSHA", self._scripts.enqueue.sha, 4, *self._enqueue_keys)
-        # The same command's fixed part in RESP, its 4 arguments to follow.
+        # The same command's fixed part in RESP, its 4 arguments to follow (framed once, not by
+        # redis-py's packer per call: see tools/bench/README.md, 'held connection').
         self._enqueue_head = b"*%d\r\n%b" % (len(self._enqueue_cmd) + 4, bulk(*self._enqueue_cmd))
         # A blocking command must return before the socket times out under it.
         socket_timeout = client.connection_pool.connection_kwargs.get("socket_timeout")

@@ -2,7 +2,8 @@
 
 A chunk is one transaction, ``MULTI; SET <marker> PX 1h; LPUSH <queue> <entries...>; EXEC``:
 one LPUSH per chunk (no Lua: turning a thousand payloads into Lua strings and back costs the
-server about three times the LPUSH itself); all or nothing (past ``maxmemory`` both commands
+server several times the LPUSH itself; see tools/bench/README.md, 'bulk enqueue without Lua');
+all or nothing (past ``maxmemory`` both commands
 are refused as they are queued and EXEC aborts); and the marker written with it tells, after a
 lost reply, whether the chunk was applied. So a lost reply is answered by reading the markers
 and re-sending only the chunks that are missing, never by re-sending blindly (which redis-py's

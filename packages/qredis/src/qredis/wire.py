@@ -1,8 +1,8 @@
 """A connection held by one transport in one process, for its hot paths.
 
-redis-py 8 wraps every command in its pool round trip, retry wrapper and observability hooks:
-about 80 µs of CPU per call on the 2-core VM the benchmarks run on, against 13 µs for writing
-the packed command and reading the reply on a connection already in hand. Enqueueing one task
+redis-py 8 wraps every command in its pool round trip, retry wrapper and observability hooks,
+which cost several times the CPU of writing the packed command and reading the reply on a
+connection already in hand (see tools/bench/README.md, 'held connection'). Enqueueing one task
 and waking up with one are a single command (or pipeline) each, so that overhead is most of
 their client-side cost. :class:`HeldConnection` keeps one connection of the pool and sends
 commands on it directly, with redis-py's own retry policy (the pool's ``Retry``: back off,
