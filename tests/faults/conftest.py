@@ -6,9 +6,9 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 
 import pytest
+from packages.qdjango.tests.conftest import django_db_modify_db_settings
 
 from tests.cluster.support import Bench
-from tests.django.conftest import django_db_modify_db_settings
 from tests.faults.support import Effects
 from tests.support.servers import RedisServer
 

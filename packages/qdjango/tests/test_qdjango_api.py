@@ -13,13 +13,13 @@ from typing import Any
 import pytest
 from django.db import connections
 from django.test.utils import CaptureQueriesContext
+from packages.qdjango.tests import jobs
 
 import qdjango
 from qdjango import async_task, count_group, delete_group, fetch, fetch_group, result
 from qdjango import result_group as result_group_
 from qdjango.errors import ConfigError, UnknownOption
 from qdjango.models import Failure, Success, Task
-from tests.django import jobs
 
 WAIT = 20_000  # ms: generous, since a loaded CI machine can be slow; returns on the save
 
@@ -46,7 +46,7 @@ def test_seed_async_example(db_alias: str, cluster: Any) -> None:
     assert task_result == -2.0
 
     # hooks.py: print_result(task) prints task.result; here the hook proves it got the row
-    hooked = async_task("math.modf", 2.5, hook="tests.django.jobs.mark_saved")
+    hooked = async_task("math.modf", 2.5, hook="packages.qdjango.tests.jobs.mark_saved")
     task = fetch(hooked, wait=WAIT)
     assert task.result == (0.5, 2.0)
     _await_hook(hooked, db_alias)
@@ -105,7 +105,7 @@ def test_seed_connection_economy_example(db_alias: str, cluster: Any, cluster_re
 
 
 def test_result_is_none_before_and_the_value_after(db_alias: str, cluster: Any) -> None:
-    task_id = async_task("tests.django.jobs.sleep", 0.3)
+    task_id = async_task("packages.qdjango.tests.jobs.sleep", 0.3)
     assert result(task_id) is None
     assert fetch(task_id) is None
     assert result(task_id, wait=WAIT) == 0.3
@@ -115,14 +115,14 @@ def test_result_is_none_before_and_the_value_after(db_alias: str, cluster: Any) 
     assert result(task.name) == 0.3
     assert task.time_taken() >= 0.3  # enqueue to finish, queue time included
     assert task.started <= task.stopped
-    assert task.func == "tests.django.jobs.sleep" and task.args == (0.3,)
+    assert task.func == "packages.qdjango.tests.jobs.sleep" and task.args == (0.3,)
     assert Success.objects.filter(pk=task_id).exists()
     assert not Failure.objects.filter(pk=task_id).exists()
     assert Task.get_result(task_id) == 0.3
 
 
 def test_wait_is_woken_by_the_save_not_by_polling(db_alias: str, cluster: Any) -> None:
-    task_id = async_task("tests.django.jobs.sleep", 1.0)
+    task_id = async_task("packages.qdjango.tests.jobs.sleep", 1.0)
     with CaptureQueriesContext(connections[db_alias]) as queries:
         value = result(task_id, wait=WAIT)
     returned = time.time()
@@ -159,12 +159,12 @@ def test_failure_holds_its_error(db_alias: str, cluster: Any) -> None:
 
 
 def test_missing_dotted_path_is_a_failure_naming_it(db_alias: str, cluster: Any) -> None:
-    task_id = async_task("tests.django.jobs.no_such_function", 1)
+    task_id = async_task("packages.qdjango.tests.jobs.no_such_function", 1)
     assert isinstance(task_id, str) and len(task_id) == 32
     task = fetch(task_id, wait=WAIT)
     assert not task.success
-    assert "tests.django.jobs.no_such_function" in task.result
-    assert task.func == "tests.django.jobs.no_such_function"
+    assert "packages.qdjango.tests.jobs.no_such_function" in task.result
+    assert task.func == "packages.qdjango.tests.jobs.no_such_function"
 
 
 def test_lambdas_objects_and_kwargs_travel(db_alias: str, cluster: Any) -> None:
@@ -178,10 +178,18 @@ def test_lambdas_objects_and_kwargs_travel(db_alias: str, cluster: Any) -> None:
 
 def test_q_options_equal_keywords(db_alias: str, cluster: Any) -> None:
     # The task's own kwargs may use Q's option names when the options go in q_options.
-    opts = {"hook": "tests.django.jobs.mark_saved", "group": f"opts-{db_alias}", "timeout": 30}
+    opts = {
+        "hook": "packages.qdjango.tests.jobs.mark_saved",
+        "group": f"opts-{db_alias}",
+        "timeout": 30,
+    }
     by_options = async_task(jobs.echo, timeout=1, group="mine", q_options=opts)
     by_keywords = async_task(
-        "math.modf", 2.5, hook="tests.django.jobs.mark_saved", group=opts["group"], timeout=30
+        "math.modf",
+        2.5,
+        hook="packages.qdjango.tests.jobs.mark_saved",
+        group=opts["group"],
+        timeout=30,
     )
     assert result(by_options, wait=WAIT) == ((), {"timeout": 1, "group": "mine"})
     assert result(by_keywords, wait=WAIT) == (0.5, 2.0)
@@ -198,7 +206,7 @@ def test_a_timed_out_task_is_a_failure_in_the_database(db_alias: str, cluster: A
     task_id = async_task(jobs.sleep, 30, timeout=1)
     task = fetch(task_id, wait=WAIT)
     assert task is not None and not task.success
-    assert "timed out" in task.result.lower() and task.func == "tests.django.jobs.sleep"
+    assert "timed out" in task.result.lower() and task.func == "packages.qdjango.tests.jobs.sleep"
     assert result(async_task(jobs.add, 2, 2), wait=WAIT * 2) == 4  # a new worker took over
 
 
@@ -212,7 +220,7 @@ def test_save_false_stores_no_success(db_alias: str, cluster: Any) -> None:
 
 
 def test_sync_runs_inline_and_reraises(db_alias: str, q_cluster: dict[str, Any]) -> None:
-    task_id = async_task(jobs.add, 20, 22, sync=True, hook="tests.django.jobs.mark_saved")
+    task_id = async_task(jobs.add, 20, 22, sync=True, hook="packages.qdjango.tests.jobs.mark_saved")
     task = fetch(task_id)
     assert task.result == 42 and task.cluster == f"{jobs.HOOK_MARK}:Task"
     with pytest.raises(ValueError, match="raised inline"):
@@ -390,9 +398,9 @@ def test_setting_changes_give_back_the_pools(db_alias: str, q_cluster: dict[str,
 def test_redis_down_at_enqueue_is_a_clear_error(settings: Any, q_cluster: dict[str, Any]) -> None:
     from redis.backoff import NoBackoff
     from redis.retry import Retry
+    from tests.support.servers import free_port
 
     from qredis import TransportConnectionError
-    from tests.support.servers import free_port
 
     port = free_port()
     settings.Q_CLUSTER = {

@@ -7,11 +7,11 @@ from typing import Any
 
 import pytest
 from django.urls import reverse
+from packages.qdjango.tests import jobs
 
 from qcore import TaskMessage
 from qdjango import async_task, fetch, result
 from qdjango.models import Failure, Success, Task
-from tests.django import jobs
 
 WAIT = 20_000
 
@@ -50,7 +50,7 @@ def test_every_admin_page_answers(db_alias: str, cluster: Any, superuser_client:
         reverse("admin:qdjango_success_change", args=[ok]), {"func": "os.system"}
     )
     assert response.status_code == 403
-    assert Task.objects.get(pk=ok).func == "tests.django.jobs.add"
+    assert Task.objects.get(pk=ok).func == "packages.qdjango.tests.jobs.add"
 
 
 def test_retry_action_requeues_and_the_task_then_succeeds(
@@ -59,7 +59,11 @@ def test_retry_action_requeues_and_the_task_then_succeeds(
     # A failure the cluster recorded for a function that fails until a key is set in Redis.
     flag = f"flag-{db_alias}-{cluster.cluster_id}"
     failed = async_task(
-        "tests.django.jobs.fails_until_flag", cluster_redis.url, flag, group="retry", hook=None
+        "packages.qdjango.tests.jobs.fails_until_flag",
+        cluster_redis.url,
+        flag,
+        group="retry",
+        hook=None,
     )
     assert not fetch(failed, wait=WAIT).success
     client = cluster_redis.client()
@@ -77,7 +81,7 @@ def test_retry_action_requeues_and_the_task_then_succeeds(
 
     assert result_group("retry", count=1, wait=WAIT) == ["flag was set"]
     retried = Success.objects.get(group="retry")
-    assert retried.func == "tests.django.jobs.fails_until_flag"
+    assert retried.func == "packages.qdjango.tests.jobs.fails_until_flag"
     assert retried.args == (cluster_redis.url, flag)
 
 
@@ -122,7 +126,7 @@ def test_queue_page_requeues_and_purges_dead_letters(
     page = superuser_client.get(url)
     assert page.status_code == 200
     assert b"dead for the admin test" in page.content
-    assert b"tests.django.jobs.add" in page.content  # the payload, verified and described
+    assert b"packages.qdjango.tests.jobs.add" in page.content  # the payload, verified and described
 
     first, second, third = (m.id for m in messages)
     response = superuser_client.post(url, {"action": "requeue", "task_id": [first]}, follow=True)
@@ -141,7 +145,6 @@ def test_queue_page_says_when_redis_is_down(
 ) -> None:
     from redis.backoff import NoBackoff
     from redis.retry import Retry
-
     from tests.support.servers import free_port
 
     nowhere = {"host": "127.0.0.1", "port": free_port(), "retry": Retry(NoBackoff(), 0)}

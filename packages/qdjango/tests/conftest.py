@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from tests.support.servers import RedisServer, service_missing
 
 BACKENDS = {"sqlite": "default", "postgres": "postgres"}

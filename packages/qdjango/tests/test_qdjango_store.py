@@ -12,19 +12,19 @@ from typing import Any
 import pytest
 from django.db import connections
 from django.test.utils import CaptureQueriesContext
+from packages.qdjango.tests import jobs
 
 from qcore import ConfigError, TaskMessage, TaskResult
 from qdjango.fields import Unreadable
 from qdjango.hooks import DjangoHookRunner
 from qdjango.models import Failure, Success, Task
 from qdjango.store import DjangoResultStore
-from tests.django import jobs
 
 
 def record(
     *, success: bool = True, result: Any = 1, attempt: int = 1, stopped: float | None = None
 ) -> TaskResult:
-    message = TaskMessage.new("tests.django.jobs.add", (1, 2), {"k": "v"}, group="g")
+    message = TaskMessage.new("packages.qdjango.tests.jobs.add", (1, 2), {"k": "v"}, group="g")
     return TaskResult.from_message(
         message, result=result, success=success, attempt_count=attempt, stopped=stopped
     )
@@ -44,7 +44,7 @@ def test_upsert_keeps_one_row_per_id(db_alias: str, q_cluster: dict[str, Any]) -
     row = Task.objects.get(pk=first.id)
     assert row.result == "boom again" and row.attempt_count == 2 and not row.success
     assert row.args == (1, 2) and row.kwargs == {"k": "v"} and row.group == "g"
-    assert row.func == "tests.django.jobs.add" and row.name == first.name
+    assert row.func == "packages.qdjango.tests.jobs.add" and row.name == first.name
     assert abs(row.started.timestamp() - first.started) < 1e-3
     # An older attempt count never lowers the stored one.
     store.save_many([same(first, attempt_count=1)])

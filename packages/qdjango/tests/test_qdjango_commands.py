@@ -13,9 +13,9 @@ from typing import Any
 import pytest
 from django.core.management import call_command
 from django.core.management.base import SystemCheckError
+from packages.qdjango.tests import jobs
 
 from qdjango import async_task, fetch, result
-from tests.django import jobs
 
 WAIT = 20_000
 
@@ -105,7 +105,6 @@ def test_qinfo_when_redis_is_down(db_alias: str, settings: Any, q_cluster: dict[
     from django.core.management.base import CommandError
     from redis.backoff import NoBackoff
     from redis.retry import Retry
-
     from tests.support.servers import free_port
 
     nowhere = {"host": "127.0.0.1", "port": free_port(), "retry": Retry(NoBackoff(), 0)}
@@ -125,7 +124,7 @@ def test_manage_py_qcluster_runs_and_stops_on_sigterm(
     settings.Q_CLUSTER = value
     env = {
         **os.environ,
-        "DJANGO_SETTINGS_MODULE": "tests.django.settings",
+        "DJANGO_SETTINGS_MODULE": "packages.qdjango.tests.settings",
         "QDJANGO_TEST_Q_CLUSTER": json.dumps(value),
         "QDJANGO_TEST_SQLITE": str(connections["default"].settings_dict["NAME"]),
         "PYTHONPATH": os.getcwd(),
