@@ -58,9 +58,8 @@ class DjangoContext:
         if apps.ready:
             _forget_inherited_connections()
             return
-        from django.conf import settings
-
         import django
+        from django.conf import settings
 
         if not settings.configured:
             if self.settings_module is None:
