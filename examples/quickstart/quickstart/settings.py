@@ -16,6 +16,7 @@ ROOT_URLCONF = "quickstart.urls"
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 STATIC_URL = "static/"
 
+# --8<-- [start:apps]
 INSTALLED_APPS = [
     "django.contrib.admin",
     "django.contrib.auth",
@@ -25,6 +26,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "qdjango",
 ]
+# --8<-- [end:apps]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
@@ -64,6 +66,7 @@ DATABASES = {
     }
 }
 
+# --8<-- [start:q_cluster]
 Q_CLUSTER = {
     "name": "quickstart",
     "workers": 2,
@@ -73,3 +76,4 @@ Q_CLUSTER = {
     "redis": os.environ.get("Q_REDIS_URL", "redis://127.0.0.1:6379/0"),
     "label": "Q tasks",
 }
+# --8<-- [end:q_cluster]

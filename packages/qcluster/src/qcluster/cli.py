@@ -14,12 +14,31 @@ from qcluster.cluster import Cluster, codec_from_env
 from qcluster.config import ClusterConfig
 from qcore import ConfigError, QError, configure_logging, get_logger, mask_url
 
-__all__ = ["import_modules", "main"]
+__all__ = ["RUN_SETTINGS", "build_parser", "import_modules", "main"]
 
 log = get_logger("qcluster.cli")
 
 URL_ENV = "Q_REDIS_URL"
 DEFAULT_URL = "redis://127.0.0.1:6379/0"
+
+RUN_SETTINGS = {
+    "queue": "queue",
+    "name": "name",
+    "workers": "workers",
+    "timeout": "timeout",
+    "retry": "retry",
+    "max_attempts": "max_attempts",
+    "recycle": "recycle",
+    "max_rss": "max_rss",
+    "prefetch": "prefetch",
+    "grace": "grace",
+    "start_method": "start_method",
+    "json_logs": "log_json",
+    "log_level": "log_level",
+    "log_args": "log_args",
+}
+"""``qcluster run`` options (argparse dests) that set a :class:`ClusterConfig` field; an option
+left out falls back to ``Q_<SETTING>`` in the environment, then the field's default."""
 
 
 def import_modules(modules: Sequence[str]) -> None:
@@ -33,7 +52,8 @@ def import_modules(modules: Sequence[str]) -> None:
             raise ConfigError(f"cannot import task module {module!r}: {exc}") from exc
 
 
-def _parser() -> argparse.ArgumentParser:
+def build_parser() -> argparse.ArgumentParser:
+    """The ``qcluster`` command line (the settings reference is generated from its help)."""
     parser = argparse.ArgumentParser(
         prog="qcluster", description="Q's task cluster for plain Python, on Redis."
     )
@@ -64,13 +84,30 @@ def _parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--timeout", type=float, default=None, help="seconds a task may run")
     run.add_argument("--retry", type=float, default=None, help="heartbeat time-to-live, seconds")
-    run.add_argument("--max-attempts", type=int, default=None)
+    run.add_argument(
+        "--max-attempts",
+        type=int,
+        default=None,
+        help="deliveries before a task whose worker keeps dying is dead-lettered",
+    )
     run.add_argument("--recycle", type=int, default=None, help="replace a worker after N tasks")
     run.add_argument("--max-rss", type=int, default=None, help="replace a worker above N KiB")
-    run.add_argument("--prefetch", type=int, default=None)
+    run.add_argument(
+        "--prefetch", type=int, default=None, help="most tasks a worker takes in one fetch"
+    )
     run.add_argument("--grace", type=float, default=None, help="seconds to finish on stop")
-    run.add_argument("--start-method", choices=("fork", "forkserver", "spawn"), default=None)
-    run.add_argument("--result-ttl", type=float, default=7 * 24 * 3600, help="seconds")
+    run.add_argument(
+        "--start-method",
+        choices=("fork", "forkserver", "spawn"),
+        default=None,
+        help="how worker processes are started",
+    )
+    run.add_argument(
+        "--result-ttl",
+        type=float,
+        default=7 * 24 * 3600,
+        help="seconds a saved result is kept in Redis",
+    )
     run.add_argument("--result-namespace", default="default", help="the result store's namespace")
     run.add_argument(
         "--secret-env",
@@ -78,7 +115,7 @@ def _parser() -> argparse.ArgumentParser:
         help="environment variable holding the signing secret (default Q_SECRET_KEY)",
     )
     run.add_argument("--json-logs", action="store_true", default=None, help="JSON log lines")
-    run.add_argument("--log-level", default=None)
+    run.add_argument("--log-level", default=None, help="debug, info, warning, error or critical")
     run.add_argument(
         "--log-args",
         action="store_true",
@@ -101,22 +138,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def _config(args: argparse.Namespace) -> ClusterConfig:
     overrides: dict[str, Any] = {}
-    for option, setting in (
-        ("queue", "queue"),
-        ("name", "name"),
-        ("workers", "workers"),
-        ("timeout", "timeout"),
-        ("retry", "retry"),
-        ("max_attempts", "max_attempts"),
-        ("recycle", "recycle"),
-        ("max_rss", "max_rss"),
-        ("prefetch", "prefetch"),
-        ("grace", "grace"),
-        ("start_method", "start_method"),
-        ("json_logs", "log_json"),
-        ("log_level", "log_level"),
-        ("log_args", "log_args"),
-    ):
+    for option, setting in RUN_SETTINGS.items():
         value = getattr(args, option)
         if value is not None:
             overrides[setting] = value
@@ -197,7 +219,7 @@ def _monitor(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> None:
     """Entry point of the ``qcluster`` console script."""
-    args = _parser().parse_args(argv)
+    args = build_parser().parse_args(argv)
     handlers = {"run": _run, "info": _info, "monitor": _monitor}
     try:
         code = handlers[args.command](args)

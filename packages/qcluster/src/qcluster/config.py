@@ -36,6 +36,7 @@ def default_start_method() -> str:
 
 
 def _default_workers() -> int:
+    """The number of CPUs (``os.cpu_count()``)."""
     return os.cpu_count() or 1
 
 
@@ -81,7 +82,9 @@ class ClusterConfig:
     start_method: str = field(default_factory=default_start_method)
     """``fork``, ``forkserver`` or ``spawn``."""
     log_json: bool = False
+    """Log one JSON object per line (for a log collector) instead of coloured text."""
     log_level: str = "info"
+    """``debug``, ``info``, ``warning``, ``error`` or ``critical``."""
     log_args: bool = False
     """Whether task args and results may appear in logs (off: they can hold personal data)."""
 

@@ -21,7 +21,10 @@ from qcore import DEFAULT_COMPRESS_THRESHOLD, DEFAULT_MAX_SIZE, Codec, ConfigErr
 
 __all__ = [
     "DJANGO_KEYS",
+    "DJANGO_SETTINGS",
+    "MIGRATION_PAGE",
     "SEED_ONLY_KEYS",
+    "KeyDoc",
     "QSettings",
     "get_settings",
     "on_change",
@@ -31,14 +34,74 @@ __all__ = [
     "task_codec",
 ]
 
+
+@dataclass(frozen=True, slots=True)
+class KeyDoc:
+    """The documentation of one ``Q_CLUSTER`` key that only a Django site has (the settings
+    reference is generated from these, so a key cannot be added without one)."""
+
+    type: str
+    default: str
+    """As Python would write it; a test checks it against what :func:`parse` gives."""
+    doc: str
+
+
 # Keys only qdjango understands; every other key must be a ClusterConfig field.
-DJANGO_KEYS = frozenset(
-    {"redis", "django_redis", "compress", "sync", "label", "save_limit", "database", "max_size"}
-)
+DJANGO_SETTINGS: Mapping[str, KeyDoc] = {
+    "redis": KeyDoc(
+        "str | dict",
+        "None",
+        "The Redis of the queue: a URL (``redis://``, ``rediss://`` for TLS, ``unix://``; "
+        "``user:password@`` for an ACL user) or a dict of redis-py keyword arguments. "
+        "None: ``$Q_REDIS_URL``, else ``redis://127.0.0.1:6379/0``.",
+    ),
+    "django_redis": KeyDoc(
+        "str",
+        "None",
+        "The alias of a django-redis cache in ``CACHES`` whose connection pool Q borrows "
+        "instead of opening its own (then ``redis`` is not used).",
+    ),
+    "compress": KeyDoc(
+        "bool | int",
+        "None",
+        "zlib-compress payloads and stored values of at least this many bytes when it makes "
+        "them smaller. True: from 1 KiB; False: never; None: from 64 KiB.",
+    ),
+    "sync": KeyDoc(
+        "bool",
+        "False",
+        "Run every ``async_task`` at once in the calling process, through the worker's code "
+        "(record saved, hook called, the task's exception re-raised). For tests.",
+    ),
+    "label": KeyDoc("str", "None", "The admin's name for Q's app (None: \"Q\")."),
+    "save_limit": KeyDoc(
+        "int",
+        "250",
+        "Successes kept in the database, the newest first: 0 keeps all, -1 none (and the "
+        "cluster then does not even send them to the store). Failures are always kept.",
+    ),
+    "database": KeyDoc(
+        "str",
+        "None",
+        "The database alias Q's records are written to, with ``qdjango.routers.QRouter`` in "
+        "``DATABASE_ROUTERS`` (None: the routers' choice).",
+    ),
+    "max_size": KeyDoc(
+        "int",
+        "16777216",
+        "The largest signed payload or stored value, in bytes (at least 1024): a bigger "
+        "task is refused when it is queued, a bigger result is saved as a Failure saying so.",
+    ),
+}
+DJANGO_KEYS = frozenset(DJANGO_SETTINGS)
+
+MIGRATION_PAGE = "docs/migration/django-q2.md#settings"
+"""Where the documentation maps each django-q2 setting to Q's (named by system checks)."""
 
 # Keys Django Q knew that Q does not have, with what to do instead.
 SEED_ONLY_KEYS = {
     "cluster_name": "set 'name' (and 'queue') instead",
+    "ALT_CLUSTERS": "run one `manage.py qcluster --queue NAME` per queue instead",
     "daemonize_workers": "Q's workers may always start child processes; remove it",
     "queue_limit": "use 'prefetch' (tasks a worker takes per fetch) instead",
     "cpu_affinity": "not supported; remove it",
@@ -105,7 +168,10 @@ def problems(raw: object) -> list[tuple[str, str]]:
             continue
         hint = SEED_ONLY_KEYS.get(key)
         if hint is not None:
-            message = f"Q_CLUSTER[{key!r}] is a Django Q setting that Q does not have: {hint}"
+            message = (
+                f"Q_CLUSTER[{key!r}] is a Django Q setting that Q does not have: {hint} "
+                f"(see {MIGRATION_PAGE})"
+            )
         else:
             close = difflib.get_close_matches(key, known, n=1)
             guess = f"did you mean {close[0]!r}? " if close else ""

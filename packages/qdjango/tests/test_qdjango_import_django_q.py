@@ -1,0 +1,160 @@
+"""``manage.py q_import_django_q`` on a database migrated and filled by the real django-q2
+(installed in a throwaway virtualenv with uv), on SQLite and PostgreSQL: successes and
+failures imported with their values, a malicious pickle never unpickled, broken rows
+reported and skipped (exit status 1), a dry run that writes nothing, a second run that
+changes nothing."""
+
+from __future__ import annotations
+
+import datetime as dt
+import decimal
+import io
+import json
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.core.management import call_command
+from django.core.management.base import CommandError
+
+SITE = Path(__file__).with_name("django_q2_site.py")
+DJANGO_Q2 = "django-q2==1.11.1"
+
+
+@pytest.fixture(scope="session")
+def django_q2_python(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A virtualenv with the real django-q2, the Django version of this run and psycopg."""
+    import django
+
+    uv = shutil.which("uv")
+    if uv is None:
+        pytest.fail("uv is not on PATH: the test installs django-q2 with it")
+    venv = tmp_path_factory.mktemp("django-q2-venv")
+    subprocess.run([uv, "venv", "-q", "--python", sys.executable, str(venv)], check=True)
+    python = str(venv / "bin" / "python")
+    subprocess.run(
+        [uv, "pip", "install", "-q", "--python", python, DJANGO_Q2,
+         f"django=={django.__version__}", "psycopg[binary]"],
+        check=True,
+    )  # fmt: skip
+    return python
+
+
+def _site(python: str, command: str, database: dict[str, Any], trap: Path) -> str:
+    env = {
+        **os.environ,
+        "DQ2_DATABASE": json.dumps(database),
+        "DQ2_TRAP": str(trap),
+        "PYTHONPATH": "",
+    }
+    done = subprocess.run(
+        [python, str(SITE), command], env=env, capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done.stdout
+
+
+@pytest.fixture
+def django_q2_rows(
+    django_q2_python: str, db_alias: str, q_cluster: dict[str, Any], tmp_path: Path
+) -> Iterator[tuple[dict[str, str], Path]]:
+    """django-q2's tables and rows, in the very database Q's tables are in for this test."""
+    from django.db import connections
+
+    live = connections[db_alias].settings_dict
+    keep = ("ENGINE", "NAME", "USER", "PASSWORD", "HOST", "PORT")
+    database = {k: live[k] for k in keep if live.get(k) not in (None, "")}
+    if "PORT" in database:
+        database["PORT"] = str(database["PORT"])
+    connections[db_alias].close()
+    trap = tmp_path / "trap"
+    ids = json.loads(_site(django_q2_python, "setup", database, trap).splitlines()[-1])
+    yield ids, trap
+    connections[db_alias].close()
+    _site(django_q2_python, "teardown", database, trap)
+
+
+def _import(db_alias: str, *args: str) -> tuple[int, str]:
+    out = io.StringIO()
+    try:
+        call_command("q_import_django_q", "--database", db_alias, *args, stdout=out)
+    except CommandError as exc:
+        return exc.returncode, out.getvalue() + str(exc)
+    return 0, out.getvalue()
+
+
+def _snapshot(alias: str) -> list[tuple[Any, ...]]:
+    from qdjango.models import Task
+
+    return [
+        (t.id, t.name, t.func, repr(t.args), repr(t.kwargs), repr(t.result), t.group,
+         t.started, t.stopped, t.success, t.attempt_count, t.cluster)
+        for t in Task.objects.using(alias).order_by("id")
+    ]  # fmt: skip
+
+
+@pytest.mark.slow
+def test_import_of_a_real_django_q2_history(
+    django_q2_rows: tuple[dict[str, str], Path], db_alias: str
+) -> None:
+    from qdjango.fields import Unreadable
+    from qdjango.models import Task
+
+    ids, trap = django_q2_rows
+
+    code, out = _import(db_alias, "--dry-run")
+    assert code == 1, out
+    assert "tasks: would import 5, already in Q 0, skipped 2" in out
+    assert Task.objects.using(db_alias).count() == 0
+
+    code, out = _import(db_alias)
+    assert code == 1, out
+    assert "tasks: imported 5, already in Q 0, skipped 2, imported with values left out 2" in out
+    assert f"tasks: skipped {ids['broken']}: args: not base64" in out
+    assert f"tasks: skipped {ids['bad_id']}: id 'not-a-task-id' is not a task id" in out
+    assert "2 row(s) skipped" in out
+    assert not trap.exists(), "a pickle from the table was unpickled as it stood"
+
+    rows = {t.id: t for t in Task.objects.using(db_alias)}
+    assert set(rows) == {ids[k] for k in ("success", "failure", "rich", "site_class", "malicious")}
+    ok = rows[ids["success"]]
+    assert (ok.func, ok.args, ok.result, ok.success, ok.group) == (
+        "math.copysign",
+        (2, -2),
+        -2.0,
+        True,
+        "legacy",
+    )
+    assert ok.time_taken() >= 0
+    failed = rows[ids["failure"]]
+    assert failed.success is False and "division by zero" in str(failed.result)
+    rich = rows[ids["rich"]]
+    assert rich.args == (decimal.Decimal("9.99"), dt.date(2024, 2, 29), {"tags": {"a", "b"}})
+    assert rich.result == [1, 2.5, "three", b"four", None]
+    assert isinstance(rich.kwargs["when"], dt.datetime)
+    assert rich.time_taken() == pytest.approx(3, abs=0.01) and rich.cluster == "legacy"
+    shape = rows[ids["site_class"]]
+    assert isinstance(shape.args, Unreadable) and "__main__.Shape" in shape.args.reason
+    assert isinstance(shape.result, Unreadable)
+    assert f"tasks: imported {ids['site_class']} without args" in out
+    evil = rows[ids["malicious"]]
+    assert isinstance(evil.args, Unreadable) and "posix.system" in evil.args.reason
+    assert evil.func == "os.getcwd"
+
+    before = _snapshot(db_alias)
+    code, again = _import(db_alias)
+    assert code == 1
+    assert "tasks: imported 0, already in Q 5, skipped 2, imported with values left out 0" in again
+    assert _snapshot(db_alias) == before
+    assert not trap.exists()
+
+
+@pytest.mark.django_db
+def test_no_django_q2_table_is_nothing_to_import() -> None:
+    code, out = _import("default")
+    assert code == 0 and "tasks: no table django_q_task, nothing to import" in out
