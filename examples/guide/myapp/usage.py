@@ -1,4 +1,4 @@
-"""The guide's examples of the task API, as functions that tests/django runs on a cluster.
+"""The guide's examples of the task API, as functions that packages/qdjango/tests runs on a cluster.
 
 Each function returns what the page says it gives, so the test can check the page.
 """

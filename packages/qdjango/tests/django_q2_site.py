@@ -19,9 +19,8 @@ import os
 import pickle
 import sys
 
-from django.conf import settings
-
 import django
+from django.conf import settings
 
 settings.configure(
     INSTALLED_APPS=["django_q"],

@@ -90,3 +90,10 @@ def test_a_decompression_bomb_stops_at_the_size_limit() -> None:
     bomb = base64.b64encode(zlib.compress(b"\x80\x05" + b"\0" * (MAX_SIZE + 10))).decode()
     with pytest.raises(BadValue, match="larger than"):
         read_pickled(bomb)
+
+
+def test_a_pickle_cannot_ask_for_more_memory_than_the_limit() -> None:
+    # bytearray(2**40), as protocol 2 would write it: GLOBAL builtins bytearray, REDUCE.
+    huge = b"\x80\x02c__builtin__\nbytearray\nJ\x00\x00\x00\x40\x85R."
+    with pytest.raises(BadValue, match="asks for"):
+        read_pickled(base64.b64encode(huge).decode())

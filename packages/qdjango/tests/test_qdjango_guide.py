@@ -9,10 +9,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from packages.qdjango.tests.conftest import q_cluster_value
 
-from tests.django.conftest import q_cluster_value
-
-GUIDE = Path(__file__).resolve().parents[2] / "examples" / "guide"
+GUIDE = Path(__file__).resolve().parents[3] / "examples" / "guide"
 
 
 @pytest.fixture

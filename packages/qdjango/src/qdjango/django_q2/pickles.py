@@ -31,6 +31,7 @@ ALLOWED_GLOBALS = frozenset(
         ("builtins", "set"),
         ("builtins", "frozenset"),
         ("builtins", "bytearray"),
+        ("builtins", "bytes"),
         ("builtins", "complex"),
         ("builtins", "slice"),
         ("builtins", "range"),
@@ -68,10 +69,26 @@ class _PlainUnpickler(pickle.Unpickler):
         module = _compat_pickle.IMPORT_MAPPING.get(module, module)
         if (module, name) not in ALLOWED_GLOBALS:
             raise UnsafeValue(f"the value needs {module}.{name}, which the import does not load")
-        return super().find_class(module, name)
+        found = super().find_class(module, name)
+        return _SIZED.get(found, found)
 
     def persistent_load(self, pid: Any) -> Any:
         raise UnsafeValue("the value refers to a persistent object")
+
+
+def _sized(kind: type) -> Any:
+    """``bytes(n)`` and ``bytearray(n)`` allocate n bytes: a pickle may not ask for more than
+    the size limit."""
+
+    def make(*args: Any) -> Any:
+        if args and isinstance(args[0], int) and args[0] > MAX_SIZE:
+            raise BadValue(f"the value asks for {args[0]} bytes")
+        return kind(*args)
+
+    return make
+
+
+_SIZED = {bytes: _sized(bytes), bytearray: _sized(bytearray)}
 
 
 def _decompress(data: bytes) -> bytes:
