@@ -158,3 +158,41 @@ def test_import_of_a_real_django_q2_history(
 def test_no_django_q2_table_is_nothing_to_import() -> None:
     code, out = _import("default")
     assert code == 0 and "tasks: no table django_q_task, nothing to import" in out
+
+
+@pytest.fixture(scope="session")
+def side_by_side_python(django_q2_python: str) -> str:
+    """The django-q2 virtualenv with Q's four packages installed beside it."""
+    root = Path(__file__).resolve().parents[3]
+    packages = [
+        str(root / "packages" / name) for name in ("qcore", "qredis", "qcluster", "qdjango")
+    ]
+    uv = shutil.which("uv")
+    assert uv is not None
+    subprocess.run(
+        [uv, "pip", "install", "-q", "--python", django_q2_python, *packages], check=True
+    )
+    return django_q2_python
+
+
+@pytest.mark.slow
+def test_django_q2_and_q_run_side_by_side_on_one_site(
+    side_by_side_python: str, tmp_path: Path
+) -> None:
+    database = {"ENGINE": "django.db.backends.sqlite3", "NAME": str(tmp_path / "site.sqlite3")}
+    done = subprocess.run(
+        [side_by_side_python, str(Path(__file__).with_name("side_by_side_site.py"))],
+        env={**os.environ, "DQ2_DATABASE": json.dumps(database), "PYTHONPATH": ""},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    seen = json.loads(done.stdout.splitlines()[-1])
+    assert seen["django_q2"] == -2.0 and seen["q"] == -3.0
+    assert seen["q_rows"] == ["math.copysign"]
+    # Q's check warns about django-q2's keys and reports no error.
+    assert "qdjango.W001" in seen["check"] and "'orm'" in seen["check"]
+    assert "'catch_up'" in seen["check"] and "ERRORS" not in seen["check"]
+    # Django runs the qcluster command of the app listed first.
+    assert seen["qcluster_command_of"] == "django_q"

@@ -4,6 +4,7 @@ qdjango.E001  Q_CLUSTER is not a dict
 qdjango.E002  an unknown key (Django Q keys that Q dropped say what to use instead)
 qdjango.E003  a bad value of a qdjango setting (redis, django_redis, save_limit, ...)
 qdjango.E004  the cluster settings were refused (workers, timeout, retry, ...)
+qdjango.W001  a django-q2 key, ignored while django_q is installed beside qdjango (a switch)
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ _HINTS = {
     "qdjango.E002": "Remove the key or correct its spelling.",
     "qdjango.E003": None,
     "qdjango.E004": None,
+    "qdjango.W001": "Remove it together with django_q from INSTALLED_APPS.",
 }
 
 
@@ -32,7 +34,9 @@ def check_q_cluster(app_configs: Any = None, **kwargs: Any) -> list[checks.Check
     if raw is None:
         return []
     return [
-        checks.Error(message, hint=_HINTS.get(cid), obj="settings.Q_CLUSTER", id=cid)
+        (checks.Warning if cid.startswith("qdjango.W") else checks.Error)(
+            message, hint=_HINTS.get(cid), obj="settings.Q_CLUSTER", id=cid
+        )
         for cid, message in problems(raw)
     ]
 

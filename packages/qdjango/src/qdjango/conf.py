@@ -163,10 +163,21 @@ def problems(raw: object) -> list[tuple[str, str]]:
         return [("qdjango.E001", f"Q_CLUSTER must be a dict, not a {type(raw).__name__}")]
     found: list[tuple[str, str]] = []
     known = DJANGO_KEYS | ClusterConfig.field_names()
+    beside = _django_q_installed()
     for key in sorted(map(str, raw)):
         if key in known:
             continue
         hint = SEED_ONLY_KEYS.get(key)
+        if hint is not None and beside:
+            # Both run side by side during a switch: the key is django-q2's, Q ignores it.
+            found.append(
+                (
+                    "qdjango.W001",
+                    f"Q_CLUSTER[{key!r}] is django-q2's, ignored by Q while django_q is "
+                    f"installed; then {hint} (see {MIGRATION_PAGE})",
+                )
+            )
+            continue
         if hint is not None:
             message = (
                 f"Q_CLUSTER[{key!r}] is a Django Q setting that Q does not have: {hint} "
@@ -192,9 +203,17 @@ def problems(raw: object) -> list[tuple[str, str]]:
     return found
 
 
+def _django_q_installed() -> bool:
+    """Whether django-q2's app is installed beside Q's (a site in the middle of a switch)."""
+    from django.apps import apps
+
+    return apps.ready and apps.is_installed("django_q")
+
+
 def parse(raw: object) -> QSettings:
-    """Validate a ``Q_CLUSTER`` value; raise ConfigError listing every problem."""
-    found = problems(raw)
+    """Validate a ``Q_CLUSTER`` value; raise ConfigError listing every problem (warnings,
+    ``qdjango.W...``, are ``manage.py check``'s only)."""
+    found = [(cid, message) for cid, message in problems(raw) if cid.startswith("qdjango.E")]
     if found:
         raise ConfigError("; ".join(f"{message} ({cid})" for cid, message in found))
     assert isinstance(raw, Mapping)
