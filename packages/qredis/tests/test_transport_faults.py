@@ -190,10 +190,14 @@ def test_a_redis_restart_loses_nothing(redis_factory: Callable[..., RedisServer]
     server.restart(kill=True)
     assert transport.ack(held[50:]) == [True] * 50  # tokens survived: the same fetch is acked
     rest = drain(transport)
-    assert len(rest) == 400
-    [late] = transport.fetch("c1", timeout=3)
-    assert late.task_id == "later"
-    transport.ack([late])
+    # A loaded machine may take longer than the delay to drain: the delayed task is then due
+    # and handed out with the rest. Either way it comes once, and nothing else is lost.
+    late = [d for d in rest if d.task_id == "later"]
+    assert len(rest) - len(late) == 400
+    if not late:
+        late = transport.fetch("c1", timeout=3)
+        assert all(transport.ack(late))
+    assert [d.task_id for d in late] == ["later"]
     assert_empty(transport)
     transport.close()
 
