@@ -1,7 +1,16 @@
 """qcore: Q's task message, serialization and signing. No I/O, no Redis, no Django."""
 
-from qcore.calls import Q_OPTION_NAMES, apply_q_options, task_options
 from qcore.codec import DEFAULT_COMPRESS_THRESHOLD, DEFAULT_MAX_SIZE, Codec
+from qcore.enqueue import (
+    Q_OPTION_NAMES,
+    apply_q_options,
+    build_message,
+    enqueue,
+    enqueue_many,
+    retry_message,
+    send_message,
+    task_options,
+)
 from qcore.errors import (
     BadMagic,
     BadSignature,
@@ -20,7 +29,7 @@ from qcore.errors import (
 )
 from qcore.events import Event, EventBus
 from qcore.log import configure_logging, get_logger, mask_url
-from qcore.message import OPTION_NAMES, TaskMessage, TaskOptions, TaskResult
+from qcore.message import OPTION_NAMES, WIRE_VERSION, TaskMessage, TaskOptions, TaskResult
 from qcore.naming import humanize, new_id
 from qcore.protocols import (
     DeadLetter,
@@ -45,6 +54,7 @@ __all__ = [
     "OPTION_NAMES",
     "Q_OPTION_NAMES",
     "SECRET_ENV",
+    "WIRE_VERSION",
     "BadMagic",
     "BadSignature",
     "Codec",
@@ -76,14 +86,19 @@ __all__ = [
     "UnsupportedVersion",
     "__version__",
     "apply_q_options",
+    "build_message",
     "codec_for",
     "configure_logging",
     "derive_key",
     "dotted_path",
+    "enqueue",
+    "enqueue_many",
     "get_logger",
     "humanize",
     "mask_url",
     "new_id",
     "resolve",
+    "retry_message",
+    "send_message",
     "task_options",
 ]

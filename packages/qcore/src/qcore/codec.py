@@ -8,6 +8,7 @@ from qcore.errors import ConfigError, PayloadTooLarge, UndecodablePayload
 from qcore.message import TaskMessage, TaskResult
 from qcore.serialization import deflate, dumps, inflate, loads
 from qcore.signing import FLAG_COMPRESSED, FLAG_MESSAGE, FLAG_RESULT, KNOWN_FLAGS, OVERHEAD, Signer
+from qcore.wire import message_from_wire, message_to_wire, result_from_wire, result_to_wire
 
 __all__ = ["DEFAULT_COMPRESS_THRESHOLD", "DEFAULT_MAX_SIZE", "Codec"]
 
@@ -44,9 +45,9 @@ class Codec:
         flags = 0
         kind = type(obj)
         if kind is TaskMessage:
-            obj, flags = obj.to_wire(), FLAG_MESSAGE
+            obj, flags = message_to_wire(obj), FLAG_MESSAGE
         elif kind is TaskResult:
-            obj, flags = obj.to_wire(), FLAG_RESULT
+            obj, flags = result_to_wire(obj), FLAG_RESULT
         body = dumps(obj)
         if len(body) + OVERHEAD > self.max_size:
             raise PayloadTooLarge(
@@ -69,9 +70,9 @@ class Codec:
             body = inflate(body, max_size=self.max_size)
         obj = loads(body)
         if flags & FLAG_MESSAGE:
-            return TaskMessage.from_wire(obj)
+            return message_from_wire(obj)
         if flags & FLAG_RESULT:
-            return TaskResult.from_wire(obj)
+            return result_from_wire(obj)
         return obj
 
     def encode_message(self, message: TaskMessage) -> bytes:

@@ -1,32 +1,32 @@
 """The task message a producer enqueues and the result record the cluster produces.
 
-Both are frozen dataclasses with a format version. A message carries the task's own
-``args``/``kwargs`` and, apart from them, Q's per-task :class:`TaskOptions`, so a task whose
-kwargs use the names ``timeout`` or ``save`` can never collide with Q's options.
+Both are frozen dataclasses; :mod:`qcore.wire` writes them as versioned tuples. A message
+carries the task's own ``args``/``kwargs`` and, apart from them, Q's per-task
+:class:`TaskOptions`, so a task whose kwargs use the names ``timeout`` or ``save`` can never
+collide with Q's options.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from qcore.errors import ConfigError, UndecodablePayload
+from qcore.errors import ConfigError
 from qcore.naming import humanize, new_id
 from qcore.resolve import dotted_path
 
 __all__ = [
-    "MESSAGE_VERSION",
     "OPTION_NAMES",
-    "RESULT_VERSION",
+    "WIRE_VERSION",
     "TaskMessage",
     "TaskOptions",
     "TaskResult",
 ]
 
-MESSAGE_VERSION = 1
-RESULT_VERSION = 1
+WIRE_VERSION = (2, 0)
+"""(major, minor) of the messages and records this Q writes (see :mod:`qcore.wire`)."""
 
 TaskFunc = Callable[..., Any] | str
 
@@ -65,6 +65,8 @@ class TaskOptions:
     """Deliveries allowed before a task whose worker keeps dying is dead-lettered."""
     eta: float | None = None
     """Epoch seconds before which the task must not start (``countdown`` is turned into this)."""
+    retried_from: str | None = None
+    """The id of the task this one retries (an admin's "retry"), so the two can be linked."""
 
     def __post_init__(self) -> None:
         if self.timeout is not None and not self.timeout > 0:
@@ -77,9 +79,38 @@ class TaskOptions:
             raise ConfigError(f"max_attempts must be an integer >= 1, not {self.max_attempts!r}")
         if self.save is not None and not isinstance(self.save, bool):
             raise ConfigError(f"save must be True, False or None, not {self.save!r}")
+        if self.retried_from is not None and (
+            not isinstance(self.retried_from, str) or not 0 < len(self.retried_from) <= 100
+        ):
+            raise ConfigError(
+                f"retried_from must be a task id (1 to 100 characters), not {self.retried_from!r}"
+            )
+
+    def to_mapping(self) -> dict[str, Any]:
+        """The options that are set (not None), by name: how options travel and are stored.
+
+        Only what is set travels, so an option added later is simply absent from older
+        messages, and one an older reader does not know is ignored there (see qcore.wire).
+        """
+        if self is _NO_OPTIONS:
+            return {}
+        return {name: value for name in _OPTION_ORDER if (value := getattr(self, name)) is not None}
+
+    @classmethod
+    def from_stored(cls, values: Mapping[str, Any] | None) -> TaskOptions:
+        """Options back from :meth:`to_mapping`; names this Q does not know are ignored (they
+        come from a newer Q). Raises ConfigError for a value that is not valid."""
+        if not values:
+            return _NO_OPTIONS
+        try:
+            return cls(**values)
+        except TypeError:
+            return cls(**{k: v for k, v in values.items() if k in OPTION_NAMES})
 
 
-OPTION_NAMES = frozenset(f for f in TaskOptions.__dataclass_fields__)
+_OPTION_ORDER = tuple(TaskOptions.__dataclass_fields__)
+OPTION_NAMES = frozenset(_OPTION_ORDER)
+_NO_OPTIONS = TaskOptions()
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,13 +127,14 @@ class TaskMessage:
     options: TaskOptions = field(default_factory=TaskOptions)
     started: float = 0.0
     """Enqueue time in epoch seconds (Django Q calls the enqueue time ``started``)."""
-    version: int = MESSAGE_VERSION
+    version: tuple[int, int] = WIRE_VERSION
+    """The wire version (major, minor) the message was read in, or is written in."""
 
     @classmethod
     def new(
         cls,
         func: TaskFunc,
-        args: tuple[Any, ...] | list[Any] = (),
+        args: Sequence[Any] = (),
         kwargs: Mapping[str, Any] | None = None,
         *,
         hook: TaskFunc | None = None,
@@ -127,7 +159,7 @@ class TaskMessage:
             group,
             options if options is not None else _NO_OPTIONS,
             time.time(),
-            MESSAGE_VERSION,
+            WIRE_VERSION,
         )
 
     @property
@@ -140,52 +172,29 @@ class TaskMessage:
         """``hook`` as a dotted name, or None."""
         return None if self.hook is None else dotted_path(self.hook)
 
+    @property
+    def retried_from(self) -> str | None:
+        """The id of the task this one retries, or None."""
+        return self.options.retried_from
+
     def with_options(self, **changes: Any) -> TaskMessage:
         """A copy with some options changed."""
         return replace(self, options=replace(self.options, **changes))
 
     def to_wire(self) -> tuple[Any, ...]:
-        """The message as a plain tuple: what the codec pickles.
+        """The message as the versioned tuple the codec pickles (see :mod:`qcore.wire`)."""
+        from qcore.wire import message_to_wire
 
-        Pickling a tuple runs entirely in C; pickling the frozen dataclass would call Python
-        ``__getstate__``/``__setstate__`` for every message, several times slower.
-        """
-        opts = self.options
-        wire_options = (
-            None if opts is _NO_OPTIONS else (opts.timeout, opts.save, opts.max_attempts, opts.eta)
-        )
-        return (
-            self.version,
-            self.id,
-            self.name,
-            self.func,
-            self.args,
-            self.kwargs,
-            self.hook,
-            self.group,
-            wire_options,
-            self.started,
-        )
+        return message_to_wire(self)
 
     @classmethod
     def from_wire(cls, wire: Any) -> TaskMessage:
-        """The message back from :meth:`to_wire`'s tuple."""
-        try:
-            version, task_id, name, func, args, kwargs, hook, group, opts, started = wire
-        except (TypeError, ValueError):
-            raise UndecodablePayload("the payload is not a task message") from None
-        if version != MESSAGE_VERSION:
-            raise UndecodablePayload(
-                f"task message version {version!r} is not supported (this Q reads "
-                f"version {MESSAGE_VERSION})"
-            )
-        options = _NO_OPTIONS if opts is None else TaskOptions(*opts)
-        return _build_message(  # type: ignore[no-any-return]
-            task_id, name, func, args, kwargs, hook, group, options, started, version
-        )
+        """The message back from a tuple of any wire version this Q reads."""
+        from qcore.wire import message_from_wire
+
+        return message_from_wire(wire)
 
 
-_NO_OPTIONS = TaskOptions()
 _build_message = _unchecked_constructor(TaskMessage)
 
 
@@ -211,7 +220,9 @@ class TaskResult:
     hook: str | None = None
     group: str | None = None
     cluster: str | None = None
-    version: int = RESULT_VERSION
+    options: TaskOptions = _NO_OPTIONS
+    """The task's own options, so it can be sent again as it was (an admin's "retry")."""
+    version: tuple[int, int] = WIRE_VERSION
 
     @classmethod
     def from_message(
@@ -241,7 +252,8 @@ class TaskResult:
             hook if hook is None or type(hook) is str else dotted_path(hook),
             message.group,
             cluster,
-            RESULT_VERSION,
+            message.options,
+            WIRE_VERSION,
         )
 
     @classmethod
@@ -273,36 +285,23 @@ class TaskResult:
         """``stopped - started`` in seconds; it includes the time spent waiting in the queue."""
         return self.stopped - self.started
 
+    @property
+    def retried_from(self) -> str | None:
+        """The id of the task this one retried, or None."""
+        return self.options.retried_from
+
     def to_wire(self) -> tuple[Any, ...]:
-        """The record as a plain tuple: what the codec pickles (see TaskMessage.to_wire)."""
-        return (
-            self.version,
-            self.id,
-            self.name,
-            self.func,
-            self.args,
-            self.kwargs,
-            self.result,
-            self.success,
-            self.started,
-            self.stopped,
-            self.attempt_count,
-            self.hook,
-            self.group,
-            self.cluster,
-        )
+        """The record as the versioned tuple the codec pickles (see :mod:`qcore.wire`)."""
+        from qcore.wire import result_to_wire
+
+        return result_to_wire(self)
 
     @classmethod
     def from_wire(cls, wire: Any) -> TaskResult:
-        """The record back from :meth:`to_wire`'s tuple."""
-        if not isinstance(wire, tuple) or len(wire) != 14:
-            raise UndecodablePayload("the payload is not a task result")
-        if wire[0] != RESULT_VERSION:
-            raise UndecodablePayload(
-                f"task result version {wire[0]!r} is not supported (this Q reads "
-                f"version {RESULT_VERSION})"
-            )
-        return _build_result(*wire[1:], wire[0])  # type: ignore[no-any-return]
+        """The record back from a tuple of any wire version this Q reads."""
+        from qcore.wire import result_from_wire
+
+        return result_from_wire(wire)
 
 
 _build_result = _unchecked_constructor(TaskResult)

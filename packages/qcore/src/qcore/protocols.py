@@ -94,7 +94,13 @@ class Transport(Protocol):
         """
         ...
 
-    def enqueue_many(self, items: Iterable[tuple[str, bytes]], *, delay: float = 0.0) -> int:
+    def enqueue_many(
+        self,
+        items: Iterable[tuple[str, bytes]],
+        *,
+        delay: float = 0.0,
+        max_attempts: int | None = None,
+    ) -> int:
         """Enqueue ``(task_id, payload)`` pairs in chunks, each chunk all-or-nothing."""
         ...
 

@@ -1,0 +1,234 @@
+"""The one enqueue path: from a producer's call to a signed message handed to a transport.
+
+Every entry point (qredis's ``Producer``, qdjango's ``async_task``, the admin's retry, and the
+schedules, chains and retries to come) builds its message with :func:`build_message` and hands
+it over with :func:`send_message`, or does both with :func:`enqueue` / :func:`enqueue_many`. So Q's
+options are read one way everywhere, and a new per-task option is added here and in
+:class:`~qcore.TaskOptions`, nowhere else.
+
+Q's options come as keywords and, as in Django Q, again in a ``q_options`` dict for tasks whose
+own keyword arguments use those names: once ``q_options`` names an option, a keyword of that
+name is the task's own argument.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from typing import Any
+
+from qcore.codec import Codec
+from qcore.errors import ConfigError, UnknownOption
+from qcore.message import _NO_OPTIONS, OPTION_NAMES, TaskMessage, TaskOptions, TaskResult
+from qcore.protocols import Transport
+
+__all__ = [
+    "Q_OPTION_NAMES",
+    "apply_q_options",
+    "build_message",
+    "enqueue",
+    "enqueue_many",
+    "retry_message",
+    "send_message",
+    "task_options",
+]
+
+TaskFunc = Callable[..., Any] | str
+
+Q_OPTION_NAMES = frozenset({"hook", "group", "task_name", "countdown"}) | OPTION_NAMES
+"""What ``q_options`` accepts from any producer (a producer may accept more)."""
+
+
+def apply_q_options(
+    q_options: Mapping[str, Any],
+    given: Mapping[str, Any],
+    kwargs: dict[str, Any],
+    known: Collection[str] = Q_OPTION_NAMES,
+) -> dict[str, Any]:
+    """The options of a call once ``q_options`` is applied over the keywords in ``given``.
+
+    ``q_options`` wins. Once it names an option, a keyword of that name (when not None) is the
+    task's own argument and moves into ``kwargs``, so a task may take ``timeout`` itself.
+    Names outside ``known`` raise :class:`UnknownOption`.
+    """
+    unknown = set(q_options) - set(known)
+    if unknown:
+        raise UnknownOption(
+            f"unknown q_options {', '.join(sorted(unknown))}; "
+            f"known options are {', '.join(sorted(known))}"
+        )
+    for key, value in given.items():
+        if key in q_options and value is not None:
+            kwargs[key] = value
+    return {**given, **q_options}
+
+
+def task_options(
+    *,
+    timeout: float | None = None,
+    save: bool | None = None,
+    max_attempts: int | None = None,
+    eta: float | None = None,
+    countdown: float | None = None,
+    retried_from: str | None = None,
+) -> TaskOptions:
+    """:class:`TaskOptions` for a call; ``countdown`` (seconds from now) becomes ``eta``."""
+    if countdown is not None:
+        if eta is not None:
+            raise ConfigError("pass eta (epoch seconds) or countdown (seconds), not both")
+        eta = time.time() + float(countdown)
+    if (
+        timeout is None
+        and save is None
+        and max_attempts is None
+        and eta is None
+        and retried_from is None
+    ):
+        return _NO_OPTIONS
+    return TaskOptions(
+        timeout=timeout, save=save, max_attempts=max_attempts, eta=eta, retried_from=retried_from
+    )
+
+
+def build_message(
+    func: TaskFunc,
+    args: Sequence[Any] = (),
+    kwargs: dict[str, Any] | None = None,
+    *,
+    hook: TaskFunc | None = None,
+    group: str | None = None,
+    task_name: str | None = None,
+    timeout: float | None = None,
+    save: bool | None = None,
+    max_attempts: int | None = None,
+    eta: float | None = None,
+    countdown: float | None = None,
+    retried_from: str | None = None,
+    q_options: Mapping[str, Any] | None = None,
+    task_id: str | None = None,
+) -> TaskMessage:
+    """The message for ``func(*args, **kwargs)`` with Q's options, validated.
+
+    ``q_options`` wins over the keywords; a keyword it names moves into ``kwargs`` (the dict
+    is changed in place, so pass one of your own). A bad option raises
+    :class:`~qcore.ConfigError` (or TypeError for ``func``/``hook``) before anything is sent.
+    """
+    if q_options:
+        given = {
+            "hook": hook,
+            "group": group,
+            "task_name": task_name,
+            "timeout": timeout,
+            "save": save,
+            "max_attempts": max_attempts,
+            "eta": eta,
+            "countdown": countdown,
+            "retried_from": retried_from,
+        }
+        if kwargs is None:
+            kwargs = {}
+        chosen = apply_q_options(q_options, given, kwargs)
+        hook, group, task_name = chosen["hook"], chosen["group"], chosen["task_name"]
+        timeout, save, eta = chosen["timeout"], chosen["save"], chosen["eta"]
+        max_attempts, countdown = chosen["max_attempts"], chosen["countdown"]
+        retried_from = chosen["retried_from"]
+    if group is not None and (not isinstance(group, str) or len(group) > 100):
+        raise ConfigError(f"group must be a string of at most 100 characters, not {group!r}")
+    if task_name is not None and (not isinstance(task_name, str) or not 0 < len(task_name) <= 100):
+        raise ConfigError(f"task_name must be a string of 1 to 100 characters, not {task_name!r}")
+    options = task_options(
+        timeout=timeout,
+        save=save,
+        max_attempts=max_attempts,
+        eta=eta,
+        countdown=countdown,
+        retried_from=retried_from,
+    )
+    return TaskMessage.new(
+        func,
+        args,
+        kwargs,
+        hook=hook,
+        group=group,
+        options=options,
+        task_id=task_id,
+        name=task_name,
+    )
+
+
+def retry_message(record: TaskResult) -> TaskMessage:
+    """A new task that runs ``record``'s task again as it was sent: its func, args, kwargs,
+    hook, group and options, under a new id, with ``retried_from`` naming the record's task.
+
+    The options come from the record, never from the task's kwargs, so a task keyword named
+    ``timeout`` stays the task's own. ``eta`` is dropped: a retry runs now.
+    """
+    options = dataclasses.replace(record.options, eta=None, retried_from=record.id)
+    return TaskMessage.new(
+        record.func,
+        record.args,
+        record.kwargs,
+        hook=record.hook,
+        group=record.group,
+        options=options,
+    )
+
+
+def send_message(transport: Transport, codec: Codec, message: TaskMessage) -> None:
+    """Sign ``message`` and hand it to ``transport``: one call (one round trip on Redis)."""
+    opts = message.options
+    eta = opts.eta
+    transport.enqueue(
+        message.id,
+        codec.encode_message(message),
+        delay=0.0 if eta is None else max(0.0, eta - time.time()),
+        max_attempts=opts.max_attempts,
+    )
+    # The single place a TaskEnqueued event is emitted, once qcore.events exists.
+
+
+def enqueue(
+    transport: Transport,
+    codec: Codec,
+    func: TaskFunc,
+    args: Sequence[Any] = (),
+    kwargs: dict[str, Any] | None = None,
+    **options: Any,
+) -> TaskMessage:
+    """:func:`build_message` (``options`` are its keywords), then :func:`send_message`; returns the
+    message that was queued."""
+    message = build_message(func, args, kwargs, **options)
+    send_message(transport, codec, message)
+    return message
+
+
+def enqueue_many(
+    transport: Transport,
+    codec: Codec,
+    func: TaskFunc,
+    calls: Iterable[Any],
+    *,
+    hook: TaskFunc | None = None,
+    group: str | None = None,
+    timeout: float | None = None,
+    save: bool | None = None,
+    max_attempts: int | None = None,
+) -> list[str]:
+    """Queue ``func(*call)`` for each element of ``calls`` (a non-tuple element is one
+    argument) in the transport's all-or-nothing chunks; returns the ids in order."""
+    first = build_message(
+        func, hook=hook, group=group, timeout=timeout, save=save, max_attempts=max_attempts
+    )
+    options = first.options
+    encode = codec.encode_message
+    ids: list[str] = []
+    items: list[tuple[str, bytes]] = []
+    for call in calls:
+        args = call if isinstance(call, tuple) else (call,)
+        message = TaskMessage.new(func, args, hook=hook, group=group, options=options)
+        ids.append(message.id)
+        items.append((message.id, encode(message)))
+    transport.enqueue_many(items, max_attempts=max_attempts)
+    # TaskEnqueued for each message, here too, once qcore.events exists.
+    return ids

@@ -1,0 +1,173 @@
+"""The versioned tuples that task messages and result records travel as.
+
+A message or record is pickled as a plain tuple (pickling a tuple runs entirely in C; a frozen
+dataclass would go through Python ``__reduce__`` for every message). Its first two items are
+the wire version, major and minor:
+
+- a **minor** version only appends optional fields at the end of the tuple, or adds option
+  names to the options mapping. A reader takes the fields it knows and ignores the rest, so
+  producers and clusters of one major version run side by side in any order;
+- a **major** version changes the layout. A reader knows the previous major version and its
+  own; anything else is refused with :class:`~qcore.errors.UnsupportedVersion` (a
+  :class:`~qcore.errors.PayloadError`, so a worker dead-letters the task with that reason
+  instead of failing it).
+
+Version 2.0 (written since the options became a mapping)::
+
+    message: (2, 0, id, name, func, args, kwargs, hook, group, started, options)
+    record:  (2, 0, id, name, func, args, kwargs, result, success, started, stopped,
+              attempt_count, hook, group, cluster, options)
+
+``options`` is None or a dict of the options that are set (``TaskOptions.to_mapping``).
+
+Version 1 (Q 0.1; read, never written): the version as one integer, options as a tuple::
+
+    message: (1, id, name, func, args, kwargs, hook, group, (timeout, save, max_attempts,
+              eta) or None, started)
+    record:  (1, id, name, func, args, kwargs, result, success, started, stopped,
+              attempt_count, hook, group, cluster)
+
+Encoded samples of every version are kept as test fixtures (``packages/qcore/tests/wire``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from qcore.errors import ConfigError, UndecodablePayload, UnsupportedVersion
+from qcore.message import (
+    _NO_OPTIONS,
+    WIRE_VERSION,
+    TaskMessage,
+    TaskOptions,
+    TaskResult,
+    _build_message,
+    _build_result,
+)
+
+__all__ = [
+    "READS",
+    "WIRE_VERSION",
+    "message_from_wire",
+    "message_to_wire",
+    "result_from_wire",
+    "result_to_wire",
+]
+
+MAJOR, MINOR = WIRE_VERSION
+READS = (1, MAJOR)
+"""The major versions this Q reads."""
+
+_MESSAGE_FIELDS = 11  # of version 2.0, the two version items included
+_RESULT_FIELDS = 16
+_V1 = (1, 0)
+
+
+def _options_out(options: TaskOptions) -> dict[str, Any] | None:
+    if options is _NO_OPTIONS:
+        return None
+    return options.to_mapping() or None
+
+
+def _options_in(values: Any) -> TaskOptions:
+    if values is None:
+        return _NO_OPTIONS
+    if type(values) is not dict:
+        raise UndecodablePayload(f"the task's options are a {type(values).__name__}, not a dict")
+    try:
+        return TaskOptions.from_stored(values)
+    except (ConfigError, TypeError) as exc:
+        raise UndecodablePayload(f"the task's options are not valid here: {exc}") from None
+
+
+def _refuse(kind: str, wire: Any) -> UnsupportedVersion:
+    major = wire[0]
+    minor = wire[1] if major != 1 and len(wire) > 1 else 0
+    return UnsupportedVersion(
+        f"{kind} wire version {major!r}.{minor!r} is not supported: this Q reads versions "
+        f"1 and {MAJOR}.x; run a Q that reads it (upgrade the cluster before the producers)"
+    )
+
+
+def message_to_wire(message: TaskMessage) -> tuple[Any, ...]:
+    """The message as a version 2.0 tuple."""
+    return (
+        MAJOR,
+        MINOR,
+        message.id,
+        message.name,
+        message.func,
+        message.args,
+        message.kwargs,
+        message.hook,
+        message.group,
+        message.started,
+        _options_out(message.options),
+    )
+
+
+def message_from_wire(wire: Any) -> TaskMessage:
+    """A message from a tuple of version 1 or 2.x; fields of a newer minor are ignored."""
+    if type(wire) is not tuple or len(wire) < 2:
+        raise UndecodablePayload("the payload is not a task message")
+    major = wire[0]
+    if major == MAJOR and len(wire) >= _MESSAGE_FIELDS:
+        if len(wire) > _MESSAGE_FIELDS:
+            wire = wire[:_MESSAGE_FIELDS]  # a newer minor version's optional fields
+        _, minor, task_id, name, func, args, kwargs, hook, group, started, opts = wire
+        options = _NO_OPTIONS if opts is None else _options_in(opts)
+        return _build_message(  # type: ignore[no-any-return]
+            task_id, name, func, args, kwargs, hook, group, options, started, (major, minor)
+        )
+    if major == 1 and len(wire) == 10:
+        _, task_id, name, func, args, kwargs, hook, group, opts, started = wire
+        try:
+            options = _NO_OPTIONS if opts is None else TaskOptions(*opts)
+        except (ConfigError, TypeError) as exc:
+            raise UndecodablePayload(f"the task's options are not valid here: {exc}") from None
+        return _build_message(  # type: ignore[no-any-return]
+            task_id, name, func, args, kwargs, hook, group, options, started, _V1
+        )
+    if major in READS:
+        raise UndecodablePayload(f"the payload is not a task message of version {major}")
+    raise _refuse("task message", wire)
+
+
+def result_to_wire(record: TaskResult) -> tuple[Any, ...]:
+    """The record as a version 2.0 tuple."""
+    return (
+        MAJOR,
+        MINOR,
+        record.id,
+        record.name,
+        record.func,
+        record.args,
+        record.kwargs,
+        record.result,
+        record.success,
+        record.started,
+        record.stopped,
+        record.attempt_count,
+        record.hook,
+        record.group,
+        record.cluster,
+        _options_out(record.options),
+    )
+
+
+def result_from_wire(wire: Any) -> TaskResult:
+    """A record from a tuple of version 1 or 2.x; fields of a newer minor are ignored."""
+    if type(wire) is not tuple or len(wire) < 2:
+        raise UndecodablePayload("the payload is not a task result")
+    major = wire[0]
+    if major == MAJOR and len(wire) >= _RESULT_FIELDS:
+        opts = wire[_RESULT_FIELDS - 1]
+        options = _NO_OPTIONS if opts is None else _options_in(opts)
+        return _build_result(  # type: ignore[no-any-return]
+            *wire[2 : _RESULT_FIELDS - 1], options, (major, wire[1])
+        )
+    if major == 1 and len(wire) == 14:
+        return _build_result(*wire[1:], _NO_OPTIONS, _V1)  # type: ignore[no-any-return]
+    if major in READS:
+        raise UndecodablePayload(f"the payload is not a task result of version {major}")
+    raise _refuse("task result", wire)

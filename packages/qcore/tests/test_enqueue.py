@@ -1,0 +1,94 @@
+"""The one enqueue path's reading of a call: Q's options apart from the task's own kwargs,
+validated before anything is sent; a retry's message. Sending is tested on Redis
+(packages/qredis/tests/test_producer.py) and from qdjango (its API and admin tests)."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from qcore import (
+    ConfigError,
+    TaskMessage,
+    TaskOptions,
+    TaskResult,
+    UnknownOption,
+    apply_q_options,
+    build_message,
+    retry_message,
+    task_options,
+)
+
+
+def test_q_options_win_and_move_same_named_keywords_into_the_task() -> None:
+    kwargs: dict[str, object] = {"x": 1}
+    given = {"hook": None, "group": "g", "timeout": 5, "save": None}
+    chosen = apply_q_options({"timeout": 9, "hook": "h.f"}, given, kwargs)
+    assert chosen["timeout"] == 9 and chosen["hook"] == "h.f" and chosen["group"] == "g"
+    # the keyword timeout=5 was the task's own argument; hook=None stays out of the task
+    assert kwargs == {"x": 1, "timeout": 5}
+
+
+def test_unknown_q_options_are_named_with_the_known_ones() -> None:
+    with pytest.raises(UnknownOption, match=r"cached.*known options are") as info:
+        apply_q_options({"cached": True}, {}, {})
+    assert isinstance(info.value, ConfigError) and isinstance(info.value, TypeError)
+    assert apply_q_options({"sync": True}, {"sync": None}, {}, known={"sync"}) == {"sync": True}
+
+
+def test_task_options() -> None:
+    assert task_options() is task_options()  # the shared default, no allocation per call
+    assert task_options(timeout=3) == TaskOptions(timeout=3)
+    before = time.time()
+    eta = task_options(countdown=10).eta
+    assert eta is not None and before + 10 <= eta <= time.time() + 10
+    with pytest.raises(ConfigError, match="not both"):
+        task_options(eta=1.0, countdown=1.0)
+
+
+def test_build_message_reads_options_as_every_producer_does() -> None:
+    kwargs = {"x": 1}
+    message = build_message(
+        "f.g",
+        (1, 2),
+        kwargs,
+        timeout=5,
+        group="g",
+        q_options={"timeout": 9, "task_name": "nightly", "max_attempts": 2},
+    )
+    assert message.kwargs == {"x": 1, "timeout": 5}  # the keyword is the task's own now
+    assert message.options == TaskOptions(timeout=9, max_attempts=2)
+    assert (message.name, message.group, message.args) == ("nightly", "g", (1, 2))
+    assert build_message("f.g").options is task_options()  # nothing set, nothing allocated
+
+
+@pytest.mark.parametrize(
+    ("options", "match"),
+    [
+        ({"group": "g" * 101}, "group must be"),
+        ({"group": 3}, "group must be"),
+        ({"task_name": ""}, "task_name must be"),
+        ({"timeout": -1}, "timeout must be"),
+        ({"max_attempts": 0}, "max_attempts must be"),
+        ({"retried_from": ""}, "retried_from must be"),
+        ({"q_options": {"tiemout": 1}}, "unknown q_options tiemout"),
+    ],
+)
+def test_bad_options_are_refused_with_their_name(options: dict, match: str) -> None:
+    with pytest.raises(ConfigError, match=match):
+        build_message("f.g", **options)
+
+
+def test_a_retry_is_the_task_as_it_was_sent_under_a_new_id() -> None:
+    sent = build_message(
+        "f.g", (1,), {"timeout": 7}, hook="h.k", group="g", timeout=30, max_attempts=2, eta=1.0
+    )
+    record = TaskResult.from_message(sent, result="ValueError: no", success=False)
+    retry = retry_message(record)
+    assert isinstance(retry, TaskMessage) and retry.id != sent.id
+    assert (retry.func, retry.args, retry.kwargs) == ("f.g", (1,), {"timeout": 7})
+    assert (retry.hook, retry.group) == ("h.k", "g")
+    # its own options, the eta dropped (a retry runs now), and the link to the failure
+    assert retry.options == TaskOptions(timeout=30, max_attempts=2, retried_from=sent.id)
+    assert retry.retried_from == sent.id

@@ -1,0 +1,166 @@
+"""Wire versions: the checked-in samples of every version decode, a newer minor version's
+fields are ignored, an unknown major version is refused as a PayloadError (dead-lettered by a
+worker, not failed). The samples run on a real cluster in tests/cluster/test_wire_samples.py."""
+
+from __future__ import annotations
+
+import importlib.util
+import math
+import pickle
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+from qcore import (
+    WIRE_VERSION,
+    Codec,
+    PayloadError,
+    Signer,
+    TaskMessage,
+    TaskOptions,
+    TaskResult,
+    UndecodablePayload,
+    UnsupportedVersion,
+)
+from qcore.signing import FLAG_MESSAGE, FLAG_RESULT
+
+WIRE = Path(__file__).parent / "wire"
+SECRET = "q-test-secret-key-0123456789abcdef"
+CODEC = Codec(Signer.from_secret(SECRET))
+STARTED = 1_767_225_600.25
+
+
+def sample(version: str, name: str) -> bytes:
+    return (WIRE / version / f"{name}.bin").read_bytes()
+
+
+def _script(name: str) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(name, WIRE / f"{name}.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+V1_MESSAGES = {
+    "message-plain": TaskMessage(
+        "a1" * 16, "alpha-bravo-charlie-delta", "math.copysign", (2, -3), {}, None, None,
+        TaskOptions(), STARTED, (1, 0),
+    ),
+    "message-options": TaskMessage(
+        "b2" * 16, "echo-foxtrot-golf-hotel", "builtins.dict", (),
+        {"timeout": 5, "save": "the task's own", "x": [1, 2]}, "builtins.id", "wire-v1",
+        TaskOptions(timeout=30.0, save=True, max_attempts=2, eta=STARTED - 60), STARTED, (1, 0),
+    ),
+    "message-callable": TaskMessage(
+        "c3" * 16, "india-juliet-kilo-lima", math.hypot, (3, 4), {}, None, None, TaskOptions(),
+        STARTED, (1, 0),
+    ),
+    "message-compressed": TaskMessage(
+        "d4" * 16, "mike-november-oscar-papa", "builtins.len", ("x" * 100_000,), {}, None,
+        None, TaskOptions(save=True), STARTED, (1, 0),
+    ),
+}  # fmt: skip
+
+V1_RESULTS = {
+    "result-success": TaskResult(
+        "a1" * 16, "alpha-bravo-charlie-delta", "math.copysign", (2, -3), {}, -2.0, True,
+        STARTED, STARTED + 1.5, 1, None, None, "wire-v1", TaskOptions(), (1, 0),
+    ),
+    "result-failure": TaskResult(
+        "e5" * 16, "quebec-romeo-sierra-tango", "tests.tasks.fail", ("boom",), {"timeout": 5},
+        "ValueError: boom\n\nTraceback (most recent call last):\n  ...", False, STARTED,
+        STARTED + 1.5, 2, "builtins.id", "wire-v1", "wire-v1", TaskOptions(), (1, 0),
+    ),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("name", sorted(V1_MESSAGES))
+def test_version_1_messages_decode(name: str) -> None:
+    assert CODEC.decode_message(sample("v1", name)) == V1_MESSAGES[name]
+
+
+@pytest.mark.parametrize("name", sorted(V1_RESULTS))
+def test_version_1_results_decode(name: str) -> None:
+    assert CODEC.decode_result(sample("v1", name)) == V1_RESULTS[name]
+
+
+def test_the_version_1_script_still_makes_the_checked_in_bytes() -> None:
+    made = _script("make_v1").samples()
+    assert made == {p.stem: p.read_bytes() for p in (WIRE / "v1").glob("*.bin")}
+
+
+def test_a_version_1_message_is_sent_on_as_the_current_version() -> None:
+    message = CODEC.decode_message(sample("v1", "message-options"))
+    again = CODEC.decode_message(CODEC.encode(message))
+    assert again.version == WIRE_VERSION
+    assert (again.args, again.kwargs, again.options) == (
+        message.args,
+        message.kwargs,
+        message.options,
+    )
+
+
+def test_version_2_samples_decode_and_this_q_still_writes_them() -> None:
+    script = _script("make_v2")
+    for name, expected in {**script.MESSAGES, **script.RESULTS}.items():
+        data = sample("v2", name)
+        assert CODEC.decode(data) == expected, name
+        if WIRE_VERSION == (2, 0):
+            assert CODEC.encode(expected) == data, f"{name}: the layout changed in place"
+
+
+def test_options_travel_as_a_mapping_of_what_is_set() -> None:
+    message = TaskMessage.new("a.b", options=TaskOptions(timeout=3.0, retried_from="c" * 32))
+    assert message.to_wire()[-1] == {"timeout": 3.0, "retried_from": "c" * 32}
+    assert TaskMessage.new("a.b").to_wire()[-1] is None
+    assert TaskMessage.from_wire(message.to_wire()) == message
+    assert message.retried_from == "c" * 32
+
+
+def _signed(wire: tuple, flag: int = FLAG_MESSAGE) -> bytes:
+    return CODEC.signer.sign(pickle.dumps(wire, 5), flag)
+
+
+def test_a_newer_minor_version_with_an_unknown_field_and_option_is_read() -> None:
+    wire = TaskMessage.new("math.copysign", (2, -3), options=TaskOptions(timeout=7.0)).to_wire()
+    major, minor = wire[:2]
+    newer = (major, minor + 1, *wire[2:-1], {"timeout": 7.0, "priority": 9}, "a new field")
+    message = CODEC.decode_message(_signed(newer))
+    assert message.version == (major, minor + 1)
+    assert message.args == (2, -3) and message.options == TaskOptions(timeout=7.0)
+    record = TaskResult.from_message(message, result=-2.0, success=True)
+    rwire = record.to_wire()
+    newer_record = (major, minor + 1, *rwire[2:-1], {"timeout": 7.0, "priority": 9}, b"more")
+    read = CODEC.decode_result(_signed(newer_record, FLAG_RESULT))
+    assert read.result == -2.0 and read.options == TaskOptions(timeout=7.0)
+
+
+@pytest.mark.parametrize("major", [0, 3, 99, "2"])
+def test_an_unknown_major_version_is_refused_as_a_payload_error(major: object) -> None:
+    wire = TaskMessage.new("math.copysign", (2, -3)).to_wire()
+    with pytest.raises(UnsupportedVersion, match="is not supported: this Q reads") as info:
+        CODEC.decode_message(_signed((major, *wire[1:])))
+    # Not UndecodablePayload (a Failure record): a worker dead-letters it with the reason.
+    assert isinstance(info.value, PayloadError)
+    assert not isinstance(info.value, UndecodablePayload)
+    rwire = TaskResult.from_message(TaskMessage.new("a.b"), result=1, success=True).to_wire()
+    with pytest.raises(UnsupportedVersion):
+        CODEC.decode_result(_signed((major, *rwire[1:]), FLAG_RESULT))
+
+
+@pytest.mark.parametrize(
+    "wire",
+    [
+        (2, 0, "id"),  # too short for 2.0
+        (1, "id", "n"),  # too short for 1
+        (2, 0, "i", "n", "f", (), {}, None, None, 0.0, ["timeout"]),  # options not a dict
+        (2, 0, "i", "n", "f", (), {}, None, None, 0.0, {"timeout": -1}),  # not valid
+        (),
+        "nonsense",
+    ],
+)
+def test_malformed_tuples_of_known_versions_are_undecodable(wire: object) -> None:
+    with pytest.raises(UndecodablePayload):
+        TaskMessage.from_wire(wire)
