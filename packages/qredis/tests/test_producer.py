@@ -69,6 +69,18 @@ def test_unknown_q_options_are_refused(producer: Producer) -> None:
         producer.enqueue("f.g", q_options={"tiemout": 5})
 
 
+@pytest.mark.parametrize(
+    "bad", [{"group": "g" * 101}, {"timeout": 0}, {"q_options": {"task_name": ""}}]
+)
+def test_a_bad_option_queues_nothing(producer: Producer, bad: dict) -> None:
+    with pytest.raises(ConfigError):
+        producer.enqueue("f.g", **bad)
+    if "q_options" not in bad:
+        with pytest.raises(ConfigError):
+            producer.enqueue_many("f.g", [1, 2], **bad)
+    assert producer.broker.queue_size() == producer.broker.delayed_size() == 0
+
+
 def test_countdown_and_eta_delay_the_task(producer: Producer) -> None:
     start = time.monotonic()
     producer.enqueue("f.g", countdown=0.4)

@@ -1,7 +1,8 @@
 """Django Q's task API: ``async_task`` (Django Q's ``async``), ``result``, ``fetch`` and the
 group helpers.
 
-The hot path is :func:`async_task`: build the message, sign it, one Redis call. Everything
+The hot path is :func:`async_task`: ``qcore``'s one enqueue path (build the message, sign it,
+one Redis call). Everything
 derived from settings (the codec, the transport) is built once per process and dropped when a
 setting changes. Models are imported inside functions, so importing this module (and
 ``qdjango``) never needs the app registry.
@@ -10,7 +11,6 @@ setting changes. Models are imported inside functions, so importing this module 
 from __future__ import annotations
 
 import dataclasses
-import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -21,7 +21,8 @@ from qcore import (
     TaskMessage,
     TaskResult,
     apply_q_options,
-    task_options,
+    build_message,
+    send_message,
 )
 from qdjango import connection
 from qdjango.conf import get_settings, task_codec
@@ -40,7 +41,8 @@ __all__ = [
 
 TaskFunc = Callable[..., Any] | str
 
-Q_OPTIONS = Q_OPTION_NAMES | {"sync", "redis", "transport", "broker"}
+_OWN_OPTIONS = frozenset({"sync", "redis", "transport", "broker"})
+Q_OPTIONS = Q_OPTION_NAMES | _OWN_OPTIONS
 """Names ``q_options`` accepts (they win over the keywords of the same name); ``broker`` is
 django-q2's name for a transport."""
 
@@ -71,43 +73,22 @@ def async_task(
     Like Django Q, a dotted path is not checked here: a path that does not resolve becomes a
     Failure record naming it.
     """
-    conf = get_settings()
-    name = max_attempts = eta = countdown = transport = None
+    transport = None
     if q_options:
-        given = {
-            "hook": hook,
-            "group": group,
-            "timeout": timeout,
-            "save": save,
-            "sync": sync,
-            "redis": redis,
-        }
-        chosen = apply_q_options(q_options, given, kwargs, Q_OPTIONS)
-        hook, group, timeout, save = (chosen[k] for k in ("hook", "group", "timeout", "save"))
+        # This call's own options; build_message reads the rest the way every producer does.
+        chosen = apply_q_options(q_options, {"sync": sync, "redis": redis}, kwargs, Q_OPTIONS)
         sync, redis = chosen["sync"], chosen["redis"]
         transport = _one_transport(chosen.get("transport"), chosen.get("broker"))
-        name, max_attempts = chosen.get("task_name"), chosen.get("max_attempts")
-        eta, countdown = chosen.get("eta"), chosen.get("countdown")
-    if group is not None and (not isinstance(group, str) or len(group) > 100):
-        raise ConfigError(f"group must be a string of at most 100 characters, not {group!r}")
-    if name is not None and (not isinstance(name, str) or not 0 < len(name) <= 100):
-        raise ConfigError(f"task_name must be a string of 1 to 100 characters, not {name!r}")
-    options = task_options(
-        timeout=timeout, save=save, max_attempts=max_attempts, eta=eta, countdown=countdown
+        q_options = {k: v for k, v in q_options.items() if k not in _OWN_OPTIONS}
+    message = build_message(
+        func, args, kwargs, hook=hook, group=group, timeout=timeout, save=save, q_options=q_options
     )
-    message = TaskMessage.new(
-        func, args, kwargs, hook=hook, group=group, options=options, name=name
-    )
-    if sync if sync is not None else conf.sync:
+    if sync if sync is not None else get_settings().sync:
         _run_sync(message)
         return message.id
     if transport is None:
         transport = connection.transport() if redis is None else connection.transport_for(redis)
-    eta = options.eta
-    delay = 0.0 if eta is None else max(0.0, eta - time.time())
-    transport.enqueue(
-        message.id, task_codec().encode_message(message), delay=delay, max_attempts=max_attempts
-    )
+    send_message(transport, task_codec(), message)
     return message.id
 
 

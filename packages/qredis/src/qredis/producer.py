@@ -11,13 +11,20 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import redis
 
-from qcore import Codec, TaskMessage, TaskResult, apply_q_options, codec_for, task_options
+from qcore import (
+    Codec,
+    TaskMessage,
+    TaskResult,
+    build_message,
+    codec_for,
+    enqueue_many,
+    send_message,
+)
 from qredis.results import DEFAULT_RESULT_TTL, RedisResultStore
 from qredis.transport import RedisTransport
 
@@ -69,26 +76,18 @@ class Producer:
         **kwargs: Any,
     ) -> TaskMessage:
         """The message :meth:`enqueue` would send (for callers that batch or inspect)."""
-        name = None
-        if q_options:
-            given = {
-                "hook": hook,
-                "group": group,
-                "timeout": timeout,
-                "save": save,
-                "max_attempts": max_attempts,
-                "eta": eta,
-                "countdown": countdown,
-            }
-            chosen = apply_q_options(q_options, given, kwargs)
-            hook, group, name = chosen["hook"], chosen["group"], chosen.get("task_name")
-            timeout, save, eta = chosen["timeout"], chosen["save"], chosen["eta"]
-            max_attempts, countdown = chosen["max_attempts"], chosen["countdown"]
-        options = task_options(
-            timeout=timeout, save=save, max_attempts=max_attempts, eta=eta, countdown=countdown
-        )
-        return TaskMessage.new(
-            func, args, kwargs, hook=hook, group=group, options=options, name=name
+        return build_message(
+            func,
+            args,
+            kwargs,
+            hook=hook,
+            group=group,
+            timeout=timeout,
+            save=save,
+            max_attempts=max_attempts,
+            eta=eta,
+            countdown=countdown,
+            q_options=q_options,
         )
 
     def enqueue(
@@ -109,12 +108,13 @@ class Producer:
 
         ``func`` and ``hook`` are callables or dotted paths. ``timeout`` (seconds), ``save``,
         ``max_attempts``, ``eta`` (epoch seconds) or ``countdown`` (seconds from now) are Q's
-        options, also accepted in ``q_options`` (which wins), so a task may use those names
-        for its own keyword arguments.
+        options, also accepted in ``q_options`` (which wins; it also takes ``task_name``), so
+        a task may use those names for its own keyword arguments.
         """
-        message = self.message(
+        message = build_message(
             func,
-            *args,
+            args,
+            kwargs,
             hook=hook,
             group=group,
             timeout=timeout,
@@ -123,21 +123,13 @@ class Producer:
             eta=eta,
             countdown=countdown,
             q_options=q_options,
-            **kwargs,
         )
-        self.send(message)
+        send_message(self.transport, self.codec, message)
         return message.id
 
     def send(self, message: TaskMessage) -> None:
-        """Sign and queue a prepared message."""
-        opts = message.options
-        delay = 0.0 if opts.eta is None else max(0.0, opts.eta - time.time())
-        self.transport.enqueue(
-            message.id,
-            self.codec.encode_message(message),
-            delay=delay,
-            max_attempts=opts.max_attempts,
-        )
+        """Sign and queue a prepared message (from :meth:`message` or ``qcore.build_message``)."""
+        send_message(self.transport, self.codec, message)
 
     def enqueue_many(
         self,
@@ -152,17 +144,17 @@ class Producer:
     ) -> list[str]:
         """Queue ``func(*call)`` for each element of ``calls`` (a non-tuple element is one
         argument), in all-or-nothing chunks; returns the ids in order."""
-        options = task_options(timeout=timeout, save=save, max_attempts=max_attempts)
-        encode = self.codec.encode_message
-        ids: list[str] = []
-        items: list[tuple[str, bytes]] = []
-        for call in calls:
-            args = call if isinstance(call, tuple) else (call,)
-            msg = TaskMessage.new(func, args, hook=hook, group=group, options=options)
-            ids.append(msg.id)
-            items.append((msg.id, encode(msg)))
-        self.transport.enqueue_many(items, max_attempts=max_attempts)
-        return ids
+        return enqueue_many(
+            self.transport,
+            self.codec,
+            func,
+            calls,
+            hook=hook,
+            group=group,
+            timeout=timeout,
+            save=save,
+            max_attempts=max_attempts,
+        )
 
     def fetch(self, task_id: str, wait: float = 0) -> TaskResult | None:
         """The task's record (by id or humanized name), or None.
