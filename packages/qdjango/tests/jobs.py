@@ -88,3 +88,9 @@ def save_if_unsaved(task: Any) -> None:
     if task._state.adding:
         task.cluster = "saved-by-hook"
         task.save()
+
+
+def fails_until_flag_then_echo(redis_url: str, flag: str, **kwargs: Any) -> dict[str, Any]:
+    """:func:`fails_until_flag`, then returns the keyword arguments it was called with."""
+    fails_until_flag(redis_url, flag)
+    return kwargs

@@ -3,6 +3,7 @@ then succeed, and the Queue page shows Redis and acts on dead letters."""
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 import pytest
@@ -53,36 +54,54 @@ def test_every_admin_page_answers(db_alias: str, cluster: Any, superuser_client:
     assert Task.objects.get(pk=ok).func == "packages.qdjango.tests.jobs.add"
 
 
-def test_retry_action_requeues_and_the_task_then_succeeds(
+def _retry(client: Any, task_id: str) -> Any:
+    return client.post(
+        reverse("admin:qdjango_failure_changelist"),
+        {"action": "retry", "_selected_action": [task_id]},
+        follow=True,
+    )
+
+
+def test_a_retry_sends_the_task_as_it_was_sent_and_the_two_are_linked(
     db_alias: str, cluster: Any, superuser_client: Any, cluster_redis: Any
 ) -> None:
-    # A failure the cluster recorded for a function that fails until a key is set in Redis.
-    flag = f"flag-{db_alias}-{cluster.cluster_id}"
+    # The task takes a keyword argument named timeout; Q's own options go in q_options.
+    flag = f"flag-{db_alias}-{uuid.uuid4().hex[:8]}"
     failed = async_task(
-        "packages.qdjango.tests.jobs.fails_until_flag",
+        jobs.fails_until_flag_then_echo,
         cluster_redis.url,
         flag,
+        timeout=7,
         group="retry",
-        hook=None,
+        q_options={"timeout": 30, "max_attempts": 2},
     )
-    assert not fetch(failed, wait=WAIT).success
+    original = fetch(failed, wait=WAIT)
+    assert not original.success and "is not set yet" in original.result
+    assert original.kwargs == {"timeout": 7}
+    assert original.options == {"timeout": 30, "max_attempts": 2}
     client = cluster_redis.client()
     client.set(flag, "1")
     client.close()
-    response = superuser_client.post(
-        reverse("admin:qdjango_failure_changelist"),
-        {"action": "retry", "_selected_action": [failed]},
-        follow=True,
-    )
-    assert response.status_code == 200
-    assert b"queued again" in response.content
-    assert not Failure.objects.filter(pk=failed).exists()  # deleted, as Django Q does
+
+    response = _retry(superuser_client, failed)
+    assert response.status_code == 200 and b"queued again" in response.content
     from qdjango import result_group
 
-    assert result_group("retry", count=1, wait=WAIT) == ["flag was set"]
+    # The new run got timeout=7 as its own argument, and the task's options back.
+    assert result_group("retry", count=1, wait=WAIT) == [{"timeout": 7}]
     retried = Success.objects.get(group="retry")
-    assert retried.func == "packages.qdjango.tests.jobs.fails_until_flag"
-    assert retried.args == (cluster_redis.url, flag)
+    assert retried.pk != failed and retried.retried_from == failed
+    assert retried.func == "packages.qdjango.tests.jobs.fails_until_flag_then_echo"
+    assert retried.args == (cluster_redis.url, flag) and retried.kwargs == {"timeout": 7}
+    assert retried.options == {"timeout": 30, "max_attempts": 2, "retried_from": failed}
+    assert Failure.objects.filter(pk=failed).exists()  # kept: the retry links back to it
+
+    retry_page = superuser_client.get(reverse("admin:qdjango_success_change", args=[retried.pk]))
+    failure_url = reverse("admin:qdjango_failure_change", args=[failed])
+    assert f'href="{failure_url}"'.encode() in retry_page.content
+    failure_page = superuser_client.get(failure_url)
+    retry_url = reverse("admin:qdjango_success_change", args=[retried.pk])
+    assert f'href="{retry_url}"'.encode() in failure_page.content
 
 
 def test_viewer_without_permission_cannot_retry(

@@ -1,5 +1,9 @@
 """The admin: successful and failed tasks (read-only, searchable, filterable), a "retry"
-action for failures, and the "Queue" page (sizes, in-flight tasks, dead letters)."""
+action for failures ("run again" for successes), and the "Queue" page (sizes, in-flight
+tasks, dead letters).
+
+A retry sends the stored task again through qcore's one enqueue path, with its own options,
+under a new id that records which task it retries; each task's page links to the other."""
 
 from __future__ import annotations
 
@@ -8,8 +12,10 @@ from typing import Any
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
-from django.utils.html import format_html
+from django.urls import reverse
+from django.utils.html import format_html, format_html_join
 
+from qcore import retry_message, send_message
 from qdjango.admin_queue import queue_view
 from qdjango.models import Failure, QueueStatus, Success, Task
 
@@ -17,20 +23,24 @@ __all__ = ["FailureAdmin", "QueueAdmin", "SuccessAdmin"]
 
 
 def _resubmit(tasks: QuerySet[Any]) -> list[str]:
-    from qdjango.tasks import async_task
+    """Send each task again as it was sent (see ``qcore.retry_message``); returns the new ids."""
+    from qdjango.conf import task_codec
+    from qdjango.connection import broker
+    from qdjango.store import record_from_task
 
+    transport, codec = broker(), task_codec()
     ids = []
     for task in tasks:
-        ids.append(
-            async_task(
-                task.func,
-                *(task.args or ()),
-                hook=task.hook,
-                group=task.group,
-                **(task.kwargs or {}),
-            )
-        )
+        message = retry_message(record_from_task(task))
+        send_message(transport, codec, message)
+        ids.append(message.id)
     return ids
+
+
+def _task_link(task: Task) -> str:
+    admin_name = "success" if task.success else "failure"
+    url = reverse(f"admin:qdjango_{admin_name}_change", args=[task.pk])
+    return format_html('<a href="{}">{}</a>', url, task.name)
 
 
 class _TaskAdmin(admin.ModelAdmin):
@@ -56,6 +66,9 @@ class _TaskAdmin(admin.ModelAdmin):
         "time_taken",
         "attempt_count",
         "success",
+        "options_repr",
+        "retried_from_link",
+        "retries",
     )
     readonly_fields = fields
 
@@ -76,6 +89,23 @@ class _TaskAdmin(admin.ModelAdmin):
     @admin.display(description="kwargs")
     def kwargs_repr(self, task: Task) -> str:
         return repr(task.kwargs)
+
+    @admin.display(description="options")
+    def options_repr(self, task: Task) -> str:
+        return repr(task.options or {})
+
+    @admin.display(description="retry of")
+    def retried_from_link(self, task: Task) -> str:
+        if not task.retried_from:
+            return "-"
+        original = Task.objects.filter(pk=task.retried_from).first()
+        return task.retried_from if original is None else _task_link(original)
+
+    @admin.display(description="retried as")
+    def retries(self, task: Task) -> str:
+        found = Task.objects.filter(retried_from=task.pk).order_by("started")
+        links = [_task_link(retry) for retry in found]
+        return format_html_join(", ", "{}", ((link,) for link in links)) if links else "-"
 
     @admin.display(description="result")
     def result_text(self, task: Task) -> str:
@@ -103,16 +133,14 @@ class FailureAdmin(_TaskAdmin):
     actions = ("retry",)
 
     @admin.action(
-        description="Retry the selected tasks (queue them again, delete these failures)",
+        description="Retry the selected tasks (queue each again as a new task)",
         permissions=["retry"],
     )
     def retry(self, request: HttpRequest, queryset: QuerySet[Any]) -> None:
-        tasks = list(queryset)
-        ids = _resubmit(tasks)
-        Task.objects.filter(pk__in=[t.pk for t in tasks]).delete()
+        ids = _resubmit(queryset)
         self.message_user(
             request,
-            f"{len(ids)} task(s) queued again; their failures were deleted.",
+            f"{len(ids)} task(s) queued again as new tasks; each failure links to its retry.",
             messages.SUCCESS,
         )
 

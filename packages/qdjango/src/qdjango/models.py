@@ -40,12 +40,26 @@ class Task(models.Model):
     success = models.BooleanField(default=True, editable=False)
     attempt_count = models.IntegerField(default=0)
     cluster = models.CharField(max_length=100, null=True, blank=True)
+    options = PickledField(null=True, help_text="The task's own options (timeout, save, ...).")
+    retried_from = models.CharField(
+        max_length=ID_LENGTH,
+        null=True,
+        blank=True,
+        editable=False,
+        help_text="The id of the task this one retries.",
+    )
 
     class Meta:
         app_label = "qdjango"
         ordering = ["-stopped"]
         verbose_name = "task"
         indexes = [
+            # The retries of a task, for its admin page; only retries are in the index.
+            models.Index(
+                fields=["retried_from"],
+                name="qdjango_task_retried_from",
+                condition=models.Q(retried_from__isnull=False),
+            ),
             models.Index(fields=["name"], name="qdjango_task_name"),
             models.Index(fields=["group", "success"], name="qdjango_task_group"),
             # Success/Failure lists, save_limit pruning and the 24-hour counts of qinfo.

@@ -19,10 +19,10 @@ from typing import Any
 
 from django.db import DatabaseError, connections, transaction
 
-from qcore import ConfigError, TaskResult, get_logger
+from qcore import ConfigError, TaskOptions, TaskResult, get_logger
 from qdjango.process import DjangoContext
 
-__all__ = ["DjangoResultStore", "task_from_record", "was_saved"]
+__all__ = ["DjangoResultStore", "record_from_task", "task_from_record", "was_saved"]
 
 log = get_logger("qdjango.store")
 
@@ -40,6 +40,8 @@ _COLUMNS = (
     "success",
     "attempt_count",
     "cluster",
+    "options",
+    "retried_from",
 )
 
 
@@ -56,6 +58,31 @@ def _moment(epoch: float) -> datetime:
     if settings.USE_TZ:
         return datetime.fromtimestamp(epoch, UTC)
     return datetime.fromtimestamp(epoch)
+
+
+def _stored_options(value: Any) -> TaskOptions:
+    # An unreadable or odd value (not what the store wrote) reads as no options.
+    return TaskOptions.from_stored(value if isinstance(value, dict) else None)
+
+
+def record_from_task(task: Any) -> TaskResult:
+    """The record a saved ``Task`` row holds (the reverse of :func:`task_from_record`)."""
+    return TaskResult(
+        id=task.id,
+        name=task.name,
+        func=task.func,
+        args=tuple(task.args or ()),
+        kwargs=dict(task.kwargs or {}),
+        result=task.result,
+        success=task.success,
+        started=task.started.timestamp(),
+        stopped=task.stopped.timestamp(),
+        attempt_count=task.attempt_count,
+        hook=task.hook,
+        group=task.group,
+        cluster=task.cluster,
+        options=_stored_options(task.options),
+    )
 
 
 def task_from_record(record: TaskResult, *, using: str | None = None, saved: bool = True) -> Any:
@@ -76,6 +103,8 @@ def task_from_record(record: TaskResult, *, using: str | None = None, saved: boo
         success=record.success,
         attempt_count=record.attempt_count,
         cluster=_clip(record.cluster, 100),
+        options=record.options.to_mapping() or None,
+        retried_from=_clip(record.options.retried_from, 32),
     )
     if saved:
         task._state.adding = False
@@ -207,23 +236,7 @@ class DjangoResultStore:
             .order_by("-stopped")
             .first()
         )
-        if task is None:
-            return None
-        return TaskResult(
-            id=task.id,
-            name=task.name,
-            func=task.func,
-            args=tuple(task.args or ()),
-            kwargs=dict(task.kwargs or {}),
-            result=task.result,
-            success=task.success,
-            started=task.started.timestamp(),
-            stopped=task.stopped.timestamp(),
-            attempt_count=task.attempt_count,
-            hook=task.hook,
-            group=task.group,
-            cluster=task.cluster,
-        )
+        return None if task is None else record_from_task(task)
 
     def close(self) -> None:
         if self.notifier is not None:
@@ -305,6 +318,10 @@ def _rows(conn: Any, records: list[TaskResult]) -> list[tuple[Any, ...]]:
     def pickled(value: Any) -> bytes | None:
         return None if value is None else encode(value)
 
+    def options(value: TaskOptions) -> bytes | None:
+        stored = value.to_mapping()
+        return encode(stored) if stored else None
+
     return [
         (
             r.id,
@@ -320,6 +337,8 @@ def _rows(conn: Any, records: list[TaskResult]) -> list[tuple[Any, ...]]:
             bool(r.success),
             int(r.attempt_count),
             _clip(r.cluster, 100),
+            options(r.options),
+            _clip(r.options.retried_from, 32),
         )
         for r in records
     ]
