@@ -34,7 +34,7 @@ def _sample(version: str, name: str) -> bytes:
 @pytest.mark.parametrize("version", ["v1", "v2"])
 def test_the_checked_in_messages_run_on_this_cluster(bench: Bench, version: str) -> None:
     for name, (task_id, _) in RUNS.items():
-        bench.broker.enqueue(task_id, _sample(version, name))
+        bench.transport.enqueue(task_id, _sample(version, name))
     with bench.cluster(workers=1, start_method="fork"):
         records = bench.wait_all([task_id for task_id, _ in RUNS.values()])
     for name, (task_id, returned) in RUNS.items():
@@ -49,7 +49,7 @@ def test_the_checked_in_messages_run_on_this_cluster(bench: Bench, version: str)
     assert options.group == f"wire-{version}" and options.hook == "builtins.id"
     assert records["c3" * 16].func == "math.hypot"
     assert set(bench.store.counts().values()) == {1}
-    assert bench.broker.dead_size() == 0 and bench.broker.queue_size() == 0
+    assert bench.transport.dead_size() == 0 and bench.transport.queue_size() == 0
 
 
 def _signed(bench: Bench, wire: tuple) -> bytes:
@@ -61,16 +61,16 @@ def test_a_newer_minor_version_runs_and_an_unknown_major_version_is_dead_lettere
 ) -> None:
     newer = TaskMessage.new("math.copysign", (4, -1), options=TaskOptions(timeout=9.0))
     major, minor, *fields, options = newer.to_wire()
-    bench.broker.enqueue(
+    bench.transport.enqueue(
         newer.id,
         _signed(bench, (major, minor + 1, *fields, {**options, "priority": 3}, "a new field")),
     )
     future = TaskMessage.new("math.copysign", (5, -1))
-    bench.broker.enqueue(future.id, _signed(bench, (major + 1, 0, *future.to_wire()[2:])))
+    bench.transport.enqueue(future.id, _signed(bench, (major + 1, 0, *future.to_wire()[2:])))
     after = bench.producer.enqueue("math.copysign", 6, -1)
     with bench.cluster(workers=1, start_method="fork"):
         records = bench.wait_all([newer.id, after])
-        [letter] = eventually(bench.broker.dead_letters, what="the dead letter")
+        [letter] = eventually(bench.transport.dead_letters, what="the dead letter")
         status = eventually(lambda: (s := bench.status()) and s["processed"] >= 2 and s)
     assert records[newer.id].result == -4.0 and records[after].result == -6.0
     assert records[newer.id].options == TaskOptions(timeout=9.0)  # "priority" ignored

@@ -5,11 +5,12 @@
 
 A change to the enqueue path must not cost A more than 5% (issue 10). A's figures move by
 more than that from run to run on a shared machine, so this measures both versions in the
-same run, on one private redis-server, in alternating rounds: each round runs the bench's own
-driver (``tools/bench/driver.py``, ``--action series``: the q-redis ``Producer.enqueue`` and
-the q-django-sqlite ``async_task`` peers) once with ``--before``'s packages first on
-``PYTHONPATH`` and once with this checkout's. It prints the median (and min-max) tasks/s of
-each, and after/before.
+same run, on one private redis-server, in alternating rounds: each round runs A's client (the
+q-redis ``Producer.enqueue`` and the q-django-sqlite ``async_task`` peers of the bench, one
+untimed warm-up call, then ``--n`` calls) in a child process, once with ``--before``'s packages
+first on ``PYTHONPATH`` and once with this checkout's. It prints, for each, the median (and
+min-max) tasks/s, as A reports it, and the client's CPU time per call (user + system), which a
+busy machine disturbs much less than the rate; then after/before.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import os
 import statistics
 import subprocess
 import sys
-import tempfile
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -33,8 +34,23 @@ PEERS = ("q-redis", "q-django-sqlite")
 SECRET = "enqueue-ab-benchmark-secret-0123456789"
 
 
-def run_driver(tree: Path, peer: str, n: int, redis_url: str) -> float:
-    """Tasks/s of one series of ``n`` enqueues by ``peer`` on the code in ``tree``."""
+def child(peer_name: str, n: int) -> None:
+    """One series in this process: print ``{"rate": tasks/s, "cpu": s per call}``."""
+    from tools.bench.registry import load
+
+    peer = load(peer_name)
+    peer.client_open()
+    peer.enqueue_one("add", (0, 0))
+    args = [(i, i) for i in range(n)]
+    wall, cpu = time.perf_counter(), time.process_time()
+    peer.enqueue_series("add", args)
+    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    peer.client_close()
+    print(json.dumps({"rate": n / wall, "cpu": cpu / n}))
+
+
+def run_child(tree: Path, peer: str, n: int, redis_url: str) -> dict[str, float]:
+    """One series of ``n`` enqueues by ``peer`` on the code in ``tree``, in a child process."""
     paths = [str(tree / "packages" / p / "src") for p in PACKAGES] + [str(ROOT)]
     env = {
         **os.environ,
@@ -43,26 +59,31 @@ def run_driver(tree: Path, peer: str, n: int, redis_url: str) -> float:
         "Q_SECRET_KEY": SECRET,
         "DJANGO_SETTINGS_MODULE": "tools.bench.peers.tasks.qdjango_site.settings",
     }
-    with tempfile.NamedTemporaryFile(suffix=".json") as out:
-        command = [sys.executable, "-m", "tools.bench.driver", "--peer", peer]
-        command += ["--action", "series", "--n", str(n + 1), "--out", out.name]
-        subprocess.run(command, cwd=ROOT, env=env, check=True)
-        found = json.loads(Path(out.name).read_text())
-    return float(found["count"] / found["elapsed"])
+    command = [sys.executable, __file__, "--child", peer, "--n", str(n)]
+    out = subprocess.run(command, cwd=ROOT, env=env, check=True, capture_output=True, text=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--before", type=Path, required=True, help="a checkout (or archive) of Q")
+    parser.add_argument("--before", type=Path, help="a checkout (or archive) of Q")
     parser.add_argument("--n", type=int, default=5000, help="enqueues per series")
     parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--child", help=argparse.SUPPRESS)
     opts = parser.parse_args()
+    if opts.child:
+        child(opts.child, opts.n)
+        return 0
+    if opts.before is None:
+        parser.error("--before is required")
     binary = redis_server_binary()
     if binary is None:
         print("redis-server must be on PATH", file=sys.stderr)
         return 2
     sides = {"before": opts.before.resolve(), "after": ROOT}
-    rates: dict[tuple[str, str], list[float]] = {(s, p): [] for s in sides for p in PEERS}
+    found: dict[tuple[str, str], list[dict[str, float]]] = {
+        (s, p): [] for s in sides for p in PEERS
+    }
     server = RedisServer(binary).start()
     try:
         client = server.client()
@@ -72,21 +93,21 @@ def main() -> int:
             for peer in PEERS:
                 for side in order:
                     client.flushall()
-                    rates[side, peer].append(run_driver(sides[side], peer, opts.n, server.url))
+                    found[side, peer].append(run_child(sides[side], peer, opts.n, server.url))
         client.close()
     finally:
         server.close()
-    print(f"A, one by one: {opts.n} enqueues per series, {opts.rounds} rounds, tasks/s")
-    print(f"{'':18} {'before':>24} {'after':>24} {'after/before':>13}")
+    print(f"A, one by one: {opts.n} enqueues per series, {opts.rounds} rounds")
+    print(f"{'':36} {'before':>24} {'after':>24} {'after/before':>13}")
     for peer in PEERS:
-        cells = []
-        for side in sides:
-            values = rates[side, peer]
-            cells.append(
-                f"{statistics.median(values):>8,.0f} ({min(values):,.0f}-{max(values):,.0f})"
-            )
-        ratio = statistics.median(rates["after", peer]) / statistics.median(rates["before", peer])
-        print(f"{peer:18} {cells[0]:>24} {cells[1]:>24} {ratio:>12.3f}x")
+        for what, label, scale in (("rate", "tasks/s", 1.0), ("cpu", "client CPU us/call", 1e6)):
+            cells, medians = [], []
+            for side in sides:
+                values = [r[what] * scale for r in found[side, peer]]
+                medians.append(statistics.median(values))
+                cells.append(f"{medians[-1]:>8,.1f} ({min(values):,.1f}-{max(values):,.1f})")
+            name = f"{peer} {label}"
+            print(f"{name:36} {cells[0]:>24} {cells[1]:>24} {medians[1] / medians[0]:>12.3f}x")
     return 0
 
 

@@ -78,7 +78,7 @@ def test_a_bad_option_queues_nothing(producer: Producer, bad: dict) -> None:
     if "q_options" not in bad:
         with pytest.raises(ConfigError):
             producer.enqueue_many("f.g", [1, 2], **bad)
-    assert producer.broker.queue_size() == producer.broker.delayed_size() == 0
+    assert producer.transport.queue_size() == producer.transport.delayed_size() == 0
 
 
 def test_countdown_and_eta_delay_the_task(producer: Producer) -> None:
@@ -170,3 +170,21 @@ def test_a_callable_task_and_a_shared_connection(redis_url: str, secret: str) ->
     p.close()
     assert client.ping()  # the caller's client stays open
     client.close()
+
+
+def test_each_task_enqueued_is_announced_on_the_producers_bus(
+    redis_url: str, queue_name: str, secret: str
+) -> None:
+    from qcore.events import EventBus, TaskEnqueued
+
+    bus = EventBus()
+    seen: list[TaskEnqueued] = []
+    bus.subscribe(TaskEnqueued, seen.append)
+    with Producer(redis_url, queue_name, secret=secret, events=bus) as producer:
+        one = producer.enqueue("math.copysign", 2, -1, timeout=5)
+        many = producer.enqueue_many("math.floor", [1.5, 2.5])
+        assert producer.transport.queue_size() == 3
+    assert [e.task_id for e in seen] == [one, *many]
+    assert all(e.queue == queue_name for e in seen)
+    assert seen[0].message.args == (2, -1) and seen[0].message.options.timeout == 5
+    assert [e.message.args for e in seen[1:]] == [(1.5,), (2.5,)]

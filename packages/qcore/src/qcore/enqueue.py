@@ -20,6 +20,7 @@ from typing import Any
 
 from qcore.codec import Codec
 from qcore.errors import ConfigError, UnknownOption
+from qcore.events import EventBus, TaskEnqueued
 from qcore.message import _NO_OPTIONS, OPTION_NAMES, TaskMessage, TaskOptions, TaskResult
 from qcore.protocols import Transport
 
@@ -175,8 +176,11 @@ def retry_message(record: TaskResult) -> TaskMessage:
     )
 
 
-def send_message(transport: Transport, codec: Codec, message: TaskMessage) -> None:
-    """Sign ``message`` and hand it to ``transport``: one call (one round trip on Redis)."""
+def send_message(
+    transport: Transport, codec: Codec, message: TaskMessage, events: EventBus | None = None
+) -> None:
+    """Sign ``message`` and hand it to ``transport``: one call (one round trip on Redis).
+    Then :class:`~qcore.events.TaskEnqueued` on ``events``, if anyone listens."""
     opts = message.options
     eta = opts.eta
     transport.enqueue(
@@ -185,7 +189,8 @@ def send_message(transport: Transport, codec: Codec, message: TaskMessage) -> No
         delay=0.0 if eta is None else max(0.0, eta - time.time()),
         max_attempts=opts.max_attempts,
     )
-    # The single place a TaskEnqueued event is emitted, once qcore.events exists.
+    if events is not None and events.wants(TaskEnqueued):
+        events.emit(TaskEnqueued(message.id, message, transport.queue))
 
 
 def enqueue(
@@ -194,12 +199,14 @@ def enqueue(
     func: TaskFunc,
     args: Sequence[Any] = (),
     kwargs: dict[str, Any] | None = None,
+    *,
+    events: EventBus | None = None,
     **options: Any,
 ) -> TaskMessage:
-    """:func:`build_message` (``options`` are its keywords), then :func:`send_message`; returns the
-    message that was queued."""
+    """:func:`build_message` (``options`` are its keywords), then :func:`send_message`; returns
+    the message that was queued."""
     message = build_message(func, args, kwargs, **options)
-    send_message(transport, codec, message)
+    send_message(transport, codec, message, events)
     return message
 
 
@@ -214,21 +221,28 @@ def enqueue_many(
     timeout: float | None = None,
     save: bool | None = None,
     max_attempts: int | None = None,
+    events: EventBus | None = None,
 ) -> list[str]:
     """Queue ``func(*call)`` for each element of ``calls`` (a non-tuple element is one
-    argument) in the transport's all-or-nothing chunks; returns the ids in order."""
+    argument) in the transport's all-or-nothing chunks; returns the ids in order.
+    :class:`~qcore.events.TaskEnqueued` for each once all are queued, if anyone listens."""
     first = build_message(
         func, hook=hook, group=group, timeout=timeout, save=save, max_attempts=max_attempts
     )
     options = first.options
     encode = codec.encode_message
-    ids: list[str] = []
+    announce = events is not None and events.wants(TaskEnqueued)
+    messages: list[TaskMessage] = []
     items: list[tuple[str, bytes]] = []
     for call in calls:
         args = call if isinstance(call, tuple) else (call,)
         message = TaskMessage.new(func, args, hook=hook, group=group, options=options)
-        ids.append(message.id)
+        if announce:
+            messages.append(message)
         items.append((message.id, encode(message)))
     transport.enqueue_many(items, max_attempts=max_attempts)
-    # TaskEnqueued for each message, here too, once qcore.events exists.
-    return ids
+    if announce and events is not None:
+        queue = transport.queue
+        for message in messages:
+            events.emit(TaskEnqueued(message.id, message, queue))
+    return [task_id for task_id, _ in items]

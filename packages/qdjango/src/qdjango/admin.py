@@ -25,10 +25,10 @@ __all__ = ["FailureAdmin", "QueueAdmin", "SuccessAdmin"]
 def _resubmit(tasks: QuerySet[Any]) -> list[str]:
     """Send each task again as it was sent (see ``qcore.retry_message``); returns the new ids."""
     from qdjango.conf import task_codec
-    from qdjango.connection import broker
+    from qdjango.connection import transport as site_transport
     from qdjango.store import record_from_task
 
-    transport, codec = broker(), task_codec()
+    transport, codec = site_transport(), task_codec()
     ids = []
     for task in tasks:
         message = retry_message(record_from_task(task))

@@ -18,6 +18,7 @@ import redis
 
 from qcore import (
     Codec,
+    EventBus,
     TaskMessage,
     TaskResult,
     build_message,
@@ -38,8 +39,9 @@ class Producer:
 
     ``secret`` signs payloads (default ``$Q_SECRET_KEY``; the cluster must use the same one);
     ``codec`` replaces the codec outright. ``namespace`` names the result store the cluster
-    saves into. Connection parameters as for :class:`~qredis.RedisTransport`; the transport and
-    the store share one pool.
+    saves into. ``events``: a ``qcore.EventBus`` told about each task enqueued
+    (``TaskEnqueued``). Connection parameters as for :class:`~qredis.RedisTransport`; the
+    transport and the store share one pool.
     """
 
     def __init__(
@@ -54,9 +56,11 @@ class Producer:
         codec: Codec | None = None,
         max_attempts: int = 3,
         result_ttl: float = DEFAULT_RESULT_TTL,
+        events: EventBus | None = None,
         **redis_kwargs: Any,
     ) -> None:
         self.codec = codec if codec is not None else codec_for(secret)
+        self.events = events
         conn: dict[str, Any] = {"url": url, "connection": connection, "pool": pool, **redis_kwargs}
         self.transport = RedisTransport(queue, max_attempts=max_attempts, **conn)
         self.store = RedisResultStore(namespace=namespace, ttl=result_ttl, codec=self.codec, **conn)
@@ -124,12 +128,12 @@ class Producer:
             countdown=countdown,
             q_options=q_options,
         )
-        send_message(self.transport, self.codec, message)
+        send_message(self.transport, self.codec, message, self.events)
         return message.id
 
     def send(self, message: TaskMessage) -> None:
         """Sign and queue a prepared message (from :meth:`message` or ``qcore.build_message``)."""
-        send_message(self.transport, self.codec, message)
+        send_message(self.transport, self.codec, message, self.events)
 
     def enqueue_many(
         self,
@@ -154,6 +158,7 @@ class Producer:
             timeout=timeout,
             save=save,
             max_attempts=max_attempts,
+            events=self.events,
         )
 
     def fetch(self, task_id: str, wait: float = 0) -> TaskResult | None:
