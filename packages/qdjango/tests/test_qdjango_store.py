@@ -15,6 +15,7 @@ from django.test.utils import CaptureQueriesContext
 from packages.qdjango.tests import jobs
 
 from qcore import ConfigError, TaskMessage, TaskResult
+from qdjango import pruning
 from qdjango.fields import Unreadable
 from qdjango.hooks import DjangoHookRunner
 from qdjango.models import Failure, Success, Task
@@ -94,8 +95,31 @@ def test_save_limit_keeps_the_newest_successes_and_all_failures(
     failures = [record(success=False, result=f"f{i}", stopped=now - 100 + i) for i in range(4)]
     store.save_many(successes[:2] + failures[:2])
     store.save_many(successes[2:] + failures[2:])
+    # Fewer successes than a prune waits for: a closing store (a leaving worker) prunes.
+    assert Success.objects.count() == 5
+    store.close()
     assert sorted(Success.objects.values_list("result", flat=True)) == [2, 3, 4]
     assert Failure.objects.count() == 4
+
+
+def test_pruning_comes_every_slack_successes_off_the_batch(
+    db_alias: str, q_cluster: dict[str, Any]
+) -> None:
+    store = DjangoResultStore(using=db_alias, save_limit=3)
+    slack = pruning.slack(3)
+    now = time.time()
+    saved = 0
+    while saved < slack + 20:
+        store.save_many([record(result=saved + i, stopped=now + saved + i) for i in range(10)])
+        saved += 10
+        # Never more than the limit plus one slack (this store is the only writer).
+        assert Success.objects.count() <= 3 + slack
+    # The prune ran after the batch that reached the slack, and no other since.
+    assert Success.objects.count() == 3 + saved - slack
+    newest = sorted(Success.objects.values_list("result", flat=True))[-3:]
+    assert newest == list(range(saved - 3, saved))
+    store.close()
+    assert sorted(Success.objects.values_list("result", flat=True)) == newest
 
 
 def test_save_limit_minus_one_keeps_no_success(db_alias: str, q_cluster: dict[str, Any]) -> None:
@@ -107,25 +131,35 @@ def test_save_limit_minus_one_keeps_no_success(db_alias: str, q_cluster: dict[st
 def test_concurrent_writers_prune_to_exactly_the_limit(
     db_alias: str, q_cluster: dict[str, Any]
 ) -> None:
-    store = DjangoResultStore(using=db_alias, save_limit=10)
+    """Four writers (as four workers: a store each), each pruning on its own once it saved
+    the slack, then once more as it closes while the others still write: the table never
+    holds more than the limit plus a slack and a batch per writer, and exactly the limit at
+    the end (the last prune saw every committed row)."""
+    limit, writers, batch = 10, 4, 4
+    bound = limit + writers * (pruning.slack(limit) + batch)
     errors: list[BaseException] = []
+    seen: list[int] = []
 
     def writer() -> None:
+        store = DjangoResultStore(using=db_alias, save_limit=limit)
         try:
-            for _ in range(15):
-                store.save_many([record(result=i) for i in range(4)])
+            for _ in range(30):
+                store.save_many([record(result=i) for i in range(batch)])
+                seen.append(Success.objects.using(db_alias).count())
+            store.close()
         except BaseException as exc:
             errors.append(exc)
         finally:
             connections.close_all()
 
-    threads = [threading.Thread(target=writer) for _ in range(4)]
+    threads = [threading.Thread(target=writer) for _ in range(writers)]
     for t in threads:
         t.start()
     for t in threads:
         t.join(60)
     assert not errors, errors
-    assert Success.objects.count() == 10
+    assert max(seen) <= bound
+    assert Success.objects.count() == limit
 
 
 def test_saved_ids_are_published_after_commit(

@@ -1,18 +1,15 @@
 """The Django result store: the cluster's batches of results, upserted into ``Task`` rows.
 
-One :meth:`DjangoResultStore.save_many` is one transaction: one multi-row ``INSERT ... ON
-CONFLICT DO UPDATE`` per chunk (SQLite and PostgreSQL), whose ``WHERE`` keeps a success from
-ever being replaced by a later failure of the same task, then, when successes were saved and
-``save_limit`` is positive, one ``DELETE`` of the successes beyond the newest N. Both run in the
-same transaction; on PostgreSQL pruning transactions take turns (an advisory lock), so workers
-saving at once keep exactly N.
-After the commit the saved ids are published (qredis's :class:`~qredis.ResultNotifier`), which
-wakes ``result(..., wait=...)`` callers.
+One :meth:`DjangoResultStore.save_many` is one statement on PostgreSQL and SQLite (see
+:mod:`qdjango.upsert`): the batch is its own transaction, readable the moment it returns, and
+its ids are then published (qredis's :class:`~qredis.ResultNotifier`, after the commit when
+the caller holds a transaction open), which wakes ``result(..., wait=...)`` callers. Pruning to
+``save_limit`` comes after, in a transaction of its own and only every so many successes
+(:mod:`qdjango.pruning`): a batch never waits for it.
 """
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -20,36 +17,14 @@ from typing import Any
 from django.db import DatabaseError, connections, transaction
 
 from qcore import ConfigError, TaskOptions, TaskResult, get_logger
+from qdjango import pruning
+from qdjango.journal import use_wal
 from qdjango.process import DjangoContext
+from qdjango.upsert import clip, upsert
 
 __all__ = ["DjangoResultStore", "record_from_task", "task_from_record", "was_saved"]
 
 log = get_logger("qdjango.store")
-
-_COLUMNS = (
-    "id",
-    "name",
-    "func",
-    "hook",
-    "args",
-    "kwargs",
-    "result",
-    "group",
-    "started",
-    "stopped",
-    "success",
-    "attempt_count",
-    "cluster",
-    "options",
-    "retried_from",
-)
-
-
-def _clip(value: str | None, limit: int) -> str | None:
-    # A too-long dotted path must not fail the whole batch (PostgreSQL refuses it).
-    if value is None or len(value) <= limit:
-        return value
-    return value[: limit - 1] + "…"
 
 
 def _moment(epoch: float) -> datetime:
@@ -91,20 +66,20 @@ def task_from_record(record: TaskResult, *, using: str | None = None, saved: boo
 
     task = Task(
         id=record.id,
-        name=_clip(record.name, 100),
-        func=_clip(record.func, 256),
-        hook=_clip(record.hook, 256),
+        name=clip(record.name, 100),
+        func=clip(record.func, 256),
+        hook=clip(record.hook, 256),
         args=record.args,
         kwargs=record.kwargs,
         result=record.result,
-        group=_clip(record.group, 100),
+        group=clip(record.group, 100),
         started=_moment(record.started),
         stopped=_moment(record.stopped),
         success=record.success,
         attempt_count=record.attempt_count,
-        cluster=_clip(record.cluster, 100),
+        cluster=clip(record.cluster, 100),
         options=record.options.to_mapping() or None,
-        retried_from=_clip(record.options.retried_from, 32),
+        retried_from=clip(record.options.retried_from, 32),
     )
     if saved:
         task._state.adding = False
@@ -167,6 +142,8 @@ class DjangoResultStore:
         self.save_limit = save_limit
         self.notifier = notifier
         self.context = context or DjangoContext.capture(using)
+        self._unpruned = 0
+        self._prepared: Any = None
 
     @classmethod
     def from_settings(cls, *, notify: bool = True) -> DjangoResultStore:
@@ -191,6 +168,8 @@ class DjangoResultStore:
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
+        self._unpruned = 0
+        self._prepared = None
 
     def __repr__(self) -> str:
         return f"DjangoResultStore(using={self.using!r}, save_limit={self.save_limit})"
@@ -198,7 +177,8 @@ class DjangoResultStore:
     # -- ResultStore ------------------------------------------------------------------------
 
     def save_many(self, results: Sequence[TaskResult]) -> None:
-        """Upsert the records in one transaction, prune to ``save_limit``, then publish."""
+        """Upsert the records (one statement: their own transaction), publish their ids, then
+        prune to ``save_limit`` if this store has saved enough successes since it last did."""
         self.context.ensure()
         records = _dedupe(results)
         if self.save_limit == -1:
@@ -208,23 +188,37 @@ class DjangoResultStore:
             return
         conn = connections[self.using]
         try:
-            with transaction.atomic(using=self.using):
-                prune = self.save_limit > 0 and any(r.success for r in records)
-                if prune:
-                    _serialize_pruning(conn)
-                _upsert(conn, records)
-                if prune:
-                    self._prune(self.save_limit)
-                ids = [r.id for r in records]
-                if self.notifier is not None:
-                    transaction.on_commit(lambda: self._publish(ids), using=self.using)
-            _remember(ids)
+            self._prepare(conn)
+            upsert(conn, records)
         except DatabaseError:
             # A connection that broke (a restarted server) is reopened on the next batch,
             # which the cluster retries: the upsert makes the retry harmless.
             if conn.connection is not None and not conn.in_atomic_block:
                 conn.close()
             raise
+        ids = [r.id for r in records]
+        _remember(ids)
+        if self.notifier is not None:
+            # At once in autocommit; after the commit inside a caller's transaction.
+            transaction.on_commit(lambda: self._publish(ids), using=self.using)
+        if self.save_limit > 0:
+            self._unpruned += sum(1 for r in records if r.success)
+            if self._unpruned >= pruning.slack(self.save_limit) and not conn.in_atomic_block:
+                self.prune()
+
+    def prune(self) -> int:
+        """Delete the successes beyond the newest ``save_limit`` now; how many went. A failure
+        is logged, not raised: the saved records stand, and the next prune tries again."""
+        if self.save_limit <= 0:
+            return 0
+        self.context.ensure()
+        try:
+            deleted = pruning.prune(self.using, self.save_limit)
+        except DatabaseError as exc:
+            log.warning("results.prune_failed", database=self.using, error=str(exc))
+            return 0
+        self._unpruned = 0
+        return deleted
 
     def get(self, task_id: str) -> TaskResult | None:
         self.context.ensure()
@@ -239,10 +233,23 @@ class DjangoResultStore:
         return None if task is None else record_from_task(task)
 
     def close(self) -> None:
+        """Prune what this store left beyond ``save_limit`` (a leaving worker's last batches),
+        then give back the notifier's connection."""
+        if self._unpruned:
+            self.prune()
         if self.notifier is not None:
             self.notifier.close()
 
     # -- internals --------------------------------------------------------------------------
+
+    def _prepare(self, conn: Any) -> None:
+        """Once per database connection: SQLite in WAL mode (see :mod:`qdjango.journal`)."""
+        if conn.vendor != "sqlite" or conn.in_atomic_block:
+            return
+        conn.ensure_connection()
+        if self._prepared is not conn.connection:
+            use_wal(conn)
+            self._prepared = conn.connection
 
     def _publish(self, ids: list[str]) -> None:
         try:
@@ -250,161 +257,3 @@ class DjangoResultStore:
         except Exception as exc:
             # The rows are committed; waiters re-check on their own within seconds.
             log.warning("results.notify_failed", count=len(ids), error=str(exc))
-
-    def _prune(self, keep: int) -> None:
-        from qdjango.models import Task
-
-        tasks = Task.objects.using(self.using)
-        beyond = tasks.filter(success=True).order_by("-stopped", "-id").values("id")[keep:]
-        if connections[self.using].features.allow_sliced_subqueries_with_in:
-            tasks.filter(pk__in=beyond).delete()
-        else:
-            tasks.filter(pk__in=list(beyond.values_list("id", flat=True))).delete()
-
-
-# Any 64-bit number of our own: the advisory lock that takes turns at pruning.
-_PRUNE_LOCK = 0x51_646A_616E_676F
-
-
-def _serialize_pruning(conn: Any) -> None:
-    """Make pruning transactions take turns until they commit.
-
-    Under READ COMMITTED two writers pruning at once each miss the other's uncommitted rows,
-    and more than ``save_limit`` successes survive (Django Q's "successful tasks grow beyond
-    save_limit"). Taken before the upsert, so no writer ever holds a row lock while waiting.
-    SQLite needs nothing: its writers already take turns (one write transaction at a time).
-    """
-    if conn.vendor == "postgresql":
-        with conn.cursor() as cursor:
-            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_PRUNE_LOCK])
-
-
-def _upsert(conn: Any, records: list[TaskResult]) -> None:
-    if conn.vendor not in ("sqlite", "postgresql"):
-        _upsert_portable(conn, records)
-        return
-    rows = _rows(conn, records)
-    step = _rows_per_statement(conn, len(_COLUMNS))
-    with conn.cursor() as cursor:
-        for start in range(0, len(rows), step):
-            chunk = rows[start : start + step]
-            cursor.execute(_upsert_sql(conn, len(chunk)), [v for row in chunk for v in row])
-
-
-def _rows(conn: Any, records: list[TaskResult]) -> list[tuple[Any, ...]]:
-    """Column values as the driver takes them, without Django's per-field machinery (which
-    costs more than the INSERT itself). Each conversion is what the field would do: pickled
-    fields are signed bytes (NULL for None), datetimes are what the backend's
-    ``adapt_datetimefield_value`` makes of them."""
-    from django.conf import settings
-
-    from qdjango.conf import record_codec
-
-    encode = record_codec().encode
-    tz = conn.timezone if settings.USE_TZ else None
-    if conn.vendor == "sqlite":
-        # SQLite stores text: naive, in the connection's time zone (UTC unless set).
-        def moment(epoch: float) -> Any:
-            return str(datetime.fromtimestamp(epoch, tz).replace(tzinfo=None))
-    elif tz is not None:
-
-        def moment(epoch: float) -> Any:
-            return datetime.fromtimestamp(epoch, UTC)
-    else:
-
-        def moment(epoch: float) -> Any:
-            return datetime.fromtimestamp(epoch)
-
-    def pickled(value: Any) -> bytes | None:
-        return None if value is None else encode(value)
-
-    def options(value: TaskOptions) -> bytes | None:
-        stored = value.to_mapping()
-        return encode(stored) if stored else None
-
-    return [
-        (
-            r.id,
-            _clip(r.name, 100),
-            _clip(r.func, 256),
-            _clip(r.hook, 256),
-            pickled(r.args),
-            pickled(r.kwargs),
-            pickled(r.result),
-            _clip(r.group, 100),
-            moment(r.started),
-            moment(r.stopped),
-            bool(r.success),
-            int(r.attempt_count),
-            _clip(r.cluster, 100),
-            options(r.options),
-            _clip(r.options.retried_from, 32),
-        )
-        for r in records
-    ]
-
-
-def _rows_per_statement(conn: Any, width: int) -> int:
-    limit = 65535 if conn.vendor == "postgresql" else conn.features.max_query_params
-    if conn.vendor == "sqlite":
-        try:
-            limit = conn.connection.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
-        except (AttributeError, sqlite3.Error):
-            pass
-    return max(1, min(500, limit // width))
-
-
-_SQL_CACHE: dict[tuple[str, str, int], str] = {}
-
-
-def _upsert_sql(conn: Any, rows: int) -> str:
-    key = (conn.vendor, conn.alias, rows)
-    sql = _SQL_CACHE.get(key)
-    if sql is not None:
-        return sql
-    from qdjango.models import Task
-
-    q = conn.ops.quote_name
-    table = q(Task._meta.db_table)
-    cols = ", ".join(q(Task._meta.get_field(c).column) for c in _COLUMNS)
-    one = "(" + ", ".join(["%s"] * len(_COLUMNS)) + ")"
-    greatest = "GREATEST" if conn.vendor == "postgresql" else "MAX"
-    attempts = q("attempt_count")
-    updates = [f"{q(c)} = EXCLUDED.{q(c)}" for c in _COLUMNS if c not in ("id", "attempt_count")]
-    updates.append(f"{attempts} = {greatest}({table}.{attempts}, EXCLUDED.{attempts})")
-    success = q("success")
-    sql = (
-        f"INSERT INTO {table} ({cols}) VALUES {', '.join([one] * rows)} "
-        f"ON CONFLICT ({q('id')}) DO UPDATE SET {', '.join(updates)} "
-        # A later failure of a task that already succeeded changes nothing.
-        f"WHERE NOT {table}.{success} OR EXCLUDED.{success}"
-    )
-    _SQL_CACHE[key] = sql
-    return sql
-
-
-def _upsert_portable(conn: Any, records: list[TaskResult]) -> None:
-    """Other databases: read what exists, then one bulk insert and one bulk update."""
-    from qdjango.models import Task
-
-    tasks = Task.objects.using(conn.alias)
-    existing = {
-        pk: (ok, attempts)
-        for pk, ok, attempts in tasks.filter(pk__in=[r.id for r in records])
-        .select_for_update()
-        .values_list("pk", "success", "attempt_count")
-    }
-    fresh, changed = [], []
-    for record in records:
-        task = task_from_record(record, using=conn.alias, saved=False)
-        if record.id not in existing:
-            fresh.append(task)
-            continue
-        ok, attempts = existing[record.id]
-        if ok and not record.success:
-            continue
-        task.attempt_count = max(attempts, task.attempt_count)
-        changed.append(task)
-    tasks.bulk_create(fresh)
-    if changed:
-        tasks.bulk_update(changed, [c for c in _COLUMNS if c != "id"])

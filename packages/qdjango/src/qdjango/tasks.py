@@ -132,6 +132,7 @@ def _run_sync(message: TaskMessage) -> TaskResult:
     store = DjangoResultStore.from_settings(notify=False)
     if should_save(message, record, get_settings().cluster.save):
         store.save_many([record])
+        store.close()  # prunes to save_limit: this store saves nothing more
     call_hook(message, record, DjangoHookRunner(using=store.using))
     if catch is not None and catch.error is not None:
         raise catch.error

@@ -1,0 +1,238 @@
+"""Records into ``Task`` rows: one upsert statement per batch, on each database's bulk path.
+
+Every path keeps the store's rules: a row per id (``ON CONFLICT (id) DO UPDATE``), a success
+never replaced by a later failure (the update's ``WHERE``), the attempt count never lowered.
+
+- PostgreSQL: ``INSERT ... SELECT * FROM unnest(<one array per column>)``: thirteen parameters
+  whatever the batch's size, so the statement is one short text the driver parses once and the
+  server plans once, and a batch is always one statement (a transaction of its own).
+- SQLite: a multi-row ``INSERT ... VALUES`` of up to 500 rows (a batch larger than that is
+  several statements in one transaction).
+- Other databases: read what exists, then one bulk insert and one bulk update.
+
+Rows are built without Django's per-field machinery (which costs more than the statement):
+each conversion is what the field would do, pickled fields signed by the records' codec.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from django.db import transaction
+
+from qcore import TaskOptions, TaskResult
+
+__all__ = ["COLUMNS", "clip", "upsert"]
+
+COLUMNS = (
+    "id",
+    "name",
+    "func",
+    "hook",
+    "args",
+    "kwargs",
+    "result",
+    "group",
+    "started",
+    "stopped",
+    "success",
+    "attempt_count",
+    "cluster",
+    "options",
+    "retried_from",
+)
+_SQLITE_ROWS = 500
+
+
+def clip(value: str | None, limit: int) -> str | None:
+    """A too-long dotted path must not fail the whole batch (PostgreSQL refuses it)."""
+    if value is None or len(value) <= limit:
+        return value
+    return value[: limit - 1] + "…"
+
+
+def upsert(conn: Any, records: Sequence[TaskResult]) -> None:
+    """Upsert ``records`` (one per id) through Django connection ``conn``."""
+    if conn.vendor == "postgresql":
+        columns = [list(c) for c in zip(*_rows(conn, records))]
+        binary = _binding_cursor(conn)
+        with binary or conn.cursor() as cursor:
+            cursor.execute(_postgres_sql(conn, binary is not None), columns)
+    elif conn.vendor == "sqlite":
+        rows = _rows(conn, records)
+        step = _sqlite_rows_per_statement(conn)
+        if len(rows) <= step:
+            _sqlite_insert(conn, rows)
+        else:
+            with transaction.atomic(using=conn.alias):
+                for start in range(0, len(rows), step):
+                    _sqlite_insert(conn, rows[start : start + step])
+    else:
+        with transaction.atomic(using=conn.alias):
+            _upsert_portable(conn, records)
+
+
+def _sqlite_insert(conn: Any, rows: list[tuple[Any, ...]]) -> None:
+    with conn.cursor() as cursor:
+        cursor.execute(_sqlite_sql(conn, len(rows)), [v for row in rows for v in row])
+
+
+def _rows(conn: Any, records: Sequence[TaskResult]) -> list[tuple[Any, ...]]:
+    """Column values as the driver takes them. Pickled fields are signed bytes (NULL for
+    None); datetimes are what the backend's ``adapt_datetimefield_value`` makes of them."""
+    from django.conf import settings
+
+    from qdjango.conf import record_codec
+
+    encode = record_codec().encode
+    tz = conn.timezone if settings.USE_TZ else None
+    if conn.vendor == "sqlite":
+        # SQLite stores text: naive, in the connection's time zone (UTC unless set).
+        def moment(epoch: float) -> Any:
+            return str(datetime.fromtimestamp(epoch, tz).replace(tzinfo=None))
+    elif tz is not None:
+
+        def moment(epoch: float) -> Any:
+            return datetime.fromtimestamp(epoch, UTC)
+    else:
+
+        def moment(epoch: float) -> Any:
+            return datetime.fromtimestamp(epoch)
+
+    # Most tasks have no kwargs: their column is the same signed bytes every time.
+    empty: dict[Any, Any] = {}
+    no_kwargs = encode(empty)
+
+    def pickled(value: Any) -> bytes | None:
+        return None if value is None else encode(value)
+
+    def options(value: TaskOptions) -> bytes | None:
+        stored = value.to_mapping()
+        return encode(stored) if stored else None
+
+    return [
+        (
+            r.id,
+            clip(r.name, 100),
+            clip(r.func, 256),
+            clip(r.hook, 256),
+            pickled(r.args),
+            no_kwargs if r.kwargs == empty else pickled(r.kwargs),
+            pickled(r.result),
+            clip(r.group, 100),
+            moment(r.started),
+            moment(r.stopped),
+            bool(r.success),
+            int(r.attempt_count),
+            clip(r.cluster, 100),
+            options(r.options),
+            clip(r.options.retried_from, 32),
+        )
+        for r in records
+    ]
+
+
+def _sqlite_rows_per_statement(conn: Any) -> int:
+    limit = conn.features.max_query_params
+    try:
+        limit = conn.connection.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
+    except (AttributeError, sqlite3.Error):
+        pass
+    return max(1, min(_SQLITE_ROWS, limit // len(COLUMNS)))
+
+
+_SQL_CACHE: dict[tuple[str, str, int], str] = {}
+
+
+def _conflict_clause(conn: Any, table: str) -> str:
+    q = conn.ops.quote_name
+    greatest = "GREATEST" if conn.vendor == "postgresql" else "MAX"
+    attempts = q("attempt_count")
+    updates = [f"{q(c)} = EXCLUDED.{q(c)}" for c in COLUMNS if c not in ("id", "attempt_count")]
+    updates.append(f"{attempts} = {greatest}({table}.{attempts}, EXCLUDED.{attempts})")
+    return (
+        f"ON CONFLICT ({q('id')}) DO UPDATE SET {', '.join(updates)} "
+        # A later failure of a task that already succeeded changes nothing.
+        f"WHERE NOT {table}.{q('success')} OR EXCLUDED.{q('success')}"
+    )
+
+
+def _head(conn: Any) -> tuple[str, str]:
+    from qdjango.models import Task
+
+    q = conn.ops.quote_name
+    table = q(Task._meta.db_table)
+    cols = ", ".join(q(Task._meta.get_field(c).column) for c in COLUMNS)
+    return table, f"INSERT INTO {table} ({cols})"
+
+
+def _sqlite_sql(conn: Any, rows: int) -> str:
+    key = (conn.vendor, conn.alias, rows)
+    sql = _SQL_CACHE.get(key)
+    if sql is None:
+        table, insert = _head(conn)
+        one = "(" + ", ".join(["%s"] * len(COLUMNS)) + ")"
+        sql = f"{insert} VALUES {', '.join([one] * rows)} {_conflict_clause(conn, table)}"
+        _SQL_CACHE[key] = sql
+    return sql
+
+
+def _binding_cursor(conn: Any) -> Any:
+    """A cursor that binds on the server, in binary, wrapped as Django wraps its own (query
+    logging, ``execute_wrapper``); None under psycopg2. Django's own cursors bind on the
+    client, which for thirteen arrays means quoting every element of every array in Python."""
+    from django.db.backends.postgresql.psycopg_any import is_psycopg3
+
+    if not is_psycopg3:
+        return None
+    import psycopg
+
+    conn.ensure_connection()
+    with conn.wrap_database_errors:
+        raw = psycopg.Cursor(conn.connection)
+        return conn.make_debug_cursor(raw) if conn.queries_logged else conn.make_cursor(raw)
+
+
+def _postgres_sql(conn: Any, binary: bool) -> str:
+    key = (conn.vendor, conn.alias, int(binary))
+    sql = _SQL_CACHE.get(key)
+    if sql is None:
+        from qdjango.models import Task
+
+        table, insert = _head(conn)
+        mark = "%b" if binary else "%s"
+        arrays = ", ".join(f"{mark}::{Task._meta.get_field(c).db_type(conn)}[]" for c in COLUMNS)
+        sql = f"{insert} SELECT * FROM unnest({arrays}) {_conflict_clause(conn, table)}"
+        _SQL_CACHE[key] = sql
+    return sql
+
+
+def _upsert_portable(conn: Any, records: Sequence[TaskResult]) -> None:
+    """Other databases: read what exists, then one bulk insert and one bulk update."""
+    from qdjango.models import Task
+    from qdjango.store import task_from_record
+
+    tasks = Task.objects.using(conn.alias)
+    existing = {
+        pk: (ok, attempts)
+        for pk, ok, attempts in tasks.filter(pk__in=[r.id for r in records])
+        .select_for_update()
+        .values_list("pk", "success", "attempt_count")
+    }
+    fresh, changed = [], []
+    for record in records:
+        task = task_from_record(record, using=conn.alias, saved=False)
+        if record.id not in existing:
+            fresh.append(task)
+            continue
+        ok, attempts = existing[record.id]
+        if ok and not record.success:
+            continue
+        task.attempt_count = max(attempts, task.attempt_count)
+        changed.append(task)
+    tasks.bulk_create(fresh)
+    if changed:
+        tasks.bulk_update(changed, [c for c in COLUMNS if c != "id"])
