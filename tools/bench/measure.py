@@ -14,12 +14,15 @@ from pathlib import Path
 from typing import Any
 
 __all__ = [
+    "NoticeWatcher",
     "PrefixWatcher",
     "SqlCountWatcher",
     "percentile",
     "process_breakdown",
     "process_tree",
     "pss_kib",
+    "sql_connect",
+    "sql_rows",
     "summarize",
     "wait_until",
 ]
@@ -161,6 +164,37 @@ class PrefixWatcher:
         self.client.close()
 
 
+def sql_connect(db: Mapping[str, str]) -> Any:
+    """A DB-API connection (autocommit) to a bench database, or None for a SQLite file that
+    does not exist yet."""
+    if db["engine"] == "sqlite":
+        import sqlite3
+
+        if not Path(db["name"]).exists():
+            return None
+        return sqlite3.connect(db["name"], timeout=5.0, isolation_level=None)
+    import psycopg
+
+    return psycopg.connect(
+        host=db.get("host", "127.0.0.1"),
+        port=int(db.get("port", "5432")),
+        user=db.get("user", "postgres"),
+        dbname=db["name"],
+        autocommit=True,
+    )
+
+
+def sql_rows(db: Mapping[str, str], sql: str) -> list[tuple[Any, ...]]:
+    """Every row ``sql`` returns on a bench database."""
+    conn = sql_connect(db)
+    if conn is None:
+        return []
+    try:
+        return [tuple(row) for row in conn.execute(sql).fetchall()]
+    finally:
+        conn.close()
+
+
 class SqlCountWatcher:
     """Counts successful task rows added to a Django result table since it was made.
 
@@ -174,26 +208,9 @@ class SqlCountWatcher:
         self.conn: Any = None
         self.offset = self._count()
 
-    def _connect(self) -> Any:
-        if self.db["engine"] == "sqlite":
-            import sqlite3
-
-            if not Path(self.db["name"]).exists():
-                return None
-            return sqlite3.connect(self.db["name"], timeout=5.0, isolation_level=None)
-        import psycopg
-
-        return psycopg.connect(
-            host=self.db.get("host", "127.0.0.1"),
-            port=int(self.db.get("port", "5432")),
-            user=self.db.get("user", "postgres"),
-            dbname=self.db["name"],
-            autocommit=True,
-        )
-
     def _count(self) -> int:
         if self.conn is None:
-            self.conn = self._connect()
+            self.conn = sql_connect(self.db)
             if self.conn is None:
                 return 0
         try:
@@ -211,3 +228,51 @@ class SqlCountWatcher:
         if self.conn is not None:
             self.conn.close()
             self.conn = None
+
+
+class NoticeWatcher:
+    """Notes when each task's "saved" notice arrives on a store's pub/sub channel.
+
+    Q's stores publish the ids of every batch once it is readable (the Redis store in the
+    script that saves it; the Django store once the statement has committed), and that notice
+    is what wakes ``result(..., wait=...)``. So arrival - the task's end is how long a waiting
+    caller waits for a finished task's record: an upper bound on when it became readable.
+    A thread of its own, subscribed before the workload starts.
+    """
+
+    def __init__(self, redis_url: str, channel: str) -> None:
+        import threading
+
+        import redis
+
+        self.client = redis.Redis.from_url(redis_url)
+        self.pubsub = self.client.pubsub()
+        self.pubsub.subscribe(channel)
+        confirmed = self.pubsub.get_message(timeout=10.0)
+        if confirmed is None or confirmed["type"] != "subscribe":
+            raise RuntimeError(f"no confirmation of the subscription to {channel}")
+        self.arrived: dict[str, float] = {}
+        self.stopping = threading.Event()
+        self.thread = threading.Thread(target=self._listen, name="notices", daemon=True)
+        self.thread.start()
+
+    def _listen(self) -> None:
+        while not self.stopping.is_set():
+            message = self.pubsub.get_message(timeout=0.2)
+            if message is None or message["type"] != "message":
+                continue
+            now = time.time()
+            for task_id in message["data"].decode().split():
+                self.arrived.setdefault(task_id, now)
+
+    def lags_ms(self, ended: Mapping[str, float]) -> list[float]:
+        """(notice arrival - task end) in ms for every task with both."""
+        return [(self.arrived[i] - t) * 1000 for i, t in ended.items() if i in self.arrived]
+
+    def close(self) -> None:
+        if self.stopping.is_set():
+            return
+        self.stopping.set()
+        self.thread.join(5)
+        self.pubsub.close()
+        self.client.close()

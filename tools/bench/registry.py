@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-__all__ = ["ORDER", "Q_NAMES", "load"]
+__all__ = ["BASELINE", "ORDER", "Q_NAMES", "load"]
 
 # Name -> module under tools.bench.peers. Q's configurations first, then the peers.
 ORDER: dict[str, str] = {
@@ -23,10 +23,18 @@ ORDER: dict[str, str] = {
     "bare": "bare",
 }
 Q_NAMES = ("q-redis", "q-django-sqlite", "q-django-pg")
+BASELINE = "@base"
+"""Suffix of a Q configuration run from another checkout (``--baseline``)."""
 
 
 def load(name: str) -> Any:
     """An instance of the configuration ``name``."""
+    if name.endswith(BASELINE) and name[: -len(BASELINE)] in Q_NAMES:
+        cls = type(load(name[: -len(BASELINE)]))
+        attrs = {"name": name, "label": f"{cls.label}, baseline", "baseline_of": cls.name}
+        if cls.pair == cls.name:
+            attrs["pair"] = name
+        return type(f"{cls.__name__}Baseline", (cls,), attrs)()
     if name not in ORDER:
         raise KeyError(f"unknown configuration {name!r}; known: {', '.join(ORDER)}")
     module = importlib.import_module(f"tools.bench.peers.{ORDER[name]}")

@@ -2,7 +2,8 @@
 
 Every figure is the median of the runs, with min-max beside it. A ratio is always
 ``Q / peer`` on medians: above 1 means Q is faster for a rate (A, A', B, E), and for a time
-or a size (C, D) below 1 means Q is better.
+or a size (C, D) below 1 means Q is better. ``render`` turns the JSON document into the text
+the run prints and ``tools.bench.readme`` copies into the README.
 """
 
 from __future__ import annotations
@@ -12,9 +13,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from tools.bench.measure import summarize
-from tools.bench.registry import ORDER, load
+from tools.bench.registry import load
 
-__all__ = ["TARGETS", "build", "render"]
+__all__ = ["METRICS", "Q_METRICS", "TARGETS", "build", "render"]
 
 # metric -> (column title, unit, higher is better)
 METRICS: dict[str, tuple[str, str, bool]] = {
@@ -28,6 +29,16 @@ METRICS: dict[str, tuple[str, str, bool]] = {
     "E1k": ("E 1 kB args", "tasks/s", True),
     "E8": ("E 8 workers", "tasks/s", True),
 }
+# Q's own figures, from its stored records and its stores' "saved" notices.
+Q_METRICS: dict[str, tuple[str, str, bool]] = {
+    "B_steady": ("B steady", "tasks/s", True),
+    "B_ran": ("B 1st task ran", "s", False),
+    "V_p50": ("V visible p50, light", "ms", False),
+    "V_p99": ("V visible p99, light", "ms", False),
+    "VB_p50": ("V visible p50, during B", "ms", False),
+    "VB_p99": ("V visible p99, during B", "ms", False),
+}
+UNITS = {metric: unit for metric, (_, unit, _) in {**METRICS, **Q_METRICS}.items()}
 REFERENCE = "redis-benchmark"
 
 
@@ -40,6 +51,7 @@ class Target:
     """None: ``bound`` is an absolute value of Q's metric, not a ratio."""
     higher: bool
     bound: float
+    issue: int = 7
 
 
 TARGETS = [
@@ -54,6 +66,28 @@ TARGETS = [
     Target("start latency p50 <= 1.5x bare loop", "C_p50", "q-redis", "bare", False, 1.5),
     Target("start latency p99 <= 3 ms", "C_p99", "q-redis", None, False, 3.0),
     Target("idle PSS with 2 workers <= huey's", "D", "q-redis", "huey", False, 1.0),
+    Target("steady, Django store on SQLite >= 0.7x Redis store", "B_steady",
+           "q-django-sqlite", "q-redis", True, 0.7, 17),
+    Target("steady, Django store on PostgreSQL >= 0.7x Redis store", "B_steady",
+           "q-django-pg", "q-redis", True, 0.7, 17),
+    Target("end to end, Django store on SQLite >= 0.7x Redis store", "B", "q-django-sqlite",
+           "q-redis", True, 0.7, 17),
+    Target("end to end, Django store on PostgreSQL >= 0.7x Redis store", "B", "q-django-pg",
+           "q-redis", True, 0.7, 17),
+    Target("first task ran <= 0.5 s after manage.py qcluster (SQLite)", "B_ran",
+           "q-django-sqlite", None, False, 0.5, 17),
+    Target("first task ran <= 0.5 s after manage.py qcluster (PostgreSQL)", "B_ran",
+           "q-django-pg", None, False, 0.5, 17),
+    Target("idle PSS, Django cluster on SQLite <= 1.15x qcluster run", "D", "q-django-sqlite",
+           "q-redis", False, 1.15, 17),
+    Target("idle PSS, Django cluster on PostgreSQL <= 1.15x qcluster run", "D", "q-django-pg",
+           "q-redis", False, 1.15, 17),
+    Target("result visible p99 <= 5 ms under light load, Redis store", "V_p99", "q-redis",
+           None, False, 5.0, 17),
+    Target("result visible p99 <= 5 ms under light load, Django store on SQLite", "V_p99",
+           "q-django-sqlite", None, False, 5.0, 17),
+    Target("result visible p99 <= 5 ms under light load, Django store on PostgreSQL", "V_p99",
+           "q-django-pg", None, False, 5.0, 17),
 ]  # fmt: skip
 
 # Ratio columns: (title, metric, which Q configuration: a name, or "pair" for the peer's own).
@@ -100,6 +134,7 @@ def build(
             "pair": peer.pair,
             "requirements": list(peer.requirements),
             "task_share": peer.task_share,
+            "baseline_of": peer.baseline_of,
         }
     ratios: dict[str, dict[str, float | None]] = {}
     for name in [*subjects, REFERENCE]:
@@ -122,7 +157,7 @@ def build(
         else:
             measured = q_value / peer_value if target.peer and peer_value else q_value
             ok = measured >= target.bound if target.higher else measured <= target.bound
-            verdict = "PASS" if ok else "MISS"
+            verdict = "PASS" if ok else "FAIL"
         targets.append(
             {
                 "target": target.text,
@@ -134,6 +169,7 @@ def build(
                 "peer_value": peer_value,
                 "measured": measured,
                 "verdict": verdict,
+                "issue": target.issue,
             }
         )
     return {
@@ -183,29 +219,75 @@ def _table(header: list[str], rows: list[list[str]]) -> str:
     return "\n".join(lines)
 
 
-def render(document: Mapping[str, Any]) -> str:
-    """The tables a person reads: results, ratios, targets, and what went wrong."""
+def _summary_table(
+    document: Mapping[str, Any], names: list[str], metrics: Mapping[str, tuple[str, str, bool]]
+) -> str:
     results = document["results"]
-    subjects = [s for s in ORDER if s in document["subjects"]]
-    out: list[str] = []
-    options = document["options"]
-    out.append(
-        f"Results: median (min-max) of {options['runs']} run(s), {options['tasks']:,} tasks, "
-        f"{options['workers']} workers (E 8 w: {options['many_workers']}), "
-        f"C over {options['latency_tasks']} tasks {options['interval'] * 1000:.0f} ms apart"
-    )
-    header = ["configuration"] + [f"{title} ({unit})" for title, unit, _ in METRICS.values()]
+    header = ["configuration"] + [f"{title} ({unit})" for title, unit, _ in metrics.values()]
     rows = []
-    for name in [*subjects, REFERENCE]:
+    for name in names:
         if name not in results:
             continue
         cells = [name]
-        for metric, (_, unit, _) in METRICS.items():
+        for metric, (_, unit, _) in metrics.items():
             error = document["errors"].get(name, {}).get(metric.split("_")[0])
             summary = results[name].get(metric)
             cells.append("error" if error and not summary else _cell(summary, unit))
         rows.append(cells)
-    out.append(_table(header, rows))
+    return _table(header, rows)
+
+
+def _target_line(target: Mapping[str, Any]) -> str:
+    unit = UNITS[target["metric"]]
+    if target["verdict"] == "n/a":
+        detail = "not measured in this run"
+    elif target["peer"]:
+        detail = (
+            f"{target['measured']:.2f}x ({target['q']} {_num(target['q_value'], unit)} vs "
+            f"{target['peer']} {_num(target['peer_value'], unit)} {unit})"
+        )
+    else:
+        detail = f"{_num(target['measured'], unit)} {unit}"
+    return f"  {target['verdict']:4}  {target['target']}: {detail}"
+
+
+def _baseline_table(document: Mapping[str, Any], subjects: list[str]) -> str | None:
+    """Each Q configuration against its ``@base`` twin, metric by metric: after / before."""
+    pairs = [
+        (document["subjects"][s]["baseline_of"], s)
+        for s in subjects
+        if document["subjects"][s].get("baseline_of") in document["results"]
+    ]
+    if not pairs:
+        return None
+    metrics = {**METRICS, **Q_METRICS}
+    rows = []
+    for after, before in pairs:
+        for metric, (title, unit, _) in metrics.items():
+            new = _median(document["results"], after, metric)
+            old = _median(document["results"], before, metric)
+            if new is None or old is None:
+                continue
+            rows.append(
+                [after, f"{title} ({unit})", _num(old, unit), _num(new, unit), _ratio(new / old)]
+            )
+    return _table(["configuration", "figure", "before", "after", "after / before"], rows)
+
+
+def render(document: Mapping[str, Any]) -> str:
+    """The tables a person reads: results, ratios, targets, and what went wrong."""
+    subjects = list(document["subjects"])
+    out: list[str] = []
+    options, meta = document["options"], document["meta"]
+    load = meta.get("loadavg") or {}
+    out.append(
+        f"Results: median (min-max) of {options['runs']} run(s), {options['tasks']:,} tasks, "
+        f"{options['workers']} workers (E 8 w: {options['many_workers']}), "
+        f"C over {options['latency_tasks']} tasks {options['interval'] * 1000:.0f} ms apart; "
+        f"commit {meta.get('commit', '?')}, load average {load.get('start', float('nan')):.2f} "
+        f"at the start, {load.get('end', float('nan')):.2f} at the end"
+    )
+    out.append(_summary_table(document, [*subjects, REFERENCE], METRICS))
     labels = ", ".join(f"{s} = {document['subjects'][s]['label']}" for s in subjects)
     out.append(f"\n{labels}; {REFERENCE} = redis-benchmark -t lpush -P 1000 on the same server.")
     for name in subjects:
@@ -213,6 +295,16 @@ def render(document: Mapping[str, Any]) -> str:
         if share != 1.0:
             tasks = max(10, round(options["tasks"] * share))
             out.append(f"{name}: B and E over {tasks:,} tasks (too slow for all of them).")
+
+    q_names = [s for s in subjects if document["subjects"][s]["is_q"]]
+    if any(m in document["results"].get(s, {}) for s in q_names for m in Q_METRICS):
+        out.append(
+            "\nQ's own figures, from its records: B steady = tasks/s between the 10th and 90th "
+            "percentile of the tasks' ends;\nB 1st task ran = the first task's end - the worker "
+            "command's launch; V visible = the store's 'saved' notice - the task's end,\nfor "
+            "C's tasks (light load) and for B's (during B)."
+        )
+        out.append(_summary_table(document, q_names, Q_METRICS))
 
     if document["ratios"]:
         out.append(
@@ -226,20 +318,14 @@ def render(document: Mapping[str, Any]) -> str:
             rows.append([name] + [_ratio(v) for v in row.values()])
         out.append(_table(header, rows))
 
-    out.append("\nTargets (medians):")
-    for target in document["targets"]:
-        if target["verdict"] == "n/a":
-            detail = "not measured in this run"
-        elif target["peer"]:
-            metric = target["metric"]
-            unit = METRICS[metric][1]
-            detail = (
-                f"{target['measured']:.2f}x (Q {_num(target['q_value'], unit)} vs "
-                f"{target['peer']} {_num(target['peer_value'], unit)} {unit})"
-            )
-        else:
-            detail = f"{target['measured']:.2f} ms"
-        out.append(f"  {target['verdict']:4}  {target['target']}: {detail}")
+    before_after = _baseline_table(document, subjects)
+    if before_after:
+        out.append("\nThis checkout against the baseline (--baseline), same run:")
+        out.append(before_after)
+
+    for issue in sorted({t.get("issue", 7) for t in document["targets"]}):
+        out.append(f"\nTargets of issue {issue} (medians):")
+        out += [_target_line(t) for t in document["targets"] if t.get("issue", 7) == issue]
 
     if document["errors"]:
         out.append("\nFailures:")

@@ -71,6 +71,8 @@ class Workers:
     started: float
     """``time.monotonic()`` just before the first command was launched."""
     logs: list[Path]
+    started_wall: float = 0.0
+    """``time.time()`` at the same moment (tasks' own clocks are wall clocks)."""
 
     @property
     def pids(self) -> list[int]:
@@ -89,6 +91,8 @@ class Peer:
     label: ClassVar[str]
     """How the table names it."""
     is_q: ClassVar[bool] = False
+    baseline_of: ClassVar[str | None] = None
+    """For ``<name>@base``: the Q configuration it is the baseline of."""
     venv: ClassVar[str | None] = None
     """Directory under ``.bench/venvs``; None for Q, which runs from the workspace ``.venv``."""
     requirements: ClassVar[tuple[str, ...]] = ()
@@ -135,7 +139,7 @@ class Peer:
         env = self.worker_env(ctx, workers)
         processes: list[subprocess.Popen[bytes]] = []
         logs: list[Path] = []
-        started = time.monotonic()
+        started_wall, started = time.time(), time.monotonic()
         for index, command in enumerate(commands):
             log = ctx.log_dir / f"{self.name}-{tag}-{index}.log"
             logs.append(log)
@@ -151,7 +155,7 @@ class Peer:
                         start_new_session=True,
                     )
                 )
-        return Workers(processes=processes, started=started, logs=logs)
+        return Workers(processes=processes, started=started, logs=logs, started_wall=started_wall)
 
     def stop(self, workers: Workers, timeout: float = 20.0) -> None:
         """Stop the workers the way an operator would (SIGTERM), then kill what is left."""
@@ -192,6 +196,15 @@ class Peer:
         from tools.bench.measure import PrefixWatcher
 
         return PrefixWatcher(ctx.redis_url, self.result_probe)
+
+    def notice_channel(self, ctx: Context) -> str | None:
+        """The Redis pub/sub channel on which saved results are announced (Q only)."""
+        return None
+
+    def record_times(self, ctx: Context, handles: Sequence[Handle]) -> dict[str, float]:
+        """Task id -> when it ended (epoch seconds, from the stored record), for the steady
+        rate, the first task and result visibility. Empty: this library does not say."""
+        return {}
 
     # ------------------------------------------------------------------ client side
 

@@ -35,6 +35,18 @@ def _import_check(peer: Peer, ctx: Context, code: str) -> str | None:
     return lines[-1] if lines else f"{code!r} failed"
 
 
+def _epoch(value: Any) -> float:
+    """A ``stopped`` column as epoch seconds: SQLite holds naive UTC text (USE_TZ),
+    PostgreSQL gives an aware datetime."""
+    from datetime import UTC, datetime
+
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return float(value.timestamp())
+
+
 def _funcs() -> dict[str, Any]:
     from tools.bench.peers.tasks import common
 
@@ -46,6 +58,7 @@ class QRedis(Peer):
     label = "Q (qcluster run, Redis store)"
     is_q = True
     has_bulk = True
+    notice_namespace = NAMESPACE
 
     def missing(self, ctx: Context) -> str | None:
         return _import_check(
@@ -70,6 +83,24 @@ class QRedis(Peer):
         from qredis import ResultKeys
 
         return ("EXISTS", ResultKeys.for_namespace(NAMESPACE).record(handle))
+
+    def notice_channel(self, ctx: Context) -> str | None:
+        from qredis import ResultKeys
+
+        return ResultKeys.for_namespace(self.notice_namespace).channel
+
+    def record_times(self, ctx: Context, handles: Sequence[Any]) -> dict[str, float]:
+        """When each task ended (its record's ``stopped``), read back through the store."""
+        from qcore import Codec, Signer
+        from qredis import RedisResultStore
+
+        codec = Codec(Signer.from_secret(ctx.secret))
+        store = RedisResultStore(ctx.redis_url, namespace=NAMESPACE, codec=codec)
+        try:
+            found = (store.get(h) for h in handles)
+            return {r.id: r.stopped for r in found if r is not None}
+        finally:
+            store.close()
 
     def client_open(self) -> None:
         from qredis import Producer
@@ -99,6 +130,7 @@ class QDjangoSqlite(Peer):
     pair = "q-django-sqlite"
     poll_interval = 0.05
     settings = "tools.bench.peers.tasks.qdjango_site.settings"
+    notice_namespace = QUEUE  # qdjango announces on its queue's namespace
 
     def missing(self, ctx: Context) -> str | None:
         return _import_check(
@@ -128,6 +160,14 @@ class QDjangoSqlite(Peer):
         from tools.bench.measure import SqlCountWatcher
 
         return SqlCountWatcher(ctx.db, "qdjango_task")
+
+    notice_channel = QRedis.notice_channel
+
+    def record_times(self, ctx: Context, handles: Sequence[Any]) -> dict[str, float]:
+        from tools.bench.measure import sql_rows
+
+        rows = sql_rows(ctx.db, "SELECT id, stopped FROM qdjango_task")
+        return {str(task_id): _epoch(stopped) for task_id, stopped in rows}
 
     def client_open(self) -> None:
         os.environ.setdefault("DJANGO_SETTINGS_MODULE", self.settings)
