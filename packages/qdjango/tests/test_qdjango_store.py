@@ -10,7 +10,7 @@ import time
 from typing import Any
 
 import pytest
-from django.db import connections
+from django.db import connections, transaction
 from django.test.utils import CaptureQueriesContext
 from packages.qdjango.tests import jobs
 
@@ -175,7 +175,35 @@ def test_saved_ids_are_published_after_commit(
     store.save_many(batch)
     message = pubsub.get_message(timeout=5)
     assert set(message["data"].decode().split()) == {r.id for r in batch}
+    # The notice came after the commit: another connection reads both rows.
+    assert _rows_elsewhere(db_alias, [r.id for r in batch]) == 2
+
+    # Inside a caller's transaction, the notice waits for its commit.
+    later = [record()]
+    with transaction.atomic(using=db_alias):
+        store.save_many(later)
+        assert pubsub.get_message(timeout=0.5) is None
+        assert _rows_elsewhere(db_alias, [later[0].id]) == 0
+    message = pubsub.get_message(timeout=5)
+    assert message["data"].decode() == later[0].id
+    assert _rows_elsewhere(db_alias, [later[0].id]) == 1
     pubsub.close()
+
+
+def _rows_elsewhere(alias: str, ids: list[str]) -> int:
+    """How many of ``ids`` a connection of another thread sees (committed rows only)."""
+    seen: list[int] = []
+
+    def count() -> None:
+        try:
+            seen.append(Task.objects.using(alias).filter(pk__in=ids).count())
+        finally:
+            connections.close_all()
+
+    thread = threading.Thread(target=count)
+    thread.start()
+    thread.join(30)
+    return seen[0]
 
 
 def test_store_works_in_a_spawned_process(db_alias: str, q_cluster: dict[str, Any]) -> None:
