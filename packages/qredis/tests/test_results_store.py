@@ -11,9 +11,9 @@ from dataclasses import replace
 
 import pytest
 import redis
-from packages.qredis.tests.transport_contract import wait_until
 
 from qcore import BadSignature, Codec, ConfigError, ResultStore, Signer, TaskMessage, TaskResult
+from qcore.testing.contract import ResultStoreContract, wait_until
 from qredis import RedisResultStore, ResultNotifier
 
 CODEC = Codec(Signer("result-tests-key-0123456789abcdef"))
@@ -253,3 +253,11 @@ def test_notifier_does_not_leak_connections(
 def test_notifier_publish_reports_listeners(notifier: ResultNotifier) -> None:
     assert notifier.publish([]) == 0
     assert notifier.publish(["nobody-listens"]) == 0
+
+
+class TestRedisResultStoreContract(ResultStoreContract):
+    @pytest.fixture
+    def store(self, redis_url: str, queue_name: str) -> Iterator[RedisResultStore]:
+        s = RedisResultStore(redis_url, namespace=queue_name, codec=CODEC, ttl=600)
+        yield s
+        s.close()

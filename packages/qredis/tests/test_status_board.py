@@ -7,9 +7,9 @@ from collections.abc import Iterator
 
 import pytest
 import redis
-from packages.qredis.tests.transport_contract import wait_until
 
 from qcore import ConfigError, StatusBoard
+from qcore.testing.contract import wait_until
 from qredis import RedisStatusBoard
 
 

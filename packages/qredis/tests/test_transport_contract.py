@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pytest
-from packages.qredis.tests.transport_contract import TransportContract
 
+from qcore.testing.contract import TransportContract
 from qredis import RedisTransport
 
 

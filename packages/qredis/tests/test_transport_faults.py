@@ -16,10 +16,10 @@ from collections.abc import Callable
 from multiprocessing.connection import Connection
 
 import pytest
-from packages.qredis.tests.transport_contract import wait_until
 from tests.support.servers import RedisServer
 
 from qcore import Delivery, Reaped
+from qcore.testing.contract import wait_until
 from qredis import RedisTransport
 
 TTL = 0.3

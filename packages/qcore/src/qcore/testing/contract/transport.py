@@ -1,4 +1,4 @@
-"""The contract every ``qcore.Transport`` implementation must pass.
+"""The contract every ``qcore.Transport`` implementation must pass (Redis and memory alike).
 
 Subclass :class:`TransportContract` in a ``test_*.py`` file and provide two fixtures:
 ``transport`` (a fresh transport on an empty queue, ``max_attempts=3``) and
@@ -16,7 +16,9 @@ from typing import Any
 
 import pytest
 
-from qcore import DeadLetter, Delivery, InFlight, Reaped, Transport
+from qcore.protocols import DeadLetter, Delivery, InFlight, Reaped, Transport
+
+__all__ = ["TransportContract", "fill", "wait_until"]
 
 # Short heartbeat TTLs keep the suite fast; waits poll with a deadline only where the
 # protocol offers no event to wait on (a heartbeat expiring is the absence of an event).

@@ -1,0 +1,406 @@
+"""An in-memory transport: the Redis transport's semantics in one process, for tests.
+
+Same contract as ``qredis.RedisTransport`` (the suite in :mod:`qcore.testing.contract` runs
+against both): at-least-once delivery, fencing tokens, release to the head, heartbeats and the
+reaper, delayed tasks and dead letters. Its state lives in this process, in a space named at
+construction: a pickled copy landing in the same process shares it (as a Redis transport's
+copy shares the server), a copy in another process starts empty. So a cluster's worker
+processes cannot consume it: run what it holds with ``qcluster.join()`` instead.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections import deque
+from collections.abc import Collection, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from qcore.errors import ConfigError
+from qcore.protocols import DeadLetter, Delivery, InFlight, Reaped
+
+__all__ = ["MemoryTransport"]
+
+_CONSUMER_TTL = 60.0
+
+
+@dataclass
+class _Dead:
+    failed_at: float
+    reason: str
+    attempts: int
+
+
+@dataclass
+class _Space:
+    """One queue's state. Every field is read and written under ``cond``'s lock."""
+
+    cond: threading.Condition = field(default_factory=threading.Condition)
+    payloads: dict[str, bytes] = field(default_factory=dict)
+    ready: deque[str] = field(default_factory=deque)  # the left end is the head
+    inflight: dict[str, list[str]] = field(default_factory=dict)  # consumer -> ids, in order
+    attempts: dict[str, int] = field(default_factory=dict)
+    tokens: dict[str, int] = field(default_factory=dict)  # present only while claimed
+    limits: dict[str, int] = field(default_factory=dict)
+    delayed: dict[str, float] = field(default_factory=dict)  # id -> due (epoch seconds)
+    dead: dict[str, _Dead] = field(default_factory=dict)
+    consumers: dict[str, float] = field(default_factory=dict)  # -> deadline (monotonic)
+    seq: int = 0
+
+
+_spaces: dict[tuple[str, str], _Space] = {}
+_spaces_lock = threading.Lock()
+
+
+def _space(name: str, queue: str) -> _Space:
+    with _spaces_lock:
+        return _spaces.setdefault((name, queue), _Space())
+
+
+class MemoryTransport:
+    """A :class:`qcore.Transport` in this process's memory.
+
+    ``space`` names the state: two transports with the same space and queue share it (the
+    default is a new space, private to this object and its copies). ``max_attempts`` as for
+    the Redis transport. :meth:`make_due` runs delayed tasks now, for tests that do not wait.
+    """
+
+    def __init__(
+        self, queue: str = "default", *, space: str | None = None, max_attempts: int = 3
+    ) -> None:
+        if not isinstance(queue, str) or not queue:
+            raise ConfigError(f"queue must be a non-empty string, not {queue!r}")
+        if not isinstance(max_attempts, int) or max_attempts < 1:
+            raise ConfigError(f"max_attempts must be a positive integer, not {max_attempts!r}")
+        self._queue = queue
+        self.space = space if space is not None else uuid.uuid4().hex
+        self.max_attempts = max_attempts
+        self._s = _space(self.space, queue)
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"queue": self._queue, "space": self.space, "max_attempts": self.max_attempts}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__(  # type: ignore[misc]
+            state["queue"], space=state["space"], max_attempts=state["max_attempts"]
+        )
+
+    def __repr__(self) -> str:
+        return f"MemoryTransport({self._queue!r}, space={self.space!r})"
+
+    @property
+    def queue(self) -> str:
+        """The queue's name."""
+        return self._queue
+
+    # -- enqueue ----------------------------------------------------------------------------
+
+    def enqueue(
+        self,
+        task_id: str,
+        payload: bytes,
+        *,
+        delay: float = 0.0,
+        max_attempts: int | None = None,
+    ) -> None:
+        """Queue ``payload`` under ``task_id`` (or ``delay`` s ahead); an id already held is
+        left as it is."""
+        s = self._s
+        with s.cond:
+            self._put(task_id, payload, delay, max_attempts)
+            s.cond.notify_all()
+
+    def enqueue_many(
+        self,
+        items: Iterable[tuple[str, bytes]],
+        *,
+        delay: float = 0.0,
+        max_attempts: int | None = None,
+    ) -> int:
+        """Enqueue ``(task_id, payload)`` pairs; returns how many were given."""
+        s = self._s
+        count = 0
+        with s.cond:
+            for task_id, payload in items:
+                self._put(task_id, payload, delay, max_attempts)
+                count += 1
+            s.cond.notify_all()
+        return count
+
+    def _put(self, task_id: str, payload: bytes, delay: float, max_attempts: int | None) -> None:
+        s = self._s
+        if task_id in s.payloads:
+            return
+        s.payloads[task_id] = bytes(payload)
+        if max_attempts is not None:
+            s.limits[task_id] = max_attempts
+        if delay > 0:
+            s.delayed[task_id] = time.time() + delay
+        else:
+            s.ready.append(task_id)
+
+    # -- fetch, ack, retry, dead letters ----------------------------------------------------
+
+    def fetch(self, consumer: str, count: int = 1, timeout: float = 0.0) -> list[Delivery]:
+        """Claim up to ``count`` ready tasks for ``consumer``; block up to ``timeout`` s."""
+        s = self._s
+        deadline = time.monotonic() + timeout
+        with s.cond:
+            s.consumers.setdefault(consumer, time.monotonic() + _CONSUMER_TTL)
+            while True:
+                self._promote()
+                if s.ready or timeout <= 0:
+                    return self._claim(consumer, count)
+                wait = deadline - time.monotonic()
+                if wait <= 0:
+                    return []
+                if s.delayed:
+                    wait = min(wait, max(0.0, min(s.delayed.values()) - time.time()))
+                s.cond.wait(wait)
+
+    def _claim(self, consumer: str, count: int) -> list[Delivery]:
+        s = self._s
+        held = s.inflight.setdefault(consumer, [])
+        out: list[Delivery] = []
+        while s.ready and len(out) < count:
+            task_id = s.ready.popleft()
+            s.seq += 1
+            attempt = s.attempts.get(task_id, 0) + 1
+            s.attempts[task_id] = attempt
+            s.tokens[task_id] = s.seq
+            held.append(task_id)
+            limit = s.limits.get(task_id, self.max_attempts)
+            out.append(Delivery(task_id, s.payloads[task_id], attempt, limit, s.seq, consumer))
+        return out
+
+    def _current(self, delivery: Delivery) -> bool:
+        s = self._s
+        return s.tokens.get(delivery.task_id) == delivery.token and delivery.task_id in (
+            s.inflight.get(delivery.consumer, ())
+        )
+
+    def _unclaim(self, delivery: Delivery) -> None:
+        s = self._s
+        s.inflight[delivery.consumer].remove(delivery.task_id)
+        del s.tokens[delivery.task_id]
+
+    def ack(self, deliveries: Iterable[Delivery]) -> list[bool]:
+        """Forget finished tasks; False where the token is no longer current."""
+        s = self._s
+        out = []
+        with s.cond:
+            for delivery in deliveries:
+                ok = self._current(delivery)
+                if ok:
+                    self._unclaim(delivery)
+                    self._drop(delivery.task_id)
+                out.append(ok)
+        return out
+
+    def retry_later(self, delivery: Delivery, delay: float) -> bool:
+        """Put an in-flight task back, delivered again after ``delay`` s."""
+        s = self._s
+        with s.cond:
+            if not self._current(delivery):
+                return False
+            self._unclaim(delivery)
+            if delay > 0:
+                s.delayed[delivery.task_id] = time.time() + delay
+            else:
+                s.ready.append(delivery.task_id)
+            s.cond.notify_all()
+            return True
+
+    def dead_letter(self, delivery: Delivery, reason: str) -> bool:
+        """Take an in-flight task out of circulation, keeping its payload and the reason."""
+        s = self._s
+        with s.cond:
+            if not self._current(delivery):
+                return False
+            self._unclaim(delivery)
+            self._bury(delivery.task_id, reason, s.attempts.pop(delivery.task_id, 0))
+            return True
+
+    def _bury(self, task_id: str, reason: str, attempts: int) -> None:
+        self._s.dead[task_id] = _Dead(time.time(), reason, attempts)
+
+    def _drop(self, task_id: str) -> None:
+        s = self._s
+        for table in (s.payloads, s.attempts, s.limits):
+            table.pop(task_id, None)
+
+    # -- release, heartbeats, reaper --------------------------------------------------------
+
+    def release(self, consumer: str, *, started: Collection[str] = ()) -> Reaped:
+        """Return ``consumer``'s in-flight tasks to the head of the queue, in their order."""
+        reason = f"worker lost while running the task (consumer {consumer}): out of attempts"
+        with self._s.cond:
+            requeued, dead = self._requeue(consumer, set(started), reap=False, reason=reason)
+        return Reaped(consumers=1, requeued=requeued, dead_lettered=dead)
+
+    def _requeue(
+        self, consumer: str, started: set[str], *, reap: bool, reason: str
+    ) -> tuple[int, int]:
+        s = self._s
+        back: list[str] = []
+        dead = 0
+        for task_id in s.inflight.pop(consumer, []):
+            del s.tokens[task_id]
+            attempt = s.attempts.get(task_id, 0)
+            ran = reap or task_id in started
+            if not ran:
+                attempt -= 1
+                s.attempts[task_id] = attempt
+            limit = s.limits.get(task_id, self.max_attempts)
+            if ran and attempt >= limit:
+                s.attempts.pop(task_id, None)
+                self._bury(task_id, f"{reason} (attempt {attempt} of {limit})", attempt)
+                dead += 1
+            else:
+                back.append(task_id)
+        s.ready.extendleft(reversed(back))
+        if back:
+            s.cond.notify_all()
+        return len(back), dead
+
+    def heartbeat(self, consumers: Iterable[str], ttl: float) -> None:
+        """Declare ``consumers`` alive for ``ttl`` more seconds."""
+        if not ttl > 0:
+            raise ConfigError(f"ttl must be a positive number of seconds, not {ttl!r}")
+        deadline = time.monotonic() + ttl
+        with self._s.cond:
+            for consumer in consumers:
+                self._s.consumers[consumer] = deadline
+
+    def forget(self, consumers: Iterable[str]) -> None:
+        """Deregister stopped consumers; one still holding tasks is marked expired instead."""
+        s = self._s
+        with s.cond:
+            for consumer in consumers:
+                if s.inflight.get(consumer):
+                    s.consumers[consumer] = 0.0
+                else:
+                    s.consumers.pop(consumer, None)
+                    s.inflight.pop(consumer, None)
+
+    def reap(self) -> Reaped:
+        """Move due delayed tasks to the queue; requeue the work of consumers gone silent."""
+        s = self._s
+        consumers = requeued = dead = 0
+        with s.cond:
+            self._promote()
+            now = time.monotonic()
+            for consumer in [c for c, deadline in s.consumers.items() if deadline <= now]:
+                reason = (
+                    f"consumer {consumer} stopped heartbeating while holding the task "
+                    "(worker lost): out of attempts"
+                )
+                back, buried = self._requeue(consumer, set(), reap=True, reason=reason)
+                del s.consumers[consumer]
+                consumers += 1
+                requeued += back
+                dead += buried
+        return Reaped(consumers=consumers, requeued=requeued, dead_lettered=dead)
+
+    # -- delayed tasks ----------------------------------------------------------------------
+
+    def _promote(self, everything: bool = False) -> int:
+        s = self._s
+        if not s.delayed:
+            return 0
+        now = time.time()
+        due = sorted((at, i) for i, at in s.delayed.items() if everything or at <= now)
+        for _, task_id in due:
+            del s.delayed[task_id]
+            s.ready.append(task_id)
+        return len(due)
+
+    def make_due(self) -> int:
+        """Make every delayed task ready now (a test's clock jump); returns how many."""
+        with self._s.cond:
+            moved = self._promote(everything=True)
+            self._s.cond.notify_all()
+        return moved
+
+    def next_due(self) -> float | None:
+        """Seconds until the next delayed task is due (0 if one is due now), or None."""
+        with self._s.cond:
+            if not self._s.delayed:
+                return None
+            return max(0.0, min(self._s.delayed.values()) - time.time())
+
+    # -- inspection -------------------------------------------------------------------------
+
+    def payload(self, task_id: str) -> bytes | None:
+        """The stored payload of a claimed, delayed or dead task, or None."""
+        with self._s.cond:
+            return self._s.payloads.get(task_id)
+
+    def queue_size(self) -> int:
+        """Tasks ready to run."""
+        with self._s.cond:
+            return len(self._s.ready)
+
+    def inflight_size(self) -> int:
+        """Tasks handed to consumers and not acked."""
+        with self._s.cond:
+            return sum(len(ids) for ids in self._s.inflight.values())
+
+    def delayed_size(self) -> int:
+        """Tasks waiting for their time."""
+        with self._s.cond:
+            return len(self._s.delayed)
+
+    def inflight(self, limit: int = 100) -> list[InFlight]:
+        """Some in-flight tasks, for status pages."""
+        s = self._s
+        with s.cond:
+            held = [(c, i) for c, ids in s.inflight.items() for i in ids][: max(0, limit)]
+            return [InFlight(i, c, s.attempts.get(i, 0)) for c, i in held]
+
+    def dead_letters(self, limit: int = 100) -> list[DeadLetter]:
+        """The most recent dead letters first, with their payloads."""
+        s = self._s
+        with s.cond:
+            newest = sorted(s.dead.items(), key=lambda kv: kv[1].failed_at, reverse=True)
+            return [
+                DeadLetter(i, d.reason, d.failed_at, d.attempts, s.payloads.get(i))
+                for i, d in newest[: max(0, limit)]
+            ]
+
+    def dead_size(self) -> int:
+        """How many tasks are dead-lettered."""
+        with self._s.cond:
+            return len(self._s.dead)
+
+    def requeue_dead(self, task_ids: Iterable[str] | None = None) -> int:
+        """Queue dead letters again with a fresh attempt count (all of them when None)."""
+        s = self._s
+        with s.cond:
+            ids = list(s.dead) if task_ids is None else [i for i in task_ids if i in s.dead]
+            for task_id in ids:
+                del s.dead[task_id]
+                s.attempts.pop(task_id, None)
+                if task_id in s.payloads:
+                    s.ready.append(task_id)
+            s.cond.notify_all()
+            return len(ids)
+
+    def purge_dead(self, task_ids: Iterable[str] | None = None) -> int:
+        """Delete dead letters for good (all of them when None)."""
+        s = self._s
+        with s.cond:
+            ids = list(s.dead) if task_ids is None else [i for i in task_ids if i in s.dead]
+            for task_id in ids:
+                del s.dead[task_id]
+                self._drop(task_id)
+            return len(ids)
+
+    def ping(self) -> bool:
+        """Always True: there is no server to lose."""
+        return True
+
+    def close(self) -> None:
+        """Nothing to release (the state stays for the space's other users)."""
