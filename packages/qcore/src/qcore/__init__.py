@@ -1,5 +1,6 @@
 """qcore: Q's task message, serialization and signing. No I/O, no Redis, no Django."""
 
+from qcore.backoff import Backoff
 from qcore.codec import DEFAULT_COMPRESS_THRESHOLD, DEFAULT_MAX_SIZE, Codec
 from qcore.enqueue import (
     Q_OPTION_NAMES,
@@ -55,6 +56,7 @@ __all__ = [
     "Q_OPTION_NAMES",
     "SECRET_ENV",
     "WIRE_VERSION",
+    "Backoff",
     "BadMagic",
     "BadSignature",
     "Codec",
