@@ -1,15 +1,13 @@
-"""execute() and run_inline(): the code path every task runs through."""
+"""execute() and call_hook(): what every task runs through (the rest: test_join.py)."""
 
 from __future__ import annotations
 
 import sys
 import threading
-from typing import Any
 
-import pytest
-
-from qcluster.execution import call_hook, execute, run_inline, should_save, task_timeout
-from qcore import Codec, SerializationError, Signer, TaskMessage, TaskOptions, TaskResult
+from qcluster.execution import execute, should_save, task_timeout
+from qcluster.processing import call_hook
+from qcore import TaskMessage, TaskOptions, TaskResult
 
 
 def add(a: int, b: int) -> int:
@@ -30,25 +28,6 @@ def give_lock() -> object:
 
 def give_lambda() -> object:
     return lambda: 1
-
-
-class MemoryStore:
-    """The smallest ResultStore: records in a dict (the protocol, not a stand-in for Redis)."""
-
-    def __init__(self) -> None:
-        self.records: dict[str, TaskResult] = {}
-        self.calls = 0
-
-    def save_many(self, results: Any) -> None:
-        self.calls += 1
-        for record in results:
-            self.records[record.id] = record
-
-    def get(self, task_id: str) -> TaskResult | None:
-        return self.records.get(task_id)
-
-    def close(self) -> None:
-        pass
 
 
 def test_success_carries_the_value_and_the_message_fields() -> None:
@@ -108,35 +87,6 @@ def test_options_decide_timeout_and_save() -> None:
     assert not should_save(quiet, ok)
     failed = execute(TaskMessage.new(explode, ("y",), options=TaskOptions(save=False)))
     assert should_save(quiet, failed)  # failures are always saved
-
-
-def test_run_inline_saves_then_calls_the_hook_with_the_record() -> None:
-    store = MemoryStore()
-    seen: list[tuple[bool, bool]] = []
-
-    def hook(record: TaskResult) -> None:
-        seen.append((record.result == 7, record.id in store.records))
-
-    message = TaskMessage.new(add, (3, 4), hook=hook)
-    record = run_inline(message, store=store)
-    assert record.result == 7 and store.records[message.id] == record
-    assert seen == [(True, True)]  # the hook ran after the save
-
-
-def test_run_inline_with_a_codec_rejects_what_cannot_be_sent() -> None:
-    codec = Codec(Signer(b"k" * 32))
-    with pytest.raises(SerializationError):
-        run_inline(TaskMessage.new(add, (threading.Lock(), 1)), store=None, codec=codec)
-    assert run_inline(TaskMessage.new(add, (1, 2)), store=None, codec=codec).result == 3
-
-
-def test_run_inline_skips_saving_a_success_with_save_false() -> None:
-    store = MemoryStore()
-    run_inline(TaskMessage.new(add, (1, 2), options=TaskOptions(save=False)), store=store)
-    run_inline(TaskMessage.new(add, (1, 2)), store=store, save=False)
-    assert store.calls == 0
-    run_inline(TaskMessage.new(explode, ("z",)), store=store, save=False)
-    assert store.calls == 1
 
 
 def test_a_hook_that_raises_is_contained_and_a_custom_runner_is_used() -> None:

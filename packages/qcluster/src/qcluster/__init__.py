@@ -3,14 +3,9 @@
 from qcluster.cluster import Cluster, codec_from_env
 from qcluster.config import START_METHODS, ClusterConfig, default_start_method
 from qcluster.errors import ClusterError
-from qcluster.execution import (
-    call_hook,
-    default_hook_runner,
-    execute,
-    format_error,
-    run_inline,
-    should_save,
-)
+from qcluster.execution import default_hook_runner, execute, format_error, should_save
+from qcluster.inprocess import join
+from qcluster.processing import call_hook
 from qcluster.states import ClusterState, ExitCode, WorkerState
 
 __version__ = "0.1.0"
@@ -30,6 +25,6 @@ __all__ = [
     "default_start_method",
     "execute",
     "format_error",
-    "run_inline",
+    "join",
     "should_save",
 ]

@@ -20,12 +20,14 @@ from typing import Any
 from qcluster.config import ClusterConfig
 from qcluster.errors import ClusterError
 from qcluster.sentinel import Sentinel
+from qcluster.tasklog import cluster_events
 from qcluster.worker import WorkerSpec
 from qcore import (
     FALLBACKS_ENV,
     SECRET_ENV,
     Codec,
     ConfigError,
+    EventBus,
     HookRunner,
     ResultStore,
     StatusBoard,
@@ -55,7 +57,9 @@ class Cluster:
     :class:`qcore.ResultStore`; ``hook_runner`` calls hooks (default ``hook(record)``);
     ``status_board`` receives the status every ``config.status_interval`` seconds;
     ``codec`` verifies payloads (default: keys from ``$Q_SECRET_KEY``); ``worker_init`` is
-    called once in each worker process before it fetches anything (``django.setup()``, say).
+    called once in each worker process before it fetches anything (``django.setup()``, say);
+    ``events`` is a :class:`qcore.EventBus` whose subscribers see the cluster's events (task
+    events in the worker processes, supervision events in the sentinel), after the task log.
     Everything passed must be picklable: each worker rebuilds its own copy and opens its
     own connections.
     """
@@ -70,6 +74,7 @@ class Cluster:
         status_board: StatusBoard | None = None,
         codec: Codec | None = None,
         worker_init: Callable[[], None] | None = None,
+        events: EventBus | None = None,
     ) -> None:
         self.config = config if config is not None else ClusterConfig()
         if not isinstance(self.config, ClusterConfig):
@@ -84,6 +89,9 @@ class Cluster:
         self.status_board = status_board
         self.codec = codec if codec is not None else codec_from_env()
         self.worker_init = worker_init
+        if events is not None and not isinstance(events, EventBus):
+            raise ConfigError(f"events must be a qcore.EventBus, not {type(events).__name__}")
+        self.events = events
         self.cluster_id = ""
         self._process: BaseProcess | None = None
 
@@ -185,6 +193,7 @@ class Cluster:
 
     def _spec(self) -> WorkerSpec:
         self.cluster_id = f"{self.config.name}-{uuid.uuid4().hex[:10]}"
+        events = cluster_events(self.config, self.events)
         spec = WorkerSpec(
             config=self.config,
             cluster_id=self.cluster_id,
@@ -193,8 +202,9 @@ class Cluster:
             codec=self.codec,
             hook_runner=self.hook_runner,
             worker_init=self.worker_init,
+            events=events,
         )
-        for name in ("transport", "store", "codec", "hook_runner", "worker_init"):
+        for name in ("transport", "store", "codec", "hook_runner", "worker_init", "events"):
             try:
                 pickle.dumps(getattr(spec, name))
             except Exception as exc:

@@ -1,50 +1,43 @@
-"""Running one task: the code path shared by workers and by inline (``sync``) execution.
+"""Running one task: what every worker (and ``join()``) does with one message.
 
 :func:`execute` turns a :class:`~qcore.TaskMessage` into a :class:`~qcore.TaskResult` and never
 raises for anything the task does: an exception, a function that cannot be found or a result
 that cannot be pickled all become a Failure record whose ``result`` says what happened.
-:func:`run_inline` adds what the cluster does after a batch (save, then hook) for one task.
+What comes after (save, ack, events, hooks) is :mod:`qcluster.processing`.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import pickle
-import time
 import traceback
 from collections.abc import Callable
 from types import TracebackType
 from typing import Any
 
 from qcore import (
-    Codec,
     FunctionNotFound,
     HookRunner,
-    ResultStore,
     SerializationError,
     TaskMessage,
     TaskResult,
-    get_logger,
     resolve,
 )
 from qcore.serialization import dumps
 
 __all__ = [
-    "call_hook",
     "default_hook_runner",
-    "error_fields",
     "execute",
     "failure",
     "format_error",
     "resolve_callable",
-    "run_inline",
+    "run_hook",
     "should_save",
+    "summary",
     "task_timeout",
     "unpicklable",
     "unstorable",
 ]
-
-log = get_logger("qcluster.execution")
 
 # Values that always pickle: checking them would only cost time on the hot path.
 _ALWAYS_PICKLABLE = frozenset({type(None), bool, int, float, str, bytes, complex})
@@ -67,29 +60,17 @@ def format_error(exc: BaseException, *, skip_frames: int = 0) -> str:
             break
         tb = tb.tb_next
     text = "".join(traceback.format_exception(type(exc), exc, tb))
-    return f"{_summary(exc)}\n\n{text.rstrip()}"
+    return f"{summary(exc)}\n\n{text.rstrip()}"
 
 
-def _summary(exc: BaseException) -> str:
+def summary(exc: BaseException) -> str:
+    """``Type: message`` (or ``Type``), even for an exception whose ``str()`` raises."""
     try:
         message = str(exc)
     except Exception:
         # An exception whose __str__ raises must still become a record, not end its worker.
         message = "<exception str() failed>"
     return f"{type(exc).__name__}: {message}" if message else type(exc).__name__
-
-
-def error_fields(error: str, *, log_args: bool) -> dict[str, str]:
-    """Log fields for a failure's error text (``Type: message``, then a traceback).
-
-    Only the exception's type by default: its message is the task's own text, which often
-    repeats an argument (``int("...")``, ``KeyError``) and is part of the result. With
-    ``log_args`` the first line too.
-    """
-    first = error.partition("\n")[0]
-    if log_args:
-        return {"error": first}
-    return {"error": first.partition(":")[0]}
 
 
 def failure(
@@ -101,13 +82,21 @@ def failure(
     )
 
 
-def execute(message: TaskMessage, *, attempt: int = 1, cluster: str | None = None) -> TaskResult:
+def execute(
+    message: TaskMessage,
+    *,
+    attempt: int = 1,
+    cluster: str | None = None,
+    errors: list[BaseException] | None = None,
+) -> TaskResult:
     """Run ``message``'s function with its args and return the record to save.
 
     Success: ``result`` is the return value. Failure (``success=False``): ``result`` is the
     error text with its traceback, for an exception raised by the task, a ``func`` that does
     not resolve (the message names the path), or a return value that cannot be pickled (it
     could never be stored). Timeouts are not enforced here: a worker's sentinel does that.
+    The exception the task raised is appended to ``errors`` when given (``join()`` re-raises
+    it in the caller).
     """
     try:
         func = resolve_callable(message.func)
@@ -121,6 +110,8 @@ def execute(message: TaskMessage, *, attempt: int = 1, cluster: str | None = Non
         value = func(*message.args, **message.kwargs)
     except BaseException as exc:
         # BaseException too: a task calling sys.exit() must fail, not end its worker.
+        if errors is not None:
+            errors.append(exc)
         return failure(message, format_error(exc, skip_frames=1), attempt=attempt, cluster=cluster)
     problem = unpicklable(value)
     if problem is not None:
@@ -184,90 +175,15 @@ def default_hook_runner(hook: Callable[..., Any], record: TaskResult) -> None:
     hook(record)
 
 
-def call_hook(
-    message: TaskMessage,
-    record: TaskResult,
-    runner: HookRunner | None = None,
-    *,
-    log_args: bool = False,
-) -> bool:
-    """Resolve and run the message's hook through ``runner``; log any error, never raise.
-
-    The log names the error's type and where it was raised; its message only with
-    ``log_args`` (a hook's error text can repeat the record's data). Returns True when there
-    was no hook or it ran without raising.
-    """
+def run_hook(
+    message: TaskMessage, record: TaskResult, runner: HookRunner | None = None
+) -> Exception | None:
+    """Resolve and run the message's hook through ``runner``; what it raised, or None."""
     if message.hook is None:
-        return True
+        return None
     try:
         hook = resolve_callable(message.hook)
         (runner or default_hook_runner)(hook, record)
     except Exception as exc:
-        log.error(
-            "hook.failed",
-            task_id=message.id,
-            name=message.name,
-            func=message.func_path,
-            hook=message.hook_path,
-            error=_summary(exc) if log_args else type(exc).__name__,
-            traceback=format_error(exc) if log_args else _frames(exc),
-        )
-        return False
-    return True
-
-
-def _frames(exc: BaseException) -> str:
-    """Where ``exc`` was raised: the stack of source lines, without the exception's text."""
-    return "".join(traceback.format_tb(exc.__traceback__)).rstrip()
-
-
-def run_inline(
-    message: TaskMessage,
-    *,
-    store: ResultStore | None,
-    hook_runner: HookRunner | None = None,
-    codec: Codec | None = None,
-    save: bool = True,
-    attempt: int = 1,
-    cluster: str | None = None,
-    log_args: bool = False,
-) -> TaskResult:
-    """Run one task now, in this process, the way a worker would: execute, save, then hook.
-
-    With ``codec`` the message first goes through a sign-and-verify round trip, so what
-    cannot be sent to a cluster (an unpicklable argument) fails here too, as
-    :class:`qcore.SerializationError`. ``store=None`` skips saving. No timeout is enforced.
-    """
-    if codec is not None:
-        message = codec.decode_message(codec.encode_message(message))
-    begun = time.perf_counter()
-    record = execute(message, attempt=attempt, cluster=cluster)
-    _log_outcome(message, record, time.perf_counter() - begun, attempt, log_args)
-    if store is not None and should_save(message, record, save):
-        store.save_many([record])
-    call_hook(message, record, hook_runner, log_args=log_args)
-    return record
-
-
-def _log_outcome(
-    message: TaskMessage, record: TaskResult, duration: float, attempt: int, log_args: bool
-) -> None:
-    if record.success:
-        log.debug(
-            "task.finished",
-            task_id=message.id,
-            name=message.name,
-            func=record.func,
-            attempt=attempt,
-            duration=round(duration, 6),
-        )
-    else:
-        log.warning(
-            "task.failed",
-            task_id=message.id,
-            name=message.name,
-            func=record.func,
-            attempt=attempt,
-            duration=round(duration, 6),
-            **error_fields(str(record.result), log_args=log_args),
-        )
+        return exc
+    return None

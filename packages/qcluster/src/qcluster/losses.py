@@ -1,8 +1,15 @@
-"""Records for tasks whose worker died under them: timed out, or lost out of attempts.
+"""What the sentinel does when a worker ends: the task it held, the record, the events.
 
-The sentinel builds these from the dead worker's slot and, when it can read it, the task's
-payload from the transport, so the Failure record carries the task's func, args and hook like
-any other record (and can be retried from an admin page).
+A worker that exited on its own had its work saved and acked; what it fetched and never
+started is released, uncounted. A worker killed past its task's timeout gets that task a
+Failure ``TimeoutError``, saved, then acked: a timed-out task never runs again. A worker lost
+mid-task (killed, crashed) has the task requeued at the head with the attempt counted, or,
+out of attempts, dead-lettered with a Failure ``WorkerLost`` saved. The Failure records are
+built from the dead worker's slot and, when the transport can tell, the task's payload, so
+they carry the task's func, args and hook like any other record.
+
+The events come first for the worker (:class:`~qcore.events.WorkerLost` or
+:class:`~qcore.events.WorkerStopped`), then for its task.
 """
 
 from __future__ import annotations
@@ -13,18 +20,39 @@ from typing import Any
 
 from qcluster.execution import failure
 from qcluster.slot import SlotView
-from qcore import Codec, PayloadError, TaskMessage, TaskResult, Transport, get_logger
+from qcluster.spawning import WorkerHandle, WorkerPool
+from qcluster.states import ExitCode, KillReason
+from qcluster.status import Totals
+from qcluster.worker import WorkerSpec
+from qcore import (
+    Backoff,
+    Codec,
+    Delivery,
+    PayloadError,
+    TaskMessage,
+    TaskResult,
+    Transport,
+    get_logger,
+)
+from qcore.events import TaskDeadLettered, TaskRetried, TaskTimedOut, WorkerLost, WorkerStopped
 
-__all__ = ["describe_exit", "lost_record", "read_payload"]
+__all__ = ["ExitHandler", "describe_exit", "lost_record", "read_payload"]
 
 log = get_logger("qcluster.losses")
+
+_SAVE_ATTEMPTS = 5
+"""The sentinel tries this many times to save a lost task's record (it supervises meanwhile
+no other worker); a record it cannot save leaves the task to run again."""
+_BACKOFF = Backoff()
+_CLEAN_EXITS = (ExitCode.OK, ExitCode.RECYCLED, ExitCode.MAX_RSS)
 
 
 def read_payload(transport: Transport, task_id: str) -> bytes | None:
     """The stored payload of an in-flight task, when the transport can tell.
 
-    ``Transport`` has no such read; a transport may offer ``payload(task_id)``. For
-    ``qredis.RedisTransport`` the payload hash is read directly (one HGET).
+    ``Transport`` has no such read; a transport may offer ``payload(task_id)`` (the Redis and
+    in-memory ones do). For a transport without it, a Redis hash named by ``keys.msg`` is read
+    directly (one HGET).
     """
     reader = getattr(transport, "payload", None)
     try:
@@ -84,4 +112,164 @@ def lost_record(
         stopped=now,
         attempt_count=view.attempt,
         cluster=cluster_id,
+    )
+
+
+class ExitHandler:
+    """Handles the exit of each worker: the release of its tasks, records, events, the log."""
+
+    def __init__(self, spec: WorkerSpec, pool: WorkerPool, totals: Totals, log: Any) -> None:
+        self.spec = spec
+        self.transport = spec.transport
+        self.events = spec.events
+        self.pool = pool
+        self.totals = totals
+        self.log = log
+
+    def on_exit(self, handle: WorkerHandle) -> None:
+        handle.process.join()
+        code = handle.process.exitcode
+        view = handle.slot.read(tries=3)
+        self.pool.remove(handle)
+        self.totals.processed += view.processed
+        self.totals.failed += view.failed
+        consumer = handle.consumer
+        fields = {"index": handle.index, "pid": handle.process.pid, "consumer": consumer}
+        self._worker_event(handle, view, code)
+        try:
+            if handle.kill is KillReason.TIMEOUT and _same_task(handle.kill_view, view):
+                self._timed_out(handle, view)
+            elif view.running is not None:
+                self._lost_running(handle, view, code)
+            else:
+                self.transport.release(consumer)
+            self.transport.forget([consumer])
+        except Exception as exc:
+            # The consumer's heartbeat stops with it: the reaper returns its tasks after retry.
+            self.log.error("worker.release_failed", error=str(exc), **fields)
+        self._log_exit(handle, view, code, fields)
+
+    def _worker_event(self, handle: WorkerHandle, view: SlotView, code: int | None) -> None:
+        pid = handle.process.pid
+        if handle.kill is None and code in _CLEAN_EXITS:
+            reason = _exit_reason(code)
+            self.events.emit(WorkerStopped(handle.consumer, pid, reason, view.processed))
+            return
+        self.events.emit(
+            WorkerLost(
+                handle.consumer,
+                pid,
+                describe_exit(code),
+                handle.kill.value if handle.kill is not None else None,
+                view.running,
+                view.processed,
+            )
+        )
+
+    def _timed_out(self, handle: WorkerHandle, view: SlotView) -> None:
+        self.totals.timed_out += 1
+        self.totals.failed += 1
+        error = (
+            f"TimeoutError: the task timed out after {view.timeout:g} s "
+            f"(its worker, pid {handle.process.pid}, was killed)"
+        )
+        record = self._record(view, error)
+        saved = self._save(record)
+        self.events.emit(TaskTimedOut(view.task_id, record, view.timeout, saved, handle.consumer))
+        if saved:
+            self.transport.ack([_delivery(handle, view)])
+            self.transport.release(handle.consumer)
+        else:
+            # Unsaved work is never acked: run it again rather than lose it.
+            self.transport.release(handle.consumer, started={view.task_id})
+
+    def _lost_running(self, handle: WorkerHandle, view: SlotView, code: int | None) -> None:
+        self.totals.lost += 1
+        how = describe_exit(code)
+        task_id = view.task_id
+        if view.attempt >= view.max_attempts:
+            error = (
+                f"WorkerLost: the worker running the task was lost ({how}) on attempt "
+                f"{view.attempt} of {view.max_attempts}; the task was dead-lettered"
+            )
+            record = self._record(view, error)
+            saved = self._save(record)
+            self.transport.release(handle.consumer, started={task_id})
+            self.totals.failed += 1
+            self.events.emit(
+                TaskDeadLettered(
+                    task_id, error, view.attempt, record if saved else None, handle.consumer
+                )
+            )
+            return
+        self.transport.release(handle.consumer, started={task_id})
+        self.events.emit(
+            TaskRetried(
+                task_id, view.name, view.func, view.attempt, view.max_attempts, f"worker {how}"
+            )
+        )
+
+    def _record(self, view: SlotView, error: str) -> TaskResult:
+        return lost_record(
+            view,
+            error,
+            transport=self.transport,
+            codec=self.spec.codec,
+            cluster_id=self.spec.cluster_id,
+        )
+
+    def _save(self, record: TaskResult) -> bool:
+        def failed(exc: Exception, attempt: int) -> None:
+            self.log.error("store.save_failed", task_id=record.id, error=str(exc), attempt=attempt)
+
+        try:
+            _BACKOFF.call(
+                lambda: self.spec.store.save_many([record]),
+                on_error=failed,
+                attempts=_SAVE_ATTEMPTS,
+            )
+        except Exception:
+            return False
+        return True
+
+    def _log_exit(
+        self, handle: WorkerHandle, view: SlotView, code: int | None, fields: dict[str, Any]
+    ) -> None:
+        fields |= {"processed": view.processed, "exitcode": code}
+        config = self.spec.config
+        if handle.kill is KillReason.HOOK_TIMEOUT:
+            self.log.error("worker.hook_timed_out", hook_timeout=config.hook_timeout, **fields)
+        elif handle.kill is not None:
+            self.log.warning("worker.killed", reason=handle.kill.value, **fields)
+        elif code in (ExitCode.RECYCLED, ExitCode.MAX_RSS):
+            self.totals.recycled += 1
+            self.log.info("worker.recycled", reason=_exit_reason(code), **fields)
+        elif code == ExitCode.OK:
+            self.log.info("worker.stopped", **fields)
+        else:
+            self.log.error("worker.lost", how=describe_exit(code), **fields)
+
+
+def _exit_reason(code: int | None) -> str:
+    if code == ExitCode.RECYCLED:
+        return "recycle"
+    return "max_rss" if code == ExitCode.MAX_RSS else "stopped"
+
+
+def _same_task(before: SlotView | None, after: SlotView) -> bool:
+    return (
+        before is not None
+        and after.running is not None
+        and (before.task_id, before.token) == (after.task_id, after.token)
+    )
+
+
+def _delivery(handle: WorkerHandle, view: SlotView) -> Delivery:
+    return Delivery(
+        task_id=view.task_id,
+        payload=b"",
+        attempt=view.attempt,
+        max_attempts=view.max_attempts,
+        token=view.token,
+        consumer=handle.consumer,
     )

@@ -1,9 +1,10 @@
-"""A worker process: its own transport consumer, runner, saver and acker.
+"""A worker process: its own transport consumer, fetching batches sized to the work.
 
-Each worker fetches a batch from the transport under its own consumer id, runs the tasks one
-by one, then saves their results in one call, acks them in one call and calls their hooks.
-Nothing is shared with other workers; what the sentinel needs to know is written to this
-worker's :class:`~qcluster.slot.Slot`.
+Each worker fetches a batch from the transport under its own consumer id and hands it to its
+:class:`~qcluster.processing.Processor` (run, save, ack, hooks). Nothing is shared with other
+workers; what the sentinel needs to know is written to this worker's
+:class:`~qcluster.slot.Slot`. This module owns the process: signals, the fetch loop, the size
+of the next batch, recycling, and leaving cleanly.
 """
 
 from __future__ import annotations
@@ -14,37 +15,27 @@ import signal
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import FrameType
-from typing import Any, NamedTuple
+from typing import Any
 
 from qcluster.config import ClusterConfig
-from qcluster.execution import (
-    call_hook,
-    error_fields,
-    execute,
-    format_error,
-    should_save,
-    task_timeout,
-    unstorable,
-)
+from qcluster.execution import format_error
 from qcluster.lifeline import parent_alive, set_parent_death_signal, watch_parent
+from qcluster.processing import Processor
 from qcluster.slot import Slot
 from qcluster.states import ExitCode, WorkerState
 from qcore import (
+    Backoff,
     Codec,
-    Delivery,
+    EventBus,
     HookRunner,
-    PayloadError,
     ResultStore,
-    SerializationError,
-    TaskMessage,
-    TaskResult,
     Transport,
-    UndecodablePayload,
     configure_logging,
     get_logger,
 )
+from qcore.events import WorkerStarted
 from qcore.log import is_configured
 
 __all__ = ["WorkerSpec", "rss_kib", "worker_main"]
@@ -53,11 +44,9 @@ log = get_logger("qcluster.worker")
 
 FETCH_BLOCK = 1.0
 """Seconds an idle worker blocks in fetch: also the most a stop waits for an idle worker."""
-FLUSH_AFTER = 0.005
-"""Finished results older than this are saved before the next task starts."""
 SHORT_TASK = 0.02
 """A batch grows only while its tasks take less than this each."""
-_BACKOFF_MAX = 5.0
+_BACKOFF = Backoff()
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,13 +60,9 @@ class WorkerSpec:
     codec: Codec
     hook_runner: HookRunner | None = None
     worker_init: Callable[[], None] | None = None
-
-
-class _Done(NamedTuple):
-    message: TaskMessage | None
-    delivery: Delivery
-    record: TaskResult
-    save: bool
+    events: EventBus = field(default_factory=EventBus)
+    """The cluster's bus, its task log subscribed (see ``Cluster``): task events are emitted in
+    the worker processes, supervision events in the sentinel."""
 
 
 class _Interrupted(BaseException):
@@ -118,21 +103,20 @@ class _Worker:
         self.config = spec.config
         self.slot = slot
         self.consumer = consumer
-        self.cluster_id = spec.cluster_id
         self.stopping = False
         self.in_fetch = False
-        self.processed = 0
         self.ppid = os.getppid()
         self.log = log.bind(consumer=consumer)
         self.transport: Transport = spec.transport
         self.store: ResultStore = spec.store
-        self.codec: Codec = spec.codec
-        self.debug = False
+        self.processor: Processor | None = None
 
     # -- signals ----------------------------------------------------------------------------
 
     def on_sigterm(self, signum: int, frame: FrameType | None) -> None:
         self.stopping = True
+        if self.processor is not None:
+            self.processor.stopping = True
         if self.in_fetch:
             self.in_fetch = False
             raise _Interrupted
@@ -151,15 +135,16 @@ class _Worker:
         if not parent_alive(self.ppid):
             return ExitCode.PARENT_GONE
         try:
-            self._open()
+            processor = self._open()
         except Exception as exc:
             self.log.error("worker.init_failed", error=format_error(exc))
             return ExitCode.INIT_FAILED
         # Bound again now that logging is configured (a bound logger keeps its config).
         self.log = log.bind(consumer=self.consumer)
         self.log.info("worker.started", pid=os.getpid())
+        self.spec.events.emit(WorkerStarted(self.consumer, os.getpid()))
         try:
-            code = self._loop()
+            code = self._loop(processor)
         except _Interrupted:
             code = ExitCode.OK
         except Exception as exc:
@@ -168,14 +153,27 @@ class _Worker:
         self._leave()
         return code
 
-    def _open(self) -> None:
+    def _open(self) -> Processor:
         if not is_configured():
             configure_logging(json=self.config.log_json, level=self.config.log_level)
-        self.debug = self.config.log_level.lower() == "debug"
         if self.spec.worker_init is not None:
             self.spec.worker_init()
         self.transport = _fresh(self.spec.transport)
         self.store = _fresh(self.spec.store)
+        processor = Processor(
+            transport=self.transport,
+            store=self.store,
+            codec=self.spec.codec,
+            config=self.config,
+            cluster_id=self.spec.cluster_id,
+            consumer=self.consumer,
+            events=self.spec.events,
+            hook_runner=self.spec.hook_runner,
+            tracker=self.slot,
+        )
+        processor.stopping = self.stopping
+        self.processor = processor
+        return processor
 
     def _leave(self) -> None:
         """Put back what was fetched and never started (uncounted), then exit."""
@@ -191,7 +189,7 @@ class _Worker:
             except Exception as exc:
                 self.log.debug("worker.close_failed", error=str(exc))
 
-    def _loop(self) -> ExitCode:
+    def _loop(self, processor: Processor) -> ExitCode:
         config = self.config
         batch = 1
         failures = 0
@@ -208,7 +206,7 @@ class _Worker:
                 self.in_fetch = False
                 failures += 1
                 self.log.error("worker.fetch_failed", error=str(exc), failures=failures)
-                self._pause(failures)
+                _BACKOFF.sleep(failures, stop=lambda: self.stopping)
                 continue
             finally:
                 self.in_fetch = False
@@ -218,9 +216,12 @@ class _Worker:
                 if not parent_alive(self.ppid):
                     self._parent_gone()
                 continue
-            batch = self._run_batch(deliveries, batch)
-            if config.recycle is not None and self.processed >= config.recycle:
-                self.log.info("worker.recycled", processed=self.processed, reason="recycle")
+            begun = time.perf_counter()
+            ran = processor.run(deliveries)
+            elapsed = time.perf_counter() - begun
+            batch = self._next_batch(batch, len(deliveries), ran, elapsed, processor.processed)
+            if config.recycle is not None and processor.processed >= config.recycle:
+                self.log.info("worker.recycled", processed=processor.processed, reason="recycle")
                 return ExitCode.RECYCLED
             if config.max_rss is not None:
                 rss = rss_kib()
@@ -229,208 +230,13 @@ class _Worker:
                     return ExitCode.MAX_RSS
         return ExitCode.OK
 
-    def _pause(self, failures: int) -> None:
-        """Back off after an error, waking early for a stop."""
-        until = time.monotonic() + min(0.05 * 2**failures, _BACKOFF_MAX)
-        while not self.stopping and time.monotonic() < until:
-            time.sleep(0.05)
-
-    # -- one batch --------------------------------------------------------------------------
-
-    def _run_batch(self, deliveries: list[Delivery], batch: int) -> int:
-        pending: list[_Done] = []
-        oldest = 0.0
-        begun = time.perf_counter()
-        ran = 0
-        for delivery in deliveries:
-            if self.stopping:
-                break  # the rest never started: released, uncounted, when we leave
-            if pending and time.perf_counter() - oldest > FLUSH_AFTER:
-                self._flush(pending)
-                pending = []
-            done = self._run_one(delivery)
-            if done is not None:
-                if not pending:
-                    oldest = time.perf_counter()
-                pending.append(done)
-                ran += 1
-        self._flush(pending)
-        return self._next_batch(batch, len(deliveries), ran, time.perf_counter() - begun)
-
-    def _next_batch(self, batch: int, fetched: int, ran: int, elapsed: float) -> int:
+    def _next_batch(self, batch: int, fetched: int, ran: int, elapsed: float, done: int) -> int:
         """Grow the batch while the queue is full of short tasks; back to 1 for long ones."""
         limit = self.config.prefetch
         if self.config.recycle is not None:
-            limit = max(1, min(limit, self.config.recycle - self.processed))
+            limit = max(1, min(limit, self.config.recycle - done))
         if ran and elapsed / ran > SHORT_TASK:
             return 1
         if fetched >= batch:
             return min(batch * 2, limit)
         return min(max(1, fetched), limit)
-
-    def _run_one(self, delivery: Delivery) -> _Done | None:
-        try:
-            message = self.codec.decode_message(delivery.payload)
-        except UndecodablePayload as exc:
-            error = f"UndecodablePayload: {exc}"
-            self.log.error("task.failed", task_id=delivery.task_id, error=error)
-            record = TaskResult.failure_without_message(
-                delivery.task_id, error, attempt_count=delivery.attempt, cluster=self.cluster_id
-            )
-            self.slot.end(False)  # counted in the status like any failure
-            self.processed += 1
-            return _Done(None, delivery, record, True)
-        except PayloadError as exc:
-            self._dead_letter(delivery, f"{type(exc).__name__}: {exc}")
-            return None
-        if message.id != delivery.task_id:
-            self._dead_letter(
-                delivery,
-                f"the payload stored under {delivery.task_id} is task {message.id}: "
-                "a signed payload was copied under another id",
-            )
-            return None
-        return self._execute(message, delivery)
-
-    def _execute(self, message: TaskMessage, delivery: Delivery) -> _Done:
-        timeout = task_timeout(message, self.config.timeout)
-        self.slot.begin(
-            message.id,
-            message.name,
-            message.func_path,
-            attempt=delivery.attempt,
-            max_attempts=delivery.max_attempts,
-            token=delivery.token,
-            timeout=timeout,
-        )
-        if self.debug:
-            self.log.debug(
-                "task.started",
-                task_id=message.id,
-                name=message.name,
-                func=message.func_path,
-                attempt=delivery.attempt,
-            )
-        begun = time.perf_counter()
-        record = execute(message, attempt=delivery.attempt, cluster=self.cluster_id)
-        duration = time.perf_counter() - begun
-        self.slot.end(record.success)
-        self.processed += 1
-        if not record.success:
-            self.log.warning(
-                "task.failed",
-                task_id=message.id,
-                name=message.name,
-                func=record.func,
-                attempt=delivery.attempt,
-                duration=round(duration, 6),
-                **error_fields(str(record.result), log_args=self.config.log_args),
-            )
-        elif self.debug:
-            fields: dict[str, Any] = {}
-            if self.config.log_args:
-                fields = {"args": message.args, "kwargs": message.kwargs, "result": record.result}
-            self.log.debug(
-                "task.finished",
-                task_id=message.id,
-                name=message.name,
-                func=record.func,
-                attempt=delivery.attempt,
-                duration=round(duration, 6),
-                **fields,
-            )
-        return _Done(message, delivery, record, should_save(message, record, self.config.save))
-
-    def _dead_letter(self, delivery: Delivery, reason: str) -> None:
-        """A payload we must not trust: never unpickled, out of circulation, logged."""
-        self.log.error("task.dead_lettered", task_id=delivery.task_id, reason=reason)
-        failures = 0
-        while True:
-            try:
-                self.transport.dead_letter(delivery, reason)
-                return
-            except Exception as exc:
-                failures += 1
-                self.log.error("worker.dead_letter_failed", error=str(exc), failures=failures)
-                if self.stopping:
-                    return  # still in flight: released and seen again by the next consumer
-                self._pause(failures)
-
-    # -- save, ack, hooks -------------------------------------------------------------------
-
-    def _flush(self, pending: list[_Done]) -> None:
-        if not pending:
-            return
-        self.slot.set_state(WorkerState.SAVING)
-        if any(done.save for done in pending):
-            self._retry("save", lambda: self._save(pending))
-        acked = self._retry("ack", lambda: self.transport.ack([d.delivery for d in pending]))
-        for done, ok in zip(pending, acked or ()):
-            if not ok:
-                # Redelivered to someone else meanwhile (we were presumed dead): their run
-                # upserts the same record and calls the hook; ours stays saved, unhooked.
-                self.log.warning("task.ack_refused", task_id=done.delivery.task_id)
-            elif done.message is not None and done.message.hook is not None:
-                self.slot.set_state(WorkerState.HOOK)
-                call_hook(
-                    done.message,
-                    done.record,
-                    self.spec.hook_runner,
-                    log_args=self.config.log_args,
-                )
-
-    def _save(self, pending: list[_Done]) -> None:
-        """Save the batch's records; one that can never be stored is replaced by a Failure.
-
-        A record the store refuses for what it holds (a result over the payload size limit,
-        say) is not an outage: retrying it would wedge the worker. Store errors are retried
-        by the caller.
-        """
-        try:
-            self.store.save_many([done.record for done in pending if done.save])
-            return
-        except (PayloadError, SerializationError):
-            pass
-        for index, done in enumerate(pending):
-            if done.save:
-                pending[index] = done._replace(record=self._save_one(done.record))
-
-    def _save_one(self, record: TaskResult) -> TaskResult:
-        """Save one record, or the Failure that replaces it if it cannot be stored."""
-        try:
-            self.store.save_many([record])
-            return record
-        except (PayloadError, SerializationError) as exc:
-            error: Exception = exc
-        self.log.error(
-            "task.unstorable",
-            task_id=record.id,
-            name=record.name,
-            func=record.func,
-            error=type(error).__name__,
-        )
-        failure = unstorable(record, error)
-        try:
-            self.store.save_many([failure])
-            return failure
-        except (PayloadError, SerializationError):
-            failure = unstorable(record, error, keep_args=False)  # the args are what is too big
-        self.store.save_many([failure])
-        return failure
-
-    def _retry(self, what: str, call: Callable[[], Any]) -> Any:
-        """Call until it works: unsaved work is never acked, saved work is acked eventually.
-
-        A stop does not interrupt this: the sentinel's grace period bounds it, and a worker
-        killed here leaves its tasks in flight for redelivery (saving is an upsert).
-        """
-        failures = 0
-        while True:
-            try:
-                return call()
-            except Exception as exc:
-                failures += 1
-                self.log.error(f"worker.{what}_failed", error=str(exc), failures=failures)
-                until = time.monotonic() + min(0.05 * 2**failures, _BACKOFF_MAX)
-                while time.monotonic() < until:
-                    time.sleep(0.05)

@@ -76,7 +76,7 @@ class TaskStarted(TaskEvent):
     message: TaskMessage
     attempt: int
     consumer: str | None
-    """The worker's consumer id; None when run in-process."""
+    """The worker's consumer id (``join.<id>`` for a task run in-process by ``join()``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,11 +114,13 @@ class TaskRetried(TaskEvent):
 
 @dataclass(frozen=True, slots=True)
 class TaskTimedOut(TaskEvent):
-    """The task ran past its timeout: its worker was killed and its Failure saved."""
+    """The task ran past its timeout: its worker was killed and its Failure saved (and acked)."""
 
-    record: TaskResult | None
-    """The saved Failure; None when the store could not take it (the task then runs again)."""
+    record: TaskResult
+    """The Failure ``TimeoutError: the task timed out after N s``."""
     timeout: float
+    saved: bool
+    """False when the store could not take the record: the task then runs again."""
     consumer: str
 
 

@@ -10,16 +10,14 @@ setting changes. Models are imported inside functions, so importing this module 
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from qcluster.execution import call_hook, execute, format_error, resolve_callable, should_save
+from qcluster import join
 from qcore import (
     Q_OPTION_NAMES,
     ConfigError,
     TaskMessage,
-    TaskResult,
     apply_q_options,
     build_message,
     send_message,
@@ -92,51 +90,34 @@ def async_task(
     return message.id
 
 
-class _Catch:
-    """Calls the task's function and keeps what it raised, for ``sync`` to re-raise."""
+def _run_sync(message: TaskMessage) -> None:
+    """Run the task here and now, through a cluster worker's own code: sign and verify,
+    execute, save, hook with the saved ``Task``; then re-raise the task's exception.
 
-    __slots__ = ("error", "func")
-
-    def __init__(self, func: Callable[..., Any]) -> None:
-        self.func = func
-        self.error: BaseException | None = None
-
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        try:
-            return self.func(*args, **kwargs)
-        except BaseException as exc:
-            self.error = exc
-            raise
-
-
-def _run_sync(message: TaskMessage) -> TaskResult:
-    """The worker's code path, inline: sign and verify, execute, save, hook; then re-raise."""
+    The signed message goes through an in-memory transport and :func:`qcluster.join`, so what
+    could not travel to a cluster (an unpicklable argument) fails here too, and a delayed
+    task runs at once.
+    """
+    from qcore.testing import MemoryTransport
     from qdjango.hooks import DjangoHookRunner
     from qdjango.store import DjangoResultStore
 
     codec = task_codec()
-    # What could not travel to a cluster (an unpicklable argument) fails here too.
-    message = codec.decode_message(codec.encode_message(message))
-    catch = None
-    try:
-        catch = _Catch(resolve_callable(message.func))
-    except Exception:
-        # A path that does not resolve is recorded as a Failure naming it, as with a cluster.
-        record = execute(message)
-    else:
-        record = execute(dataclasses.replace(message, func=catch))
-        record = dataclasses.replace(record, func=message.func_path)
-        if catch.error is not None:
-            # The record names the task's own frames, not the catcher's.
-            record = dataclasses.replace(record, result=format_error(catch.error, skip_frames=2))
+    transport = MemoryTransport(max_attempts=1)
+    transport.enqueue(message.id, codec.encode_message(message))
     store = DjangoResultStore.from_settings(notify=False)
-    if should_save(message, record, get_settings().cluster.save):
-        store.save_many([record])
+    try:
+        join(
+            transport,
+            store,
+            codec=codec,
+            hook_runner=DjangoHookRunner(using=store.using),
+            config=get_settings().cluster,
+            run_delayed=True,
+            reraise=True,
+        )
+    finally:
         store.close()  # prunes to save_limit: this store saves nothing more
-    call_hook(message, record, DjangoHookRunner(using=store.using))
-    if catch is not None and catch.error is not None:
-        raise catch.error
-    return record
 
 
 # -- results --------------------------------------------------------------------------------

@@ -1,0 +1,69 @@
+"""Deadlines: a task past its timeout, or a hook past ``hook_timeout``, costs its worker.
+
+The sentinel reads each worker's slot: a RUNNING slot carries the task's deadline, a HOOK slot
+the moment its hook began. Past either, the worker is SIGKILLed (a task that ignores SIGTERM or
+is stuck in a system call still dies) and the handle remembers why and what the slot said, so
+the exit is handled as a timeout and not as a loss. Between events the sentinel sleeps until
+the nearest deadline, and no longer than ``guard_cycle``.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from collections.abc import Iterable
+
+from qcluster.config import ClusterConfig
+from qcluster.slot import SlotView
+from qcluster.spawning import WorkerHandle
+from qcluster.states import KillReason, WorkerState
+
+__all__ = ["enforce", "kill", "next_deadline"]
+
+_MIN_WAIT = 0.005
+
+
+def next_deadline(
+    handles: Iterable[WorkerHandle], config: ClusterConfig, also: float | None = None
+) -> float:
+    """Seconds the sentinel may sleep: until the nearest deadline (or ``also``), at most
+    ``guard_cycle``."""
+    wake = config.guard_cycle if also is None else min(config.guard_cycle, also)
+    now = time.monotonic()
+    for handle in handles:
+        if handle.kill is not None:
+            continue
+        view = handle.slot.read()
+        if view.state is WorkerState.RUNNING and view.deadline:
+            wake = min(wake, view.deadline - now)
+        elif view.state is WorkerState.HOOK:
+            wake = min(wake, view.since + config.hook_timeout - now)
+    return max(wake, _MIN_WAIT)
+
+
+def enforce(handles: Iterable[WorkerHandle], config: ClusterConfig) -> None:
+    """Kill every worker whose task or hook is past its deadline."""
+    now = time.monotonic()
+    for handle in handles:
+        if handle.kill is not None:
+            continue
+        view = handle.slot.read()
+        if view.torn:
+            continue
+        if view.state is WorkerState.RUNNING and view.deadline and now >= view.deadline:
+            kill(handle, KillReason.TIMEOUT, view)
+        elif view.state is WorkerState.HOOK and now - view.since >= config.hook_timeout:
+            kill(handle, KillReason.HOOK_TIMEOUT, view)
+
+
+def kill(handle: WorkerHandle, reason: KillReason, view: SlotView | None = None) -> None:
+    """SIGKILL the worker, remembering why and what its slot said."""
+    handle.kill = reason
+    handle.kill_view = view
+    pid = handle.process.pid
+    if pid is not None and handle.process.exitcode is None:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass

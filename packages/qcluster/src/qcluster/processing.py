@@ -1,0 +1,324 @@
+"""From fetched deliveries to finished tasks: decode, execute, save, ack, events, hooks.
+
+The one code path a task takes after the transport handed it out, run by every worker process
+and by :func:`qcluster.join` in the caller's own process. The order is the promise: a record
+is saved before its delivery is acked, and a hook is called only for an acked delivery (a
+refused ack means the task went to someone else, whose run calls the hook), so a hook runs at
+most once, with the saved record. Hooks are called here, beside the bus and not as one of its
+subscribers: a hook is the task's own code, which must run after the ack, under the sentinel's
+``hook_timeout``, and whose failure is itself an event (:class:`~qcore.events.HookFailed`).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+from typing import Any, NamedTuple, Protocol
+
+from qcluster.config import ClusterConfig
+from qcluster.execution import execute, run_hook, should_save, task_timeout, unstorable
+from qcluster.states import WorkerState
+from qcluster.tasklog import TaskLog
+from qcore import (
+    Backoff,
+    Codec,
+    Delivery,
+    EventBus,
+    HookRunner,
+    PayloadError,
+    ResultStore,
+    SerializationError,
+    TaskMessage,
+    TaskResult,
+    Transport,
+    UndecodablePayload,
+    get_logger,
+)
+from qcore.events import HookFailed, TaskDeadLettered, TaskFailed, TaskStarted, TaskSucceeded
+
+__all__ = ["FLUSH_AFTER", "Done", "NoTracker", "Processor", "Tracker", "call_hook"]
+
+log = get_logger("qcluster.worker")
+
+FLUSH_AFTER = 0.005
+"""Finished results older than this are saved before the next task starts."""
+_BACKOFF = Backoff()
+
+
+class Tracker(Protocol):
+    """Who is told what the processor is doing: a worker's slot, read by its sentinel."""
+
+    def begin(
+        self,
+        task_id: str,
+        name: str,
+        func: str,
+        *,
+        attempt: int,
+        max_attempts: int,
+        token: int,
+        timeout: float | None,
+    ) -> None: ...
+
+    def end(self, success: bool) -> None: ...
+
+    def set_state(self, state: WorkerState) -> None: ...
+
+
+class NoTracker:
+    """Nobody watches: the in-process ``join()`` has no sentinel."""
+
+    def begin(self, *args: Any, **kwargs: Any) -> None:
+        pass
+
+    def end(self, success: bool) -> None:
+        pass
+
+    def set_state(self, state: WorkerState) -> None:
+        pass
+
+
+class Done(NamedTuple):
+    """A task that ran (or could not be opened) and waits to be saved and acked."""
+
+    message: TaskMessage | None
+    delivery: Delivery
+    record: TaskResult
+    save: bool
+    duration: float
+
+
+class Processor:
+    """Runs batches of deliveries for one consumer.
+
+    ``errors``, when given, collects what the tasks raised (``join()`` re-raises it).
+    ``io_attempts``: tries of a save or an ack before its error is raised (None, a worker's
+    choice: until it works, with backoff). Set :attr:`stopping` to leave the rest of a batch
+    unstarted (it is released, uncounted).
+    """
+
+    def __init__(
+        self,
+        *,
+        transport: Transport,
+        store: ResultStore,
+        codec: Codec,
+        config: ClusterConfig,
+        cluster_id: str | None,
+        consumer: str,
+        events: EventBus,
+        hook_runner: HookRunner | None = None,
+        tracker: Tracker | None = None,
+        errors: list[BaseException] | None = None,
+        io_attempts: int | None = None,
+    ) -> None:
+        self.transport = transport
+        self.store = store
+        self.codec = codec
+        self.config = config
+        self.cluster_id = cluster_id
+        self.consumer = consumer
+        self.events = events
+        self.hook_runner = hook_runner
+        self.tracker: Tracker = tracker if tracker is not None else NoTracker()
+        self.errors = errors
+        self.io_attempts = io_attempts
+        self.stopping = False
+        self.processed = 0
+        self.log = log.bind(consumer=consumer)
+        # Looked up once: with nobody listening, the hot path never builds these events.
+        self._on_started = events.wants(TaskStarted)
+        self._on_succeeded = events.wants(TaskSucceeded)
+        self._on_failed = events.wants(TaskFailed)
+
+    def run(self, deliveries: Iterable[Delivery]) -> int:
+        """Run, save, ack and hook a batch; returns how many tasks ran."""
+        pending: list[Done] = []
+        oldest = 0.0
+        ran = 0
+        for delivery in deliveries:
+            if self.stopping:
+                break  # the rest never started: released, uncounted, when the worker leaves
+            if pending and time.perf_counter() - oldest > FLUSH_AFTER:
+                self.flush(pending)
+                pending = []
+            done = self.run_one(delivery)
+            if done is not None:
+                if not pending:
+                    oldest = time.perf_counter()
+                pending.append(done)
+                ran += 1
+        self.flush(pending)
+        return ran
+
+    # -- one task ---------------------------------------------------------------------------
+
+    def run_one(self, delivery: Delivery) -> Done | None:
+        """Verify and run one delivery; None when it was dead-lettered instead."""
+        try:
+            message = self.codec.decode_message(delivery.payload)
+        except UndecodablePayload as exc:
+            record = TaskResult.failure_without_message(
+                delivery.task_id,
+                f"UndecodablePayload: {exc}",
+                attempt_count=delivery.attempt,
+                cluster=self.cluster_id,
+            )
+            self.tracker.end(False)  # counted in the status like any failure
+            self.processed += 1
+            return Done(None, delivery, record, True, 0.0)
+        except PayloadError as exc:
+            self._dead_letter(delivery, f"{type(exc).__name__}: {exc}")
+            return None
+        if message.id != delivery.task_id:
+            self._dead_letter(
+                delivery,
+                f"the payload stored under {delivery.task_id} is task {message.id}: "
+                "a signed payload was copied under another id",
+            )
+            return None
+        return self._execute(message, delivery)
+
+    def _execute(self, message: TaskMessage, delivery: Delivery) -> Done:
+        self.tracker.begin(
+            message.id,
+            message.name,
+            message.func_path,
+            attempt=delivery.attempt,
+            max_attempts=delivery.max_attempts,
+            token=delivery.token,
+            timeout=task_timeout(message, self.config.timeout),
+        )
+        if self._on_started:
+            self.events.emit(TaskStarted(message.id, message, delivery.attempt, self.consumer))
+        begun = time.perf_counter()
+        record = execute(
+            message, attempt=delivery.attempt, cluster=self.cluster_id, errors=self.errors
+        )
+        duration = time.perf_counter() - begun
+        self.tracker.end(record.success)
+        self.processed += 1
+        save = should_save(message, record, self.config.save)
+        return Done(message, delivery, record, save, duration)
+
+    def _dead_letter(self, delivery: Delivery, reason: str) -> None:
+        """A payload we must not trust: never unpickled, out of circulation."""
+        try:
+            _BACKOFF.call(
+                lambda: self.transport.dead_letter(delivery, reason),
+                on_error=self._logger("dead_letter"),
+                stop=lambda: self.stopping,
+            )
+        except Exception:
+            return  # stopping: still in flight, released and seen again by the next consumer
+        event = TaskDeadLettered(delivery.task_id, reason, delivery.attempt, None, self.consumer)
+        self.events.emit(event)
+
+    # -- save, ack, events, hooks -----------------------------------------------------------
+
+    def flush(self, pending: list[Done]) -> None:
+        """Save, then ack, then call the hooks of what was acked."""
+        if not pending:
+            return
+        self.tracker.set_state(WorkerState.SAVING)
+        if any(done.save for done in pending):
+            _BACKOFF.call(
+                lambda: self._save(pending),
+                on_error=self._logger("save"),
+                attempts=self.io_attempts,
+            )
+        self._emit_outcomes(pending)
+        acked = _BACKOFF.call(
+            lambda: self.transport.ack([done.delivery for done in pending]),
+            on_error=self._logger("ack"),
+            attempts=self.io_attempts,
+        )
+        for done, ok in zip(pending, acked or ()):
+            if not ok:
+                # Redelivered to someone else meanwhile (we were presumed dead): their run
+                # upserts the same record and calls the hook; ours stays saved, unhooked.
+                self.log.warning("task.ack_refused", task_id=done.delivery.task_id)
+            elif done.message is not None and done.message.hook is not None:
+                self.tracker.set_state(WorkerState.HOOK)
+                call_hook(done.message, done.record, self.hook_runner, events=self.events)
+
+    def _emit_outcomes(self, pending: list[Done]) -> None:
+        if not (self._on_succeeded or self._on_failed):
+            return
+        emit, consumer = self.events.emit, self.consumer
+        for done in pending:
+            record = done.record
+            if record.success:
+                if self._on_succeeded:
+                    emit(TaskSucceeded(record.id, record, done.duration, consumer))
+            elif self._on_failed:
+                emit(TaskFailed(record.id, record, done.duration, consumer))
+
+    def _save(self, pending: list[Done]) -> None:
+        """Save the batch's records; one that can never be stored is replaced by a Failure.
+
+        A record the store refuses for what it holds (a result over the payload size limit,
+        say) is not an outage: retrying it would wedge the worker. Store errors are retried
+        by the caller: unsaved work is never acked. A stop does not interrupt that: the
+        sentinel's grace period bounds it, and a worker killed then leaves its tasks in
+        flight for redelivery (saving is an upsert).
+        """
+        try:
+            self.store.save_many([done.record for done in pending if done.save])
+            return
+        except (PayloadError, SerializationError):
+            pass
+        for index, done in enumerate(pending):
+            if done.save:
+                pending[index] = done._replace(record=self._save_one(done.record))
+
+    def _save_one(self, record: TaskResult) -> TaskResult:
+        """Save one record, or the Failure that replaces it if it cannot be stored."""
+        try:
+            self.store.save_many([record])
+            return record
+        except (PayloadError, SerializationError) as exc:
+            error: Exception = exc
+        self.log.error(
+            "task.unstorable",
+            task_id=record.id,
+            name=record.name,
+            func=record.func,
+            error=type(error).__name__,
+        )
+        failure = unstorable(record, error)
+        try:
+            self.store.save_many([failure])
+            return failure
+        except (PayloadError, SerializationError):
+            failure = unstorable(record, error, keep_args=False)  # the args are what is too big
+        self.store.save_many([failure])
+        return failure
+
+    def _logger(self, what: str) -> Callable[[Exception, int], None]:
+        def logged(exc: Exception, failures: int) -> None:
+            self.log.error(f"worker.{what}_failed", error=str(exc), failures=failures)
+
+        return logged
+
+
+def call_hook(
+    message: TaskMessage,
+    record: TaskResult,
+    runner: HookRunner | None = None,
+    *,
+    events: EventBus | None = None,
+    log_args: bool = False,
+) -> bool:
+    """Resolve and run the message's hook through ``runner``; never raise.
+
+    A hook that raises is a :class:`~qcore.events.HookFailed` on ``events`` (whose task log
+    writes ``hook.failed``); without a bus it is logged all the same. Returns True when there
+    was no hook or it ran without raising.
+    """
+    error = run_hook(message, record, runner)
+    if error is None:
+        return True
+    bus = events if events is not None else TaskLog(log_args=log_args).subscribe(EventBus())
+    bus.emit(HookFailed(message.id, record, message.hook_path or "", error))
+    return False

@@ -1,0 +1,103 @@
+"""The cluster's status, as published to the status board for ``info`` and ``monitor``.
+
+Counts of finished work come from the workers' slots (each counts its own) plus the totals the
+sentinel kept of workers that are gone; queue sizes come from the transport, each read on its
+own so that one failing read leaves a gap, not a missing status.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from qcluster.config import ClusterConfig
+from qcluster.states import ClusterState
+from qcore import Transport
+
+__all__ = ["Totals", "cluster_status"]
+
+
+@dataclass
+class Totals:
+    """What the workers that are gone did, and what happened to them."""
+
+    processed: int = 0
+    failed: int = 0
+    replaced: int = 0
+    timed_out: int = 0
+    lost: int = 0
+    recycled: int = 0
+
+
+def cluster_status(
+    *,
+    cluster_id: str,
+    config: ClusterConfig,
+    state: ClusterState,
+    started_at: float,
+    handles: Iterable[Any],
+    totals: Totals,
+    transport: Transport,
+) -> dict[str, Any]:
+    """The status document of a cluster (``handles``: its live workers, by index)."""
+    now = time.monotonic()
+    workers = []
+    processed, failed = totals.processed, totals.failed
+    for handle in handles:
+        view = handle.slot.read()
+        processed += view.processed
+        failed += view.failed
+        workers.append(
+            {
+                "index": handle.index,
+                "pid": handle.process.pid,
+                "consumer": handle.consumer,
+                "state": view.state.name.lower(),
+                "task_id": view.running,
+                "task_name": view.name if view.running else None,
+                "func": view.func if view.running else None,
+                "running_for": round(now - view.since, 3) if view.running else None,
+                "processed": view.processed,
+                "failed": view.failed,
+                "uptime": round(now - handle.born, 1),
+            }
+        )
+    return {
+        "cluster_id": cluster_id,
+        "name": config.name,
+        "host": socket.gethostname(),
+        "pid": os.getpid(),
+        "state": state.value,
+        "queue": transport.queue,
+        "started_at": started_at,
+        "uptime": round(time.time() - started_at, 1),
+        "updated_at": time.time(),
+        "workers": workers,
+        "processed": processed,
+        "failed": failed,
+        "replaced": totals.replaced,
+        "timed_out": totals.timed_out,
+        "lost": totals.lost,
+        "recycled": totals.recycled,
+        **_sizes(transport),
+    }
+
+
+def _sizes(transport: Transport) -> dict[str, int | None]:
+    out: dict[str, int | None] = {}
+    reads: dict[str, Callable[[], int]] = {
+        "queue_size": transport.queue_size,
+        "inflight_size": transport.inflight_size,
+        "delayed_size": transport.delayed_size,
+        "dead_size": transport.dead_size,
+    }
+    for key, read in reads.items():
+        try:
+            out[key] = int(read())
+        except Exception:
+            out[key] = None
+    return out
