@@ -200,9 +200,13 @@ class Sentinel:
     def _collect(self, *, replace: bool) -> None:
         for handle in self.pool.live():
             if handle.process.exitcode is not None:
-                self.exits.on_exit(handle)
-                if replace and not self.stop_requested:
+                replacing = replace and not self.stop_requested
+                if replacing:
+                    # Counted first: a status published meanwhile (the beacon thread's) never
+                    # shows the exit's outcome (timed out, lost) without the replacement.
                     self.totals.replaced += 1
+                self.exits.on_exit(handle)
+                if replacing:
                     self.pool.replace(handle)
 
     # -- stopping ---------------------------------------------------------------------------

@@ -13,7 +13,6 @@ the next window while Redis applies the previous one.
 
 from __future__ import annotations
 
-import time
 import uuid
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
@@ -22,11 +21,16 @@ from typing import Any
 import hiredis
 import redis
 
+from qcore import Backoff
+
 __all__ = ["send_chunks"]
 
 MARKER_TTL_MS = 3_600_000
 _WINDOW = 8  # chunks per write
-_ATTEMPTS = 12  # consecutive connection failures before giving up (as the pools' retry)
+# Consecutive connection failures before giving up, and the waits between them: as the pools'
+# own retry policy (qredis.connection), which this loop replaces for bulk sends.
+_ATTEMPTS = 12
+_BACKOFF = Backoff(cap=1.0)
 _MULTI = b"*1\r\n$5\r\nMULTI\r\n"
 _EXEC = b"*1\r\n$4\r\nEXEC\r\n"
 
@@ -90,7 +94,7 @@ def send_chunks(
                 if failures > _ATTEMPTS:
                     exc.add_note(f"{pushed} task(s) were queued before Redis was lost")
                     raise
-                time.sleep(min(1.0, 0.05 * 2**failures))
+                _BACKOFF.sleep(failures)
                 unconfirmed = [chunk for w in in_flight for chunk in w]
                 in_flight.clear()
                 applied, missing = _check_markers(client, unconfirmed)
