@@ -10,7 +10,7 @@ from typing import Any
 import redis
 
 from qcluster import Cluster, ClusterConfig
-from qcore import TaskResult
+from qcore import EventBus, TaskResult
 from qredis import Producer, RedisResultStore, RedisStatusBoard, RedisTransport
 
 
@@ -54,7 +54,7 @@ class Bench:
         self.transport = RedisTransport(self.queue, url=self.url)
         self.client = redis.Redis.from_url(self.url)
 
-    def cluster(self, **settings: Any) -> Cluster:
+    def cluster(self, *, events: EventBus | None = None, **settings: Any) -> Cluster:
         defaults: dict[str, Any] = {
             "name": "t",
             "queue": self.queue,
@@ -70,6 +70,7 @@ class Bench:
             transport=RedisTransport(self.queue, url=self.url),
             store=CountingStore(self.url, namespace=self.queue),
             status_board=RedisStatusBoard(self.url, namespace=self.queue),
+            events=events,
         )
         self.clusters.append(cluster)
         return cluster

@@ -231,3 +231,27 @@ def overrun_with_secret(value: str, seconds: float) -> None:
 
 def leaky_hook(record: Any) -> None:
     raise ValueError(f"the hook choked on {record.result!r} from {record.args!r}")
+
+
+# -- event subscribers (picklable: a cluster sends its bus to every worker) --------------------
+
+
+class EventRecorder:
+    """Pushes ``"<EventType> <task id>"`` for each event it sees on a Redis list, from whichever
+    process emits it (a worker, the sentinel): the list is the events' order across them."""
+
+    def __init__(self, url: str, key: str) -> None:
+        self.url = url
+        self.key = key
+
+    def __call__(self, event: Any) -> None:
+        task_id = getattr(event, "task_id", None) or "-"
+        client(self.url).rpush(self.key, f"{type(event).__name__} {task_id}")
+
+    def seen(self) -> list[tuple[str, str]]:
+        lines = client(self.url).lrange(self.key, 0, -1)
+        return [tuple(line.decode().split(" ", 1)) for line in lines]  # type: ignore[misc]
+
+
+def broken_subscriber(event: Any) -> None:
+    raise RuntimeError("this subscriber fails on purpose")

@@ -175,6 +175,7 @@ class ExitHandler:
         )
         record = self._record(view, error)
         saved = self._save(record)
+        # Told before the release: an unsaved task may be started again at once.
         self.events.emit(TaskTimedOut(view.task_id, record, view.timeout, saved, handle.consumer))
         if saved:
             self.transport.ack([_delivery(handle, view)])
@@ -202,12 +203,13 @@ class ExitHandler:
                 )
             )
             return
-        self.transport.release(handle.consumer, started={task_id})
+        # Told first: once released, another worker may start the task at once.
         self.events.emit(
             TaskRetried(
                 task_id, view.name, view.func, view.attempt, view.max_attempts, f"worker {how}"
             )
         )
+        self.transport.release(handle.consumer, started={task_id})
 
     def _record(self, view: SlotView, error: str) -> TaskResult:
         return lost_record(
