@@ -103,7 +103,7 @@ class TransportBase:
         if self._pid == os.getpid():
             return self._client, self._scripts  # type: ignore[return-value]
         client = self._conn.client
-        self._client, self._scripts, self._pid = client, Scripts(client), os.getpid()
+        self._client, self._scripts = client, Scripts(client)
         # Enqueue and the blocking fetch's wake-up: see qredis.wire. Never on a caller's
         # client or pool: a connection taken from it for good could be the only one it has.
         self._held = HeldConnection(client) if self._conn.owns_pool else None
@@ -119,6 +119,8 @@ class TransportBase:
         self._block_cap = self.block_slice
         if socket_timeout:
             self._block_cap = min(self.block_slice, max(0.01, socket_timeout / 2))
+        # Last: another thread takes this process's set-up as done once it sees the pid.
+        self._pid = os.getpid()
         return client, self._scripts
 
     def _errors(self) -> AbstractContextManager[None]:
