@@ -11,6 +11,7 @@ import pytest
 
 from qcore import EventBus
 from qcore.events import Event, TaskEvent
+from qredis import Producer
 from tests.cluster.support import Bench
 from tests.faults import tasks
 from tests.faults.support import Effects
@@ -23,7 +24,8 @@ def test_subscribers_see_every_event_of_a_task_in_order(
     bus = EventBus()
     bus.subscribe(Event, recorder)
     bus.subscribe(TaskEvent, tasks.broken_subscriber)  # logged, and the tasks go on
-    send = bench.producer.enqueue
+    producer = Producer(bench.url, bench.queue, namespace=bench.queue, events=bus)
+    send = producer.enqueue
     ok = send(tasks.counted, *fx.args("ok"), "fine")
     failed = send(tasks.fail_with_secret, "x")
     late = send(tasks.overrun, *fx.args("late"), 30, timeout=1)
@@ -33,16 +35,24 @@ def test_subscribers_see_every_event_of_a_task_in_order(
     with bench.cluster(workers=2, prefetch=1, start_method="fork", events=bus):
         os.kill(fx.wait_started(), signal.SIGKILL)  # the worker running `killed`, mid-run
         records = bench.wait_all([ok, failed, late, killed], timeout=60)
+    producer.close()
     assert records[ok].success and not records[failed].success
     assert records[late].result.startswith("TimeoutError") and records[killed].result == 2
 
     seen = recorder.seen()
     by_task = {i: [kind for kind, task_id in seen if task_id == i] for i in records}
     assert by_task == {
-        ok: ["TaskStarted", "TaskSucceeded"],
-        failed: ["TaskStarted", "TaskFailed"],
-        late: ["TaskStarted", "WorkerLost", "TaskTimedOut"],
-        killed: ["TaskStarted", "WorkerLost", "TaskRetried", "TaskStarted", "TaskSucceeded"],
+        ok: ["TaskEnqueued", "TaskStarted", "TaskSucceeded"],
+        failed: ["TaskEnqueued", "TaskStarted", "TaskFailed"],
+        late: ["TaskEnqueued", "TaskStarted", "WorkerLost", "TaskTimedOut"],
+        killed: [
+            "TaskEnqueued",
+            "TaskStarted",
+            "WorkerLost",
+            "TaskRetried",
+            "TaskStarted",
+            "TaskSucceeded",
+        ],
     }
     workers = [kind for kind, _ in seen if kind.startswith("Worker")]
     # Two workers and two replacements (of the timed-out one and the killed one): each of the
@@ -54,4 +64,4 @@ def test_subscribers_see_every_event_of_a_task_in_order(
     out = capfd.readouterr()
     failures = (out.out + out.err).count("events.subscriber_failed")
     task_events = [kind for kinds in by_task.values() for kind in kinds if kind.startswith("Task")]
-    assert failures == len(task_events) == 10  # the broken subscriber of every task event
+    assert failures == len(task_events) == 14  # the broken subscriber of every task event
