@@ -40,6 +40,12 @@ def test_bad_level_is_named() -> None:
         ("redis://user:s3cret@host:6379/0", "redis://user:***@host:6379/0"),
         ("rediss://:pw@host/1", "rediss://:***@host/1"),
         ("redis://host:6379/0", "redis://host:6379/0"),
+        ("redis://host/0?password=s3cret&db=1", "redis://host/0?password=***&db=1"),
+        ("unix:///run/redis.sock?db=2&password=s3cret", "unix:///run/redis.sock?db=2&password=***"),
+        (
+            "rediss://u:pw@h:1/0?ssl_password=x&ssl_certfile=/c",
+            "rediss://u:***@h:1/0?ssl_password=***&ssl_certfile=/c",
+        ),
     ],
 )
 def test_mask_url(url: str, masked: str) -> None:

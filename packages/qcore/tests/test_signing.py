@@ -213,3 +213,21 @@ def test_precomputed_hmac_equals_the_standard_library(key: bytes, message: bytes
 
     assert _Hmac(key).digest(message) == hmac.digest(key, message, "sha256")
     assert _Hmac(key).digest(memoryview(message)) == hmac.digest(key, message, "sha256")
+
+
+def test_detached_tags_verify_with_the_primary_or_a_fallback_key_and_nothing_else() -> None:
+    from qcore.signing import TAG_SIZE
+
+    old, new = Signer(b"o" * 32), Signer(b"n" * 32, [b"o" * 32])
+    tag = old.tag(b"row data")
+    assert len(tag) == TAG_SIZE
+    old.check_tag(b"row data", tag)
+    new.check_tag(b"row data", tag)  # the old key is a fallback
+    new.check_tag(b"row data", new.tag(b"row data"))
+    with pytest.raises(BadSignature):
+        new.check_tag(b"row datA", tag)
+    with pytest.raises(UnknownKey):
+        Signer(b"x" * 32).check_tag(b"row data", tag)
+    for bad in (None, b"", tag[:-1], memoryview(tag + b"!")):
+        with pytest.raises(GarbagePayload):
+            new.check_tag(b"row data", bad)

@@ -94,3 +94,10 @@ def fails_until_flag_then_echo(redis_url: str, flag: str, **kwargs: Any) -> dict
     """:func:`fails_until_flag`, then returns the keyword arguments it was called with."""
     fails_until_flag(redis_url, flag)
     return kwargs
+
+
+def safe_html(text: str) -> Any:
+    """Returns markup marked safe (what ``mark_safe``, ``format_html`` and templates return)."""
+    from django.utils.safestring import mark_safe
+
+    return mark_safe(f"<script>alert('{text}')</script>")

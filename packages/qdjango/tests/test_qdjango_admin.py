@@ -6,7 +6,6 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-import pytest
 from django.urls import reverse
 from packages.qdjango.tests import jobs
 
@@ -102,28 +101,6 @@ def test_a_retry_sends_the_task_as_it_was_sent_and_the_two_are_linked(
     failure_page = superuser_client.get(failure_url)
     retry_url = reverse("admin:qdjango_success_change", args=[retried.pk])
     assert f'href="{retry_url}"'.encode() in failure_page.content
-
-
-def test_viewer_without_permission_cannot_retry(
-    db_alias: str, q_cluster: dict[str, Any], client: Any
-) -> None:
-    from django.contrib.auth.models import Permission, User
-
-    viewer = User.objects.create_user("viewer", password="pw", is_staff=True)
-    viewer.user_permissions.add(Permission.objects.get(codename="view_failure"))
-    client.force_login(viewer)
-    with pytest.raises(ValueError):
-        async_task(jobs.fail, "for the viewer", sync=True)
-    failure = Failure.objects.get()
-    page = client.get(reverse("admin:qdjango_failure_changelist"))
-    assert page.status_code == 200 and b'value="retry"' not in page.content
-    response = client.post(
-        reverse("admin:qdjango_failure_changelist"),
-        {"action": "retry", "_selected_action": [failure.pk]},
-    )
-    assert Failure.objects.filter(pk=failure.pk).exists()
-    assert response.status_code in (200, 302)
-    assert client.get(reverse("admin:qdjango_queuestatus_changelist")).status_code == 403
 
 
 def test_queue_page_requeues_and_purges_dead_letters(

@@ -8,6 +8,7 @@ with fields. Entry points (the ``qcluster`` CLI, Django management commands) cal
 from __future__ import annotations
 
 import logging
+import re
 import sys
 from typing import TYPE_CHECKING, Any, TextIO
 from urllib.parse import urlsplit, urlunsplit
@@ -92,17 +93,24 @@ def configure_logging(
     logging.basicConfig(level=numeric, stream=out, format="%(levelname)s %(name)s: %(message)s")
 
 
+_SECRET_PARAM = re.compile(r"(?i)([^&=]*(?:pass|secret|token)[^&=]*=)[^&]*")
+
+
 def mask_url(url: str) -> str:
-    """A URL fit for logs: the password, if any, replaced by ``***``."""
+    """A URL fit for logs and pages: the password, if any, replaced by ``***``, in the user
+    part and in query parameters (``?password=``: redis-py reads that too)."""
     try:
         parts = urlsplit(url)
+        password = parts.password
+        port = parts.port
     except ValueError:
         return "<unparseable url>"
-    if parts.password is None:
-        return url
-    user = parts.username or ""
+    query = _SECRET_PARAM.sub(r"\1***", parts.query)
+    if password is None:
+        # Only the query changes (urlunsplit would drop the // of unix:///path).
+        return url if query == parts.query else url.replace(f"?{parts.query}", f"?{query}", 1)
     host = parts.hostname or ""
-    if parts.port is not None:
-        host = f"{host}:{parts.port}"
-    netloc = f"{user}:***@{host}"
-    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+    if port is not None:
+        host = f"{host}:{port}"
+    netloc = f"{parts.username or ''}:***@{host}"
+    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))

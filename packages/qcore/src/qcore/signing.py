@@ -43,6 +43,7 @@ __all__ = [
     "MAGIC",
     "OVERHEAD",
     "SIGNING_VERSION",
+    "TAG_SIZE",
     "Signer",
     "derive_key",
     "key_id",
@@ -58,6 +59,8 @@ _HEADER = struct.Struct("!2sBB4s")
 HEADER_SIZE = _HEADER.size
 MAC_SIZE = 32
 OVERHEAD = HEADER_SIZE + MAC_SIZE
+TAG_SIZE = 4 + MAC_SIZE
+"""A detached tag (:meth:`Signer.tag`): the key id, then the HMAC."""
 
 KeyLike = bytes | str
 
@@ -182,6 +185,26 @@ class Signer:
         if not hmac.compare_digest(expected, view[-MAC_SIZE:]):
             raise BadSignature("the payload's signature does not match: tampered with or forged")
         return flags, bytes(view[HEADER_SIZE:-MAC_SIZE])
+
+    def tag(self, data: bytes) -> bytes:
+        """A detached signature of ``data`` (:data:`TAG_SIZE` bytes: key id, then HMAC), for
+        data kept apart from its signature, such as a database row's columns."""
+        return self._primary_id + self._macs[self._primary_id].digest(data)
+
+    def check_tag(self, data: bytes, tag: bytes | bytearray | memoryview | None) -> None:
+        """Raise a PayloadError unless ``tag`` is :meth:`tag` of ``data`` with the primary key
+        or a fallback key (``GarbagePayload`` for no tag, ``UnknownKey``, ``BadSignature``)."""
+        if tag is None or len(tag) != TAG_SIZE:
+            raise GarbagePayload(f"a signature is {TAG_SIZE} bytes, not {tag!r:.40}")
+        tag = bytes(tag)
+        mac = self._macs.get(tag[:4])
+        if mac is None:
+            raise UnknownKey(
+                f"signed with key id {tag[:4].hex()}, which is neither the current key nor a "
+                "fallback key"
+            )
+        if not hmac.compare_digest(mac.digest(data), tag[4:]):
+            raise BadSignature("the signature does not match: the data was changed")
 
     def __getstate__(self) -> tuple[bytes, list[bytes]]:
         return self._primary, [k for i, k in self._keys.items() if i != self._primary_id]

@@ -3,44 +3,64 @@ action for failures ("run again" for successes), and the "Queue" page (sizes, in
 tasks, dead letters).
 
 A retry sends the stored task again through qcore's one enqueue path, with its own options,
-under a new id that records which task it retries; each task's page links to the other."""
+under a new id that records which task it retries; each task's page links to the other. It
+sends only rows whose signature verifies (:func:`qdjango.records.verified_records`): a row
+changed in the database (its func, say) is refused, and nothing of the selection is queued.
+
+Task data is shown as text, always escaped (see ``as_text``). Rights match actions: retry and
+"run again" need the change permission, deleting rows the delete permission (Django's own
+action), and on the Queue page requeueing needs change, purging delete."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from django.contrib import admin, messages
+from django.contrib.auth import get_permission_codename
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
 from qcore import retry_message, send_message
-from qdjango.admin_queue import queue_view
+from qdjango.admin_queue import as_text, queue_view
 from qdjango.models import Failure, QueueStatus, Success, Task
+from qdjango.records import verified_records
 
 __all__ = ["FailureAdmin", "QueueAdmin", "SuccessAdmin"]
 
 
-def _resubmit(tasks: QuerySet[Any]) -> list[str]:
-    """Send each task again as it was sent (see ``qcore.retry_message``); returns the new ids."""
+def _resubmit(admin_: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet[Any]) -> None:
+    """Send each selected task again as it was sent (``qcore.retry_message``), when every one
+    of them verifies; otherwise send none and say which were refused and why."""
     from qdjango.conf import task_codec
     from qdjango.connection import transport as site_transport
-    from qdjango.store import record_from_task
 
+    records, refused = verified_records(queryset.values_list("pk", flat=True), using=queryset.db)
+    if refused:
+        listed = "; ".join(f"{as_text(r.name)} ({r.reason})" for r in refused[:10])
+        more = f" and {len(refused) - 10} more" if len(refused) > 10 else ""
+        admin_.message_user(
+            request,
+            f"Nothing was queued: Q sends a stored task again only if its record verifies, and "
+            f"{len(refused)} of the selected did not: {listed}{more}.",
+            messages.ERROR,
+        )
+        return
     transport, codec = site_transport(), task_codec()
-    ids = []
-    for task in tasks:
-        message = retry_message(record_from_task(task))
-        send_message(transport, codec, message)
-        ids.append(message.id)
-    return ids
+    for record in records:
+        send_message(transport, codec, retry_message(record))
+    admin_.message_user(
+        request,
+        f"{len(records)} task(s) queued again as new tasks; each links to the one it retries.",
+        messages.SUCCESS,
+    )
 
 
 def _task_link(task: Task) -> str:
     admin_name = "success" if task.success else "failure"
     url = reverse(f"admin:qdjango_{admin_name}_change", args=[task.pk])
-    return format_html('<a href="{}">{}</a>', url, task.name)
+    return format_html('<a href="{}">{}</a>', url, as_text(task.name))
 
 
 class _TaskAdmin(admin.ModelAdmin):
@@ -79,20 +99,22 @@ class _TaskAdmin(admin.ModelAdmin):
         return False
 
     def has_retry_permission(self, request: HttpRequest) -> bool:
-        # Running code again is a change to the system, not something a viewer may do.
-        return bool(request.user.has_perm("qdjango.change_task"))
+        # Running code again is a change to the system, not something a viewer may do. The
+        # proxy model's own permission (change_failure, change_success), as for its pages.
+        codename = get_permission_codename("change", self.opts)
+        return bool(request.user.has_perm(f"{self.opts.app_label}.{codename}"))
 
     @admin.display(description="args")
     def args_repr(self, task: Task) -> str:
-        return repr(task.args)
+        return as_text(repr(task.args))
 
     @admin.display(description="kwargs")
     def kwargs_repr(self, task: Task) -> str:
-        return repr(task.kwargs)
+        return as_text(repr(task.kwargs))
 
     @admin.display(description="options")
     def options_repr(self, task: Task) -> str:
-        return repr(task.options or {})
+        return as_text(repr(task.options or {}))
 
     @admin.display(description="retry of")
     def retried_from_link(self, task: Task) -> str:
@@ -110,7 +132,9 @@ class _TaskAdmin(admin.ModelAdmin):
     @admin.display(description="result")
     def result_text(self, task: Task) -> str:
         value = task.result
-        return format_html("<pre>{}</pre>", value if isinstance(value, str) else repr(value))
+        return format_html(
+            "<pre>{}</pre>", as_text(value if isinstance(value, str) else repr(value))
+        )
 
     @admin.display(description="time taken (s)")
     def time_taken(self, task: Task) -> str:
@@ -123,8 +147,7 @@ class SuccessAdmin(_TaskAdmin):
 
     @admin.action(description="Run the selected tasks again", permissions=["retry"])
     def run_again(self, request: HttpRequest, queryset: QuerySet[Any]) -> None:
-        ids = _resubmit(queryset)
-        self.message_user(request, f"{len(ids)} task(s) queued again.", messages.SUCCESS)
+        _resubmit(self, request, queryset)
 
 
 @admin.register(Failure)
@@ -137,12 +160,11 @@ class FailureAdmin(_TaskAdmin):
         permissions=["retry"],
     )
     def retry(self, request: HttpRequest, queryset: QuerySet[Any]) -> None:
-        ids = _resubmit(queryset)
-        self.message_user(
-            request,
-            f"{len(ids)} task(s) queued again as new tasks; each failure links to its retry.",
-            messages.SUCCESS,
-        )
+        _resubmit(self, request, queryset)
+
+    @admin.display(description="result")
+    def short_result(self, task: Task) -> str:
+        return as_text(task.short_result)
 
 
 @admin.register(QueueStatus)

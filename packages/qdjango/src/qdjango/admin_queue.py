@@ -13,9 +13,19 @@ from django.template.response import TemplateResponse
 from qcore import PayloadError, QError, TaskMessage
 from qdjango.conf import get_settings, task_codec
 
-__all__ = ["describe_payload", "queue_snapshot", "queue_view"]
+__all__ = ["as_text", "describe_payload", "queue_snapshot", "queue_view"]
 
 LIST_LIMIT = 100
+
+
+def as_text(value: Any) -> str:
+    """``value`` as a plain ``str``, which templates and ``format_html`` always escape.
+
+    A task's data is never markup: a ``SafeString`` (from ``mark_safe``, ``format_html``,
+    ``render_to_string``) would be rendered as HTML, and ``str()`` of one is a SafeString
+    again; ``str.__str__`` gives a plain copy.
+    """
+    return str.__str__(str(value))
 
 
 def describe_payload(payload: bytes | None) -> dict[str, Any]:
@@ -28,11 +38,11 @@ def describe_payload(payload: bytes | None) -> dict[str, Any]:
         return {"readable": False, "problem": str(exc)}
     return {
         "readable": True,
-        "name": message.name,
-        "func": message.func_path,
-        "args": repr(message.args)[:200],
-        "kwargs": repr(message.kwargs)[:200],
-        "group": message.group,
+        "name": as_text(message.name),
+        "func": as_text(message.func_path),
+        "args": as_text(repr(message.args))[:200],
+        "kwargs": as_text(repr(message.kwargs))[:200],
+        "group": None if message.group is None else as_text(message.group),
     }
 
 
@@ -46,7 +56,7 @@ def queue_snapshot(limit: int = LIST_LIMIT) -> dict[str, Any]:
         dead.append(
             {
                 "task_id": letter.task_id,
-                "reason": letter.reason,
+                "reason": as_text(letter.reason),
                 "attempts": letter.attempts,
                 "failed_at": dt.datetime.fromtimestamp(letter.failed_at, dt.UTC),
                 **describe_payload(letter.payload),
@@ -67,10 +77,9 @@ def queue_snapshot(limit: int = LIST_LIMIT) -> dict[str, Any]:
     }
 
 
-def _act(request: HttpRequest) -> str:
+def _act(request: HttpRequest, action: str) -> str:
     from qdjango import connection
 
-    action = request.POST.get("action", "")
     everything = request.POST.get("scope") == "all"
     ids = None if everything else request.POST.getlist("task_id")
     if ids == []:
@@ -79,29 +88,40 @@ def _act(request: HttpRequest) -> str:
     if action == "requeue":
         count = transport.requeue_dead(ids)
         return f"{count} dead letter(s) queued again."
-    if action == "purge":
-        count = transport.purge_dead(ids)
-        return f"{count} dead letter(s) deleted."
-    raise PermissionDenied(f"unknown action {action!r}")
+    count = transport.purge_dead(ids)
+    return f"{count} dead letter(s) deleted."
+
+
+def _may(request: HttpRequest, model_admin: Any, action: str) -> bool:
+    """Requeueing runs tasks again: a change. Purging deletes them for good: a delete."""
+    opts = model_admin.model._meta
+    codename = {"requeue": "change", "purge": "delete"}[action]
+    return bool(request.user.has_perm(f"{opts.app_label}.{codename}_{opts.model_name}"))
 
 
 def queue_view(model_admin: Any, request: HttpRequest) -> HttpResponse:
-    """GET: the page. POST (change permission): requeue or purge dead letters."""
-    if not model_admin.has_view_or_change_permission(request):
-        raise PermissionDenied
+    """GET (view or change permission): the page. POST: requeue dead letters (change
+    permission) or purge them (delete permission)."""
     if request.method == "POST":
-        if not model_admin.has_change_permission(request):
+        action = request.POST.get("action", "")
+        if action not in ("requeue", "purge") or not _may(request, model_admin, action):
             raise PermissionDenied
         try:
-            model_admin.message_user(request, _act(request), messages.SUCCESS)
+            model_admin.message_user(request, _act(request, action), messages.SUCCESS)
         except QError as exc:
             model_admin.message_user(request, f"Redis refused: {exc}", messages.ERROR)
         return HttpResponseRedirect(request.path)
+    if not model_admin.has_view_or_change_permission(request):
+        raise PermissionDenied
+    can_requeue = _may(request, model_admin, "requeue")
+    can_purge = _may(request, model_admin, "purge")
     context: dict[str, Any] = {
         **model_admin.admin_site.each_context(request),
         "title": "Queue",
         "opts": model_admin.model._meta,
-        "can_change": model_admin.has_change_permission(request),
+        "can_requeue": can_requeue,
+        "can_purge": can_purge,
+        "can_act": can_requeue or can_purge,
         "cluster_name": get_settings().cluster.name,
     }
     try:

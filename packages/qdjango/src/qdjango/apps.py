@@ -1,4 +1,5 @@
-"""The Django app: registers the system checks and follows setting changes."""
+"""The Django app: registers the system checks, follows setting changes and keeps URL
+passwords off Django's error page (:mod:`qdjango.debug`)."""
 
 from __future__ import annotations
 
@@ -23,7 +24,8 @@ class QDjangoConfig(AppConfig):
         return label if isinstance(label, str) and label.strip() else "Q"
 
     def ready(self) -> None:
-        from qdjango import checks, conf
+        from qdjango import checks, conf, debug
 
         checks.register()
         conf.connect_signals()
+        debug.install()

@@ -7,7 +7,8 @@ from typing import Any
 
 from qcore import TaskResult
 from qdjango.process import DjangoContext
-from qdjango.store import task_from_record, was_saved
+from qdjango.records import task_from_record
+from qdjango.store import was_saved
 
 __all__ = ["DjangoHookRunner"]
 

@@ -48,6 +48,11 @@ class Task(models.Model):
         editable=False,
         help_text="The id of the task this one retries.",
     )
+    signature = models.BinaryField(
+        null=True,
+        editable=False,
+        help_text="Q's signature of what the row holds: a retry sends only a verified task.",
+    )
 
     class Meta:
         app_label = "qdjango"
@@ -78,7 +83,7 @@ class Task(models.Model):
 
     @property
     def short_result(self) -> str:
-        text = str(self.result)
+        text = str.__str__(str(self.result))  # plain text, even for a SafeString result
         return text if len(text) <= 100 else text[:99] + "…"
 
     @classmethod
@@ -170,4 +175,5 @@ class QueueStatus(Task):
         proxy = True
         verbose_name = "queue"
         verbose_name_plural = "queue"
-        default_permissions = ("view", "change")
+        # change: requeue dead letters; delete: purge them (for good).
+        default_permissions = ("view", "change", "delete")

@@ -11,80 +11,20 @@ the caller holds a transaction open), which wakes ``result(..., wait=...)`` call
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from datetime import UTC, datetime
 from typing import Any
 
 from django.db import DatabaseError, connections, transaction
 
-from qcore import ConfigError, TaskOptions, TaskResult, get_logger
+from qcore import ConfigError, TaskResult, get_logger
 from qdjango import pruning
 from qdjango.journal import use_wal
 from qdjango.process import DjangoContext
-from qdjango.upsert import clip, upsert
+from qdjango.records import record_from_task, task_from_record
+from qdjango.upsert import upsert
 
 __all__ = ["DjangoResultStore", "record_from_task", "task_from_record", "was_saved"]
 
 log = get_logger("qdjango.store")
-
-
-def _moment(epoch: float) -> datetime:
-    from django.conf import settings
-
-    if settings.USE_TZ:
-        return datetime.fromtimestamp(epoch, UTC)
-    return datetime.fromtimestamp(epoch)
-
-
-def _stored_options(value: Any) -> TaskOptions:
-    # An unreadable or odd value (not what the store wrote) reads as no options.
-    return TaskOptions.from_stored(value if isinstance(value, dict) else None)
-
-
-def record_from_task(task: Any) -> TaskResult:
-    """The record a saved ``Task`` row holds (the reverse of :func:`task_from_record`)."""
-    return TaskResult(
-        id=task.id,
-        name=task.name,
-        func=task.func,
-        args=tuple(task.args or ()),
-        kwargs=dict(task.kwargs or {}),
-        result=task.result,
-        success=task.success,
-        started=task.started.timestamp(),
-        stopped=task.stopped.timestamp(),
-        attempt_count=task.attempt_count,
-        hook=task.hook,
-        group=task.group,
-        cluster=task.cluster,
-        options=_stored_options(task.options),
-    )
-
-
-def task_from_record(record: TaskResult, *, using: str | None = None, saved: bool = True) -> Any:
-    """The ``Task`` a record becomes, built without a query (``saved``: it has a row)."""
-    from qdjango.models import Task
-
-    task = Task(
-        id=record.id,
-        name=clip(record.name, 100),
-        func=clip(record.func, 256),
-        hook=clip(record.hook, 256),
-        args=record.args,
-        kwargs=record.kwargs,
-        result=record.result,
-        group=clip(record.group, 100),
-        started=_moment(record.started),
-        stopped=_moment(record.stopped),
-        success=record.success,
-        attempt_count=record.attempt_count,
-        cluster=clip(record.cluster, 100),
-        options=record.options.to_mapping() or None,
-        retried_from=clip(record.options.retried_from, 32),
-    )
-    if saved:
-        task._state.adding = False
-        task._state.db = using
-    return task
 
 
 # Ids of the last batch this process saved. A worker saves a batch, then calls its hooks:

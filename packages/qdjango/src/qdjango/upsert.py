@@ -3,7 +3,7 @@
 Every path keeps the store's rules: a row per id (``ON CONFLICT (id) DO UPDATE``), a success
 never replaced by a later failure (the update's ``WHERE``), the attempt count never lowered.
 
-- PostgreSQL: ``INSERT ... SELECT * FROM unnest(<one array per column>)``: thirteen parameters
+- PostgreSQL: ``INSERT ... SELECT * FROM unnest(<one array per column>)``: one parameter a column
   whatever the batch's size, so the statement is one short text the driver parses once and the
   server plans once, and a batch is always one statement (a transaction of its own).
 - SQLite: a multi-row ``INSERT ... VALUES`` of up to 500 rows (a batch larger than that is
@@ -11,7 +11,8 @@ never replaced by a later failure (the update's ``WHERE``), the attempt count ne
 - Other databases: read what exists, then one bulk insert and one bulk update.
 
 Rows are built without Django's per-field machinery (which costs more than the statement):
-each conversion is what the field would do, pickled fields signed by the records' codec.
+each conversion is what the field would do, pickled fields signed by the records' codec, and
+each row signed as a whole (what a retry may trust: :mod:`qdjango.records`).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from typing import Any
 from django.db import transaction
 
 from qcore import TaskOptions, TaskResult
+from qdjango.records import clip, row_signature, sign_task
 
 __all__ = ["COLUMNS", "clip", "upsert"]
 
@@ -43,15 +45,9 @@ COLUMNS = (
     "cluster",
     "options",
     "retried_from",
+    "signature",
 )
 _SQLITE_ROWS = 500
-
-
-def clip(value: str | None, limit: int) -> str | None:
-    """A too-long dotted path must not fail the whole batch (PostgreSQL refuses it)."""
-    if value is None or len(value) <= limit:
-        return value
-    return value[: limit - 1] + "…"
 
 
 def upsert(conn: Any, records: Sequence[TaskResult]) -> None:
@@ -113,26 +109,33 @@ def _rows(conn: Any, records: Sequence[TaskResult]) -> list[tuple[Any, ...]]:
         stored = value.to_mapping()
         return encode(stored) if stored else None
 
-    return [
-        (
-            r.id,
-            clip(r.name, 100),
-            clip(r.func, 256),
-            clip(r.hook, 256),
-            pickled(r.args),
-            no_kwargs if r.kwargs == empty else pickled(r.kwargs),
-            pickled(r.result),
-            clip(r.group, 100),
-            moment(r.started),
-            moment(r.stopped),
-            bool(r.success),
-            int(r.attempt_count),
-            clip(r.cluster, 100),
-            options(r.options),
-            clip(r.options.retried_from, 32),
+    rows = []
+    for r in records:
+        func, hook, group = clip(r.func, 256), clip(r.hook, 256), clip(r.group, 100)
+        args = pickled(r.args)
+        kwargs = no_kwargs if r.kwargs == empty else pickled(r.kwargs)
+        opts = options(r.options)
+        rows.append(
+            (
+                r.id,
+                clip(r.name, 100),
+                func,
+                hook,
+                args,
+                kwargs,
+                pickled(r.result),
+                group,
+                moment(r.started),
+                moment(r.stopped),
+                bool(r.success),
+                int(r.attempt_count),
+                clip(r.cluster, 100),
+                opts,
+                clip(r.options.retried_from, 32),
+                row_signature(r.id, func, hook, group, args, kwargs, opts),
+            )
         )
-        for r in records
-    ]
+    return rows
 
 
 def _sqlite_rows_per_statement(conn: Any) -> int:
@@ -183,7 +186,7 @@ def _sqlite_sql(conn: Any, rows: int) -> str:
 def _binding_cursor(conn: Any) -> Any:
     """A cursor that binds on the server, in binary, wrapped as Django wraps its own (query
     logging, ``execute_wrapper``); None under psycopg2. Django's own cursors bind on the
-    client, which for thirteen arrays means quoting every element of every array in Python."""
+    client, which for an array per column means quoting every element of each in Python."""
     from django.db.backends.postgresql.psycopg_any import is_psycopg3
 
     if not is_psycopg3:
@@ -225,6 +228,7 @@ def _upsert_portable(conn: Any, records: Sequence[TaskResult]) -> None:
     fresh, changed = [], []
     for record in records:
         task = task_from_record(record, using=conn.alias, saved=False)
+        sign_task(task)
         if record.id not in existing:
             fresh.append(task)
             continue

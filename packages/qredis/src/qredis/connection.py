@@ -189,6 +189,8 @@ class ConnectionSpec:
 
     def _options(self) -> dict[str, Any]:
         options = default_options()
+        if self.kwargs.get("unix_socket_path") or (self.url or "").startswith("unix:"):
+            del options["socket_keepalive"]  # a TCP option: a unix socket's connection refuses it
         options.update(self.kwargs)
         # Q's scripts return payloads as bytes: a decoding client would corrupt them.
         options["decode_responses"] = False

@@ -95,13 +95,9 @@ class Inspection(TransportBase):
             infos, payloads = pipe.execute()
         out = []
         for (raw, score), info, payload in zip(pairs, infos, payloads):
-            data: dict[str, Any] = (
-                json.loads(info) if info else {"reason": "<reason lost>", "attempts": 0}
-            )
+            reason, attempts = _dead_info(info)
             out.append(
-                DeadLetter(
-                    raw.decode(), data["reason"], score / 1000, int(data["attempts"]), payload
-                )
+                DeadLetter(raw.decode(errors="replace"), reason, score / 1000, attempts, payload)
             )
         return out
 
@@ -136,3 +132,15 @@ def _entry_id(entry: bytes) -> str:
     if entry[:1] == b"\0":
         return entry[1 : entry.index(b"\0", 1)].decode()
     return entry.decode()
+
+
+def _dead_info(info: bytes | None) -> tuple[str, int]:
+    """The reason and attempt count kept for a dead letter; an entry Q did not write (or that
+    was changed in Redis) is shown as unreadable rather than breaking every listing."""
+    if not info:
+        return "<reason lost>", 0
+    try:
+        data: Any = json.loads(info)
+        return str(data["reason"]), int(data["attempts"])
+    except (ValueError, TypeError, KeyError):
+        return f"<unreadable dead-letter entry: {bytes(info)[:100]!r}>", 0
