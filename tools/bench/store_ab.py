@@ -54,15 +54,20 @@ def child(records: int, batch: int, db: str) -> None:
     from qcore import TaskMessage, TaskResult
     from qdjango import store
 
+    try:  # where the column conversion lives moved (qdjango.upsert)
+        from qdjango.upsert import _rows  # type: ignore[attr-defined]
+    except ImportError:
+        _rows = store._rows  # type: ignore[attr-defined]
+
     made = []
     for i in range(records):
         message = TaskMessage.new("tools.bench.peers.tasks.common.add", (i, i))
         made.append(TaskResult.from_message(message, result=2 * i, success=True))
     target = store.DjangoResultStore(using="default", save_limit=0)
-    store._rows(connection, made[:batch])  # warm-up: codecs, keys
+    _rows(connection, made[:batch])  # warm-up: codecs, keys
     cpu = time.process_time()
     for start in range(0, records, batch):
-        store._rows(connection, made[start : start + batch])
+        _rows(connection, made[start : start + batch])
     rows = (time.process_time() - cpu) / records
     wall = time.perf_counter()
     for start in range(0, records, batch):
