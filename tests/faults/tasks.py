@@ -255,3 +255,31 @@ class EventRecorder:
 
 def broken_subscriber(event: Any) -> None:
     raise RuntimeError("this subscriber fails on purpose")
+
+
+class SignalRecorder:
+    """A Django signal receiver that pushes ``"<signal> <task id> <what task was>"`` on a Redis
+    list from whichever process sends the signal; ``what`` is ``saved`` when ``task`` is a
+    ``Task`` whose row is in the database, with the result the record has."""
+
+    def __init__(self, url: str, key: str, names: dict[Any, str]) -> None:
+        self.url = url
+        self.key = key
+        self.names = names
+
+    def __call__(self, signal: Any, sender: Any, event: Any, **kwargs: Any) -> None:
+        from qdjango.models import Task
+
+        what = "-"
+        task = kwargs.get("task")
+        if isinstance(task, Task):
+            row = Task.objects.using(task._state.db).filter(pk=task.pk).first()
+            saved = not task._state.adding and row is not None and row.result == task.result
+            what = "saved" if saved else "unsaved"
+        elif isinstance(task, dict):
+            what = "dict"
+        task_id = getattr(event, "task_id", None) or "-"
+        client(self.url).rpush(self.key, f"{self.names[signal]} {task_id} {what}")
+
+    def seen(self) -> list[tuple[str, ...]]:
+        return [tuple(x.decode().split(" ")) for x in client(self.url).lrange(self.key, 0, -1)]

@@ -125,3 +125,66 @@ def test_async_task_refuses_fifty_megabytes_before_touching_redis(
     with pytest.raises(PayloadTooLarge, match="over the limit"):
         async_task(tasks.noop, b"x" * (50 * 1024 * 1024))
     assert redis_client.dbsize() == before == 0
+
+
+def test_django_signals_fire_in_order_with_the_saved_task(
+    q_settings: dict[str, Any], fx: Effects
+) -> None:
+    from qdjango import async_task, signals
+    from qdjango.cluster import build_cluster, close_connections
+
+    names = {
+        getattr(signals, name): name
+        for name in signals.__all__
+        if hasattr(getattr(signals, name), "send")
+    }
+    recorder = tasks.SignalRecorder(fx.url, f"signals:{fx.key}", names)
+    for sent in names:
+        sent.connect(recorder, weak=False, dispatch_uid="signal-test")
+    try:
+        ok = async_task(tasks.counted, *fx.args("ok"), "fine")
+        failed = async_task(tasks.fail_with_secret, "x")
+        late = async_task(tasks.overrun, *fx.args("late"), 30, timeout=1)
+        killed = async_task(tasks.hang_first_time, *fx.args("killed"))
+        # Built after the receivers are connected, as in an AppConfig.ready(); prefetch=1: no
+        # finished task waits in a batch while a kill takes its worker.
+        cluster = build_cluster(workers=2, prefetch=1)
+        close_connections()
+        cluster.start(wait=60)
+        try:
+            os.kill(fx.wait_started(), signal.SIGKILL)
+            for task_id in (ok, failed, late, killed):
+                assert _fetch(task_id) is not None, task_id
+        finally:
+            cluster.stop(timeout=30)
+    finally:
+        for sent in names:
+            sent.disconnect(dispatch_uid="signal-test")
+
+    seen = recorder.seen()
+    by_task = {
+        i: [(name, what) for name, task_id, what in seen if task_id == i]
+        for i in (ok, failed, late, killed)
+    }
+    enqueued, started = ("pre_enqueue", "dict"), ("pre_execute", "dict")
+    assert by_task == {
+        ok: [enqueued, started, ("post_execute", "saved")],
+        failed: [enqueued, started, ("post_execute", "saved")],
+        late: [enqueued, started, ("worker_lost", "-"), ("task_timed_out", "saved")],
+        killed: [
+            enqueued,
+            started,
+            ("worker_lost", "-"),
+            ("task_retried", "-"),
+            started,
+            ("post_execute", "saved"),
+        ],
+    }
+    spawned = [name for name, _, _ in seen if name == "post_spawn"]
+    assert len(spawned) >= 2  # in each worker process, as django-q2's
+
+
+def _fetch(task_id: str) -> Any:
+    from qdjango import fetch
+
+    return fetch(task_id, wait=30_000)

@@ -255,6 +255,37 @@ def test_global_sync_setting(db_alias: str, settings: Any, q_cluster: dict[str, 
     assert result(async_task(jobs.add, 1, 1, sync=False), wait=0) is None  # queued instead
 
 
+def test_signals_of_a_sync_task_and_of_a_queued_one(
+    db_alias: str, q_cluster: dict[str, Any]
+) -> None:
+    from qdjango import signals
+
+    seen: list[tuple[str, Any]] = []
+
+    def receiver(name: str) -> Any:
+        def receive(sender: Any, event: Any, **kwargs: Any) -> None:
+            seen.append((name, kwargs.get("task")))
+
+        return receive
+
+    receivers = {name: receiver(name) for name in ("pre_enqueue", "pre_execute", "post_execute")}
+    for name, receive in receivers.items():
+        getattr(signals, name).connect(receive)
+    try:
+        task_id = async_task(jobs.add, 2, 3, sync=True)
+        assert [name for name, _ in seen] == ["pre_execute", "post_execute"]  # as django-q2
+        task = seen[1][1]
+        assert isinstance(task, Task) and task.pk == task_id and task.result == 5
+        assert Task.objects.using(task._state.db).get(pk=task_id).result == 5  # saved
+        seen.clear()
+        queued = async_task(jobs.add, 1, 1)
+        [(name, sent)] = seen
+        assert name == "pre_enqueue" and sent["id"] == queued and sent["args"] == (1, 1)
+    finally:
+        for name, receive in receivers.items():
+            getattr(signals, name).disconnect(receive)
+
+
 def test_unpicklable_argument_fails_at_the_call(db_alias: str, q_cluster: dict[str, Any]) -> None:
     import threading
 

@@ -1,6 +1,6 @@
 """A :class:`qcluster.Cluster` for a Django site: Redis transport, the Django result store,
-hooks called with the saved ``Task``, the task codec from ``SECRET_KEY``, and Django set up in
-each worker process."""
+hooks called with the saved ``Task``, the task codec from ``SECRET_KEY``, Django set up in
+each worker process, and the cluster's events sent as Django's signals (:mod:`qdjango.signals`)."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from qdjango import connection
 from qdjango.conf import get_settings, task_codec
 from qdjango.hooks import DjangoHookRunner
 from qdjango.process import DjangoContext, close_connections
+from qdjango.signals import signal_bus
 from qdjango.store import DjangoResultStore
 
 __all__ = ["build_cluster", "close_connections"]
@@ -30,4 +31,5 @@ def build_cluster(**overrides: Any) -> Cluster:
         status_board=connection.status_board(config.queue),
         codec=task_codec(),
         worker_init=DjangoContext.capture(store.using).ensure,
+        events=signal_bus(using=store.using, context=store.context),
     )

@@ -12,11 +12,14 @@ from __future__ import annotations
 import threading
 from typing import Any
 
+from qcore import EventBus
 from qdjango.conf import QSettings, get_settings, on_change
+from qdjango.signals import signal_bus
 from qredis import RedisStatusBoard, RedisTransport, ResultNotifier
 
 __all__ = [
     "cluster_transport",
+    "events",
     "notifier",
     "redis_client",
     "status_board",
@@ -40,7 +43,8 @@ def _forget() -> None:
     for obj in made:
         # Gives back the shared pools these objects opened (never a client the caller gave).
         try:
-            obj.close()
+            if hasattr(obj, "close"):
+                obj.close()
         except Exception:  # noqa: S110 - closing is best effort; nothing is lost
             pass
 
@@ -98,6 +102,11 @@ def transport_for(client: Any) -> RedisTransport:
             _given.pop(next(iter(_given)))
         _given[id(client)] = (client, made)
     return made
+
+
+def events() -> EventBus:
+    """The bus this process's producers emit on: Django's signals (:mod:`qdjango.signals`)."""
+    return _get("events", lambda conf: signal_bus(using=conf.database))  # type: ignore[no-any-return]
 
 
 def notifier() -> ResultNotifier:

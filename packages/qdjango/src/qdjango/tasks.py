@@ -86,7 +86,7 @@ def async_task(
         return message.id
     if transport is None:
         transport = connection.transport() if redis is None else connection.transport_for(redis)
-    send_message(transport, task_codec(), message)
+    send_message(transport, task_codec(), message, connection.events())
     return message.id
 
 
@@ -96,7 +96,8 @@ def _run_sync(message: TaskMessage) -> None:
 
     The signed message goes through an in-memory transport and :func:`qcluster.join`, so what
     could not travel to a cluster (an unpicklable argument) fails here too, and a delayed
-    task runs at once.
+    task runs at once. As in django-q2, ``pre_execute`` and ``post_execute`` are sent, not
+    ``pre_enqueue``.
     """
     from qcore.testing import MemoryTransport
     from qdjango.hooks import DjangoHookRunner
@@ -112,6 +113,7 @@ def _run_sync(message: TaskMessage) -> None:
             store,
             codec=codec,
             hook_runner=DjangoHookRunner(using=store.using),
+            events=connection.events(),
             config=get_settings().cluster,
             run_delayed=True,
             reraise=True,
