@@ -116,7 +116,7 @@ def test_qcluster_run_in_a_plain_virtualenv_without_django(bench: Bench, tmp_pat
     if uv is None:
         pytest.skip("uv is not on PATH")
     dist = tmp_path / "dist"
-    for package in ("qcore", "qredis", "qcluster"):
+    for package in ("qtq-core", "qtq-redis", "qtq-cluster"):
         subprocess.run(
             [uv, "build", "--package", package, "--wheel", "-o", str(dist)],
             cwd=ROOT,
@@ -127,7 +127,7 @@ def test_qcluster_run_in_a_plain_virtualenv_without_django(bench: Bench, tmp_pat
     venv = tmp_path / "venv"
     subprocess.run([uv, "venv", "--python", sys.executable, str(venv)], check=True, timeout=120)
     python = str(venv / "bin" / "python")
-    # The wheel files themselves: some of these names belong to unrelated projects on PyPI.
+    # The wheel files themselves (installing by name from an index: tools/release/rehearse.sh).
     wheels = sorted(str(w) for w in dist.glob("*.whl"))
     assert len(wheels) == 3
     subprocess.run(
