@@ -1,5 +1,8 @@
 """qcore: Q's task message, serialization and signing. No I/O, no Redis, no Django."""
 
+# First: fails with a clear message when the unrelated `qcore` library shares this folder.
+from qcore.distribution import DISTRIBUTION, DistributionConflict  # isort: skip
+
 from qcore.backoff import Backoff
 from qcore.codec import DEFAULT_COMPRESS_THRESHOLD, DEFAULT_MAX_SIZE, Codec
 from qcore.enqueue import (
@@ -51,6 +54,7 @@ __version__ = "0.1.0"
 __all__ = [
     "DEFAULT_COMPRESS_THRESHOLD",
     "DEFAULT_MAX_SIZE",
+    "DISTRIBUTION",
     "FALLBACKS_ENV",
     "OPTION_NAMES",
     "Q_OPTION_NAMES",
@@ -63,6 +67,7 @@ __all__ = [
     "ConfigError",
     "DeadLetter",
     "Delivery",
+    "DistributionConflict",
     "Event",
     "EventBus",
     "FunctionNotFound",

@@ -1,5 +1,8 @@
 """qredis: Q's reliable Redis transport, Redis result store, status board and producer."""
 
+# Before anything else of qcore's: fails with a clear message when the unrelated `qcore` library
+# is installed in this environment (its __init__ may be the one that runs, and it checks nothing).
+import qcore.distribution  # noqa: F401
 from qredis.connection import DEFAULT_URL, ConnectionSpec, reset_pools
 from qredis.errors import TransportConnectionError, TransportError, TransportOutOfMemory
 from qredis.keys import QueueKeys, ResultKeys, StatusKeys
