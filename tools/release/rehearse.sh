@@ -106,7 +106,9 @@ wait_for redis-server redis-cli -p "$redis_port" ping
 redis_url=redis://127.0.0.1:$redis_port/0
 echo "redis-server at $redis_url"
 
-export UV_CACHE_DIR=$work/uv-cache  # nothing of ours from an earlier run or another index
+# uv's own cache: the venvs hardlink from it (freeing copies of them is slow on a disk mounted
+# with discard). Our wheels are never taken from it: its entries are per index URL, and the
+# index's port is new each run; the sdists are built afresh below (--refresh-package).
 venv() {  # venv NAME: a fresh virtual environment, its python printed
     uv venv --quiet --python "$python_version" "$work/venv-$1"
     echo "$work/venv-$1/bin/python"
@@ -176,7 +178,8 @@ done
 
 say "sdist: the four sdists built from source (deps and hatchling from the index) and imported"
 sdist=$(venv sdist)
-install "$sdist" "$dist"/*.tar.gz
+refresh=(); for name in "${names[@]}"; do refresh+=(--refresh-package "$name"); done
+install "$sdist" "${refresh[@]}" "$dist"/*.tar.gz
 run_in "$sdist" -c "
 import django
 from django.conf import settings
