@@ -175,15 +175,14 @@ def test_every_declared_extra_is_checked_by_the_rehearsal() -> None:
 INSTALL = re.compile(r"\b(?:pip install|uv add|uv pip install)\s+([^\n#`]+)")
 
 
-@pytest.mark.parametrize(
-    "path",
-    [
-        "README.md",
-        "docs/releasing.md",
-        "CHANGELOG.md",
-        *(f"packages/{n}/README.md" for n in IMPORT_NAMES),
-    ],
+DOCUMENTS = sorted(
+    str(path.relative_to(ROOT))
+    for pattern in ("*.md", "docs/**/*.md", "examples/**/*.md", "packages/*/README.md")
+    for path in ROOT.glob(pattern)
 )
+
+
+@pytest.mark.parametrize("path", DOCUMENTS)
 def test_install_lines_name_our_distributions(path: str) -> None:
     text = (ROOT / path).read_text()
     named = []
