@@ -10,7 +10,8 @@ q-redis ``Producer.enqueue`` and the q-django-sqlite ``async_task`` peers of the
 untimed warm-up call, then ``--n`` calls) in a child process, once with ``--before``'s packages
 first on ``PYTHONPATH`` and once with this checkout's. It prints, for each, the median (and
 min-max) tasks/s, as A reports it, and the client's CPU time per call (user + system), which a
-busy machine disturbs much less than the rate; then after/before.
+busy machine disturbs less than the rate; each also for the best tenth of every series (the
+part least disturbed by other work); then after/before.
 """
 
 from __future__ import annotations
@@ -34,22 +35,62 @@ PEERS = ("q-redis", "q-django-sqlite")
 SECRET = "enqueue-ab-benchmark-secret-0123456789"
 
 
-def child(peer_name: str, n: int) -> None:
-    """One series in this process: print ``{"rate": tasks/s, "cpu": s per call}``."""
+class _Nowhere:
+    """A transport that keeps nothing: ``--no-redis`` times the client's own work alone."""
+
+    queue = "nowhere"
+
+    def enqueue(self, *args: object, **kwargs: object) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def _without_redis(peer: object) -> None:
+    nowhere = _Nowhere()
+    if hasattr(peer, "producer"):
+        peer.producer.transport = nowhere
+    else:
+        from qdjango import connection
+
+        connection.transport = lambda: nowhere  # type: ignore[assignment]
+
+
+def child(peer_name: str, n: int, slices: int = 10, redis: bool = True) -> None:
+    """One series in this process, timed in ``slices`` parts: print the rate and CPU time per
+    call of the whole series and of its best part (the part least disturbed by other work)."""
     from tools.bench.registry import load
 
     peer = load(peer_name)
     peer.client_open()
+    if not redis:
+        _without_redis(peer)
     peer.enqueue_one("add", (0, 0))
-    args = [(i, i) for i in range(n)]
-    wall, cpu = time.perf_counter(), time.process_time()
-    peer.enqueue_series("add", args)
-    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    size = max(1, n // slices)
+    parts = []
+    for start in range(0, n, size):
+        args = [(i, i) for i in range(start, min(n, start + size))]
+        wall, cpu = time.perf_counter(), time.process_time()
+        peer.enqueue_series("add", args)
+        parts.append((len(args), time.perf_counter() - wall, time.process_time() - cpu))
     peer.client_close()
-    print(json.dumps({"rate": n / wall, "cpu": cpu / n}))
+    count, wall, cpu = (sum(p[i] for p in parts) for i in range(3))
+    print(
+        json.dumps(
+            {
+                "rate": count / wall,
+                "cpu": cpu / count,
+                "best rate": max(c / w for c, w, _ in parts),
+                "best cpu": min(u / c for c, _, u in parts),
+            }
+        )
+    )
 
 
-def run_child(tree: Path, peer: str, n: int, redis_url: str) -> dict[str, float]:
+def run_child(
+    tree: Path, peer: str, n: int, redis_url: str, redis: bool = True
+) -> dict[str, float]:
     """One series of ``n`` enqueues by ``peer`` on the code in ``tree``, in a child process."""
     paths = [str(tree / "packages" / p / "src") for p in PACKAGES] + [str(ROOT)]
     env = {
@@ -60,6 +101,7 @@ def run_child(tree: Path, peer: str, n: int, redis_url: str) -> dict[str, float]
         "DJANGO_SETTINGS_MODULE": "tools.bench.peers.tasks.qdjango_site.settings",
     }
     command = [sys.executable, __file__, "--child", peer, "--n", str(n)]
+    command += [] if redis else ["--no-redis"]
     out = subprocess.run(command, cwd=ROOT, env=env, check=True, capture_output=True, text=True)
     return json.loads(out.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
 
@@ -69,10 +111,13 @@ def main() -> int:
     parser.add_argument("--before", type=Path, help="a checkout (or archive) of Q")
     parser.add_argument("--n", type=int, default=5000, help="enqueues per series")
     parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument(
+        "--no-redis", action="store_true", help="a transport that keeps nothing: client CPU only"
+    )
     parser.add_argument("--child", help=argparse.SUPPRESS)
     opts = parser.parse_args()
     if opts.child:
-        child(opts.child, opts.n)
+        child(opts.child, opts.n, redis=not opts.no_redis)
         return 0
     if opts.before is None:
         parser.error("--before is required")
@@ -93,21 +138,30 @@ def main() -> int:
             for peer in PEERS:
                 for side in order:
                     client.flushall()
-                    found[side, peer].append(run_child(sides[side], peer, opts.n, server.url))
+                    found[side, peer].append(
+                        run_child(sides[side], peer, opts.n, server.url, not opts.no_redis)
+                    )
         client.close()
     finally:
         server.close()
-    print(f"A, one by one: {opts.n} enqueues per series, {opts.rounds} rounds")
-    print(f"{'':36} {'before':>24} {'after':>24} {'after/before':>13}")
+    where = "without Redis (a transport that keeps nothing)" if opts.no_redis else "on Redis"
+    print(f"A, one by one, {where}: {opts.n} enqueues per series, {opts.rounds} rounds")
+    print(f"{'':48} {'before':>24} {'after':>24} {'after/before':>13}")
     for peer in PEERS:
-        for what, label, scale in (("rate", "tasks/s", 1.0), ("cpu", "client CPU us/call", 1e6)):
+        figures = (
+            ("rate", "tasks/s", 1.0),
+            ("best rate", "tasks/s, best tenth", 1.0),
+            ("cpu", "client CPU us/call", 1e6),
+            ("best cpu", "client CPU us/call, best tenth", 1e6),
+        )
+        for what, label, scale in figures:
             cells, medians = [], []
             for side in sides:
                 values = [r[what] * scale for r in found[side, peer]]
                 medians.append(statistics.median(values))
                 cells.append(f"{medians[-1]:>8,.1f} ({min(values):,.1f}-{max(values):,.1f})")
             name = f"{peer} {label}"
-            print(f"{name:36} {cells[0]:>24} {cells[1]:>24} {medians[1] / medians[0]:>12.3f}x")
+            print(f"{name:48} {cells[0]:>24} {cells[1]:>24} {medians[1] / medians[0]:>12.3f}x")
     return 0
 
 
