@@ -109,6 +109,7 @@ def run_child(
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--before", type=Path, help="a checkout (or archive) of Q")
+    parser.add_argument("--after", type=Path, default=ROOT, help="another (default: this one)")
     parser.add_argument("--n", type=int, default=5000, help="enqueues per series")
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument(
@@ -125,11 +126,11 @@ def main() -> int:
     if binary is None:
         print("redis-server must be on PATH", file=sys.stderr)
         return 2
-    sides = {"before": opts.before.resolve(), "after": ROOT}
+    sides = {"before": opts.before.resolve(), "after": opts.after.resolve()}
     found: dict[tuple[str, str], list[dict[str, float]]] = {
         (s, p): [] for s in sides for p in PEERS
     }
-    server = RedisServer(binary).start()
+    server = RedisServer(binary, appendonly=False).start()  # as the bench: no fsync per write
     try:
         client = server.client()
         for round_ in range(opts.rounds):
