@@ -68,14 +68,15 @@ def clip(value: str | None, limit: int) -> str | None:
 
 
 _NONE = 0xFFFFFFFF
-_SIGNED_FIELDS = 7
+_LENGTHS = struct.Struct("!7I")
 
 
 def _signed_bytes(fields: tuple[str | bytes | None, ...]) -> bytes:
-    """The fields framed without ambiguity: their lengths (None apart from empty), then them."""
-    parts = [f.encode() if isinstance(f, str) else (f or b"") for f in fields]
+    """The seven fields framed without ambiguity: their lengths (None apart from empty), then
+    the fields themselves."""
+    parts = [f.encode() if type(f) is str else (f or b"") for f in fields]  # type: ignore[union-attr]
     lengths = [_NONE if f is None else len(p) for f, p in zip(fields, parts)]
-    return struct.pack(f"!{_SIGNED_FIELDS}I", *lengths) + b"".join(parts)
+    return _LENGTHS.pack(*lengths) + b"".join(parts)
 
 
 def row_signature(
