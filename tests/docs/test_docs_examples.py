@@ -17,7 +17,11 @@ PLAIN = ROOT / "examples" / "plain"
 
 @pytest.mark.slow
 def test_the_plain_python_samples_run_on_a_cluster(redis_url: str) -> None:
-    env = {**os.environ, "Q_REDIS_URL": redis_url, "Q_SECRET_KEY": "docs-example-secret-0123456789"}
+    env = {
+        **os.environ,
+        "Q_REDIS_URL": redis_url,
+        "Q_SECRET_KEY": "docs-example-secret-0123456789-abcdefgh",
+    }
     cluster = subprocess.Popen(
         [sys.executable, "-m", "qcluster.cli", "run", "--workers", "2", "--import", "tasks"],
         cwd=PLAIN,

@@ -63,7 +63,11 @@ def test_a_cluster_runs_as_the_acl_user_of_the_redis_settings_page(
     with pytest.raises(redis.exceptions.AuthenticationError):
         redis.Redis(port=port).ping()
 
-    env = {**os.environ, "Q_REDIS_URL": url, "Q_SECRET_KEY": "acl-example-secret-0123456789"}
+    env = {
+        **os.environ,
+        "Q_REDIS_URL": url,
+        "Q_SECRET_KEY": "acl-example-secret-0123456789-abcdefgh",
+    }
     cluster = subprocess.Popen(
         [sys.executable, "-m", "qcluster.cli", "run", "--workers", "2", "--import", "tasks"],
         cwd=PLAIN,

@@ -283,3 +283,8 @@ class SignalRecorder:
 
     def seen(self) -> list[tuple[str, ...]]:
         return [tuple(x.decode().split(" ")) for x in client(self.url).lrange(self.key, 0, -1)]
+
+
+def charge(amount: int, *, api_key: str, card_token: str, iban: str = "") -> int:
+    """A task with secret keyword arguments (none of them may be shown, whatever is logged)."""
+    return amount

@@ -44,7 +44,7 @@ def test_enqueue_with_redis_down_raises_a_clear_connection_error(
         except BaseException as exc:
             errors[name] = exc
 
-    # Both wait out redis-py's retries (about 9 s, to ride out a restart) at the same time.
+    # Both wait out a producer's retries (about 2 s: retry_for) at the same time.
     calls: dict[str, Callable[[], object]] = {
         "enqueue": lambda: producer.enqueue(tasks.noop, 1),
         "enqueue_many": lambda: producer.enqueue_many(tasks.noop, range(10)),

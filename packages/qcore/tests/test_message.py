@@ -21,7 +21,7 @@ from qcore import (
     humanize,
 )
 
-CODEC = Codec(Signer("message-tests-key-0123456789"), compress_threshold=512)
+CODEC = Codec(Signer("message-tests-key-0123456789-abcdefgh"), compress_threshold=512)
 
 json_like = st.recursive(
     st.none()

@@ -27,7 +27,7 @@ from qcore import (
 )
 from qcore.signing import HEADER_SIZE, MAC_SIZE, OVERHEAD
 
-KEY = "primary-key-0123456789abcdef"
+KEY = "primary-key-0123456789abcdef-abcdefgh"
 OLD = "old-key-0123456789abcdef-rotated"
 
 
@@ -67,7 +67,7 @@ def test_tampered_body_is_a_bad_signature(codec: Codec) -> None:
 
 
 def test_payload_signed_with_another_key_is_rejected(codec: Codec) -> None:
-    other = Codec(Signer("someone-elses-key-0123456789"))
+    other = Codec(Signer("someone-elses-key-0123456789-abcdefgh"))
     with pytest.raises(UnknownKey):
         codec.decode(other.encode("x"))
 
@@ -133,7 +133,7 @@ def test_malicious_pickle_is_never_unpickled(codec: Codec, tmp_path: Path) -> No
     # unsigned, signed by another key, and signed-then-tampered: none may run the pickle
     attempts = [
         raw,
-        Codec(Signer("attacker-key-0123456789abcdef")).signer.sign(raw),
+        Codec(Signer("attacker-key-0123456789abcdef-abcdefgh")).signer.sign(raw),
         bytearray(codec.signer.sign(raw)),
     ]
     attempts[2][-1] ^= 1
@@ -183,7 +183,7 @@ def test_decompression_bomb_is_refused() -> None:
 
 
 def test_short_keys_are_refused() -> None:
-    with pytest.raises(ConfigError, match="at least 16 bytes"):
+    with pytest.raises(ConfigError, match="shorter than the 32"):
         Signer("short")
     with pytest.raises(ConfigError):
         Signer("")
@@ -198,9 +198,9 @@ def test_signer_and_codec_pickle_with_their_keys() -> None:
 
 
 def test_derived_keys_differ_by_purpose_and_secret() -> None:
-    a = Signer.from_secret("django-secret-key-value-123456")
-    b = Signer.from_secret("django-secret-key-value-123456", purpose="results")
-    c = Signer.from_secret("another-secret-key-value-123456")
+    a = Signer.from_secret("django-secret-key-value-123456-abcdefgh")
+    b = Signer.from_secret("django-secret-key-value-123456-abcdefgh", purpose="results")
+    c = Signer.from_secret("another-secret-key-value-123456-abcdefgh")
     assert len({a.key_ids[0], b.key_ids[0], c.key_ids[0]}) == 3
 
 

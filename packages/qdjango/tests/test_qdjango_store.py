@@ -249,7 +249,9 @@ def test_a_value_signed_with_an_unknown_key_reads_as_unreadable(
     store = DjangoResultStore(using=db_alias, save_limit=0)
     done = record(result="secret")
     store.save_many([done])
-    forged = Codec(Signer.from_secret("another-secret-key-entirely", purpose="qdjango.records"))
+    forged = Codec(
+        Signer.from_secret("another-secret-key-entirely-abcdefgh", purpose="qdjango.records")
+    )
     Task.objects.filter(pk=done.id).update(result=None)
     table = Task._meta.db_table
     with connections[db_alias].cursor() as cursor:

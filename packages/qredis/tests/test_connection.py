@@ -18,7 +18,7 @@ from qcore import Codec, Signer
 from qredis import RedisResultStore, RedisStatusBoard, RedisTransport, TransportError
 from qredis.connection import shared_pool_count
 
-CODEC = Codec(Signer("connection-tests-key-0123456789"))
+CODEC = Codec(Signer("connection-tests-key-0123456789-abcdefgh"))
 
 
 def test_objects_with_the_same_parameters_share_one_pool(redis_url: str) -> None:

@@ -142,11 +142,11 @@ def test_the_secret_comes_from_the_environment(
     monkeypatch.delenv("Q_SECRET_KEY", raising=False)
     with pytest.raises(ConfigError, match="Q_SECRET_KEY"):
         Producer(redis_url)
-    monkeypatch.setenv("Q_SECRET_KEY", "environment-secret-0123456789")
+    monkeypatch.setenv("Q_SECRET_KEY", "environment-secret-0123456789-abcdefgh")
     with Producer(redis_url) as p:
         assert (
             p.codec.signer.key_ids
-            == Codec(Signer.from_secret("environment-secret-0123456789")).signer.key_ids
+            == Codec(Signer.from_secret("environment-secret-0123456789-abcdefgh")).signer.key_ids
         )
 
 

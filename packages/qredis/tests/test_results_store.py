@@ -183,7 +183,7 @@ def test_the_default_codec_comes_from_the_environment(
     monkeypatch.delenv("Q_SECRET_KEY", raising=False)
     with pytest.raises(ConfigError, match="Q_SECRET_KEY"):
         RedisResultStore(redis_url)
-    monkeypatch.setenv("Q_SECRET_KEY", "from-the-environment-0123456789")
+    monkeypatch.setenv("Q_SECRET_KEY", "from-the-environment-0123456789-abcdefgh")
     RedisResultStore(redis_url).close()
 
 

@@ -199,7 +199,9 @@ def test_redis_down_at_enqueue_is_a_clear_error() -> None:
         transport.enqueue("a", b"payload")
     message = str(caught.value)
     assert "hunter2" not in message and "***" in message and "127.0.0.1" in message
-    assert isinstance(caught.value.__cause__, redis.ConnectionError)
+    # One error, not a chain: redis-py's stays reachable as the context, not shown.
+    assert caught.value.__cause__ is None and caught.value.__suppress_context__
+    assert isinstance(caught.value.__context__, redis.ConnectionError)
     assert isinstance(caught.value, TransportError)
     assert transport.ping() is False
 

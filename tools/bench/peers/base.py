@@ -44,7 +44,7 @@ class Context:
     db: Mapping[str, str] = field(default_factory=dict)
     """For Django peers: ``engine`` (``sqlite``/``postgres``), ``name``, ``host``, ``port``,
     ``user``."""
-    secret: str = "bench-secret-not-for-production"
+    secret: str = "bench-secret-not-for-production-abcdefgh"
 
     def env(self) -> dict[str, str]:
         """Environment for a peer's worker and client processes."""

@@ -36,6 +36,7 @@ RUN_SETTINGS = {
     "json_logs": "log_json",
     "log_level": "log_level",
     "log_args": "log_args",
+    "fail_fast": "fail_fast",
 }
 """``qcluster run`` options (argparse dests) that set a :class:`ClusterConfig` field; an option
 left out falls back to ``Q_<SETTING>`` in the environment, then the field's default."""
@@ -124,6 +125,14 @@ def build_parser() -> argparse.ArgumentParser:
         "they may hold personal data); the debug level shows args and results",
     )
 
+    run.add_argument(
+        "--fail-fast",
+        action="store_true",
+        default=None,
+        help="exit with an error when Redis cannot be reached at start-up (default: say so "
+        "and try again until it answers)",
+    )
+
     info = sub.add_parser("info", help="print live clusters and queue sizes once")
     connection(info)
     info.add_argument("--queue", action="append", default=[], help="queue(s) to size")
@@ -153,7 +162,9 @@ def _run(args: argparse.Namespace) -> int:
     from qredis import RedisResultStore, RedisStatusBoard, RedisTransport
 
     config = _config(args)
-    configure_logging(json=config.log_json, level=config.log_level)
+    configure_logging(
+        json=config.log_json, level=config.log_level, secret_names=config.secret_names
+    )
     url = _url(args)
     import_modules(args.imports)
     codec = codec_from_env(args.secret_env)
@@ -173,17 +184,18 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _views(args: argparse.Namespace) -> tuple[Any, Any]:
-    from qredis import RedisStatusBoard, RedisTransport
+    from qredis import RedisStatusBoard, RedisTransport, producer_kwargs
 
     url = _url(args)
-    board = RedisStatusBoard(url, namespace=args.status_namespace)
+    bounded = producer_kwargs({})  # a view answers within a producer's bounds, not a cluster's
+    board = RedisStatusBoard(url, namespace=args.status_namespace, **bounded)
 
     def read() -> dict[str, Any]:
         from qcluster.monitor import snapshot
 
         clusters = board.clusters()
         names = list(dict.fromkeys([*args.queue, *(str(c.get("queue")) for c in clusters)]))
-        transports = [RedisTransport(name, url=url) for name in names or ["default"]]
+        transports = [RedisTransport(name, url=url, **bounded) for name in names or ["default"]]
         snap = snapshot(board, transports)
         snap["clusters"] = clusters
         return snap

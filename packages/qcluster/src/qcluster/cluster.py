@@ -227,6 +227,10 @@ def _check_protocol(name: str, obj: object, protocol: type) -> None:
 def _sentinel_main(spec: WorkerSpec, board: StatusBoard | None, ready: Any) -> None:
     """The background sentinel process's entry point."""
     if not is_configured():
-        configure_logging(json=spec.config.log_json, level=spec.config.log_level)
+        configure_logging(
+            json=spec.config.log_json,
+            level=spec.config.log_level,
+            secret_names=spec.config.secret_names,
+        )
     sentinel = Sentinel(spec, status_board=board, watch_parent=True, ready=ready)
     raise SystemExit(sentinel.run())

@@ -87,6 +87,12 @@ class ClusterConfig:
     """``debug``, ``info``, ``warning``, ``error`` or ``critical``."""
     log_args: bool = False
     """Whether task args and results may appear in logs (off: they can hold personal data)."""
+    fail_fast: bool = False
+    """Exit with an error when Redis cannot be reached at start-up, instead of saying so and
+    trying again (with backoff) until it answers."""
+    secret_names: tuple[str, ...] = ()
+    """More names (besides ``password``, ``secret``, ``token``, ``api_key``...) whose values
+    are masked wherever Q shows them: log fields, a task's keyword arguments, the admin."""
 
     def __post_init__(self) -> None:
         _check_text("name", self.name)
@@ -103,7 +109,7 @@ class ClusterConfig:
         for name in ("retry", "guard_cycle", "heartbeat", "grace", "hook_timeout"):
             _check_seconds(name, getattr(self, name))
         _check_seconds("status_interval", self.status_interval)
-        for name in ("save", "log_json", "log_args"):
+        for name in ("save", "log_json", "log_args", "fail_fast"):
             if not isinstance(getattr(self, name), bool):
                 raise ConfigError(f"{name} must be True or False, not {getattr(self, name)!r}")
         if self.timeout is not None and not self.retry > self.timeout:
@@ -123,6 +129,13 @@ class ClusterConfig:
             )
         if self.start_method not in multiprocessing.get_all_start_methods():
             raise ConfigError(f"start_method {self.start_method!r} is not available here")
+        if isinstance(self.secret_names, str) or not all(
+            isinstance(n, str) and n for n in self.secret_names
+        ):
+            raise ConfigError(
+                f"secret_names must be a list of non-empty names, not {self.secret_names!r}"
+            )
+        object.__setattr__(self, "secret_names", tuple(self.secret_names))
         if not isinstance(self.log_level, str) or self.log_level.lower() not in LOG_LEVELS:
             raise ConfigError(
                 f"log_level must be one of {', '.join(LOG_LEVELS)}, not {self.log_level!r}"
@@ -198,7 +211,7 @@ def _check_seconds(name: str, value: object) -> None:
 
 _OPTIONAL = {"timeout", "recycle", "max_rss"}
 _INTS = {"workers", "max_attempts", "recycle", "max_rss", "prefetch"}
-_BOOLS = {"save", "log_json", "log_args"}
+_BOOLS = {"save", "log_json", "log_args", "fail_fast"}
 _FLOATS = {"timeout", "retry", "guard_cycle", "heartbeat", "grace", "hook_timeout"}
 _FLOATS |= {"status_interval"}
 
@@ -215,6 +228,8 @@ def _parse(name: str, raw: str) -> Any:
         if lowered in ("0", "false", "no", "off"):
             return False
         raise ConfigError(f"{name} must be true or false, not {raw!r}")
+    if name == "secret_names":
+        return tuple(part.strip() for part in text.split(",") if part.strip())
     if name in _INTS:
         parser = int
     elif name in _FLOATS:

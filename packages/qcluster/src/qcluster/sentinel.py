@@ -25,6 +25,7 @@ from qcluster.beacon import Beacon
 from qcluster.forking import ForkGuard
 from qcluster.lifeline import watch_parent
 from qcluster.losses import ExitHandler
+from qcluster.preflight import preflight
 from qcluster.spawning import WorkerPool
 from qcluster.states import ClusterState, KillReason
 from qcluster.status import Totals, cluster_status
@@ -67,6 +68,7 @@ class Sentinel:
         self._wake_r, self._wake_w = os.pipe()
         os.set_blocking(self._wake_w, False)
         os.set_blocking(self._wake_r, False)
+        self._reached = False  # Redis answered the start-up checks
         fork_guard = ForkGuard()
         self.pool = WorkerPool(spec, ctx, fork_guard, self.log)
         self.exits = ExitHandler(spec, self.pool, self.totals, self.log)
@@ -97,10 +99,15 @@ class Sentinel:
             pid=os.getpid(),
         )
         try:
+            parts = [("transport", self.transport), ("store", self.spec.store)]
+            parts.append(("status board", self.board))
+            if not preflight(
+                parts, fail_fast=config.fail_fast, log=self.log, sleep=self._sleep_unless_stopped
+            ):
+                return 0  # stopped while waiting for Redis: nothing started
+            self._reached = True
             self.pool.start(config.workers)
             self.beacon.start()
-            # After the workers are off: it is advice, and costs round trips.
-            self._check_server()
             self._announce_ready()
             self.state = ClusterState.RUNNING
             self.log.info("cluster.started", workers=config.workers)
@@ -110,22 +117,11 @@ class Sentinel:
             self._shutdown()
         return 0
 
-    def _check_server(self) -> None:
-        """Warn at start-up when the transport's server could lose queued tasks.
-
-        A transport may offer ``check_server()`` (``qredis.RedisTransport`` does: appendonly
-        off, or a ``maxmemory-policy`` that evicts). Q's promises assume neither.
-        """
-        check = getattr(self.transport, "check_server", None)
-        if not callable(check):
-            return
-        try:
-            warnings = list(check())
-        except Exception as exc:
-            self.log.warning("redis.settings_unknown", error=str(exc))
-            return
-        for warning in warnings:
-            self.log.warning("redis.settings", detail=warning)
+    def _sleep_unless_stopped(self, seconds: float) -> bool:
+        """Wait ``seconds`` (a signal cuts it short); True when a stop was asked for."""
+        if not self.stop_requested:
+            self._wait(seconds)
+        return self.stop_requested
 
     def request_stop(self, now: bool = False) -> None:
         """Ask for a graceful stop (``now``: kill the workers at once). Thread-safe."""
@@ -212,6 +208,11 @@ class Sentinel:
     # -- stopping ---------------------------------------------------------------------------
 
     def _shutdown(self) -> None:
+        if not self._reached:  # never reached Redis: no worker, no status, nothing to undo
+            self.state = ClusterState.STOPPED
+            self.log.info("cluster.stopped", processed=0, failed=0)
+            self._close_wake()
+            return
         self.state = ClusterState.STOPPING
         self.log.info("cluster.stopping", grace=self.config.grace, now=self.stop_now)
         self.beacon.publish()
@@ -238,6 +239,9 @@ class Sentinel:
             except Exception as exc:
                 self.log.warning("cluster.status_failed", error=str(exc))
         self.log.info("cluster.stopped", processed=self.totals.processed, failed=self.totals.failed)
+        self._close_wake()
+
+    def _close_wake(self) -> None:
         for fd in (self._wake_r, self._wake_w):
             try:
                 os.close(fd)

@@ -14,7 +14,7 @@ from typing import Any
 
 from qcluster.config import ClusterConfig
 from qcluster.execution import format_error, summary
-from qcore import EventBus, get_logger
+from qcore import EventBus, get_logger, mask_mapping
 from qcore.events import (
     HookFailed,
     TaskDeadLettered,
@@ -48,7 +48,8 @@ def cluster_events(config: ClusterConfig, events: EventBus | None = None) -> Eve
     """The bus a cluster (or ``join()``) runs with: its task log first, then ``events``'
     subscribers. The log follows ``config``'s ``log_level`` and ``log_args``."""
     debug = config.log_level.lower() == "debug"
-    bus = TaskLog(log_args=config.log_args, debug=debug).subscribe(EventBus())
+    task_log = TaskLog(log_args=config.log_args, debug=debug, secret_names=config.secret_names)
+    bus = task_log.subscribe(EventBus())
     if events is not None:
         bus.extend(events)
     return bus
@@ -57,9 +58,12 @@ def cluster_events(config: ClusterConfig, events: EventBus | None = None) -> Eve
 class TaskLog:
     """Subscribes the task log to a bus. Picklable: a cluster's workers log through it."""
 
-    def __init__(self, *, log_args: bool = False, debug: bool = False) -> None:
+    def __init__(
+        self, *, log_args: bool = False, debug: bool = False, secret_names: tuple[str, ...] = ()
+    ) -> None:
         self.log_args = log_args
         self.debug = debug
+        self.secret_names = secret_names
 
     def subscribe(self, bus: EventBus) -> EventBus:
         """Subscribe to ``bus`` (the debug events only when ``debug``); returns ``bus``."""
@@ -89,7 +93,9 @@ class TaskLog:
         record = event.record
         fields: dict[str, Any] = {}
         if self.log_args:
-            fields = {"args": record.args, "kwargs": record.kwargs, "result": record.result}
+            # Masked here too: a site may render Q's events with a structlog of its own.
+            kwargs = mask_mapping(record.kwargs, self.secret_names)
+            fields = {"args": record.args, "kwargs": kwargs, "result": record.result}
         log.debug(
             "task.finished",
             task_id=event.task_id,

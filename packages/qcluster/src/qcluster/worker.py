@@ -155,7 +155,11 @@ class _Worker:
 
     def _open(self) -> Processor:
         if not is_configured():
-            configure_logging(json=self.config.log_json, level=self.config.log_level)
+            configure_logging(
+                json=self.config.log_json,
+                level=self.config.log_level,
+                secret_names=self.config.secret_names,
+            )
         if self.spec.worker_init is not None:
             self.spec.worker_init()
         self.transport = _fresh(self.spec.transport)

@@ -32,7 +32,8 @@ from qcore.errors import (
     UnsupportedVersion,
 )
 from qcore.events import Event, EventBus
-from qcore.log import configure_logging, get_logger, mask_url
+from qcore.log import configure_logging, get_logger
+from qcore.masking import SECRET_NAMES, is_secret_name, mask_mapping, mask_url
 from qcore.message import OPTION_NAMES, WIRE_VERSION, TaskMessage, TaskOptions, TaskResult
 from qcore.naming import humanize, new_id
 from qcore.protocols import (
@@ -40,6 +41,7 @@ from qcore.protocols import (
     Delivery,
     HookRunner,
     InFlight,
+    Preflight,
     Reaped,
     ResultStore,
     StatusBoard,
@@ -47,7 +49,7 @@ from qcore.protocols import (
 )
 from qcore.resolve import dotted_path, resolve
 from qcore.secret import FALLBACKS_ENV, SECRET_ENV, codec_for
-from qcore.signing import Signer, derive_key
+from qcore.signing import MIN_SECRET_BYTES, Signer, check_secret, derive_key
 
 __version__ = "0.1.0"
 
@@ -56,9 +58,11 @@ __all__ = [
     "DEFAULT_MAX_SIZE",
     "DISTRIBUTION",
     "FALLBACKS_ENV",
+    "MIN_SECRET_BYTES",
     "OPTION_NAMES",
     "Q_OPTION_NAMES",
     "SECRET_ENV",
+    "SECRET_NAMES",
     "WIRE_VERSION",
     "Backoff",
     "BadMagic",
@@ -76,6 +80,7 @@ __all__ = [
     "InFlight",
     "PayloadError",
     "PayloadTooLarge",
+    "Preflight",
     "QError",
     "Reaped",
     "ResultStore",
@@ -94,6 +99,7 @@ __all__ = [
     "__version__",
     "apply_q_options",
     "build_message",
+    "check_secret",
     "codec_for",
     "configure_logging",
     "derive_key",
@@ -102,6 +108,8 @@ __all__ = [
     "enqueue_many",
     "get_logger",
     "humanize",
+    "is_secret_name",
+    "mask_mapping",
     "mask_url",
     "new_id",
     "resolve",

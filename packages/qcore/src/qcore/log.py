@@ -8,12 +8,12 @@ with fields. Entry points (the ``qcluster`` CLI, Django management commands) cal
 from __future__ import annotations
 
 import logging
-import re
 import sys
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, TextIO
-from urllib.parse import urlsplit, urlunsplit
 
 from qcore.errors import ConfigError
+from qcore.masking import LogMasker, mask_url
 
 if TYPE_CHECKING:
     import structlog
@@ -58,12 +58,18 @@ def is_configured() -> bool:
 
 
 def configure_logging(
-    *, json: bool = False, level: str | int = "info", stream: TextIO | None = None
+    *,
+    json: bool = False,
+    level: str | int = "info",
+    stream: TextIO | None = None,
+    secret_names: Iterable[str] = (),
 ) -> None:
     """Configure structlog (and the stdlib root logger) for a process that runs Q.
 
     ``json=True`` renders one JSON object per line, for log shippers; the default is
-    human-readable console output. Safe to call again (in a child process, say).
+    human-readable console output. Safe to call again (in a child process, say). Fields
+    named like secrets (see :mod:`qcore.masking`, plus ``secret_names``) are masked in every
+    event, and so are such keys inside mapping fields (a task's ``kwargs``).
     """
     if isinstance(level, str):
         if level.lower() not in _LEVELS:
@@ -81,6 +87,7 @@ def configure_logging(
         processors=[
             structlog.contextvars.merge_contextvars,
             structlog.processors.add_log_level,
+            LogMasker(secret_names),
             structlog.processors.TimeStamper(fmt="iso", utc=True),
             structlog.processors.StackInfoRenderer(),
             structlog.processors.format_exc_info,
@@ -91,26 +98,3 @@ def configure_logging(
         cache_logger_on_first_use=False,
     )
     logging.basicConfig(level=numeric, stream=out, format="%(levelname)s %(name)s: %(message)s")
-
-
-_SECRET_PARAM = re.compile(r"(?i)([^&=]*(?:pass|secret|token)[^&=]*=)[^&]*")
-
-
-def mask_url(url: str) -> str:
-    """A URL fit for logs and pages: the password, if any, replaced by ``***``, in the user
-    part and in query parameters (``?password=``: redis-py reads that too)."""
-    try:
-        parts = urlsplit(url)
-        password = parts.password
-        port = parts.port
-    except ValueError:
-        return "<unparseable url>"
-    query = _SECRET_PARAM.sub(r"\1***", parts.query)
-    if password is None:
-        # Only the query changes (urlunsplit would drop the // of unix:///path).
-        return url if query == parts.query else url.replace(f"?{parts.query}", f"?{query}", 1)
-    host = parts.hostname or ""
-    if port is not None:
-        host = f"{host}:{port}"
-    netloc = f"{parts.username or ''}:***@{host}"
-    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))

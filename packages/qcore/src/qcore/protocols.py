@@ -18,6 +18,7 @@ __all__ = [
     "Delivery",
     "HookRunner",
     "InFlight",
+    "Preflight",
     "Reaped",
     "ResultStore",
     "StatusBoard",
@@ -222,6 +223,24 @@ class StatusBoard(Protocol):
 
     def remove(self, cluster_id: str) -> None:
         """Remove a stopped cluster's status at once."""
+        ...
+
+
+@runtime_checkable
+class Preflight(Protocol):
+    """What a transport, store or board can say about its server before a cluster starts.
+
+    Both calls make one quick attempt (no long retries) and raise ``ConnectionError`` when the
+    server cannot be reached, so a cluster can say so at once and try again.
+    """
+
+    def check_permissions(self) -> list[str]:
+        """What the server will not let this object do (commands, keys, channels), by name;
+        empty when nothing is missing. A cluster refuses to start while anything is."""
+        ...
+
+    def check_server(self) -> list[str]:
+        """Settings of the server that put tasks at risk, one warning each (empty: none)."""
         ...
 
 

@@ -41,10 +41,12 @@ __all__ = [
     "KNOWN_FLAGS",
     "MAC_SIZE",
     "MAGIC",
+    "MIN_SECRET_BYTES",
     "OVERHEAD",
     "SIGNING_VERSION",
     "TAG_SIZE",
     "Signer",
+    "check_secret",
     "derive_key",
     "key_id",
 ]
@@ -74,14 +76,30 @@ def key_id(key: KeyLike) -> bytes:
     return hashlib.sha256(b"qcore.key-id:" + _as_bytes(key)).digest()[:4]
 
 
+MIN_SECRET_BYTES = 32
+"""The shortest signing secret (or key) accepted: shorter ones can be guessed offline from one
+signed payload, and a guessed secret lets anyone who can write to Redis run code."""
+
+
+def check_secret(secret: KeyLike | None, *, what: str = "signing secret") -> bytes:
+    """``secret`` as bytes, or a ConfigError when it is shorter than :data:`MIN_SECRET_BYTES`."""
+    raw = _as_bytes(secret) if secret else b""
+    if len(raw) < MIN_SECRET_BYTES:
+        raise ConfigError(
+            f"the {what} is {len(raw)} bytes, shorter than the {MIN_SECRET_BYTES} Q accepts: "
+            "set Q_SECRET_KEY (or Django's SECRET_KEY) to a long random string, e.g. the "
+            "output of python -c 'import secrets; print(secrets.token_urlsafe(48))'"
+        )
+    return raw
+
+
 def derive_key(secret: KeyLike, purpose: str = "tasks") -> bytes:
     """A signing key derived from an application secret for one purpose.
 
     Keeps task signatures separate from anything else the same secret signs (Django sessions,
     password resets): knowing a task MAC tells nothing about those, nor the reverse.
     """
-    if not secret:
-        raise ConfigError("cannot derive a signing key from an empty secret")
+    check_secret(secret)
     return hmac.digest(_as_bytes(secret), b"qcore.signing-key:" + purpose.encode(), "sha256")
 
 
@@ -116,18 +134,13 @@ class Signer:
     __slots__ = ("_keys", "_macs", "_primary", "_primary_id")
 
     def __init__(self, key: KeyLike, fallbacks: Iterable[KeyLike] = ()) -> None:
-        primary = _as_bytes(key) if key else b""
-        if len(primary) < 16:
-            raise ConfigError(
-                "the signing key must be at least 16 bytes: set Q_SECRET_KEY (or Django's "
-                "SECRET_KEY) to a long random string"
-            )
+        primary = check_secret(key, what="signing key")
         self._primary = primary
         self._primary_id = key_id(primary)
         self._keys: dict[bytes, bytes] = {self._primary_id: primary}
         for fallback in fallbacks:
-            raw = _as_bytes(fallback)
-            if raw:
+            if fallback:
+                raw = check_secret(fallback, what="fallback signing key")
                 self._keys.setdefault(key_id(raw), raw)
         self._macs = {kid: _Hmac(raw) for kid, raw in self._keys.items()}
 
@@ -138,7 +151,11 @@ class Signer:
         """A signer whose keys are derived (see :func:`derive_key`) from application secrets."""
         return cls(
             derive_key(secret, purpose),
-            [derive_key(f, purpose) for f in fallbacks if f],
+            [
+                derive_key(check_secret(f, what="fallback signing secret"), purpose)
+                for f in fallbacks
+                if f
+            ],
         )
 
     @property

@@ -22,8 +22,9 @@ from django.http import HttpRequest, HttpResponse
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
-from qcore import retry_message, send_message
+from qcore import mask_mapping, retry_message, send_message
 from qdjango.admin_queue import as_text, queue_view
+from qdjango.conf import get_settings
 from qdjango.models import Failure, QueueStatus, Success, Task
 from qdjango.records import verified_records
 
@@ -110,7 +111,9 @@ class _TaskAdmin(admin.ModelAdmin):
 
     @admin.display(description="kwargs")
     def kwargs_repr(self, task: Task) -> str:
-        return as_text(repr(task.kwargs))
+        # Secret-named keyword arguments (api_key=, password=...) are never shown.
+        names = get_settings().cluster.secret_names
+        return as_text(repr(mask_mapping(task.kwargs or {}, names)))
 
     @admin.display(description="options")
     def options_repr(self, task: Task) -> str:

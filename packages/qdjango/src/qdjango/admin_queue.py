@@ -10,7 +10,7 @@ from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 
-from qcore import PayloadError, QError, TaskMessage
+from qcore import PayloadError, QError, TaskMessage, mask_mapping
 from qdjango.conf import get_settings, task_codec
 
 __all__ = ["as_text", "describe_payload", "queue_snapshot", "queue_view"]
@@ -36,12 +36,13 @@ def describe_payload(payload: bytes | None) -> dict[str, Any]:
         message: TaskMessage = task_codec().decode_message(payload)
     except PayloadError as exc:
         return {"readable": False, "problem": str(exc)}
+    names = get_settings().cluster.secret_names  # secret-named kwargs are never shown
     return {
         "readable": True,
         "name": as_text(message.name),
         "func": as_text(message.func_path),
         "args": as_text(repr(message.args))[:200],
-        "kwargs": as_text(repr(message.kwargs))[:200],
+        "kwargs": as_text(repr(mask_mapping(message.kwargs, names)))[:200],
         "group": None if message.group is None else as_text(message.group),
     }
 

@@ -17,7 +17,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from qcluster import ClusterConfig
-from qcore import DEFAULT_COMPRESS_THRESHOLD, DEFAULT_MAX_SIZE, Codec, ConfigError, Signer
+from qcore import (
+    DEFAULT_COMPRESS_THRESHOLD,
+    DEFAULT_MAX_SIZE,
+    Codec,
+    ConfigError,
+    Signer,
+    mask_mapping,
+    mask_url,
+)
 
 __all__ = [
     "DJANGO_KEYS",
@@ -86,6 +94,19 @@ DJANGO_SETTINGS: Mapping[str, KeyDoc] = {
         "The database alias Q's records are written to, with ``qdjango.routers.QRouter`` in "
         "``DATABASE_ROUTERS`` (None: the routers' choice).",
     ),
+    "producer_retry": KeyDoc(
+        "float",
+        "2.0",
+        "Seconds ``async_task``, ``result``, ``qinfo`` and the admin keep retrying a Redis that "
+        "refuses or drops the connection before they raise one clear error (the cluster "
+        "itself is more patient: it rides out a restart).",
+    ),
+    "producer_timeout": KeyDoc(
+        "float",
+        "5.0",
+        "Seconds ``async_task``, ``result``, ``qinfo`` and the admin wait for a Redis that "
+        "accepts the connection and never answers (a black hole) before they raise.",
+    ),
     "max_size": KeyDoc(
         "int",
         "16777216",
@@ -144,10 +165,28 @@ class QSettings:
     """Successes kept in the database: 0 keeps all, -1 none; failures are always kept."""
     database: str | None = None
     """The database alias the result store writes to (None: the router's choice)."""
+    producer_retry: float = 2.0
+    """Seconds the site's own Redis calls retry a refused connection before raising."""
+    producer_timeout: float = 5.0
+    """Seconds the site's own Redis calls wait for an answer before raising."""
 
     @property
     def queue(self) -> str:
         return self.cluster.queue
+
+    @property
+    def redis_display(self) -> str:
+        """Where the queue's Redis is, for people: passwords and secret-named keyword
+        arguments masked."""
+        names = self.cluster.secret_names
+        if self.django_redis is not None:
+            return f"the django-redis cache {self.django_redis!r}"
+        if self.redis_kwargs:
+            return repr(mask_mapping(self.redis_kwargs, names))
+        return mask_url(self.redis_url, names) if self.redis_url else "$Q_REDIS_URL or default"
+
+    def __repr__(self) -> str:  # the dataclass's would show the Redis password
+        return f"QSettings(cluster={self.cluster!r}, redis={self.redis_display})"
 
 
 def _raw() -> Mapping[str, Any]:
@@ -230,6 +269,8 @@ def parse(raw: object) -> QSettings:
         label=raw.get("label"),
         save_limit=raw.get("save_limit", 250),
         database=raw.get("database"),
+        producer_retry=float(raw.get("producer_retry", 2.0)),
+        producer_timeout=float(raw.get("producer_timeout", 5.0)),
     )
 
 
@@ -327,6 +368,11 @@ def _check_max_size(value: object) -> None:
         raise ConfigError(f"must be a number of bytes (at least 1024), not {value!r}")
 
 
+def _check_seconds(value: object) -> None:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value < 3600:
+        raise ConfigError(f"must be a positive number of seconds, not {value!r}")
+
+
 _CHECKERS: dict[str, Callable[[object], None]] = {
     "redis": _check_redis,
     "django_redis": _check_alias,
@@ -336,6 +382,8 @@ _CHECKERS: dict[str, Callable[[object], None]] = {
     "save_limit": _check_save_limit,
     "database": _check_database,
     "max_size": _check_max_size,
+    "producer_retry": _check_seconds,
+    "producer_timeout": _check_seconds,
 }
 
 

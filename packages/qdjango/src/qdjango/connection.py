@@ -15,7 +15,7 @@ from typing import Any
 from qcore import EventBus
 from qdjango.conf import QSettings, get_settings, on_change
 from qdjango.signals import signal_bus
-from qredis import RedisStatusBoard, RedisTransport, ResultNotifier
+from qredis import RedisStatusBoard, RedisTransport, ResultNotifier, producer_kwargs
 
 __all__ = [
     "cluster_transport",
@@ -49,15 +49,25 @@ def _forget() -> None:
             pass
 
 
-def _connection(conf: QSettings) -> dict[str, Any]:
-    """Keyword arguments that point a qredis object at the configured Redis."""
+def _connection(conf: QSettings, *, producer: bool = True) -> dict[str, Any]:
+    """Keyword arguments that point a qredis object at the configured Redis.
+
+    The site's own calls (``producer``: enqueue, result waits, ``qinfo``, the admin) fail
+    within ``producer_retry`` / ``producer_timeout`` seconds when Redis cannot be reached;
+    a cluster's transport keeps qredis's patience, to ride out a restart.
+    """
     if conf.django_redis:
         from django_redis import get_redis_connection
 
         return {"connection": get_redis_connection(conf.django_redis)}
-    if conf.redis_url is not None:
-        return {"url": conf.redis_url}
-    return dict(conf.redis_kwargs)
+    out: dict[str, Any] = (
+        {"url": conf.redis_url} if conf.redis_url is not None else dict(conf.redis_kwargs)
+    )
+    if producer:
+        out = producer_kwargs(
+            out, retry_for=conf.producer_retry, socket_timeout=conf.producer_timeout
+        )
+    return out
 
 
 def _get(name: str, make: Any) -> Any:
@@ -127,7 +137,8 @@ def status_board(queue: str | None = None) -> RedisStatusBoard:
 
 def cluster_transport(queue: str, max_attempts: int) -> RedisTransport:
     """A new transport for a cluster (its own object: the cluster pickles it to its workers)."""
-    return RedisTransport(queue, max_attempts=max_attempts, **_connection(get_settings()))
+    conn = _connection(get_settings(), producer=False)
+    return RedisTransport(queue, max_attempts=max_attempts, **conn)
 
 
 def redis_client() -> Any:

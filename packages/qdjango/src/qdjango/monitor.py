@@ -85,6 +85,7 @@ def _config_table(snap: dict[str, Any]) -> Table:
     table.add_column("value")
     for key, value in conf.cluster.as_dict().items():
         table.add_row(key, repr(value))
+    table.add_row("redis", conf.redis_display)
     for key in ("save_limit", "sync", "label", "django_redis", "database", "compress_threshold"):
         table.add_row(key, repr(getattr(conf, key)))
     return table

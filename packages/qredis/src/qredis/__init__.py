@@ -3,7 +3,14 @@
 # Before anything else of qcore's: fails with a clear message when the unrelated `qcore` library
 # is installed in this environment (its __init__ may be the one that runs, and it checks nothing).
 import qcore.distribution  # noqa: F401
-from qredis.connection import DEFAULT_URL, ConnectionSpec, reset_pools
+from qredis.connection import (
+    DEFAULT_URL,
+    PRODUCER_RETRY_FOR,
+    PRODUCER_SOCKET_TIMEOUT,
+    ConnectionSpec,
+    producer_kwargs,
+    reset_pools,
+)
 from qredis.errors import TransportConnectionError, TransportError, TransportOutOfMemory
 from qredis.keys import QueueKeys, ResultKeys, StatusKeys
 from qredis.notify import ResultNotifier
@@ -18,6 +25,8 @@ __version__ = "0.1.0"
 __all__ = [
     "DEFAULT_RESULT_TTL",
     "DEFAULT_URL",
+    "PRODUCER_RETRY_FOR",
+    "PRODUCER_SOCKET_TIMEOUT",
     "ConnectionSpec",
     "Producer",
     "QueueKeys",
@@ -32,5 +41,6 @@ __all__ = [
     "TransportOutOfMemory",
     "__version__",
     "check_server",
+    "producer_kwargs",
     "reset_pools",
 ]

@@ -159,10 +159,23 @@ class TransportBase:
             return False
 
     def check_server(self) -> list[str]:
-        """Warnings about server settings that put tasks at risk (empty when all is well)."""
+        """Warnings about server settings that put tasks at risk (empty when all is well).
+        One attempt: raises :class:`~qredis.TransportConnectionError` at once when Redis
+        cannot be reached."""
         from qredis.server import check_server
 
-        return check_server(self.client, self.url)
+        with self._errors(), self._conn.spec.one_shot() as client:
+            return check_server(client, self.url)
+
+    def check_permissions(self) -> list[str]:
+        """What the Redis user may not do that this transport needs (commands by name, key
+        patterns, channels); empty when all is allowed. Runs nothing (see
+        :mod:`qredis.permissions`); one attempt, like :meth:`check_server`."""
+        from qredis.permissions import Probe, missing_permissions
+
+        probe = Probe(self._keys.queue, blocking_list=True)
+        with self._errors(), self._conn.spec.one_shot() as client:
+            return missing_permissions(client, probe)
 
     def close(self) -> None:
         """Release the connections this transport opened (a caller's client is left open)."""

@@ -13,23 +13,27 @@ import inspect
 import os
 import pickle
 import threading
+import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import redis
-from redis.backoff import ExponentialBackoff
+from redis.backoff import ExponentialBackoff, NoBackoff
 from redis.retry import Retry
 
-from qcore import ConfigError, mask_url
+from qcore import ConfigError, mask_mapping, mask_url
 from qredis.errors import TransportConnectionError, TransportError, TransportOutOfMemory
 
 __all__ = [
     "DEFAULT_URL",
+    "PRODUCER_RETRY_FOR",
+    "PRODUCER_SOCKET_TIMEOUT",
     "ConnectionSpec",
     "Connector",
     "default_options",
+    "producer_kwargs",
     "redis_errors",
     "reset_pools",
     "shared_pool_count",
@@ -46,8 +50,23 @@ _RETRIES = 12
 T = TypeVar("T")
 
 
+PRODUCER_RETRY_FOR = 2.0
+"""Seconds a producer (``Producer``, ``async_task``, ``qinfo``, the admin) keeps retrying a
+Redis that refuses or drops its connections before the caller gets the error."""
+PRODUCER_SOCKET_TIMEOUT = 5.0
+"""Seconds a producer waits for a Redis that accepts a connection and never answers (a black
+hole) before the caller gets the error; also its connect timeout."""
+
+
 class QRetry(Retry):
-    """redis-py's Retry, except that a refused password is not retried: it will not change."""
+    """redis-py's Retry, except that a refused password is not retried (it will not change)
+    and, with ``budget``, no retry starts once ``budget`` seconds have passed since the call
+    began: a caller waits about ``budget`` seconds (or one socket timeout) in all, however the
+    Redis fails, instead of a count of retries times a count of reconnects."""
+
+    def __init__(self, backoff: Any, retries: int, *, budget: float | None = None) -> None:
+        super().__init__(backoff, retries)
+        self.budget = budget
 
     def call_with_retry(
         self,
@@ -56,24 +75,56 @@ class QRetry(Retry):
         is_retryable: Callable[[Exception], bool] | None = None,
         with_failure_count: bool = False,
     ) -> T:
+        budget = self.budget
+        until = None if budget is None else time.monotonic() + budget
+
         def retryable(error: Exception) -> bool:
             if isinstance(error, redis.AuthenticationError):
+                return False
+            if until is not None and time.monotonic() >= until:
                 return False
             return is_retryable(error) if is_retryable is not None else True
 
         return super().call_with_retry(do, fail, retryable, with_failure_count)
 
 
-def default_options() -> dict[str, Any]:
-    """Fresh defaults (a new Retry object each time: Retry objects are not shared)."""
+def default_options(retry_for: float | None = None) -> dict[str, Any]:
+    """Fresh defaults (a new Retry object each time: Retry objects are not shared).
+
+    ``retry_for``: seconds to keep retrying a failing connection (a producer's bound); None:
+    the cluster's patience (about 9 s of backoff, enough to ride out a Redis restart).
+    """
+    if retry_for is None:
+        retry = QRetry(ExponentialBackoff(cap=1.0, base=0.05), _RETRIES)
+    else:
+        retry = QRetry(ExponentialBackoff(cap=0.5, base=0.05), -1, budget=float(retry_for))
     return {
-        "retry": QRetry(ExponentialBackoff(cap=1.0, base=0.05), _RETRIES),
+        "retry": retry,
         "retry_on_error": [redis.ConnectionError, redis.TimeoutError],
         "health_check_interval": 15,
         "socket_timeout": 10.0,
         "socket_connect_timeout": 5.0,
         "socket_keepalive": True,
     }
+
+
+def producer_kwargs(
+    redis_kwargs: Mapping[str, Any],
+    *,
+    retry_for: float = PRODUCER_RETRY_FOR,
+    socket_timeout: float = PRODUCER_SOCKET_TIMEOUT,
+) -> dict[str, Any]:
+    """``redis_kwargs`` with a producer's bounds where the caller set none: a call fails
+    after about ``retry_for`` seconds against a Redis that refuses, ``socket_timeout``
+    against one that never answers (see :data:`PRODUCER_RETRY_FOR`)."""
+    for name, value in (("retry_for", retry_for), ("socket_timeout", socket_timeout)):
+        if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
+            raise ConfigError(f"{name} must be a positive number of seconds, not {value!r}")
+    out = dict(redis_kwargs)
+    out.setdefault("retry_for", float(retry_for))
+    out.setdefault("socket_timeout", float(socket_timeout))
+    out.setdefault("socket_connect_timeout", out["socket_timeout"])
+    return out
 
 
 _lock = threading.Lock()
@@ -187,11 +238,18 @@ class ConnectionSpec:
         scheme = "rediss" if kw.get("ssl") else "redis"
         return f"{scheme}://{kw.get('host', 'localhost')}:{kw.get('port', 6379)}/{kw.get('db', 0)}"
 
+    def __repr__(self) -> str:  # the dataclass's would show passwords
+        kwargs = mask_mapping(self.kwargs)
+        return (
+            f"ConnectionSpec(url={None if self.url is None else mask_url(self.url)!r}, {kwargs=})"
+        )
+
     def _options(self) -> dict[str, Any]:
-        options = default_options()
-        if self.kwargs.get("unix_socket_path") or (self.url or "").startswith("unix:"):
+        kwargs = dict(self.kwargs)
+        options = default_options(kwargs.pop("retry_for", None))
+        if kwargs.get("unix_socket_path") or (self.url or "").startswith("unix:"):
             del options["socket_keepalive"]  # a TCP option: a unix socket's connection refuses it
-        options.update(self.kwargs)
+        options.update(kwargs)
         # Q's scripts return payloads as bytes: a decoding client would corrupt them.
         options["decode_responses"] = False
         return options
@@ -201,6 +259,29 @@ class ConnectionSpec:
         if self.url is not None:
             return redis.ConnectionPool.from_url(self.url, **options)
         return redis.Redis(**options).connection_pool
+
+    @contextmanager
+    def one_shot(self, timeout: float = 2.0) -> Iterator[redis.Redis]:
+        """A client of its own (no shared pool) that tries once and waits at most ``timeout``
+        seconds for a connection or a reply: for start-up checks, which must say at once that
+        a Redis is unreachable instead of retrying behind the caller's back."""
+        options = self._options()
+        options.pop("retry", None)
+        options.update(
+            retry=Retry(NoBackoff(), 0),
+            socket_timeout=timeout,
+            socket_connect_timeout=timeout,
+            health_check_interval=0,
+        )
+        if self.url is not None:
+            client = redis.Redis(connection_pool=redis.ConnectionPool.from_url(self.url, **options))
+        else:
+            client = redis.Redis(**options)
+        try:
+            yield client
+        finally:
+            client.connection_pool.disconnect()
+            client.close()
 
     def _key(self) -> bytes:
         try:
@@ -334,16 +415,30 @@ def _portable_kwargs(pool: redis.ConnectionPool) -> dict[str, Any]:
 
 @contextmanager
 def redis_errors(where: str) -> Iterator[None]:
-    """Turn redis-py's errors into Q's, naming the (masked) server (notes are kept)."""
+    """Turn redis-py's errors into Q's, naming the (masked) server (notes are kept).
+
+    A Redis that cannot be reached is one error with one line that says what to check, not
+    redis-py's chain of three tracebacks (the original stays in ``__context__``).
+    """
+    began = time.monotonic()
     try:
         yield
-    except (redis.ConnectionError, redis.TimeoutError) as exc:
+    except redis.AuthenticationError as exc:
         raise _noted(
-            TransportConnectionError(
-                f"cannot reach Redis at {where}: {exc} (redis-py retried before giving up)"
+            TransportError(
+                f"Redis at {where} refused the credentials ({_first_line(exc)}): check the "
+                "user name and password of the URL or keyword arguments"
             ),
             exc,
-        ) from exc
+        ) from None
+    except (redis.ConnectionError, redis.TimeoutError) as exc:
+        waited = time.monotonic() - began
+        what = "did not answer" if isinstance(exc, redis.TimeoutError) else "refused or dropped"
+        error = TransportConnectionError(
+            f"cannot reach Redis at {where}: it {what} for {waited:.1f} s ({_first_line(exc)}); "
+            "check that it runs and that the URL, host and port are right"
+        )
+        raise _noted(error, exc) from None
     except (redis.exceptions.OutOfMemoryError, redis.exceptions.ExecAbortError) as exc:
         if "OOM" not in str(exc) and not isinstance(exc, redis.exceptions.OutOfMemoryError):
             raise _noted(TransportError(f"Redis at {where} refused: {exc}"), exc) from exc
@@ -358,6 +453,11 @@ def redis_errors(where: str) -> Iterator[None]:
         raise _noted(
             TransportError(f"Redis at {where} failed: {type(exc).__name__}: {exc}"), exc
         ) from exc
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
 
 
 def _noted(error: Exception, cause: BaseException) -> Exception:

@@ -26,6 +26,7 @@ from qcore import (
     enqueue_many,
     send_message,
 )
+from qredis.connection import PRODUCER_RETRY_FOR, PRODUCER_SOCKET_TIMEOUT, producer_kwargs
 from qredis.results import DEFAULT_RESULT_TTL, RedisResultStore
 from qredis.transport import RedisTransport
 
@@ -41,7 +42,10 @@ class Producer:
     ``codec`` replaces the codec outright. ``namespace`` names the result store the cluster
     saves into. ``events``: a ``qcore.EventBus`` told about each task enqueued
     (``TaskEnqueued``). Connection parameters as for :class:`~qredis.RedisTransport`; the
-    transport and the store share one pool.
+    transport and the store share one pool. A producer does not wait long for a Redis it
+    cannot reach: a call raises :class:`~qredis.TransportConnectionError` after about
+    ``retry_for`` seconds when Redis refuses or drops the connection, ``socket_timeout`` when
+    it never answers.
     """
 
     def __init__(
@@ -57,10 +61,16 @@ class Producer:
         max_attempts: int = 3,
         result_ttl: float = DEFAULT_RESULT_TTL,
         events: EventBus | None = None,
+        retry_for: float = PRODUCER_RETRY_FOR,
+        socket_timeout: float = PRODUCER_SOCKET_TIMEOUT,
         **redis_kwargs: Any,
     ) -> None:
         self.codec = codec if codec is not None else codec_for(secret)
         self.events = events
+        if connection is None and pool is None:
+            redis_kwargs = producer_kwargs(
+                redis_kwargs, retry_for=retry_for, socket_timeout=socket_timeout
+            )
         conn: dict[str, Any] = {"url": url, "connection": connection, "pool": pool, **redis_kwargs}
         self.transport = RedisTransport(queue, max_attempts=max_attempts, **conn)
         self.store = RedisResultStore(namespace=namespace, ttl=result_ttl, codec=self.codec, **conn)

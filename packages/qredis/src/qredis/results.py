@@ -116,6 +116,24 @@ class RedisResultStore:
         with redis_errors(self._conn.display):
             return bool(client.delete(self._keys.record(task_id)))
 
+    def check_permissions(self) -> list[str]:
+        """What the Redis user may not do that this object needs (its keys, channels and
+        commands); empty when all is allowed. Runs nothing; one attempt (see
+        :class:`qcore.Preflight`)."""
+        from qredis.permissions import Probe, missing_permissions
+
+        with redis_errors(self._conn.display), self._conn.spec.one_shot() as client:
+            return missing_permissions(
+                client, Probe(self._keys.record("probe"), channels=(self._keys.channel,))
+            )
+
+    def check_server(self) -> list[str]:
+        """Warnings about the server's settings (see :func:`qredis.check_server`)."""
+        from qredis.server import check_server
+
+        with redis_errors(self._conn.display), self._conn.spec.one_shot() as client:
+            return check_server(client, self._conn.display)
+
     def close(self) -> None:
         """Give back the connection pool this store opened."""
         self._conn.close()

@@ -16,10 +16,17 @@ def check_server(client: Any, where: str) -> list[str]:
     try:
         config = client.config_get("appendonly")
         config.update(client.config_get("maxmemory-policy"))
+    except redis.exceptions.NoPermissionError:
+        return [
+            f"could not check appendonly and maxmemory-policy (no permission) of Redis at "
+            f"{where}: the user may not run CONFIG GET; make sure appendonly is yes and "
+            "maxmemory-policy is noeviction"
+        ]
     except redis.ResponseError as exc:
         return [
-            f"cannot read the settings of Redis at {where} (CONFIG is disabled: {exc}); make "
-            "sure appendonly is yes and maxmemory-policy is noeviction"
+            f"could not check appendonly and maxmemory-policy of Redis at {where} (CONFIG is "
+            f"disabled or renamed: {exc}); make sure appendonly is yes and maxmemory-policy is "
+            "noeviction"
         ]
     appendonly = _text(config.get(b"appendonly", config.get("appendonly")))
     policy = _text(config.get(b"maxmemory-policy", config.get("maxmemory-policy")))

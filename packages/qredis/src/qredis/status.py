@@ -77,6 +77,22 @@ class RedisStatusBoard:
             pipe.zrem(self._keys.registry, cluster_id)
             pipe.execute()
 
+    def check_permissions(self) -> list[str]:
+        """What the Redis user may not do that this object needs (its keys, channels and
+        commands); empty when all is allowed. Runs nothing; one attempt (see
+        :class:`qcore.Preflight`)."""
+        from qredis.permissions import Probe, missing_permissions
+
+        with redis_errors(self._conn.display), self._conn.spec.one_shot() as client:
+            return missing_permissions(client, Probe(self._keys.registry))
+
+    def check_server(self) -> list[str]:
+        """Warnings about the server's settings (see :func:`qredis.check_server`)."""
+        from qredis.server import check_server
+
+        with redis_errors(self._conn.display), self._conn.spec.one_shot() as client:
+            return check_server(client, self._conn.display)
+
     def close(self) -> None:
         """Give back the connection pool this board opened."""
         self._conn.close()

@@ -2,7 +2,7 @@
 
 import os
 
-SECRET_KEY = os.environ.get("Q_SECRET_KEY", "bench-secret-not-for-production")
+SECRET_KEY = os.environ.get("Q_SECRET_KEY", "bench-secret-not-for-production-abcdefgh")
 DEBUG = False
 USE_TZ = True
 INSTALLED_APPS = ["qdjango"]

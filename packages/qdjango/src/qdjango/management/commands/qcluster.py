@@ -33,7 +33,9 @@ class Command(BaseCommand):
         except QError as exc:
             raise CommandError(str(exc)) from exc
         config = cluster.config
-        configure_logging(json=config.log_json, level=config.log_level)
+        configure_logging(
+            json=config.log_json, level=config.log_level, secret_names=config.secret_names
+        )
         # Workers are separate processes with connections of their own; none may share ours.
         close_connections()
         code = cluster.run()
