@@ -15,12 +15,12 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from qcluster.errors import ClusterError
-from qcore import Preflight
+from qcore import Backoff, Preflight
 
-__all__ = ["FIRST_WAIT", "MAX_WAIT", "preflight"]
+__all__ = ["BACKOFF", "preflight"]
 
-FIRST_WAIT = 0.5
-MAX_WAIT = 10.0
+BACKOFF = Backoff(first=0.5, cap=10.0)
+"""Between two attempts to reach an unreachable Redis."""
 
 
 def preflight(
@@ -38,7 +38,7 @@ def preflight(
     permissions, and with ``fail_fast`` for a server that cannot be reached.
     """
     checked = [(name, part) for name, part in parts if isinstance(part, Preflight)]
-    wait = FIRST_WAIT
+    failures = 0
     while True:
         try:
             missing, warnings = _ask(checked)
@@ -46,10 +46,11 @@ def preflight(
         except ConnectionError as exc:
             if fail_fast:
                 raise ClusterError(f"{exc} (fail_fast is set: not retrying)") from None
+            failures += 1
+            wait = BACKOFF.delay(failures)
             log.error("redis.unreachable", error=str(exc), retry_in=round(wait, 1))
             if sleep(wait):
                 return False
-            wait = min(wait * 2, MAX_WAIT)
     if missing:
         raise ClusterError(
             "the Redis user may not do what the cluster needs: "
