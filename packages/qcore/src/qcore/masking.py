@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, MutableMapping
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import unquote_plus, urlsplit, urlunsplit
 
 __all__ = ["MASK", "SECRET_NAMES", "LogMasker", "is_secret_name", "mask_mapping", "mask_url"]
 
@@ -86,12 +86,12 @@ def mask_url(url: str, extra: Iterable[str] = ()) -> str:
             host = f"{host}:{parts.port}"
         netloc = f"{user}:{MASK}@{host}"
     query = parts.query
-    if query:
-        pairs = parse_qsl(query, keep_blank_values=True)
-        if any(is_secret_name(k, extra) for k, _ in pairs):
-            query = urlencode(
-                [(k, MASK if is_secret_name(k, extra) else v) for k, v in pairs], safe="*"
-            )
+    if query:  # each parameter as it was written, only secret-named values replaced
+        query = "&".join(
+            f"{name}={MASK}" if sep and is_secret_name(unquote_plus(name), extra) else item
+            for item in query.split("&")
+            for name, sep, _ in [item.partition("=")]
+        )
     if netloc == parts.netloc and query == parts.query:
         return url
     if not netloc and url.startswith(f"{parts.scheme}://"):  # unix:///path keeps its "//"
