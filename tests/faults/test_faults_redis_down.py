@@ -137,10 +137,13 @@ def test_a_cluster_waits_for_an_unreachable_redis_saying_so_and_starts_once_it_a
     server = RedisServer(redis_binary)  # not started yet: its port refuses
     cluster = ClusterProcess(_cluster_args(server.url, queue_name), tmp_path / "c.log")
     try:
-        began = time.monotonic()
-        cluster.wait_for('"redis.unreachable"', timeout=10)
-        assert time.monotonic() - began < 8  # at once (the interpreter's start-up aside)
-        deadline = time.monotonic() + 20
+        cluster.wait_for('"redis.unreachable"', timeout=60)
+        # At once: timed from the cluster's own log (a loaded machine may take long to start
+        # the interpreter), not from the test's clock.
+        assert (
+            _logged_at(cluster, "redis.unreachable") - _logged_at(cluster, "cluster.starting") < 2
+        )
+        deadline = time.monotonic() + 30
         while cluster.text().count('"redis.unreachable"') < 3:
             assert time.monotonic() < deadline, cluster.text()
             time.sleep(0.05)
@@ -160,10 +163,10 @@ def test_a_cluster_waits_for_an_unreachable_redis_saying_so_and_starts_once_it_a
     cluster = ClusterProcess(
         _cluster_args(f"redis://127.0.0.1:{free_port()}/0", queue_name), tmp_path / "d.log"
     )
-    cluster.wait_for('"redis.unreachable"', timeout=10)
+    cluster.wait_for('"redis.unreachable"', timeout=60)
     began = time.monotonic()
     code, text = cluster.stop(timeout=10)
-    assert code == 0 and time.monotonic() - began < 3, text
+    assert code == 0 and time.monotonic() - began < 5, text
     assert '"worker.started"' not in text
 
 
@@ -175,14 +178,26 @@ def test_fail_fast_exits_non_zero_at_once_when_redis_cannot_be_reached(
 ) -> None:
     for url in (f"redis://127.0.0.1:{free_port()}/0", black_hole.url):
         cluster = ClusterProcess(_cluster_args(url, queue_name, "--fail-fast"), tmp_path / "f.log")
-        began = time.monotonic()
-        cluster.process.wait(30)
-        took = time.monotonic() - began
+        cluster.process.wait(60)
         code, text = cluster.stop()
-        assert code != 0 and took < 15, (code, took, text)
+        assert code != 0, (code, text)
         assert "qcluster: cannot reach Redis at" in text and "fail_fast" in text, text
-        assert '"cluster.started"' not in text and "Traceback" not in text, text
+        # At once: the first failure ends it, no backoff step is taken.
+        assert '"redis.unreachable"' not in text and '"cluster.started"' not in text, text
+        assert "Traceback" not in text, text
         assert "hole-pw-0b7e" not in text
+
+
+def _logged_at(cluster: ClusterProcess, event: str) -> float:
+    """When the cluster logged ``event`` first (its JSON line's timestamp), epoch seconds."""
+    import datetime as dt
+    import json
+
+    for line in cluster.text().splitlines():
+        if f'"{event}"' in line:
+            stamp = json.loads(line)["timestamp"].replace("Z", "+00:00")
+            return dt.datetime.fromisoformat(stamp).timestamp()
+    raise AssertionError(f"{event} not logged:\n{cluster.text()}")
 
 
 def _acl_user(server: RedisServer, name: str, rule: str) -> str:
