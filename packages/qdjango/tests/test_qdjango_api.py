@@ -286,6 +286,24 @@ def test_signals_of_a_sync_task_and_of_a_queued_one(
             getattr(signals, name).disconnect(receive)
 
 
+def test_a_clusters_bus_carries_only_the_signals_with_receivers() -> None:
+    from qcore.events import TaskEnqueued, TaskStarted, TaskSucceeded
+    from qdjango import signals
+
+    def receive(**kwargs: Any) -> None:
+        pass
+
+    assert not signals.signal_bus(connected_only=True).wants(TaskStarted)
+    assert signals.signal_bus().wants(TaskStarted)  # a producer's looks at receivers per call
+    signals.pre_execute.connect(receive)
+    try:
+        bus = signals.signal_bus(connected_only=True)
+        assert bus.wants(TaskStarted)
+        assert not bus.wants(TaskSucceeded) and not bus.wants(TaskEnqueued)
+    finally:
+        signals.pre_execute.disconnect(receive)
+
+
 def test_unpicklable_argument_fails_at_the_call(db_alias: str, q_cluster: dict[str, Any]) -> None:
     import threading
 

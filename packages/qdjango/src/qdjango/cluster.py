@@ -31,5 +31,7 @@ def build_cluster(**overrides: Any) -> Cluster:
         status_board=connection.status_board(config.queue),
         codec=task_codec(),
         worker_init=DjangoContext.capture(store.using).ensure,
-        events=signal_bus(using=store.using, context=store.context),
+        # Only the signals with receivers (connected in an AppConfig.ready()): a worker does
+        # not build the events of the others.
+        events=signal_bus(using=store.using, context=store.context, connected_only=True),
     )

@@ -5,13 +5,15 @@ event: ``pre_enqueue`` where a task is sent, ``pre_execute``, ``post_execute``, 
 ``hook_failed`` and ``task_dead_lettered`` (a payload refused) in the worker processes,
 ``task_timed_out``, ``task_retried``, ``task_dead_lettered`` (out of attempts), ``worker_lost``
 and ``worker_stopped`` in the cluster's sentinel. Connect receivers where Django says to (an
-``AppConfig.ready()``), so every process of a cluster has them.
+``AppConfig.ready()``): a cluster sends only the signals that have a receiver when it starts
+(its workers then never build the events nobody receives), and every process of it has them.
 
 Every signal is sent with ``sender="qdjango"``, the ``event`` (a :mod:`qcore.events` dataclass)
 and, where the event has a record, ``task``: the saved :class:`~qdjango.models.Task`, built from
 the record without a query (an unsaved instance when the record was not saved, ``save=False``).
 A receiver that raises is logged by the bus (``events.subscriber_failed``) and never breaks the
-task. With no receiver connected, a signal costs a look at its receivers: no ``Task`` is built.
+task. Where a task is sent (``async_task``), a signal with no receiver costs a look at its
+receivers: no ``Task`` is built.
 
 | signal | event | arguments besides ``event`` |
 |---|---|---|
@@ -108,10 +110,15 @@ class DjangoSignals:
         self.using = using
         self.context = context
 
-    def subscribe(self, bus: EventBus) -> EventBus:
-        """Subscribe to every event that has a signal; returns ``bus``."""
-        for event_type in _ROUTES:
-            bus.subscribe(event_type, self)
+    def subscribe(self, bus: EventBus, *, connected_only: bool = False) -> EventBus:
+        """Subscribe to every event that has a signal; returns ``bus``.
+
+        ``connected_only``: only to the events whose signal has a receiver now, so that a
+        worker does not even build the others (a cluster's bus is fixed when it starts).
+        """
+        for event_type, (signal, _) in _ROUTES.items():
+            if signal.receivers or not connected_only:
+                bus.subscribe(event_type, self)
         return bus
 
     def __call__(self, event: Event) -> None:
@@ -141,9 +148,13 @@ class DjangoSignals:
         return f"DjangoSignals(using={self.using!r})"
 
 
-def signal_bus(*, using: str | None = None, context: DjangoContext | None = None) -> EventBus:
-    """A bus whose events are sent as Django's signals."""
-    return DjangoSignals(using=using, context=context).subscribe(EventBus())
+def signal_bus(
+    *, using: str | None = None, context: DjangoContext | None = None, connected_only: bool = False
+) -> EventBus:
+    """A bus whose events are sent as Django's signals (``connected_only``: see
+    :meth:`DjangoSignals.subscribe`)."""
+    signals = DjangoSignals(using=using, context=context)
+    return signals.subscribe(EventBus(), connected_only=connected_only)
 
 
 def _nothing(signals: DjangoSignals, event: Any) -> dict[str, Any]:
