@@ -10,7 +10,11 @@ the last prune of a stopping cluster does.
 
 from __future__ import annotations
 
+from contextlib import nullcontext
+
 from django.db import connections, transaction
+
+from qdjango.sqlite import writer_turn
 
 __all__ = ["prune", "slack"]
 
@@ -37,7 +41,8 @@ def prune(using: str, keep: int) -> int:
     from qdjango.models import Task
 
     conn = connections[using]
-    with transaction.atomic(using=using):
+    turn = writer_turn(conn) if conn.vendor == "sqlite" else nullcontext()
+    with turn, transaction.atomic(using=using):
         if conn.vendor == "postgresql":
             with conn.cursor() as cursor:
                 cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_PRUNE_LOCK])

@@ -17,7 +17,7 @@ from django.db import DatabaseError, connections, transaction
 
 from qcore import ConfigError, TaskResult, get_logger
 from qdjango import pruning
-from qdjango.journal import use_wal
+from qdjango.sqlite import use_wal
 from qdjango.process import DjangoContext
 from qdjango.records import record_from_task, task_from_record
 from qdjango.upsert import upsert
@@ -183,7 +183,7 @@ class DjangoResultStore:
     # -- internals --------------------------------------------------------------------------
 
     def _prepare(self, conn: Any) -> None:
-        """Once per database connection: SQLite in WAL mode (see :mod:`qdjango.journal`)."""
+        """Once per database connection: SQLite in WAL mode (see :mod:`qdjango.sqlite`)."""
         if conn.vendor != "sqlite" or conn.in_atomic_block:
             return
         conn.ensure_connection()

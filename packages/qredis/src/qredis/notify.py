@@ -6,6 +6,7 @@ Used by :class:`~qredis.results.RedisResultStore` and by stores that keep record
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
@@ -15,6 +16,7 @@ import redis
 from qcore import get_logger
 from qredis.connection import Connector, redis_errors
 from qredis.keys import ResultKeys
+from qredis.wire import HeldConnection, bulk
 
 __all__ = ["ResultNotifier"]
 
@@ -45,13 +47,21 @@ class ResultNotifier:
     ) -> None:
         self._keys = ResultKeys.for_namespace(namespace)
         self._conn = Connector(url, connection=connection, pool=pool, redis_kwargs=redis_kwargs)
+        self._held: tuple[int, HeldConnection | None] | None = None
 
     @classmethod
     def _from_connector(cls, conn: Connector, namespace: str) -> ResultNotifier:
         self = cls.__new__(cls)
         self._keys = ResultKeys.for_namespace(namespace)
         self._conn = conn
+        self._held = None
         return self
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"keys": self._keys, "conn": self._conn}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self._keys, self._conn, self._held = state["keys"], state["conn"], None
 
     @property
     def channel(self) -> str:
@@ -63,8 +73,29 @@ class ResultNotifier:
         ids = [i for i in task_ids if i]
         if not ids:
             return 0
+        message = " ".join(ids)
         with redis_errors(self._conn.display):
-            return int(self._conn.client.publish(self._keys.channel, " ".join(ids)))
+            # A saver publishes after every batch: on a held connection, the command framed
+            # here (see qredis.wire; a PUBLISH re-sent after a lost reply is a second notice,
+            # which waiters take as a re-check).
+            held = self._held_connection()
+            replies = None if held is None else held.call(self._publish_head + bulk(message), 1)
+            if replies is None:  # a caller's client, or another thread holds the connection
+                return int(self._conn.client.publish(self._keys.channel, message))
+            if isinstance(replies[0], Exception):
+                raise replies[0]
+            return int(replies[0])
+
+    def _held_connection(self) -> HeldConnection | None:
+        held = self._held
+        if held is None or held[0] != os.getpid():
+            # Never on a caller's client or pool: a connection taken from it for good could be
+            # the only one it has.
+            client = self._conn.client
+            made = HeldConnection(client) if self._conn.owns_pool else None
+            self._held = held = (os.getpid(), made)
+            self._publish_head = b"*3\r\n" + bulk("PUBLISH", self._keys.channel)
+        return held[1]
 
     def wait_for(
         self,
@@ -131,6 +162,9 @@ class ResultNotifier:
 
     def close(self) -> None:
         """Give back the connection pool this notifier opened."""
+        held, self._held = self._held, None
+        if held is not None and held[1] is not None and held[0] == os.getpid():
+            held[1].release()
         self._conn.close()
 
     def __repr__(self) -> str:

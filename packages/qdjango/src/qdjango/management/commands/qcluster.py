@@ -10,6 +10,11 @@ from qcore import QError, configure_logging
 
 
 class Command(BaseCommand):
+    # Django's system checks import and walk every URLconf, admin and template setting, in the
+    # process every worker is forked from: time before the first task and memory in each
+    # worker, for a command that serves none of them. Q_CLUSTER is validated by build_cluster
+    # all the same; `manage.py check` runs the rest.
+    requires_system_checks: list[str] = []
     help = "Run a Q cluster: workers that run the tasks of Q_CLUSTER's queue (Ctrl+C stops)."
 
     def add_arguments(self, parser: Any) -> None:
