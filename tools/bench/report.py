@@ -135,6 +135,7 @@ def build(
             "requirements": list(peer.requirements),
             "task_share": peer.task_share,
             "baseline_of": peer.baseline_of,
+            "quick_share": peer.quick_share if options.get("quick") else 1.0,
         }
     ratios: dict[str, dict[str, float | None]] = {}
     for name in [*subjects, REFERENCE]:
@@ -291,9 +292,13 @@ def render(document: Mapping[str, Any]) -> str:
     labels = ", ".join(f"{s} = {document['subjects'][s]['label']}" for s in subjects)
     out.append(f"\n{labels}; {REFERENCE} = redis-benchmark -t lpush -P 1000 on the same server.")
     for name in subjects:
+        quick = document["subjects"][name].get("quick_share", 1.0)
         share = document["subjects"][name].get("task_share", 1.0)
+        base = max(10, round(options["tasks"] * quick))
+        if quick != 1.0:
+            out.append(f"{name}: A and B over {base:,} tasks in this quick run.")
         if share != 1.0:
-            tasks = max(10, round(options["tasks"] * share))
+            tasks = max(10, round(base * share))
             out.append(f"{name}: B and E over {tasks:,} tasks (too slow for all of them).")
 
     q_names = [s for s in subjects if document["subjects"][s]["is_q"]]

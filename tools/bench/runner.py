@@ -118,6 +118,7 @@ def parse(argv: list[str] | None) -> Options:
         json_copy=args.json,
         keep_logs=args.keep_logs,
         baseline=args.baseline,
+        quick=quick,
     )
 
 

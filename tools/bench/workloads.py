@@ -49,6 +49,7 @@ class Options:
     json_copy: Path | None
     keep_logs: bool
     baseline: Path | None = None
+    quick: bool = False
 
 
 class MeasureError(RuntimeError):
@@ -67,6 +68,11 @@ class Bench:
     pg_counter: int = 0
 
     # ------------------------------------------------------------------ plumbing
+
+    def task_count(self, peer: Peer) -> int:
+        """``--tasks``, or the peer's share of it in a quick run."""
+        share = peer.quick_share if self.options.quick else 1.0
+        return max(10, round(self.options.tasks * share))
 
     def record(self, subject: str, metric: str, value: float) -> None:
         self.results.setdefault(subject, {}).setdefault(metric, []).append(value)
@@ -157,7 +163,7 @@ class Bench:
         ctx = self.fresh_store(peer, f"{workload}{run}")
         try:
             action = "series" if workload == "A" else "bulk"
-            data = self.drive(peer, ctx, action, self.options.tasks)
+            data = self.drive(peer, ctx, action, self.task_count(peer))
             rate = data["count"] / data["elapsed"]
             self.record(peer.name, workload, rate)
             print(f"    {workload:4} {rate:12,.0f} tasks/s", flush=True)
@@ -186,7 +192,7 @@ class Bench:
         watcher = peer.result_watcher(ctx)
         notices = self.notices(peer, ctx) if metric == "B" else None
         try:
-            tasks = max(10, round(self.options.tasks * peer.task_share))
+            tasks = max(10, round(self.task_count(peer) * peer.task_share))
             handles = self.prefill(peer, ctx, tasks, arg_bytes)
             running = peer.start_workers(ctx, workers, f"{metric}-run{run}")
             first, finished = self.wait_results(peer, watcher, handles, running, metric)

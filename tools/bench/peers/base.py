@@ -106,6 +106,9 @@ class Peer:
     task_share: ClassVar[float] = 1.0
     """Fraction of ``--tasks`` used for B and E, for a peer too slow to run them all in a
     reasonable time (its rate stays tasks per second; the table says so)."""
+    quick_share: ClassVar[float] = 1.0
+    """Fraction of ``--tasks`` for A, A', B and E in a ``--quick`` run, for a peer that would
+    make the quick run too long (its rates stay tasks per second)."""
     stop_signal: ClassVar[int] = signal.SIGTERM
     poll_interval: ClassVar[float] = 0.02
     """How often the harness looks for results while the clock runs."""
