@@ -17,9 +17,9 @@ from django.db import DatabaseError, connections, transaction
 
 from qcore import ConfigError, TaskResult, get_logger
 from qdjango import pruning
-from qdjango.sqlite import use_wal
 from qdjango.process import DjangoContext
 from qdjango.records import record_from_task, task_from_record
+from qdjango.sqlite import use_wal
 from qdjango.upsert import upsert
 
 __all__ = ["DjangoResultStore", "record_from_task", "task_from_record", "was_saved"]
