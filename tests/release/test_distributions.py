@@ -45,7 +45,8 @@ def agreement_problems(root: Path) -> list[str]:
         want = distribution_name(package.import_name)
         if package.name != want:
             problems.append(f"{package.folder.name}: name {package.name!r}, expected {want!r}")
-        if package.project.get("import-names") != [package.import_name]:
+        names = package.project.get("import-names")
+        if not isinstance(names, list) or names[:1] != [package.import_name]:
             problems.append(f"{package.name}: import-names {package.project.get('import-names')}")
         if package.version != version:
             problems.append(f"{package.name}: version {package.version} != {version}")

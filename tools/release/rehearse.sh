@@ -66,8 +66,13 @@ ls "$dist"
 
 say "check: twine check, check-wheel-contents"
 uvx --python "$python_version" twine check --strict "$dist"/*
-# W004: Django names its migration modules 0001_initial.py, never imported by that name.
-uvx --python "$python_version" check-wheel-contents "$dist"/*.whl --ignore W004
+# --toplevel: exactly the import names each pyproject declares (qtq-core ships qcore and
+# qtq_core). W004: Django names its migration modules 0001_initial.py, never imported by that name.
+for member in "${members[@]}"; do
+    read -r name _ _ toplevel <<<"$member"
+    uvx --python "$python_version" check-wheel-contents --ignore W004 --toplevel "$toplevel" \
+        "$dist/${name//-/_}-$version-py3-none-any.whl"
+done
 
 say "index: the locked third-party wheels, pypiserver, upload"
 index=$work/index
@@ -201,7 +206,7 @@ expect_conflict() {  # expect_conflict CODE: fails, naming both distributions
     echo "foreign: '$1' -> $(grep -o 'DistributionConflict: two distributions[^:]*' <<<"$out")"
 }
 uv pip install --quiet --no-config --python "$foreign" --no-deps "$work"/foreign/qcore-*.whl \
-    2>/dev/null  # its __init__.py written over ours: qredis's import of qcore.distribution fails
+    2>/dev/null  # its files written over ours: its __init__ fails unless qtq_core runs first
 expect_conflict "import qredis"
 install "$foreign" --reinstall-package "${names[0]}" "${names[0]}" 2>/dev/null  # ours on top
 expect_conflict "import qcore"

@@ -102,6 +102,9 @@ def changelog_headings(root: Path = ROOT) -> list[str]:
 
 
 if __name__ == "__main__":
-    # For rehearse.sh: one line per distribution, "name version import_name", lowest first.
+    # For rehearse.sh: one line per distribution, lowest first:
+    # "name version import_name top-level,names,of,its,wheel".
     for package in packages():
-        print(package.name, package.version, package.import_name)
+        top = package.project.get("import-names", [package.import_name])
+        assert isinstance(top, list)
+        print(package.name, package.version, package.import_name, ",".join(map(str, top)))

@@ -16,14 +16,16 @@ from pathlib import Path
 import pytest
 
 import qcore
-from qcore.distribution import DISTRIBUTION, foreign
+import qtq_core
+from qtq_core import DISTRIBUTION, foreign
 
-PACKAGE = Path(qcore.__file__).parent
+PACKAGES = (Path(qcore.__file__).parent, Path(qtq_core.__file__).parent)
 
 
 def _site(tmp_path: Path, *metadata: str) -> Path:
     site = tmp_path / "site-packages"
-    shutil.copytree(PACKAGE, site / "qcore", ignore=shutil.ignore_patterns("__pycache__"))
+    for package in PACKAGES:
+        shutil.copytree(package, site / package.name, ignore=shutil.ignore_patterns("__pycache__"))
     for name in metadata:
         (site / name).mkdir()
         (site / name / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\n")
@@ -46,7 +48,7 @@ def test_import_fails_naming_both_distributions_beside_the_other_qcore(tmp_path:
     result = _import(site, "import qcore")
     assert result.returncode != 0
     last = result.stderr.strip().splitlines()[-1]
-    assert last.startswith("qcore.distribution.DistributionConflict: two distributions provide")
+    assert last.startswith("qtq_core.DistributionConflict: two distributions provide")
     assert "'qtq-core' and the unrelated 'qcore' library (qcore-1.11.1.dist-info)" in last
     assert "pip uninstall qcore qtq-core" in last
 

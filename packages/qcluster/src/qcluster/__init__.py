@@ -1,8 +1,8 @@
 """qcluster: Q's supervised multiprocess cluster, usable without Django."""
 
-# Before anything else of qcore's: fails with a clear message when the unrelated `qcore` library
-# is installed in this environment (its __init__ may be the one that runs, and it checks nothing).
-import qcore.distribution  # noqa: F401
+# Before anything of qcore's: fails with a clear message when the unrelated `qcore` library is
+# installed in this environment (its qcore/__init__.py may be the one there, and fail unclearly).
+import qtq_core  # noqa: F401  # isort: skip
 from qcluster.cluster import Cluster, codec_from_env
 from qcluster.config import START_METHODS, ClusterConfig, default_start_method
 from qcluster.errors import ClusterError

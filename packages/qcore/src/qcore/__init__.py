@@ -1,7 +1,7 @@
 """qcore: Q's task message, serialization and signing. No I/O, no Redis, no Django."""
 
 # First: fails with a clear message when the unrelated `qcore` library shares this folder.
-from qcore.distribution import DISTRIBUTION, DistributionConflict  # isort: skip
+from qtq_core import DISTRIBUTION, DistributionConflict  # isort: skip
 
 from qcore.backoff import Backoff
 from qcore.codec import DEFAULT_COMPRESS_THRESHOLD, DEFAULT_MAX_SIZE, Codec

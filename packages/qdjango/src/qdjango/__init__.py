@@ -5,9 +5,9 @@
 Importing this package touches neither the settings nor the models.
 """
 
-# Before anything else of qcore's: fails with a clear message when the unrelated `qcore` library
-# is installed in this environment (its __init__ may be the one that runs, and it checks nothing).
-import qcore.distribution  # noqa: F401
+# Before anything of qcore's: fails with a clear message when the unrelated `qcore` library is
+# installed in this environment (its qcore/__init__.py may be the one there, and fail unclearly).
+import qtq_core  # noqa: F401  # isort: skip
 from qdjango.tasks import (
     async_task,
     count_group,

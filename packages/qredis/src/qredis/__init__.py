@@ -1,8 +1,8 @@
 """qredis: Q's reliable Redis transport, Redis result store, status board and producer."""
 
-# Before anything else of qcore's: fails with a clear message when the unrelated `qcore` library
-# is installed in this environment (its __init__ may be the one that runs, and it checks nothing).
-import qcore.distribution  # noqa: F401
+# Before anything of qcore's: fails with a clear message when the unrelated `qcore` library is
+# installed in this environment (its qcore/__init__.py may be the one there, and fail unclearly).
+import qtq_core  # noqa: F401  # isort: skip
 from qredis.connection import (
     DEFAULT_URL,
     PRODUCER_RETRY_FOR,
