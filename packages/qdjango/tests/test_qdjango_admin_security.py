@@ -93,6 +93,25 @@ def test_a_tampered_row_is_refused_by_retry_and_nothing_is_queued(
     )
 
 
+def test_a_retry_after_a_key_rotation_verifies_with_the_fallback_and_not_without(
+    db_alias: str, q_cluster: dict[str, Any], superuser_client: Any, settings: Any
+) -> None:
+    from django.contrib.auth.models import User
+
+    task_id = _failure("before the rotation")
+    old = settings.SECRET_KEY
+    settings.SECRET_KEY = "a-new-secret-key-for-the-rotation-test-0123456789"
+    settings.SECRET_KEY_FALLBACKS = []
+    superuser_client.force_login(User.objects.get(username="admin"))  # sessions rotate too
+    response = _action(superuser_client, FAILURES, "retry", [task_id])
+    assert b"signed with a key this site no longer has" in response.content
+    assert _transport().queue_size() == 0
+    settings.SECRET_KEY_FALLBACKS = [old]
+    response = _action(superuser_client, FAILURES, "retry", [task_id])
+    assert b"1 task(s) queued again" in response.content
+    assert _transport().queue_size() == 1
+
+
 def test_run_again_refuses_a_success_whose_func_was_changed(
     db_alias: str, q_cluster: dict[str, Any], superuser_client: Any
 ) -> None:

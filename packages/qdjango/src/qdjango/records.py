@@ -202,15 +202,17 @@ def verified_records(
         reason = None
         try:
             signer.check_tag(_signed_bytes((task_id, func, hook, group, *blobs)), signature)
-            args, kwargs, options = (None if b is None else codec.decode(b) for b in blobs)
         except GarbagePayload:
             reason = "it has no signature (saved by an older Q, or imported)"
         except UnknownKey:
             reason = "it was signed with a key this site no longer has (SECRET_KEY_FALLBACKS)"
         except BadSignature:
             reason = "its func, hook, group, arguments or options were changed outside Q"
-        except PayloadError as exc:
-            reason = f"it cannot be read here: {exc}"
+        if reason is None:
+            try:
+                args, kwargs, options = (None if b is None else codec.decode(b) for b in blobs)
+            except PayloadError as exc:
+                reason = f"its arguments cannot be read here: {exc}"
         if reason is None and func == "<unknown>":
             reason = "its task could not be read when it ran"
         if reason is not None:
