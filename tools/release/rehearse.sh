@@ -20,7 +20,7 @@ root=$PWD
 export PATH="$HOME/.local/bin:$PATH"
 python_version=${REHEARSAL_PYTHON:-3.11}
 queue=rehearsal
-export Q_SECRET_KEY=release-rehearsal-secret
+export Q_SECRET_KEY=release-rehearsal-secret-0123456789abcdefghijklmnopqrstuvwxyz  # 32 bytes or more
 
 # Nothing from the caller's environment may add an index or redirect an install.
 for var in $(compgen -e | grep -E '^(UV_|PIP_|TWINE_|VIRTUAL_ENV$|PYTHONPATH$)' || true); do
