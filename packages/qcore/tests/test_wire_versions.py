@@ -15,6 +15,7 @@ import pytest
 from qcore import (
     WIRE_VERSION,
     Codec,
+    ConfigError,
     PayloadError,
     Signer,
     TaskMessage,
@@ -22,6 +23,7 @@ from qcore import (
     TaskResult,
     UndecodablePayload,
     UnsupportedVersion,
+    codec_for,
 )
 from qcore.signing import FLAG_MESSAGE, FLAG_RESULT
 
@@ -164,3 +166,36 @@ def test_an_unknown_major_version_is_refused_as_a_payload_error(major: object) -
 def test_malformed_tuples_of_known_versions_are_undecodable(wire: object) -> None:
     with pytest.raises(UndecodablePayload):
         TaskMessage.from_wire(wire)
+
+
+PINNED = Codec(Signer.from_secret(SECRET), write_version=1)
+
+
+@pytest.mark.parametrize("name", sorted(V1_MESSAGES) + sorted(V1_RESULTS))
+def test_a_codec_pinned_to_version_1_writes_what_q_0_1_wrote(name: str) -> None:
+    """A rolling upgrade producers-first (or clusters-first) relies on this: the pinned codec's
+    bytes are the checked-in version 1 sample's, byte for byte."""
+    obj = V1_MESSAGES.get(name) or V1_RESULTS[name]
+    assert PINNED.encode(obj) == sample("v1", name)
+    assert PINNED.write_version == 1 and CODEC.write_version == WIRE_VERSION[0]
+    assert pickle.loads(pickle.dumps(PINNED)).encode(obj) == sample("v1", name)
+
+
+def test_a_pinned_codec_refuses_an_option_version_1_cannot_carry() -> None:
+    message = TaskMessage.new("math.floor", (1.5,), options=TaskOptions(retried_from="a" * 32))
+    with pytest.raises(ConfigError, match="retried_from, which wire version 1 cannot carry"):
+        PINNED.encode(message)
+    # Records drop their options instead: version 1 records had none, and readers lose nothing.
+    record = TaskResult.from_message(message, result=1, success=True)
+    assert PINNED.decode_result(PINNED.encode(record)).options == TaskOptions()
+
+
+def test_q_wire_version_pins_the_codec_of_a_process(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("Q_WIRE_VERSION", "1")
+    assert codec_for(SECRET).write_version == 1
+    monkeypatch.setenv("Q_WIRE_VERSION", "7")
+    with pytest.raises(ConfigError, match="write_version must be one of 1, 2, not 7"):
+        codec_for(SECRET)
+    monkeypatch.setenv("Q_WIRE_VERSION", "one")
+    with pytest.raises(ConfigError, match="Q_WIRE_VERSION must be a wire major version"):
+        codec_for(SECRET)

@@ -48,8 +48,9 @@ from qcore.protocols import (
     Transport,
 )
 from qcore.resolve import dotted_path, resolve
-from qcore.secret import FALLBACKS_ENV, SECRET_ENV, codec_for
+from qcore.secret import FALLBACKS_ENV, SECRET_ENV, WIRE_VERSION_ENV, codec_for
 from qcore.signing import MIN_SECRET_BYTES, Signer, check_secret, derive_key
+from qcore.wire import WRITES as WIRE_WRITES
 
 __version__ = "0.1.0"
 
@@ -64,6 +65,8 @@ __all__ = [
     "SECRET_ENV",
     "SECRET_NAMES",
     "WIRE_VERSION",
+    "WIRE_VERSION_ENV",
+    "WIRE_WRITES",
     "Backoff",
     "BadMagic",
     "BadSignature",

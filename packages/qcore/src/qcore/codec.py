@@ -8,7 +8,16 @@ from qcore.errors import ConfigError, PayloadTooLarge, UndecodablePayload
 from qcore.message import TaskMessage, TaskResult
 from qcore.serialization import deflate, dumps, inflate, loads
 from qcore.signing import FLAG_COMPRESSED, FLAG_MESSAGE, FLAG_RESULT, KNOWN_FLAGS, OVERHEAD, Signer
-from qcore.wire import message_from_wire, message_to_wire, result_from_wire, result_to_wire
+from qcore.wire import (
+    MAJOR,
+    WRITES,
+    message_from_wire,
+    message_to_wire,
+    message_to_wire_v1,
+    result_from_wire,
+    result_to_wire,
+    result_to_wire_v1,
+)
 
 __all__ = ["DEFAULT_COMPRESS_THRESHOLD", "DEFAULT_MAX_SIZE", "Codec"]
 
@@ -22,10 +31,15 @@ class Codec:
     ``max_size`` bounds a payload's pickled size, before compression, so a payload is
     accepted or refused the same way whether or not it compresses well.
     ``compress_threshold`` is the pickled size from which zlib is tried (None: never).
+    ``write_version`` is the wire's major version this codec writes (default: the current one;
+    it reads every version in :data:`qcore.wire.READS` whatever it writes). Pin it to the
+    previous major version while producers are upgraded before the clusters that read their
+    messages, or clusters before the producers that read their results; remove the pin once
+    every process runs this Q.
     A codec is picklable, so it travels to worker processes under any start method.
     """
 
-    __slots__ = ("compress_threshold", "max_size", "signer")
+    __slots__ = ("_write_message", "_write_result", "compress_threshold", "max_size", "signer")
 
     def __init__(
         self,
@@ -33,21 +47,35 @@ class Codec:
         *,
         max_size: int = DEFAULT_MAX_SIZE,
         compress_threshold: int | None = DEFAULT_COMPRESS_THRESHOLD,
+        write_version: int | None = None,
     ) -> None:
         if max_size <= OVERHEAD:
             raise ConfigError(f"max_size must be more than {OVERHEAD} bytes")
+        if write_version is not None and write_version not in WRITES:
+            raise ConfigError(
+                f"write_version must be one of {', '.join(map(str, WRITES))}, "
+                f"not {write_version!r}"
+            )
         self.signer = signer
         self.max_size = max_size
         self.compress_threshold = compress_threshold
+        pinned = write_version == 1 and MAJOR != 1
+        self._write_message = message_to_wire_v1 if pinned else message_to_wire
+        self._write_result = result_to_wire_v1 if pinned else result_to_wire
+
+    @property
+    def write_version(self) -> int:
+        """The wire's major version this codec writes."""
+        return 1 if self._write_message is message_to_wire_v1 else MAJOR
 
     def encode(self, obj: Any) -> bytes:
         """Pickle, compress if large, sign. Raises PayloadTooLarge or SerializationError."""
         flags = 0
         kind = type(obj)
         if kind is TaskMessage:
-            obj, flags = message_to_wire(obj), FLAG_MESSAGE
+            obj, flags = self._write_message(obj), FLAG_MESSAGE
         elif kind is TaskResult:
-            obj, flags = result_to_wire(obj), FLAG_RESULT
+            obj, flags = self._write_result(obj), FLAG_RESULT
         body = dumps(obj)
         if len(body) + OVERHEAD > self.max_size:
             raise PayloadTooLarge(
@@ -93,8 +121,11 @@ class Codec:
             raise UndecodablePayload(f"expected a TaskResult, found a {type(obj).__name__}")
         return obj
 
-    def __getstate__(self) -> tuple[Signer, int, int | None]:
-        return self.signer, self.max_size, self.compress_threshold
+    def __getstate__(self) -> tuple[Signer, int, int | None, int]:
+        return self.signer, self.max_size, self.compress_threshold, self.write_version
 
-    def __setstate__(self, state: tuple[Signer, int, int | None]) -> None:
-        self.signer, self.max_size, self.compress_threshold = state
+    def __setstate__(self, state: tuple[Signer, int, int | None, int]) -> None:
+        signer, max_size, threshold, version = state
+        Codec.__init__(
+            self, signer, max_size=max_size, compress_threshold=threshold, write_version=version
+        )

@@ -20,7 +20,9 @@ Version 2.0 (written since the options became a mapping)::
 
 ``options`` is None or a dict of the options that are set (``TaskOptions.to_mapping``).
 
-Version 1 (Q 0.1; read, never written): the version as one integer, options as a tuple::
+Version 1 (Q 0.1): the version as one integer, options as a tuple. Read always; written only
+by a codec pinned to it (``Codec(write_version=1)``, ``$Q_WIRE_VERSION=1``) while producers are
+upgraded before the clusters that read them (a rolling upgrade in that order)::
 
     message: (1, id, name, func, args, kwargs, hook, group, (timeout, save, max_attempts,
               eta) or None, started)
@@ -48,15 +50,21 @@ from qcore.message import (
 __all__ = [
     "READS",
     "WIRE_VERSION",
+    "WRITES",
     "message_from_wire",
     "message_to_wire",
+    "message_to_wire_v1",
     "result_from_wire",
     "result_to_wire",
+    "result_to_wire_v1",
 ]
 
 MAJOR, MINOR = WIRE_VERSION
 READS = (1, MAJOR)
 """The major versions this Q reads."""
+WRITES = (1, MAJOR)
+"""The major versions this Q can write: its own, and the previous one for rolling upgrades."""
+_V1_OPTIONS = ("timeout", "save", "max_attempts", "eta")
 
 _MESSAGE_FIELDS = 11  # of version 2.0, the two version items included
 _RESULT_FIELDS = 16
@@ -171,3 +179,56 @@ def result_from_wire(wire: Any) -> TaskResult:
     if major in READS:
         raise UndecodablePayload(f"the payload is not a task result of version {major}")
     raise _refuse("task result", wire)
+
+
+def _v1_options(options: TaskOptions, what: str) -> tuple[Any, ...] | None:
+    """Version 1's options tuple; an option version 1 cannot carry is a clear error."""
+    if options is _NO_OPTIONS:
+        return None
+    values = options.to_mapping()
+    extra = sorted(set(values) - set(_V1_OPTIONS))
+    if extra:
+        raise ConfigError(
+            f"the {what} uses {', '.join(extra)}, which wire version 1 cannot carry: this "
+            "codec is pinned to version 1 for a rolling upgrade; remove the pin "
+            "(Q_WIRE_VERSION / wire_version) once every cluster reads version "
+            f"{MAJOR}"
+        )
+    return None if not values else tuple(values.get(name) for name in _V1_OPTIONS)
+
+
+def message_to_wire_v1(message: TaskMessage) -> tuple[Any, ...]:
+    """The message as a version 1 tuple, for clusters that read only version 1."""
+    return (
+        1,
+        message.id,
+        message.name,
+        message.func,
+        message.args,
+        message.kwargs,
+        message.hook,
+        message.group,
+        _v1_options(message.options, "task message"),
+        message.started,
+    )
+
+
+def result_to_wire_v1(record: TaskResult) -> tuple[Any, ...]:
+    """The record as a version 1 tuple (its options are dropped: version 1 records had none),
+    for producers that read only version 1."""
+    return (
+        1,
+        record.id,
+        record.name,
+        record.func,
+        record.args,
+        record.kwargs,
+        record.result,
+        record.success,
+        record.started,
+        record.stopped,
+        record.attempt_count,
+        record.hook,
+        record.group,
+        record.cluster,
+    )

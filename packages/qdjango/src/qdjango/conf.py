@@ -20,6 +20,7 @@ from qcluster import ClusterConfig
 from qcore import (
     DEFAULT_COMPRESS_THRESHOLD,
     DEFAULT_MAX_SIZE,
+    WIRE_WRITES,
     Codec,
     ConfigError,
     Signer,
@@ -113,6 +114,14 @@ DJANGO_SETTINGS: Mapping[str, KeyDoc] = {
         "The largest signed payload or stored value, in bytes (at least 1024): a bigger "
         "task is refused when it is queued, a bigger result is saved as a Failure saying so.",
     ),
+    "wire_version": KeyDoc(
+        "int",
+        "None",
+        "The wire's major version this site's producers and cluster write (None: the current "
+        "one). Set it to 1 while upgrading from Q 0.1 in either order (producers first: "
+        "old clusters read version 1 only; clusters first: old producers read version 1 "
+        "results only), and remove it once every process runs this Q.",
+    ),
 }
 DJANGO_KEYS = frozenset(DJANGO_SETTINGS)
 
@@ -169,6 +178,8 @@ class QSettings:
     """Seconds the site's own Redis calls retry a refused connection before raising."""
     producer_timeout: float = 5.0
     """Seconds the site's own Redis calls wait for an answer before raising."""
+    wire_version: int | None = None
+    """The wire's major version written (None: the current one), for a rolling upgrade."""
 
     @property
     def queue(self) -> str:
@@ -271,6 +282,7 @@ def parse(raw: object) -> QSettings:
         database=raw.get("database"),
         producer_retry=float(raw.get("producer_retry", 2.0)),
         producer_timeout=float(raw.get("producer_timeout", 5.0)),
+        wire_version=raw.get("wire_version"),
     )
 
 
@@ -368,6 +380,14 @@ def _check_max_size(value: object) -> None:
         raise ConfigError(f"must be a number of bytes (at least 1024), not {value!r}")
 
 
+def _check_wire_version(value: object) -> None:
+    if value is not None and value not in WIRE_WRITES:
+        raise ConfigError(
+            f"must be None or a wire major version Q writes ({', '.join(map(str, WIRE_WRITES))})"
+            f", not {value!r}"
+        )
+
+
 def _check_seconds(value: object) -> None:
     if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value < 3600:
         raise ConfigError(f"must be a positive number of seconds, not {value!r}")
@@ -384,6 +404,7 @@ _CHECKERS: dict[str, Callable[[object], None]] = {
     "max_size": _check_max_size,
     "producer_retry": _check_seconds,
     "producer_timeout": _check_seconds,
+    "wire_version": _check_wire_version,
 }
 
 
@@ -446,6 +467,7 @@ def task_codec() -> Codec:
             Signer.from_secret(secret, fallbacks),
             max_size=conf.max_size,
             compress_threshold=conf.compress_threshold,
+            write_version=conf.wire_version,
         )
         _cache["task_codec"] = found
     return found  # type: ignore[no-any-return]
