@@ -53,8 +53,7 @@ class Codec:
             raise ConfigError(f"max_size must be more than {OVERHEAD} bytes")
         if write_version is not None and write_version not in WRITES:
             raise ConfigError(
-                f"write_version must be one of {', '.join(map(str, WRITES))}, "
-                f"not {write_version!r}"
+                f"write_version must be one of {', '.join(map(str, WRITES))}, not {write_version!r}"
             )
         self.signer = signer
         self.max_size = max_size
