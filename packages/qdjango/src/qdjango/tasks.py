@@ -105,7 +105,7 @@ def _run_sync(message: TaskMessage) -> None:
 
     codec = task_codec()
     transport = MemoryTransport(max_attempts=1)
-    transport.enqueue(message.id, codec.encode_message(message))
+    send_message(transport, codec, message)  # the one enqueue path; no bus: no pre_enqueue
     store = DjangoResultStore.from_settings(notify=False)
     try:
         join(
