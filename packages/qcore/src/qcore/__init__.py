@@ -47,7 +47,16 @@ from qcore.protocols import (
     StatusBoard,
     Transport,
 )
+from qcore.recurrence import ScheduleType, check_cron
 from qcore.resolve import dotted_path, resolve
+from qcore.schedules import (
+    DueBatch,
+    ScheduleSpec,
+    ScheduleState,
+    ScheduleStore,
+    firing_id,
+    firing_message,
+)
 from qcore.secret import FALLBACKS_ENV, SECRET_ENV, WIRE_VERSION_ENV, codec_for
 from qcore.signing import MIN_SECRET_BYTES, Signer, check_secret, derive_key
 from qcore.wire import WRITES as WIRE_WRITES
@@ -75,6 +84,7 @@ __all__ = [
     "DeadLetter",
     "Delivery",
     "DistributionConflict",
+    "DueBatch",
     "Event",
     "EventBus",
     "FunctionNotFound",
@@ -87,6 +97,10 @@ __all__ = [
     "QError",
     "Reaped",
     "ResultStore",
+    "ScheduleSpec",
+    "ScheduleState",
+    "ScheduleStore",
+    "ScheduleType",
     "SerializationError",
     "Signer",
     "StatusBoard",
@@ -102,6 +116,7 @@ __all__ = [
     "__version__",
     "apply_q_options",
     "build_message",
+    "check_cron",
     "check_secret",
     "codec_for",
     "configure_logging",
@@ -109,6 +124,8 @@ __all__ = [
     "dotted_path",
     "enqueue",
     "enqueue_many",
+    "firing_id",
+    "firing_message",
     "get_logger",
     "humanize",
     "is_secret_name",

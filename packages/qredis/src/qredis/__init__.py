@@ -12,10 +12,11 @@ from qredis.connection import (
     reset_pools,
 )
 from qredis.errors import TransportConnectionError, TransportError, TransportOutOfMemory
-from qredis.keys import QueueKeys, ResultKeys, StatusKeys
+from qredis.keys import QueueKeys, ResultKeys, ScheduleKeys, StatusKeys
 from qredis.notify import ResultNotifier
 from qredis.producer import Producer
 from qredis.results import DEFAULT_RESULT_TTL, RedisResultStore
+from qredis.schedules import Firing, RedisSchedules, Stored
 from qredis.server import check_server
 from qredis.status import RedisStatusBoard
 from qredis.transport import RedisTransport
@@ -28,14 +29,18 @@ __all__ = [
     "PRODUCER_RETRY_FOR",
     "PRODUCER_SOCKET_TIMEOUT",
     "ConnectionSpec",
+    "Firing",
     "Producer",
     "QueueKeys",
     "RedisResultStore",
+    "RedisSchedules",
     "RedisStatusBoard",
     "RedisTransport",
     "ResultKeys",
     "ResultNotifier",
+    "ScheduleKeys",
     "StatusKeys",
+    "Stored",
     "TransportConnectionError",
     "TransportError",
     "TransportOutOfMemory",

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from qcore import ConfigError
 
-__all__ = ["QueueKeys", "ResultKeys", "StatusKeys", "check_name"]
+__all__ = ["QueueKeys", "ResultKeys", "ScheduleKeys", "StatusKeys", "check_name"]
 
 
 def check_name(kind: str, name: str) -> str:
@@ -123,3 +123,35 @@ class StatusKeys:
 
     def cluster(self, cluster_id: str) -> str:
         return f"{self.prefix}:cluster:{cluster_id}"
+
+
+@dataclass(frozen=True, slots=True)
+class ScheduleKeys:
+    """The schedules of one queue, under the queue's hash tag (a firing is queued in the same
+    script that advances its schedule): ``schedules`` (set of ids), ``sched:<id>`` (hash: signed
+    definition, revision, repeats, index, last task and due time), ``sched:<id>:fired`` (zset of
+    the due times fired), and the due-time indexes (zset id -> due ms): ``schedules:due`` for
+    schedules any cluster fires, ``schedules:due:<cluster>`` for those pinned to a cluster name.
+    """
+
+    prefix: str
+    all: str
+    due: str
+
+    @classmethod
+    def for_queue(cls, name: str) -> ScheduleKeys:
+        check_name("queue", name)
+        p = f"{{q:{name}}}"
+        return cls(prefix=p, all=f"{p}:schedules", due=f"{p}:schedules:due")
+
+    def index(self, cluster: str | None) -> str:
+        """The due-time index of schedules pinned to ``cluster`` (None: any cluster)."""
+        if cluster is None:
+            return self.due
+        return f"{self.due}:{check_name('cluster', cluster)}"
+
+    def schedule(self, schedule_id: str) -> str:
+        return f"{self.prefix}:sched:{schedule_id}"
+
+    def fired(self, schedule_id: str) -> str:
+        return f"{self.prefix}:sched:{schedule_id}:fired"

@@ -20,13 +20,17 @@ SCRIPT_NAMES = (
     "dead_letter",
     "enqueue",
     "fetch",
+    "fire",
     "forget",
     "heartbeat",
     "requeue",
     "retry_later",
     "save_results",
     "scan",
+    "schedule_due",
     "schedule_many",
+    "schedule_put",
+    "schedule_remove",
     "status",
     "unlock",
 )
@@ -37,7 +41,13 @@ def source(name: str) -> str:
     """The text of ``lua/<name>.lua``."""
     if name not in SCRIPT_NAMES:
         raise KeyError(f"no Lua script named {name!r}")
-    return resources.files("qredis").joinpath("lua", f"{name}.lua").read_text("utf-8")
+    text = resources.files("qredis").joinpath("lua", f"{name}.lua").read_text("utf-8")
+    if name == "fire":
+        # A schedule's firing is queued by enqueue.lua's own body, run as a local function
+        # in the same atomic step, so it can never be queued differently from any other task.
+        body = source("enqueue").removeprefix("#!lua\n")
+        text = f"#!lua\nlocal function enqueue(KEYS, ARGV)\n{body}\nend\n{text}"
+    return text
 
 
 class Scripts:
@@ -50,13 +60,17 @@ class Scripts:
     dead_letter: Script
     enqueue: Script
     fetch: Script
+    fire: Script
     forget: Script
     heartbeat: Script
     requeue: Script
     retry_later: Script
     save_results: Script
     scan: Script
+    schedule_due: Script
     schedule_many: Script
+    schedule_put: Script
+    schedule_remove: Script
     status: Script
     unlock: Script
 

@@ -16,16 +16,19 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from redis.exceptions import NoScriptError
 
-from qcore import Delivery, get_logger
+from qcore import Codec, Delivery, get_logger
 from qredis.base import chunks, ms, positive_int
 from qredis.bulk import send_chunks
 from qredis.inspection import Inspection
 from qredis.recovery import Recovery
 from qredis.wire import bulk, command
+
+if TYPE_CHECKING:
+    from qredis.schedules import RedisSchedules
 
 __all__ = ["RedisTransport"]
 
@@ -75,7 +78,7 @@ class RedisTransport(Recovery, Inspection):
             raise TypeError(f"payload must be bytes, not {type(payload).__name__}")
         limit = "" if max_attempts is None else positive_int("max_attempts", max_attempts)
         client, scripts = self._ready()
-        args = (task_id, payload, ms(delay) if delay else 0, limit)
+        args = self._enqueue_args(task_id, payload, ms(delay) if delay else 0, limit)
         with self._errors():
             # EVALSHA by hand on the held connection: this is the per-call hot path, and
             # redis-py's Script wrapper and per-command machinery cost more than the script.
@@ -90,6 +93,20 @@ class RedisTransport(Recovery, Inspection):
                 scripts.enqueue(self._enqueue_keys, args)  # loads the script, then runs it
             elif isinstance(replies[0], Exception):
                 raise replies[0]
+
+    @staticmethod
+    def _enqueue_args(
+        task_id: str, payload: bytes, delay_ms: int, limit: int | str
+    ) -> tuple[Any, ...]:
+        """enqueue.lua's ARGV (KEYS: ``_enqueue_keys``); a schedule's firing (fire.lua) passes
+        the same, so change both here."""
+        return (task_id, payload, delay_ms, limit)
+
+    def schedules(self, codec: Codec) -> RedisSchedules:
+        """The schedules of this queue (:class:`~qredis.RedisSchedules`), signed with ``codec``."""
+        from qredis.schedules import RedisSchedules
+
+        return RedisSchedules(self, codec)
 
     def enqueue_many(
         self,
