@@ -108,3 +108,25 @@ def eventually(check: Callable[[], Any], timeout: float = 20, what: str = "condi
         if time.monotonic() >= deadline:
             raise AssertionError(f"timed out after {timeout} s waiting for {what}")
         time.sleep(0.02)
+
+
+@dataclass(frozen=True)
+class RedisClock:
+    """A clock the test moves, shared by every cluster process: epoch seconds in a Redis key."""
+
+    url: str
+    key: str
+
+    def __call__(self) -> float:
+        client = redis.Redis.from_url(self.url)
+        try:
+            value = client.get(self.key)
+        finally:
+            client.close()
+        assert value is not None, "the test clock is not set"
+        return float(value)
+
+    def set(self, seconds: float) -> None:
+        client = redis.Redis.from_url(self.url)
+        client.set(self.key, repr(seconds))
+        client.close()

@@ -59,3 +59,14 @@ def raising_hook(record: object) -> None:
 
 def sleepy_hook(record: object) -> None:
     time.sleep(30)
+
+
+def log_run() -> float:
+    """Append this run's time to the Redis list ``$Q_TEST_RUNS`` (at ``$Q_REDIS_URL``)."""
+    import redis
+
+    now = time.time()
+    client = redis.Redis.from_url(os.environ["Q_REDIS_URL"])
+    client.rpush(os.environ["Q_TEST_RUNS"], repr(now))
+    client.close()
+    return now

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -43,16 +44,14 @@ def test_once_has_no_next_run() -> None:
 def test_minutes_and_hourly_are_fixed_lengths_of_real_time() -> None:
     anchor = ms(datetime(2021, 3, 28, 0, 30, tzinfo=AMS))
     hours = series(T.HOURLY, local(anchor), 4)
-    gaps = {b.timestamp() - a.timestamp() for a, b in zip(hours, hours[1:])}
+    gaps = {b.timestamp() - a.timestamp() for a, b in itertools.pairwise(hours)}
     assert gaps == {3600.0}  # across the spring-forward hour too
     assert [h.hour for h in hours] == [0, 1, 3, 4]
     assert next_due(T.MINUTES, anchor, anchor, minutes=15) == anchor + 15 * 60_000
     assert next_due(T.MINUTES, anchor, anchor - 5, minutes=15) == anchor
 
 
-@pytest.mark.parametrize(
-    ("kind", "days"), [(T.DAILY, 1), (T.WEEKLY, 7), (T.BIWEEKLY, 14)]
-)
+@pytest.mark.parametrize(("kind", "days"), [(T.DAILY, 1), (T.WEEKLY, 7), (T.BIWEEKLY, 14)])
 def test_day_steps(kind: T, days: int) -> None:
     anchor = datetime(2024, 1, 1, 9, 0, tzinfo=AMS)
     runs = series(kind, anchor, 3)
@@ -109,7 +108,7 @@ def test_cron_0230_across_both_dst_nights() -> None:
 
 def test_cron_every_15_minutes_through_the_spring_gap_keeps_15_minute_steps() -> None:
     runs = series(T.CRON, datetime(2021, 3, 28, 1, 30, tzinfo=AMS), 6, cron="*/15 * * * *")
-    gaps = {b.timestamp() - a.timestamp() for a, b in zip(runs, runs[1:])}
+    gaps = {b.timestamp() - a.timestamp() for a, b in itertools.pairwise(runs)}
     assert gaps == {900.0}
 
 
@@ -163,7 +162,7 @@ CALENDAR = st.sampled_from([T.DAILY, T.WEEKLY, T.BIWEEKLY, T.MONTHLY, T.QUARTERL
 @given(
     kind=st.sampled_from([*T.__members__.values()]).filter(lambda k: k is not T.ONCE),
     anchor=INSTANTS,
-    gap=st.integers(-10**9, 10**11),
+    gap=st.integers(-(10**9), 10**11),
     zone=ZONES,
     minutes=st.integers(1, 10_000),
     cron=st.sampled_from(["*/7 * * * *", "30 2 * * *", "0 0 29 2 *", "15 3 * * 0", "0 */5 * * *"]),
@@ -203,7 +202,7 @@ def test_calendar_schedules_keep_wall_time_and_never_repeat_a_date(
         ).total_seconds()
         assert 0 <= shift <= 3600
         if kind in (T.MONTHLY, T.QUARTERLY, T.YEARLY):
-            assert r.day == wall.day or r.day < wall.day and (r + timedelta(days=1)).day == 1
+            assert r.day == wall.day or (r.day < wall.day and (r + timedelta(days=1)).day == 1)
 
 
 @settings(max_examples=200, deadline=None)
@@ -222,7 +221,9 @@ def test_cron_occurrences_match_the_expression_on_the_wall_clock(
         assert due is not None and due > after
         wall = local(due, tz).replace(tzinfo=None)
         # On the wall clock it matches, or it is a time skipped by a DST gap, moved past it.
-        assert croniter.match(cron, wall) or croniter.match(cron, wall - timedelta(hours=1)) or (
-            croniter.match(cron, wall - timedelta(minutes=30))
+        assert (
+            croniter.match(cron, wall)
+            or croniter.match(cron, wall - timedelta(hours=1))
+            or (croniter.match(cron, wall - timedelta(minutes=30)))
         )
         after = due

@@ -94,9 +94,7 @@ def test_racing_clusters_queue_each_firing_once(
     for store in stores:
         batch = store.due(None, now_ms=NOW)
         loaded = store.load([sid for sid, _ in batch.entries])
-        plans.append(
-            [store.plan(loaded[s], d, NOW, catch_up=True) for s, d in batch.entries]
-        )
+        plans.append([store.plan(loaded[s], d, NOW, catch_up=True) for s, d in batch.entries])
     results: list[list[int]] = [[] for _ in stores]
     barrier = threading.Barrier(3)
 

@@ -9,6 +9,7 @@ from qcluster.errors import ClusterError
 from qcluster.execution import default_hook_runner, execute, format_error, should_save
 from qcluster.inprocess import join
 from qcluster.processing import call_hook
+from qcluster.scheduler import ScheduleFired, Scheduler
 from qcluster.states import ClusterState, ExitCode, WorkerState
 
 __version__ = "0.1.0"
@@ -20,6 +21,8 @@ __all__ = [
     "ClusterError",
     "ClusterState",
     "ExitCode",
+    "ScheduleFired",
+    "Scheduler",
     "WorkerState",
     "__version__",
     "call_hook",

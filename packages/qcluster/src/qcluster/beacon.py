@@ -1,4 +1,5 @@
-"""The sentinel's background thread: heartbeats, the reaper and status publication.
+"""The sentinel's background thread: heartbeats, the reaper, status publication and periodic
+jobs (the scheduler).
 
 Heartbeats come from this thread and not from workers' fetches, so a worker busy for an hour
 in one CPU-bound task keeps its tasks: only a dead sentinel stops the heartbeat, and then
@@ -9,16 +10,28 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Mapping
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Protocol
 
 from qcluster.config import ClusterConfig
 from qcluster.forking import ForkGuard
 from qcore import StatusBoard, Transport, get_logger
 
-__all__ = ["Beacon"]
+__all__ = ["Beacon", "PeriodicJob"]
 
 log = get_logger("qcluster.beacon")
+
+JOB_RETRY = 1.0
+"""Seconds before a job whose pass raised runs again."""
+
+
+class PeriodicJob(Protocol):
+    """A job the beacon runs at once, then again after the seconds each ``run()`` returns
+    (under the fork guard; what it raises is logged, and it runs again a second later)."""
+
+    name: str
+
+    def run(self) -> float: ...
 
 
 class Beacon(threading.Thread):
@@ -33,6 +46,7 @@ class Beacon(threading.Thread):
         status: Callable[[], Mapping[str, Any]],
         board: StatusBoard | None,
         guard: ForkGuard | None = None,
+        jobs: Sequence[PeriodicJob] = (),
     ) -> None:
         super().__init__(name="q-beacon", daemon=True)
         # Held around each call that does I/O (and logs): the sentinel forks only while it
@@ -44,6 +58,7 @@ class Beacon(threading.Thread):
         self.consumers = consumers
         self.status = status
         self.board = board
+        self.jobs = list(jobs)
         self._stop_event = threading.Event()
         self.last_beat_ok = time.monotonic()
 
@@ -57,6 +72,7 @@ class Beacon(threading.Thread):
         now = time.monotonic()
         next_beat = next_reap = now
         next_status = now + min(0.5, config.status_interval)
+        next_job = [now] * len(self.jobs)
         while True:
             now = time.monotonic()
             if now >= next_beat:
@@ -71,7 +87,12 @@ class Beacon(threading.Thread):
                 with self.guard:
                     self.publish()
                 next_status = now + config.status_interval
-            wake = min(next_beat, next_reap)
+            for i, job in enumerate(self.jobs):
+                if now >= next_job[i]:
+                    with self.guard:
+                        delay = self._run_job(job)
+                    next_job[i] = time.monotonic() + (JOB_RETRY if delay is None else delay)
+            wake = min(next_beat, next_reap, *next_job)
             if self.board is not None:
                 wake = min(wake, next_status)
             if self._stop_event.wait(max(0.0, wake - time.monotonic())):
@@ -92,6 +113,15 @@ class Beacon(threading.Thread):
             )
             return
         self.last_beat_ok = time.monotonic()
+
+    def _run_job(self, job: PeriodicJob) -> float | None:
+        try:
+            return job.run()
+        except Exception as exc:
+            log.error(
+                "cluster.job_failed", cluster_id=self.cluster_id, job=job.name, error=repr(exc)
+            )
+            return None
 
     def _reap(self) -> None:
         try:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import hashlib
 import importlib
 import os
 import sys
@@ -12,9 +13,19 @@ from typing import Any
 
 from qcluster.cluster import Cluster, codec_from_env
 from qcluster.config import ClusterConfig
-from qcore import ConfigError, QError, configure_logging, get_logger, mask_url
+from qcore import (
+    ConfigError,
+    QError,
+    ScheduleSpec,
+    ScheduleType,
+    check_cron,
+    configure_logging,
+    get_logger,
+    mask_url,
+    resolve,
+)
 
-__all__ = ["RUN_SETTINGS", "build_parser", "import_modules", "main"]
+__all__ = ["RUN_SETTINGS", "build_parser", "cron_schedule", "import_modules", "main"]
 
 log = get_logger("qcluster.cli")
 
@@ -37,6 +48,9 @@ RUN_SETTINGS = {
     "log_level": "log_level",
     "log_args": "log_args",
     "fail_fast": "fail_fast",
+    "scheduler": "scheduler",
+    "catch_up": "catch_up",
+    "time_zone": "time_zone",
 }
 """``qcluster run`` options (argparse dests) that set a :class:`ClusterConfig` field; an option
 left out falls back to ``Q_<SETTING>`` in the environment, then the field's default."""
@@ -115,6 +129,32 @@ def build_parser() -> argparse.ArgumentParser:
         default="Q_SECRET_KEY",
         help="environment variable holding the signing secret (default Q_SECRET_KEY)",
     )
+    run.add_argument(
+        "--schedule",
+        dest="schedules",
+        action="append",
+        default=[],
+        metavar="CRON=FUNC",
+        help="fire FUNC (a dotted path) on a cron expression, once per due time across every "
+        "cluster, e.g. '*/5 * * * *=app.tasks.sweep' (repeatable)",
+    )
+    run.add_argument(
+        "--no-scheduler",
+        dest="scheduler",
+        action="store_false",
+        default=None,
+        help="do not fire schedules from this cluster",
+    )
+    run.add_argument(
+        "--no-catch-up",
+        dest="catch_up",
+        action="store_false",
+        default=None,
+        help="after downtime, fire a missed schedule once instead of once per missed run",
+    )
+    run.add_argument(
+        "--time-zone", default=None, help="time zone of --schedule cron expressions (default UTC)"
+    )
     run.add_argument("--json-logs", action="store_true", default=None, help="JSON log lines")
     run.add_argument("--log-level", default=None, help="debug, info, warning, error or critical")
     run.add_argument(
@@ -154,6 +194,28 @@ def _config(args: argparse.Namespace) -> ClusterConfig:
     return ClusterConfig.from_env(**overrides)
 
 
+def cron_schedule(text: str, *, time_zone: str = "UTC") -> ScheduleSpec:
+    """The schedule of ``--schedule 'CRON=dotted.path'``; its id is derived from the two, so
+    every cluster started with the same option declares the same schedule."""
+    cron, sep, func = text.rpartition("=")
+    cron, func = cron.strip(), func.strip()
+    if not sep or not cron or not func:
+        raise ConfigError(
+            f"--schedule takes CRON=FUNC, such as '*/5 * * * *=app.tasks.sweep', not {text!r}"
+        )
+    if not all(part.isidentifier() for part in func.split(".")) or "." not in func:
+        raise ConfigError(f"--schedule: {func!r} is not a dotted path such as app.tasks.sweep")
+    digest = hashlib.sha256(f"{cron}|{time_zone}".encode()).hexdigest()[:8]
+    return ScheduleSpec(
+        id=f"cli:{func}:{digest}",
+        func=func,
+        schedule_type=ScheduleType.CRON,
+        cron=check_cron(cron),
+        name=f"{func} ({cron})",
+        time_zone=time_zone,
+    )
+
+
 def _url(args: argparse.Namespace) -> str:
     return str(args.redis_url or os.environ.get(URL_ENV) or DEFAULT_URL)
 
@@ -167,6 +229,9 @@ def _run(args: argparse.Namespace) -> int:
     )
     url = _url(args)
     import_modules(args.imports)
+    schedules = [cron_schedule(text, time_zone=config.time_zone) for text in args.schedules]
+    for spec in schedules:
+        resolve(spec.func)  # a typo fails here, not at the first firing
     codec = codec_from_env(args.secret_env)
     transport = RedisTransport(config.queue, url=url, max_attempts=config.max_attempts)
     store = RedisResultStore(url, namespace=args.result_namespace, ttl=args.result_ttl, codec=codec)
@@ -179,6 +244,7 @@ def _run(args: argparse.Namespace) -> int:
         status_board=board,
         codec=codec,
         worker_init=functools.partial(import_modules, tuple(args.imports)),
+        schedules=schedules,
     )
     return cluster.run()
 

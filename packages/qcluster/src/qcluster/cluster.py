@@ -12,13 +12,15 @@ import os
 import pickle
 import signal
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from multiprocessing.process import BaseProcess
 from types import TracebackType
 from typing import Any
 
+from qcluster.beacon import PeriodicJob
 from qcluster.config import ClusterConfig
 from qcluster.errors import ClusterError
+from qcluster.scheduler import ScheduleFired, Scheduler
 from qcluster.sentinel import Sentinel
 from qcluster.tasklog import cluster_events
 from qcluster.worker import WorkerSpec
@@ -30,6 +32,9 @@ from qcore import (
     EventBus,
     HookRunner,
     ResultStore,
+    ScheduleSource,
+    ScheduleSpec,
+    ScheduleStore,
     StatusBoard,
     Transport,
     codec_for,
@@ -60,6 +65,14 @@ class Cluster:
     called once in each worker process before it fetches anything (``django.setup()``, say);
     ``events`` is a :class:`qcore.EventBus` whose subscribers see the cluster's events (task
     events in the worker processes, supervision events in the sentinel), after the task log.
+
+    Schedules: unless ``config.scheduler`` is off, the sentinel fires the schedules kept beside
+    the queue (a transport that keeps them, such as :class:`qredis.RedisTransport`, or
+    ``schedule_store``), each due time once whatever the number of clusters. ``schedules``
+    (:class:`qcore.ScheduleSpec`) are added when the cluster starts. ``clock`` (epoch seconds)
+    replaces the store's (Redis's) clock; ``on_schedule_fired`` receives a
+    :class:`~qcluster.scheduler.ScheduleFired` for each firing this cluster applied.
+
     Everything passed must be picklable: each worker rebuilds its own copy and opens its
     own connections.
     """
@@ -75,6 +88,10 @@ class Cluster:
         codec: Codec | None = None,
         worker_init: Callable[[], None] | None = None,
         events: EventBus | None = None,
+        schedules: Sequence[ScheduleSpec] = (),
+        schedule_store: ScheduleStore | None = None,
+        clock: Callable[[], float] | None = None,
+        on_schedule_fired: Callable[[ScheduleFired], Any] | None = None,
     ) -> None:
         self.config = config if config is not None else ClusterConfig()
         if not isinstance(self.config, ClusterConfig):
@@ -92,6 +109,7 @@ class Cluster:
         if events is not None and not isinstance(events, EventBus):
             raise ConfigError(f"events must be a qcore.EventBus, not {type(events).__name__}")
         self.events = events
+        self.scheduler = self._scheduler(schedules, schedule_store, clock, on_schedule_fired)
         self.cluster_id = ""
         self._process: BaseProcess | None = None
 
@@ -103,7 +121,7 @@ class Cluster:
         Must be called from the main thread (it installs signal handlers).
         """
         spec = self._spec()
-        sentinel = Sentinel(spec, status_board=self.status_board)
+        sentinel = Sentinel(spec, status_board=self.status_board, jobs=self._jobs())
         return sentinel.run()
 
     # -- background -------------------------------------------------------------------------
@@ -121,7 +139,7 @@ class Cluster:
         reader, writer = ctx.Pipe(duplex=False)
         process = ctx.Process(  # type: ignore[attr-defined]
             target=_sentinel_main,
-            args=(spec, self.status_board, writer),
+            args=(spec, self.status_board, writer, self._jobs()),
             name=f"qcluster-sentinel-{self.config.name}",
         )
         process.start()
@@ -191,6 +209,41 @@ class Cluster:
 
     # -- plumbing ---------------------------------------------------------------------------
 
+    def _scheduler(
+        self,
+        schedules: Sequence[ScheduleSpec],
+        store: ScheduleStore | None,
+        clock: Callable[[], float] | None,
+        on_fired: Callable[[ScheduleFired], Any] | None,
+    ) -> Scheduler | None:
+        for spec in schedules:
+            if not isinstance(spec, ScheduleSpec):
+                raise ConfigError(f"schedules must be qcore.ScheduleSpec, not {spec!r}")
+        if store is None and isinstance(self.transport, ScheduleSource):
+            store = self.transport.schedules(self.codec)
+        if store is None:
+            if schedules:
+                raise ConfigError(
+                    f"{type(self.transport).__name__} keeps no schedules: pass schedule_store, "
+                    "or use a transport that keeps them (qredis.RedisTransport)"
+                )
+            return None
+        if not self.config.scheduler:
+            if schedules:
+                raise ConfigError("schedules were given but the scheduler setting is off")
+            return None
+        return Scheduler(
+            store,
+            cluster=self.config.name,
+            catch_up=self.config.catch_up,
+            schedules=schedules,
+            clock=clock,
+            on_fired=on_fired,
+        )
+
+    def _jobs(self) -> list[PeriodicJob]:
+        return [] if self.scheduler is None else [self.scheduler]
+
     def _spec(self) -> WorkerSpec:
         self.cluster_id = f"{self.config.name}-{uuid.uuid4().hex[:10]}"
         events = cluster_events(self.config, self.events)
@@ -204,9 +257,13 @@ class Cluster:
             worker_init=self.worker_init,
             events=events,
         )
-        for name in ("transport", "store", "codec", "hook_runner", "worker_init", "events"):
+        named = {name: getattr(spec, name) for name in WorkerSpec.__dataclass_fields__}
+        named["scheduler"] = self.scheduler
+        for name in (
+            "transport", "store", "codec", "hook_runner", "worker_init", "events", "scheduler",
+        ):  # fmt: skip
             try:
-                pickle.dumps(getattr(spec, name))
+                pickle.dumps(named[name])
             except Exception as exc:
                 raise ConfigError(
                     f"the {name} cannot be sent to worker processes ({type(exc).__name__}: "
@@ -224,7 +281,9 @@ def _check_protocol(name: str, obj: object, protocol: type) -> None:
         )
 
 
-def _sentinel_main(spec: WorkerSpec, board: StatusBoard | None, ready: Any) -> None:
+def _sentinel_main(
+    spec: WorkerSpec, board: StatusBoard | None, ready: Any, jobs: Sequence[PeriodicJob] = ()
+) -> None:
     """The background sentinel process's entry point."""
     if not is_configured():
         configure_logging(
@@ -232,5 +291,5 @@ def _sentinel_main(spec: WorkerSpec, board: StatusBoard | None, ready: Any) -> N
             level=spec.config.log_level,
             secret_names=spec.config.secret_names,
         )
-    sentinel = Sentinel(spec, status_board=board, watch_parent=True, ready=ready)
+    sentinel = Sentinel(spec, status_board=board, watch_parent=True, ready=ready, jobs=jobs)
     raise SystemExit(sentinel.run())

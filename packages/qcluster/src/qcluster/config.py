@@ -14,6 +14,7 @@ from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 from qcore import ConfigError
+from qcore import time_zone as check_time_zone
 
 __all__ = ["START_METHODS", "ClusterConfig", "default_start_method"]
 
@@ -81,6 +82,13 @@ class ClusterConfig:
     """Seconds between status publications."""
     start_method: str = field(default_factory=default_start_method)
     """``fork``, ``forkserver`` or ``spawn``."""
+    scheduler: bool = True
+    """Whether this cluster fires schedules (any number may: each firing happens once)."""
+    catch_up: bool = True
+    """Missed occurrences of a schedule (no cluster was up) run once each; off: once in all."""
+    time_zone: str = "UTC"
+    """Where schedules declared to the cluster (``schedules=``, ``--schedule``) keep their
+    wall-clock time and read cron expressions (an IANA name)."""
     log_json: bool = False
     """Log one JSON object per line (for a log collector) instead of coloured text."""
     log_level: str = "info"
@@ -109,7 +117,9 @@ class ClusterConfig:
         for name in ("retry", "guard_cycle", "heartbeat", "grace", "hook_timeout"):
             _check_seconds(name, getattr(self, name))
         _check_seconds("status_interval", self.status_interval)
-        for name in ("save", "log_json", "log_args", "fail_fast"):
+        _check_text("time_zone", self.time_zone)
+        check_time_zone(self.time_zone)
+        for name in ("save", "log_json", "log_args", "fail_fast", "scheduler", "catch_up"):
             if not isinstance(getattr(self, name), bool):
                 raise ConfigError(f"{name} must be True or False, not {getattr(self, name)!r}")
         if self.timeout is not None and not self.retry > self.timeout:
@@ -211,7 +221,7 @@ def _check_seconds(name: str, value: object) -> None:
 
 _OPTIONAL = {"timeout", "recycle", "max_rss"}
 _INTS = {"workers", "max_attempts", "recycle", "max_rss", "prefetch"}
-_BOOLS = {"save", "log_json", "log_args", "fail_fast"}
+_BOOLS = {"save", "log_json", "log_args", "fail_fast", "scheduler", "catch_up"}
 _FLOATS = {"timeout", "retry", "guard_cycle", "heartbeat", "grace", "hook_timeout"}
 _FLOATS |= {"status_interval"}
 

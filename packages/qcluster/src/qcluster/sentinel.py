@@ -17,11 +17,12 @@ import multiprocessing.connection
 import os
 import signal
 import time
+from collections.abc import Sequence
 from types import FrameType
 from typing import Any
 
 from qcluster import deadlines
-from qcluster.beacon import Beacon
+from qcluster.beacon import Beacon, PeriodicJob
 from qcluster.forking import ForkGuard
 from qcluster.lifeline import watch_parent
 from qcluster.losses import ExitHandler
@@ -47,6 +48,7 @@ class Sentinel:
         status_board: StatusBoard | None = None,
         watch_parent: bool = False,
         ready: Any = None,
+        jobs: Sequence[PeriodicJob] = (),
     ) -> None:
         self.spec = spec
         self.config = spec.config
@@ -80,6 +82,7 @@ class Sentinel:
             self.status,
             status_board,
             fork_guard,
+            jobs,
         )
 
     # -- public -----------------------------------------------------------------------------

@@ -47,10 +47,11 @@ from qcore.protocols import (
     StatusBoard,
     Transport,
 )
-from qcore.recurrence import ScheduleType, check_cron
+from qcore.recurrence import ScheduleType, check_cron, time_zone
 from qcore.resolve import dotted_path, resolve
 from qcore.schedules import (
     DueBatch,
+    ScheduleSource,
     ScheduleSpec,
     ScheduleState,
     ScheduleStore,
@@ -97,6 +98,7 @@ __all__ = [
     "QError",
     "Reaped",
     "ResultStore",
+    "ScheduleSource",
     "ScheduleSpec",
     "ScheduleState",
     "ScheduleStore",
@@ -136,4 +138,5 @@ __all__ = [
     "retry_message",
     "send_message",
     "task_options",
+    "time_zone",
 ]

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, Protocol, runtime_checkable
 
+from qcore.codec import Codec
 from qcore.enqueue import Q_OPTION_NAMES, apply_q_options, task_options
 from qcore.errors import ConfigError
 from qcore.message import TaskMessage
@@ -24,6 +25,7 @@ from qcore.resolve import dotted_path
 
 __all__ = [
     "DueBatch",
+    "ScheduleSource",
     "ScheduleSpec",
     "ScheduleState",
     "ScheduleStore",
@@ -263,3 +265,10 @@ class ScheduleStore(Protocol):
     def plan(self, stored: Any, due_ms: int, now_ms: int, *, catch_up: bool) -> Any: ...
 
     def fire(self, firings: Sequence[Any]) -> list[int]: ...
+
+
+@runtime_checkable
+class ScheduleSource(Protocol):
+    """A transport that keeps schedules beside its queue (qredis.RedisTransport)."""
+
+    def schedules(self, codec: Codec) -> ScheduleStore: ...
