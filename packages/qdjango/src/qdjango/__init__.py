@@ -1,6 +1,6 @@
 """qdjango: Django Q's task API, models, admin and commands on Q's cluster.
 
-``from qdjango import async_task, result, fetch``. Django Q's own name for ``async_task``,
+``from qdjango import async_task, result, fetch, schedule``. Django Q's own name for ``async_task``,
 ``async``, is a keyword since Python 3.7; it is still here: ``getattr(qdjango, "async")``.
 Importing this package touches neither the settings nor the models.
 """
@@ -8,6 +8,7 @@ Importing this package touches neither the settings nor the models.
 # Before anything of qcore's: fails with a clear message when the unrelated `qcore` library is
 # installed in this environment (its qcore/__init__.py may be the one there, and fail unclearly).
 import qtq_core  # noqa: F401  # isort: skip
+from qdjango.schedules import schedule
 from qdjango.tasks import (
     async_task,
     count_group,
@@ -35,4 +36,5 @@ __all__ = [
     "queue_size",
     "result",
     "result_group",
+    "schedule",
 ]

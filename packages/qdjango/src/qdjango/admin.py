@@ -1,6 +1,6 @@
 """The admin: successful and failed tasks (read-only, searchable, filterable), a "retry"
-action for failures ("run again" for successes), and the "Queue" page (sizes, in-flight
-tasks, dead letters).
+action for failures ("run again" for successes), the "Queue" page (sizes, in-flight
+tasks, dead letters) and the "Scheduled tasks" page (:mod:`qdjango.admin_schedules`).
 
 A retry sends the stored task again through qcore's one enqueue path, with its own options,
 under a new id that records which task it retries; each task's page links to the other. It
@@ -25,10 +25,11 @@ from django.utils.html import format_html, format_html_join
 from qcore import mask_mapping, retry_message, send_message
 from qdjango.admin_queue import as_text, queue_view
 from qdjango.conf import get_settings
+from qdjango.admin_schedules import ScheduleAdmin
 from qdjango.models import Failure, QueueStatus, Success, Task
 from qdjango.records import verified_records
 
-__all__ = ["FailureAdmin", "QueueAdmin", "SuccessAdmin"]
+__all__ = ["FailureAdmin", "QueueAdmin", "ScheduleAdmin", "SuccessAdmin"]
 
 
 def _resubmit(admin_: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet[Any]) -> None:

@@ -24,8 +24,9 @@ class QDjangoConfig(AppConfig):
         return label if isinstance(label, str) and label.strip() else "Q"
 
     def ready(self) -> None:
-        from qdjango import checks, conf, debug
+        from qdjango import checks, conf, debug, schedules
 
         checks.register()
         conf.connect_signals()
         debug.install()
+        schedules.connect_signals()

@@ -1,16 +1,21 @@
 """A :class:`qcluster.Cluster` for a Django site: Redis transport, the Django result store,
 hooks called with the saved ``Task``, the task codec from ``SECRET_KEY``, Django set up in
-each worker process, and the cluster's events sent as Django's signals (:mod:`qdjango.signals`)."""
+each worker process, the cluster's events sent as Django's signals (:mod:`qdjango.signals`),
+and schedule firings written back to their ``Schedule`` rows."""
 
 from __future__ import annotations
 
+import functools
 from typing import Any
+
+from django.db import router
 
 from qcluster import Cluster
 from qdjango import connection
 from qdjango.conf import get_settings, task_codec
 from qdjango.hooks import DjangoHookRunner
 from qdjango.process import DjangoContext, close_connections
+from qdjango.schedules import record_firing
 from qdjango.signals import signal_bus
 from qdjango.store import DjangoResultStore
 
@@ -22,7 +27,10 @@ def build_cluster(**overrides: Any) -> Cluster:
     (``workers=2``). Raises :class:`qcore.ConfigError` naming every bad setting."""
     conf = get_settings()
     config = conf.cluster.with_changes(**overrides) if overrides else conf.cluster
+    from qdjango.models import Schedule
+
     store = DjangoResultStore.from_settings()
+    schedule_db = router.db_for_write(Schedule)
     return Cluster(
         config,
         transport=connection.cluster_transport(config.queue, config.max_attempts),
@@ -34,4 +42,5 @@ def build_cluster(**overrides: Any) -> Cluster:
         # Only the signals with receivers (connected in an AppConfig.ready()): a worker does
         # not build the events of the others.
         events=signal_bus(using=store.using, context=store.context, connected_only=True),
+        on_schedule_fired=functools.partial(record_firing, using=schedule_db),
     )

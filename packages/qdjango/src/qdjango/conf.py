@@ -135,8 +135,6 @@ SEED_ONLY_KEYS = {
     "daemonize_workers": "Q's workers may always start child processes; remove it",
     "queue_limit": "use 'prefetch' (tasks a worker takes per fetch) instead",
     "cpu_affinity": "not supported; remove it",
-    "catch_up": "Q has no scheduler yet; remove it",
-    "scheduler": "Q has no scheduler yet; remove it",
     "orm": "Q's transport is Redis; remove it",
     "sqs": "Q's transport is Redis; remove it",
     "iron_mq": "Q's transport is Redis; remove it",
@@ -149,7 +147,6 @@ SEED_ONLY_KEYS = {
     "cached": "Q keeps results in the database; remove it",
     "ack_failures": "Q always acknowledges a task once its Failure is saved; remove it",
     "error_reporter": "not supported; log events go through structlog",
-    "time_zone": "Q has no scheduler yet; remove it",
     "testing": "not needed; remove it",
     "save_limit_per": "not supported; use 'save_limit'",
 }
@@ -291,6 +288,11 @@ def _cluster_config(raw: Mapping[str, Any]) -> ClusterConfig:
     # As in Django Q, the cluster's name is also its queue unless a queue is named.
     if "name" in values and "queue" not in values:
         values["queue"] = values["name"]
+    if "time_zone" not in values:
+        # Schedules keep their wall-clock time in Django's time zone unless told otherwise.
+        from django.conf import settings
+
+        values["time_zone"] = getattr(settings, "TIME_ZONE", None) or "UTC"
     if raw.get("save_limit") == -1:
         # Keep no successes at all: the cluster need not even send them to the store.
         values.setdefault("save", False)

@@ -1,4 +1,5 @@
-"""The task records: :class:`Task`, and its proxies :class:`Success` and :class:`Failure`.
+"""The task records: :class:`Task`, and its proxies :class:`Success` and :class:`Failure`; and
+:class:`Schedule`, Django Q's scheduled tasks.
 
 As in Django Q, ``started`` is the time the task was *enqueued*, so :meth:`Task.time_taken`
 includes the time it waited in the queue; ``result`` holds the return value, or for a failure
@@ -10,10 +11,11 @@ from __future__ import annotations
 from typing import Any
 
 from django.db import models
+from django.utils import timezone
 
 from qdjango.fields import PickledField
 
-__all__ = ["Failure", "QueueStatus", "Success", "Task"]
+__all__ = ["Failure", "QueueStatus", "Schedule", "Success", "Task"]
 
 ID_LENGTH = 32
 
@@ -177,3 +179,86 @@ class QueueStatus(Task):
         verbose_name_plural = "queue"
         # change: requeue dead letters; delete: purge them (for good).
         default_permissions = ("view", "change", "delete")
+
+
+class Schedule(models.Model):
+    """A scheduled task, as in Django Q: the source of truth for a Django site, mirrored into
+    the Redis index the clusters fire from when saved or deleted (``qdjango.schedules``).
+
+    ``args`` and ``kwargs`` are Python literals (``1, 'a'`` and ``x=1, y='a'`` or a dict); a
+    ``q_options`` dict among the kwargs sets the firing's task options. ``repeats``: -1 forever,
+    0 paused, n more times. ``task`` is the id of the last firing.
+    """
+
+    ONCE = "O"
+    MINUTES = "I"
+    HOURLY = "H"
+    DAILY = "D"
+    WEEKLY = "W"
+    BIWEEKLY = "BW"
+    MONTHLY = "M"
+    BIMONTHLY = "BM"
+    QUARTERLY = "Q"
+    YEARLY = "Y"
+    CRON = "C"
+    TYPE = (
+        (ONCE, "Once"),
+        (MINUTES, "Minutes"),
+        (HOURLY, "Hourly"),
+        (DAILY, "Daily"),
+        (WEEKLY, "Weekly"),
+        (BIWEEKLY, "Biweekly"),
+        (MONTHLY, "Monthly"),
+        (BIMONTHLY, "Bimonthly"),
+        (QUARTERLY, "Quarterly"),
+        (YEARLY, "Yearly"),
+        (CRON, "Cron"),
+    )
+
+    name = models.CharField(max_length=100, null=True, blank=True)
+    func = models.CharField(max_length=256, help_text="e.g. module.tasks.function")
+    hook = models.CharField(
+        max_length=256, null=True, blank=True, help_text="e.g. module.tasks.result_function"
+    )
+    args = models.TextField(null=True, blank=True, help_text="e.g. 1, 2, 'John'")
+    kwargs = models.TextField(null=True, blank=True, help_text="e.g. x=1, y=2, name='John'")
+    schedule_type = models.CharField(max_length=2, choices=TYPE, default=ONCE, verbose_name="type")
+    minutes = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Number of minutes for the Minutes type"
+    )
+    repeats = models.IntegerField(default=-1, help_text="n = n times, -1 = forever, 0 = paused")
+    next_run = models.DateTimeField(default=timezone.now, null=True, verbose_name="next run")
+    cron = models.CharField(
+        max_length=100, null=True, blank=True, help_text="Cron expression, e.g. '30 2 * * *'"
+    )
+    task = models.CharField(max_length=100, null=True, editable=False)
+    cluster = models.CharField(max_length=100, null=True, blank=True)
+    intended_date_kwarg = models.CharField(
+        max_length=100,
+        null=True,
+        blank=True,
+        help_text="Name of a keyword argument that receives the intended run time (ISO 8601)",
+    )
+
+    class Meta:
+        app_label = "qdjango"
+        ordering = ["next_run"]
+        verbose_name = "scheduled task"
+        verbose_name_plural = "scheduled tasks"
+
+    def __str__(self) -> str:
+        return self.name or self.func
+
+    def clean(self) -> None:
+        """Every problem a firing would hit, as a ValidationError now (never at firing time)."""
+        from qdjango.schedules import validate
+
+        validate(self)
+
+    def last_run(self) -> Task | None:
+        """The saved record of the last firing, when there is one."""
+        return None if not self.task else Task.objects.filter(pk=self.task).first()
+
+    def success(self) -> bool | None:
+        run = self.last_run()
+        return None if run is None else run.success
