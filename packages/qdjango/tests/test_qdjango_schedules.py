@@ -240,3 +240,20 @@ def test_three_clusters_on_postgres_fire_200_once_schedules_exactly_once(
     assert len(counts) == 100 and set(counts.values()) == {2}
     tasks = set(Schedule.objects.using("postgres").values_list("task", flat=True))
     assert len(tasks) == 200 and None not in tasks
+
+
+def test_qinfo_and_qmonitor_show_the_next_due_schedules(
+    db_alias: str, q_cluster: dict[str, Any]
+) -> None:
+    import io
+
+    from django.core.management import call_command
+
+    schedule(ADD, 1, 2, name="shown-next", schedule_type="H", next_run=soon(90))
+    schedule(ADD, 1, 2, name="paused-one", repeats=0, next_run=soon(30))
+    for command, extra in (("qinfo", []), ("qmonitor", ["--run-once"])):
+        out = io.StringIO()
+        call_command(command, *extra, stdout=out)
+        text = out.getvalue()
+        assert "Next schedules" in text and "shown-next" in text, command
+        assert "paused-one" not in text  # not due: not next

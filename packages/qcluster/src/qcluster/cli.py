@@ -262,7 +262,13 @@ def _views(args: argparse.Namespace) -> tuple[Any, Any]:
         clusters = board.clusters()
         names = list(dict.fromkeys([*args.queue, *(str(c.get("queue")) for c in clusters)]))
         transports = [RedisTransport(name, url=url, **bounded) for name in names or ["default"]]
-        snap = snapshot(board, transports)
+        try:
+            codec = codec_from_env()
+        except QError:  # no secret here: the schedules cannot be verified, so not shown
+            stores = []
+        else:
+            stores = [t.schedules(codec) for t in transports]
+        snap = snapshot(board, transports, stores)
         snap["clusters"] = clusters
         return snap
 

@@ -31,8 +31,11 @@ def _size(read: Callable[[], int]) -> int | None:
         return None
 
 
-def snapshot(board: StatusBoard, transports: Iterable[Transport]) -> Snapshot:
-    """What the views show: live clusters and the sizes of each queue.
+def snapshot(
+    board: StatusBoard, transports: Iterable[Transport], schedules: Iterable[Any] = ()
+) -> Snapshot:
+    """What the views show: live clusters, the sizes of each queue and, from each schedule
+    store given (qredis.RedisSchedules), the next schedules due.
 
     The board is read first, and a server that cannot be reached ends the snapshot with its
     error (``ConnectionError``) at the first call that finds out, so a view answers within
@@ -50,7 +53,25 @@ def snapshot(board: StatusBoard, transports: Iterable[Transport]) -> Snapshot:
                 "dead": _size(transport.dead_size),
             }
         )
-    return {"clusters": clusters, "queues": queues, "at": time.time()}
+    names = [str(c.get("name")) for c in clusters if c.get("name")]
+    upcoming = []
+    for store in schedules:
+        for state in store.upcoming(10, clusters=names):
+            spec = state.spec
+            upcoming.append(
+                {
+                    "id": spec.id,
+                    "name": spec.name,
+                    "func": spec.func,
+                    "type": spec.schedule_type.name.title(),
+                    "next_run": None if state.due_ms is None else state.due_ms / 1000,
+                    "repeats": state.repeats,
+                    "last_task": state.last_task,
+                    "cluster": spec.cluster,
+                }
+            )
+    upcoming.sort(key=lambda row: row["next_run"] or 0)
+    return {"clusters": clusters, "queues": queues, "schedules": upcoming, "at": time.time()}
 
 
 def _num(value: Any) -> str:
@@ -125,8 +146,27 @@ def _workers_table(clusters: Sequence[Mapping[str, Any]]) -> Table:
     return table
 
 
+def _schedules_table(rows: Sequence[Mapping[str, Any]], at: float) -> Table:
+    table = Table(title="Next schedules", title_justify="left")
+    for column in ("schedule", "func", "type", "next run (UTC)", "in", "repeats", "last task"):
+        table.add_column(column, justify="right" if column in ("in", "repeats") else "left")
+    for row in rows:
+        due = row["next_run"]
+        when = "-" if due is None else time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(due))
+        table.add_row(
+            str(row["name"] or row["id"]),
+            str(row["func"]),
+            str(row["type"]),
+            when,
+            "-" if due is None else _duration(max(0.0, due - at)),
+            "forever" if row["repeats"] < 0 else str(row["repeats"]),
+            str(row["last_task"] or "-"),
+        )
+    return table
+
+
 def render(snap: Snapshot, *, workers: bool = True) -> RenderableType:
-    """One frame: queues, clusters and (optionally) each worker."""
+    """One frame: queues, clusters and (optionally) each worker, and the next schedules."""
     parts: list[RenderableType] = [_queues_table(snap["queues"])]
     clusters = snap["clusters"]
     if clusters:
@@ -135,6 +175,8 @@ def render(snap: Snapshot, *, workers: bool = True) -> RenderableType:
             parts.append(_workers_table(clusters))
     else:
         parts.append(Text("No live clusters.", style="yellow"))
+    if snap.get("schedules"):
+        parts.append(_schedules_table(snap["schedules"], snap["at"]))
     stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(snap["at"]))
     parts.append(Text(f"as of {stamp}", style="dim"))
     return Group(*parts)

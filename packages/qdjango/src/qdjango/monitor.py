@@ -54,8 +54,9 @@ def read_snapshot() -> dict[str, Any]:
     """Clusters and queue sizes from Redis, task statistics from the database."""
     from qdjango.conf import get_settings
     from qdjango.connection import status_board, transport
+    from qdjango.schedules import store
 
-    snap = snapshot(status_board(), [transport()])
+    snap = snapshot(status_board(), [transport()], [store()])
     snap["tasks"] = task_stats()
     snap["settings"] = get_settings()
     return snap

@@ -184,6 +184,22 @@ class RedisSchedules:
             )
         return out
 
+    def upcoming(
+        self, limit: int = 10, clusters: Iterable[str] = ()
+    ) -> builtins.list[ScheduleState]:
+        """The next ``limit`` schedules to fire (any cluster's, and those pinned to ``clusters``),
+        earliest first: read from the indexes' heads, never a scan."""
+        positive_int("limit", limit)
+        client, _ = self.transport._ready()
+        indexes = [self.keys.due, *(self.keys.index(c) for c in dict.fromkeys(clusters))]
+        with self.transport._errors(), client.pipeline(transaction=False) as pipe:
+            for index in indexes:
+                pipe.zrange(index, 0, limit - 1, withscores=True)
+            heads = pipe.execute()
+        ranked = sorted((score, m.decode()) for head in heads for m, score in head)[:limit]
+        states = {s.spec.id: s for s in self.list([sid for _, sid in ranked])}
+        return [states[sid] for _, sid in ranked if sid in states]
+
     # -- firing -----------------------------------------------------------------------------
 
     def due(self, cluster: str | None, *, now_ms: int | None = None, limit: int = 1000) -> DueBatch:
