@@ -101,7 +101,39 @@ def setup() -> dict[str, str]:
         cursor.execute(sql, [ids["malicious"], "malicious", "os.getcwd", evil, now, now, True])
         cursor.execute(sql, [ids["broken"], "broken", "os.getcwd", "not a pickle!", now, now, True])
         cursor.execute(sql, [ids["bad_id"], "bad-id", "os.getcwd", None, now, now, True])
+    ids.update(schedules(now))
     return ids
+
+
+def schedules(now: dt.datetime) -> dict[str, str]:
+    """django-q2's schedules, made by its API, and three rows it would refuse, written by hand."""
+    from django_q.models import Schedule
+    from django_q.tasks import schedule
+
+    later = now + dt.timedelta(hours=1)
+    made = {
+        "s_once": schedule("math.copysign", 2, -2, name="legacy-once", next_run=later),
+        "s_minutes": schedule("math.hypot", 3, 4, name="every-5", schedule_type=Schedule.MINUTES,
+                              minutes=5, next_run=later, repeats=7,
+                              q_options={"timeout": 30, "broker_name": "legacy"}),
+        "s_cron": schedule("math.floor", 1.5, name="weekdays", schedule_type=Schedule.CRON,
+                           cron="0 6 * * 1-5"),
+        "s_daily": schedule("math.ceil", 2.5, schedule_type=Schedule.DAILY, next_run=later,
+                            hook="math.fabs"),
+    }  # fmt: skip
+    table = connection.ops.quote_name("django_q_schedule")
+    sql = (
+        f"INSERT INTO {table} (name, func, args, kwargs, schedule_type, repeats, next_run, cron)"
+        " VALUES (%s, %s, %s, NULL, %s, -1, %s, %s)"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, ["bad-cron", "math.floor", "1.5", "C", later, "99 * * * *"])
+        cursor.execute(sql, ["bad-func", "nosuch.module.func", None, "O", later, None])
+        cursor.execute(sql, ["bad-args", "math.floor", "not a literal(", "O", later, None])
+    out = {key: str(row.pk) for key, row in made.items()}
+    for name in ("bad-cron", "bad-func", "bad-args"):
+        out[name] = str(Schedule.objects.get(name=name).pk)
+    return out
 
 
 if __name__ == "__main__":

@@ -28,7 +28,8 @@ DJANGO_Q2 = "django-q2==1.11.1"
 
 @pytest.fixture(scope="session")
 def django_q2_python(tmp_path_factory: pytest.TempPathFactory) -> str:
-    """A virtualenv with the real django-q2, the Django version of this run and psycopg."""
+    """A virtualenv with the real django-q2 (and croniter, for its cron schedules), the Django
+    version of this run and psycopg."""
     import django
 
     uv = shutil.which("uv")
@@ -38,7 +39,7 @@ def django_q2_python(tmp_path_factory: pytest.TempPathFactory) -> str:
     subprocess.run([uv, "venv", "-q", "--python", sys.executable, str(venv)], check=True)
     python = str(venv / "bin" / "python")
     subprocess.run(
-        [uv, "pip", "install", "-q", "--python", python, DJANGO_Q2,
+        [uv, "pip", "install", "-q", "--python", python, DJANGO_Q2, "croniter",
          f"django=={django.__version__}", "psycopg[binary]"],
         check=True,
     )  # fmt: skip
@@ -107,12 +108,12 @@ def test_import_of_a_real_django_q2_history(
 
     ids, trap = django_q2_rows
 
-    code, out = _import(db_alias, "--dry-run")
+    code, out = _import(db_alias, "--dry-run", "--only", "tasks")
     assert code == 1, out
     assert "tasks: would import 5, already in Q 0, skipped 2" in out
     assert Task.objects.using(db_alias).count() == 0
 
-    code, out = _import(db_alias)
+    code, out = _import(db_alias, "--only", "tasks")
     assert code == 1, out
     assert "tasks: imported 5, already in Q 0, skipped 2, imported with values left out 2" in out
     assert f"tasks: skipped {ids['broken']}: args: not base64" in out
@@ -147,17 +148,60 @@ def test_import_of_a_real_django_q2_history(
     assert evil.func == "os.getcwd"
 
     before = _snapshot(db_alias)
-    code, again = _import(db_alias)
+    code, again = _import(db_alias, "--only", "tasks")
     assert code == 1
     assert "tasks: imported 0, already in Q 5, skipped 2, imported with values left out 0" in again
     assert _snapshot(db_alias) == before
     assert not trap.exists()
 
 
+@pytest.mark.slow
+def test_import_of_real_django_q2_schedules(
+    django_q2_rows: tuple[dict[str, str], Path], db_alias: str
+) -> None:
+    from qdjango.models import Schedule
+    from qdjango.schedules import schedule, schedule_id, spec_for, store
+
+    ids, _ = django_q2_rows
+    code, out = _import(db_alias, "--only", "schedules", "--dry-run")
+    assert code == 1, out
+    assert "schedules: would import 4, already in Q 0, skipped 3" in out
+    assert Schedule.objects.using(db_alias).count() == 0 and store().ids() == []
+
+    code, out = _import(db_alias, "--only", "schedules")
+    assert code == 1, out
+    assert "schedules: imported 4, already in Q 0, skipped 3" in out
+    assert f"#{ids['bad-cron']} (bad-cron): cron:" in out and "not a valid cron" in out
+    assert f"#{ids['bad-func']} (bad-func): func:" in out
+    assert f"#{ids['bad-args']} (bad-args): args:" in out
+    assert "without q_options broker_name" in out
+    rows = {str(s.pk): s for s in Schedule.objects.using(db_alias)}
+    assert set(rows) == {ids[k] for k in ("s_once", "s_minutes", "s_cron", "s_daily")}
+    minutes = rows[ids["s_minutes"]]
+    assert (minutes.name, minutes.schedule_type, minutes.minutes, minutes.repeats) == (
+        "every-5", "I", 5, 7,
+    )  # fmt: skip
+    spec = spec_for(minutes)
+    assert spec.args == (3, 4) and spec.q_options == {"timeout": 30}
+    assert spec_for(rows[ids["s_daily"]]).hook == "math.fabs"
+    assert spec_for(rows[ids["s_cron"]]).cron == "0 6 * * 1-5"
+    # Each is in Redis, due at its next_run.
+    for row in rows.values():
+        state = store().get(schedule_id(row.pk))
+        assert state is not None and state.due_ms == round(row.next_run.timestamp() * 1000)
+
+    code, again = _import(db_alias, "--only", "schedules")
+    assert code == 1 and "schedules: imported 0, already in Q 4, skipped 3" in again
+    # The id sequence moved past the imported ids: Q's next schedule gets a fresh one.
+    fresh = schedule("math.floor", 1.5, name="made in Q")
+    assert str(fresh.pk) not in rows
+
+
 @pytest.mark.django_db
 def test_no_django_q2_table_is_nothing_to_import() -> None:
     code, out = _import("default")
     assert code == 0 and "tasks: no table django_q_task, nothing to import" in out
+    assert "schedules: no table django_q_schedule, nothing to import" in out
 
 
 @pytest.fixture(scope="session")
@@ -193,6 +237,6 @@ def test_django_q2_and_q_run_side_by_side_on_one_site(
     assert seen["q_rows"] == ["math.copysign"]
     # Q's check warns about django-q2's keys and reports no error.
     assert "qdjango.W001" in seen["check"] and "'orm'" in seen["check"]
-    assert "'catch_up'" in seen["check"] and "ERRORS" not in seen["check"]
+    assert "ERRORS" not in seen["check"]
     # Django runs the qcluster command of the app listed first.
     assert seen["qcluster_command_of"] == "django_q"

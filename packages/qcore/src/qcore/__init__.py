@@ -50,6 +50,7 @@ from qcore.protocols import (
 from qcore.recurrence import ScheduleType, check_cron, time_zone
 from qcore.resolve import dotted_path, resolve
 from qcore.schedules import (
+    SCHEDULE_Q_OPTIONS,
     DueBatch,
     ScheduleSource,
     ScheduleSpec,
@@ -72,6 +73,7 @@ __all__ = [
     "MIN_SECRET_BYTES",
     "OPTION_NAMES",
     "Q_OPTION_NAMES",
+    "SCHEDULE_Q_OPTIONS",
     "SECRET_ENV",
     "SECRET_NAMES",
     "WIRE_VERSION",

@@ -24,6 +24,7 @@ from qcore.recurrence import ScheduleType, check_cron, first_due, next_due, time
 from qcore.resolve import dotted_path
 
 __all__ = [
+    "SCHEDULE_Q_OPTIONS",
     "DueBatch",
     "ScheduleSource",
     "ScheduleSpec",

@@ -25,6 +25,7 @@ from django.db.models.signals import post_delete, post_save
 from django.utils import timezone
 
 from qcore import (
+    SCHEDULE_Q_OPTIONS,
     ConfigError,
     FunctionNotFound,
     ScheduleSpec,
@@ -42,6 +43,7 @@ if TYPE_CHECKING:
     from qredis import RedisSchedules
 
 __all__ = [
+    "SCHEDULE_Q_OPTIONS",
     "connect_signals",
     "mirror",
     "reconcile",
@@ -120,13 +122,12 @@ def schedule(
 
 
 def parse_args(text: str | None) -> tuple[Any, ...]:
-    """``1, 'a'`` (or ``(1, 'a')``) as a tuple of literals."""
+    """``1, 'a'`` or ``(1, 'a')`` as a tuple of literals; one literal is one argument (Django
+    Q's reading: ``[1, 2]`` is one list)."""
     if not text or not text.strip():
         return ()
-    value = ast.literal_eval(
-        f"({text.strip()},)" if not text.strip().endswith(",") else f"({text})"
-    )
-    return tuple(value)
+    value = ast.literal_eval(text.strip())
+    return value if isinstance(value, tuple) else (value,)
 
 
 def parse_kwargs(text: str | None) -> dict[str, Any]:

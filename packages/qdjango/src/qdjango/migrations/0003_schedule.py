@@ -6,7 +6,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("qdjango", "0001_initial"),
+        ("qdjango", "0002_task_options_retried_from"),
     ]
 
     operations = [

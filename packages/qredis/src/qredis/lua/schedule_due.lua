@@ -1,7 +1,8 @@
 #!lua
 -- schedule_due.lua: which schedules are due, and when the next one is.
 --
--- KEYS[1..n] due-time indexes (zset id -> due ms): the queue's, and the one pinned to a cluster
+-- KEYS[1] the queue's due-time index (zset id -> due ms)
+-- KEYS[2] (optional) the index of schedules pinned to the cluster's name
 -- ARGV[1] now in ms, or "" for Redis's clock   ARGV[2] most entries to return
 --
 -- Returns {now, next, id1, due1, id2, due2, ...}: the schedules due at or before now (earliest

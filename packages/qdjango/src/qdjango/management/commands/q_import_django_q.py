@@ -7,17 +7,17 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError
 
 from qcore import QError
-from qdjango.django_q2 import Part, Report, Source, TaskHistory
+from qdjango.django_q2 import Part, Report, Schedules, Source, TaskHistory
 
-# Each kind of django-q2 row Q imports, in the order they run. Schedules join this tuple
-# (a Part reading django_q_schedule) when Q has schedules of its own.
-PARTS: tuple[Part, ...] = (TaskHistory(),)
+# Each kind of django-q2 row Q imports, in the order they run.
+PARTS: tuple[Part, ...] = (TaskHistory(), Schedules())
 
 
 class Command(BaseCommand):
     help = (
-        "Import a django-q2 site's task history (django_q_task) into Q's tables. Safe to run "
-        "again: rows Q already has are left alone. Pickled values are read as plain data only."
+        "Import a django-q2 site's task history (django_q_task) and schedules "
+        "(django_q_schedule) into Q's tables. Safe to run again: rows Q already has are left "
+        "alone. Pickled values are read as plain data only."
     )
 
     def add_arguments(self, parser: Any) -> None:
