@@ -148,6 +148,7 @@ def test_firing_identity_and_message() -> None:
     assert firing_id("nightly", 1_001) != a.id and firing_id("other", 1_000) != a.id
     assert a.kwargs == {"when": "1970-01-01T00:00:01+00:00"}
     assert a.options.timeout == 30 and a.hook == "m.hook" and a.group == "nightly"
+    assert a.options.schedule == "nightly" and a.options.due == 1.0  # carried as options
     assert ScheduleSpec.from_wire(spec.to_wire()) == spec
 
 

@@ -23,7 +23,7 @@ settings.configure(
         "timeout": 30,
         "retry": 60,  # above timeout: right for both
         "orm": "default",  # django-q2's broker: Q ignores it while django_q is installed
-        "catch_up": False,  # django-q2's scheduler, likewise
+        "cached": False,  # django-q2's cached mode: Q ignores it too
         "sync": True,  # (this example runs tasks inline; a site leaves it out)
     },
     # --8<-- [end:settings]

@@ -140,6 +140,8 @@ def test_the_cluster_fires_schedules_and_writes_back_to_the_rows(
     assert row.next_run == datetime.fromtimestamp((due + 60_000) / 1000, UTC)
     run = eventually(lambda: Task.objects.filter(pk=row.task).first(), what="its task")
     assert run.success and run.group == "counted"
+    assert run.options["schedule"] == schedule_id(every.pk)  # the firing says what fired it
+    assert run.options["due"] == due / 1000
     assert run.result == datetime.fromtimestamp(due / 1000, UTC).isoformat()  # intended date
     # A schedule whose function fails keeps firing; its failures are Failure records.
     bad = eventually(lambda: Schedule.objects.filter(pk=failing.pk).exclude(task=None).first(),

@@ -73,6 +73,8 @@ def task_options(
     eta: float | None = None,
     countdown: float | None = None,
     retried_from: str | None = None,
+    schedule: str | None = None,
+    due: float | None = None,
 ) -> TaskOptions:
     """:class:`TaskOptions` for a call; ``countdown`` (seconds from now) becomes ``eta``."""
     if countdown is not None:
@@ -85,10 +87,18 @@ def task_options(
         and max_attempts is None
         and eta is None
         and retried_from is None
+        and schedule is None
+        and due is None
     ):
         return _NO_OPTIONS
     return TaskOptions(
-        timeout=timeout, save=save, max_attempts=max_attempts, eta=eta, retried_from=retried_from
+        timeout=timeout,
+        save=save,
+        max_attempts=max_attempts,
+        eta=eta,
+        retried_from=retried_from,
+        schedule=schedule,
+        due=due,
     )
 
 
@@ -106,6 +116,8 @@ def build_message(
     eta: float | None = None,
     countdown: float | None = None,
     retried_from: str | None = None,
+    schedule: str | None = None,
+    due: float | None = None,
     q_options: Mapping[str, Any] | None = None,
     task_id: str | None = None,
 ) -> TaskMessage:
@@ -126,6 +138,8 @@ def build_message(
             "eta": eta,
             "countdown": countdown,
             "retried_from": retried_from,
+            "schedule": schedule,
+            "due": due,
         }
         if kwargs is None:
             kwargs = {}
@@ -133,7 +147,7 @@ def build_message(
         hook, group, task_name = chosen["hook"], chosen["group"], chosen["task_name"]
         timeout, save, eta = chosen["timeout"], chosen["save"], chosen["eta"]
         max_attempts, countdown = chosen["max_attempts"], chosen["countdown"]
-        retried_from = chosen["retried_from"]
+        retried_from, schedule, due = chosen["retried_from"], chosen["schedule"], chosen["due"]
     if group is not None and (not isinstance(group, str) or len(group) > 100):
         raise ConfigError(f"group must be a string of at most 100 characters, not {group!r}")
     if task_name is not None and (not isinstance(task_name, str) or not 0 < len(task_name) <= 100):
@@ -145,6 +159,8 @@ def build_message(
         eta=eta,
         countdown=countdown,
         retried_from=retried_from,
+        schedule=schedule,
+        due=due,
     )
     return TaskMessage.new(
         func,

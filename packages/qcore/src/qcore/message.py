@@ -67,6 +67,10 @@ class TaskOptions:
     """Epoch seconds before which the task must not start (``countdown`` is turned into this)."""
     retried_from: str | None = None
     """The id of the task this one retries (an admin's "retry"), so the two can be linked."""
+    schedule: str | None = None
+    """The id of the schedule whose firing this task is."""
+    due: float | None = None
+    """The due time (epoch seconds) of that firing: with ``schedule``, the firing's identity."""
 
     def __post_init__(self) -> None:
         if self.timeout is not None and not self.timeout > 0:
@@ -85,6 +89,14 @@ class TaskOptions:
             raise ConfigError(
                 f"retried_from must be a task id (1 to 100 characters), not {self.retried_from!r}"
             )
+        if self.schedule is not None and (
+            not isinstance(self.schedule, str) or not 0 < len(self.schedule) <= 200
+        ):
+            raise ConfigError(f"schedule must be a schedule id, not {self.schedule!r}")
+        if self.due is not None and (
+            isinstance(self.due, bool) or not isinstance(self.due, int | float)
+        ):
+            raise ConfigError(f"due must be epoch seconds, not {self.due!r}")
 
     def to_mapping(self) -> dict[str, Any]:
         """The options that are set (not None), by name: how options travel and are stored.

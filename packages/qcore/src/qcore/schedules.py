@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from typing import Any, Protocol, runtime_checkable
 
 from qcore.codec import Codec
-from qcore.enqueue import Q_OPTION_NAMES, apply_q_options, task_options
+from qcore.enqueue import Q_OPTION_NAMES, build_message
 from qcore.errors import ConfigError
 from qcore.message import TaskMessage
 from qcore.recurrence import ScheduleType, check_cron, first_due, next_due, time_zone
@@ -36,8 +36,16 @@ __all__ = [
 
 SPEC_VERSION = 1
 
-# What a schedule's q_options may set (the group is the schedule's; eta/countdown make no sense).
-SCHEDULE_Q_OPTIONS = Q_OPTION_NAMES - {"countdown", "eta", "group"}
+# What a schedule's q_options may set: the group, schedule and due time are the firing's own;
+# eta and countdown make no sense for a task that is due now.
+SCHEDULE_Q_OPTIONS = Q_OPTION_NAMES - {
+    "countdown",
+    "eta",
+    "group",
+    "schedule",
+    "due",
+    "retried_from",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -198,33 +206,25 @@ def firing_id(schedule_id: str, due_ms: int) -> str:
 
 
 def firing_message(spec: ScheduleSpec, due_ms: int) -> TaskMessage:
-    """The task a schedule runs for its due time ``due_ms``: the schedule's func, args, kwargs
-    (with the due time under ``intended_date_kwarg``), hook and q_options, in the schedule's
-    group (its name, else its id), under the firing's id."""
+    """The task a schedule runs for its due time ``due_ms``, built by the one enqueue path
+    (:func:`qcore.build_message`): the schedule's func, args, kwargs (with the due time under
+    ``intended_date_kwarg``), hook and q_options, in the schedule's group (its name, else its
+    id), under the firing's id, carrying the schedule id and due time as options."""
     kwargs = dict(spec.kwargs)
     if spec.intended_date_kwarg:
         kwargs[spec.intended_date_kwarg] = datetime.fromtimestamp(due_ms / 1000, UTC).isoformat()
-    given: dict[str, Any] = {
-        "hook": spec.hook,
-        "task_name": None,
-        "timeout": None,
-        "save": None,
-        "max_attempts": None,
-    }
-    chosen = apply_q_options(spec.q_options, given, kwargs) if spec.q_options else given
-    options = task_options(
-        timeout=chosen["timeout"], save=chosen["save"], max_attempts=chosen["max_attempts"]
-    )
-    task_id = firing_id(spec.id, due_ms)
-    return TaskMessage.new(
+    q_options = dict(spec.q_options)
+    if spec.hook:
+        q_options["hook"] = spec.hook  # the schedule's own hook wins, as in Django Q
+    return build_message(
         spec.func,
         spec.args,
         kwargs,
-        hook=chosen["hook"],
         group=spec.name or spec.id,
-        options=options,
-        task_id=task_id,
-        name=chosen["task_name"],
+        q_options=q_options or None,
+        task_id=firing_id(spec.id, due_ms),
+        schedule=spec.id,
+        due=due_ms / 1000,
     )
 
 

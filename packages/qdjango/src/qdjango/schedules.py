@@ -31,8 +31,8 @@ from qcore import (
     ScheduleSpec,
     firing_message,
     get_logger,
-    new_id,
     resolve,
+    send_message,
 )
 from qdjango import connection
 from qdjango.conf import get_settings, task_codec
@@ -315,27 +315,10 @@ def record_firing(event: ScheduleFired, using: str | None = None) -> None:
 
 
 def run_now(row: Schedule) -> str:
-    """Queue one run of ``row`` now, outside its timing (the admin's "run now"); returns the
-    task id. The row's own next run is unchanged."""
-    spec = spec_for(row)
-    message = firing_message(spec, int(time.time() * 1000))
-    task_id = new_id()
-    message = _with_id(message, task_id)
-    connection.transport().enqueue(task_id, task_codec().encode_message(message))
-    Schedule = type(row)
-    Schedule.objects.filter(pk=row.pk).update(task=task_id)
-    return task_id
-
-
-def _with_id(message: Any, task_id: str) -> Any:
-    from qcore import TaskMessage
-
-    return TaskMessage.new(
-        message.func,
-        message.args,
-        message.kwargs,
-        hook=message.hook,
-        group=message.group,
-        options=message.options,
-        task_id=task_id,
-    )
+    """Queue one run of ``row`` now, outside its timing (the admin's "run now"): a firing due
+    this millisecond, sent through the one enqueue path; returns its task id. The row's next
+    run is unchanged."""
+    message = firing_message(spec_for(row), int(time.time() * 1000))
+    send_message(connection.transport(), task_codec(), message)
+    type(row).objects.filter(pk=row.pk).update(task=message.id)
+    return message.id
