@@ -207,3 +207,23 @@ def test_qcluster_run_schedule_fires_each_due_time_once_across_three_processes(
     gaps = [b - a for a, b in itertools.pairwise(runs)]
     assert all(g > 1.0 for g in gaps), (gaps, outputs[0][-2000:])
     client.close()
+
+
+@pytest.mark.parametrize(
+    ("option", "says"),
+    [
+        ("99 * * * *=tests.cluster.tasks.add", "not a valid cron expression"),
+        ("* * * * *=tests.cluster.tasks.no_such_task", "no_such_task"),
+        ("tests.cluster.tasks.add", "CRON=FUNC"),
+    ],
+)
+def test_qcluster_run_refuses_a_bad_schedule(bench: Bench, option: str, says: str) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "qcluster.cli", "run", "--redis-url", bench.url,
+         "--queue", bench.queue, "--workers", "1", "--schedule", option],
+        cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True,
+        timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert says in done.stderr
+    assert bench.transport.schedules(codec_for()).ids() == []  # nothing half-declared
