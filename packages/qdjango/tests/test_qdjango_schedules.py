@@ -81,6 +81,16 @@ def test_saves_and_deletes_are_mirrored_into_redis(
     assert store().get(schedule_id(row.pk)) is None
 
 
+def test_a_new_cron_schedule_starts_at_its_first_cron_time(
+    db_alias: str, q_cluster: dict[str, Any]
+) -> None:
+    row = schedule(ADD, 1, 2, schedule_type="C", cron="15 * * * *")
+    assert row.next_run > datetime.now(UTC) - timedelta(seconds=1)
+    assert (row.next_run.minute, row.next_run.second, row.next_run.microsecond) == (15, 0, 0)
+    state = store().get(schedule_id(row.pk))
+    assert state is not None and state.due_ms == round(row.next_run.timestamp() * 1000)
+
+
 def test_reconcile_writes_missing_rows_and_drops_orphans(
     db_alias: str, q_cluster: dict[str, Any]
 ) -> None:

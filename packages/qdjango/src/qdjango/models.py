@@ -8,6 +8,7 @@ the error text with its traceback.
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 from django.db import models
@@ -248,6 +249,16 @@ class Schedule(models.Model):
 
     def __str__(self) -> str:
         return self.name or self.func
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        if self.pk is None and self.schedule_type == self.CRON and self.cron:
+            from qcore import ConfigError
+            from qdjango.schedules import first_run
+
+            # An invalid row (saved without full_clean) keeps its next_run; the mirror logs it.
+            with contextlib.suppress(ConfigError, ValueError, SyntaxError):
+                self.next_run = first_run(self)
+        super().save(*args, **kwargs)
 
     def clean(self) -> None:
         """Every problem a firing would hit, as a ValidationError now (never at firing time)."""

@@ -179,6 +179,12 @@ def spec_for(row: Schedule) -> ScheduleSpec:
     )
 
 
+def first_run(row: Schedule) -> datetime:
+    """A new row's first run: ``next_run``, or for a cron schedule the expression's first time
+    at or after it (Django Q sets it so when a cron schedule is created)."""
+    return datetime.fromtimestamp(spec_for(row).anchor_ms / 1000, UTC)
+
+
 def validate(row: Schedule) -> None:
     """Raise ValidationError naming each field a firing of ``row`` would trip over."""
     from django.conf import settings
@@ -230,9 +236,8 @@ def mirror(row: Schedule) -> bool:
     """Write ``row`` to Redis as it is now (its ``next_run`` is the due time, even a past one:
     it is caught up). Returns False when Redis already had it so."""
     spec = spec_for(row)
-    due = None
-    if row.repeats != 0 and row.next_run is not None:
-        due = round(row.next_run.timestamp() * 1000)
+    # next_run itself, or for a cron schedule its first occurrence at or after next_run.
+    due = None if row.repeats == 0 or row.next_run is None else spec.anchor_ms
     return store().add(spec, due_ms=due, repeats=row.repeats)
 
 
