@@ -227,3 +227,47 @@ def test_qcluster_run_refuses_a_bad_schedule(bench: Bench, option: str, says: st
     assert done.returncode == 2, done.stdout + done.stderr
     assert says in done.stderr
     assert bench.transport.schedules(codec_for()).ids() == []  # nothing half-declared
+
+
+@pytest.mark.slow
+def test_a_minutes_schedule_in_real_time_across_kills_fires_once_per_due_time(
+    bench: Bench,
+) -> None:
+    # Real clocks, real minutes: three due times over two minutes. A cluster is SIGKILLed just
+    # before each due time and another started just after; across the second, all are down.
+    t0 = time.time() + 8.0
+    spec = ScheduleSpec(id="realtime", func="tests.cluster.tasks.add", args=(1, 1),
+                        schedule_type="I", minutes=1, next_run=t0)  # fmt: skip
+    bench.transport.schedules(codec_for()).add(spec)
+    running_cluster(bench).start()
+    alive = [scheduling_cluster(bench, f"rt{i}") for i in range(3)]
+    for cluster in alive:
+        cluster.start()
+
+    def kill(cluster: Cluster) -> None:
+        assert cluster.pid is not None
+        os.kill(cluster.pid, signal.SIGKILL)
+        cluster.stop(timeout=10)
+
+    def sleep_until(moment: float) -> None:
+        time.sleep(max(0.0, moment - time.time()))
+
+    dues = [round((t0 + 60 * k) * 1000) for k in range(3)]
+    for k, due in enumerate(dues):
+        sleep_until(due / 1000 - 0.05)
+        if k == 1:
+            for cluster in alive:
+                kill(cluster)
+            alive = []
+            sleep_until(due / 1000 + 3)  # nobody up at the due time
+        else:
+            kill(alive.pop(0))
+        while len(alive) < 3:
+            fresh = scheduling_cluster(bench, f"rt{k}{len(alive)}")
+            fresh.start()
+            alive.append(fresh)
+        bench.wait_all([firing_id("realtime", d) for d in dues[: k + 1]], timeout=30)
+    time.sleep(2)
+    counts = bench.store.counts()
+    assert set(counts) == {firing_id("realtime", d) for d in dues}
+    assert set(counts.values()) == {1}
