@@ -5,7 +5,8 @@ from __future__ import annotations
 import time
 
 from qcluster import ScheduleFired, Scheduler
-from qcore import ScheduleSpec, codec_for, firing_id
+from qcore import EventBus, ScheduleSpec, codec_for, firing_id
+from qcore.events import TaskEnqueued
 from qredis import RedisTransport
 
 NOW = (int(time.time()) // 60 + 24 * 60) * 60_000  # a day ahead, on a minute (ms)
@@ -26,8 +27,13 @@ def test_a_schedule_pinned_to_a_cluster_name_fires_only_there(
     beta = Scheduler(store, cluster="beta", clock=clock, on_fired=fired.append)
     beta.run()
     assert fired == [] and transport.queue_size() == 0
-    alpha = Scheduler(store, cluster="alpha", clock=clock, on_fired=fired.append)
+    bus = EventBus()
+    enqueued: list[TaskEnqueued] = []
+    bus.subscribe(TaskEnqueued, enqueued.append)
+    alpha = Scheduler(store, cluster="alpha", clock=clock, on_fired=fired.append, events=bus)
     alpha.run()
+    (event,) = enqueued  # as a producer's bus would see it
+    assert event.queue == queue_name and event.message.options.schedule == "pinned"
     assert [(f.schedule_id, f.due_ms, f.queued, f.next_ms) for f in fired] == [
         ("pinned", NOW, True, None)
     ]

@@ -239,6 +239,7 @@ class Cluster:
             schedules=schedules,
             clock=clock,
             on_fired=on_fired,
+            events=self.events,
         )
 
     def _jobs(self) -> list[PeriodicJob]:

@@ -14,7 +14,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from qcore import ScheduleSpec, ScheduleStore, get_logger
+from qcore import EventBus, ScheduleSpec, ScheduleStore, get_logger
+from qcore.events import TaskEnqueued
 
 __all__ = ["ScheduleFired", "Scheduler"]
 
@@ -40,9 +41,10 @@ class Scheduler:
 
     ``clock`` (epoch seconds) defaults to the store's, Redis's, which every cluster shares.
     ``on_fired`` is called with a :class:`ScheduleFired` after each firing this cluster applied
-    (its errors are logged, never raised). ``schedules`` are added at :meth:`start`; one already
-    stored with the same definition keeps its state (a restart neither loses nor repeats a due
-    time). A scheduler is a :class:`~qcluster.beacon.PeriodicJob`.
+    (its errors are logged, never raised); ``events`` gets a ``TaskEnqueued`` for each firing
+    this cluster queued, as a producer's bus does. ``schedules`` are added at :meth:`start`;
+    one already stored with the same definition keeps its state (a restart neither loses nor
+    repeats a due time). A scheduler is a :class:`~qcluster.beacon.PeriodicJob`.
     """
 
     name = "scheduler"
@@ -56,6 +58,7 @@ class Scheduler:
         schedules: Sequence[ScheduleSpec] = (),
         clock: Callable[[], float] | None = None,
         on_fired: Callable[[ScheduleFired], Any] | None = None,
+        events: EventBus | None = None,
         poll: float = 0.5,
         batch: int = 1000,
     ) -> None:
@@ -67,6 +70,7 @@ class Scheduler:
         self.schedules = tuple(schedules)
         self.clock = clock
         self.on_fired = on_fired
+        self.events = events
         self.poll = poll
         self.batch = batch
         self.fired = 0
@@ -124,6 +128,10 @@ class Scheduler:
                 due=firing.due_ms,
                 late_ms=max(0, int(time.time() * 1000) - firing.due_ms),
             )
+            events = self.events
+            if events is not None and events.wants(TaskEnqueued):
+                message = firing.message
+                events.emit(TaskEnqueued(message.id, message, self.store.queue))
         if self.on_fired is None:
             return
         event = ScheduleFired(

@@ -247,6 +247,9 @@ class ScheduleStore(Protocol):
     other clusters do: 1 queued, 2 already fired (only advanced), 0 nothing done.
     """
 
+    @property
+    def queue(self) -> str: ...
+
     def add(
         self,
         spec: ScheduleSpec,

@@ -26,6 +26,7 @@ from qcore import (
     ScheduleSpec,
     ScheduleState,
     ScheduleType,
+    TaskMessage,
     firing_message,
     get_logger,
 )
@@ -62,6 +63,7 @@ class Firing:
     task_id: str
     payload: bytes
     max_attempts: int | None
+    message: TaskMessage
 
 
 class RedisSchedules:
@@ -77,6 +79,11 @@ class RedisSchedules:
         self.transport = transport
         self.codec = codec
         self.keys = ScheduleKeys.for_queue(transport.queue)
+
+    @property
+    def queue(self) -> str:
+        """The queue the schedules live beside and their firings go to."""
+        return self.transport.queue
 
     def __getstate__(self) -> dict[str, Any]:
         return {"transport": self.transport, "codec": self.codec}
@@ -250,6 +257,7 @@ class RedisSchedules:
             task_id=message.id,
             payload=self.codec.encode_message(message),
             max_attempts=message.options.max_attempts,
+            message=message,
         )
 
     def fire(self, firings: Sequence[Firing]) -> builtins.list[int]:
