@@ -103,6 +103,29 @@ def test_reconcile_writes_missing_rows_and_drops_orphans(
     assert reconcile() == (0, 0)
 
 
+def test_a_row_changed_outside_q_is_never_run(db_alias: str, q_cluster: dict[str, Any]) -> None:
+    from qdjango.schedules import UnsignedRow, mirror
+
+    row = schedule(ADD, 1, 2, name="tampered", schedule_type="I", minutes=5, next_run=soon(60))
+    other = schedule(ADD, 3, 4, name="untouched", next_run=soon(60))
+    assert store().get(schedule_id(row.pk)) is not None
+    # Someone who can write the database (not hold the secret) points it at their code.
+    Schedule.objects.filter(pk=row.pk).update(func="os.system", args="'touch /tmp/owned'")
+    row.refresh_from_db()
+    with pytest.raises(UnsignedRow, match="not saved by Q"):
+        mirror(row)
+    assert reconcile() == (0, 1)  # taken out of Redis at the next cluster start
+    assert store().ids() == [schedule_id(other.pk)]
+    # What the clusters write back (next run, repeats, last task) is not what it runs.
+    Schedule.objects.filter(pk=other.pk).update(repeats=3, task="x" * 32)
+    other.refresh_from_db()
+    assert mirror(other) is True
+    # Saved by Q again (the admin, Schedule.save()), it is signed again and runs.
+    row.func, row.args = ADD, "1, 2"
+    row.save()
+    assert store().get(schedule_id(row.pk)) is not None
+
+
 def test_settings_scheduler_catch_up_and_time_zone_are_real(settings: Any) -> None:
     assert problems({"scheduler": False, "catch_up": False, "time_zone": "Europe/Amsterdam"}) == []
     assert problems({"time_zone": "Mars/Olympus"})[0][0] == "qdjango.E004"
@@ -143,7 +166,9 @@ def test_the_cluster_fires_schedules_and_writes_back_to_the_rows(
                        next_run=soon(0.5))  # fmt: skip
     # A Once schedule with repeats -1 fires once and its row is deleted, as in Django Q.
     eventually(lambda: not Schedule.objects.filter(pk=once.pk).exists(), what="once to fire")
-    assert Task.objects.filter(group=schedule_id(once.pk), result=5).exists()
+    fired = eventually(lambda: Task.objects.filter(group=schedule_id(once.pk)).first(),
+                       what="the Once schedule's task")  # fmt: skip
+    assert fired.result == 5
     row = eventually(lambda: Schedule.objects.filter(pk=every.pk, repeats=1).first(),
                      what="the Minutes schedule to fire")  # fmt: skip
     due = round(every.next_run.timestamp() * 1000)

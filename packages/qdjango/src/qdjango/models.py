@@ -240,6 +240,8 @@ class Schedule(models.Model):
         blank=True,
         help_text="Name of a keyword argument that receives the intended run time (ISO 8601)",
     )
+    signature = models.BinaryField(null=True, editable=False)
+    """What the row runs, signed when Q saves it (:mod:`qdjango.schedule_rows`)."""
 
     class Meta:
         app_label = "qdjango"
@@ -258,6 +260,12 @@ class Schedule(models.Model):
             # An invalid row (saved without full_clean) keeps its next_run; the mirror logs it.
             with contextlib.suppress(ConfigError, ValueError, SyntaxError):
                 self.next_run = first_run(self)
+        from qdjango.schedule_rows import sign_schedule
+
+        sign_schedule(self)
+        fields = kwargs.get("update_fields")
+        if fields is not None:
+            kwargs["update_fields"] = {*fields, "signature"}
         super().save(*args, **kwargs)
 
     def clean(self) -> None:

@@ -36,6 +36,7 @@ from qcore import (
 )
 from qdjango import connection
 from qdjango.conf import get_settings, task_codec
+from qdjango.schedule_rows import check_schedule
 
 if TYPE_CHECKING:
     from qcluster import ScheduleFired
@@ -44,6 +45,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "SCHEDULE_Q_OPTIONS",
+    "UnsignedRow",
     "connect_signals",
     "mirror",
     "reconcile",
@@ -232,9 +234,20 @@ def _field_of(message: str) -> str:
 # -- the mirror ------------------------------------------------------------------------------
 
 
+class UnsignedRow(ConfigError):
+    """A schedule row whose signature does not verify: not written by Q, so never run."""
+
+
 def mirror(row: Schedule) -> bool:
     """Write ``row`` to Redis as it is now (its ``next_run`` is the due time, even a past one:
-    it is caught up). Returns False when Redis already had it so."""
+    it is caught up). Returns False when Redis already had it so. A row whose signature does
+    not verify raises :class:`UnsignedRow` (it was not written by Q's save)."""
+    problem = check_schedule(row)
+    if problem is not None:
+        raise UnsignedRow(
+            f"schedule {row.pk} was not saved by Q ({problem}); save it from the admin or "
+            "with Schedule.save() to run it"
+        )
     spec = spec_for(row)
     # next_run itself, or for a cron schedule its first occurrence at or after next_run.
     due = None if row.repeats == 0 or row.next_run is None else spec.anchor_ms
@@ -278,18 +291,22 @@ def connect_signals() -> None:
 
 def reconcile() -> tuple[int, int]:
     """Make Redis hold exactly the rows' schedules (a cluster start): returns (written,
-    removed). A row that no longer validates is logged and left out of Redis."""
+    removed). A row that no longer validates is logged and left as Redis has it; a row whose
+    signature does not verify is logged and taken out of Redis."""
     from qdjango.models import Schedule
 
     redis_store = store()
     written = 0
     wanted = set()
     for row in Schedule.objects.all().iterator():
-        wanted.add(schedule_id(row.pk))
         try:
             written += mirror(row)
+        except UnsignedRow as exc:
+            log.error("schedule.unsigned", schedule=row.pk, error=str(exc))
+            continue  # removed from Redis below, if it was there
         except (ConfigError, ValueError, SyntaxError) as exc:
             log.error("schedule.invalid", schedule=row.pk, error=f"{type(exc).__name__}: {exc}")
+        wanted.add(schedule_id(row.pk))
     removed = 0
     for sid in redis_store.ids():
         if sid.startswith(PREFIX) and sid not in wanted:

@@ -141,8 +141,11 @@ class Schedules:
         from django.db import connections, transaction
 
         from qdjango.models import Schedule
+        from qdjango.schedule_rows import sign_schedule
         from qdjango.schedules import mirror
 
+        for schedule in new:
+            sign_schedule(schedule)  # imported by the site's operator: Q vouches for it
         connection = connections[using]
         with transaction.atomic(using=using):
             Schedule.objects.using(using).bulk_create(new)
