@@ -5,7 +5,7 @@ succeeded, and the "run now", "pause" and "resume" actions."""
 from __future__ import annotations
 
 from django.contrib import admin, messages
-from django.db.models import QuerySet
+from django.db.models import Exists, OuterRef, QuerySet, Subquery
 from django.http import HttpRequest
 from django.urls import reverse
 from django.utils.html import format_html
@@ -53,31 +53,27 @@ class ScheduleAdmin(admin.ModelAdmin):
     )
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Schedule]:
-        queryset = super().get_queryset(request)
-        # One query for the page's last runs, not one per row.
-        ids = [t for t in queryset.values_list("task", flat=True) if t]
-        self._runs = {t.pk: t for t in Task.objects.filter(pk__in=ids).only("pk", "success")}
-        return queryset
-
-    def _run(self, row: Schedule) -> Task | None:
-        runs = getattr(self, "_runs", None)
-        if runs is None or (row.task and row.task not in runs):
-            return row.last_run()
-        return runs.get(row.task) if row.task else None
+        # The last run's outcome in the same query (Django Q's subqueries), not one per row.
+        runs = Task.objects.filter(pk=OuterRef("task"))
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(last_found=Exists(runs), last_success=Subquery(runs.values("success")[:1]))
+        )
 
     @admin.display(description="last run")
     def last_run(self, row: Schedule) -> str:
-        run = self._run(row)
-        if run is None:
+        if not getattr(row, "last_found", False):
             return row.task or "-"
-        model = "success" if run.success else "failure"
-        url = reverse(f"admin:qdjango_{model}_change", args=[run.pk])
-        return format_html('<a href="{}">{}</a>', url, run.pk)
+        model = "success" if row.last_success else "failure"  # type: ignore[attr-defined]
+        url = reverse(f"admin:qdjango_{model}_change", args=[row.task])
+        return format_html('<a href="{}">{}</a>', url, row.task)
 
     @admin.display(description="success", boolean=True)
     def success(self, row: Schedule) -> bool | None:
-        run = self._run(row)
-        return None if run is None else run.success
+        if not getattr(row, "last_found", False):
+            return None
+        return bool(row.last_success)  # type: ignore[attr-defined]
 
     @admin.action(description="Run the selected schedules now (their timing is unchanged)")
     def run_now(self, request: HttpRequest, queryset: QuerySet[Schedule]) -> None:
