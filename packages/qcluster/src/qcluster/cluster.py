@@ -71,7 +71,8 @@ class Cluster:
     ``schedule_store``), each due time once whatever the number of clusters. ``schedules``
     (:class:`qcore.ScheduleSpec`) are added when the cluster starts. ``clock`` (epoch seconds)
     replaces the store's (Redis's) clock; ``on_schedule_fired`` receives a
-    :class:`~qcluster.scheduler.ScheduleFired` for each firing this cluster applied.
+    :class:`~qcluster.scheduler.ScheduleFired` for each firing this cluster applied;
+    ``on_scheduler_start`` is called once by the scheduler before its first pass.
 
     Everything passed must be picklable: each worker rebuilds its own copy and opens its
     own connections.
@@ -92,6 +93,7 @@ class Cluster:
         schedule_store: ScheduleStore | None = None,
         clock: Callable[[], float] | None = None,
         on_schedule_fired: Callable[[ScheduleFired], Any] | None = None,
+        on_scheduler_start: Callable[[], Any] | None = None,
     ) -> None:
         self.config = config if config is not None else ClusterConfig()
         if not isinstance(self.config, ClusterConfig):
@@ -109,7 +111,9 @@ class Cluster:
         if events is not None and not isinstance(events, EventBus):
             raise ConfigError(f"events must be a qcore.EventBus, not {type(events).__name__}")
         self.events = events
-        self.scheduler = self._scheduler(schedules, schedule_store, clock, on_schedule_fired)
+        self.scheduler = self._scheduler(
+            schedules, schedule_store, clock, on_schedule_fired, on_scheduler_start
+        )
         self.cluster_id = ""
         self._process: BaseProcess | None = None
 
@@ -215,6 +219,7 @@ class Cluster:
         store: ScheduleStore | None,
         clock: Callable[[], float] | None,
         on_fired: Callable[[ScheduleFired], Any] | None,
+        on_start: Callable[[], Any] | None,
     ) -> Scheduler | None:
         for spec in schedules:
             if not isinstance(spec, ScheduleSpec):
@@ -240,6 +245,7 @@ class Cluster:
             clock=clock,
             on_fired=on_fired,
             events=self.events,
+            on_start=on_start,
         )
 
     def _jobs(self) -> list[PeriodicJob]:

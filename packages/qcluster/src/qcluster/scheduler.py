@@ -42,7 +42,8 @@ class Scheduler:
     ``clock`` (epoch seconds) defaults to the store's, Redis's, which every cluster shares.
     ``on_fired`` is called with a :class:`ScheduleFired` after each firing this cluster applied
     (its errors are logged, never raised); ``events`` gets a ``TaskEnqueued`` for each firing
-    this cluster queued, as a producer's bus does. ``schedules`` are added at :meth:`start`;
+    this cluster queued, as a producer's bus does; ``on_start`` runs once at :meth:`start`.
+    ``schedules`` are added at :meth:`start`;
     one already stored with the same definition keeps its state (a restart neither loses nor
     repeats a due time). A scheduler is a :class:`~qcluster.beacon.PeriodicJob`.
     """
@@ -59,6 +60,7 @@ class Scheduler:
         clock: Callable[[], float] | None = None,
         on_fired: Callable[[ScheduleFired], Any] | None = None,
         events: EventBus | None = None,
+        on_start: Callable[[], Any] | None = None,
         poll: float = 0.5,
         batch: int = 1000,
     ) -> None:
@@ -71,6 +73,7 @@ class Scheduler:
         self.clock = clock
         self.on_fired = on_fired
         self.events = events
+        self.on_start = on_start
         self.poll = poll
         self.batch = batch
         self.fired = 0
@@ -80,9 +83,13 @@ class Scheduler:
         return None if self.clock is None else int(self.clock() * 1000)
 
     def start(self) -> None:
-        """Store the declared schedules (kept as they are when unchanged)."""
+        """Store the declared schedules (kept as they are when unchanged), then call
+        ``on_start`` (a Django site's reconciliation of its rows with Redis). Runs on the first
+        pass, and again on the next until it succeeds (Redis may be down at start-up)."""
         for spec in self.schedules:
             self.store.add(spec, keep=True, now_ms=self._now_ms())
+        if self.on_start is not None:
+            self.on_start()
 
     def run(self) -> float:
         """One pass: fire what is due; returns the seconds until the next pass."""

@@ -24,8 +24,8 @@ from django.utils.html import format_html, format_html_join
 
 from qcore import mask_mapping, retry_message, send_message
 from qdjango.admin_queue import as_text, queue_view
-from qdjango.conf import get_settings
 from qdjango.admin_schedules import ScheduleAdmin
+from qdjango.conf import get_settings
 from qdjango.models import Failure, QueueStatus, Success, Task
 from qdjango.records import verified_records
 

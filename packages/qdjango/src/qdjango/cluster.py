@@ -15,7 +15,7 @@ from qdjango import connection
 from qdjango.conf import get_settings, task_codec
 from qdjango.hooks import DjangoHookRunner
 from qdjango.process import DjangoContext, close_connections
-from qdjango.schedules import record_firing
+from qdjango.schedules import reconcile, record_firing
 from qdjango.signals import signal_bus
 from qdjango.store import DjangoResultStore
 
@@ -31,16 +31,23 @@ def build_cluster(**overrides: Any) -> Cluster:
 
     store = DjangoResultStore.from_settings()
     schedule_db = router.db_for_write(Schedule)
+    transport = connection.cluster_transport(config.queue, config.max_attempts)
+    codec = task_codec()
     return Cluster(
         config,
-        transport=connection.cluster_transport(config.queue, config.max_attempts),
+        transport=transport,
         store=store,
         hook_runner=DjangoHookRunner(using=store.using, context=store.context),
         status_board=connection.status_board(config.queue),
-        codec=task_codec(),
+        codec=codec,
         worker_init=DjangoContext.capture(store.using).ensure,
         # Only the signals with receivers (connected in an AppConfig.ready()): a worker does
         # not build the events of the others.
         events=signal_bus(using=store.using, context=store.context, connected_only=True),
         on_schedule_fired=functools.partial(record_firing, using=schedule_db),
+        # Rows saved while Redis was unreachable, or deleted outside the ORM: made right by
+        # the scheduler once it reaches Redis (and retried until it does).
+        on_scheduler_start=functools.partial(
+            reconcile, redis_store=transport.schedules(codec), using=schedule_db
+        ),
     )

@@ -3,8 +3,8 @@
 
 - A row saved or deleted is mirrored into Redis once its transaction commits (``post_save`` /
   ``post_delete``), so clusters never poll the database.
-- ``manage.py qcluster`` reconciles all rows with Redis when it starts (rows saved while Redis
-  was unreachable, rows deleted outside the ORM).
+- A cluster's scheduler reconciles all rows with Redis before its first pass (rows saved while
+  Redis was unreachable, rows deleted or changed outside the ORM).
 - What a firing changes (next run, repeats, last task) is written back to the row by the
   cluster that fired it (:func:`record_firing`), with ``update()``, which mirrors nothing back.
 
@@ -238,7 +238,7 @@ class UnsignedRow(ConfigError):
     """A schedule row whose signature does not verify: not written by Q, so never run."""
 
 
-def mirror(row: Schedule) -> bool:
+def mirror(row: Schedule, redis_store: RedisSchedules | None = None) -> bool:
     """Write ``row`` to Redis as it is now (its ``next_run`` is the due time, even a past one:
     it is caught up). Returns False when Redis already had it so. A row whose signature does
     not verify raises :class:`UnsignedRow` (it was not written by Q's save)."""
@@ -251,7 +251,9 @@ def mirror(row: Schedule) -> bool:
     spec = spec_for(row)
     # next_run itself, or for a cron schedule its first occurrence at or after next_run.
     due = None if row.repeats == 0 or row.next_run is None else spec.anchor_ms
-    return store().add(spec, due_ms=due, repeats=row.repeats)
+    return (store() if redis_store is None else redis_store).add(
+        spec, due_ms=due, repeats=row.repeats
+    )
 
 
 def _saved(sender: Any, instance: Schedule, raw: bool = False, **_: Any) -> None:
@@ -289,18 +291,22 @@ def connect_signals() -> None:
     post_delete.connect(_deleted, sender=Schedule, dispatch_uid="qdjango.schedules.deleted")
 
 
-def reconcile() -> tuple[int, int]:
-    """Make Redis hold exactly the rows' schedules (a cluster start): returns (written,
-    removed). A row that no longer validates is logged and left as Redis has it; a row whose
-    signature does not verify is logged and taken out of Redis."""
+def reconcile(
+    redis_store: RedisSchedules | None = None, using: str | None = None
+) -> tuple[int, int]:
+    """Make Redis hold exactly the rows' schedules (a cluster's scheduler does it before its
+    first pass): returns (written, removed). A row that no longer validates is logged and
+    left as Redis has it; a row whose signature does not verify is logged and taken out of
+    Redis. ``redis_store`` and ``using`` default to the settings' (a cluster passes its own)."""
     from qdjango.models import Schedule
 
-    redis_store = store()
+    redis_store = store() if redis_store is None else redis_store
+    rows = Schedule.objects.using(using or router.db_for_read(Schedule))
     written = 0
     wanted = set()
-    for row in Schedule.objects.all().iterator():
+    for row in rows.iterator():
         try:
-            written += mirror(row)
+            written += mirror(row, redis_store)
         except UnsignedRow as exc:
             log.error("schedule.unsigned", schedule=row.pk, error=str(exc))
             continue  # removed from Redis below, if it was there
@@ -311,6 +317,8 @@ def reconcile() -> tuple[int, int]:
     for sid in redis_store.ids():
         if sid.startswith(PREFIX) and sid not in wanted:
             removed += redis_store.remove(sid)
+    if written or removed:
+        log.info("schedule.reconciled", written=written, removed=removed)
     return written, removed
 
 

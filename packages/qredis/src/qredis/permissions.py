@@ -57,12 +57,16 @@ KEY_COMMANDS: dict[str, tuple[str, ...]] = {
     "PEXPIRE": ("1",),
     "RPOP": (),
     "RPUSH": ("v",),
+    "SADD": ("m",),
     "SET": ("v",),
+    "SMEMBERS": (),
+    "SREM": ("m",),
     "ZADD": ("1", "m"),
     "ZCARD": (),
     "ZRANGE": ("0", "0"),
     "ZRANGEBYSCORE": ("0", "1"),
     "ZREM": ("m",),
+    "ZREMRANGEBYRANK": ("0", "0"),
     "ZREMRANGEBYSCORE": ("0", "1"),
     "ZREVRANGE": ("0", "0"),
     "ZSCORE": ("m",),
@@ -80,8 +84,10 @@ failure: see ``packages/qredis/tests/test_permissions.py``)."""
 PYTHON_COMMANDS = frozenset(
     {"GET", "SET", "DEL", "EXISTS", "HMGET", "LLEN", "LRANGE", "MGET", "ZCARD", "ZRANGE"}
     | {"ZREVRANGE", "ZREMRANGEBYSCORE", "ZREM", "PUBLISH"}
+    | {"HGET", "SMEMBERS", "ZSCORE"}
 )
-"""Key commands qredis sends itself, outside its scripts (the reaper's lock, inspection)."""
+"""Key commands qredis sends itself, outside its scripts (the reaper's lock, inspection,
+schedule listings)."""
 
 OTHER_COMMANDS = (
     "evalsha",
