@@ -30,7 +30,7 @@ from qcluster import Cluster, ClusterConfig
 from qcore import ScheduleSpec, codec_for
 from qredis import RedisResultStore, RedisTransport
 
-SECRET = "bench-schedules-secret"
+SECRET = "bench-schedules-secret-0123456789abcdefghijklmnop"
 
 
 def noop() -> None:

@@ -176,7 +176,7 @@ def test_pinned_schedules_are_due_only_for_their_cluster(schedules: RedisSchedul
 def test_a_definition_signed_with_another_secret_is_not_fired(
     transport: RedisTransport, schedules: RedisSchedules
 ) -> None:
-    forger = transport.schedules(codec_for("not-the-secret-of-this-cluster"))
+    forger = transport.schedules(codec_for("not-the-secret-of-this-cluster-at-all-0123456789"))
     forger.add(every_minute("evil"))
     assert schedules.due(None, now_ms=NOW).entries == [("evil", NOW)]
     assert schedules.load(["evil"]) == {}
