@@ -59,6 +59,7 @@ class Beacon(threading.Thread):
         self.status = status
         self.board = board
         self.jobs = list(jobs)
+        self._first_job_runs: list[float] = []
         self._stop_event = threading.Event()
         self.last_beat_ok = time.monotonic()
 
@@ -67,12 +68,23 @@ class Beacon(threading.Thread):
         if self.is_alive() and threading.current_thread() is not self:
             self.join(timeout=10)
 
+    def prime(self) -> None:
+        """Run each job's first pass now, in the caller's thread (the sentinel, before it says
+        the cluster is ready: a Django site's schedules are reconciled by then); the thread
+        takes over from there. A pass that fails is retried by the thread a second later."""
+        now = time.monotonic()
+        self._first_job_runs = []
+        for job in self.jobs:
+            with self.guard:
+                delay = self._run_job(job)
+            self._first_job_runs.append(now + (JOB_RETRY if delay is None else delay))
+
     def run(self) -> None:
         config = self.config
         now = time.monotonic()
         next_beat = next_reap = now
         next_status = now + min(0.5, config.status_interval)
-        next_job = [now] * len(self.jobs)
+        next_job = self._first_job_runs or [now] * len(self.jobs)
         while True:
             now = time.monotonic()
             if now >= next_beat:

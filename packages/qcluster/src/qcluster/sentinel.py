@@ -110,6 +110,7 @@ class Sentinel:
                 return 0  # stopped while waiting for Redis: nothing started
             self._reached = True
             self.pool.start(config.workers)
+            self.beacon.prime()
             self.beacon.start()
             self._announce_ready()
             self.state = ClusterState.RUNNING
