@@ -198,3 +198,16 @@ def test_paused_schedules_are_not_due(schedules: RedisSchedules) -> None:
     assert schedules.get("tick").due_ms is None  # type: ignore[union-attr]
     schedules.add(every_minute(repeats=-1), due_ms=NOW)
     assert schedules.due(None, now_ms=NOW).entries == [("tick", NOW)]
+
+
+def test_a_codec_pinned_to_wire_version_1_still_fires_without_the_schedule_options(
+    transport: RedisTransport, secret: str
+) -> None:
+    # During a rolling upgrade (clusters of Q 0.1 still reading), the firing goes out as a v1
+    # message: its id names the firing; the options v1 cannot carry are left out.
+    pinned = transport.schedules(codec_for(secret, write_version=1))
+    pinned.add(every_minute())
+    assert fire_due(pinned, NOW) == [1]
+    (delivery,) = transport.fetch("c1", 1)
+    message = codec_for(secret).decode_message(delivery.payload)
+    assert message.id == firing_id("tick", NOW) and message.options.schedule is None

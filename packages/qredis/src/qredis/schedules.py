@@ -16,11 +16,12 @@ from __future__ import annotations
 import builtins
 import time
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from qcore import (
     Codec,
+    ConfigError,
     DueBatch,
     PayloadError,
     ScheduleSpec,
@@ -249,13 +250,21 @@ class RedisSchedules:
         if nxt is None and spec.schedule_type is ScheduleType.ONCE:
             after = 0
         message = firing_message(spec, due_ms)
+        try:
+            payload = self.codec.encode_message(message)
+        except ConfigError:
+            # A codec pinned to wire version 1 (a rolling upgrade) cannot carry the firing's
+            # schedule and due options; the task id still names the firing.
+            options = replace(message.options, schedule=None, due=None)
+            message = replace(message, options=options)
+            payload = self.codec.encode_message(message)
         return Firing(
             stored=stored,
             due_ms=due_ms,
             next_ms=nxt,
             repeats=after,
             task_id=message.id,
-            payload=self.codec.encode_message(message),
+            payload=payload,
             max_attempts=message.options.max_attempts,
             message=message,
         )
