@@ -288,3 +288,17 @@ class SignalRecorder:
 def charge(amount: int, *, api_key: str, card_token: str, iban: str = "") -> int:
     """A task with secret keyword arguments (none of them may be shown, whatever is logged)."""
     return amount
+
+
+# -- logging ----------------------------------------------------------------------------------
+
+
+def chatty(i: int, size: int) -> int:
+    """Log through structlog (one record of ``size`` bytes of filler) and through the stdlib."""
+    import logging
+
+    from qcore import get_logger
+
+    get_logger("tests.chatty").info("chatty.structlog", i=i, filler="x" * size)
+    logging.getLogger("tests.chatty").warning("chatty.stdlib %d", i)
+    return i
