@@ -113,3 +113,12 @@ if "QDJANGO_TEST_Q_CLUSTER" in os.environ:
     Q_CLUSTER = json.loads(os.environ["QDJANGO_TEST_Q_CLUSTER"])
 if "QDJANGO_TEST_SQLITE" in os.environ:
     DATABASES["default"]["NAME"] = os.environ["QDJANGO_TEST_SQLITE"]
+
+# django.tasks: Django 6's own, or the django-tasks backport on Django 5.2 (an app there).
+try:
+    import django.tasks  # noqa: F401
+except ImportError:
+    INSTALLED_APPS.append("django_tasks")
+TASKS = {
+    "default": {"BACKEND": "qdjango.backends.QBackend", "QUEUES": ["default", "qd-second"]},
+}

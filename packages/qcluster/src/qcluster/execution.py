@@ -98,6 +98,8 @@ def execute(
     The exception the task raised is appended to ``errors`` when given (``join()`` re-raises
     it in the caller).
     """
+    if message.options.runner is not None:
+        return _execute_by_runner(message, message.options.runner, attempt, cluster, errors)
     try:
         func = resolve_callable(message.func)
     except FunctionNotFound as exc:
@@ -113,6 +115,36 @@ def execute(
         if errors is not None:
             errors.append(exc)
         return failure(message, format_error(exc, skip_frames=1), attempt=attempt, cluster=cluster)
+    return _outcome(message, value, attempt, cluster)
+
+
+def _execute_by_runner(
+    message: TaskMessage,
+    path: str,
+    attempt: int,
+    cluster: str | None,
+    errors: list[BaseException] | None,
+) -> TaskResult:
+    """The task run by the callable its ``runner`` option names, as
+    ``runner(message, attempt, cluster)``: it resolves and calls the function itself (a
+    framework's task object need not be callable); what it raises is the task's failure."""
+    try:
+        runner = resolve_callable(path)
+    except FunctionNotFound as exc:
+        return failure(message, f"FunctionNotFound: {exc}", attempt=attempt, cluster=cluster)
+    except Exception as exc:
+        text = f"cannot import the runner {path!r}: {format_error(exc)}"
+        return failure(message, text, attempt=attempt, cluster=cluster)
+    try:
+        value = runner(message, attempt, cluster)
+    except BaseException as exc:
+        if errors is not None:
+            errors.append(exc)
+        return failure(message, format_error(exc, skip_frames=1), attempt=attempt, cluster=cluster)
+    return _outcome(message, value, attempt, cluster)
+
+
+def _outcome(message: TaskMessage, value: Any, attempt: int, cluster: str | None) -> TaskResult:
     problem = unpicklable(value)
     if problem is not None:
         text = (

@@ -75,6 +75,7 @@ def task_options(
     retried_from: str | None = None,
     schedule: str | None = None,
     due: float | None = None,
+    runner: str | None = None,
 ) -> TaskOptions:
     """:class:`TaskOptions` for a call; ``countdown`` (seconds from now) becomes ``eta``."""
     if countdown is not None:
@@ -89,6 +90,7 @@ def task_options(
         and retried_from is None
         and schedule is None
         and due is None
+        and runner is None
     ):
         return _NO_OPTIONS
     return TaskOptions(
@@ -99,6 +101,7 @@ def task_options(
         retried_from=retried_from,
         schedule=schedule,
         due=due,
+        runner=runner,
     )
 
 
@@ -118,6 +121,7 @@ def build_message(
     retried_from: str | None = None,
     schedule: str | None = None,
     due: float | None = None,
+    runner: str | None = None,
     q_options: Mapping[str, Any] | None = None,
     task_id: str | None = None,
 ) -> TaskMessage:
@@ -140,6 +144,7 @@ def build_message(
             "retried_from": retried_from,
             "schedule": schedule,
             "due": due,
+            "runner": runner,
         }
         if kwargs is None:
             kwargs = {}
@@ -148,6 +153,7 @@ def build_message(
         timeout, save, eta = chosen["timeout"], chosen["save"], chosen["eta"]
         max_attempts, countdown = chosen["max_attempts"], chosen["countdown"]
         retried_from, schedule, due = chosen["retried_from"], chosen["schedule"], chosen["due"]
+        runner = chosen["runner"]
     if group is not None and (not isinstance(group, str) or len(group) > 100):
         raise ConfigError(f"group must be a string of at most 100 characters, not {group!r}")
     if task_name is not None and (not isinstance(task_name, str) or not 0 < len(task_name) <= 100):
@@ -161,6 +167,7 @@ def build_message(
         retried_from=retried_from,
         schedule=schedule,
         due=due,
+        runner=runner,
     )
     return TaskMessage.new(
         func,

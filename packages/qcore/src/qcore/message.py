@@ -71,6 +71,10 @@ class TaskOptions:
     """The id of the schedule whose firing this task is."""
     due: float | None = None
     """The due time (epoch seconds) of that firing: with ``schedule``, the firing's identity."""
+    runner: str | None = None
+    """Dotted path of what runs the task in the worker instead of a plain call:
+    ``runner(message, attempt, cluster)`` returns the task's value (qdjango's ``django.tasks``
+    backend: the task's context, Django's signals and JSON rules)."""
 
     def __post_init__(self) -> None:
         if self.timeout is not None and not self.timeout > 0:
@@ -97,6 +101,10 @@ class TaskOptions:
             isinstance(self.due, bool) or not isinstance(self.due, int | float)
         ):
             raise ConfigError(f"due must be epoch seconds, not {self.due!r}")
+        if self.runner is not None and (
+            not isinstance(self.runner, str) or "." not in self.runner.strip(".")
+        ):
+            raise ConfigError(f"runner must be a dotted path, not {self.runner!r}")
 
     def to_mapping(self) -> dict[str, Any]:
         """The options that are set (not None), by name: how options travel and are stored.

@@ -21,6 +21,7 @@ __all__ = [
     "cluster_transport",
     "events",
     "notifier",
+    "queue_transport",
     "redis_client",
     "status_board",
     "transport",
@@ -86,6 +87,18 @@ def transport() -> RedisTransport:
         "transport",
         lambda conf: RedisTransport(
             conf.queue, max_attempts=conf.cluster.max_attempts, **_connection(conf)
+        ),
+    )
+
+
+def queue_transport(queue: str) -> RedisTransport:
+    """The transport of ``queue`` (shared): ``Q_CLUSTER``'s own, or another queue's."""
+    if queue == get_settings().queue:
+        return transport()
+    return _get(  # type: ignore[no-any-return]
+        f"transport:{queue}",
+        lambda conf: RedisTransport(
+            queue, max_attempts=conf.cluster.max_attempts, **_connection(conf)
         ),
     )
 

@@ -154,7 +154,25 @@ def signal_bus(
     """A bus whose events are sent as Django's signals (``connected_only``: see
     :meth:`DjangoSignals.subscribe`)."""
     signals = DjangoSignals(using=using, context=context)
-    return signals.subscribe(EventBus(), connected_only=connected_only)
+    bus = signals.subscribe(EventBus(), connected_only=connected_only)
+    if uses_task_backend():
+        from qdjango.task_runner import subscribe_finished
+
+        subscribe_finished(bus, using=using)  # django.tasks's task_finished, once saved
+    return bus
+
+
+def uses_task_backend() -> bool:
+    """Whether ``settings.TASKS`` has an entry for Q's ``django.tasks`` backend."""
+    from django.conf import settings
+
+    entries = getattr(settings, "TASKS", None)
+    if not isinstance(entries, dict):
+        return False
+    return any(
+        isinstance(entry, dict) and str(entry.get("BACKEND", "")).startswith("qdjango.")
+        for entry in entries.values()
+    )
 
 
 def _nothing(signals: DjangoSignals, event: Any) -> dict[str, Any]:

@@ -90,9 +90,10 @@ def async_task(
     return message.id
 
 
-def _run_sync(message: TaskMessage) -> None:
+def _run_sync(message: TaskMessage, *, reraise: bool = True) -> None:
     """Run the task here and now, through a cluster worker's own code: sign and verify,
-    execute, save, hook with the saved ``Task``; then re-raise the task's exception.
+    execute, save, hook with the saved ``Task``; then re-raise the task's exception
+    (``reraise=False``: the django.tasks backend, whose result says it failed).
 
     The signed message goes through an in-memory transport and :func:`qcluster.join`, so what
     could not travel to a cluster (an unpicklable argument) fails here too, and a delayed
@@ -116,7 +117,7 @@ def _run_sync(message: TaskMessage) -> None:
             events=connection.events(),
             config=get_settings().cluster,
             run_delayed=True,
-            reraise=True,
+            reraise=reraise,
         )
     finally:
         store.close()  # prunes to save_limit: this store saves nothing more

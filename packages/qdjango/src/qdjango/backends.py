@@ -1,0 +1,188 @@
+"""Q as a ``django.tasks`` backend (Django 6, or the ``django-tasks`` backport on Django 5.2)::
+
+    TASKS = {
+        "default": {
+            "BACKEND": "qdjango.backends.QBackend",
+            "QUEUES": ["default", "emails"],
+            "OPTIONS": {"timeout": 60, "max_attempts": 3},
+        }
+    }
+
+A task goes through Q's one enqueue path as an ordinary message (signed, one Redis call), so
+its record is an ordinary ``Task`` row: the admin, ``fetch`` and ``qinfo`` show it, and
+``get_result`` shows a task sent with ``async_task``. Django's queue ``"default"`` is
+``Q_CLUSTER``'s queue; any other queue name is the Q queue of that name (``manage.py qcluster
+--queue emails``). ``run_after`` goes through Q's delayed set.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from django.core import checks
+
+from qcore import ConfigError, TaskMessage, build_message, send_message
+from qdjango import connection
+from qdjango.conf import get_settings, task_codec
+from qdjango.task_results import (
+    RUNNER,
+    message_result,
+    moment,
+    row_result,
+)
+from qdjango.tasks_api import (
+    DEFAULT_TASK_QUEUE_NAME,
+    BaseTaskBackend,
+    InvalidTask,
+    Task,
+    TaskResult,
+    TaskResultDoesNotExist,
+    TaskResultStatus,
+    set_fields,
+    task_enqueued,
+)
+
+__all__ = ["OPTION_NAMES", "QBackend"]
+
+OPTION_NAMES = frozenset({"timeout", "max_attempts", "save"})
+"""What a ``TASKS`` entry's ``OPTIONS`` may set: Q's options for every task it sends."""
+
+
+def option_problems(options: object) -> list[str]:
+    """What is wrong with a ``TASKS`` entry's ``OPTIONS`` (nothing: an empty list)."""
+    if not isinstance(options, Mapping):
+        return [f"OPTIONS must be a dict, not {type(options).__name__}"]
+    out = []
+    unknown = sorted(set(map(str, options)) - OPTION_NAMES)
+    if unknown:
+        out.append(
+            f"unknown OPTIONS {', '.join(unknown)}; known are {', '.join(sorted(OPTION_NAMES))}"
+        )
+    from qcore import TaskOptions
+
+    for name in sorted(OPTION_NAMES & set(options)):
+        try:
+            TaskOptions(**{name: options[name]})
+        except ConfigError as exc:
+            out.append(f"OPTIONS: {exc}")
+    return out
+
+
+def queue_problems(queues: object) -> list[str]:
+    """What is wrong with a ``TASKS`` entry's ``QUEUES`` for Q."""
+    from qredis.keys import check_name
+
+    if isinstance(queues, str) or not isinstance(queues, Iterable):
+        return [f"QUEUES must be a list of queue names, not {queues!r}"]
+    out = []
+    for name in queues:
+        try:
+            check_name("queue", name)
+        except ConfigError as exc:
+            out.append(f"QUEUES: {exc}")
+    return out
+
+
+class QBackend(BaseTaskBackend):
+    """``django.tasks`` on Q: a cluster runs the tasks, the ``Task`` table keeps the results."""
+
+    supports_defer = True
+    supports_async_task = True
+    supports_get_result = True
+    supports_priority = False  # until Q's queues have priorities
+
+    def __init__(self, alias: str, params: dict[str, Any]) -> None:
+        super().__init__(alias, params)
+        # Nothing is refused here: a bad entry would break every module declaring a @task at
+        # import. `manage.py check` reports it, and enqueue raises it.
+        self._raw_queues = params.get("QUEUES", [DEFAULT_TASK_QUEUE_NAME])
+
+    # -- checks -----------------------------------------------------------------------------
+
+    def problems(self) -> list[str]:
+        return option_problems(self.options) + queue_problems(self._raw_queues)
+
+    def check(self, **kwargs: Any) -> Iterable[checks.CheckMessage]:
+        obj = f"settings.TASKS[{self.alias!r}]"
+        return [
+            checks.Error(problem, obj=obj, id="qdjango.E101", hint="See Q's django.tasks guide.")
+            for problem in self.problems()
+        ]
+
+    def validate_task(self, task: Task) -> None:
+        super().validate_task(task)
+        problems = self.problems()
+        if problems:
+            raise InvalidTask(f"TASKS[{self.alias!r}] is misconfigured: {'; '.join(problems)}")
+
+    # -- sending ----------------------------------------------------------------------------
+
+    def queue_of(self, queue_name: str) -> str:
+        """The Q queue a Django queue name maps to."""
+        if queue_name == DEFAULT_TASK_QUEUE_NAME:
+            return get_settings().queue
+        return queue_name
+
+    def build(self, task: Task, args: Any, kwargs: Any) -> tuple[TaskMessage, TaskResult]:
+        """The message to send and the READY result to return, or Django's error for an
+        argument its JSON rules refuse (nothing is sent)."""
+        self.validate_task(task)
+        result = TaskResult(
+            task=task,
+            id="",
+            status=TaskResultStatus.READY,
+            enqueued_at=None,
+            started_at=None,
+            finished_at=None,
+            last_attempted_at=None,
+            args=args,  # normalized, or refused with Django's own TypeError / ValueError
+            kwargs=kwargs,
+            backend=self.alias,
+            errors=[],
+            worker_ids=[],
+        )
+        run_after = task.run_after
+        message = build_message(
+            task.module_path,
+            tuple(result.args),
+            dict(result.kwargs),
+            eta=None if run_after is None else run_after.timestamp(),
+            runner=RUNNER,
+            **{name: self.options[name] for name in OPTION_NAMES & set(self.options)},
+        )
+        set_fields(result, id=message.id, enqueued_at=moment(message.started))
+        return message, result
+
+    def enqueue(self, task: Task, args: Any, kwargs: Any) -> TaskResult:
+        message, result = self.build(task, args, kwargs)
+        if get_settings().sync:
+            from qdjango.tasks import _run_sync
+
+            _run_sync(message, reraise=False)
+            result = self.get_result(message.id)
+        else:
+            transport = connection.queue_transport(self.queue_of(task.queue_name))
+            send_message(transport, task_codec(), message, connection.events())
+        task_enqueued.send(type(self), task_result=result)
+        return result
+
+    # -- results ----------------------------------------------------------------------------
+
+    def get_result(self, result_id: str) -> TaskResult:
+        from qdjango.models import Task as Row
+
+        conf = get_settings()
+        rows = Row.objects.using(conf.database) if conf.database else Row.objects
+        row = rows.filter(pk=result_id).first() if len(result_id) == 32 else None
+        if row is not None:
+            return row_result(row, backend=self)
+        for queue in self._q_queues():
+            payload = connection.queue_transport(queue).payload(result_id)
+            if payload is not None:
+                return message_result(task_codec().decode_message(payload), backend=self)
+        raise TaskResultDoesNotExist(result_id)
+
+    def _q_queues(self) -> list[str]:
+        names = self.queues or {DEFAULT_TASK_QUEUE_NAME}
+        return sorted({self.queue_of(name) for name in names})

@@ -1,0 +1,180 @@
+"""Q's records seen as ``django.tasks`` results: a ``Task`` row, or a message still in the
+transport, turned into a ``TaskResult`` with Django's statuses, timestamps and errors.
+
+A ``django.tasks`` task travels as an ordinary Q message whose ``func`` is the task's module
+path and whose ``runner`` option is :data:`RUNNER`, so its record is an ordinary ``Task`` row
+(admin, ``fetch``, ``qinfo``). What Django's result has beyond Q's record is derived here:
+the status from where the task is, ``errors`` from a failure's text, ``worker_ids`` from the
+cluster that ran each attempt.
+"""
+
+from __future__ import annotations
+
+import builtins
+import dataclasses
+import importlib
+import inspect
+from datetime import UTC, datetime
+from typing import Any
+
+import qcore
+from qcore import TaskMessage
+from qdjango.tasks_api import (
+    Task,
+    TaskError,
+    TaskResult,
+    TaskResultStatus,
+    set_fields,
+)
+
+__all__ = [
+    "RUNNER",
+    "error_of",
+    "is_django_task",
+    "message_result",
+    "moment",
+    "resolve_task",
+    "row_result",
+]
+
+RUNNER = "qdjango.task_runner.run"
+"""The ``runner`` option of every message the ``django.tasks`` backend sends."""
+
+
+def is_django_task(options: Any) -> bool:
+    """Whether a message's or record's options say it was sent through ``django.tasks``."""
+    return getattr(options, "runner", None) == RUNNER
+
+
+def moment(epoch: float | None) -> datetime | None:
+    """An aware datetime (UTC) for epoch seconds."""
+    return None if epoch is None else datetime.fromtimestamp(epoch, tz=UTC)
+
+
+def resolve_task(path: str, *, run_after: float | None = None, backend: Any = None) -> Task:
+    """The ``django.tasks`` ``Task`` a module path names (the object ``@task`` left there).
+
+    A plain module-level function (a task sent with ``async_task``) is seen as a task of
+    ``backend`` when one is given. Raises ``TypeError`` when the path names something else.
+    """
+    module_path, _, name = path.rpartition(".")
+    found = getattr(importlib.import_module(module_path), name, None)
+    if inspect.isfunction(found) and backend is not None:
+        found = backend.task_class(func=found, backend=backend.alias)
+    if not isinstance(found, Task):
+        raise TypeError(f"{path!r} is a {type(found).__name__}, not a django.tasks Task")
+    if run_after is not None:
+        # Django's Task validates itself against its backend on replace(): skip that here,
+        # the task was validated when it was sent.
+        found = _replace_unchecked(found, run_after=moment(run_after))
+    return found
+
+
+def _replace_unchecked(task: Task, **changes: Any) -> Task:
+    copy = object.__new__(type(task))
+    for field in dataclasses.fields(task):
+        object.__setattr__(copy, field.name, changes.get(field.name, getattr(task, field.name)))
+    return copy
+
+
+def _backend_alias(task: Task) -> str:
+    return str(task.backend)
+
+
+def _result(task: Task, task_id: str, status: TaskResultStatus, **fields: Any) -> TaskResult:
+    return TaskResult(
+        task=task,
+        id=task_id,
+        status=status,
+        enqueued_at=fields.get("enqueued_at"),
+        started_at=fields.get("started_at"),
+        finished_at=fields.get("finished_at"),
+        last_attempted_at=fields.get("last_attempted_at", fields.get("started_at")),
+        args=list(fields.get("args", ())),
+        kwargs=dict(fields.get("kwargs", {})),
+        backend=_backend_alias(task),
+        errors=list(fields.get("errors", ())),
+        worker_ids=list(fields.get("worker_ids", ())),
+    )
+
+
+def message_result(
+    message: TaskMessage,
+    *,
+    status: TaskResultStatus = TaskResultStatus.READY,
+    started_at: datetime | None = None,
+    worker_ids: list[str] | None = None,
+    backend: Any = None,
+) -> TaskResult:
+    """The result of a task that has not finished: queued (READY) or running."""
+    task = resolve_task(message.func_path, run_after=message.options.eta, backend=backend)
+    return _result(
+        task,
+        message.id,
+        status,
+        enqueued_at=moment(message.started),
+        started_at=started_at,
+        args=message.args,
+        kwargs=message.kwargs,
+        worker_ids=worker_ids or [],
+    )
+
+
+def row_result(row: Any, *, backend: Any = None) -> TaskResult:
+    """The result a saved ``Task`` row (a finished task) stands for."""
+    options = row.options or {}
+    task = resolve_task(row.func, run_after=options.get("eta"), backend=backend)
+    attempts = max(1, int(row.attempt_count or 1))
+    worker = row.cluster or ""
+    if row.success:
+        status, errors = TaskResultStatus.SUCCESSFUL, []
+    else:
+        status, errors = TaskResultStatus.FAILED, [error_of(str(row.result))]
+    result = _result(
+        task,
+        row.id,
+        status,
+        enqueued_at=row.started,
+        finished_at=row.stopped,
+        args=row.args or (),
+        kwargs=row.kwargs or {},
+        errors=errors,
+        worker_ids=[worker] * attempts,
+    )
+    if row.success:
+        set_fields(result, _return_value=row.result)
+    return result
+
+
+def error_of(text: str) -> TaskError:
+    """A ``TaskError`` from a Failure's text: ``Type: message``, a blank line, the traceback.
+
+    The exception's class path is read from the traceback's own last line for it
+    (``module.Type: message``); a failure Q wrote without a traceback (a timeout, a lost
+    worker) names a built-in class, or the bare name Q gave it.
+    """
+    head, _, trace = text.partition("\n\n")
+    name = head.split(":", 1)[0].strip()
+    path = None
+    for line in reversed(trace.splitlines()):
+        if line and not line[0].isspace() and line.endswith(head) and line != head:
+            prefix = line[: len(line) - len(head)]
+            if prefix.endswith(".") and prefix[:-1].replace(".", "").replace("_", "").isalnum():
+                path = prefix + name
+                break
+        elif line == head:
+            path = _known_path(name)
+            break
+    if path is None:
+        path = _known_path(name)
+    return TaskError(exception_class_path=path, traceback=trace or text)
+
+
+def _known_path(name: str) -> str:
+    """A built-in's or Q's own exception class by name (Q writes some failures without a
+    traceback); else the bare name (a lost worker is no exception class)."""
+    if isinstance(getattr(builtins, name, None), type):
+        return f"builtins.{name}"
+    if isinstance(getattr(qcore, name, None), type):
+        return f"qcore.{name}"
+    return name

@@ -1,0 +1,84 @@
+"""The worker's side of the ``django.tasks`` backend.
+
+:func:`run` is the ``runner`` option of every message :class:`~qdjango.backends.QBackend`
+sends: the worker calls it instead of the function (a ``@task`` leaves a ``Task`` object, not
+a function, at the task's path). It sends ``task_started``, passes the ``TaskContext`` to a
+task that takes it, calls coroutine functions through Django's ``Task.call`` and holds the
+return value to Django's JSON rules; whatever it raises is the task's failure, as for any
+Q task. ``task_finished`` is sent once the record is saved, by :class:`FinishedSignal`, a
+subscriber of the cluster's event bus.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from qcore import EventBus, TaskMessage
+from qcore.events import Event, TaskDeadLettered, TaskFailed, TaskSucceeded, TaskTimedOut
+from qdjango.task_results import is_django_task, message_result, row_result
+from qdjango.tasks_api import (
+    TaskContext,
+    TaskResultStatus,
+    normalize_json,
+    task_finished,
+    task_started,
+)
+
+__all__ = ["FinishedSignal", "run", "subscribe_finished"]
+
+
+def _sender() -> type:
+    from qdjango.backends import QBackend
+
+    return QBackend
+
+
+def run(message: TaskMessage, attempt: int, cluster: str | None) -> Any:
+    """Run a ``django.tasks`` task's attempt ``attempt`` in this worker; returns its value,
+    normalized as Django's JSON rules say (a value they refuse fails the task)."""
+    from django.utils import timezone
+
+    now = timezone.now()
+    result = message_result(
+        message,
+        status=TaskResultStatus.RUNNING,
+        started_at=now,
+        worker_ids=[cluster or ""] * attempt,
+    )
+    task = result.task
+    if task_started.receivers:
+        task_started.send(sender=_sender(), task_result=result)
+    if task.takes_context:
+        value = task.call(TaskContext(task_result=result), *message.args, **message.kwargs)
+    else:
+        value = task.call(*message.args, **message.kwargs)
+    return normalize_json(value)
+
+
+class FinishedSignal:
+    """Sends ``django.tasks``'s ``task_finished`` for each saved record of a task sent
+    through the backend (a success, a failure, a timeout, a loss out of attempts), with the
+    result as ``get_result`` would now return it. Picklable (a cluster's processes send it)."""
+
+    def __init__(self, *, using: str | None = None) -> None:
+        self.using = using
+
+    def __call__(self, event: Event) -> None:
+        record = getattr(event, "record", None)
+        if record is None or not is_django_task(record.options) or not task_finished.receivers:
+            return
+        from qdjango.records import task_from_record
+
+        row = task_from_record(record, using=self.using)
+        task_finished.send(sender=_sender(), task_result=row_result(row))
+
+    def __repr__(self) -> str:
+        return f"FinishedSignal(using={self.using!r})"
+
+
+def subscribe_finished(bus: EventBus, *, using: str | None = None) -> EventBus:
+    """Subscribe :class:`FinishedSignal` to the events that carry a finished record."""
+    handler = FinishedSignal(using=using)
+    for event_type in (TaskSucceeded, TaskFailed, TaskTimedOut, TaskDeadLettered):
+        bus.subscribe(event_type, handler)
+    return bus

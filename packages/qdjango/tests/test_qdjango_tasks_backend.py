@@ -1,0 +1,257 @@
+"""Django's tasks framework (``django.tasks``, or the backport on Django 5.2) on Q: the backend
+end to end on a real cluster and in ``sync`` mode, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.core import checks
+from django.test import override_settings
+from django.utils import timezone
+from packages.qdjango.tests import djtasks, jobs
+
+from qdjango import async_task, connection, fetch
+from qdjango.models import Task
+from qdjango.tasks_api import (
+    InvalidTask,
+    TaskResultDoesNotExist,
+    TaskResultStatus,
+    task_backends,
+    task_enqueued,
+    task_finished,
+    task_started,
+)
+
+WAIT = 20_000  # ms
+PATH = "packages.qdjango.tests.djtasks"
+
+
+@pytest.fixture
+def sync(settings: Any, q_cluster: dict[str, Any]) -> dict[str, Any]:
+    """Tasks run here and now, through the worker's code (``Q_CLUSTER["sync"]``)."""
+    settings.Q_CLUSTER = {**q_cluster, "sync": True}
+    return settings.Q_CLUSTER
+
+
+@pytest.fixture
+def seen() -> Any:
+    """What django.tasks's three signals were sent with, in order."""
+    sent: list[tuple[str, Any]] = []
+
+    def receiver(name: str) -> Any:
+        def got(sender: Any, task_result: Any, **kwargs: Any) -> None:
+            sent.append((name, sender, task_result.status, task_result.id))
+
+        return got
+
+    receivers = {
+        "enqueued": receiver("enqueued"),
+        "started": receiver("started"),
+        "finished": receiver("finished"),
+    }
+    task_enqueued.connect(receivers["enqueued"])
+    task_started.connect(receivers["started"])
+    task_finished.connect(receivers["finished"])
+    yield sent
+    task_enqueued.disconnect(receivers["enqueued"])
+    task_started.disconnect(receivers["started"])
+    task_finished.disconnect(receivers["finished"])
+
+
+def backend() -> Any:
+    return task_backends["default"]
+
+
+def test_the_backend_says_what_it_supports() -> None:
+    from qdjango.backends import QBackend
+
+    assert isinstance(backend(), QBackend)
+    assert backend().supports_defer and backend().supports_get_result
+    assert backend().supports_async_task
+    assert not backend().supports_priority  # until Q's queues have priorities
+
+
+# -- sync: through the worker's own code, in this process ----------------------------------
+
+
+def test_a_task_succeeds_with_its_value_and_timestamps(db_alias: str, sync: Any) -> None:
+    before = timezone.now()
+    result = djtasks.add.enqueue(2, 3)
+    assert result.status == TaskResultStatus.SUCCESSFUL
+    assert result.return_value == 5
+    assert result.args == [2, 3] and result.kwargs == {}
+    assert before <= result.enqueued_at <= result.finished_at <= timezone.now()
+    assert result.attempts == 1 and result.errors == []
+    again = djtasks.add.get_result(result.id)
+    assert again.status == TaskResultStatus.SUCCESSFUL and again.return_value == 5
+    row = Task.objects.using(db_alias).get(pk=result.id)  # the same Task row as async_task's
+    assert row.func == f"{PATH}.add" and row.success and row.result == 5
+
+
+def test_django_json_rules_hold_for_arguments_and_values(db_alias: str, sync: Any) -> None:
+    result = djtasks.echo.enqueue((1, 2), b"bytes", key={"a": (3,)})
+    assert result.args == [[1, 2], "bytes"] and result.kwargs == {"key": {"a": [3]}}
+    assert result.return_value == {"args": [[1, 2], "bytes"], "kwargs": {"key": {"a": [3]}}}
+    # A value Django's rules refuse fails the task, as Django's own backends do.
+    refused = djtasks.not_json.enqueue()
+    assert refused.status == TaskResultStatus.FAILED
+    assert refused.errors[0].exception_class_path == "builtins.TypeError"
+
+
+def test_a_failure_has_its_error_class_and_traceback(db_alias: str, sync: Any) -> None:
+    result = djtasks.fail.enqueue("boom")
+    assert result.status == TaskResultStatus.FAILED and result.is_finished
+    [error] = result.errors
+    assert error.exception_class is ValueError
+    assert "ValueError: boom" in error.traceback and "in fail" in error.traceback
+    with pytest.raises(ValueError, match="Task failed"):
+        _ = result.return_value
+    own = djtasks.broke.enqueue()
+    assert own.errors[0].exception_class_path == f"{PATH}.TaskBroke"
+    assert own.errors[0].exception_class is djtasks.TaskBroke
+    assert djtasks.broke.get_result(own.id).errors[0].exception_class is djtasks.TaskBroke
+
+
+def test_context_and_async_tasks(db_alias: str, sync: Any) -> None:
+    result = djtasks.attempt.enqueue()
+    assert result.return_value == {
+        "attempt": 1,
+        "id": result.id,
+        "status": "RUNNING",
+        "workers": 1,
+    }
+    assert djtasks.async_add.enqueue(20, 22).return_value == 42
+
+
+def test_the_signals_are_sent_with_each_status(db_alias: str, sync: Any, seen: Any) -> None:
+    from qdjango.backends import QBackend
+
+    ok = djtasks.add.enqueue(1, 1)
+    bad = djtasks.fail.enqueue()
+    assert seen == [
+        ("started", QBackend, TaskResultStatus.RUNNING, ok.id),
+        ("finished", QBackend, TaskResultStatus.SUCCESSFUL, ok.id),
+        ("enqueued", QBackend, TaskResultStatus.SUCCESSFUL, ok.id),
+        ("started", QBackend, TaskResultStatus.RUNNING, bad.id),
+        ("finished", QBackend, TaskResultStatus.FAILED, bad.id),
+        ("enqueued", QBackend, TaskResultStatus.FAILED, bad.id),
+    ]
+
+
+# -- bad input: an error at the call, nothing queued ---------------------------------------
+
+
+def test_bad_input_is_refused_at_enqueue(db_alias: str, q_cluster: Any) -> None:
+    transport = connection.transport()
+    with pytest.raises(TypeError, match="Unsupported type"):
+        djtasks.echo.enqueue(object())
+    with pytest.raises(InvalidTask, match="Queue 'nope' is not valid"):
+        djtasks.echo.using(queue_name="nope")
+    with pytest.raises(InvalidTask, match="aware"):
+        djtasks.echo.using(run_after=timezone.now().replace(tzinfo=None))
+    with pytest.raises(InvalidTask, match="priority"):
+        djtasks.echo.using(priority=10)
+    assert transport.queue_size() == 0 and transport.delayed_size() == 0
+    with pytest.raises(TaskResultDoesNotExist):
+        backend().get_result("0" * 32)
+    with pytest.raises(TaskResultDoesNotExist):
+        backend().get_result("not-an-id")
+
+
+def test_manage_py_check_reports_a_bad_entry() -> None:
+    bad = {
+        "BACKEND": "qdjango.backends.QBackend",
+        "QUEUES": ["ok", "has space"],
+        "OPTIONS": {"timeout": -1, "colour": "red"},
+    }
+    with override_settings(TASKS={"default": bad}):
+        found = [m for m in checks.run_checks() if m.id == "qdjango.E101"]
+        text = " | ".join(m.msg for m in found)
+        assert "unknown OPTIONS colour" in text
+        assert "timeout must be a positive number" in text
+        assert "may not contain braces or whitespace: 'has space'" in text
+        assert all(m.obj == "settings.TASKS['default']" for m in found)
+        with pytest.raises(InvalidTask, match="misconfigured"):
+            djtasks.add.using(queue_name="ok")
+    assert not [m for m in checks.run_checks() if m.id == "qdjango.E101"]
+
+
+# -- a real cluster -------------------------------------------------------------------------
+
+
+def _finished(result: Any) -> Any:
+    assert fetch(result.id, wait=WAIT) is not None, "the task did not finish"
+    result.refresh()
+    return result
+
+
+def test_end_to_end_on_a_cluster(db_alias: str, cluster: Any, seen: Any) -> None:
+    result = djtasks.add.enqueue(40, 2)
+    assert result.status == TaskResultStatus.READY and seen[0][:3] == (
+        "enqueued",
+        type(backend()),
+        TaskResultStatus.READY,
+    )
+    _finished(result)
+    assert result.status == TaskResultStatus.SUCCESSFUL and result.return_value == 42
+    assert result.enqueued_at <= result.finished_at
+    assert result.worker_ids == [cluster.cluster_id]
+    row = fetch(result.id)  # the admin's, fetch's and qinfo's row
+    assert row.func == f"{PATH}.add" and row.result == 42 and row.success
+    # the worker's signals went to the worker's receivers, not ours: only enqueued here
+    assert [name for name, *_ in seen] == ["enqueued"]
+
+
+def test_run_after_waits_in_the_delayed_set(db_alias: str, cluster: Any) -> None:
+    run_after = timezone.now() + timedelta(seconds=2)
+    result = djtasks.add.using(run_after=run_after).enqueue(1, 2)
+    early = backend().get_result(result.id)
+    assert early.status == TaskResultStatus.READY
+    assert abs((early.task.run_after - run_after).total_seconds()) < 0.01
+    assert connection.transport().delayed_size() >= 1
+    _finished(result)
+    assert result.status == TaskResultStatus.SUCCESSFUL
+    assert result.finished_at >= run_after
+
+
+def test_a_failure_on_a_cluster(db_alias: str, cluster: Any) -> None:
+    result = _finished(djtasks.broke.enqueue())
+    assert result.status == TaskResultStatus.FAILED
+    assert result.errors[0].exception_class is djtasks.TaskBroke
+
+
+def test_a_worker_killed_mid_task_is_a_second_attempt(
+    db_alias: str, cluster: Any, tmp_path: Path
+) -> None:
+    pid_file = tmp_path / "pid"
+    result = djtasks.attempt.enqueue(pid_file=str(pid_file))
+    deadline = time.monotonic() + 20
+    while not pid_file.exists() or not pid_file.read_text():
+        assert time.monotonic() < deadline, "the first attempt never started"
+        time.sleep(0.05)
+    os.kill(int(pid_file.read_text()), signal.SIGKILL)
+    _finished(result)
+    assert result.status == TaskResultStatus.SUCCESSFUL
+    assert result.return_value["attempt"] == 2 and result.attempts == 2
+
+
+def test_a_task_sent_with_async_task_is_seen_by_get_result(db_alias: str, cluster: Any) -> None:
+    task_id = async_task(jobs.add, 2, 2)
+    assert fetch(task_id, wait=WAIT) is not None
+    result = backend().get_result(task_id)
+    assert result.status == TaskResultStatus.SUCCESSFUL and result.return_value == 4
+    assert result.task.func is jobs.add
+
+
+def test_another_queue_is_the_q_queue_of_that_name(db_alias: str, q_cluster: Any) -> None:
+    result = djtasks.second_queue.enqueue()
+    other = connection.queue_transport("qd-second")
+    assert other.queue == "qd-second" and other.queue_size() == 1
+    assert connection.transport().queue_size() == 0
+    assert backend().get_result(result.id).status == TaskResultStatus.READY
