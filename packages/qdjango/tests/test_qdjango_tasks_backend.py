@@ -16,7 +16,7 @@ from django.test import override_settings
 from django.utils import timezone
 from packages.qdjango.tests import djtasks, jobs
 
-from qdjango import async_task, connection, fetch
+from qdjango import async_task, connection, fetch, running
 from qdjango.models import Task
 from qdjango.tasks_api import (
     InvalidTask,
@@ -255,3 +255,38 @@ def test_another_queue_is_the_q_queue_of_that_name(db_alias: str, q_cluster: Any
     assert other.queue == "qd-second" and other.queue_size() == 1
     assert connection.transport().queue_size() == 0
     assert backend().get_result(result.id).status == TaskResultStatus.READY
+
+
+# -- RUNNING: from the workers' slots, through the clusters' status ---------------------------
+
+
+def test_a_running_task_is_seen_running_without_a_row(
+    db_alias: str, cluster: Any, superuser_client: Any
+) -> None:
+    from io import StringIO
+
+    from django.core.management import call_command
+    from django.urls import reverse
+
+    result = djtasks.sleep.enqueue(4)
+    deadline = time.monotonic() + 10
+    now = backend().get_result(result.id)
+    while now.status != TaskResultStatus.RUNNING:
+        assert now.status == TaskResultStatus.READY, now.status
+        assert time.monotonic() < deadline, "never seen running"
+        time.sleep(0.1)
+        now = backend().get_result(result.id)
+    assert now.started_at is not None and now.enqueued_at <= now.started_at <= timezone.now()
+    assert now.worker_ids == [cluster.cluster_id] and now.last_attempted_at == now.started_at
+    # no row (no database write) for a start
+    assert not Task.objects.using(db_alias).filter(pk=result.id).exists()
+    [seen] = running(result.id)
+    assert seen.consumer.startswith(cluster.cluster_id) and seen.attempt == 1
+    assert fetch(result.id) is None and fetch(result.id, include_running=True) == seen
+    out = StringIO()
+    call_command("qinfo", stdout=out)
+    assert result.id in out.getvalue() and "Running tasks" in out.getvalue()
+    page = superuser_client.get(reverse("admin:qdjango_queuestatus_changelist"))
+    assert result.id.encode() in page.content
+    _finished(result)
+    assert result.status == TaskResultStatus.SUCCESSFUL and result.return_value == 4

@@ -9,6 +9,7 @@ from qcluster.errors import ClusterError
 from qcluster.execution import default_hook_runner, execute, format_error, should_save
 from qcluster.inprocess import join
 from qcluster.processing import call_hook
+from qcluster.running import RunningTask, running_tasks
 from qcluster.scheduler import ScheduleFired, Scheduler
 from qcluster.states import ClusterState, ExitCode, WorkerState
 
@@ -21,6 +22,7 @@ __all__ = [
     "ClusterError",
     "ClusterState",
     "ExitCode",
+    "RunningTask",
     "ScheduleFired",
     "Scheduler",
     "WorkerState",
@@ -32,5 +34,6 @@ __all__ = [
     "execute",
     "format_error",
     "join",
+    "running_tasks",
     "should_save",
 ]

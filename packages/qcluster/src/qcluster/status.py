@@ -61,6 +61,9 @@ def cluster_status(
                 "task_name": view.name if view.running else None,
                 "func": view.func if view.running else None,
                 "running_for": round(now - view.since, 3) if view.running else None,
+                # Wall clock: read in other processes and hosts (a running task's start).
+                "started_at": view.started if view.running else None,
+                "attempt": view.attempt if view.running else None,
                 "processed": view.processed,
                 "failed": view.failed,
                 "uptime": round(now - handle.born, 1),

@@ -18,6 +18,7 @@ from qdjango.tasks import (
     queue_size,
     result,
     result_group,
+    running,
 )
 
 __version__ = "0.1.0"
@@ -36,5 +37,6 @@ __all__ = [
     "queue_size",
     "result",
     "result_group",
+    "running",
     "schedule",
 ]

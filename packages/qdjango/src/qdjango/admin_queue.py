@@ -10,6 +10,7 @@ from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 
+from qcluster import running_tasks
 from qcore import PayloadError, QError, TaskMessage, mask_mapping
 from qdjango.conf import get_settings, task_codec
 
@@ -63,6 +64,7 @@ def queue_snapshot(limit: int = LIST_LIMIT) -> dict[str, Any]:
                 **describe_payload(letter.payload),
             }
         )
+    clusters = connection.status_board().clusters()
     return {
         "queue": transport.queue,
         "url": transport.url,
@@ -72,7 +74,20 @@ def queue_snapshot(limit: int = LIST_LIMIT) -> dict[str, Any]:
             "delayed": transport.delayed_size(),
             "dead letters": transport.dead_size(),
         },
-        "clusters": connection.status_board().clusters(),
+        "clusters": clusters,
+        "running": [
+            {
+                "task_id": task.task_id,
+                "name": as_text(task.name or ""),
+                "func": as_text(task.func or ""),
+                "consumer": task.consumer,
+                "started": None
+                if task.started_at is None
+                else dt.datetime.fromtimestamp(task.started_at, dt.UTC),
+                "attempt": task.attempt,
+            }
+            for task in running_tasks(clusters)[:limit]
+        ],
         "inflight": transport.inflight(limit),
         "dead": dead,
     }

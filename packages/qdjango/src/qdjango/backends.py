@@ -31,6 +31,7 @@ from qdjango.task_results import (
     moment,
     row_result,
 )
+from qdjango.tasks import running
 from qdjango.tasks_api import (
     DEFAULT_TASK_QUEUE_NAME,
     BaseTaskBackend,
@@ -178,9 +179,24 @@ class QBackend(BaseTaskBackend):
         if row is not None:
             return row_result(row, backend=self)
         for queue in self._q_queues():
-            payload = connection.queue_transport(queue).payload(result_id)
-            if payload is not None:
-                return message_result(task_codec().decode_message(payload), backend=self)
+            transport = connection.queue_transport(queue)
+            payload = transport.payload(result_id)
+            if payload is None:
+                continue
+            message = task_codec().decode_message(payload)
+            now = running(result_id, queue=queue)
+            if not now:
+                return message_result(message, backend=self)
+            return message_result(
+                message,
+                status=TaskResultStatus.RUNNING,
+                started_at=moment(now[0].started_at),
+                worker_ids=[now[0].cluster_id] * max(1, now[0].attempt or 1),
+                backend=self,
+            )
+        row = rows.filter(pk=result_id).first() if len(result_id) == 32 else None
+        if row is not None:  # it finished while we looked
+            return row_result(row, backend=self)
         raise TaskResultDoesNotExist(result_id)
 
     def _q_queues(self) -> list[str]:

@@ -4,12 +4,13 @@ what only the database knows (task counts and rates over the last 24 hours)."""
 from __future__ import annotations
 
 import time
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from rich.console import Console, Group, RenderableType
 from rich.table import Table
 
+from qcluster import running_tasks
 from qcluster.monitor import render, snapshot
 
 __all__ = ["info_view", "monitor_view", "read_snapshot", "task_stats", "watch"]
@@ -92,9 +93,38 @@ def _config_table(snap: dict[str, Any]) -> Table:
     return table
 
 
+def _running_table(snap: dict[str, Any]) -> Table | None:
+    running = running_tasks(snap["clusters"])
+    if not running:
+        return None
+    table = Table(title="Running tasks (the clusters' last status)", title_justify="left")
+    for column in ("task id", "name", "func", "worker", "started (UTC)", "attempt"):
+        table.add_column(column)
+    for task in running[:20]:
+        started = (
+            "-"
+            if task.started_at is None
+            else datetime.fromtimestamp(task.started_at, UTC).strftime("%Y-%m-%d %H:%M:%S")
+        )
+        table.add_row(
+            task.task_id,
+            task.name or "-",
+            task.func or "-",
+            task.consumer,
+            started,
+            str(task.attempt or "-"),
+        )
+    return table
+
+
 def info_view(snap: dict[str, Any], *, config: bool = False) -> RenderableType:
-    """``qinfo``: the clusters and queues (without per-worker rows) and the task statistics."""
-    parts: list[RenderableType] = [render(snap, workers=False), _tasks_table(snap["tasks"])]
+    """``qinfo``: the clusters and queues (without per-worker rows), the tasks running now and
+    the task statistics."""
+    parts: list[RenderableType] = [render(snap, workers=False)]
+    running = _running_table(snap)
+    if running is not None:
+        parts.append(running)
+    parts.append(_tasks_table(snap["tasks"]))
     if config:
         parts.append(_config_table(snap))
     return Group(*parts)

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from qcluster import join
+from qcluster import RunningTask, join, running_tasks
 from qcore import (
     Q_OPTION_NAMES,
     ConfigError,
@@ -35,6 +35,7 @@ __all__ = [
     "queue_size",
     "result",
     "result_group",
+    "running",
 ]
 
 TaskFunc = Callable[..., Any] | str
@@ -139,14 +140,27 @@ def _wait(task_id: str, wait: float, check: Callable[[], Any], *, any_message: b
     return connection.notifier().wait_for(task_id, timeout, check, any_message=any_message)
 
 
-def fetch(task_id: str, wait: float = 0) -> Any:
+def fetch(task_id: str, wait: float = 0, *, include_running: bool = False) -> Any:
     """The :class:`~qdjango.models.Task` with this id or humanized name, or None.
 
     ``wait``: milliseconds to wait for it (-1: forever), woken as soon as it is saved.
+    ``include_running``: a task that has no row yet but runs now is returned as a
+    :class:`qcluster.RunningTask` (see :func:`running`).
     """
     from qdjango.models import Task
 
-    return _wait(task_id, wait, lambda: Task.get_task(task_id), any_message=not _is_id(task_id))
+    found = _wait(task_id, wait, lambda: Task.get_task(task_id), any_message=not _is_id(task_id))
+    if found is None and include_running:
+        now = [task for task in running() if task_id in (task.task_id, task.name)]
+        return now[0] if now else None
+    return found
+
+
+def running(task_id: str | None = None, *, queue: str | None = None) -> list[RunningTask]:
+    """The tasks the workers of ``queue`` (default ``Q_CLUSTER``'s) run now, or only
+    ``task_id``: from the status their clusters publish every ``status_interval`` seconds (no
+    write per task), so a task is seen running at most that long after it started."""
+    return running_tasks(connection.status_board(queue).clusters(), task_id)
 
 
 def result(task_id: str, wait: float = 0) -> Any:

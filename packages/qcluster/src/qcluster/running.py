@@ -1,0 +1,57 @@
+"""Running tasks, as the clusters' published status shows them: each worker's slot says which
+task it runs, since when and on which attempt, and the sentinel publishes that with the rest of
+its status every ``status_interval`` seconds. So a RUNNING state costs no write per task: a
+task is seen running once its cluster's next status is out (a task shorter than that may
+never be seen running)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = ["RunningTask", "running_tasks"]
+
+
+@dataclass(frozen=True, slots=True)
+class RunningTask:
+    """A task a worker was running when its cluster last published its status."""
+
+    task_id: str
+    name: str | None
+    func: str | None
+    cluster_id: str
+    consumer: str
+    """The worker's consumer id (``<cluster_id>.<index>.<n>``)."""
+    started_at: float | None
+    """Wall-clock time (epoch seconds) the worker started this attempt."""
+    attempt: int | None
+    seen_at: float | None
+    """When the status that shows it was published."""
+
+
+def running_tasks(
+    statuses: Iterable[Mapping[str, Any]], task_id: str | None = None
+) -> list[RunningTask]:
+    """The running tasks in clusters' status documents (``StatusBoard.clusters()``), or only
+    ``task_id``'s; the most recently started first."""
+    found = []
+    for status in statuses:
+        for worker in status.get("workers") or ():
+            running = worker.get("task_id")
+            if not running or (task_id is not None and running != task_id):
+                continue
+            found.append(
+                RunningTask(
+                    task_id=running,
+                    name=worker.get("task_name"),
+                    func=worker.get("func"),
+                    cluster_id=str(status.get("cluster_id")),
+                    consumer=str(worker.get("consumer")),
+                    started_at=worker.get("started_at"),
+                    attempt=worker.get("attempt"),
+                    seen_at=status.get("updated_at"),
+                )
+            )
+    found.sort(key=lambda task: task.started_at or 0.0, reverse=True)
+    return found
