@@ -8,6 +8,7 @@ from qcore.codec import DEFAULT_COMPRESS_THRESHOLD, DEFAULT_MAX_SIZE, Codec
 from qcore.enqueue import (
     Q_OPTION_NAMES,
     apply_q_options,
+    asend_message,
     build_message,
     enqueue,
     enqueue_many,
@@ -37,6 +38,7 @@ from qcore.masking import SECRET_NAMES, is_secret_name, mask_mapping, mask_url
 from qcore.message import OPTION_NAMES, WIRE_VERSION, TaskMessage, TaskOptions, TaskResult
 from qcore.naming import humanize, new_id
 from qcore.protocols import (
+    AsyncTransport,
     DeadLetter,
     Delivery,
     HookRunner,
@@ -79,6 +81,7 @@ __all__ = [
     "WIRE_VERSION",
     "WIRE_VERSION_ENV",
     "WIRE_WRITES",
+    "AsyncTransport",
     "Backoff",
     "BadMagic",
     "BadSignature",
@@ -119,6 +122,7 @@ __all__ = [
     "UnsupportedVersion",
     "__version__",
     "apply_q_options",
+    "asend_message",
     "build_message",
     "check_cron",
     "check_secret",

@@ -22,11 +22,12 @@ from qcore.codec import Codec
 from qcore.errors import ConfigError, UnknownOption
 from qcore.events import EventBus, TaskEnqueued
 from qcore.message import _NO_OPTIONS, OPTION_NAMES, TaskMessage, TaskOptions, TaskResult
-from qcore.protocols import Transport
+from qcore.protocols import AsyncTransport, Transport
 
 __all__ = [
     "Q_OPTION_NAMES",
     "apply_q_options",
+    "asend_message",
     "build_message",
     "enqueue",
     "enqueue_many",
@@ -207,6 +208,22 @@ def send_message(
     opts = message.options
     eta = opts.eta
     transport.enqueue(
+        message.id,
+        codec.encode_message(message),
+        delay=0.0 if eta is None else max(0.0, eta - time.time()),
+        max_attempts=opts.max_attempts,
+    )
+    if events is not None and events.wants(TaskEnqueued):
+        events.emit(TaskEnqueued(message.id, message, transport.queue))
+
+
+async def asend_message(
+    transport: AsyncTransport, codec: Codec, message: TaskMessage, events: EventBus | None = None
+) -> None:
+    """:func:`send_message` for an asyncio producer: the same signing and options, awaited."""
+    opts = message.options
+    eta = opts.eta
+    await transport.enqueue(
         message.id,
         codec.encode_message(message),
         delay=0.0 if eta is None else max(0.0, eta - time.time()),

@@ -14,6 +14,7 @@ from typing import Any, Protocol, runtime_checkable
 from qcore.message import TaskResult
 
 __all__ = [
+    "AsyncTransport",
     "DeadLetter",
     "Delivery",
     "HookRunner",
@@ -185,6 +186,23 @@ class Transport(Protocol):
 
     def close(self) -> None:
         """Release connections this object opened (not ones the caller passed in)."""
+        ...
+
+
+@runtime_checkable
+class AsyncTransport(Protocol):
+    """What an asyncio producer sends through (``qredis.aio``): the producing half of a
+    transport, awaited."""
+
+    @property
+    def queue(self) -> str:
+        """The queue's name."""
+        ...
+
+    async def enqueue(
+        self, task_id: str, payload: bytes, *, delay: float = 0.0, max_attempts: int | None = None
+    ) -> None:
+        """As :meth:`Transport.enqueue`."""
         ...
 
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from asgiref.sync import sync_to_async
 from django.core import checks
 
 from qcore import ConfigError, TaskMessage, build_message, send_message
@@ -166,6 +167,17 @@ class QBackend(BaseTaskBackend):
             transport = connection.queue_transport(self.queue_of(task.queue_name))
             send_message(transport, task_codec(), message, connection.events())
         task_enqueued.send(type(self), task_result=result)
+        return result
+
+    async def aenqueue(self, task: Task, args: Any, kwargs: Any) -> TaskResult:
+        """:meth:`enqueue` on ``redis.asyncio`` (:mod:`qdjango.aio`): no thread per call."""
+        if get_settings().sync:
+            return await sync_to_async(self.enqueue, thread_sensitive=True)(task, args, kwargs)
+        from qdjango import aio
+
+        message, result = self.build(task, args, kwargs)
+        await aio.send(message, queue=self.queue_of(task.queue_name))
+        await task_enqueued.asend(type(self), task_result=result)
         return result
 
     # -- results ----------------------------------------------------------------------------

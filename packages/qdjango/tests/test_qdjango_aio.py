@@ -1,0 +1,99 @@
+"""qdjango.aio (and the django.tasks backend's aenqueue): Django Q's API awaited, on a real
+cluster and a private Redis, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from typing import Any
+
+import pytest
+from packages.qdjango.tests import djtasks
+
+from qdjango import aio
+from qdjango.errors import ConfigError
+from qdjango.tasks_api import TaskResultStatus
+
+WAIT = 20_000
+
+
+def run(coro: Any) -> Any:
+    """``asyncio.run``, then close the connections the async ORM opened in asgiref's thread
+    (a test database cannot be dropped while one is open)."""
+    from asgiref.sync import sync_to_async
+    from django.db import connections
+
+    async def main() -> Any:
+        try:
+            return await coro
+        finally:
+            await sync_to_async(connections.close_all, thread_sensitive=True)()
+
+    return asyncio.run(main())
+
+
+def test_many_concurrent_tasks_and_their_results(db_alias: str, cluster: Any) -> None:
+    async def main() -> tuple[list[Any], int, int]:
+        ids = await asyncio.gather(
+            *(aio.async_task("math.floor", i + 0.5, group=f"aio-{db_alias}") for i in range(100))
+        )
+        threads = threading.active_count()
+        results = await asyncio.gather(*(aio.result(task_id, wait=WAIT) for task_id in ids))
+        grown = threading.active_count() - threads
+        return results, grown, len(set(ids))
+
+    results, grown, distinct = run(main())
+    assert distinct == 100 and results == list(range(100))
+    # the waits took no thread each (asgiref's one executor thread for the ORM at most)
+    assert grown <= 1
+
+
+def test_group_functions(db_alias: str, cluster: Any) -> None:
+    group = f"aio-group-{db_alias}"
+
+    async def main() -> tuple[Any, ...]:
+        for i in range(3):
+            await aio.async_task("math.floor", i + 0.5, group=group)
+        got = await aio.result_group(group, count=3, wait=WAIT)
+        tasks = await aio.fetch_group(group, wait=WAIT)
+        ids = [task.id async for task in tasks]
+        counted = await aio.count_group(group)
+        failed = await aio.count_group(group, failures=True)
+        deleted = await aio.delete_group(group)
+        return got, len(ids), counted, failed, deleted, await aio.count_group(group)
+
+    assert run(main()) == ([0, 1, 2], 3, 3, 0, 3, 0)
+
+
+def test_fetch_by_name_and_a_task_that_never_comes(db_alias: str, cluster: Any) -> None:
+    async def main() -> tuple[Any, Any]:
+        task_id = await aio.async_task("math.floor", 1.5, q_options={"task_name": "aio-named"})
+        await aio.result(task_id, wait=WAIT)
+        return await aio.fetch("aio-named", wait=WAIT), await aio.result("0" * 32, wait=200)
+
+    named, missing = run(main())
+    assert named is not None and named.result == 1 and missing is None
+
+
+def test_sync_mode_and_bad_options(db_alias: str, q_cluster: Any, settings: Any) -> None:
+    settings.Q_CLUSTER = {**q_cluster, "sync": True}
+
+    async def main() -> Any:
+        task_id = await aio.async_task("math.floor", 2.5)
+        return await aio.result(task_id)
+
+    assert run(main()) == 2
+    with pytest.raises(ConfigError, match="takes no redis option"):
+        run(aio.async_task("math.floor", 1, q_options={"redis": None}))
+
+
+def test_the_backends_aenqueue(db_alias: str, cluster: Any) -> None:
+    async def main() -> Any:
+        result = await djtasks.add.aenqueue(20, 22)
+        assert result.status == TaskResultStatus.READY
+        await aio.fetch(result.id, wait=WAIT)
+        await result.arefresh()
+        return result
+
+    result = run(main())
+    assert result.status == TaskResultStatus.SUCCESSFUL and result.return_value == 42
