@@ -274,3 +274,42 @@ def test_async_task_qinfo_and_the_admin_queue_page_answer_within_the_bound(
     text = page.content.decode()
     assert page.status_code == 200 and "cannot reach Redis" in text, text[-2000:]
     assert "hole-pw-0b7e" not in text
+
+
+# Guarantee (issue 11, item 7): SIGTERM stops a running cluster within its grace plus a few
+# seconds while Redis is down (the status, the release of what its workers hold and the
+# deregistration each give up at once instead of riding out the pools' retries); the task it
+# could not put back stays in flight in Redis, where a reaper finds it once Redis returns.
+@pytest.mark.slow
+def test_sigterm_stops_a_cluster_within_its_grace_while_redis_is_down(
+    redis_factory: Callable[..., RedisServer], queue_name: str, tmp_path: Path
+) -> None:
+    server = redis_factory()
+    fx_key = f"fx:{queue_name}"
+    grace = 2.0
+    args = _cluster_args(server.url, queue_name, "--grace", str(grace))
+    args[args.index("--workers") + 1] = "2"
+    cluster = ClusterProcess(args, tmp_path / "down.log")
+    try:
+        cluster.wait_for('"cluster.started"', timeout=60)
+        with Producer(server.url, queue_name, namespace=queue_name) as producer:
+            producer.enqueue(tasks.hang, server.url, fx_key, "held")
+        client = server.client()
+        assert client.blpop([f"{fx_key}:started"], timeout=30) is not None
+        client.close()
+        server.stop(kill=True)
+        time.sleep(1.0)  # the cluster notices: its status and heartbeats start failing
+        began = time.monotonic()
+        code, text = cluster.stop(timeout=120)
+        took = time.monotonic() - began
+    finally:
+        if cluster.process.poll() is None:
+            cluster.stop()
+    assert code == 0, text
+    assert took < grace + 6, (took, text[-3000:])
+    assert '"cluster.stopped"' in text
+    # Nothing lost: the task it held is still in flight, for a reaper to take back.
+    server.start()
+    transport = RedisTransport(queue_name, url=server.url)
+    assert transport.inflight_size() + transport.queue_size() == 1
+    transport.close()

@@ -63,10 +63,12 @@ class Beacon(threading.Thread):
         self._stop_event = threading.Event()
         self.last_beat_ok = time.monotonic()
 
-    def stop(self) -> None:
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop, waiting up to ``timeout`` s for a pass under way (a daemon thread: one
+        stuck in a call to an unreachable Redis is left behind)."""
         self._stop_event.set()
         if self.is_alive() and threading.current_thread() is not self:
-            self.join(timeout=10)
+            self.join(timeout=timeout)
 
     def prime(self) -> None:
         """Run each job's first pass now, in the caller's thread (the sentinel, before it says

@@ -125,6 +125,8 @@ class ExitHandler:
         self.pool = pool
         self.totals = totals
         self.log = log
+        self.offline = False
+        """Redis is known to be unreachable (a stop): exits touch nothing there."""
 
     def on_exit(self, handle: WorkerHandle) -> None:
         handle.process.join()
@@ -136,6 +138,12 @@ class ExitHandler:
         consumer = handle.consumer
         fields = {"index": handle.index, "pid": handle.process.pid, "consumer": consumer}
         self._worker_event(handle, view, code)
+        if self.offline:
+            # Its tasks stay in its in-flight list; its heartbeat has stopped, so a reaper
+            # returns them (or records the last attempt's loss) once Redis answers again.
+            self.log.warning("worker.release_skipped", reason="redis unreachable", **fields)
+            self._log_exit(handle, view, code, fields)
+            return
         try:
             if handle.kill is KillReason.TIMEOUT and _same_task(handle.kill_view, view):
                 self._timed_out(handle, view)

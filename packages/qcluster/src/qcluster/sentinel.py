@@ -31,7 +31,7 @@ from qcluster.spawning import WorkerPool
 from qcluster.states import ClusterState, KillReason
 from qcluster.status import Totals, cluster_status
 from qcluster.worker import WorkerSpec
-from qcore import StatusBoard, get_logger
+from qcore import Preflight, StatusBoard, get_logger
 
 __all__ = ["Sentinel"]
 
@@ -219,7 +219,18 @@ class Sentinel:
             return
         self.state = ClusterState.STOPPING
         self.log.info("cluster.stopping", grace=self.config.grace, now=self.stop_now)
-        self.beacon.publish()
+        # One quick look: with Redis down, every call below would ride out the pools' retries
+        # and the stop would take minutes. Skipped instead, what the workers hold stays in
+        # flight, and a reaper takes it back once Redis returns (nothing is lost).
+        offline = isinstance(self.transport, Preflight) and not self.transport.reachable()
+        if offline:
+            self.log.error(
+                "redis.unreachable",
+                detail="stopping without releasing the workers' tasks: the reaper returns them",
+            )
+            self.exits.offline = True
+        else:
+            self.beacon.publish()
         self.pool.signal_all(signal.SIGTERM)
         deadline = time.monotonic() + self.config.grace
         while self.pool.live() and not self.stop_now:
@@ -235,9 +246,9 @@ class Sentinel:
                 deadlines.kill(handle, reason, handle.slot.read())
         for handle in self.pool.live():
             self.exits.on_exit(handle)
-        self.beacon.stop()
+        self.beacon.stop(timeout=1.0 if offline else 10.0)
         self.state = ClusterState.STOPPED
-        if self.board is not None:
+        if self.board is not None and not offline:
             try:
                 self.board.remove(self.cluster_id)
             except Exception as exc:

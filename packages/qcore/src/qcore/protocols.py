@@ -261,6 +261,11 @@ class Preflight(Protocol):
         """Settings of the server that put tasks at risk, one warning each (empty: none)."""
         ...
 
+    def reachable(self) -> bool:
+        """True when the server answers now (one quick attempt; False, never an error, when
+        it cannot be reached). A stopping cluster asks, so as not to wait on a dead server."""
+        ...
+
 
 HookRunner = Callable[[Callable[..., Any], TaskResult], None]
 """Calls a resolved hook for a saved record. The default calls ``hook(record)``; qdjango's

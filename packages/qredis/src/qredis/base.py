@@ -158,6 +158,12 @@ class TransportBase:
         except redis.RedisError:
             return False
 
+    def reachable(self) -> bool:
+        """True when Redis answers now: one quick attempt (see :class:`qcore.Preflight`)."""
+        from qredis.server import reachable
+
+        return reachable(self._conn.spec)
+
     def check_server(self) -> list[str]:
         """Warnings about server settings that put tasks at risk (empty when all is well).
         One attempt: raises :class:`~qredis.TransportConnectionError` at once when Redis

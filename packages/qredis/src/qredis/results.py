@@ -127,6 +127,12 @@ class RedisResultStore:
                 client, Probe(self._keys.record("probe"), channels=(self._keys.channel,))
             )
 
+    def reachable(self) -> bool:
+        """True when Redis answers now: one quick attempt (see :class:`qcore.Preflight`)."""
+        from qredis.server import reachable
+
+        return reachable(self._conn.spec)
+
     def check_server(self) -> list[str]:
         """Warnings about the server's settings (see :func:`qredis.check_server`)."""
         from qredis.server import check_server

@@ -6,7 +6,7 @@ from typing import Any
 
 import redis
 
-__all__ = ["check_server"]
+__all__ = ["check_server", "reachable"]
 
 
 def check_server(client: Any, where: str) -> list[str]:
@@ -47,3 +47,13 @@ def _text(value: object) -> str:
     if isinstance(value, bytes):
         return value.decode()
     return "<unknown>" if value is None else str(value)
+
+
+def reachable(spec: Any) -> bool:
+    """True when the Redis of ``spec`` (a :class:`~qredis.connection.ConnectionSpec`) answers
+    a PING: one attempt of at most 2 s on a client of its own, never the pool's retries."""
+    try:
+        with spec.one_shot() as client:
+            return bool(client.ping())
+    except (redis.RedisError, OSError):
+        return False

@@ -86,6 +86,12 @@ class RedisStatusBoard:
         with redis_errors(self._conn.display), self._conn.spec.one_shot() as client:
             return missing_permissions(client, Probe(self._keys.registry))
 
+    def reachable(self) -> bool:
+        """True when Redis answers now: one quick attempt (see :class:`qcore.Preflight`)."""
+        from qredis.server import reachable
+
+        return reachable(self._conn.spec)
+
     def check_server(self) -> list[str]:
         """Warnings about the server's settings (see :func:`qredis.check_server`)."""
         from qredis.server import check_server
