@@ -61,12 +61,14 @@ class Beacon(threading.Thread):
         self.jobs = list(jobs)
         self._first_job_runs: list[float] = []
         self._stop_event = threading.Event()
+        self._poked = threading.Event()
         self.last_beat_ok = time.monotonic()
 
     def stop(self, timeout: float = 10.0) -> None:
         """Stop, waiting up to ``timeout`` s for a pass under way (a daemon thread: one
         stuck in a call to an unreachable Redis is left behind)."""
         self._stop_event.set()
+        self._poked.set()
         if self.is_alive() and threading.current_thread() is not self:
             self.join(timeout=timeout)
 
@@ -109,8 +111,15 @@ class Beacon(threading.Thread):
             wake = min(next_beat, next_reap, *next_job)
             if self.board is not None:
                 wake = min(wake, next_status)
-            if self._stop_event.wait(max(0.0, wake - time.monotonic())):
+            if self._poked.wait(max(0.0, wake - time.monotonic())):
+                self._poked.clear()
+                next_job = [time.monotonic()] * len(self.jobs)
+            if self._stop_event.is_set():
                 return
+
+    def poke(self) -> None:
+        """Run every periodic job now (a dead letter is owed its record, say). Thread-safe."""
+        self._poked.set()
 
     def beat(self) -> None:
         """One heartbeat for every live consumer of this cluster."""

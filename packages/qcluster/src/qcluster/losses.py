@@ -2,11 +2,13 @@
 
 A worker that exited on its own had its work saved and acked; what it fetched and never
 started is released, uncounted. A worker killed past its task's timeout gets that task a
-Failure ``TimeoutError``, saved, then acked: a timed-out task never runs again. A worker lost
-mid-task (killed, crashed) has the task requeued at the head with the attempt counted, or,
-out of attempts, dead-lettered with a Failure ``WorkerLost`` saved. The Failure records are
-built from the dead worker's slot and, when the transport can tell, the task's payload, so
-they carry the task's func, args and hook like any other record.
+Failure ``TimeoutError``, saved, then acked (a timed-out task never runs again), and its hook
+called (:mod:`qcluster.hookcalls`). A worker lost mid-task (killed, crashed) has the task
+requeued at the head with the attempt counted, or, out of attempts, dead-lettered owing a
+Failure ``WorkerLost``, which the beacon's :class:`~qcluster.records.OwedRecords` saves and
+hooks (so a store that is down never blocks the sentinel, and the record is saved once it
+answers). The Failure records carry, when the payload verifies, the task's func, args and
+hook like any other record.
 
 The events come first for the worker (:class:`~qcore.events.WorkerLost` or
 :class:`~qcore.events.WorkerStopped`), then for its task.
@@ -16,9 +18,11 @@ from __future__ import annotations
 
 import signal
 import time
+from collections.abc import Callable
 from typing import Any
 
 from qcluster.execution import failure
+from qcluster.hookcalls import HookCalls
 from qcluster.slot import SlotView
 from qcluster.spawning import WorkerHandle, WorkerPool
 from qcluster.states import ExitCode, KillReason
@@ -34,9 +38,9 @@ from qcore import (
     Transport,
     get_logger,
 )
-from qcore.events import TaskDeadLettered, TaskRetried, TaskTimedOut, WorkerLost, WorkerStopped
+from qcore.events import TaskRetried, TaskTimedOut, WorkerLost, WorkerStopped
 
-__all__ = ["ExitHandler", "describe_exit", "lost_record", "read_payload"]
+__all__ = ["ExitHandler", "describe_exit", "lost_task", "read_payload"]
 
 log = get_logger("qcluster.losses")
 
@@ -81,15 +85,16 @@ def describe_exit(exitcode: int | None) -> str:
     return f"exited with code {exitcode}"
 
 
-def lost_record(
+def lost_task(
     view: SlotView,
     error: str,
     *,
     transport: Transport,
     codec: Codec,
     cluster_id: str,
-) -> TaskResult:
-    """A Failure record for the task ``view`` shows running, with ``error`` as its result."""
+) -> tuple[TaskMessage | None, TaskResult]:
+    """The message (when its payload verifies) and a Failure record of the task ``view``
+    shows running, with ``error`` as its result."""
     payload = read_payload(transport, view.task_id)
     message: TaskMessage | None = None
     if payload is not None:
@@ -98,9 +103,9 @@ def lost_record(
         except PayloadError as exc:
             log.warning("task.payload_undecodable", task_id=view.task_id, error=str(exc))
     if message is not None and message.id == view.task_id:
-        return failure(message, error, attempt=view.attempt, cluster=cluster_id)
+        return message, failure(message, error, attempt=view.attempt, cluster=cluster_id)
     now = time.time()
-    return TaskResult(
+    return None, TaskResult(
         id=view.task_id,
         name=view.name or view.task_id,
         func=view.func or "<unknown>",
@@ -118,8 +123,19 @@ def lost_record(
 class ExitHandler:
     """Handles the exit of each worker: the release of its tasks, records, events, the log."""
 
-    def __init__(self, spec: WorkerSpec, pool: WorkerPool, totals: Totals, log: Any) -> None:
+    def __init__(
+        self,
+        spec: WorkerSpec,
+        pool: WorkerPool,
+        totals: Totals,
+        log: Any,
+        hooks: HookCalls,
+        owed: Callable[[], None],
+    ) -> None:
         self.spec = spec
+        self.hooks = hooks
+        self.owed = owed
+        """Called when a dead letter is owed its record (the beacon's OwedRecords runs)."""
         self.transport = spec.transport
         self.events = spec.events
         self.pool = pool
@@ -181,35 +197,39 @@ class ExitHandler:
             f"TimeoutError: the task timed out after {view.timeout:g} s "
             f"(its worker, pid {handle.process.pid}, was killed)"
         )
-        record = self._record(view, error)
+        message, record = self._lost(view, error)
         saved = self._save(record)
         # Told before the release: an unsaved task may be started again at once.
         self.events.emit(TaskTimedOut(view.task_id, record, view.timeout, saved, handle.consumer))
         if saved:
             self.transport.ack([_delivery(handle, view)])
             self.transport.release(handle.consumer)
+            self.hooks.owe(message, record)
         else:
-            # Unsaved work is never acked: run it again rather than lose it.
-            self.transport.release(handle.consumer, started={view.task_id})
+            # Unsaved work is never acked: run it again rather than lose it; on its last
+            # attempt it is dead-lettered owing this record (OwedRecords saves it later).
+            released = self.transport.release(
+                handle.consumer, started={view.task_id}, reason=f"{error}: out of attempts"
+            )
+            if released.dead_lettered:
+                self.owed()
 
     def _lost_running(self, handle: WorkerHandle, view: SlotView, code: int | None) -> None:
         self.totals.lost += 1
         how = describe_exit(code)
         task_id = view.task_id
         if view.attempt >= view.max_attempts:
-            error = (
-                f"WorkerLost: the worker running the task was lost ({how}) on attempt "
-                f"{view.attempt} of {view.max_attempts}; the task was dead-lettered"
+            # Dead-lettered owing its Failure record, which the beacon's OwedRecords saves
+            # (then the event, then the hook): a store that is down never blocks this thread,
+            # and the record is saved once it answers, never lost (nor saved twice when the
+            # reaper got here first).
+            reason = (
+                f"WorkerLost: the worker running the task was lost ({how}; consumer "
+                f"{handle.consumer}): out of attempts"
             )
-            record = self._record(view, error)
-            saved = self._save(record)
-            self.transport.release(handle.consumer, started={task_id})
+            self.transport.release(handle.consumer, started={task_id}, reason=reason)
             self.totals.failed += 1
-            self.events.emit(
-                TaskDeadLettered(
-                    task_id, error, view.attempt, record if saved else None, handle.consumer
-                )
-            )
+            self.owed()
             return
         # Told first: once released, another worker may start the task at once.
         self.events.emit(
@@ -219,8 +239,8 @@ class ExitHandler:
         )
         self.transport.release(handle.consumer, started={task_id})
 
-    def _record(self, view: SlotView, error: str) -> TaskResult:
-        return lost_record(
+    def _lost(self, view: SlotView, error: str) -> tuple[TaskMessage | None, TaskResult]:
+        return lost_task(
             view,
             error,
             transport=self.transport,

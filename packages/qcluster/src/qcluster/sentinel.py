@@ -24,9 +24,11 @@ from typing import Any
 from qcluster import deadlines
 from qcluster.beacon import Beacon, PeriodicJob
 from qcluster.forking import ForkGuard
+from qcluster.hookcalls import HookCalls
 from qcluster.lifeline import watch_parent
 from qcluster.losses import ExitHandler
 from qcluster.preflight import preflight
+from qcluster.records import OwedRecords
 from qcluster.spawning import WorkerPool
 from qcluster.states import ClusterState, KillReason
 from qcluster.status import Totals, cluster_status
@@ -73,7 +75,10 @@ class Sentinel:
         self._reached = False  # Redis answered the start-up checks
         fork_guard = ForkGuard()
         self.pool = WorkerPool(spec, ctx, fork_guard, self.log)
-        self.exits = ExitHandler(spec, self.pool, self.totals, self.log)
+        self.hooks = HookCalls(spec, ctx, fork_guard, self.log, self._wake)
+        self.exits = ExitHandler(
+            spec, self.pool, self.totals, self.log, self.hooks, owed=lambda: self.beacon.poke()
+        )
         self.beacon = Beacon(
             self.config,
             self.cluster_id,
@@ -82,7 +87,7 @@ class Sentinel:
             self.status,
             status_board,
             fork_guard,
-            jobs,
+            [*jobs, OwedRecords(spec, self.hooks)],
         )
 
     # -- public -----------------------------------------------------------------------------
@@ -183,15 +188,21 @@ class Sentinel:
             self._wait(self._next_wake())
             self._collect(replace=True)
             deadlines.enforce(self.pool.live(), self.config)
+            self.hooks.collect()
             if not self.stop_requested:
                 self.pool.respawn_due()
+                self.hooks.start_owed()
 
     def _next_wake(self) -> float:
         respawn = self.pool.next_respawn(time.monotonic())
+        hook = self.hooks.seconds_to_deadline()
+        if hook is not None:
+            respawn = hook if respawn is None else min(respawn, hook)
         return deadlines.next_deadline(self.pool.live(), self.config, respawn)
 
     def _wait(self, timeout: float) -> None:
         waitables: list[Any] = [h.process.sentinel for h in self.pool.live()]
+        waitables.extend(self.hooks.waitables())
         waitables.append(self._wake_r)
         ready = multiprocessing.connection.wait(waitables, timeout=timeout)
         if self._wake_r in ready:
@@ -246,6 +257,8 @@ class Sentinel:
                 deadlines.kill(handle, reason, handle.slot.read())
         for handle in self.pool.live():
             self.exits.on_exit(handle)
+        # The hooks of records saved on this side get what is left of the grace.
+        self.hooks.finish(until=0.0 if self.stop_now else deadline)
         self.beacon.stop(timeout=1.0 if offline else 10.0)
         self.state = ClusterState.STOPPED
         if self.board is not None and not offline:

@@ -126,13 +126,26 @@ class Transport(Protocol):
         """Take an in-flight task out of circulation, keeping its payload and the reason."""
         ...
 
-    def release(self, consumer: str, *, started: Collection[str] = ()) -> Reaped:
+    def release(
+        self, consumer: str, *, started: Collection[str] = (), reason: str | None = None
+    ) -> Reaped:
         """Return all of ``consumer``'s in-flight tasks to the head of the queue, now.
 
         For a consumer that stopped or died under our eyes. Tasks in ``started`` were running
-        and keep their attempt count (dead-lettered if it reached ``max_attempts``); the others
-        never ran and have this delivery uncounted.
+        and keep their attempt count (dead-lettered if it reached ``max_attempts``, with
+        ``reason`` or a default naming the lost worker); the others never ran and have this
+        delivery uncounted.
         """
+        ...
+
+    def unrecorded(self, limit: int = 100) -> list[DeadLetter]:
+        """Dead letters made by :meth:`release` or :meth:`reap` (out of attempts) whose Failure
+        record is not saved yet, oldest first: a cluster saves each, then calls
+        :meth:`recorded`, so no task is dead-lettered without its record for good."""
+        ...
+
+    def recorded(self, task_ids: Iterable[str]) -> None:
+        """The Failure records of these dead letters are saved: no longer owed."""
         ...
 
     def heartbeat(self, consumers: Iterable[str], ttl: float) -> None:

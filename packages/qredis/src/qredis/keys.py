@@ -36,7 +36,9 @@ class QueueKeys:
     ``dead`` (zset id -> time of death, ms) with ``deadinfo`` (hash id -> JSON reason and
     attempts), ``reaper`` (the reaper's lock), ``fetches`` (hash consumer -> its last claim,
     so a fetch re-sent after a lost reply answers the same tasks), ``acks`` (hash consumer ->
-    its last ack's answer, for the same reason), ``chunk:<uuid>`` (markers of bulk chunks).
+    its last ack's answer, for the same reason), ``unrecorded`` (zset id -> time: dead letters
+    a worker loss made whose Failure record is not saved yet), ``chunk:<uuid>`` (markers of
+    bulk chunks).
     """
 
     name: str
@@ -54,6 +56,7 @@ class QueueKeys:
     reaper: str
     fetches: str
     acks: str
+    unrecorded: str
 
     @classmethod
     def for_queue(cls, name: str) -> QueueKeys:
@@ -75,6 +78,7 @@ class QueueKeys:
             reaper=f"{p}:reaper",
             fetches=f"{p}:fetches",
             acks=f"{p}:acks",
+            unrecorded=f"{p}:unrecorded",
         )
 
     def inflight(self, consumer: str) -> str:

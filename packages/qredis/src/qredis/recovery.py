@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Collection, Iterable
 
-from qcore import ConfigError, Reaped, get_logger
+from qcore import ConfigError, DeadLetter, Reaped, get_logger
 from qredis.base import TransportBase, ms
 
 __all__ = ["Recovery"]
@@ -19,13 +20,17 @@ _PROMOTE_BATCH = 1000  # due delayed tasks moved per script call
 class Recovery(TransportBase):
     """Heartbeats, release, reap, and the delayed set (part of :class:`~qredis.RedisTransport`)."""
 
-    def release(self, consumer: str, *, started: Collection[str] = ()) -> Reaped:
+    def release(
+        self, consumer: str, *, started: Collection[str] = (), reason: str | None = None
+    ) -> Reaped:
         """Return all of ``consumer``'s in-flight tasks to the head of the queue, now.
 
         Tasks in ``started`` keep their attempt count and are dead-lettered if it reached their
-        limit; the others never ran and have this delivery uncounted.
+        limit, with ``reason`` (default: the worker was lost) and their Failure record owed
+        (:meth:`unrecorded`); the others never ran and have this delivery uncounted.
         """
-        reason = f"worker lost while running the task (consumer {consumer}): out of attempts"
+        if reason is None:
+            reason = f"worker lost while running the task (consumer {consumer}): out of attempts"
         res = self._requeue(consumer, "release", "", reason, list(started))
         return Reaped(consumers=1, requeued=int(res[0]), dead_lettered=int(res[1]))
 
@@ -47,6 +52,7 @@ class Recovery(TransportBase):
             k.reaper,
             k.fetches,
             k.acks,
+            k.unrecorded,
         )
         with self._errors():
             res = scripts.requeue(
@@ -141,3 +147,47 @@ class Recovery(TransportBase):
     def next_due(self) -> float | None:
         """Seconds until the next delayed task is due (0 if one is due now), or None."""
         return self._scan(0)[1]
+
+    def unrecorded(self, limit: int = 100) -> list[DeadLetter]:
+        """Dead letters a worker loss made (release or reap, out of attempts) whose Failure
+        record is not saved yet, oldest first, with their payloads. One taken out of the
+        dead-letter set meanwhile (requeued, purged) is no longer owed a record: dropped."""
+        client, _ = self._ready()
+        k = self._keys
+        with self._errors():
+            ids = client.zrange(k.unrecorded, 0, limit - 1) if limit > 0 else []
+            if not ids:
+                return []
+            pipe = client.pipeline(transaction=False)
+            for task_id in ids:
+                pipe.zscore(k.dead, task_id)
+            pipe.hmget(k.deadinfo, ids)
+            pipe.hmget(k.msg, ids)
+            *scores, infos, payloads = pipe.execute()
+            gone = [i for i, score in zip(ids, scores) if score is None]
+            if gone:
+                client.zrem(k.unrecorded, *gone)
+        out = []
+        for raw, score, info, payload in zip(ids, scores, infos, payloads):
+            if score is None:
+                continue
+            reason, attempts = _reason(info)
+            out.append(DeadLetter(raw.decode(), reason, score / 1000, attempts, payload))
+        return out
+
+    def recorded(self, task_ids: Iterable[str]) -> None:
+        """The Failure records of these dead letters are saved: no longer owed."""
+        ids = list(task_ids)
+        if not ids:
+            return
+        client, _ = self._ready()
+        with self._errors():
+            client.zrem(self._keys.unrecorded, *ids)
+
+
+def _reason(info: bytes | None) -> tuple[str, int]:
+    try:
+        data = json.loads(info or b"")
+        return str(data["reason"]), int(data["attempts"])
+    except (ValueError, TypeError, KeyError):
+        return "worker lost: out of attempts", 0

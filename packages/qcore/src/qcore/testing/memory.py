@@ -47,6 +47,7 @@ class _Space:
     delayed: dict[str, float] = field(default_factory=dict)  # id -> due (epoch seconds)
     dead: dict[str, _Dead] = field(default_factory=dict)
     consumers: dict[str, float] = field(default_factory=dict)  # -> deadline (monotonic)
+    unrecorded: dict[str, None] = field(default_factory=dict)  # dead letters owed a record
     seq: int = 0
 
 
@@ -233,9 +234,12 @@ class MemoryTransport:
 
     # -- release, heartbeats, reaper --------------------------------------------------------
 
-    def release(self, consumer: str, *, started: Collection[str] = ()) -> Reaped:
+    def release(
+        self, consumer: str, *, started: Collection[str] = (), reason: str | None = None
+    ) -> Reaped:
         """Return ``consumer``'s in-flight tasks to the head of the queue, in their order."""
-        reason = f"worker lost while running the task (consumer {consumer}): out of attempts"
+        if reason is None:
+            reason = f"worker lost while running the task (consumer {consumer}): out of attempts"
         with self._s.cond:
             requeued, dead = self._requeue(consumer, set(started), reap=False, reason=reason)
         return Reaped(consumers=1, requeued=requeued, dead_lettered=dead)
@@ -257,6 +261,7 @@ class MemoryTransport:
             if ran and attempt >= limit:
                 s.attempts.pop(task_id, None)
                 self._bury(task_id, f"{reason} (attempt {attempt} of {limit})", attempt)
+                s.unrecorded[task_id] = None
                 dead += 1
             else:
                 back.append(task_id)
@@ -369,6 +374,26 @@ class MemoryTransport:
                 DeadLetter(i, d.reason, d.failed_at, d.attempts, s.payloads.get(i))
                 for i, d in newest[: max(0, limit)]
             ]
+
+    def unrecorded(self, limit: int = 100) -> list[DeadLetter]:
+        """Dead letters a worker loss made whose Failure record is not saved yet, oldest
+        first (one requeued or purged meanwhile is no longer owed a record)."""
+        s = self._s
+        with s.cond:
+            for task_id in [i for i in s.unrecorded if i not in s.dead]:
+                del s.unrecorded[task_id]
+            return [
+                DeadLetter(
+                    i, s.dead[i].reason, s.dead[i].failed_at, s.dead[i].attempts, s.payloads.get(i)
+                )
+                for i in list(s.unrecorded)[: max(0, limit)]
+            ]
+
+    def recorded(self, task_ids: Iterable[str]) -> None:
+        """The Failure records of these dead letters are saved: no longer owed."""
+        with self._s.cond:
+            for task_id in task_ids:
+                self._s.unrecorded.pop(task_id, None)
 
     def dead_size(self) -> int:
         """How many tasks are dead-lettered."""

@@ -16,6 +16,8 @@
 -- KEYS[10] reaper    the reaper's lock
 -- KEYS[11] fetches   hash consumer -> its last claim (see fetch.lua)
 -- KEYS[12] acks      hash consumer -> its last ack's answer (see ack.lua)
+-- KEYS[13] unrecorded zset id -> time: dead letters whose Failure record is owed (a cluster
+--                    saves it, then removes the id: see Recovery.unrecorded)
 -- ARGV[1] consumer name
 -- ARGV[2] "reap" or "release"
 -- ARGV[3] reap: the lock owner's value (the pass is refused if the lock is not ours)
@@ -26,7 +28,8 @@
 -- Reap: every task keeps its attempt count; the consumer is deregistered. Refused (returns
 -- {-1, 0, 0}) if the lock is not ours; skipped ({0, 0, 0}) if the consumer heartbeated since.
 -- Release: tasks not in ARGV[6..] never ran, so their delivery is uncounted.
--- A task that ran and reached its attempt limit is dead-lettered instead of requeued.
+-- A task that ran and reached its attempt limit is dead-lettered instead of requeued, and
+-- its Failure record is owed (KEYS[13]) until a cluster saves it.
 -- Returns {requeued, dead_lettered, dropped (payload missing)}.
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -79,6 +82,7 @@ for i = 1, #ids do
       redis.call('ZADD', KEYS[8], now, id)
       local reason = ARGV[5] .. ' (attempt ' .. attempt .. ' of ' .. limit .. ')'
       redis.call('HSET', KEYS[9], id, cjson.encode({reason = reason, attempts = attempt}))
+      redis.call('ZADD', KEYS[13], now, id)
       dead = dead + 1
     else
       redis.call('RPUSH', KEYS[3], id)

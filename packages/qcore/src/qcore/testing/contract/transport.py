@@ -323,6 +323,31 @@ class TransportContract:
         assert letter.task_id == "poison" and "doomed" in letter.reason
         assert "out of attempts" in letter.reason
 
+    def test_a_worker_loss_dead_letters_owe_their_record_until_recorded(
+        self, transport: Transport
+    ) -> None:
+        transport.enqueue("reaped", b"r", max_attempts=1)
+        transport.enqueue("released", b"s", max_attempts=1)
+        transport.enqueue("poisoned", b"p")
+        transport.heartbeat(["doomed"], TTL)
+        transport.fetch("doomed")
+        wait_until(lambda: transport.reap().dead_lettered == 1)
+        [d] = transport.fetch("c1")
+        transport.release("c1", started=[d.task_id], reason="TimeoutError: too slow")
+        [p] = transport.fetch("c2")
+        transport.dead_letter(p, "BadSignature: not ours")  # refused unopened: no record owed
+        owed = transport.unrecorded()
+        assert [(o.task_id, o.payload, o.attempts) for o in owed] == [
+            ("reaped", b"r", 1),
+            ("released", b"s", 1),
+        ]
+        assert "doomed" in owed[0].reason and "out of attempts" in owed[0].reason
+        assert owed[1].reason == "TimeoutError: too slow (attempt 1 of 1)"
+        transport.recorded(["reaped"])
+        assert [o.task_id for o in transport.unrecorded()] == ["released"]
+        transport.purge_dead(["released"])  # purged: no longer owed a record
+        assert transport.unrecorded() == []
+
     def test_reap_with_nothing_to_do(self, transport: Transport) -> None:
         assert transport.reap() == Reaped()
         transport.heartbeat(["c1"], 60)
