@@ -56,6 +56,23 @@ def test_concurrent_enqueues_share_one_connection(
     assert connections == 1
 
 
+def test_a_redis_that_lost_its_scripts_is_given_them_again(
+    redis_url: str, queue_name: str, secret: str, redis_client: Any
+) -> None:
+    async def main() -> list[str]:
+        async with Producer(redis_url, queue_name, secret=secret) as q:
+            first = await q.enqueue("math.floor", 1)
+            redis_client.script_flush()  # as after a restart without the scripts
+            rest = await asyncio.gather(*(q.enqueue("math.floor", i) for i in range(3)))
+            return [first, *rest]
+
+    ids = run(main())
+    assert len(set(ids)) == 4
+    transport = RedisTransport(queue_name, url=redis_url)
+    assert transport.queue_size() == 4
+    transport.close()
+
+
 def test_a_delayed_task_goes_to_the_delayed_set(
     redis_url: str, queue_name: str, secret: str
 ) -> None:

@@ -99,11 +99,18 @@ class QBackend(BaseTaskBackend):
         # Nothing is refused here: a bad entry would break every module declaring a @task at
         # import. `manage.py check` reports it, and enqueue raises it.
         self._raw_queues = params.get("QUEUES", [DEFAULT_TASK_QUEUE_NAME])
+        self._problems: list[str] | None = None
+        # Tasks (frozen, hashable) validated already: Django's checks read the function's
+        # signature, which costs more than the rest of an enqueue (tools/bench/tasks_ab.py).
+        self._valid: set[Task] = set()
 
     # -- checks -----------------------------------------------------------------------------
 
     def problems(self) -> list[str]:
-        return option_problems(self.options) + queue_problems(self._raw_queues)
+        """What is wrong with this entry of ``TASKS`` (read once: an entry does not change)."""
+        if self._problems is None:
+            self._problems = option_problems(self.options) + queue_problems(self._raw_queues)
+        return self._problems
 
     def check(self, **kwargs: Any) -> Iterable[checks.CheckMessage]:
         obj = f"settings.TASKS[{self.alias!r}]"
@@ -113,10 +120,14 @@ class QBackend(BaseTaskBackend):
         ]
 
     def validate_task(self, task: Task) -> None:
+        if task in self._valid:
+            return
         super().validate_task(task)
         problems = self.problems()
         if problems:
             raise InvalidTask(f"TASKS[{self.alias!r}] is misconfigured: {'; '.join(problems)}")
+        if task.run_after is None and len(self._valid) < 1024:
+            self._valid.add(task)
 
     # -- sending ----------------------------------------------------------------------------
 

@@ -33,6 +33,7 @@ __all__ = [
     "is_django_task",
     "message_result",
     "moment",
+    "record_result",
     "resolve_task",
     "row_result",
 ]
@@ -57,17 +58,24 @@ def resolve_task(path: str, *, run_after: float | None = None, backend: Any = No
     A plain module-level function (a task sent with ``async_task``) is seen as a task of
     ``backend`` when one is given. Raises ``TypeError`` when the path names something else.
     """
-    module_path, _, name = path.rpartition(".")
-    found = getattr(importlib.import_module(module_path), name, None)
-    if inspect.isfunction(found) and backend is not None:
-        found = backend.task_class(func=found, backend=backend.alias)
-    if not isinstance(found, Task):
-        raise TypeError(f"{path!r} is a {type(found).__name__}, not a django.tasks Task")
+    key = (path, None if backend is None else backend.alias)
+    found = _resolved.get(key)
+    if found is None:
+        module_path, _, name = path.rpartition(".")
+        found = getattr(importlib.import_module(module_path), name, None)
+        if inspect.isfunction(found) and backend is not None:
+            found = backend.task_class(func=found, backend=backend.alias)
+        if not isinstance(found, Task):
+            raise TypeError(f"{path!r} is a {type(found).__name__}, not a django.tasks Task")
+        _resolved[key] = found  # as qcore.resolve caches paths: a module is imported once
     if run_after is not None:
         # Django's Task validates itself against its backend on replace(): skip that here,
         # the task was validated when it was sent.
         found = _replace_unchecked(found, run_after=moment(run_after))
     return found
+
+
+_resolved: dict[tuple[str, str | None], Task] = {}
 
 
 def _replace_unchecked(task: Task, **changes: Any) -> Task:
@@ -82,7 +90,12 @@ def _backend_alias(task: Task) -> str:
 
 
 def _result(task: Task, task_id: str, status: TaskResultStatus, **fields: Any) -> TaskResult:
-    return TaskResult(
+    """A ``TaskResult`` built without its ``__post_init__``: the arguments were held to
+    Django's JSON rules when the task was sent (a task sent with ``async_task`` keeps its
+    own), and normalizing them again on every read costs more than the rest."""
+    result = object.__new__(TaskResult)
+    set_fields(
+        result,
         task=task,
         id=task_id,
         status=status,
@@ -95,7 +108,9 @@ def _result(task: Task, task_id: str, status: TaskResultStatus, **fields: Any) -
         backend=_backend_alias(task),
         errors=list(fields.get("errors", ())),
         worker_ids=list(fields.get("worker_ids", ())),
+        _return_value=None,
     )
+    return result
 
 
 def message_result(
@@ -124,25 +139,62 @@ def row_result(row: Any, *, backend: Any = None) -> TaskResult:
     """The result a saved ``Task`` row (a finished task) stands for."""
     options = row.options or {}
     task = resolve_task(row.func, run_after=options.get("eta"), backend=backend)
-    attempts = max(1, int(row.attempt_count or 1))
-    worker = row.cluster or ""
-    if row.success:
-        status, errors = TaskResultStatus.SUCCESSFUL, []
-    else:
-        status, errors = TaskResultStatus.FAILED, [error_of(str(row.result))]
-    result = _result(
+    return _finished(
         task,
         row.id,
-        status,
+        row.success,
+        row.result,
         enqueued_at=row.started,
         finished_at=row.stopped,
         args=row.args or (),
         kwargs=row.kwargs or {},
-        errors=errors,
-        worker_ids=[worker] * attempts,
+        attempts=row.attempt_count,
+        worker=row.cluster,
     )
-    if row.success:
-        set_fields(result, _return_value=row.result)
+
+
+def record_result(record: Any, *, backend: Any = None) -> TaskResult:
+    """The result a finished task's record (``qcore.TaskResult``) stands for, as
+    :func:`row_result` reads it from its row once saved."""
+    task = resolve_task(record.func, run_after=record.options.eta, backend=backend)
+    return _finished(
+        task,
+        record.id,
+        record.success,
+        record.result,
+        enqueued_at=moment(record.started),
+        finished_at=moment(record.stopped),
+        args=record.args,
+        kwargs=record.kwargs,
+        attempts=record.attempt_count,
+        worker=record.cluster,
+    )
+
+
+def _finished(
+    task: Task,
+    task_id: str,
+    success: bool,
+    value: Any,
+    *,
+    attempts: int | None,
+    worker: str | None,
+    **fields: Any,
+) -> TaskResult:
+    if success:
+        status, errors = TaskResultStatus.SUCCESSFUL, []
+    else:
+        status, errors = TaskResultStatus.FAILED, [error_of(str(value))]
+    result = _result(
+        task,
+        task_id,
+        status,
+        errors=errors,
+        worker_ids=[worker or ""] * max(1, int(attempts or 1)),
+        **fields,
+    )
+    if success:
+        set_fields(result, _return_value=value)
     return result
 
 

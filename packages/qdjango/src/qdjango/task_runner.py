@@ -15,7 +15,7 @@ from typing import Any
 
 from qcore import EventBus, TaskMessage
 from qcore.events import Event, TaskDeadLettered, TaskFailed, TaskSucceeded, TaskTimedOut
-from qdjango.task_results import is_django_task, message_result, row_result
+from qdjango.task_results import is_django_task, message_result, record_result
 from qdjango.tasks_api import (
     TaskContext,
     TaskResultStatus,
@@ -67,10 +67,7 @@ class FinishedSignal:
         record = getattr(event, "record", None)
         if record is None or not is_django_task(record.options) or not task_finished.receivers:
             return
-        from qdjango.records import task_from_record
-
-        row = task_from_record(record, using=self.using)
-        task_finished.send(sender=_sender(), task_result=row_result(row))
+        task_finished.send(sender=_sender(), task_result=record_result(record))
 
     def __repr__(self) -> str:
         return f"FinishedSignal(using={self.using!r})"

@@ -9,7 +9,7 @@
         await q.result(task_id, wait=5)                      # -> -2.0
 
 Concurrent enqueues share one connection: the calls made while the event loop runs one step
-are sent as one pipeline (:class:`AsyncQueue`), so 100 ``gather``-ed enqueues cost about one
+are sent as one script call (:class:`AsyncQueue`), so 100 ``gather``-ed enqueues cost one
 round trip. Waiting for results takes no thread and no connection per waiter: one
 subscription per producer (:class:`AsyncNotifier`) wakes the waiters its notices name.
 """
@@ -23,7 +23,9 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, TypeVar
 
 import redis.asyncio as aioredis
-from redis.exceptions import NoScriptError
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import NoScriptError, ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from qcore import (
     Codec,
@@ -40,6 +42,7 @@ from qredis.base import ms, positive_int
 from qredis.connection import PRODUCER_SOCKET_TIMEOUT, redis_errors
 from qredis.keys import QueueKeys, ResultKeys
 from qredis.scripts import source
+from qredis.wire import bulk
 
 __all__ = ["AsyncNotifier", "AsyncQueue", "Producer", "async_client"]
 
@@ -49,6 +52,18 @@ TaskFunc = Callable[..., Any] | str
 log = get_logger("qredis.aio")
 
 _RECHECK = 5.0  # as the sync notifier: a notice lost in a reconnect costs at most this
+
+BATCH_SCRIPT = (
+    "#!lua\n"
+    "local function enqueue(KEYS, ARGV)\n" + source("enqueue").removeprefix("#!lua\n") + "\nend\n"
+    "local out = {}\n"
+    "for i = 1, #ARGV, 4 do\n"
+    "  out[#out + 1] = enqueue(KEYS, {ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]})\n"
+    "end\n"
+    "return out\n"
+)
+"""enqueue.lua's own body run for each call of a batch (4 ARGV each), in one atomic step:
+past ``maxmemory`` Redis refuses the whole batch before it writes anything."""
 
 
 def async_client(url: str | None = None, **redis_kwargs: Any) -> aioredis.Redis:
@@ -68,14 +83,14 @@ def _where(client: aioredis.Redis) -> str:
 
 class AsyncQueue:
     """The producing half of a Redis queue, awaited (``qcore.AsyncTransport``): enqueue.lua, as
-    :class:`~qredis.RedisTransport` runs it, batched per event-loop step into one pipeline."""
+    :class:`~qredis.RedisTransport` runs it, batched per event-loop step into one script call."""
 
     def __init__(self, client: aioredis.Redis, queue: str = "default") -> None:
         self._client = client
         self._keys = QueueKeys.for_queue(queue)
         k = self._keys
         self._enqueue_keys = [k.queue, k.msg, k.delayed, k.maxatt]
-        self._script = client.register_script(source("enqueue"))
+        self._script = client.register_script(BATCH_SCRIPT)
         self._pending: list[tuple[list[Any], asyncio.Future[Any]]] = []
         self._where = _where(client)
 
@@ -127,17 +142,38 @@ class AsyncQueue:
                 future.set_result(reply)
 
     async def _evalsha(self, calls: list[list[Any]]) -> list[Any]:
-        """EVALSHA for each call: one pipeline, one round trip (no SCRIPT EXISTS first)."""
-        head = ("EVALSHA", self._script.sha, len(self._enqueue_keys), *self._enqueue_keys)
-        if len(calls) == 1:
+        """One ``EVALSHA`` of :data:`BATCH_SCRIPT` for the calls: one round trip, one reply.
+
+        Framed with :mod:`qredis.wire` and written on a connection of the pool, rather than
+        through redis.asyncio's pipeline, whose per-command packing and per-reply parsing cost
+        more than the enqueue itself (tools/bench/README.md, 'asyncio producer'). Sent again
+        once on a dropped connection: enqueue.lua changes nothing for an id already stored.
+        """
+        keys = self._enqueue_keys
+        argv = [part for args in calls for part in args]
+        packed = b"*%d\r\n" % (3 + len(keys) + len(argv)) + bulk(
+            "EVALSHA", self._script.sha, len(keys), *keys, *argv
+        )
+        pool = self._client.connection_pool
+        for attempt in (1, 2):
+            conn = await pool.get_connection()  # type: ignore[no-untyped-call]
             try:
-                return [await self._client.execute_command(*head, *calls[0])]  # type: ignore[no-untyped-call]
-            except NoScriptError as exc:
-                return [exc]
-        pipe = self._client.pipeline(transaction=False)
-        for args in calls:
-            pipe.execute_command(*head, *args)
-        return list(await pipe.execute(raise_on_error=False))
+                await conn.send_packed_command(packed, check_health=False)
+                try:
+                    reply = await conn.read_response()
+                except ResponseError as exc:
+                    return [exc] * len(calls)  # the batch was refused as a whole
+                return list(reply)
+            except (ConnectionError, TimeoutError, RedisConnectionError, RedisTimeoutError):
+                await conn.disconnect()
+                if attempt == 2:
+                    raise
+            except BaseException:
+                await conn.disconnect()  # the reply may still be on its way: out of step
+                raise
+            finally:
+                await pool.release(conn)
+        raise AssertionError("unreachable")  # pragma: no cover
 
     async def queue_size(self) -> int:
         with redis_errors(self._where):

@@ -1,0 +1,216 @@
+"""Issue 14's figures, side by side in one run on one private redis-server (no fsync):
+
+    uv run python tools/bench/tasks_ab.py [--n 3000] [--rounds 3]
+
+1. ``django.tasks`` beside ``async_task`` (qdjango, SQLite store): enqueue one by one (rate,
+   p50/p99 per call) and end to end on a 2-worker cluster; target: within 10%.
+2. asyncio producer (``qredis.aio``) with 100 concurrent enqueues on one connection beside the
+   sync ``qredis.Producer`` one by one; target: at least 3x.
+
+Each comparison alternates its sides round by round; the load average is printed beside each.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(os.environ.get("Q_ROOT") or Path(__file__).resolve().parents[2])
+sys.path.insert(0, str(ROOT))
+
+from tests.support.servers import RedisServer, redis_server_binary  # noqa: E402
+
+SECRET = "tasks-ab-benchmark-secret-0123456789abcdef"
+TASKS = os.environ.get("BENCH_TASKS_MODULE", "tools.bench.aio_tasks")
+
+
+def load() -> str:
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+def pct(values: Sequence[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def timed_calls(call: Callable[[int], Any], n: int) -> tuple[float, list[float]]:
+    """Rate of ``n`` calls one by one, and each call's latency."""
+    call(-1)  # warm-up, untimed
+    each = []
+    began = time.perf_counter()
+    for i in range(n):
+        t = time.perf_counter()
+        call(i)
+        each.append(time.perf_counter() - t)
+    return n / (time.perf_counter() - began), each
+
+
+def row(label: str, rates: list[float], each: list[float] | None = None) -> float:
+    median = statistics.median(rates)
+    extra = ""
+    if each:
+        extra = f"  p50 {pct(each, 0.5) * 1e6:7.1f} us  p99 {pct(each, 0.99) * 1e6:7.1f} us"
+    print(f"  {label:44} {median:>10,.0f}/s ({min(rates):,.0f}-{max(rates):,.0f}){extra}")
+    return median
+
+
+def verdict(what: str, ok: bool) -> None:
+    print(f"  -> {what}: {'PASS' if ok else 'FAIL'}  (load {load()})")
+
+
+# -- 1. django.tasks beside async_task --------------------------------------------------------
+
+
+def django_setup(redis_url: str, db: Path) -> None:
+    import django
+    from django.conf import settings
+
+    settings.configure(
+        SECRET_KEY=SECRET,
+        USE_TZ=True,
+        INSTALLED_APPS=["qdjango"] + ([] if _has_django_tasks() else ["django_tasks"]),
+        DATABASES={"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": str(db)}},
+        DEFAULT_AUTO_FIELD="django.db.models.AutoField",
+        Q_CLUSTER={
+            "name": "bench",
+            "workers": 2,
+            "redis": redis_url,
+            "save_limit": 0,
+            "log_level": "warning",
+        },
+        TASKS={"default": {"BACKEND": "qdjango.backends.QBackend"}},
+    )
+    django.setup()
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0)
+
+
+def _has_django_tasks() -> bool:
+    try:
+        import django.tasks  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def django_tasks_vs_async_task(client: Any, n: int, rounds: int) -> None:
+    import importlib
+
+    from qdjango import async_task, fetch
+    from qdjango.cluster import build_cluster, close_connections
+    from qdjango.models import Task
+
+    aio_tasks = importlib.import_module(TASKS)
+
+    sides: dict[str, Callable[[int], Any]] = {
+        "async_task": lambda i: async_task(f"{TASKS}.add", i, i),
+        "django.tasks enqueue": lambda i: aio_tasks.djadd.enqueue(i, i),
+    }
+    print(f"1. django.tasks beside async_task: {n} one by one, {rounds} rounds (load {load()})")
+    rates: dict[str, list[float]] = {s: [] for s in sides}
+    each: dict[str, list[float]] = {s: [] for s in sides}
+    for round_ in range(rounds):
+        for side in sides if round_ % 2 == 0 else reversed(list(sides)):
+            client.flushall()
+            rate, calls = timed_calls(sides[side], n)
+            rates[side].append(rate)
+            each[side].extend(calls)
+    a = row("async_task, enqueue", rates["async_task"], each["async_task"])
+    b = row("django.tasks, enqueue", rates["django.tasks enqueue"], each["django.tasks enqueue"])
+    print(f"  django.tasks / async_task: {b / a:.3f}")
+    verdict("enqueue within 10%", b >= 0.9 * a)
+    e2e: dict[str, list[float]] = {s: [] for s in sides}
+    for round_ in range(rounds):
+        for side in sides if round_ % 2 == 0 else reversed(list(sides)):
+            client.flushall()
+            Task.objects.all().delete()
+            last = None
+            for i in range(n):
+                last = sides[side](i)
+            last_id = last if isinstance(last, str) else last.id
+            cluster = build_cluster()
+            close_connections()
+            began = time.perf_counter()
+            cluster.start(wait=120)
+            assert fetch(last_id, wait=600_000) is not None
+            while Task.objects.count() < n:
+                time.sleep(0.01)
+            e2e[side].append(n / (time.perf_counter() - began))
+            cluster.stop(timeout=30)
+    a = row("async_task, end to end (2 workers, SQLite)", e2e["async_task"])
+    b = row("django.tasks, end to end (2 workers, SQLite)", e2e["django.tasks enqueue"])
+    print(f"  django.tasks / async_task: {b / a:.3f}")
+    verdict("end to end within 10%", b >= 0.9 * a)
+
+
+# -- 2. the asyncio producer ----------------------------------------------------------------------
+
+
+def aio_producer(url: str, client: Any, n: int, rounds: int) -> None:
+    from qredis import Producer
+    from qredis.aio import Producer as AioProducer
+
+    print(f"2. asyncio producer, 100 concurrent, beside sync one by one: {n} tasks (load {load()})")
+    sync_rates, aio_rates = [], []
+
+    async def concurrent() -> float:
+        async with AioProducer(url, "aio", secret=SECRET) as q:
+            await q.enqueue(f"{TASKS}.add", 0, 0)
+            began = time.perf_counter()
+            for start in range(0, n, 100):
+                await asyncio.gather(
+                    *(q.enqueue(f"{TASKS}.add", i, i) for i in range(start, min(n, start + 100)))
+                )
+            return n / (time.perf_counter() - began)
+
+    for _ in range(rounds):
+        client.flushall()
+        with Producer(url, "sync", secret=SECRET) as p:
+            rate, _ = timed_calls(lambda i: p.enqueue(f"{TASKS}.add", i, i), n)
+        sync_rates.append(rate)
+        client.flushall()
+        aio_rates.append(asyncio.run(concurrent()))
+    a = row("qredis.Producer, one by one", sync_rates)
+    b = row("qredis.aio.Producer, 100 concurrent", aio_rates)
+    print(f"  asyncio / sync: {b / a:.2f}x")
+    verdict("at least 3x", b >= 3 * a)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--n", type=int, default=3000)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--only", default="1,2", help="parts to run: 1 django.tasks, 2 aio")
+    opts = parser.parse_args()
+    binary = redis_server_binary()
+    if binary is None:
+        print("redis-server must be on PATH", file=sys.stderr)
+        return 2
+    os.environ["Q_SECRET_KEY"] = SECRET
+    parts = set(opts.only.split(","))
+    server = RedisServer(binary, appendonly=False).start()
+    try:
+        client = server.client()
+        with tempfile.TemporaryDirectory() as tmp:
+            django_setup(server.url, Path(tmp) / "bench.sqlite3")
+            if "1" in parts:
+                django_tasks_vs_async_task(client, opts.n, opts.rounds)
+            if "2" in parts:
+                aio_producer(server.url, client, opts.n, opts.rounds)
+        client.close()
+    finally:
+        server.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
