@@ -268,8 +268,8 @@ def test_a_running_task_is_seen_running_without_a_row(
     from django.core.management import call_command
     from django.urls import reverse
 
-    result = djtasks.sleep.enqueue(4)
-    deadline = time.monotonic() + 10
+    result = djtasks.sleep.enqueue(6)  # long enough to be seen on a loaded machine
+    deadline = time.monotonic() + 15
     now = backend().get_result(result.id)
     while now.status != TaskResultStatus.RUNNING:
         assert now.status == TaskResultStatus.READY, now.status
@@ -289,4 +289,4 @@ def test_a_running_task_is_seen_running_without_a_row(
     page = superuser_client.get(reverse("admin:qdjango_queuestatus_changelist"))
     assert result.id.encode() in page.content
     _finished(result)
-    assert result.status == TaskResultStatus.SUCCESSFUL and result.return_value == 4
+    assert result.status == TaskResultStatus.SUCCESSFUL and result.return_value == 6

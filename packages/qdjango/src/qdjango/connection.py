@@ -142,7 +142,11 @@ def notifier() -> ResultNotifier:
 def status_board(queue: str | None = None) -> RedisStatusBoard:
     """Where the clusters of a queue (default: ``Q_CLUSTER``'s) publish their status."""
     if queue is not None and queue != get_settings().queue:
-        return RedisStatusBoard(namespace=queue, **_connection(get_settings()))
+        # Shared too, and given back with the others when a setting changes.
+        return _get(  # type: ignore[no-any-return]
+            f"status_board:{queue}",
+            lambda conf: RedisStatusBoard(namespace=queue, **_connection(conf)),
+        )
     return _get(  # type: ignore[no-any-return]
         "status_board", lambda conf: RedisStatusBoard(namespace=conf.queue, **_connection(conf))
     )
