@@ -122,7 +122,7 @@ def test_model_like_objects_round_trip() -> None:
         ({"max_attempts": 0}, "max_attempts"),
         ({"max_attempts": 1.5}, "max_attempts"),
         ({"save": "no"}, "save"),
-        ({"retries": 3}, "unknown q_options retries"),
+        ({"attempts_left": 3}, "unknown q_options attempts_left"),
     ],
 )
 def test_bad_options_are_named(options: dict, match: str) -> None:

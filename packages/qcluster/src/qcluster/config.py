@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
-from qcore import ConfigError
+from qcore import ConfigError, RetryDefaults, retry_on_paths
 from qcore import time_zone as check_time_zone
 
 __all__ = ["START_METHODS", "ClusterConfig", "default_start_method"]
@@ -70,6 +70,16 @@ class ClusterConfig:
     """Most tasks a worker takes from the queue in one fetch."""
     save: bool = True
     """Whether successes are saved (a task's own ``save`` option wins; failures always are)."""
+    retries: int = 0
+    """Further runs of a task whose run raised (a task's own ``retries`` option wins)."""
+    retry_backoff: float = 1.0
+    """Seconds before a task's first retry, doubled for each one after it (0: retry at once)."""
+    retry_backoff_max: float = 600.0
+    """The longest wait between two runs of a retried task."""
+    retry_jitter: bool = True
+    """Draw each retry's wait from the upper half of its bound, so retries spread out."""
+    retry_on: tuple[str, ...] = ()
+    """Dotted paths of the exception classes that are retried (empty: any Exception)."""
     guard_cycle: float = 0.5
     """Longest the sentinel sleeps between checks when nothing happens."""
     heartbeat: float = 5.0
@@ -108,6 +118,12 @@ class ClusterConfig:
         _check_int("workers", self.workers, minimum=1)
         _check_int("max_attempts", self.max_attempts, minimum=1)
         _check_int("prefetch", self.prefetch, minimum=1)
+        _check_int("retries", self.retries, minimum=0)
+        for name in ("retry_backoff", "retry_backoff_max"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int | float) or not value >= 0:
+                raise ConfigError(f"{name} must be a number of seconds >= 0, not {value!r}")
+        object.__setattr__(self, "retry_on", retry_on_paths(self.retry_on))
         if self.recycle is not None:
             _check_int("recycle", self.recycle, minimum=1)
         if self.max_rss is not None:
@@ -119,7 +135,15 @@ class ClusterConfig:
         _check_seconds("status_interval", self.status_interval)
         _check_text("time_zone", self.time_zone)
         check_time_zone(self.time_zone)
-        for name in ("save", "log_json", "log_args", "fail_fast", "scheduler", "catch_up"):
+        for name in (
+            "save",
+            "log_json",
+            "log_args",
+            "fail_fast",
+            "scheduler",
+            "catch_up",
+            "retry_jitter",
+        ):
             if not isinstance(getattr(self, name), bool):
                 raise ConfigError(f"{name} must be True or False, not {getattr(self, name)!r}")
         if self.timeout is not None and not self.retry > self.timeout:
@@ -193,6 +217,16 @@ class ClusterConfig:
             raise ConfigError(f"unknown cluster setting(s) {', '.join(unknown)}")
         return replace(self, **changes)
 
+    def retry_defaults(self) -> RetryDefaults:
+        """What a task that sets no retry option of its own gets."""
+        return RetryDefaults(
+            retries=self.retries,
+            retry_backoff=float(self.retry_backoff),
+            retry_backoff_max=float(self.retry_backoff_max),
+            retry_jitter=self.retry_jitter,
+            retry_on=self.retry_on,
+        )
+
     def as_dict(self) -> dict[str, Any]:
         """The settings as a plain dict (for status pages and logs)."""
         return {f.name: getattr(self, f.name) for f in fields(self)}
@@ -220,10 +254,10 @@ def _check_seconds(name: str, value: object) -> None:
 
 
 _OPTIONAL = {"timeout", "recycle", "max_rss"}
-_INTS = {"workers", "max_attempts", "recycle", "max_rss", "prefetch"}
-_BOOLS = {"save", "log_json", "log_args", "fail_fast", "scheduler", "catch_up"}
+_INTS = {"workers", "max_attempts", "recycle", "max_rss", "prefetch", "retries"}
+_BOOLS = {"save", "log_json", "log_args", "fail_fast", "scheduler", "catch_up", "retry_jitter"}
 _FLOATS = {"timeout", "retry", "guard_cycle", "heartbeat", "grace", "hook_timeout"}
-_FLOATS |= {"status_interval"}
+_FLOATS |= {"status_interval", "retry_backoff", "retry_backoff_max"}
 
 
 def _parse(name: str, raw: str) -> Any:
@@ -238,7 +272,7 @@ def _parse(name: str, raw: str) -> Any:
         if lowered in ("0", "false", "no", "off"):
             return False
         raise ConfigError(f"{name} must be true or false, not {raw!r}")
-    if name == "secret_names":
+    if name in ("secret_names", "retry_on"):
         return tuple(part.strip() for part in text.split(",") if part.strip())
     if name in _INTS:
         parser = int

@@ -1,4 +1,5 @@
-"""Deadlines: a task past its timeout, or a hook past ``hook_timeout``, costs its worker.
+"""Deadlines: a task past its timeout, or a hook past ``hook_timeout``, costs its worker (and
+so does a task whose termination was asked: ``cancel(..., terminate=True)``).
 
 The sentinel reads each worker's slot: a RUNNING slot carries the task's deadline, a HOOK slot
 the moment its hook began. Past either, the worker is SIGKILLed (a task that ignores SIGTERM or
@@ -51,7 +52,9 @@ def enforce(handles: Iterable[WorkerHandle], config: ClusterConfig) -> None:
         view = handle.slot.read()
         if view.torn:
             continue
-        if view.state is WorkerState.RUNNING and view.deadline and now >= view.deadline:
+        if view.state is WorkerState.RUNNING and view.token == handle.terminate:
+            kill(handle, KillReason.CANCELLED, view)
+        elif view.state is WorkerState.RUNNING and view.deadline and now >= view.deadline:
             kill(handle, KillReason.TIMEOUT, view)
         elif view.state is WorkerState.HOOK and now - view.since >= config.hook_timeout:
             kill(handle, KillReason.HOOK_TIMEOUT, view)

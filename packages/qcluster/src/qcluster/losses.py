@@ -36,8 +36,10 @@ from qcore import (
     TaskMessage,
     TaskResult,
     Transport,
+    UnknownTask,
     get_logger,
 )
+from qcore.cancelling import twin_maker
 from qcore.events import TaskRetried, TaskTimedOut, WorkerLost, WorkerStopped
 
 __all__ = ["ExitHandler", "describe_exit", "lost_task", "read_payload"]
@@ -163,6 +165,8 @@ class ExitHandler:
         try:
             if handle.kill is KillReason.TIMEOUT and _same_task(handle.kill_view, view):
                 self._timed_out(handle, view)
+            elif handle.kill is KillReason.CANCELLED and _same_task(handle.kill_view, view):
+                self._terminated(handle, view, code)
             elif view.running is not None:
                 self._lost_running(handle, view, code)
             else:
@@ -213,6 +217,22 @@ class ExitHandler:
             )
             if released.dead_lettered:
                 self.owed()
+
+    def _terminated(self, handle: WorkerHandle, view: SlotView, code: int | None) -> None:
+        """A task cancelled while running: its cancelled twin goes back, due at once, in the
+        step that takes the delivery back; the worker that gets it saves the Failure and calls
+        the hook. A payload that cannot be read makes it a lost task like any other."""
+        payload = read_payload(self.transport, view.task_id)
+        twin = None
+        if payload is not None:
+            try:
+                twin = twin_maker(self.spec.codec, "running")(payload)
+            except (PayloadError, UnknownTask) as exc:
+                log.warning("task.payload_undecodable", task_id=view.task_id, error=str(exc))
+        if twin is None or not self.transport.retry_later(_delivery(handle, view), 0, twin):
+            self._lost_running(handle, view, code)
+            return
+        self.transport.release(handle.consumer)
 
     def _lost_running(self, handle: WorkerHandle, view: SlotView, code: int | None) -> None:
         self.totals.lost += 1

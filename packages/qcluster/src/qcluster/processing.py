@@ -11,14 +11,23 @@ subscribers: a hook is the task's own code, which must run after the ack, under 
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable, Iterable
 from typing import Any, NamedTuple, Protocol
 
 from qcluster.config import ClusterConfig
-from qcluster.execution import execute, run_hook, should_save, task_timeout, unstorable
+from qcluster.execution import (
+    execute,
+    failure,
+    run_hook,
+    should_save,
+    task_timeout,
+    unstorable,
+)
 from qcluster.states import WorkerState
 from qcluster.tasklog import TaskLog
+from qcluster.workflows import chain_links, gather_iterations, retried_event, retry_delay_for
 from qcore import (
     Backoff,
     Codec,
@@ -34,6 +43,7 @@ from qcore import (
     UndecodablePayload,
     get_logger,
 )
+from qcore.cancelling import cancelled_error
 from qcore.events import HookFailed, TaskDeadLettered, TaskFailed, TaskStarted, TaskSucceeded
 
 __all__ = ["FLUSH_AFTER", "Done", "NoTracker", "Processor", "Tracker", "call_hook"]
@@ -79,13 +89,15 @@ class NoTracker:
 
 
 class Done(NamedTuple):
-    """A task that ran (or could not be opened) and waits to be saved and acked."""
+    """A task that ran (or could not be opened) and waits to be saved and acked, or (with
+    ``retry``, seconds) to go back for another attempt."""
 
     message: TaskMessage | None
     delivery: Delivery
     record: TaskResult
     save: bool
     duration: float
+    retry: float | None = None
 
 
 class Processor:
@@ -130,6 +142,9 @@ class Processor:
         self._on_started = events.wants(TaskStarted)
         self._on_succeeded = events.wants(TaskSucceeded)
         self._on_failed = events.wants(TaskFailed)
+        self._retry_defaults = config.retry_defaults()
+        self._raised: list[BaseException] = []
+        self._retrying = 0
 
     def run(self, deliveries: Iterable[Delivery]) -> int:
         """Run, save, ack and hook a batch; returns how many tasks ran."""
@@ -177,7 +192,19 @@ class Processor:
                 "a signed payload was copied under another id",
             )
             return None
+        if message.options.cancelled is not None:
+            return self._cancelled(message, delivery)
         return self._execute(message, delivery)
+
+    def _cancelled(self, message: TaskMessage, delivery: Delivery) -> Done:
+        """A cancelled task's twin: its Failure, saved, acked and hooked; never run."""
+        attempt = (message.options.attempts or 0) + delivery.attempt
+        record = failure(
+            message, cancelled_error(message), attempt=attempt, cluster=self.cluster_id
+        )
+        self.tracker.end(False)
+        self.processed += 1
+        return Done(message, delivery, record, True, 0.0)
 
     def _execute(self, message: TaskMessage, delivery: Delivery) -> Done:
         self.tracker.begin(
@@ -192,14 +219,44 @@ class Processor:
         if self._on_started:
             self.events.emit(TaskStarted(message.id, message, delivery.attempt, self.consumer))
         begun = time.perf_counter()
+        prior = message.options.attempts or 0
+        raised = self._raised
         record = execute(
-            message, attempt=delivery.attempt, cluster=self.cluster_id, errors=self.errors
+            message, attempt=prior + delivery.attempt, cluster=self.cluster_id, errors=raised
         )
         duration = time.perf_counter() - begun
         self.tracker.end(record.success)
         self.processed += 1
+        if raised:
+            exc = raised.pop()
+            raised.clear()
+            delay = retry_delay_for(message, exc, prior + 1, self._retry_defaults)
+            if delay is not None:
+                self._retrying += 1
+                return Done(message, delivery, record, False, duration, delay)
+            if self.errors is not None:
+                self.errors.append(exc)
         save = should_save(message, record, self.config.save)
         return Done(message, delivery, record, save, duration)
+
+    def _send_retries(self, retrying: list[Done]) -> None:
+        """Put each task back in the delayed set as its next attempt: the message with its runs
+        so far, replacing the payload in the step that takes the delivery back (token-checked)."""
+        for done in retrying:
+            message, delivery, delay = done.message, done.delivery, done.retry
+            assert message is not None and delay is not None
+            run = (message.options.attempts or 0) + 1
+            payload = self.codec.encode_message(message.with_options(attempts=run))
+            ok = _BACKOFF.call(
+                functools.partial(self.transport.retry_later, delivery, delay, payload),
+                on_error=self._logger("retry"),
+                attempts=self.io_attempts,
+            )
+            if not ok:
+                self.log.warning("task.ack_refused", task_id=delivery.task_id)
+                continue
+            error = str(done.record.result)
+            self.events.emit(retried_event(message, run, delay, error, self._retry_defaults))
 
     def _dead_letter(self, delivery: Delivery, reason: str) -> None:
         """A payload we must not trust: never unpickled, out of circulation."""
@@ -218,6 +275,11 @@ class Processor:
 
     def flush(self, pending: list[Done]) -> None:
         """Save, then ack, then call the hooks of what was acked."""
+        if self._retrying:
+            self._retrying = 0
+            self.tracker.set_state(WorkerState.SAVING)
+            self._send_retries([done for done in pending if done.retry is not None])
+            pending = [done for done in pending if done.retry is None]
         if not pending:
             return
         self.tracker.set_state(WorkerState.SAVING)
@@ -227,11 +289,15 @@ class Processor:
                 on_error=self._logger("save"),
                 attempts=self.io_attempts,
             )
+        if any(done.message is not None and done.message.options.iter for done in pending):
+            _BACKOFF.call(
+                lambda: self._gather(pending),
+                on_error=self._logger("save"),
+                attempts=self.io_attempts,
+            )
         self._emit_outcomes(pending)
         acked = _BACKOFF.call(
-            lambda: self.transport.ack([done.delivery for done in pending]),
-            on_error=self._logger("ack"),
-            attempts=self.io_attempts,
+            lambda: self._ack(pending), on_error=self._logger("ack"), attempts=self.io_attempts
         )
         for done, ok in zip(pending, acked or ()):
             if not ok:
@@ -241,6 +307,19 @@ class Processor:
             elif done.message is not None and done.message.hook is not None:
                 self.tracker.set_state(WorkerState.HOOK)
                 call_hook(done.message, done.record, self.hook_runner, events=self.events)
+
+    def _gather(self, pending: list[Done]) -> None:
+        finished = [(done.message, done.record) for done in pending]
+        gather_iterations(self.transport, self.codec, self.store, finished)
+
+    def _ack(self, pending: list[Done]) -> list[bool]:
+        """One ack for the batch; a batch holding links of a chain is acked by the step that
+        also queues each link's successor (see qcore.chains)."""
+        deliveries = [done.delivery for done in pending]
+        links = chain_links([done.message for done in pending], [done.record for done in pending])
+        if links is None:
+            return self.transport.ack(deliveries)
+        return self.transport.ack_links(deliveries, links)
 
     def _emit_outcomes(self, pending: list[Done]) -> None:
         if not (self._on_succeeded or self._on_failed):

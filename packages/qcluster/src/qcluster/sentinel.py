@@ -32,6 +32,7 @@ from qcluster.records import OwedRecords
 from qcluster.spawning import WorkerPool
 from qcluster.states import ClusterState, KillReason
 from qcluster.status import Totals, cluster_status
+from qcluster.terminations import TerminationWatch
 from qcluster.worker import WorkerSpec
 from qcore import Preflight, StatusBoard, get_logger
 
@@ -87,7 +88,11 @@ class Sentinel:
             self.status,
             status_board,
             fork_guard,
-            [*jobs, OwedRecords(spec, self.hooks)],
+            [
+                *jobs,
+                OwedRecords(spec, self.hooks),
+                TerminationWatch(self.pool, self.transport, self._wake),
+            ],
         )
 
     # -- public -----------------------------------------------------------------------------

@@ -43,6 +43,8 @@ class WorkerHandle:
     """Why the sentinel killed it, once it did."""
     kill_view: SlotView | None = None
     """What its slot said when it was killed (which task timed out)."""
+    terminate: int | None = None
+    """The fencing token of a task it runs whose termination was asked (``cancel``)."""
 
 
 class WorkerPool:

@@ -54,5 +54,6 @@ class KillReason(enum.Enum):
 
     TIMEOUT = "timeout"
     HOOK_TIMEOUT = "hook_timeout"
+    CANCELLED = "cancelled"
     GRACE_EXPIRED = "grace_expired"
     STOP_NOW = "stop_now"

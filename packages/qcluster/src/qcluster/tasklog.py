@@ -143,6 +143,7 @@ class TaskLog:
             max_attempts=event.max_attempts,
             reason=event.reason,
             delay=event.delay,
+            **({} if event.error is None else error_fields(event.error, log_args=self.log_args)),
         )
 
     def dead_lettered(self, event: TaskDeadLettered) -> None:

@@ -4,6 +4,8 @@
 from qtq_core import DISTRIBUTION, DistributionConflict  # isort: skip
 
 from qcore.backoff import Backoff
+from qcore.cancelling import cancel
+from qcore.chains import ChainState, chain_links, chain_messages, start_chain
 from qcore.codec import DEFAULT_COMPRESS_THRESHOLD, DEFAULT_MAX_SIZE, Codec
 from qcore.enqueue import (
     Q_OPTION_NAMES,
@@ -26,13 +28,16 @@ from qcore.errors import (
     PayloadTooLarge,
     QError,
     SerializationError,
+    TaskRunning,
     TruncatedPayload,
     UndecodablePayload,
     UnknownKey,
     UnknownOption,
+    UnknownTask,
     UnsupportedVersion,
 )
 from qcore.events import Event, EventBus
+from qcore.iters import collate, iter_messages, send_iter
 from qcore.log import configure_logging, get_logger
 from qcore.masking import SECRET_NAMES, is_secret_name, mask_mapping, mask_url
 from qcore.message import OPTION_NAMES, WIRE_VERSION, TaskMessage, TaskOptions, TaskResult
@@ -51,6 +56,7 @@ from qcore.protocols import (
 )
 from qcore.recurrence import ScheduleType, check_cron, time_zone
 from qcore.resolve import dotted_path, resolve
+from qcore.retries import Retry, RetryDefaults, retry_delay, retry_on_paths
 from qcore.schedules import (
     SCHEDULE_Q_OPTIONS,
     DueBatch,
@@ -85,6 +91,7 @@ __all__ = [
     "Backoff",
     "BadMagic",
     "BadSignature",
+    "ChainState",
     "Codec",
     "ConfigError",
     "DeadLetter",
@@ -103,6 +110,8 @@ __all__ = [
     "QError",
     "Reaped",
     "ResultStore",
+    "Retry",
+    "RetryDefaults",
     "ScheduleSource",
     "ScheduleSpec",
     "ScheduleState",
@@ -114,19 +123,25 @@ __all__ = [
     "TaskMessage",
     "TaskOptions",
     "TaskResult",
+    "TaskRunning",
     "Transport",
     "TruncatedPayload",
     "UndecodablePayload",
     "UnknownKey",
     "UnknownOption",
+    "UnknownTask",
     "UnsupportedVersion",
     "__version__",
     "apply_q_options",
     "asend_message",
     "build_message",
+    "cancel",
+    "chain_links",
+    "chain_messages",
     "check_cron",
     "check_secret",
     "codec_for",
+    "collate",
     "configure_logging",
     "derive_key",
     "dotted_path",
@@ -137,12 +152,17 @@ __all__ = [
     "get_logger",
     "humanize",
     "is_secret_name",
+    "iter_messages",
     "mask_mapping",
     "mask_url",
     "new_id",
     "resolve",
+    "retry_delay",
     "retry_message",
+    "retry_on_paths",
+    "send_iter",
     "send_message",
+    "start_chain",
     "task_options",
     "time_zone",
 ]

@@ -23,6 +23,8 @@ from qcore.errors import ConfigError, UnknownOption
 from qcore.events import EventBus, TaskEnqueued
 from qcore.message import _NO_OPTIONS, OPTION_NAMES, TaskMessage, TaskOptions, TaskResult
 from qcore.protocols import AsyncTransport, Transport
+from qcore.retries import retry_on_paths
+from qcore.unique import lock_name, lock_ttl
 
 __all__ = [
     "Q_OPTION_NAMES",
@@ -77,12 +79,22 @@ def task_options(
     schedule: str | None = None,
     due: float | None = None,
     runner: str | None = None,
+    retries: int | None = None,
+    retry_backoff: float | None = None,
+    retry_backoff_max: float | None = None,
+    retry_jitter: bool | None = None,
+    retry_on: Any = None,
+    unique: str | None = None,
+    unique_for: float | None = None,
 ) -> TaskOptions:
-    """:class:`TaskOptions` for a call; ``countdown`` (seconds from now) becomes ``eta``."""
+    """:class:`TaskOptions` for a call; ``countdown`` (seconds from now) becomes ``eta``;
+    ``retry_on`` (exception classes or dotted paths) becomes dotted paths, each checked."""
     if countdown is not None:
         if eta is not None:
             raise ConfigError("pass eta (epoch seconds) or countdown (seconds), not both")
         eta = time.time() + float(countdown)
+    if retry_on is not None:
+        retry_on = retry_on_paths(retry_on)
     if (
         timeout is None
         and save is None
@@ -92,6 +104,13 @@ def task_options(
         and schedule is None
         and due is None
         and runner is None
+        and retries is None
+        and retry_backoff is None
+        and retry_backoff_max is None
+        and retry_jitter is None
+        and retry_on is None
+        and unique is None
+        and unique_for is None
     ):
         return _NO_OPTIONS
     return TaskOptions(
@@ -103,6 +122,13 @@ def task_options(
         schedule=schedule,
         due=due,
         runner=runner,
+        retries=retries,
+        retry_backoff=retry_backoff,
+        retry_backoff_max=retry_backoff_max,
+        retry_jitter=retry_jitter,
+        retry_on=retry_on,
+        unique=unique,
+        unique_for=unique_for,
     )
 
 
@@ -123,6 +149,13 @@ def build_message(
     schedule: str | None = None,
     due: float | None = None,
     runner: str | None = None,
+    retries: int | None = None,
+    retry_backoff: float | None = None,
+    retry_backoff_max: float | None = None,
+    retry_jitter: bool | None = None,
+    retry_on: Any = None,
+    unique: bool | str | None = None,
+    unique_for: float | None = None,
     q_options: Mapping[str, Any] | None = None,
     task_id: str | None = None,
 ) -> TaskMessage:
@@ -146,6 +179,13 @@ def build_message(
             "schedule": schedule,
             "due": due,
             "runner": runner,
+            "retries": retries,
+            "retry_backoff": retry_backoff,
+            "retry_backoff_max": retry_backoff_max,
+            "retry_jitter": retry_jitter,
+            "retry_on": retry_on,
+            "unique": unique,
+            "unique_for": unique_for,
         }
         if kwargs is None:
             kwargs = {}
@@ -155,10 +195,17 @@ def build_message(
         max_attempts, countdown = chosen["max_attempts"], chosen["countdown"]
         retried_from, schedule, due = chosen["retried_from"], chosen["schedule"], chosen["due"]
         runner = chosen["runner"]
+        retries, retry_backoff = chosen["retries"], chosen["retry_backoff"]
+        retry_backoff_max, retry_jitter = chosen["retry_backoff_max"], chosen["retry_jitter"]
+        retry_on = chosen["retry_on"]
+        unique, unique_for = chosen["unique"], chosen["unique_for"]
     if group is not None and (not isinstance(group, str) or len(group) > 100):
         raise ConfigError(f"group must be a string of at most 100 characters, not {group!r}")
     if task_name is not None and (not isinstance(task_name, str) or not 0 < len(task_name) <= 100):
         raise ConfigError(f"task_name must be a string of 1 to 100 characters, not {task_name!r}")
+    lock = None
+    if unique is not None and unique is not False:
+        lock = lock_name(func, args, kwargs or {}, unique)
     options = task_options(
         timeout=timeout,
         save=save,
@@ -169,6 +216,13 @@ def build_message(
         schedule=schedule,
         due=due,
         runner=runner,
+        retries=retries,
+        retry_backoff=retry_backoff,
+        retry_backoff_max=retry_backoff_max,
+        retry_jitter=retry_jitter,
+        retry_on=retry_on,
+        unique=lock,
+        unique_for=unique_for,
     )
     return TaskMessage.new(
         func,
@@ -189,7 +243,7 @@ def retry_message(record: TaskResult) -> TaskMessage:
     The options come from the record, never from the task's kwargs, so a task keyword named
     ``timeout`` stays the task's own. ``eta`` is dropped: a retry runs now.
     """
-    options = dataclasses.replace(record.options, eta=None, retried_from=record.id)
+    options = dataclasses.replace(record.options, eta=None, retried_from=record.id, attempts=None)
     return TaskMessage.new(
         record.func,
         record.args,
@@ -202,19 +256,32 @@ def retry_message(record: TaskResult) -> TaskMessage:
 
 def send_message(
     transport: Transport, codec: Codec, message: TaskMessage, events: EventBus | None = None
-) -> None:
+) -> str:
     """Sign ``message`` and hand it to ``transport``: one call (one round trip on Redis).
-    Then :class:`~qcore.events.TaskEnqueued` on ``events``, if anyone listens."""
+    Then :class:`~qcore.events.TaskEnqueued` on ``events``, if anyone listens. Returns the
+    task's id, or for a unique task whose lock a live task holds, that task's id (nothing was
+    queued)."""
     opts = message.options
     eta = opts.eta
-    transport.enqueue(
-        message.id,
-        codec.encode_message(message),
-        delay=0.0 if eta is None else max(0.0, eta - time.time()),
-        max_attempts=opts.max_attempts,
-    )
+    delay = 0.0 if eta is None else max(0.0, eta - time.time())
+    if opts.unique is not None:
+        holder = transport.enqueue_unique(
+            message.id,
+            codec.encode_message(message),
+            lock=opts.unique,
+            ttl=lock_ttl(opts.unique_for, delay),
+            delay=delay,
+            max_attempts=opts.max_attempts,
+        )
+        if holder != message.id:
+            return holder
+    else:
+        transport.enqueue(
+            message.id, codec.encode_message(message), delay=delay, max_attempts=opts.max_attempts
+        )
     if events is not None and events.wants(TaskEnqueued):
         events.emit(TaskEnqueued(message.id, message, transport.queue))
+    return message.id
 
 
 async def asend_message(
@@ -222,6 +289,11 @@ async def asend_message(
 ) -> None:
     """:func:`send_message` for an asyncio producer: the same signing and options, awaited."""
     opts = message.options
+    if opts.unique is not None:
+        raise ConfigError(
+            "unique tasks are not sent by the asyncio producer yet: use the synchronous one "
+            "(qredis.Producer, qdjango.async_task)"
+        )
     eta = opts.eta
     await transport.enqueue(
         message.id,

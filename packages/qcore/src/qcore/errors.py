@@ -12,10 +12,12 @@ __all__ = [
     "PayloadTooLarge",
     "QError",
     "SerializationError",
+    "TaskRunning",
     "TruncatedPayload",
     "UndecodablePayload",
     "UnknownKey",
     "UnknownOption",
+    "UnknownTask",
     "UnsupportedVersion",
 ]
 
@@ -30,6 +32,14 @@ class ConfigError(QError, ValueError):
 
 class UnknownOption(ConfigError, TypeError):
     """A call names a task option Q does not know (in ``q_options``, say)."""
+
+
+class UnknownTask(QError, LookupError):
+    """No task of that id is where the call needs it (queued, delayed or running)."""
+
+
+class TaskRunning(QError):
+    """The task is running, and the call would need it not to be (``terminate=True`` stops it)."""
 
 
 class SerializationError(QError):

@@ -101,7 +101,8 @@ class TaskFailed(TaskEvent):
 
 @dataclass(frozen=True, slots=True)
 class TaskRetried(TaskEvent):
-    """The task goes back to the queue for another attempt (its worker was lost mid-run)."""
+    """The task goes back for another attempt: its worker was lost mid-run, or its run raised
+    and it has retries left (then ``error`` is that run's error text and traceback)."""
 
     name: str
     func: str
@@ -110,6 +111,7 @@ class TaskRetried(TaskEvent):
     max_attempts: int
     reason: str
     delay: float = 0.0
+    error: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

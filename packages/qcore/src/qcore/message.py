@@ -75,6 +75,35 @@ class TaskOptions:
     """Dotted path of what runs the task in the worker instead of a plain call:
     ``runner(message, attempt, cluster)`` returns the task's value (qdjango's ``django.tasks``
     backend: the task's context, Django's signals and JSON rules)."""
+    retries: int | None = None
+    """Further runs allowed after a run that raised (see ``retry_on``)."""
+    retry_backoff: float | None = None
+    """Seconds before the first retry; doubled for each one after it."""
+    retry_backoff_max: float | None = None
+    """The longest wait between two runs."""
+    retry_jitter: bool | None = None
+    """Draw each wait from the upper half of its bound, so retries spread out."""
+    retry_on: tuple[str, ...] | None = None
+    """Dotted paths of the exception classes that are retried (empty or None: any Exception)."""
+    attempts: int | None = None
+    """Runs that raised and were retried before this one (set by the worker that retries)."""
+    chain: str | None = None
+    """The id (the group) of the chain this task is a link of."""
+    chain_index: int | None = None
+    """Its place in the chain, from 1."""
+    iter: str | None = None
+    """The id of the iteration (``async_iter``) this task is a call of."""
+    iter_index: int | None = None
+    """Its place among the iteration's arguments, from 1."""
+    iter_size: int | None = None
+    """How many calls the iteration has."""
+    unique: str | None = None
+    """The lock of a unique task (see qcore.unique): built from ``unique=True`` or a key."""
+    unique_for: float | None = None
+    """Seconds the unique task's lock lasts at the most."""
+    cancelled: str | None = None
+    """Set on a cancelled task's twin (``"queued"`` or ``"running"``): the worker that gets it
+    saves a Failure "Cancelled" and calls the hook, and never runs the function."""
 
     def __post_init__(self) -> None:
         if self.timeout is not None and not self.timeout > 0:
@@ -105,6 +134,57 @@ class TaskOptions:
             not isinstance(self.runner, str) or "." not in self.runner.strip(".")
         ):
             raise ConfigError(f"runner must be a dotted path, not {self.runner!r}")
+        if self.retries is not None or self.attempts is not None:
+            for name in ("retries", "attempts"):
+                value = getattr(self, name)
+                if value is not None and (
+                    isinstance(value, bool) or not isinstance(value, int) or value < 0
+                ):
+                    raise ConfigError(f"{name} must be an integer >= 0, not {value!r}")
+        for name in ("retry_backoff", "retry_backoff_max"):
+            value = getattr(self, name)
+            if value is not None and (
+                isinstance(value, bool)
+                or not isinstance(value, int | float)
+                or not 0 <= value < float("inf")
+            ):
+                raise ConfigError(f"{name} must be a number of seconds >= 0, not {value!r}")
+        if self.chain is not None and (
+            not isinstance(self.chain, str)
+            or not isinstance(self.chain_index, int)
+            or self.chain_index < 1
+        ):
+            raise ConfigError(
+                f"a chain's link needs its index: {self.chain!r}, {self.chain_index!r}"
+            )
+        if self.iter is not None and not (
+            isinstance(self.iter_index, int)
+            and isinstance(self.iter_size, int)
+            and 1 <= self.iter_index <= self.iter_size
+        ):
+            raise ConfigError(f"an iteration's call needs its index and size: {self.iter!r}")
+        if self.unique_for is not None and (
+            self.unique is None
+            or isinstance(self.unique_for, bool)
+            or not isinstance(self.unique_for, int | float)
+            or not 0 < self.unique_for < float("inf")
+        ):
+            raise ConfigError(
+                f"unique_for must be a positive number of seconds, with unique set, "
+                f"not {self.unique_for!r}"
+            )
+        if self.cancelled is not None and self.cancelled not in ("queued", "running"):
+            raise ConfigError(f"cancelled must be 'queued' or 'running', not {self.cancelled!r}")
+        if self.retry_jitter is not None and not isinstance(self.retry_jitter, bool):
+            raise ConfigError(f"retry_jitter must be True or False, not {self.retry_jitter!r}")
+        if self.retry_on is not None and (
+            not isinstance(self.retry_on, tuple)
+            or not all(isinstance(path, str) and path for path in self.retry_on)
+        ):
+            raise ConfigError(
+                f"retry_on must be a tuple of dotted paths to exception classes, "
+                f"not {self.retry_on!r}"
+            )
 
     def to_mapping(self) -> dict[str, Any]:
         """The options that are set (not None), by name: how options travel and are stored.

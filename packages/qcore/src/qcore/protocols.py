@@ -9,9 +9,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from qcore.message import TaskResult
+
+if TYPE_CHECKING:
+    from qcore.chains import ChainState
 
 __all__ = [
     "AsyncTransport",
@@ -118,8 +121,13 @@ class Transport(Protocol):
         """Forget finished tasks (after their results are saved). False where a token is stale."""
         ...
 
-    def retry_later(self, delivery: Delivery, delay: float) -> bool:
-        """Put an in-flight task back, to be delivered again after ``delay`` seconds."""
+    def retry_later(self, delivery: Delivery, delay: float, payload: bytes | None = None) -> bool:
+        """Put an in-flight task back, to be delivered again after ``delay`` seconds.
+
+        With ``payload`` (the task's next attempt, carrying its runs so far) the stored
+        payload is replaced and the delivery count starts again, in the same atomic step.
+        False, and nothing changes, when the token is stale.
+        """
         ...
 
     def dead_letter(self, delivery: Delivery, reason: str) -> bool:
@@ -191,6 +199,63 @@ class Transport(Protocol):
 
     def purge_dead(self, task_ids: Iterable[str] | None = None) -> int:
         """Delete dead letters for good (all of them when None)."""
+        ...
+
+    def cancel(
+        self, task_id: str, twin: Callable[[bytes], bytes], *, terminate: bool = False
+    ) -> str:
+        """Cancel a task: ``"queued"`` / ``"delayed"`` when it had not run (its payload is
+        swapped for ``twin(payload)``, the cancelled twin, due at once, in one atomic step);
+        ``"terminating"`` when a worker holds it and ``terminate`` is true (its cluster's
+        sentinel kills that worker). Raises ``TaskRunning`` for a held task without
+        ``terminate``, ``UnknownTask`` when it is not queued, delayed or held."""
+        ...
+
+    def terminations(self, task_ids: Collection[str]) -> set[str]:
+        """Which of ``task_ids`` (held by a cluster's workers) are to be terminated."""
+        ...
+
+    def start_chain(
+        self,
+        chain_id: str,
+        items: Sequence[tuple[str, bytes, int | None]],
+        *,
+        stop_on_failure: bool = True,
+    ) -> bool:
+        """Store a chain's links ``(task_id, payload, max_attempts)`` and queue the first, in
+        one atomic step; False (nothing changes) when a chain of that id exists."""
+        ...
+
+    def ack_links(
+        self, deliveries: Iterable[Delivery], links: Sequence[tuple[str, int, bool] | None]
+    ) -> list[bool]:
+        """:meth:`ack`; for each acked delivery that is a chain's link ``(chain id, index,
+        succeeded)``, queue the chain's next link (or stop it at a failure, when it stops on
+        failures) in the same atomic step."""
+        ...
+
+    def iter_put(self, iter_id: str, index: int, payload: bytes, size: int) -> list[bytes]:
+        """Keep call ``index``'s signed record in iteration ``iter_id``'s store (one write per
+        index); every record once all ``size`` are there, else ``[]``."""
+        ...
+
+    def enqueue_unique(
+        self,
+        task_id: str,
+        payload: bytes,
+        *,
+        lock: str,
+        ttl: float,
+        delay: float = 0.0,
+        max_attempts: int | None = None,
+    ) -> str:
+        """:meth:`enqueue` unless a live task (queued, delayed or in flight) holds ``lock``;
+        returns the id of the task that holds it (``task_id`` when this one was queued). The
+        lock lasts ``ttl`` seconds at the most."""
+        ...
+
+    def chain_state(self, chain_id: str) -> ChainState | None:
+        """Where a chain is (links, finished, state), or None."""
         ...
 
     def ping(self) -> bool:

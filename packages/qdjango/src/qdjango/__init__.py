@@ -8,9 +8,11 @@ Importing this package touches neither the settings nor the models.
 # Before anything of qcore's: fails with a clear message when the unrelated `qcore` library is
 # installed in this environment (its qcore/__init__.py may be the one there, and fail unclearly).
 import qtq_core  # noqa: F401  # isort: skip
+from qcore import Retry
 from qdjango.schedules import schedule
 from qdjango.tasks import (
     async_task,
+    cancel,
     count_group,
     delete_group,
     fetch,
@@ -20,6 +22,7 @@ from qdjango.tasks import (
     result_group,
     running,
 )
+from qdjango.workflows import AsyncTask, Chain, Iter, async_chain, async_iter
 
 __version__ = "0.1.0"
 
@@ -27,9 +30,16 @@ __version__ = "0.1.0"
 globals()["async"] = async_task
 
 __all__ = [
+    "AsyncTask",
+    "Chain",
+    "Iter",
+    "Retry",
     "__version__",
     "async",
+    "async_chain",
+    "async_iter",
     "async_task",
+    "cancel",
     "count_group",
     "delete_group",
     "fetch",

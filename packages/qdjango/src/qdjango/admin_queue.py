@@ -11,7 +11,7 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 
 from qcluster import running_tasks
-from qcore import PayloadError, QError, TaskMessage, mask_mapping
+from qcore import PayloadError, QError, TaskMessage, TaskRunning, UnknownTask, mask_mapping
 from qdjango.conf import get_settings, task_codec
 
 __all__ = ["as_text", "describe_payload", "queue_snapshot", "queue_view"]
@@ -96,6 +96,8 @@ def queue_snapshot(limit: int = LIST_LIMIT) -> dict[str, Any]:
 def _act(request: HttpRequest, action: str) -> str:
     from qdjango import connection
 
+    if action == "cancel":
+        return _cancel(request)
     everything = request.POST.get("scope") == "all"
     ids = None if everything else request.POST.getlist("task_id")
     if ids == []:
@@ -108,22 +110,38 @@ def _act(request: HttpRequest, action: str) -> str:
     return f"{count} dead letter(s) deleted."
 
 
+def _cancel(request: HttpRequest) -> str:
+    from qdjango.tasks import cancel
+
+    task_id = request.POST.get("cancel_id", "").strip()
+    if not task_id:
+        return "Give the id of the task to cancel."
+    terminate = request.POST.get("terminate") == "1"
+    where = cancel(task_id, terminate=terminate)
+    if where == "terminating":
+        return f"Task {task_id}: its worker is being killed; it ends as a Failure 'Cancelled'."
+    return f"Task {task_id} ({where}) is cancelled: it will not run, and ends as a Failure."
+
+
 def _may(request: HttpRequest, model_admin: Any, action: str) -> bool:
-    """Requeueing runs tasks again: a change. Purging deletes them for good: a delete."""
+    """Requeueing runs tasks again and cancelling stops them: a change. Purging deletes them
+    for good: a delete."""
     opts = model_admin.model._meta
-    codename = {"requeue": "change", "purge": "delete"}[action]
+    codename = {"requeue": "change", "cancel": "change", "purge": "delete"}[action]
     return bool(request.user.has_perm(f"{opts.app_label}.{codename}_{opts.model_name}"))
 
 
 def queue_view(model_admin: Any, request: HttpRequest) -> HttpResponse:
-    """GET (view or change permission): the page. POST: requeue dead letters (change
-    permission) or purge them (delete permission)."""
+    """GET (view or change permission): the page. POST: requeue dead letters or cancel a task
+    (change permission), or purge dead letters (delete permission)."""
     if request.method == "POST":
         action = request.POST.get("action", "")
-        if action not in ("requeue", "purge") or not _may(request, model_admin, action):
+        if action not in ("requeue", "purge", "cancel") or not _may(request, model_admin, action):
             raise PermissionDenied
         try:
             model_admin.message_user(request, _act(request, action), messages.SUCCESS)
+        except (UnknownTask, TaskRunning) as exc:
+            model_admin.message_user(request, str(exc), messages.ERROR)
         except QError as exc:
             model_admin.message_user(request, f"Redis refused: {exc}", messages.ERROR)
         return HttpResponseRedirect(request.path)

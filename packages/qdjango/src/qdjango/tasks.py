@@ -18,16 +18,19 @@ from qcore import (
     Q_OPTION_NAMES,
     ConfigError,
     TaskMessage,
+    UnknownTask,
     apply_q_options,
     build_message,
     send_message,
 )
+from qcore import cancel as qcore_cancel
 from qdjango import connection
 from qdjango.conf import get_settings, task_codec
 
 __all__ = [
     "Q_OPTIONS",
     "async_task",
+    "cancel",
     "count_group",
     "delete_group",
     "fetch",
@@ -87,14 +90,22 @@ def async_task(
         return message.id
     if transport is None:
         transport = connection.transport() if redis is None else connection.transport_for(redis)
-    send_message(transport, task_codec(), message, connection.events())
-    return message.id
+    return send_message(transport, task_codec(), message, connection.events())
 
 
 def _run_sync(message: TaskMessage, *, reraise: bool = True) -> None:
-    """Run the task here and now, through a cluster worker's own code: sign and verify,
-    execute, save, hook with the saved ``Task``; then re-raise the task's exception
-    (``reraise=False``: the django.tasks backend, whose result says it failed).
+    """Run the task here and now (see :func:`run_in_process`); ``reraise=False``: the
+    django.tasks backend, whose result says it failed."""
+    run_in_process(
+        lambda transport, codec: send_message(transport, codec, message), reraise=reraise
+    )
+
+
+def run_in_process(send: Callable[[Any, Any], object], *, reraise: bool = True) -> None:
+    """Run what ``send(transport, codec)`` queues here and now, through a cluster worker's own
+    code: sign and verify, execute, save, hook with the saved ``Task``; then re-raise the
+    first task's exception (unless ``reraise=False``). (``sync=True``: one task; a chain's
+    links one after the other; an iteration's calls.)
 
     The signed message goes through an in-memory transport and :func:`qcluster.join`, so what
     could not travel to a cluster (an unpicklable argument) fails here too, and a delayed
@@ -107,7 +118,7 @@ def _run_sync(message: TaskMessage, *, reraise: bool = True) -> None:
 
     codec = task_codec()
     transport = MemoryTransport(max_attempts=1)
-    send_message(transport, codec, message)  # the one enqueue path; no bus: no pre_enqueue
+    send(transport, codec)  # the one enqueue path; no bus: no pre_enqueue
     store = DjangoResultStore.from_settings(notify=False)
     try:
         join(
@@ -122,6 +133,27 @@ def _run_sync(message: TaskMessage, *, reraise: bool = True) -> None:
         )
     finally:
         store.close()  # prunes to save_limit: this store saves nothing more
+
+
+def cancel(task_id: str, terminate: bool = False) -> str:
+    """Cancel a task that has not run: it never runs, and ends as a Failure "Cancelled" with
+    its hook. Returns ``"queued"`` or ``"delayed"``; with ``terminate=True`` a running task's
+    worker is killed (and replaced, as after a timeout): ``"terminating"``. Raises
+    :class:`~qcore.TaskRunning` for a running task without ``terminate``, and
+    :class:`~qcore.UnknownTask` for an id that is not queued, delayed or running (one that
+    finished already says so)."""
+    from qdjango.models import Task
+
+    try:
+        return qcore_cancel(connection.transport(), task_codec(), task_id, terminate=terminate)
+    except UnknownTask:
+        task = Task.objects.filter(id=task_id).only("success", "result").first()
+        if task is None:
+            raise
+        if not task.success and str(task.result).startswith("Cancelled:"):
+            raise UnknownTask(f"task {task_id!r} was cancelled already") from None
+        outcome = "a Success" if task.success else "a Failure"
+        raise UnknownTask(f"task {task_id!r} has finished already ({outcome})") from None
 
 
 # -- results --------------------------------------------------------------------------------

@@ -38,7 +38,10 @@ class QueueKeys:
     so a fetch re-sent after a lost reply answers the same tasks), ``acks`` (hash consumer ->
     its last ack's answer, for the same reason), ``unrecorded`` (zset id -> time: dead letters
     a worker loss made whose Failure record is not saved yet), ``chunk:<uuid>`` (markers of
-    bulk chunks).
+    bulk chunks), ``cancel`` (zset id -> time a running task's termination was asked, ms),
+    ``chain:<id>`` (hash: a chain's links not queued yet and its state), ``iter:<id>`` (hash:
+    an iteration's finished calls' records), ``unique:<key>`` (string: the id of the task
+    holding a unique task's lock).
     """
 
     name: str
@@ -57,6 +60,7 @@ class QueueKeys:
     fetches: str
     acks: str
     unrecorded: str
+    cancel: str
 
     @classmethod
     def for_queue(cls, name: str) -> QueueKeys:
@@ -79,7 +83,20 @@ class QueueKeys:
             fetches=f"{p}:fetches",
             acks=f"{p}:acks",
             unrecorded=f"{p}:unrecorded",
+            cancel=f"{p}:cancel",
         )
+
+    def chain(self, chain_id: str) -> str:
+        """The hash of one chain: its links not queued yet and where it is."""
+        return f"{self.prefix}:chain:{chain_id}"
+
+    def iter(self, iter_id: str) -> str:
+        """The hash of one iteration: index -> the signed record of that call."""
+        return f"{self.prefix}:iter:{iter_id}"
+
+    def unique(self, key: str) -> str:
+        """The lock of a unique task's key: the id of the task holding it."""
+        return f"{self.prefix}:unique:{key}"
 
     def inflight(self, consumer: str) -> str:
         """The in-flight list of one consumer."""

@@ -48,8 +48,10 @@ KEY_COMMANDS: dict[str, tuple[str, ...]] = {
     "HMGET": ("f",),
     "HSET": ("f", "v"),
     "HSETNX": ("f", "v"),
+    "HVALS": (),
     "INCRBY": ("1",),
     "LLEN": (),
+    "LPOS": ("v",),
     "LPUSH": ("v",),
     "LRANGE": ("0", "0"),
     "LREM": ("0", "v"),
@@ -63,6 +65,7 @@ KEY_COMMANDS: dict[str, tuple[str, ...]] = {
     "SREM": ("m",),
     "ZADD": ("1", "m"),
     "ZCARD": (),
+    "ZMSCORE": ("m",),
     "ZRANGE": ("0", "0"),
     "ZRANGEBYSCORE": ("0", "1"),
     "ZREM": ("m",),
@@ -84,7 +87,7 @@ failure: see ``packages/qredis/tests/test_permissions.py``)."""
 PYTHON_COMMANDS = frozenset(
     {"GET", "SET", "DEL", "EXISTS", "HMGET", "LLEN", "LRANGE", "MGET", "ZCARD", "ZRANGE"}
     | {"ZREVRANGE", "ZREMRANGEBYSCORE", "ZREM", "PUBLISH"}
-    | {"HGET", "SMEMBERS", "ZSCORE"}
+    | {"HGET", "SMEMBERS", "ZSCORE", "ZMSCORE"}
 )
 """Key commands qredis sends itself, outside its scripts (the reaper's lock, inspection,
 schedule listings)."""

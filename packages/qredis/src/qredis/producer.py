@@ -11,20 +11,26 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import redis
 
 from qcore import (
+    ChainState,
     Codec,
     EventBus,
     TaskMessage,
     TaskResult,
     build_message,
+    cancel,
+    chain_messages,
     codec_for,
     enqueue_many,
+    iter_messages,
+    send_iter,
     send_message,
+    start_chain,
 )
 from qredis.connection import PRODUCER_RETRY_FOR, PRODUCER_SOCKET_TIMEOUT, producer_kwargs
 from qredis.results import DEFAULT_RESULT_TTL, RedisResultStore
@@ -86,6 +92,11 @@ class Producer:
         max_attempts: int | None = None,
         eta: float | None = None,
         countdown: float | None = None,
+        retries: int | None = None,
+        retry_backoff: float | None = None,
+        retry_backoff_max: float | None = None,
+        retry_jitter: bool | None = None,
+        retry_on: Any = None,
         q_options: Mapping[str, Any] | None = None,
         **kwargs: Any,
     ) -> TaskMessage:
@@ -101,6 +112,11 @@ class Producer:
             max_attempts=max_attempts,
             eta=eta,
             countdown=countdown,
+            retries=retries,
+            retry_backoff=retry_backoff,
+            retry_backoff_max=retry_backoff_max,
+            retry_jitter=retry_jitter,
+            retry_on=retry_on,
             q_options=q_options,
         )
 
@@ -115,6 +131,11 @@ class Producer:
         max_attempts: int | None = None,
         eta: float | None = None,
         countdown: float | None = None,
+        retries: int | None = None,
+        retry_backoff: float | None = None,
+        retry_backoff_max: float | None = None,
+        retry_jitter: bool | None = None,
+        retry_on: Any = None,
         q_options: Mapping[str, Any] | None = None,
         **kwargs: Any,
     ) -> str:
@@ -124,6 +145,15 @@ class Producer:
         ``max_attempts``, ``eta`` (epoch seconds) or ``countdown`` (seconds from now) are Q's
         options, also accepted in ``q_options`` (which wins; it also takes ``task_name``), so
         a task may use those names for its own keyword arguments.
+
+        Retries after an exception: ``retries`` (further runs), ``retry_backoff`` (seconds
+        before the first, doubling), ``retry_backoff_max``, ``retry_jitter`` and ``retry_on``
+        (exception classes or dotted paths; default any Exception); unset ones take the
+        cluster's settings.
+
+        ``q_options={"unique": True | "<key>", "unique_for": seconds}``: while a task of the
+        same key (default: func and arguments) is queued, delayed or running, the first one's
+        id is returned and nothing is queued.
         """
         message = build_message(
             func,
@@ -136,14 +166,19 @@ class Producer:
             max_attempts=max_attempts,
             eta=eta,
             countdown=countdown,
+            retries=retries,
+            retry_backoff=retry_backoff,
+            retry_backoff_max=retry_backoff_max,
+            retry_jitter=retry_jitter,
+            retry_on=retry_on,
             q_options=q_options,
         )
-        send_message(self.transport, self.codec, message, self.events)
-        return message.id
+        return send_message(self.transport, self.codec, message, self.events)
 
-    def send(self, message: TaskMessage) -> None:
-        """Sign and queue a prepared message (from :meth:`message` or ``qcore.build_message``)."""
-        send_message(self.transport, self.codec, message, self.events)
+    def send(self, message: TaskMessage) -> str:
+        """Sign and queue a prepared message (from :meth:`message` or ``qcore.build_message``);
+        returns its id (for a unique task already live: that task's id)."""
+        return send_message(self.transport, self.codec, message, self.events)
 
     def enqueue_many(
         self,
@@ -170,6 +205,61 @@ class Producer:
             max_attempts=max_attempts,
             events=self.events,
         )
+
+    def chain(
+        self,
+        chain: Sequence[Any],
+        group: str | None = None,
+        *,
+        stop_on_failure: bool = True,
+        q_options: Mapping[str, Any] | None = None,
+    ) -> list[str]:
+        """Run ``chain`` (callables, dotted paths or ``(func, args, kwargs)`` tuples) link after
+        link; returns the links' task ids, in order. Every link belongs to ``group`` (a new
+        one unless given; the chain's id for :meth:`chain_state`). The next link is queued by
+        the step that acks the one before it, after its record is saved; a failed link stops
+        the chain unless ``stop_on_failure=False``. ``q_options`` apply to every link.
+        """
+        chain_id, messages = chain_messages(chain, group=group, q_options=q_options)
+        start_chain(
+            self.transport,
+            self.codec,
+            chain_id,
+            messages,
+            stop_on_failure=stop_on_failure,
+            events=self.events,
+        )
+        return [m.id for m in messages]
+
+    def iterate(
+        self,
+        func: TaskFunc,
+        args_iter: Iterable[Any],
+        group: str | None = None,
+        *,
+        q_options: Mapping[str, Any] | None = None,
+    ) -> str:
+        """Queue ``func(*args)`` for each element of ``args_iter`` (django-q2's ``async_iter``;
+        a non-tuple element is one argument); returns the iteration's id. Once every call has
+        finished, one record is saved under that id: ``result`` is the list of results in the
+        order of the arguments (``fetch(id, wait)`` / ``result(id, wait)``)."""
+        iter_id, messages = iter_messages(func, args_iter, group=group, q_options=q_options)
+        send_iter(self.transport, self.codec, messages, self.events)
+        return iter_id
+
+    def chain_state(self, group: str) -> ChainState | None:
+        """Where the chain of ``group`` is: ``length``, ``done``, ``state`` (``"running"``,
+        ``"done"``, ``"stopped"``), ``stopped_at``; None for no such chain."""
+        return self.transport.chain_state(group)
+
+    def cancel(self, task_id: str, terminate: bool = False) -> str:
+        """Cancel a task that has not run: it never runs, and ends as a Failure "Cancelled"
+        with its hook. Returns ``"queued"`` or ``"delayed"`` (where it was). With
+        ``terminate=True`` a running task's worker is killed (and replaced, as after a
+        timeout): ``"terminating"``. Raises :class:`~qcore.TaskRunning` for a running task
+        without ``terminate``, :class:`~qcore.UnknownTask` for an id that is not queued,
+        delayed or running (one that finished already says so)."""
+        return cancel(self.transport, self.codec, task_id, terminate=terminate, store=self.store)
 
     def fetch(self, task_id: str, wait: float = 0) -> TaskResult | None:
         """The task's record (by id or humanized name), or None.

@@ -16,13 +16,18 @@ __all__ = ["SCRIPT_NAMES", "Scripts", "source"]
 
 SCRIPT_NAMES = (
     "ack",
+    "cancel",
+    "chain_ack",
+    "chain_start",
     "dead_admin",
     "dead_letter",
     "enqueue",
+    "enqueue_unique",
     "fetch",
     "fire",
     "forget",
     "heartbeat",
+    "iter_put",
     "requeue",
     "retry_later",
     "save_results",
@@ -42,6 +47,17 @@ def source(name: str) -> str:
     if name not in SCRIPT_NAMES:
         raise KeyError(f"no Lua script named {name!r}")
     text = resources.files("qredis").joinpath("lua", f"{name}.lua").read_text("utf-8")
+    if name in ("chain_ack", "chain_start", "enqueue_unique"):
+        # Chains reuse ack.lua's and enqueue.lua's own bodies, as local functions run in the
+        # same atomic step: a link is acked, and the next one queued, as any task is.
+        functions = [("enqueue", source("enqueue").removeprefix("#!lua\n"))]
+        if name == "chain_ack":
+            functions.append(("ack", source("ack").removeprefix("#!lua flags=allow-oom\n")))
+        prelude = "".join(
+            f"local function {fn}(KEYS, ARGV)\n{body}\nend\n" for fn, body in functions
+        )
+        flags = "#!lua flags=allow-oom\n" if name == "chain_ack" else "#!lua\n"
+        return f"{flags}{prelude}{text}"
     if name == "fire":
         # A schedule's firing is queued by enqueue.lua's own body, run as a local function
         # in the same atomic step, so it can never be queued differently from any other task.
@@ -56,13 +72,18 @@ class Scripts:
     __slots__ = SCRIPT_NAMES
 
     ack: Script
+    cancel: Script
+    chain_ack: Script
+    chain_start: Script
     dead_admin: Script
     dead_letter: Script
     enqueue: Script
+    enqueue_unique: Script
     fetch: Script
     fire: Script
     forget: Script
     heartbeat: Script
+    iter_put: Script
     requeue: Script
     retry_later: Script
     save_results: Script

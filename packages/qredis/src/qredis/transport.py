@@ -23,6 +23,8 @@ from redis.exceptions import NoScriptError
 from qcore import Codec, Delivery, get_logger
 from qredis.base import chunks, ms, positive_int
 from qredis.bulk import send_chunks
+from qredis.cancel import Cancelling
+from qredis.chains import Chains
 from qredis.inspection import Inspection
 from qredis.recovery import Recovery
 from qredis.wire import bulk, command
@@ -35,7 +37,7 @@ __all__ = ["RedisTransport"]
 log = get_logger("qredis.transport")
 
 
-class RedisTransport(Recovery, Inspection):
+class RedisTransport(Recovery, Inspection, Cancelling, Chains):
     """A reliable Redis queue: at-least-once delivery, fencing tokens, heartbeats, a reaper,
     delayed tasks and dead letters. See ``docs/architecture.md`` ("Transport (qredis)").
 
@@ -299,17 +301,23 @@ class RedisTransport(Recovery, Inspection):
             args += (d.task_id, d.token)
         return keys, args
 
-    def retry_later(self, delivery: Delivery, delay: float) -> bool:
+    def retry_later(self, delivery: Delivery, delay: float, payload: bytes | None = None) -> bool:
         """Put an in-flight task back, to be delivered again after ``delay`` seconds.
 
-        The attempt count is kept (the caller can compare ``delivery.attempt`` with
-        ``delivery.max_attempts``). False, and nothing changes, when the token is stale.
+        Without ``payload`` the attempt count is kept (the caller can compare
+        ``delivery.attempt`` with ``delivery.max_attempts``). With one (a retry after an
+        exception: the next attempt's message) the stored payload is replaced and the
+        delivery count starts again, in the same script. False, and nothing changes, when the
+        token is stale.
         """
         _, scripts = self._ready()
         k = self._keys
-        keys = (k.tokens, k.inflight(delivery.consumer), k.delayed, k.queue)
+        keys = (k.tokens, k.inflight(delivery.consumer), k.delayed, k.queue, k.msg, k.attempts)
+        args: tuple[Any, ...] = (delivery.task_id, delivery.token, ms(delay))
+        if payload is not None:
+            args += (payload,)
         with self._errors():
-            res = scripts.retry_later(keys, (delivery.task_id, delivery.token, ms(delay)))
+            res = scripts.retry_later(keys, args)
         return bool(res)
 
     def dead_letter(self, delivery: Delivery, reason: str) -> bool:

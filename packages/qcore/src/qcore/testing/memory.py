@@ -14,11 +14,12 @@ import threading
 import time
 import uuid
 from collections import deque
-from collections.abc import Collection, Iterable
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from qcore.errors import ConfigError
+from qcore.chains import ChainState
+from qcore.errors import ConfigError, TaskRunning, UnknownTask
 from qcore.protocols import DeadLetter, Delivery, InFlight, Reaped
 
 __all__ = ["MemoryTransport"]
@@ -31,6 +32,19 @@ class _Dead:
     failed_at: float
     reason: str
     attempts: int
+
+
+@dataclass
+class _Chain:
+    """A chain's links not queued yet (index -> (id, payload, limit)) and where it is."""
+
+    length: int
+    stop: bool
+    links: dict[int, tuple[str, bytes, int | None]]
+    done: int = 0
+    state: str = "running"
+    stopped_at: int | None = None
+    acked: set[int] = field(default_factory=set)
 
 
 @dataclass
@@ -48,6 +62,10 @@ class _Space:
     dead: dict[str, _Dead] = field(default_factory=dict)
     consumers: dict[str, float] = field(default_factory=dict)  # -> deadline (monotonic)
     unrecorded: dict[str, None] = field(default_factory=dict)  # dead letters owed a record
+    terminate: set[str] = field(default_factory=set)  # running tasks to be terminated
+    chains: dict[str, _Chain] = field(default_factory=dict)
+    iters: dict[str, dict[int, bytes]] = field(default_factory=dict)
+    locks: dict[str, tuple[str, float]] = field(default_factory=dict)  # -> (id, expiry)
     seq: int = 0
 
 
@@ -200,13 +218,17 @@ class MemoryTransport:
                 out.append(ok)
         return out
 
-    def retry_later(self, delivery: Delivery, delay: float) -> bool:
-        """Put an in-flight task back, delivered again after ``delay`` s."""
+    def retry_later(self, delivery: Delivery, delay: float, payload: bytes | None = None) -> bool:
+        """Put an in-flight task back, delivered again after ``delay`` s (with ``payload``
+        in place of the stored one, and its delivery count started again)."""
         s = self._s
         with s.cond:
             if not self._current(delivery):
                 return False
             self._unclaim(delivery)
+            if payload is not None:
+                s.payloads[delivery.task_id] = bytes(payload)
+                s.attempts.pop(delivery.task_id, None)
             if delay > 0:
                 s.delayed[delivery.task_id] = time.time() + delay
             else:
@@ -422,6 +444,128 @@ class MemoryTransport:
                 del s.dead[task_id]
                 self._drop(task_id)
             return len(ids)
+
+    # -- cancel -----------------------------------------------------------------------------
+
+    def cancel(
+        self, task_id: str, twin: Callable[[bytes], bytes], *, terminate: bool = False
+    ) -> str:
+        """Swap a queued or delayed task for ``twin(payload)``, due at once; note a held
+        one's termination (``terminate``). As :meth:`qredis.RedisTransport.cancel`."""
+        s = self._s
+        with s.cond:
+            if task_id in s.tokens:
+                if not terminate:
+                    raise TaskRunning(
+                        f"task {task_id!r} is running; pass terminate=True to kill its worker "
+                        "and cancel it"
+                    )
+                s.terminate.add(task_id)
+                return "terminating"
+            if task_id in s.dead:
+                raise UnknownTask(f"task {task_id!r} is dead-lettered: requeue or purge it")
+            if task_id in s.delayed:
+                state = "delayed"
+            elif task_id in s.ready:
+                state = "queued"
+            else:
+                raise UnknownTask(f"no task {task_id!r} is queued, delayed or running")
+            s.payloads[task_id] = twin(s.payloads[task_id])
+            if state == "queued":
+                s.ready.remove(task_id)
+            s.delayed[task_id] = 0.0
+            s.cond.notify_all()
+            return state
+
+    # -- chains -----------------------------------------------------------------------------
+
+    def start_chain(
+        self,
+        chain_id: str,
+        items: Sequence[tuple[str, bytes, int | None]],
+        *,
+        stop_on_failure: bool = True,
+    ) -> bool:
+        """Store a chain's links and queue the first; False when the chain exists."""
+        s = self._s
+        with s.cond:
+            if chain_id in s.chains:
+                return False
+            links = {i: item for i, item in enumerate(items, start=1) if i > 1}
+            s.chains[chain_id] = _Chain(len(items), stop_on_failure, links)
+        first_id, payload, limit = items[0]
+        self.enqueue(first_id, payload, max_attempts=limit)
+        return True
+
+    def ack_links(
+        self, deliveries: Iterable[Delivery], links: Sequence[tuple[str, int, bool] | None]
+    ) -> list[bool]:
+        """Ack, and queue each acked link's successor (or stop its chain at a failure)."""
+        batch = list(deliveries)
+        acked = self.ack(batch)
+        nexts = []
+        s = self._s
+        with s.cond:
+            for ok, link in zip(acked, links):
+                if not ok or link is None or link[0] not in s.chains:
+                    continue
+                chain_id, index, succeeded = link
+                chain = s.chains[chain_id]
+                if index in chain.acked:
+                    continue
+                chain.acked.add(index)
+                chain.done += 1
+                if not succeeded and chain.stop and chain.done < chain.length:
+                    chain.state, chain.stopped_at = "stopped", index
+                    chain.links.clear()
+                elif index + 1 in chain.links:
+                    nexts.append(chain.links.pop(index + 1))
+                elif chain.done >= chain.length:
+                    chain.state = "done"
+        for task_id, payload, limit in nexts:
+            self.enqueue(task_id, payload, max_attempts=limit)
+        return acked
+
+    def iter_put(self, iter_id: str, index: int, payload: bytes, size: int) -> list[bytes]:
+        """Keep one call's record; all of them once the iteration is complete."""
+        with self._s.cond:
+            records = self._s.iters.setdefault(iter_id, {})
+            records[index] = bytes(payload)
+            return list(records.values()) if len(records) >= size else []
+
+    def enqueue_unique(
+        self,
+        task_id: str,
+        payload: bytes,
+        *,
+        lock: str,
+        ttl: float,
+        delay: float = 0.0,
+        max_attempts: int | None = None,
+    ) -> str:
+        """Queue unless a live task holds ``lock``; the holder's id."""
+        s = self._s
+        with s.cond:
+            holder, expiry = s.locks.get(lock, ("", 0.0))
+            live = holder in s.payloads and holder not in s.dead
+            if holder and holder != task_id and live and expiry > time.monotonic():
+                return holder
+            s.locks[lock] = (task_id, time.monotonic() + ttl)
+        self.enqueue(task_id, payload, delay=delay, max_attempts=max_attempts)
+        return task_id
+
+    def chain_state(self, chain_id: str) -> ChainState | None:
+        """Where a chain is, or None."""
+        with self._s.cond:
+            chain = self._s.chains.get(chain_id)
+            if chain is None:
+                return None
+            return ChainState(chain.length, chain.done, chain.state, chain.stopped_at)
+
+    def terminations(self, task_ids: Collection[str]) -> set[str]:
+        """Which of ``task_ids`` are to be terminated."""
+        with self._s.cond:
+            return self._s.terminate.intersection(task_ids)
 
     def ping(self) -> bool:
         """Always True: there is no server to lose."""

@@ -204,6 +204,60 @@ class TransportContract:
         [again] = transport.fetch("c1")
         assert again.attempt == 2
 
+    def test_retry_later_with_a_payload_replaces_it_and_restarts_the_count(
+        self, transport: Transport
+    ) -> None:
+        transport.enqueue("r", b"first attempt", max_attempts=2)
+        [d] = transport.fetch("c1")
+        transport.release("c1", started=["r"])  # a worker lost mid-run: delivery 1 counted
+        [d] = transport.fetch("c1")
+        assert d.attempt == 2
+        assert transport.retry_later(d, 0.05, b"second attempt") is True
+        assert transport.delayed_size() == 1
+        [again] = transport.fetch("c1", timeout=3)
+        assert (again.payload, again.attempt, again.max_attempts) == (b"second attempt", 1, 2)
+        assert transport.retry_later(d, 0, b"stale") is False  # its token is gone
+        assert transport.ack([again]) == [True]
+
+    def test_cancel_swaps_a_queued_or_delayed_task_for_its_twin_due_at_once(
+        self, transport: Transport
+    ) -> None:
+        transport.enqueue("q", b"queued")
+        transport.enqueue("d", b"delayed", delay=3600)
+        transport.enqueue_many([("b", b"bulk")], max_attempts=2)
+        transport.enqueue("kept", b"kept")
+        twin = b"twin of ".__add__
+        assert transport.cancel("q", twin) == "queued"
+        assert transport.cancel("d", twin) == "delayed"
+        assert transport.cancel("b", twin) == "queued"
+        got = {d.task_id: d for d in transport.fetch("c1", count=10)}
+        assert {i: d.payload for i, d in got.items()} == {
+            "q": b"twin of queued",
+            "d": b"twin of delayed",
+            "b": b"twin of bulk",
+            "kept": b"kept",
+        }
+        assert got["b"].max_attempts == 2
+        assert transport.delayed_size() == transport.queue_size() == 0
+
+    def test_cancel_of_a_held_task_needs_terminate_and_is_then_noted(
+        self, transport: Transport
+    ) -> None:
+        from qcore.errors import TaskRunning, UnknownTask
+
+        transport.enqueue("r", b"running")
+        [d] = transport.fetch("c1")
+        with pytest.raises(TaskRunning):
+            transport.cancel("r", bytes)
+        assert transport.terminations(["r", "other"]) == set()
+        assert transport.cancel("r", bytes, terminate=True) == "terminating"
+        assert transport.terminations(["r", "other"]) == {"r"}
+        with pytest.raises(UnknownTask):
+            transport.cancel("nothing", bytes)
+        assert transport.dead_letter(d, "gone")
+        with pytest.raises(UnknownTask):
+            transport.cancel("r", bytes)
+
     def test_dead_letter_keeps_payload_and_reason(self, transport: Transport) -> None:
         fill(transport, 2)
         a, b = transport.fetch("c1", count=2)

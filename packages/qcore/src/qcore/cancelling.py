@@ -1,0 +1,66 @@
+"""Cancel: a task that has not run is swapped, in the transport, for its *cancelled twin*.
+
+The twin is the same signed message with the option ``cancelled`` set. The transport swaps the
+payloads in one atomic step and makes the twin due at once; the worker that gets it saves a
+Failure "Cancelled" and calls the hook (under ``hook_timeout``, after the ack, like any other
+task's), and never runs the function. A running task's termination is asked of the transport;
+the sentinel of the worker that runs it kills that worker and sends the twin on the same way.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from qcore.codec import Codec
+from qcore.errors import UnknownTask
+from qcore.message import TaskMessage
+from qcore.protocols import ResultStore, Transport
+
+__all__ = ["CANCELLED_QUEUED", "CANCELLED_RUNNING", "cancel", "cancelled_error", "twin_maker"]
+
+CANCELLED_QUEUED = "Cancelled: the task was cancelled before it ran"
+CANCELLED_RUNNING = "Cancelled: the task was terminated while running (its worker was killed)"
+
+
+def cancelled_error(message: TaskMessage) -> str:
+    """The result text of a cancelled task's Failure."""
+    return CANCELLED_RUNNING if message.options.cancelled == "running" else CANCELLED_QUEUED
+
+
+def twin_maker(codec: Codec, how: str = "queued") -> Callable[[bytes], bytes]:
+    """A function from a stored payload to its cancelled twin's, signed with ``codec``.
+
+    Raises :class:`UnknownTask` for a payload that is already a twin (cancelled already).
+    """
+
+    def twin(payload: bytes) -> bytes:
+        message = codec.decode_message(payload)
+        if message.options.cancelled is not None:
+            raise UnknownTask(f"task {message.id!r} was cancelled already")
+        return codec.encode_message(message.with_options(cancelled=how))
+
+    return twin
+
+
+def cancel(
+    transport: Transport,
+    codec: Codec,
+    task_id: str,
+    *,
+    terminate: bool = False,
+    store: ResultStore | None = None,
+) -> str:
+    """Cancel ``task_id`` (see :meth:`qcore.Transport.cancel`): ``"queued"``, ``"delayed"`` or
+    ``"terminating"``. A task that is nowhere in the transport raises
+    :class:`~qcore.UnknownTask`, saying, when ``store`` has its record, that it finished (or
+    was cancelled) already."""
+    try:
+        return transport.cancel(task_id, twin_maker(codec), terminate=terminate)
+    except UnknownTask:
+        record = None if store is None else store.get(task_id)
+        if record is None:
+            raise
+        if not record.success and str(record.result).startswith("Cancelled:"):
+            raise UnknownTask(f"task {task_id!r} was cancelled already") from None
+        outcome = "a Success" if record.success else "a Failure"
+        raise UnknownTask(f"task {task_id!r} has finished already ({outcome})") from None

@@ -1,0 +1,77 @@
+#!lua
+-- cancel.lua: find a task that has not run yet, and swap its payload for its cancelled twin.
+--
+-- KEYS[1] queue     list of ready entries (bare ids, or "\0<id>\0<limit>\0<payload>" inline)
+-- KEYS[2] msg       hash id -> payload
+-- KEYS[3] delayed   zset id -> due time (ms)
+-- KEYS[4] tokens    hash id -> current fencing token (present only while claimed)
+-- KEYS[5] dead      zset id -> time of death
+-- KEYS[6] maxatt    hash id -> per-task attempt limit
+-- KEYS[7] cancel    zset id -> time a running task's termination was asked (ms)
+-- ARGV[1] id
+-- ARGV[2] "look" (return the stored payload) or "swap"
+-- ARGV[3] (swap) SHA1 of the payload that was looked at   ARGV[4] (swap) the new payload
+-- ARGV[5] "1": a claimed (running) task is to be terminated
+--
+-- Returns {state, payload-or-nothing}. state: "claimed" (held by a consumer; with ARGV[5]
+-- its termination is now asked for: "terminating"), "dead", "unknown", "delayed" / "queued"
+-- (look: with the payload; swap: done), "changed" (swap: the payload is not the one looked
+-- at; look again). A swapped task is due at once (delayed set, score 0): the next fetch hands
+-- it out, and the worker saves its Failure "cancelled" without running it.
+local id = ARGV[1]
+if redis.call('HEXISTS', KEYS[4], id) == 1 then
+  if ARGV[5] == '1' then
+    local t = redis.call('TIME')
+    redis.call('ZADD', KEYS[7], tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000), id)
+    return {'terminating'}
+  end
+  return {'claimed'}
+end
+if redis.call('ZSCORE', KEYS[5], id) then
+  return {'dead'}
+end
+
+local function swap(state, current, take)
+  if ARGV[2] == 'look' then
+    return {state, current}
+  end
+  if redis.sha1hex(current) ~= ARGV[3] then
+    return {'changed'}
+  end
+  take()
+  redis.call('HSET', KEYS[2], id, ARGV[4])
+  redis.call('ZADD', KEYS[3], 0, id)
+  return {state}
+end
+
+local stored = redis.call('HGET', KEYS[2], id)
+if stored then
+  if redis.call('ZSCORE', KEYS[3], id) then
+    return swap('delayed', stored, function() end)
+  end
+  if redis.call('LPOS', KEYS[1], id) then
+    return swap('queued', stored, function() redis.call('LREM', KEYS[1], 1, id) end)
+  end
+  return {'unknown'}
+end
+
+-- An inline entry of a bulk enqueue: its payload is in the queue entry itself.
+local prefix = '\0' .. id .. '\0'
+local size = redis.call('LLEN', KEYS[1])
+for start = 0, size - 1, 1000 do
+  local entries = redis.call('LRANGE', KEYS[1], start, start + 999)
+  for i = 1, #entries do
+    local entry = entries[i]
+    if string.sub(entry, 1, #prefix) == prefix then
+      local b = string.find(entry, '\0', #prefix + 1, true)
+      local limit = string.sub(entry, #prefix + 1, b - 1)
+      return swap('queued', string.sub(entry, b + 1), function()
+        redis.call('LREM', KEYS[1], 1, entry)
+        if limit ~= '' then
+          redis.call('HSET', KEYS[6], id, limit)
+        end
+      end)
+    end
+  end
+end
+return {'unknown'}

@@ -1,0 +1,60 @@
+-- chain_ack.lua: ack a batch (ack.lua's own body) and, for each acked link of a chain, queue
+-- the chain's next link (enqueue.lua's own body): one atomic step, so a crash between two
+-- links neither loses nor doubles the next one. Both bodies are prepended as the local
+-- functions ack(KEYS, ARGV) and enqueue(KEYS, ARGV) when the script is loaded.
+--
+-- KEYS[1..5+n]     ack.lua's KEYS for the n tasks of the batch
+-- KEYS[6+n..9+n]   enqueue.lua's KEYS (queue, msg, delayed, maxatt)
+-- KEYS[10+n..9+2n] per task: its chain's hash, or any key of the queue when it is no link
+-- ARGV[1] n
+-- ARGV[2..3+2n]    ack.lua's ARGV
+-- ARGV[4+2n..3+3n] per task: "-" (no link), or "<index> <s|f>": the link's index in its chain
+--                  and whether it succeeded
+--
+-- A chain's hash: "n" (links), "stop" ("1": stop at the first failure), "done" (links that
+-- finished), "state" ("running", "done", "stopped"), and "<index>" -> "<id>\0<limit>\0<payload>"
+-- for each link not queued yet. A link is queued once: its field is deleted as it is queued,
+-- so an ack re-sent after a lost reply (ack() answers as the first call did) queues nothing.
+-- Returns ack.lua's answer.
+local n = tonumber(ARGV[1])
+local akeys, aargv = {}, {}
+for i = 1, 5 + n do
+  akeys[i] = KEYS[i]
+end
+for i = 1, 2 + 2 * n do
+  aargv[i] = ARGV[1 + i]
+end
+local out = ack(akeys, aargv)
+local ekeys = {KEYS[6 + n], KEYS[7 + n], KEYS[8 + n], KEYS[9 + n]}
+for i = 1, n do
+  local link = ARGV[3 + 2 * n + i]
+  if link ~= '-' and out[i] == 1 then
+    local chain = KEYS[9 + n + i]
+    local index, outcome = string.match(link, '^(%d+) ([sf])$')
+    local nextfield = tostring(tonumber(index) + 1)
+    if redis.call('HSETNX', chain, 'acked:' .. index, '1') == 1 then
+      local done = redis.call('HINCRBY', chain, 'done', 1)
+      local total = tonumber(redis.call('HGET', chain, 'n') or '0')
+      if outcome == 'f' and redis.call('HGET', chain, 'stop') == '1' and done < total then
+        redis.call('HSET', chain, 'state', 'stopped', 'stopped_at', index)
+        for j = tonumber(index) + 1, total do
+          redis.call('HDEL', chain, tostring(j))
+        end
+        redis.call('EXPIRE', chain, 86400)
+      else
+        local entry = redis.call('HGET', chain, nextfield)
+        if entry then
+          local a = string.find(entry, '\0', 1, true)
+          local b = string.find(entry, '\0', a + 1, true)
+          enqueue(ekeys, {string.sub(entry, 1, a - 1), string.sub(entry, b + 1), 0,
+            string.sub(entry, a + 1, b - 1)})
+          redis.call('HDEL', chain, nextfield)
+        elseif done >= total then
+          redis.call('HSET', chain, 'state', 'done')
+          redis.call('EXPIRE', chain, 86400)
+        end
+      end
+    end
+  end
+end
+return out
