@@ -86,6 +86,22 @@ def test_a_delayed_task_goes_to_the_delayed_set(
     transport.close()
 
 
+def test_a_unique_task_is_refused_rather_than_sent_without_its_lock(
+    redis_url: str, queue_name: str, secret: str
+) -> None:
+    from qcore import ConfigError
+
+    async def main() -> None:
+        async with Producer(redis_url, queue_name, secret=secret) as q:
+            with pytest.raises(ConfigError, match="unique tasks are not sent by the asyncio"):
+                await q.enqueue("math.floor", 1, q_options={"unique": True})
+
+    run(main())
+    transport = RedisTransport(queue_name, url=redis_url)
+    assert transport.queue_size() == 0
+    transport.close()
+
+
 def test_waiters_are_woken_by_the_save_without_threads(
     redis_url: str, queue_name: str, secret: str
 ) -> None:
