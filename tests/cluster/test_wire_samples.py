@@ -63,7 +63,7 @@ def test_a_newer_minor_version_runs_and_an_unknown_major_version_is_dead_lettere
     major, minor, *fields, options = newer.to_wire()
     bench.transport.enqueue(
         newer.id,
-        _signed(bench, (major, minor + 1, *fields, {**options, "priority": 3}, "a new field")),
+        _signed(bench, (major, minor + 1, *fields, {**options, "colour": 3}, "a new field")),
     )
     future = TaskMessage.new("math.copysign", (5, -1))
     bench.transport.enqueue(future.id, _signed(bench, (major + 1, 0, *future.to_wire()[2:])))
@@ -73,7 +73,7 @@ def test_a_newer_minor_version_runs_and_an_unknown_major_version_is_dead_lettere
         [letter] = eventually(bench.transport.dead_letters, what="the dead letter")
         status = eventually(lambda: (s := bench.status()) and s["processed"] >= 2 and s)
     assert records[newer.id].result == -4.0 and records[after].result == -6.0
-    assert records[newer.id].options == TaskOptions(timeout=9.0)  # "priority" ignored
+    assert records[newer.id].options == TaskOptions(timeout=9.0)  # "colour" ignored
     assert letter.task_id == future.id
     assert letter.reason.startswith(
         f"UnsupportedVersion: task message wire version {major + 1}.0 is not supported"

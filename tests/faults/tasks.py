@@ -67,6 +67,11 @@ def noop(i: int) -> None:
     """The backlog's task: as cheap as a task can be."""
 
 
+def sequenced(url: str, key: str) -> int:
+    """The order in which this run started among all runs counting on ``key`` (1, 2, ...)."""
+    return int(client(url).incr(key))
+
+
 def fenced_out_first_time(url: str, key: str, tag: str, tokens: str) -> int:
     """On its first run, moves the fencing tokens of the tasks in flight on, as a redelivery
     to another consumer would: this run's ack is then refused."""

@@ -214,7 +214,7 @@ def test_a_redis_user_missing_commands_q_needs_is_refused_at_start_naming_them(
     redis_factory: Callable[..., RedisServer], queue_name: str, tmp_path: Path
 ) -> None:
     server = redis_factory()
-    rule = acl_rule("locked-pw-0123").replace("+evalsha ", "").replace("+blmove ", "")
+    rule = acl_rule("locked-pw-0123").replace("+evalsha ", "").replace("+bzpopmin ", "")
     url = _acl_user(server, "locked", rule)
     cluster = ClusterProcess(_cluster_args(url, queue_name), tmp_path / "acl.log")
     cluster.process.wait(30)
@@ -222,13 +222,13 @@ def test_a_redis_user_missing_commands_q_needs_is_refused_at_start_naming_them(
     assert code != 0, text
     [message] = [line for line in text.splitlines() if line.startswith("qcluster: ")]
     assert "may not do what the cluster needs" in message, text
-    assert "EVALSHA" in message and "BLMOVE" in message, message
+    assert "EVALSHA" in message and "BZPOPMIN" in message, message
     assert '"worker.started"' not in text and '"cluster.started"' not in text, text
     assert "locked-pw-0123" not in text
 
     # The transport says the same to a caller who asks; nothing was run to find out.
     transport = RedisTransport(queue_name, url=url)
-    assert transport.check_permissions() == ["BLMOVE", "EVALSHA"]
+    assert transport.check_permissions() == ["BZPOPMIN", "EVALSHA"]
     transport.close()
     assert server.client().dbsize() == 0
 

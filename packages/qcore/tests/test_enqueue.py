@@ -73,11 +73,26 @@ def test_build_message_reads_options_as_every_producer_does() -> None:
         ({"max_attempts": 0}, "max_attempts must be"),
         ({"retried_from": ""}, "retried_from must be"),
         ({"q_options": {"tiemout": 1}}, "unknown q_options tiemout"),
+        ({"priority": 101}, r"priority must be from -100 to 100 \(higher runs first\), not 101"),
+        ({"priority": -101}, "priority must be from -100 to 100"),
+        ({"priority": 2.5}, "priority must be an integer from -100 to 100"),
+        ({"priority": True}, "priority must be an integer"),
+        ({"priority": False}, "priority must be an integer"),
+        ({"q_options": {"priority": "high"}}, "priority must be an integer"),
     ],
 )
 def test_bad_options_are_refused_with_their_name(options: dict, match: str) -> None:
     with pytest.raises(ConfigError, match=match):
         build_message("f.g", **options)
+
+
+def test_a_priority_travels_only_when_it_is_not_the_default() -> None:
+    assert build_message("f.g", priority=0).options is task_options()
+    message = build_message("f.g", q_options={"priority": -100})
+    assert message.options.priority == -100
+    assert message.options.to_mapping() == {"priority": -100}
+    record = TaskResult.from_message(message, result="x", success=False)
+    assert retry_message(record).options.priority == -100  # a retry keeps it
 
 
 def test_a_retry_is_the_task_as_it_was_sent_under_a_new_id() -> None:

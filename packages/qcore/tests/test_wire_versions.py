@@ -128,13 +128,13 @@ def _signed(wire: tuple, flag: int = FLAG_MESSAGE) -> bytes:
 def test_a_newer_minor_version_with_an_unknown_field_and_option_is_read() -> None:
     wire = TaskMessage.new("math.copysign", (2, -3), options=TaskOptions(timeout=7.0)).to_wire()
     major, minor = wire[:2]
-    newer = (major, minor + 1, *wire[2:-1], {"timeout": 7.0, "priority": 9}, "a new field")
+    newer = (major, minor + 1, *wire[2:-1], {"timeout": 7.0, "colour": 9}, "a new field")
     message = CODEC.decode_message(_signed(newer))
     assert message.version == (major, minor + 1)
     assert message.args == (2, -3) and message.options == TaskOptions(timeout=7.0)
     record = TaskResult.from_message(message, result=-2.0, success=True)
     rwire = record.to_wire()
-    newer_record = (major, minor + 1, *rwire[2:-1], {"timeout": 7.0, "priority": 9}, b"more")
+    newer_record = (major, minor + 1, *rwire[2:-1], {"timeout": 7.0, "colour": 9}, b"more")
     read = CODEC.decode_result(_signed(newer_record, FLAG_RESULT))
     assert read.result == -2.0 and read.options == TaskOptions(timeout=7.0)
 

@@ -468,3 +468,18 @@ def test_redis_down_at_enqueue_is_a_clear_error(settings: Any, q_cluster: dict[s
     }
     with pytest.raises(TransportConnectionError, match=f"127.0.0.1:{port}"):
         async_task(jobs.add, 1, 1)
+
+
+def test_q_options_priority_orders_the_queue(db_alias: str, q_cluster: dict[str, Any]) -> None:
+    from qdjango.connection import transport
+
+    plain = async_task(jobs.add, 1, 1)
+    urgent = async_task(jobs.add, 1, 1, q_options={"priority": 50})
+    late = async_task(jobs.add, 1, 1, q_options={"priority": -50})
+    assert qdjango.queue_size() == 3
+    got = [d.task_id for d in transport().fetch("test", count=3)]
+    assert got == [urgent, plain, late]
+    for bad in (101, "urgent"):
+        with pytest.raises(ConfigError, match="priority"):
+            async_task(jobs.add, 1, 1, q_options={"priority": bad})
+    assert qdjango.queue_size() == 0

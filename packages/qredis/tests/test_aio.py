@@ -150,3 +150,26 @@ def test_an_unreachable_redis_is_a_clear_error(queue_name: str, secret: str) -> 
 
     with pytest.raises(TransportConnectionError, match="cannot reach Redis"):
         run(main())
+
+
+def test_priorities_travel_as_from_the_sync_producer(
+    redis_url: str, queue_name: str, secret: str
+) -> None:
+    from qcore import ConfigError
+
+    async def main() -> tuple[list[str], int]:
+        async with Producer(redis_url, queue_name, secret=secret) as q:
+            ids = await asyncio.gather(
+                q.enqueue("math.floor", 1),
+                q.enqueue("math.floor", 2, priority=9),
+                q.enqueue("math.floor", 3, q_options={"priority": -9}),
+            )
+            with pytest.raises(ConfigError, match="priority"):
+                await q.enqueue("math.floor", 4, priority=101)
+            return list(ids), await q.queue_size()
+
+    (plain, high, low), size = run(main())
+    assert size == 3
+    transport = RedisTransport(queue_name, url=redis_url)
+    assert [d.task_id for d in transport.fetch("c", count=5)] == [high, plain, low]
+    transport.close()

@@ -271,6 +271,6 @@ def test_a_blocking_fetch_stays_under_the_socket_timeout(redis_url: str) -> None
 
     transport = RedisTransport("q", url=redis_url, socket_timeout=0.3, block_slice=5)
     start = time.monotonic()
-    assert transport.fetch("c", timeout=1.0) == []  # several BLMOVEs of 0.15 s, no timeout error
+    assert transport.fetch("c", timeout=1.0) == []  # several BZPOPMINs of 0.15 s, no timeout error
     assert 0.9 < time.monotonic() - start < 3
     transport.close()

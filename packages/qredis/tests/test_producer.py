@@ -70,7 +70,15 @@ def test_unknown_q_options_are_refused(producer: Producer) -> None:
 
 
 @pytest.mark.parametrize(
-    "bad", [{"group": "g" * 101}, {"timeout": 0}, {"q_options": {"task_name": ""}}]
+    "bad",
+    [
+        {"group": "g" * 101},
+        {"timeout": 0},
+        {"q_options": {"task_name": ""}},
+        {"priority": 101},
+        {"priority": "urgent"},
+        {"q_options": {"priority": -101}},
+    ],
 )
 def test_a_bad_option_queues_nothing(producer: Producer, bad: dict) -> None:
     with pytest.raises(ConfigError):
@@ -91,6 +99,18 @@ def test_countdown_and_eta_delay_the_task(producer: Producer) -> None:
     assert producer.transport.delayed_size() == 1
     with pytest.raises(ConfigError, match="not both"):
         producer.enqueue("f.g", eta=time.time(), countdown=1)
+
+
+def test_priority_travels_to_the_transport(producer: Producer) -> None:
+    low = producer.enqueue_many("f.g", [1, 2], priority=-5)
+    plain = producer.enqueue("f.g")
+    high = producer.enqueue("f.g", priority=5, countdown=0.2)
+    top = producer.enqueue("f.g", q_options={"priority": 100})
+    assert producer.transport.level_sizes() == {100: 1, 0: 1, -5: 2}
+    time.sleep(0.3)  # the delayed one is due, and keeps its priority
+    order = [take(producer)[0] for _ in range(5)]
+    assert [m.id for m in order] == [top, high, plain, *low]
+    assert [m.options.priority for m in order] == [100, 5, None, -5, -5]
 
 
 def test_max_attempts_travels_to_the_transport(producer: Producer) -> None:

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from qcore import ScheduleSpec, codec_for, firing_id
+from qcore import ConfigError, ScheduleSpec, codec_for, firing_id
 from qredis import RedisSchedules, RedisTransport
 
 # A clock the tests move by hand (ms): a day ahead, so schedules added "now" start at NOW.
@@ -211,3 +211,21 @@ def test_a_codec_pinned_to_wire_version_1_still_fires_without_the_schedule_optio
     (delivery,) = transport.fetch("c1", 1)
     message = codec_for(secret).decode_message(delivery.payload)
     assert message.id == firing_id("tick", NOW) and message.options.schedule is None
+
+
+def test_a_schedule_with_a_priority_fires_at_that_priority(
+    schedules: RedisSchedules, transport: RedisTransport
+) -> None:
+    transport.enqueue("waiting", b"x")
+    schedules.add(every_minute("urgent", q_options={"priority": 7}))
+    schedules.add(every_minute("lazy", q_options={"priority": -7}))
+    assert sorted(fire_due(schedules, NOW)) == [1, 1]
+    assert transport.level_sizes() == {7: 1, 0: 1, -7: 1}
+    got = [d.task_id for d in transport.fetch("c1", count=3)]
+    assert got == [firing_id("urgent", NOW), "waiting", firing_id("lazy", NOW)]
+
+
+def test_a_schedule_with_a_bad_priority_is_refused() -> None:
+    for bad in (101, "high", True):
+        with pytest.raises(ConfigError, match="priority"):
+            every_minute("bad", q_options={"priority": bad})

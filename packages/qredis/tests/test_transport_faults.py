@@ -321,7 +321,7 @@ def test_bulk_enqueued_tasks_are_each_fetched_exactly_once(
     assert_empty(transport)
 
 
-def test_redis_kill_of_a_consumer_connection_mid_blmove(
+def test_redis_kill_of_a_consumer_connection_mid_blocking_wait(
     redis_factory: Callable[..., RedisServer],
 ) -> None:
     server = redis_factory()

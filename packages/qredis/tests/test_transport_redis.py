@@ -54,6 +54,19 @@ def test_every_key_of_a_queue_shares_its_hash_tag(
         f"{tag}dead",
         f"{tag}deadinfo",
     }
+    transport.enqueue("p", b"5", priority=5)
+    transport.enqueue("n", b"6", priority=-5)
+    transport.release("c1")  # b goes back to level 0's due list
+    keys = all_keys(redis_client)
+    assert all(k.startswith(tag) for k in keys), keys
+    assert set(keys) >= {
+        f"{tag}queue:5",
+        f"{tag}queue:-5",
+        f"{tag}due",
+        f"{tag}levels",
+        f"{tag}prio",
+        f"{tag}marker",
+    }
 
 
 def test_queue_names_that_would_break_the_layout_are_refused() -> None:
@@ -99,7 +112,7 @@ def test_a_vanished_payload_on_the_blocking_path(
     assert transport.inflight_size() == 0
 
 
-def test_blocking_wake_path_is_one_blmove_and_one_script(
+def test_blocking_wake_path_is_one_bzpopmin_and_one_script(
     transport: RedisTransport, redis_client: redis.Redis
 ) -> None:
     import threading
@@ -118,14 +131,14 @@ def test_blocking_wake_path_is_one_blmove_and_one_script(
     stats = redis_client.info("commandstats")
     # one grab before blocking, one claim after waking, one enqueue
     assert stats["cmdstat_evalsha"]["calls"] == 3
-    assert stats["cmdstat_blmove"]["calls"] == 1
+    assert stats["cmdstat_bzpopmin"]["calls"] == 1
 
 
-def test_the_claim_waits_in_redis_behind_the_blmove(
+def test_the_claim_waits_in_redis_behind_the_bzpopmin(
     transport: RedisTransport, redis_client: redis.Redis
 ) -> None:
-    """One round trip from the wake-up: the claim was sent with the BLMOVE and sits in the
-    blocked client's query buffer until the BLMOVE returns."""
+    """One round trip from the wake-up: the claim was sent with the BZPOPMIN of the marker and
+    sits in the blocked client's query buffer until the BZPOPMIN returns."""
     import threading
 
     transport.fetch("warm")
@@ -134,42 +147,38 @@ def test_the_claim_waits_in_redis_behind_the_blmove(
     fetcher.start()
     while redis_client.info("clients")["blocked_clients"] < 1:
         pass
-    [blocked] = [c for c in redis_client.client_list() if c["cmd"] == "blmove"]
+    [blocked] = [c for c in redis_client.client_list() if c["cmd"] == "bzpopmin"]
     assert int(blocked["qbuf"]) > 0  # the EVALSHA, not run yet
     transport.enqueue("x", b"y")
     fetcher.join(5)
     assert [d.task_id for d in got] == ["x"]  # type: ignore[attr-defined]
 
 
-def test_a_blocking_fetch_resent_after_a_lost_reply_claims_both_moves(
+def test_a_blocking_fetch_resent_after_a_lost_reply_answers_the_same_tasks(
     transport: RedisTransport,
 ) -> None:
-    """What redis-py's retry does when the reply to the BLMOVE + claim pipeline is lost: the
-    pipeline again. The second BLMOVE moves one more entry; the re-sent claim (same request
-    id) answers the first claim's task and claims that entry too, so nothing is left in the
-    consumer's list unknown to it."""
+    """What redis-py's retry does when the reply to the BZPOPMIN + claim pipeline is lost: the
+    pipeline again. The re-sent claim (same request id) answers the first claim's task and
+    claims nothing more, so nothing sits in the consumer's list unknown to it."""
     transport.enqueue("a", b"pa")
-    transport.enqueue_many([("b", b"pb")])  # an inline entry, opened by the claim
+    transport.enqueue_many([("b", b"pb")])  # an inline entry, opened by a claim
     client, scripts = transport._ready()
-    keys, args = transport._fetch_call("c1", 1, woke=True)
+    keys, args = transport._fetch_call("c1", 1)
 
     def pipeline() -> list[object]:
         pipe = client.pipeline(transaction=False)
-        pipe.blmove(keys[0], keys[1], 0.1, "RIGHT", "LEFT")
+        pipe.bzpopmin(transport.keys.marker, 0.1)
         pipe.execute_command("EVALSHA", scripts.fetch.sha, len(keys), *keys, *args)
         return list(pipe.execute())
 
     _, first = pipeline()
     _, again = pipeline()
     assert first[3::5] == [b"a"]
-    assert again[3::5] == [b"a", b"b"]
-    assert again[:8] == first  # the first claim's task, as first answered
-    assert again[8:] == [b"b", b"pb", 1, b"3", first[7] + 1]
-    assert transport.inflight_size() == 2 and transport.queue_size() == 0
-    # A third re-send finds nothing more to move and answers the same two.
-    _, third = pipeline()
-    assert third == again
-    assert transport.ack(transport._deliveries("c1", again)[0]) == [True, True]
+    assert again == first
+    assert transport.inflight_size() == 1 and transport.queue_size() == 1
+    assert transport.ack(transport._deliveries("c1", again)[0]) == [True]
+    [b] = transport.fetch("c1")
+    assert (b.task_id, b.payload) == ("b", b"pb")
 
 
 def test_an_ack_resent_after_a_lost_reply_answers_as_the_first_did(
@@ -338,8 +347,9 @@ def test_bulk_payloads_wait_inside_the_queue(
 def test_an_unclaimed_bulk_entry_in_an_inflight_list_is_requeued(
     transport: RedisTransport, redis_client: redis.Redis
 ) -> None:
-    """A BLMOVE whose reply was lost leaves a raw entry in the consumer's list."""
-    transport.fetch("c1")  # registers the consumer, as the grab before a BLMOVE does
+    """A BLMOVE of a Q before priorities, whose reply was lost, left a raw entry in the
+    consumer's list: still given back when the consumer is released."""
+    transport.fetch("c1")  # registers the consumer
     transport.enqueue_many([("a", b"pa")])
     redis_client.lmove(transport.keys.queue, transport.keys.inflight("c1"), "RIGHT", "LEFT")
     assert [i.task_id for i in transport.inflight()] == ["a"]
@@ -382,16 +392,13 @@ def test_a_fetch_resent_after_a_lost_reply_answers_the_same_tasks(
     transport.enqueue_many([(f"t{i}", b"x") for i in range(5)])
     _, scripts = transport._ready()
     k = transport.keys
-    keys = (
-        k.queue, k.inflight("c1"), k.msg, k.attempts, k.tokens,
-        k.maxatt, k.seq, k.delayed, k.consumers, k.fetches,
-    )  # fmt: skip
-    args = (2, 3, "c1", 60_000, "0", "request-1")
+    keys, _ = transport._fetch_call("c1", 2)
+    args = (2, 3, "c1", 60_000, "request-1")
     first = scripts.fetch(keys, args)
     again = scripts.fetch(keys, args)
     assert first == again and len(first) == 3 + 2 * 5
     assert transport.inflight_size() == 2 and transport.queue_size() == 3
-    fresh = scripts.fetch(keys, (2, 3, "c1", 60_000, "0", "request-2"))
+    fresh = scripts.fetch(keys, (2, 3, "c1", 60_000, "request-2"))
     assert fresh[3] not in (first[3], first[8])
     assert transport.inflight_size() == 4
     transport.release("c1")

@@ -26,7 +26,7 @@ def _raise(signum: int, frame: FrameType | None) -> None:
 def test_a_fetch_interrupted_while_blocked_leaves_no_reply_behind(
     transport: RedisTransport,
 ) -> None:
-    """A worker's SIGTERM handler raises into a blocked fetch; the BLMOVE and claim replies
+    """A worker's SIGTERM handler raises into a blocked fetch; the BZPOPMIN and claim replies
     that were still due must never be read as the answer to a later command."""
     transport.enqueue("warm", b"w")
     transport.ack(transport.fetch("c1"))

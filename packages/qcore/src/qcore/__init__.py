@@ -40,7 +40,16 @@ from qcore.events import Event, EventBus
 from qcore.iters import collate, iter_messages, send_iter
 from qcore.log import configure_logging, get_logger
 from qcore.masking import SECRET_NAMES, is_secret_name, mask_mapping, mask_url
-from qcore.message import OPTION_NAMES, WIRE_VERSION, TaskMessage, TaskOptions, TaskResult
+from qcore.message import (
+    OPTION_NAMES,
+    PRIORITY_MAX,
+    PRIORITY_MIN,
+    WIRE_VERSION,
+    TaskMessage,
+    TaskOptions,
+    TaskResult,
+    check_priority,
+)
 from qcore.naming import humanize, new_id
 from qcore.protocols import (
     AsyncTransport,
@@ -80,6 +89,8 @@ __all__ = [
     "FALLBACKS_ENV",
     "MIN_SECRET_BYTES",
     "OPTION_NAMES",
+    "PRIORITY_MAX",
+    "PRIORITY_MIN",
     "Q_OPTION_NAMES",
     "SCHEDULE_Q_OPTIONS",
     "SECRET_ENV",
@@ -139,6 +150,7 @@ __all__ = [
     "chain_links",
     "chain_messages",
     "check_cron",
+    "check_priority",
     "check_secret",
     "codec_for",
     "collate",

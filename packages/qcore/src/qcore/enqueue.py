@@ -21,7 +21,14 @@ from typing import Any
 from qcore.codec import Codec
 from qcore.errors import ConfigError, UnknownOption
 from qcore.events import EventBus, TaskEnqueued
-from qcore.message import _NO_OPTIONS, OPTION_NAMES, TaskMessage, TaskOptions, TaskResult
+from qcore.message import (
+    _NO_OPTIONS,
+    OPTION_NAMES,
+    TaskMessage,
+    TaskOptions,
+    TaskResult,
+    check_priority,
+)
 from qcore.protocols import AsyncTransport, Transport
 from qcore.retries import retry_on_paths
 from qcore.unique import lock_name, lock_ttl
@@ -86,9 +93,11 @@ def task_options(
     retry_on: Any = None,
     unique: str | None = None,
     unique_for: float | None = None,
+    priority: int | None = None,
 ) -> TaskOptions:
     """:class:`TaskOptions` for a call; ``countdown`` (seconds from now) becomes ``eta``;
-    ``retry_on`` (exception classes or dotted paths) becomes dotted paths, each checked."""
+    ``retry_on`` (exception classes or dotted paths) becomes dotted paths, each checked; a
+    priority of 0 (the default) is not carried."""
     if countdown is not None:
         if eta is not None:
             raise ConfigError("pass eta (epoch seconds) or countdown (seconds), not both")
@@ -111,7 +120,10 @@ def task_options(
         and retry_on is None
         and unique is None
         and unique_for is None
+        and not priority
     ):
+        if priority is not None:
+            check_priority(priority)  # a False is refused, not taken for 0
         return _NO_OPTIONS
     return TaskOptions(
         timeout=timeout,
@@ -129,6 +141,7 @@ def task_options(
         retry_on=retry_on,
         unique=unique,
         unique_for=unique_for,
+        priority=priority or None,
     )
 
 
@@ -156,6 +169,7 @@ def build_message(
     retry_on: Any = None,
     unique: bool | str | None = None,
     unique_for: float | None = None,
+    priority: int | None = None,
     q_options: Mapping[str, Any] | None = None,
     task_id: str | None = None,
 ) -> TaskMessage:
@@ -186,6 +200,7 @@ def build_message(
             "retry_on": retry_on,
             "unique": unique,
             "unique_for": unique_for,
+            "priority": priority,
         }
         if kwargs is None:
             kwargs = {}
@@ -199,6 +214,7 @@ def build_message(
         retry_backoff_max, retry_jitter = chosen["retry_backoff_max"], chosen["retry_jitter"]
         retry_on = chosen["retry_on"]
         unique, unique_for = chosen["unique"], chosen["unique_for"]
+        priority = chosen["priority"]
     if group is not None and (not isinstance(group, str) or len(group) > 100):
         raise ConfigError(f"group must be a string of at most 100 characters, not {group!r}")
     if task_name is not None and (not isinstance(task_name, str) or not 0 < len(task_name) <= 100):
@@ -223,6 +239,7 @@ def build_message(
         retry_on=retry_on,
         unique=lock,
         unique_for=unique_for,
+        priority=priority,
     )
     return TaskMessage.new(
         func,
@@ -275,6 +292,14 @@ def send_message(
         )
         if holder != message.id:
             return holder
+    if opts.priority:  # only then: a transport written before priorities still takes the rest
+        transport.enqueue(
+            message.id,
+            codec.encode_message(message),
+            delay=delay,
+            max_attempts=opts.max_attempts,
+            priority=opts.priority,
+        )
     else:
         transport.enqueue(
             message.id, codec.encode_message(message), delay=delay, max_attempts=opts.max_attempts
@@ -295,12 +320,19 @@ async def asend_message(
             "(qredis.Producer, qdjango.async_task)"
         )
     eta = opts.eta
-    await transport.enqueue(
-        message.id,
-        codec.encode_message(message),
-        delay=0.0 if eta is None else max(0.0, eta - time.time()),
-        max_attempts=opts.max_attempts,
-    )
+    delay = 0.0 if eta is None else max(0.0, eta - time.time())
+    if opts.priority:
+        await transport.enqueue(
+            message.id,
+            codec.encode_message(message),
+            delay=delay,
+            max_attempts=opts.max_attempts,
+            priority=opts.priority,
+        )
+    else:
+        await transport.enqueue(
+            message.id, codec.encode_message(message), delay=delay, max_attempts=opts.max_attempts
+        )
     if events is not None and events.wants(TaskEnqueued):
         events.emit(TaskEnqueued(message.id, message, transport.queue))
 
@@ -333,13 +365,20 @@ def enqueue_many(
     timeout: float | None = None,
     save: bool | None = None,
     max_attempts: int | None = None,
+    priority: int | None = None,
     events: EventBus | None = None,
 ) -> list[str]:
     """Queue ``func(*call)`` for each element of ``calls`` (a non-tuple element is one
     argument) in the transport's all-or-nothing chunks; returns the ids in order.
     :class:`~qcore.events.TaskEnqueued` for each once all are queued, if anyone listens."""
     first = build_message(
-        func, hook=hook, group=group, timeout=timeout, save=save, max_attempts=max_attempts
+        func,
+        hook=hook,
+        group=group,
+        timeout=timeout,
+        save=save,
+        max_attempts=max_attempts,
+        priority=priority,
     )
     options = first.options
     encode = codec.encode_message
@@ -352,7 +391,10 @@ def enqueue_many(
         if announce:
             messages.append(message)
         items.append((message.id, encode(message)))
-    transport.enqueue_many(items, max_attempts=max_attempts)
+    if options.priority:
+        transport.enqueue_many(items, max_attempts=max_attempts, priority=options.priority)
+    else:
+        transport.enqueue_many(items, max_attempts=max_attempts)
     if announce and events is not None:
         queue = transport.queue
         for message in messages:

@@ -19,16 +19,38 @@ from qcore.resolve import dotted_path
 
 __all__ = [
     "OPTION_NAMES",
+    "PRIORITY_MAX",
+    "PRIORITY_MIN",
     "WIRE_VERSION",
     "TaskMessage",
     "TaskOptions",
     "TaskResult",
+    "check_priority",
 ]
 
 WIRE_VERSION = (2, 0)
 """(major, minor) of the messages and records this Q writes (see :mod:`qcore.wire`)."""
 
 TaskFunc = Callable[..., Any] | str
+
+PRIORITY_MIN, PRIORITY_MAX = -100, 100
+"""A task's priority runs from -100 to 100, higher first (as Django's tasks framework); 0 is
+the default."""
+
+
+def check_priority(value: object) -> int:
+    """``value`` if it is a valid priority (an integer from -100 to 100), else ConfigError."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ConfigError(
+            f"priority must be an integer from {PRIORITY_MIN} to {PRIORITY_MAX} "
+            f"(higher runs first), not {value!r}"
+        )
+    if not PRIORITY_MIN <= value <= PRIORITY_MAX:
+        raise ConfigError(
+            f"priority must be from {PRIORITY_MIN} to {PRIORITY_MAX} (higher runs first), "
+            f"not {value}"
+        )
+    return value
 
 
 def _unchecked_constructor(cls: type) -> Callable[..., Any]:
@@ -104,6 +126,8 @@ class TaskOptions:
     cancelled: str | None = None
     """Set on a cancelled task's twin (``"queued"`` or ``"running"``): the worker that gets it
     saves a Failure "Cancelled" and calls the hook, and never runs the function."""
+    priority: int | None = None
+    """-100 to 100, higher runs first (None: 0). Kept by a delayed task, a retry and a requeue."""
 
     def __post_init__(self) -> None:
         if self.timeout is not None and not self.timeout > 0:
@@ -126,6 +150,8 @@ class TaskOptions:
             not isinstance(self.schedule, str) or not 0 < len(self.schedule) <= 200
         ):
             raise ConfigError(f"schedule must be a schedule id, not {self.schedule!r}")
+        if self.priority is not None:
+            check_priority(self.priority)
         if self.due is not None and (
             isinstance(self.due, bool) or not isinstance(self.due, int | float)
         ):

@@ -91,11 +91,14 @@ class Transport(Protocol):
         *,
         delay: float = 0.0,
         max_attempts: int | None = None,
+        priority: int = 0,
     ) -> None:
         """Store ``payload`` under ``task_id`` and queue it, or schedule it ``delay`` s ahead.
 
-        Idempotent per ``task_id``: enqueueing an id already present changes nothing, so a
-        client may retry after a dropped connection. Raises a connection error, never drops.
+        ``priority`` (-100 to 100): a higher level is served first, FIFO within a level; the
+        task keeps it when delayed, retried or requeued. Idempotent per ``task_id``:
+        enqueueing an id already present changes nothing, so a client may retry after a
+        dropped connection. Raises a connection error, never drops.
         """
         ...
 
@@ -105,6 +108,7 @@ class Transport(Protocol):
         *,
         delay: float = 0.0,
         max_attempts: int | None = None,
+        priority: int = 0,
     ) -> int:
         """Enqueue ``(task_id, payload)`` pairs in chunks, each chunk all-or-nothing."""
         ...
@@ -113,7 +117,9 @@ class Transport(Protocol):
         """Move up to ``count`` ready tasks into ``consumer``'s in-flight list, atomically.
 
         Blocks up to ``timeout`` seconds for the first task (0: return at once). Each task's
-        attempt count and fencing token are bumped. Due delayed tasks are ready tasks.
+        attempt count and fencing token are bumped. The highest priority first; within a
+        priority, tasks given back and delayed tasks whose time came (oldest due first) before
+        the tasks queued, which come in their order.
         """
         ...
 
@@ -278,7 +284,13 @@ class AsyncTransport(Protocol):
         ...
 
     async def enqueue(
-        self, task_id: str, payload: bytes, *, delay: float = 0.0, max_attempts: int | None = None
+        self,
+        task_id: str,
+        payload: bytes,
+        *,
+        delay: float = 0.0,
+        max_attempts: int | None = None,
+        priority: int = 0,
     ) -> None:
         """As :meth:`Transport.enqueue`."""
         ...

@@ -19,7 +19,7 @@ from typing import Any, Protocol, runtime_checkable
 from qcore.codec import Codec
 from qcore.enqueue import Q_OPTION_NAMES, build_message
 from qcore.errors import ConfigError
-from qcore.message import TaskMessage
+from qcore.message import OPTION_NAMES, TaskMessage, TaskOptions
 from qcore.recurrence import ScheduleType, check_cron, first_due, next_due, time_zone
 from qcore.resolve import dotted_path
 
@@ -124,6 +124,8 @@ class ScheduleSpec:
                 f"a schedule's q_options cannot set {', '.join(sorted(unknown))}; "
                 f"they may set {', '.join(sorted(SCHEDULE_Q_OPTIONS))}"
             )
+        # The values too, at the call that set them, not at the first firing.
+        TaskOptions(**{k: v for k, v in self.q_options.items() if k in OPTION_NAMES})
         if self.cluster is not None and (
             not self.cluster or any(c in self.cluster for c in "{}") or " " in self.cluster
         ):

@@ -35,6 +35,7 @@ from qcore import (
     TaskResult,
     asend_message,
     build_message,
+    check_priority,
     codec_for,
     get_logger,
 )
@@ -56,14 +57,18 @@ _RECHECK = 5.0  # as the sync notifier: a notice lost in a reconnect costs at mo
 BATCH_SCRIPT = (
     "#!lua\n"
     "local function enqueue(KEYS, ARGV)\n" + source("enqueue").removeprefix("#!lua\n") + "\nend\n"
-    "local out = {}\n"
-    "for i = 1, #ARGV, 4 do\n"
-    "  out[#out + 1] = enqueue(KEYS, {ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]})\n"
+    "local out, keys = {}, {KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7]}\n"
+    "for i = 1, #ARGV, 5 do\n"
+    "  local level = ARGV[i + 4]\n"
+    "  keys[1] = level == '0' and KEYS[1] or (KEYS[1] .. ':' .. level)\n"
+    "  out[#out + 1] = enqueue(keys, {ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], level})\n"
     "end\n"
     "return out\n"
 )
-"""enqueue.lua's own body run for each call of a batch (4 ARGV each), in one atomic step:
-past ``maxmemory`` Redis refuses the whole batch before it writes anything."""
+"""enqueue.lua's own body run for each call of a batch (5 ARGV each: enqueue.lua's, its
+priority last), in one atomic step: past ``maxmemory`` Redis refuses the whole batch before it
+writes anything. Level 0's ready list is KEYS[1]; another level's is its name with ``:<level>``
+appended (as :meth:`qredis.QueueKeys.ready` names it), under the same hash tag."""
 
 
 def async_client(url: str | None = None, **redis_kwargs: Any) -> aioredis.Redis:
@@ -89,7 +94,7 @@ class AsyncQueue:
         self._client = client
         self._keys = QueueKeys.for_queue(queue)
         k = self._keys
-        self._enqueue_keys = [k.queue, k.msg, k.delayed, k.maxatt]
+        self._enqueue_keys = [k.queue, k.msg, k.delayed, k.maxatt, k.levels, k.prio, k.marker]
         self._script = client.register_script(BATCH_SCRIPT)
         self._pending: list[tuple[list[Any], asyncio.Future[Any]]] = []
         self._where = _where(client)
@@ -99,14 +104,22 @@ class AsyncQueue:
         return self._keys.name
 
     async def enqueue(
-        self, task_id: str, payload: bytes, *, delay: float = 0.0, max_attempts: int | None = None
+        self,
+        task_id: str,
+        payload: bytes,
+        *,
+        delay: float = 0.0,
+        max_attempts: int | None = None,
+        priority: int = 0,
     ) -> None:
-        """Store ``payload`` under ``task_id`` and queue it (``delay`` s ahead, if given);
-        idempotent per id, as the sync transport's."""
+        """Store ``payload`` under ``task_id`` and queue it (``delay`` s ahead, if given) at
+        ``priority``; idempotent per id, as the sync transport's."""
         if not isinstance(task_id, str) or not task_id or "\0" in task_id:
             raise TypeError(f"task_id must be a non-empty string without NUL, not {task_id!r}")
         limit = "" if max_attempts is None else positive_int("max_attempts", max_attempts)
-        args = [task_id, payload, ms(delay) if delay else 0, limit]
+        if priority or type(priority) is not int:
+            check_priority(priority)
+        args = [task_id, payload, ms(delay) if delay else 0, limit, priority]
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._pending.append((args, future))
         if len(self._pending) == 1:
@@ -176,8 +189,16 @@ class AsyncQueue:
         raise AssertionError("unreachable")  # pragma: no cover
 
     async def queue_size(self) -> int:
+        """Tasks ready to run, on every priority level."""
+        k = self._keys
         with redis_errors(self._where):
-            return int(await self._client.llen(self._keys.queue))
+            found: Any = await self._client.zrange(k.levels, 0, -1)
+            levels = [0, *(int(level) for level in found)]
+            pipe = self._client.pipeline(transaction=False)
+            for level in levels:
+                pipe.llen(k.due_list(level))
+                pipe.llen(k.ready(level))
+            return sum(int(n) for n in await pipe.execute())
 
     async def payload(self, task_id: str) -> bytes | None:
         """The signed payload stored under ``task_id`` (queued, delayed or in flight)."""
@@ -333,6 +354,7 @@ class Producer:
         max_attempts: int | None = None,
         eta: float | None = None,
         countdown: float | None = None,
+        priority: int | None = None,
         q_options: Mapping[str, Any] | None = None,
         **kwargs: Any,
     ) -> str:
@@ -349,6 +371,7 @@ class Producer:
             max_attempts=max_attempts,
             eta=eta,
             countdown=countdown,
+            priority=priority,
             q_options=q_options,
         )
         await asend_message(self.queue, self.codec, message, self.events)

@@ -66,13 +66,21 @@ class TransportBase:
 
     def _setup(self) -> None:
         k = self._keys
+        # enqueue.lua's first four KEYS, as the scripts that run its body for a task of level 0
+        # pass them (chain_start, chain_ack, enqueue_unique: no marker, see enqueue.lua)
         self._enqueue_keys = (k.queue, k.msg, k.delayed, k.maxatt)
+        self._enqueue_keys0 = self._enqueue_keys_at(0)
         self._ack_keys = (k.tokens, k.msg, k.attempts, k.maxatt, k.acks)
-        self._scan_keys = (k.delayed, k.queue, k.consumers)
+        self._scan_keys = (k.delayed, k.due, k.consumers, k.prio, k.levels, k.marker)
         self._pid = -1
         self._client: redis.Redis | None = None
         self._scripts: Scripts | None = None
         self._held: HeldConnection | None = None
+
+    def _enqueue_keys_at(self, priority: int) -> tuple[str, ...]:
+        """enqueue.lua's KEYS for a task of ``priority`` (fire.lua passes the same)."""
+        k = self._keys
+        return (k.ready(priority), k.msg, k.delayed, k.maxatt, k.levels, k.prio, k.marker)
 
     # -- plumbing ---------------------------------------------------------------------------
 
@@ -110,9 +118,15 @@ class TransportBase:
         # Fetch and ack request ids: unique per transport object and process, cheap to make.
         self._request_prefix = f"{uuid.uuid4().hex[:12]}-"
         self._requests = itertools.count()  # next() is atomic under the GIL
-        self._enqueue_cmd = ("EVALSHA", self._scripts.enqueue.sha, 4, *self._enqueue_keys)
+        self._enqueue_cmd: tuple[str | int, ...] = (
+            "EVALSHA",
+            self._scripts.enqueue.sha,
+            7,
+            *self._enqueue_keys0,
+        )
         # The same command's fixed part in RESP, its 4 arguments to follow (framed once, not by
-        # redis-py's packer per call: see tools/bench/README.md, 'held connection').
+        # redis-py's packer per call: see tools/bench/README.md, 'held connection'); a task of
+        # another priority level adds a fifth and names that level's list.
         self._enqueue_head = b"*%d\r\n%b" % (len(self._enqueue_cmd) + 4, bulk(*self._enqueue_cmd))
         # A blocking command must return before the socket times out under it.
         socket_timeout = client.connection_pool.connection_kwargs.get("socket_timeout")

@@ -1,6 +1,7 @@
 """Bulk enqueue at the speed of a pipelined LPUSH, each chunk all-or-nothing and applied once.
 
-A chunk is one transaction, ``MULTI; SET <marker> PX 1h; LPUSH <queue> <entries...>; EXEC``:
+A chunk is one transaction, ``MULTI; SET <marker> PX 1h; LPUSH <queue> <entries...>; ZADD
+<wake-up marker>; EXEC`` (and a ``ZADD`` of the level for a priority other than 0):
 one LPUSH per chunk (no Lua: turning a thousand payloads into Lua strings and back costs the
 server several times the LPUSH itself; see tools/bench/README.md, 'bulk enqueue without Lua');
 all or nothing (past ``maxmemory`` both commands
@@ -22,6 +23,7 @@ import hiredis
 import redis
 
 from qcore import Backoff
+from qredis.keys import QueueKeys
 
 __all__ = ["send_chunks"]
 
@@ -36,32 +38,37 @@ _EXEC = b"*1\r\n$4\r\nEXEC\r\n"
 
 
 class _Chunk:
-    __slots__ = ("frame", "marker", "size")
+    __slots__ = ("frame", "marker", "size", "tail")
 
-    def __init__(self, marker: str, frame: bytes, size: int) -> None:
+    def __init__(self, marker: str, frame: bytes, size: int, tail: list[bytes]) -> None:
         self.marker = marker
         self.frame = frame  # the LPUSH command, already in the wire format
         self.size = size
+        self.tail = tail  # the ZADDs after it (the level, the wake-up marker)
 
 
 def send_chunks(
     client: Any,
-    queue: str,
-    marker_key: Callable[[str], str],
+    keys: QueueKeys,
+    level: int,
     item_chunks: Iterable[list[tuple[str, bytes]]],
     limit: bytes = b"",
 ) -> int:
-    """Queue each list of ``(task_id, payload)`` as inline entries (see fetch.lua) in its own
-    marked transaction; returns how many tasks were queued.
+    """Queue each list of ``(task_id, payload)`` as inline entries (see fetch.lua) on the
+    ready list of priority ``level`` of the queue of ``keys``, each chunk in its own marked
+    transaction (which also notes the level and sets the wake-up marker); returns how many
+    tasks were queued.
 
-    ``marker_key(uuid)`` names a chunk's marker (same hash tag as ``queue``); ``limit`` is the
-    tasks' attempt limit (empty: the queue's default). When Redis refuses a chunk (out of
-    memory) or an item is bad, the replies of the chunks already sent are read first, then the
-    error is raised with a note saying how many tasks were queued; so it is when the connection
-    is lost for good. Chunks confirmed stay queued.
+    ``limit`` is the tasks' attempt limit (empty: the queue's default). When Redis refuses a
+    chunk (out of memory) or an item is bad, the replies of the chunks already sent are read
+    first, then the error is raised with a note saying how many tasks were queued; so it is
+    when the connection is lost for good. Chunks confirmed stay queued.
     """
     pool = client.connection_pool
-    windows = _windows(item_chunks, queue.encode(), limit, marker_key)
+    zadds: list[tuple[str | int, ...]] = [("ZADD", keys.levels, level, level)] if level else []
+    zadds.append(("ZADD", keys.marker, 0, "0"))
+    tail = [hiredis.pack_command(z) for z in zadds]  # type: ignore[arg-type]
+    windows = _windows(item_chunks, keys.ready(level).encode(), limit, keys.chunk, tail)
     in_flight: deque[list[_Chunk]] = deque()
     resend: list[_Chunk] = []
     pushed = failures = 0
@@ -118,12 +125,13 @@ def _windows(
     queue: bytes,
     limit: bytes,
     marker_key: Callable[[str], str],
+    tail: list[bytes],
 ) -> Iterator[list[_Chunk]]:
     window: list[_Chunk] = []
     try:
         for items in item_chunks:
             window.append(
-                _Chunk(marker_key(uuid.uuid4().hex), _lpush(queue, items, limit), len(items))
+                _Chunk(marker_key(uuid.uuid4().hex), _lpush(queue, items, limit), len(items), tail)
             )
             if len(window) == _WINDOW:
                 yield window
@@ -166,6 +174,7 @@ def _commands(window: list[_Chunk]) -> list[bytes]:
             _MULTI,
             hiredis.pack_command(("SET", chunk.marker, "1", "PX", MARKER_TTL_MS)),  # type: ignore[arg-type]
             chunk.frame,
+            *chunk.tail,
             _EXEC,
         )
     return out
@@ -178,7 +187,8 @@ def _read(conn: Any, window: list[_Chunk]) -> tuple[int, Exception | None]:
     first: Exception | None = None
     for chunk in window:
         ok = True
-        for _ in range(4):  # MULTI +OK, SET +QUEUED, LPUSH +QUEUED, EXEC [OK, n]
+        # MULTI +OK, SET +QUEUED, LPUSH +QUEUED, each ZADD +QUEUED, EXEC [OK, n, ...]
+        for _ in range(4 + len(chunk.tail)):
             try:
                 conn.read_response()
             except redis.ResponseError as exc:  # refused when queued; EXEC then aborts

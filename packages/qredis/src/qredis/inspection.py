@@ -25,10 +25,24 @@ class Inspection(TransportBase):
         return None if found is None else bytes(found)
 
     def queue_size(self) -> int:
-        """Tasks ready to run."""
+        """Tasks ready to run, on every priority level."""
+        return sum(self.level_sizes().values())
+
+    def level_sizes(self) -> dict[int, int]:
+        """Tasks ready to run per priority level (level 0 always present), highest first."""
         client, _ = self._ready()
+        k = self._keys
         with self._errors():
-            return int(client.llen(self._keys.queue))
+            levels = [0, *(int(level) for level in client.zrange(k.levels, 0, -1))]
+            pipe = client.pipeline(transaction=False)
+            for level in levels:
+                pipe.llen(k.due_list(level))
+                pipe.llen(k.ready(level))
+            sizes = pipe.execute()
+        out: dict[int, int] = {}
+        for i, level in enumerate(levels):
+            out[level] = out.get(level, 0) + int(sizes[2 * i]) + int(sizes[2 * i + 1])
+        return dict(sorted(out.items(), reverse=True))
 
     def delayed_size(self) -> int:
         """Tasks waiting for their time (eta or retry delay)."""
@@ -112,7 +126,17 @@ class Inspection(TransportBase):
     def _dead_admin(self, action: str, task_ids: Iterable[str] | None) -> int:
         _, scripts = self._ready()
         k = self._keys
-        keys = (k.dead, k.deadinfo, k.msg, k.attempts, k.maxatt, k.queue)
+        keys = (
+            k.dead,
+            k.deadinfo,
+            k.msg,
+            k.attempts,
+            k.maxatt,
+            k.queue,
+            k.prio,
+            k.levels,
+            k.marker,
+        )
         total = 0
         with self._errors():
             if task_ids is None:

@@ -42,6 +42,14 @@ class QueueKeys:
     ``chain:<id>`` (hash: a chain's links not queued yet and its state), ``iter:<id>`` (hash:
     an iteration's finished calls' records), ``unique:<key>`` (string: the id of the task
     holding a unique task's lock).
+
+    Priorities: every priority level has two lists, its ``due`` list (delayed tasks whose time
+    came, and tasks given back by a consumer: they run first) and its ready list; level 0's are
+    ``due`` and ``queue``, level ``p``'s ``due:<p>`` and ``queue:<p>`` (:meth:`ready`,
+    :meth:`due_list`). ``levels`` (zset level -> level) lists the levels other than 0 that may
+    hold tasks, ``prio`` (hash id -> level) the level of each live task not at 0, and
+    ``marker`` (zset) is what an idle consumer blocks on (``BZPOPMIN``): every push of a
+    ready task adds its one member.
     """
 
     name: str
@@ -61,6 +69,10 @@ class QueueKeys:
     acks: str
     unrecorded: str
     cancel: str
+    due: str
+    levels: str
+    prio: str
+    marker: str
 
     @classmethod
     def for_queue(cls, name: str) -> QueueKeys:
@@ -84,7 +96,19 @@ class QueueKeys:
             acks=f"{p}:acks",
             unrecorded=f"{p}:unrecorded",
             cancel=f"{p}:cancel",
+            due=f"{p}:due",
+            levels=f"{p}:levels",
+            prio=f"{p}:prio",
+            marker=f"{p}:marker",
         )
+
+    def ready(self, priority: int = 0) -> str:
+        """The ready list of one priority level (fetch.lua builds the same names)."""
+        return self.queue if priority == 0 else f"{self.queue}:{priority}"
+
+    def due_list(self, priority: int = 0) -> str:
+        """The due list of one priority level: run before its ready list."""
+        return self.due if priority == 0 else f"{self.due}:{priority}"
 
     def chain(self, chain_id: str) -> str:
         """The hash of one chain: its links not queued yet and where it is."""

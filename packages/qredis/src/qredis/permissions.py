@@ -1,7 +1,7 @@
 """Which of the commands, keys and channels Q needs a Redis user is denied, asked before a
 cluster starts.
 
-A Redis ACL user that lacks one command Q needs (``EVALSHA``, ``BLMOVE``, or a command a Lua
+A Redis ACL user that lacks one command Q needs (``EVALSHA``, ``BZPOPMIN``, or a command a Lua
 script calls: a script runs as its caller) would otherwise fail the first time that path runs:
 mid-task, on a retry, at a worker's death. The check asks Redis without running anything:
 each command is sent inside ``MULTI`` (Redis checks permissions when it queues a command, and
@@ -95,7 +95,7 @@ schedule listings)."""
 OTHER_COMMANDS = (
     "evalsha",
     "script|load",
-    "blmove",
+    "bzpopmin",
     "multi",
     "exec",
     "discard",
@@ -150,13 +150,13 @@ class Probe:
         calls += [("EVALSHA", "0" * 40, "1", self.key)]
         calls += [call for call in KEYLESS_COMMANDS if call[0] not in names]
         if self.blocking_list:
-            calls.append(("BLMOVE", self.key, self.key, "RIGHT", "LEFT", "1"))
+            calls.append(("BZPOPMIN", self.key, "1"))
         calls += [("PUBLISH", channel, "") for channel in self.channels]
         return calls
 
 
 def missing_permissions(client: redis.Redis, probe: Probe) -> list[str]:
-    """What the client's user may not do of ``probe``, e.g. ``["BLMOVE", "keys {q:*"]``;
+    """What the client's user may not do of ``probe``, e.g. ``["BZPOPMIN", "keys {q:*"]``;
     empty when everything is allowed (always, on a Redis without ACLs). Runs nothing.
 
     Connection errors are raised as redis-py's (the caller wraps them); a server that does

@@ -97,6 +97,7 @@ class Producer:
         retry_backoff_max: float | None = None,
         retry_jitter: bool | None = None,
         retry_on: Any = None,
+        priority: int | None = None,
         q_options: Mapping[str, Any] | None = None,
         **kwargs: Any,
     ) -> TaskMessage:
@@ -117,6 +118,7 @@ class Producer:
             retry_backoff_max=retry_backoff_max,
             retry_jitter=retry_jitter,
             retry_on=retry_on,
+            priority=priority,
             q_options=q_options,
         )
 
@@ -136,14 +138,16 @@ class Producer:
         retry_backoff_max: float | None = None,
         retry_jitter: bool | None = None,
         retry_on: Any = None,
+        priority: int | None = None,
         q_options: Mapping[str, Any] | None = None,
         **kwargs: Any,
     ) -> str:
         """Queue ``func(*args, **kwargs)``; returns the task id. One Redis round trip.
 
         ``func`` and ``hook`` are callables or dotted paths. ``timeout`` (seconds), ``save``,
-        ``max_attempts``, ``eta`` (epoch seconds) or ``countdown`` (seconds from now) are Q's
-        options, also accepted in ``q_options`` (which wins; it also takes ``task_name``), so
+        ``max_attempts``, ``eta`` (epoch seconds), ``countdown`` (seconds from now) and
+        ``priority`` (-100 to 100, higher runs first; 0 by default) are Q's options, also
+        accepted in ``q_options`` (which wins; it also takes ``task_name``), so
         a task may use those names for its own keyword arguments.
 
         Retries after an exception: ``retries`` (further runs), ``retry_backoff`` (seconds
@@ -171,6 +175,7 @@ class Producer:
             retry_backoff_max=retry_backoff_max,
             retry_jitter=retry_jitter,
             retry_on=retry_on,
+            priority=priority,
             q_options=q_options,
         )
         return send_message(self.transport, self.codec, message, self.events)
@@ -190,9 +195,10 @@ class Producer:
         timeout: float | None = None,
         save: bool | None = None,
         max_attempts: int | None = None,
+        priority: int | None = None,
     ) -> list[str]:
         """Queue ``func(*call)`` for each element of ``calls`` (a non-tuple element is one
-        argument), in all-or-nothing chunks; returns the ids in order."""
+        argument), in all-or-nothing chunks, at ``priority``; returns the ids in order."""
         return enqueue_many(
             self.transport,
             self.codec,
@@ -203,6 +209,7 @@ class Producer:
             timeout=timeout,
             save=save,
             max_attempts=max_attempts,
+            priority=priority,
             events=self.events,
         )
 

@@ -53,6 +53,10 @@ class Recovery(TransportBase):
             k.fetches,
             k.acks,
             k.unrecorded,
+            k.due,
+            k.prio,
+            k.levels,
+            k.marker,
         )
         with self._errors():
             res = scripts.requeue(
@@ -95,8 +99,8 @@ class Recovery(TransportBase):
             scripts.forget((k.consumers, k.fetches, k.acks, *(k.inflight(c) for c in names)), names)
 
     def reap(self) -> Reaped:
-        """Move due delayed tasks to the queue, then requeue the in-flight tasks of consumers
-        whose heartbeat expired (one reaper at a time, under a ``SET NX PX`` lock).
+        """Move due delayed tasks onto their due lists, then requeue the in-flight tasks of
+        consumers whose heartbeat expired (one reaper at a time, under a ``SET NX PX`` lock).
 
         Tasks keep their attempt count; one at its limit is dead-lettered with a reason naming
         the lost consumer. One round trip and no writes when there is nothing to do.
@@ -136,7 +140,8 @@ class Recovery(TransportBase):
         return int(res[0]), due, [c.decode() for c in res[2:]]
 
     def promote_due(self) -> int:
-        """Move delayed tasks whose time has come to the queue; returns how many moved."""
+        """Move delayed tasks whose time has come onto their levels' due lists (served before
+        the tasks waiting in the ready lists); returns how many moved."""
         total = 0
         while True:
             moved = self._scan(0)[0]

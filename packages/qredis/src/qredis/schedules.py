@@ -277,17 +277,17 @@ class RedisSchedules:
         transport = self.transport
         client, scripts = transport._ready()
         keys = self.keys
-        enqueue_keys = transport._enqueue_keys
         with transport._errors(), client.pipeline(transaction=False) as pipe:
             for f in firings:
                 sid = f.stored.spec.id
                 limit = "" if f.max_attempts is None else f.max_attempts
+                level = f.message.options.priority or 0
                 scripts.fire(
                     (
                         keys.index(f.stored.spec.cluster),
                         keys.schedule(sid),
                         keys.fired(sid),
-                        *enqueue_keys,
+                        *transport._enqueue_keys_at(level),
                     ),
                     (
                         sid,
@@ -297,7 +297,7 @@ class RedisSchedules:
                         f.repeats,
                         FIRED_KEPT,
                         f.task_id,
-                        *transport._enqueue_args(f.task_id, f.payload, 0, limit),
+                        *transport._enqueue_args(f.task_id, f.payload, 0, limit, level),
                     ),
                     client=pipe,
                 )

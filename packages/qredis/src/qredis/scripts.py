@@ -41,12 +41,24 @@ SCRIPT_NAMES = (
 )
 
 
+# Scripts that move tasks onto the priority levels' lists share lua/lib/levels.lua, put in
+# front of their own text (after the shebang line, which must stay first).
+_WITH_LEVELS = frozenset({"dead_admin", "fetch", "requeue", "retry_later", "scan"})
+
+
+def _read(*path: str) -> str:
+    return resources.files("qredis").joinpath("lua", *path).read_text("utf-8")
+
+
 @cache
 def source(name: str) -> str:
-    """The text of ``lua/<name>.lua``."""
+    """The text of ``lua/<name>.lua`` (with the library it uses in front of it)."""
     if name not in SCRIPT_NAMES:
         raise KeyError(f"no Lua script named {name!r}")
-    text = resources.files("qredis").joinpath("lua", f"{name}.lua").read_text("utf-8")
+    text = _read(f"{name}.lua")
+    if name in _WITH_LEVELS:
+        shebang, _, body = text.partition("\n")
+        text = f"{shebang}\n{_read('lib', 'levels.lua')}\n{body}"
     if name in ("chain_ack", "chain_start", "enqueue_unique"):
         # Chains reuse ack.lua's and enqueue.lua's own bodies, as local functions run in the
         # same atomic step: a link is acked, and the next one queued, as any task is.

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from redis.exceptions import NoScriptError
 
-from qcore import Codec, Delivery, get_logger
+from qcore import Codec, Delivery, check_priority, get_logger
 from qredis.base import chunks, ms, positive_int
 from qredis.bulk import send_chunks
 from qredis.cancel import Cancelling
@@ -67,8 +67,10 @@ class RedisTransport(Recovery, Inspection, Cancelling, Chains):
         *,
         delay: float = 0.0,
         max_attempts: int | None = None,
+        priority: int = 0,
     ) -> None:
-        """Store ``payload`` under ``task_id`` and queue it (or schedule it ``delay`` s ahead).
+        """Store ``payload`` under ``task_id`` and queue it (or schedule it ``delay`` s ahead)
+        at ``priority`` (-100 to 100, higher first; a delayed task keeps it).
 
         Idempotent per id: an id whose payload is already stored is left alone. One round
         trip. Raises :class:`~qredis.errors.TransportConnectionError` when Redis cannot be
@@ -79,29 +81,40 @@ class RedisTransport(Recovery, Inspection, Cancelling, Chains):
         if not isinstance(payload, bytes | bytearray | memoryview):
             raise TypeError(f"payload must be bytes, not {type(payload).__name__}")
         limit = "" if max_attempts is None else positive_int("max_attempts", max_attempts)
+        if priority or type(priority) is not int:
+            priority = check_priority(priority)
         client, scripts = self._ready()
-        args = self._enqueue_args(task_id, payload, ms(delay) if delay else 0, limit)
+        args = self._enqueue_args(task_id, payload, ms(delay) if delay else 0, limit, priority)
         with self._errors():
             # EVALSHA by hand on the held connection: this is the per-call hot path, and
             # redis-py's Script wrapper and per-command machinery cost more than the script.
             held = self._held
-            replies = None if held is None else held.call(self._enqueue_head + bulk(*args), 1)
+            if priority:
+                keys = self._enqueue_keys_at(priority)
+                cmd: tuple[Any, ...] = ("EVALSHA", scripts.enqueue.sha, len(keys), *keys)
+                packed = command(*cmd, *args)
+            else:
+                keys, cmd = self._enqueue_keys0, self._enqueue_cmd
+                packed = self._enqueue_head + bulk(*args)
+            replies = None if held is None else held.call(packed, 1)
             if replies is None:  # a caller's client, or another thread holds the connection
                 try:
-                    replies = [client.execute_command(*self._enqueue_cmd, *args)]
+                    replies = [client.execute_command(*cmd, *args)]
                 except NoScriptError as exc:
                     replies = [exc]
             if isinstance(replies[0], NoScriptError):
-                scripts.enqueue(self._enqueue_keys, args)  # loads the script, then runs it
+                scripts.enqueue(keys, args)  # loads the script, then runs it
             elif isinstance(replies[0], Exception):
                 raise replies[0]
 
     @staticmethod
     def _enqueue_args(
-        task_id: str, payload: bytes, delay_ms: int, limit: int | str
+        task_id: str, payload: bytes, delay_ms: int, limit: int | str, priority: int = 0
     ) -> tuple[Any, ...]:
-        """enqueue.lua's ARGV (KEYS: ``_enqueue_keys``); a schedule's firing (fire.lua) passes
-        the same, so change both here."""
+        """enqueue.lua's ARGV (KEYS: ``_enqueue_keys_at(priority)``); a schedule's firing
+        (fire.lua) passes the same, so change both here. Level 0 sends no fifth argument."""
+        if priority:
+            return (task_id, payload, delay_ms, limit, priority)
         return (task_id, payload, delay_ms, limit)
 
     def schedules(self, codec: Codec) -> RedisSchedules:
@@ -116,8 +129,9 @@ class RedisTransport(Recovery, Inspection, Cancelling, Chains):
         *,
         delay: float = 0.0,
         max_attempts: int | None = None,
+        priority: int = 0,
     ) -> int:
-        """Enqueue ``(task_id, payload)`` pairs in chunks of ``chunk_size``.
+        """Enqueue ``(task_id, payload)`` pairs in chunks of ``chunk_size``, at ``priority``.
 
         Each chunk is all-or-nothing and applied once, even when its reply is lost and it has
         to be sent again (see :mod:`qredis.bulk`): one ``LPUSH`` per chunk, the payloads inside
@@ -128,27 +142,31 @@ class RedisTransport(Recovery, Inspection, Cancelling, Chains):
         the exception's note says how many tasks that is.
         """
         limit = b"" if max_attempts is None else b"%d" % positive_int("max_attempts", max_attempts)
+        level = check_priority(priority) if priority or type(priority) is not int else 0
         client, scripts = self._ready()
         k = self._keys
         size = self.chunk_size
         with self._errors():
             if delay > 0:
                 queued = 0
+                keys = (k.msg, k.delayed, k.maxatt, k.prio)
                 for chunk in chunks(items, size):
-                    args = _schedule_args(chunk, ms(delay), limit)
-                    queued += int(scripts.schedule_many((k.msg, k.delayed, k.maxatt), args))
+                    args = _schedule_args(chunk, ms(delay), limit, level)
+                    queued += int(scripts.schedule_many(keys, args))
                 return queued
-            return send_chunks(client, k.queue, k.chunk, chunks(items, size), limit)
+            return send_chunks(client, k, level, chunks(items, size), limit)
 
     # -- fetch ------------------------------------------------------------------------------
 
     def fetch(self, consumer: str, count: int = 1, timeout: float = 0.0) -> list[Delivery]:
-        """Move up to ``count`` ready tasks into ``consumer``'s in-flight list, atomically.
+        """Move up to ``count`` ready tasks into ``consumer``'s in-flight list, atomically:
+        the highest priority level first, and within a level its due tasks (delayed tasks
+        whose time came, tasks given back) before the rest, each in order.
 
-        Blocks up to ``timeout`` seconds for a first task (0: return at once). The wake-up
-        path is one round trip: ``BLMOVE`` of one id and the script that claims it (and up to
-        ``count - 1`` more) travel in one pipeline, and Redis runs the script as soon as the
-        ``BLMOVE`` returns.
+        Blocks up to ``timeout`` seconds for a first task (0: return at once), in Redis: on the
+        queue's marker (``BZPOPMIN``), which every push of a ready task sets. The wake-up path
+        is one round trip: the ``BZPOPMIN`` and the script that claims travel in one pipeline,
+        and Redis runs the script as soon as the ``BZPOPMIN`` returns.
         """
         if not isinstance(consumer, str) or not consumer:
             raise TypeError(f"consumer must be a non-empty string, not {consumer!r}")
@@ -171,7 +189,7 @@ class RedisTransport(Recovery, Inspection, Cancelling, Chains):
     def _grab(self, consumer: str, count: int) -> tuple[list[Delivery], float | None]:
         """Claim what is ready now (one script call)."""
         _, scripts = self._ready()
-        keys, args = self._fetch_call(consumer, count, woke=False)
+        keys, args = self._fetch_call(consumer, count)
         with self._errors():
             res = scripts.fetch(keys, args)
         return self._deliveries(consumer, res)
@@ -179,42 +197,43 @@ class RedisTransport(Recovery, Inspection, Cancelling, Chains):
     def _block_and_grab(
         self, consumer: str, count: int, block: float
     ) -> tuple[list[Delivery], float | None]:
-        """``BLMOVE`` then the claim, pipelined: one round trip from the wake-up.
+        """``BZPOPMIN`` of the marker then the claim, pipelined: one round trip from the
+        wake-up.
 
         Not a transaction (a blocking command inside ``MULTI`` never blocks). The claim runs
-        with "woke" set, so it claims what the ``BLMOVE`` brought even when the pipeline was
-        re-sent after a lost reply (the re-sent ``BLMOVE`` may have moved a second entry; the
-        script's request id makes the re-sent claim answer both, see ``fetch.lua``).
+        whether the wait ended on the marker or on its timeout (a delayed task may have come
+        due); a pipeline re-sent after a lost reply pops a marker again (at worst one wake-up
+        of another consumer is lost, and the next push or ``block_slice`` makes up for it) and
+        its claim, with the same request id, answers the same tasks (see ``fetch.lua``).
         """
         client, scripts = self._ready()
-        keys, args = self._fetch_call(consumer, count, woke=True)
-        # BLMOVE treats 0 as "forever": never ask for less than 10 ms.
-        blmove = ("BLMOVE", keys[0], keys[1], "RIGHT", "LEFT", max(block, 0.01))
+        keys, args = self._fetch_call(consumer, count)
+        # BZPOPMIN treats 0 as "forever": never ask for less than 10 ms.
+        wait = ("BZPOPMIN", self._keys.marker, max(block, 0.01))
         claim = ("EVALSHA", scripts.fetch.sha, len(keys), *keys, *args)
         with self._errors():
             held = self._held
-            replies = None if held is None else held.call(command(*blmove) + command(*claim), 2)
+            replies = None if held is None else held.call(command(*wait) + command(*claim), 2)
             if replies is None:  # a caller's client, or another thread holds the connection
                 pipe = client.pipeline(transaction=False)
-                pipe.execute_command(*blmove)
+                pipe.execute_command(*wait)
                 pipe.execute_command(*claim)
                 replies = pipe.execute(raise_on_error=False)
-            moved, res = replies
-            if isinstance(moved, Exception):
-                raise moved
+            woke, res = replies
+            if isinstance(woke, Exception):
+                raise woke
             if isinstance(res, NoScriptError):
                 res = scripts.fetch(keys, args)  # loads the script and runs the claim
             elif isinstance(res, Exception):
                 raise res
         return self._deliveries(consumer, res)
 
-    def _fetch_call(
-        self, consumer: str, count: int, *, woke: bool
-    ) -> tuple[tuple[str, ...], tuple[Any, ...]]:
+    def _fetch_call(self, consumer: str, count: int) -> tuple[tuple[str, ...], tuple[Any, ...]]:
         """KEYS and ARGV of ``fetch.lua``, with a fresh request id."""
         k = self._keys
         keys = (
             k.queue,
+            k.due,
             k.inflight(consumer),
             k.msg,
             k.attempts,
@@ -224,13 +243,15 @@ class RedisTransport(Recovery, Inspection, Cancelling, Chains):
             k.delayed,
             k.consumers,
             k.fetches,
+            k.levels,
+            k.prio,
+            k.marker,
         )
         args = (
             count,
             self.max_attempts,
             consumer,
             ms(self.consumer_ttl),
-            "1" if woke else "0",
             f"{self._request_prefix}{next(self._requests)}",
         )
         return keys, args
@@ -277,6 +298,7 @@ class RedisTransport(Recovery, Inspection, Cancelling, Chains):
             return []
         _, scripts = self._ready()
         keys, args = self._ack_call(batch)
+        keys.append(self._keys.prio)  # ack.lua's optional last key (see there)
         with self._errors():
             res = scripts.ack(keys, args)
         out = [bool(x) for x in res]
@@ -312,7 +334,17 @@ class RedisTransport(Recovery, Inspection, Cancelling, Chains):
         """
         _, scripts = self._ready()
         k = self._keys
-        keys = (k.tokens, k.inflight(delivery.consumer), k.delayed, k.queue, k.msg, k.attempts)
+        keys = (
+            k.tokens,
+            k.inflight(delivery.consumer),
+            k.delayed,
+            k.queue,
+            k.msg,
+            k.attempts,
+            k.prio,
+            k.levels,
+            k.marker,
+        )
         args: tuple[Any, ...] = (delivery.task_id, delivery.token, ms(delay))
         if payload is not None:
             args += (payload,)
@@ -336,9 +368,11 @@ class RedisTransport(Recovery, Inspection, Cancelling, Chains):
 _NUL = "\0"
 
 
-def _schedule_args(chunk: list[tuple[str, bytes]], delay_ms: int, limit: bytes) -> list[Any]:
+def _schedule_args(
+    chunk: list[tuple[str, bytes]], delay_ms: int, limit: bytes, priority: int
+) -> list[Any]:
     """The ARGV of schedule_many.lua for one chunk."""
-    args: list[Any] = [delay_ms]
+    args: list[Any] = [delay_ms, priority]
     try:
         for i, p in chunk:
             if not isinstance(i, str) or not i or _NUL in i:

@@ -1,8 +1,9 @@
 """An in-memory transport: the Redis transport's semantics in one process, for tests.
 
 Same contract as ``qredis.RedisTransport`` (the suite in :mod:`qcore.testing.contract` runs
-against both): at-least-once delivery, fencing tokens, release to the head, heartbeats and the
-reaper, delayed tasks and dead letters. Its state lives in this process, in a space named at
+against both): at-least-once delivery, fencing tokens, priorities (a due list and a ready list
+per level, as in Redis), release to the head, heartbeats and the reaper, delayed tasks and
+dead letters. Its state lives in this process, in a space named at
 construction: a pickled copy landing in the same process shares it (as a Redis transport's
 copy shares the server), a copy in another process starts empty. So a cluster's worker
 processes cannot consume it: run what it holds with ``qcluster.join()`` instead.
@@ -20,6 +21,7 @@ from typing import Any
 
 from qcore.chains import ChainState
 from qcore.errors import ConfigError, TaskRunning, UnknownTask
+from qcore.message import check_priority
 from qcore.protocols import DeadLetter, Delivery, InFlight, Reaped
 
 __all__ = ["MemoryTransport"]
@@ -53,7 +55,10 @@ class _Space:
 
     cond: threading.Condition = field(default_factory=threading.Condition)
     payloads: dict[str, bytes] = field(default_factory=dict)
-    ready: deque[str] = field(default_factory=deque)  # the left end is the head
+    # level -> ids, the left end the head: due delayed tasks and tasks given back, then the rest
+    due: dict[int, deque[str]] = field(default_factory=dict)
+    ready: dict[int, deque[str]] = field(default_factory=dict)
+    levels: dict[str, int] = field(default_factory=dict)  # id -> priority, when not 0
     inflight: dict[str, list[str]] = field(default_factory=dict)  # consumer -> ids, in order
     attempts: dict[str, int] = field(default_factory=dict)
     tokens: dict[str, int] = field(default_factory=dict)  # present only while claimed
@@ -123,12 +128,14 @@ class MemoryTransport:
         *,
         delay: float = 0.0,
         max_attempts: int | None = None,
+        priority: int = 0,
     ) -> None:
-        """Queue ``payload`` under ``task_id`` (or ``delay`` s ahead); an id already held is
-        left as it is."""
+        """Queue ``payload`` under ``task_id`` (or ``delay`` s ahead) at ``priority``; an id
+        already held is left as it is."""
         s = self._s
+        check_priority(priority)
         with s.cond:
-            self._put(task_id, payload, delay, max_attempts)
+            self._put(task_id, payload, delay, max_attempts, priority)
             s.cond.notify_all()
 
     def enqueue_many(
@@ -137,28 +144,46 @@ class MemoryTransport:
         *,
         delay: float = 0.0,
         max_attempts: int | None = None,
+        priority: int = 0,
     ) -> int:
         """Enqueue ``(task_id, payload)`` pairs; returns how many were given."""
         s = self._s
+        check_priority(priority)
         count = 0
         with s.cond:
             for task_id, payload in items:
-                self._put(task_id, payload, delay, max_attempts)
+                self._put(task_id, payload, delay, max_attempts, priority)
                 count += 1
             s.cond.notify_all()
         return count
 
-    def _put(self, task_id: str, payload: bytes, delay: float, max_attempts: int | None) -> None:
+    def _put(
+        self, task_id: str, payload: bytes, delay: float, max_attempts: int | None, priority: int
+    ) -> None:
         s = self._s
         if task_id in s.payloads:
             return
         s.payloads[task_id] = bytes(payload)
         if max_attempts is not None:
             s.limits[task_id] = max_attempts
+        if priority:
+            s.levels[task_id] = priority
         if delay > 0:
             s.delayed[task_id] = time.time() + delay
         else:
-            s.ready.append(task_id)
+            self._list(s.ready, task_id).append(task_id)
+
+    def _list(self, lists: dict[int, deque[str]], task_id: str) -> deque[str]:
+        """The list of ``task_id``'s level in ``lists`` (due or ready)."""
+        level = self._s.levels.get(task_id, 0)
+        found = lists.get(level)
+        if found is None:
+            found = lists[level] = deque()
+        return found
+
+    def _has_ready(self) -> bool:
+        s = self._s
+        return any(s.due.values()) or any(s.ready.values())
 
     # -- fetch, ack, retry, dead letters ----------------------------------------------------
 
@@ -170,7 +195,7 @@ class MemoryTransport:
             s.consumers.setdefault(consumer, time.monotonic() + _CONSUMER_TTL)
             while True:
                 self._promote()
-                if s.ready or timeout <= 0:
+                if timeout <= 0 or self._has_ready():
                     return self._claim(consumer, count)
                 wait = deadline - time.monotonic()
                 if wait <= 0:
@@ -183,8 +208,13 @@ class MemoryTransport:
         s = self._s
         held = s.inflight.setdefault(consumer, [])
         out: list[Delivery] = []
-        while s.ready and len(out) < count:
-            task_id = s.ready.popleft()
+        order = sorted({*s.due, *s.ready}, reverse=True)
+        lists = [ids for level in order for ids in (s.due.get(level), s.ready.get(level)) if ids]
+        while lists and len(out) < count:
+            if not lists[0]:
+                lists.pop(0)
+                continue
+            task_id = lists[0].popleft()
             s.seq += 1
             attempt = s.attempts.get(task_id, 0) + 1
             s.attempts[task_id] = attempt
@@ -232,7 +262,7 @@ class MemoryTransport:
             if delay > 0:
                 s.delayed[delivery.task_id] = time.time() + delay
             else:
-                s.ready.append(delivery.task_id)
+                self._list(s.ready, delivery.task_id).append(delivery.task_id)
             s.cond.notify_all()
             return True
 
@@ -251,7 +281,7 @@ class MemoryTransport:
 
     def _drop(self, task_id: str) -> None:
         s = self._s
-        for table in (s.payloads, s.attempts, s.limits):
+        for table in (s.payloads, s.attempts, s.limits, s.levels):
             table.pop(task_id, None)
 
     # -- release, heartbeats, reaper --------------------------------------------------------
@@ -287,7 +317,8 @@ class MemoryTransport:
                 dead += 1
             else:
                 back.append(task_id)
-        s.ready.extendleft(reversed(back))
+        for task_id in reversed(back):
+            self._list(s.due, task_id).appendleft(task_id)
         if back:
             s.cond.notify_all()
         return len(back), dead
@@ -341,7 +372,7 @@ class MemoryTransport:
         due = sorted((at, i) for i, at in s.delayed.items() if everything or at <= now)
         for _, task_id in due:
             del s.delayed[task_id]
-            s.ready.append(task_id)
+            self._list(s.due, task_id).append(task_id)
         return len(due)
 
     def make_due(self) -> int:
@@ -366,9 +397,10 @@ class MemoryTransport:
             return self._s.payloads.get(task_id)
 
     def queue_size(self) -> int:
-        """Tasks ready to run."""
-        with self._s.cond:
-            return len(self._s.ready)
+        """Tasks ready to run, on every priority level."""
+        s = self._s
+        with s.cond:
+            return sum(len(ids) for ids in (*s.due.values(), *s.ready.values()))
 
     def inflight_size(self) -> int:
         """Tasks handed to consumers and not acked."""
@@ -431,7 +463,7 @@ class MemoryTransport:
                 del s.dead[task_id]
                 s.attempts.pop(task_id, None)
                 if task_id in s.payloads:
-                    s.ready.append(task_id)
+                    self._list(s.ready, task_id).append(task_id)
             s.cond.notify_all()
             return len(ids)
 
@@ -464,15 +496,18 @@ class MemoryTransport:
                 return "terminating"
             if task_id in s.dead:
                 raise UnknownTask(f"task {task_id!r} is dead-lettered: requeue or purge it")
+            holder = next(
+                (ids for ids in (*s.due.values(), *s.ready.values()) if task_id in ids), None
+            )
             if task_id in s.delayed:
                 state = "delayed"
-            elif task_id in s.ready:
+            elif holder is not None:
                 state = "queued"
             else:
                 raise UnknownTask(f"no task {task_id!r} is queued, delayed or running")
             s.payloads[task_id] = twin(s.payloads[task_id])
-            if state == "queued":
-                s.ready.remove(task_id)
+            if holder is not None:
+                holder.remove(task_id)
             s.delayed[task_id] = 0.0
             s.cond.notify_all()
             return state

@@ -7,6 +7,8 @@
 -- KEYS[4] maxatt    hash id -> per-task attempt limit
 -- KEYS[5] acks      hash consumer -> "<request id> <answer>" of its last ack
 -- KEYS[5+i]         the in-flight list of the consumer that holds task i
+-- KEYS[6+n]         (optional) prio: hash id -> priority level, cleared for each task acked
+--                   (chain_ack.lua runs this body without it: its links are all at level 0)
 -- ARGV[1] the consumer the answer is recorded under (that of the first task)
 -- ARGV[2] request id, fresh for each ack call (the same when redis-py re-sends the call)
 -- ARGV[2+2i-1], ARGV[2+2i]  id and token of task i
@@ -27,7 +29,9 @@ if last and string.sub(last, 1, #rid + 1) == rid .. ' ' then
   return out
 end
 local out = {}
-for i = 1, (#ARGV - 2) / 2 do
+local n = (#ARGV - 2) / 2
+local prio = KEYS[6 + n]
+for i = 1, n do
   local id = ARGV[2 * i + 1]
   local current = redis.call('HGET', KEYS[1], id)
   if current and current == ARGV[2 * i + 2] and redis.call('LREM', KEYS[5 + i], -1, id) > 0 then
@@ -35,6 +39,9 @@ for i = 1, (#ARGV - 2) / 2 do
     redis.call('HDEL', KEYS[2], id)
     redis.call('HDEL', KEYS[3], id)
     redis.call('HDEL', KEYS[4], id)
+    if prio then
+      redis.call('HDEL', prio, id)
+    end
     out[i] = 1
   else
     out[i] = 0

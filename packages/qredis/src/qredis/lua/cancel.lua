@@ -44,33 +44,50 @@ local function swap(state, current, take)
   return {state}
 end
 
+-- Every list a ready task can wait in: each priority level's due and ready lists (named from
+-- KEYS[1], "<tag>:queue", as qredis.keys names them; all under the queue's hash tag).
+local tag = string.sub(KEYS[1], 1, #KEYS[1] - #':queue')
+local lists = {tag .. ':due', KEYS[1]}
+for _, level in ipairs(redis.call('ZRANGE', tag .. ':levels', 0, -1)) do
+  lists[#lists + 1] = tag .. ':due:' .. level
+  lists[#lists + 1] = KEYS[1] .. ':' .. level
+end
+
 local stored = redis.call('HGET', KEYS[2], id)
 if stored then
   if redis.call('ZSCORE', KEYS[3], id) then
     return swap('delayed', stored, function() end)
   end
-  if redis.call('LPOS', KEYS[1], id) then
-    return swap('queued', stored, function() redis.call('LREM', KEYS[1], 1, id) end)
+  for _, list in ipairs(lists) do
+    if redis.call('LPOS', list, id) then
+      return swap('queued', stored, function() redis.call('LREM', list, 1, id) end)
+    end
   end
   return {'unknown'}
 end
 
 -- An inline entry of a bulk enqueue: its payload is in the queue entry itself.
 local prefix = '\0' .. id .. '\0'
-local size = redis.call('LLEN', KEYS[1])
-for start = 0, size - 1, 1000 do
-  local entries = redis.call('LRANGE', KEYS[1], start, start + 999)
-  for i = 1, #entries do
-    local entry = entries[i]
-    if string.sub(entry, 1, #prefix) == prefix then
-      local b = string.find(entry, '\0', #prefix + 1, true)
-      local limit = string.sub(entry, #prefix + 1, b - 1)
-      return swap('queued', string.sub(entry, b + 1), function()
-        redis.call('LREM', KEYS[1], 1, entry)
-        if limit ~= '' then
-          redis.call('HSET', KEYS[6], id, limit)
-        end
-      end)
+for _, list in ipairs(lists) do
+  local size = redis.call('LLEN', list)
+  for start = 0, size - 1, 1000 do
+    local entries = redis.call('LRANGE', list, start, start + 999)
+    for i = 1, #entries do
+      local entry = entries[i]
+      if string.sub(entry, 1, #prefix) == prefix then
+        local b = string.find(entry, '\0', #prefix + 1, true)
+        local limit = string.sub(entry, #prefix + 1, b - 1)
+        local level = string.match(list, ':queue:(%-?%d+)$')
+        return swap('queued', string.sub(entry, b + 1), function()
+          redis.call('LREM', list, 1, entry)
+          if limit ~= '' then
+            redis.call('HSET', KEYS[6], id, limit)
+          end
+          if level then  -- its level, kept by the twin (as fetch.lua notes an inline entry's)
+            redis.call('HSET', tag .. ':prio', id, level)
+          end
+        end)
+      end
     end
   end
 end

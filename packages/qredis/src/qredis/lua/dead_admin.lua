@@ -6,12 +6,16 @@
 -- KEYS[3] msg       hash id -> payload
 -- KEYS[4] attempts  hash id -> deliveries so far
 -- KEYS[5] maxatt    hash id -> per-task attempt limit
--- KEYS[6] queue     list of ready ids
+-- KEYS[6] queue     level 0's ready list (level L's: "<queue>:L")
+-- KEYS[7] prio      hash id -> level (levels other than 0): a requeued task keeps its level
+-- KEYS[8] levels    zset of the levels other than 0 that may hold tasks
+-- KEYS[9] marker    zset idle consumers block on
 -- ARGV[1] "requeue" (queue again with a fresh attempt count) or "purge" (delete for good)
 -- ARGV[2] "all" to act on up to ARGV[3] dead letters, or "ids" to act on ARGV[3..]
 --
 -- Returns how many dead letters were acted on (ids that are not dead letters are ignored;
 -- a dead letter whose payload is gone is purged rather than requeued).
+-- (Loaded with lib/levels.lua in front of it, see qredis.scripts.)
 local ids
 if ARGV[2] == 'all' then
   ids = redis.call('ZRANGE', KEYS[1], 0, tonumber(ARGV[3]) - 1)
@@ -29,10 +33,13 @@ for i = 1, #ids do
     redis.call('HDEL', KEYS[2], id)
     redis.call('HDEL', KEYS[4], id)
     if ARGV[1] == 'requeue' and redis.call('HEXISTS', KEYS[3], id) == 1 then
-      redis.call('LPUSH', KEYS[6], id)
+      local level = level_of(KEYS[7], id)
+      redis.call('LPUSH', at_level(KEYS[6], level), id)
+      announce(KEYS[8], KEYS[9], level)
     else
       redis.call('HDEL', KEYS[3], id)
       redis.call('HDEL', KEYS[5], id)
+      redis.call('HDEL', KEYS[7], id)
     end
   end
 end

@@ -1,12 +1,20 @@
 #!lua
 -- enqueue.lua: store one payload once and queue its id (or schedule it).
 --
--- KEYS[1] queue    list of ready entries (LPUSH here; consumers take from the right end)
+-- KEYS[1] ready    the ready list of the task's priority level (LPUSH here; consumers take
+--                  from the right end)
 -- KEYS[2] msg      hash id -> signed payload
 -- KEYS[3] delayed  zset id -> due time (ms, Redis clock)
 -- KEYS[4] maxatt   hash id -> per-task attempt limit
+-- KEYS[5] levels   zset of the priority levels other than 0 that may hold tasks
+-- KEYS[6] prio     hash id -> priority level (only for levels other than 0)
+-- KEYS[7] marker   zset consumers block on: one member, added whenever a task is ready
+--                  (KEYS[5..7] may be left out for a task of level 0: chain_start, chain_ack
+--                  and enqueue_unique run this body so, and an idle consumer then wakes for
+--                  it at its next look, within block_slice)
 -- ARGV[1] id   ARGV[2] payload   ARGV[3] delay in ms (0: ready now)
 -- ARGV[4] attempt limit for this task, or "" for the queue's default
+-- ARGV[5] priority level, -100..100 ("0" or absent: the default level)
 --
 -- Returns 1 if queued, 0 if a payload is already stored under the id: a client that retries
 -- after a dropped connection changes nothing (HSETNX semantics).
@@ -17,6 +25,10 @@ end
 if ARGV[4] ~= '' then
   redis.call('HSET', KEYS[4], ARGV[1], ARGV[4])
 end
+local level = ARGV[5] or '0'
+if level ~= '0' then
+  redis.call('HSET', KEYS[6], ARGV[1], level)
+end
 local delay = tonumber(ARGV[3])
 if delay > 0 then
   local t = redis.call('TIME')
@@ -24,5 +36,11 @@ if delay > 0 then
     ARGV[1])
 else
   redis.call('LPUSH', KEYS[1], ARGV[1])
+  if level ~= '0' then
+    redis.call('ZADD', KEYS[5], level, level)
+  end
+  if KEYS[7] then
+    redis.call('ZADD', KEYS[7], 0, '0')
+  end
 end
 return 1

@@ -1,5 +1,7 @@
 #!lua flags=allow-oom
--- requeue.lua: return all of one consumer's in-flight tasks to the head of the queue.
+-- requeue.lua: return all of one consumer's in-flight tasks to the head of the queue: the head
+-- of their priority level's due list, which is served before the level's ready list.
+-- (Loaded with lib/levels.lua in front of it, see qredis.scripts.)
 -- Used by release (a consumer stopped or died under our eyes) and by the reaper (a
 -- consumer's heartbeat expired).
 --
@@ -18,6 +20,10 @@
 -- KEYS[12] acks      hash consumer -> its last ack's answer (see ack.lua)
 -- KEYS[13] unrecorded zset id -> time: dead letters whose Failure record is owed (a cluster
 --                    saves it, then removes the id: see Recovery.unrecorded)
+-- KEYS[14] due       level 0's due list (level L's: "<due>:L")
+-- KEYS[15] prio      hash id -> level (levels other than 0)
+-- KEYS[16] levels    zset of the levels other than 0 that may hold tasks
+-- KEYS[17] marker    zset idle consumers block on
 -- ARGV[1] consumer name
 -- ARGV[2] "reap" or "release"
 -- ARGV[3] reap: the lock owner's value (the pass is refused if the lock is not ours)
@@ -31,8 +37,7 @@
 -- A task that ran and reached its attempt limit is dead-lettered instead of requeued, and
 -- its Failure record is owed (KEYS[13]) until a cluster saves it.
 -- Returns {requeued, dead_lettered, dropped (payload missing)}.
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local now = now_ms()
 local reap = ARGV[2] == 'reap'
 if reap then
   if redis.call('GET', KEYS[10]) ~= ARGV[3] then
@@ -56,13 +61,16 @@ local ids = redis.call('LRANGE', KEYS[1], 0, -1)
 for i = 1, #ids do
   local id = ids[i]
   if string.byte(id, 1) == 0 then
-    -- an inline entry BLMOVE brought in and nobody claimed: back as it came
+    -- an inline entry a BLMOVE of Q before priorities brought in and nobody claimed: back
+    -- as it came
     redis.call('RPUSH', KEYS[3], id)
+    announce(KEYS[16], KEYS[17], '0')
     requeued = requeued + 1
   elseif redis.call('HEXISTS', KEYS[4], id) == 0 then
     redis.call('HDEL', KEYS[5], id)
     redis.call('HDEL', KEYS[6], id)
     redis.call('HDEL', KEYS[7], id)
+    redis.call('HDEL', KEYS[15], id)
     dropped = dropped + 1
   else
     local claimed = redis.call('HDEL', KEYS[6], id) == 1
@@ -85,7 +93,9 @@ for i = 1, #ids do
       redis.call('ZADD', KEYS[13], now, id)
       dead = dead + 1
     else
-      redis.call('RPUSH', KEYS[3], id)
+      local level = level_of(KEYS[15], id)
+      redis.call('RPUSH', at_level(KEYS[14], level), id)
+      announce(KEYS[16], KEYS[17], level)
       requeued = requeued + 1
     end
   end

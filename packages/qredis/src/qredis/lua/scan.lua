@@ -1,22 +1,21 @@
 #!lua flags=allow-oom
--- scan.lua: move due delayed tasks to the queue and list consumers whose heartbeat expired.
--- Cheap when there is nothing to do: it writes nothing then.
+-- scan.lua: move due delayed tasks onto their due lists and list consumers whose heartbeat
+-- expired. Cheap when there is nothing to do: it writes nothing then.
+-- (Loaded with lib/levels.lua in front of it, see qredis.scripts.)
 --
 -- KEYS[1] delayed    zset id -> due time (ms)
--- KEYS[2] queue      list of ready ids
+-- KEYS[2] due        level 0's due list (level L's: "<due>:L")
 -- KEYS[3] consumers  zset consumer -> heartbeat deadline (ms)
+-- KEYS[4] prio       hash id -> level (levels other than 0)
+-- KEYS[5] levels     zset of the levels other than 0 that may hold tasks
+-- KEYS[6] marker     zset idle consumers block on
 -- ARGV[1] most delayed tasks to move in this call
 -- ARGV[2] most expired consumers to list (0: do not look)
 --
 -- Returns {moved, ms until the next delayed task or -1, expired consumer names...}.
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, tonumber(ARGV[1]))
-if #due > 0 then
-  redis.call('ZREM', KEYS[1], unpack(due))
-  redis.call('LPUSH', KEYS[2], unpack(due))
-end
-local out = {#due, -1}
+local now = now_ms()
+local moved = promote(KEYS[1], KEYS[2], KEYS[4], KEYS[5], KEYS[6], now, tonumber(ARGV[1]))
+local out = {moved, -1}
 local nxt = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
 if #nxt > 0 then
   out[2] = math.max(0, tonumber(nxt[2]) - now)

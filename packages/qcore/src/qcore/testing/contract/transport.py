@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from qcore.protocols import DeadLetter, Delivery, InFlight, Reaped, Transport
+from qcore.testing.contract.priorities import PriorityContract
 
 __all__ = ["TransportContract", "fill", "wait_until"]
 
@@ -44,8 +45,9 @@ def fill(transport: Transport, n: int, prefix: str = "t") -> list[str]:
     return ids
 
 
-class TransportContract:
-    """At-least-once delivery with acks, fencing tokens, redelivery and dead letters."""
+class TransportContract(PriorityContract):
+    """At-least-once delivery with acks, fencing tokens, redelivery and dead letters; and the
+    order of :class:`~qcore.testing.contract.priorities.PriorityContract`."""
 
     @pytest.fixture
     def transport(self) -> Transport:
