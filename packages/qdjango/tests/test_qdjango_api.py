@@ -483,3 +483,27 @@ def test_q_options_priority_orders_the_queue(db_alias: str, q_cluster: dict[str,
         with pytest.raises(ConfigError, match="priority"):
             async_task(jobs.add, 1, 1, q_options={"priority": bad})
     assert qdjango.queue_size() == 0
+
+
+def test_q_cluster_queues_and_q_options_queue(
+    db_alias: str, settings: Any, redis_url: str, queue_name: str
+) -> None:
+    from packages.qdjango.tests.conftest import q_cluster_value
+
+    from qdjango.cluster import build_cluster
+    from qdjango.connection import queue_transport
+    from qredis import RedisQueues
+
+    high, low = f"{queue_name}-high", f"{queue_name}-low"
+    settings.Q_CLUSTER = q_cluster_value(redis_url, queue_name, db_alias, queues=[high, low])
+    plain = async_task(jobs.add, 1, 1)  # to the first of the queues
+    later = async_task(jobs.add, 1, 1, q_options={"queue": low})
+    assert [d.task_id for d in queue_transport(high).fetch("c1", count=5)] == [plain]
+    assert [d.task_id for d in queue_transport(low).fetch("c1", count=5)] == [later]
+    with pytest.raises(ConfigError, match=f"unknown queue 'nowhere': Q_CLUSTER serves {high}"):
+        async_task(jobs.add, 1, 1, q_options={"queue": "nowhere"})
+    cluster = build_cluster()
+    assert isinstance(cluster.transport, RedisQueues)
+    assert cluster.transport.queues == (high, low) and cluster.transport.weights is None
+    settings.Q_CLUSTER = q_cluster_value(redis_url, queue_name, db_alias, queues={high: 2, low: 1})
+    assert build_cluster().transport.weights == (2, 1)  # type: ignore[attr-defined]

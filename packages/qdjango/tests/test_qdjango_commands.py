@@ -144,6 +144,43 @@ def test_manage_py_qcluster_runs_and_stops_on_sigterm(
     assert proc.returncode == 0, out.decode(errors="replace")
 
 
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+def test_manage_py_qcluster_queue_replaces_the_queues_of_q_cluster(
+    settings: Any, redis_url: str, queue_name: str
+) -> None:
+    from django.db import connections
+
+    from qdjango.connection import queue_transport
+
+    first, second = f"{queue_name}-1", f"{queue_name}-2"
+    value = {"name": queue_name, "workers": 1, "redis": redis_url, "save_limit": 0}
+    value["queues"] = [first, second]
+    settings.Q_CLUSTER = value
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "packages.qdjango.tests.settings",
+        "QDJANGO_TEST_Q_CLUSTER": json.dumps(value),
+        "QDJANGO_TEST_SQLITE": str(connections["default"].settings_dict["NAME"]),
+        "PYTHONPATH": os.getcwd(),
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "django", "qcluster", "--queue", second, "--log-level", "warning"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        waiting = async_task(jobs.add, 1, 1, q_options={"queue": first})
+        served = async_task(jobs.add, 40, 2, q_options={"queue": second})
+        assert result(served, wait=60_000) == 42
+        assert queue_transport(first).queue_size() == 1 and result(waiting) is None
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 0, out.decode(errors="replace")
+
+
 def test_qmonitor_live_view_redraws(db_alias: str, cluster: Any) -> None:
     from rich.console import Console
 

@@ -86,7 +86,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="run a cluster in the foreground (Ctrl+C stops it)")
     connection(run)
-    run.add_argument("--queue", default=None, help="queue to consume (default: 'default')")
+    run.add_argument(
+        "--queue",
+        action="append",
+        default=None,
+        help="queue to consume (default: 'default'); repeat it to serve several queues in strict "
+        "order (--queue high --queue low), or give each a weight to serve them in proportion "
+        "(--queue a=3 --queue b=1)",
+    )
     run.add_argument("--name", default=None, help="cluster name shown in status and logs")
     run.add_argument("--workers", type=int, default=None, help="worker processes (default: CPUs)")
     run.add_argument(
@@ -191,6 +198,13 @@ def _config(args: argparse.Namespace) -> ClusterConfig:
         value = getattr(args, option)
         if value is not None:
             overrides[setting] = value
+    queues = overrides.pop("queue", None)
+    if queues is not None:
+        if len(queues) == 1 and "=" not in queues[0]:
+            overrides["queue"] = queues[0]
+        else:  # several queues: the transport is built on the first (where it connects)
+            overrides["queues"] = queues
+            overrides["queue"] = queues[0].partition("=")[0].strip()
     return ClusterConfig.from_env(**overrides)
 
 
@@ -260,7 +274,9 @@ def _views(args: argparse.Namespace) -> tuple[Any, Any]:
         from qcluster.monitor import snapshot
 
         clusters = board.clusters()
-        names = list(dict.fromkeys([*args.queue, *(str(c.get("queue")) for c in clusters)]))
+        # A cluster of several queues publishes them as "a,b" (or "a=3,b=1").
+        served = [q.partition("=")[0] for c in clusters for q in str(c.get("queue")).split(",")]
+        names = list(dict.fromkeys([*args.queue, *served]))
         transports = [RedisTransport(name, url=url, **bounded) for name in names or ["default"]]
         try:
             codec = codec_from_env()

@@ -12,7 +12,7 @@ import os
 import pickle
 import signal
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from multiprocessing.process import BaseProcess
 from types import TracebackType
 from typing import Any
@@ -31,6 +31,7 @@ from qcore import (
     ConfigError,
     EventBus,
     HookRunner,
+    QueueSource,
     ResultStore,
     ScheduleSource,
     ScheduleSpec,
@@ -74,6 +75,10 @@ class Cluster:
     :class:`~qcluster.scheduler.ScheduleFired` for each firing this cluster applied;
     ``on_scheduler_start`` is called once by the scheduler before its first pass.
 
+    Several queues: ``queues`` (or ``config.queues``), names in strict order or a dict of name
+    to weight, served through ``transport`` (which must implement :class:`qcore.QueueSource`,
+    as :class:`qredis.RedisTransport` does; its own queue is then only where it connects).
+
     Everything passed must be picklable: each worker rebuilds its own copy and opens its
     own connections.
     """
@@ -94,11 +99,15 @@ class Cluster:
         clock: Callable[[], float] | None = None,
         on_schedule_fired: Callable[[ScheduleFired], Any] | None = None,
         on_scheduler_start: Callable[[], Any] | None = None,
+        queues: Sequence[str] | Mapping[str, int] | None = None,
     ) -> None:
         self.config = config if config is not None else ClusterConfig()
         if not isinstance(self.config, ClusterConfig):
             raise ConfigError(f"config must be a ClusterConfig, not {type(config).__name__}")
+        if queues is not None:
+            self.config = self.config.with_changes(queues=queues)
         _check_protocol("transport", transport, Transport)
+        transport = _serving(transport, self.config)
         _check_protocol("store", store, ResultStore)
         if status_board is not None:
             _check_protocol("status_board", status_board, StatusBoard)
@@ -300,3 +309,16 @@ def _sentinel_main(
         )
     sentinel = Sentinel(spec, status_board=board, watch_parent=True, ready=ready, jobs=jobs)
     raise SystemExit(sentinel.run())
+
+
+def _serving(transport: Transport, config: ClusterConfig) -> Transport:
+    """``transport``, or for a cluster of several queues the transport serving them."""
+    if not config.queues:
+        return transport
+    if not isinstance(transport, QueueSource):
+        raise ConfigError(
+            f"{type(transport).__name__} cannot serve several queues ({', '.join(config.queues)}):"
+            " use a transport that can (qredis.RedisTransport)"
+        )
+    names, weights = config.queue_plan()
+    return transport.serving(names, weights)

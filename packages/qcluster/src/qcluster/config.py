@@ -53,6 +53,11 @@ class ClusterConfig:
     """Shown in status, logs and consumer ids."""
     queue: str = "default"
     """The queue the CLI builds its transport for (a transport passed in carries its own)."""
+    queues: tuple[str, ...] = ()
+    """Several queues for one cluster, instead of ``queue``: names served in strict order (the
+    first whenever it has a task ready, the next only when it has none, ...), or, when every
+    entry is ``name=weight`` (or a dict of name to weight), in proportion to the weights, none
+    starved. ``["a", "b"]``, ``{"a": 3, "b": 1}``, ``Q_QUEUES=a=3,b=1``."""
     workers: int = field(default_factory=_default_workers)
     """Worker processes (default: the number of CPUs)."""
     timeout: float | None = None
@@ -115,6 +120,7 @@ class ClusterConfig:
     def __post_init__(self) -> None:
         _check_text("name", self.name)
         _check_text("queue", self.queue)
+        object.__setattr__(self, "queues", _queues(self.queues))
         _check_int("workers", self.workers, minimum=1)
         _check_int("max_attempts", self.max_attempts, minimum=1)
         _check_int("prefetch", self.prefetch, minimum=1)
@@ -227,6 +233,16 @@ class ClusterConfig:
             retry_on=self.retry_on,
         )
 
+    def queue_plan(self) -> tuple[tuple[str, ...], tuple[int, ...] | None]:
+        """The queues served (``queues``, else ``queue``) and their weights (None: strict)."""
+        if not self.queues:
+            return (self.queue,), None
+        pairs = [entry.partition("=") for entry in self.queues]
+        names = tuple(name for name, _, _ in pairs)
+        if not pairs[0][1]:
+            return names, None
+        return names, tuple(int(weight) for _, _, weight in pairs)
+
     def as_dict(self) -> dict[str, Any]:
         """The settings as a plain dict (for status pages and logs)."""
         return {f.name: getattr(self, f.name) for f in fields(self)}
@@ -239,6 +255,42 @@ def _num(value: float) -> str:
 def _check_text(name: str, value: object) -> None:
     if not isinstance(value, str) or not value or value != value.strip():
         raise ConfigError(f"{name} must be a non-empty string without surrounding spaces")
+
+
+def _queues(value: object) -> tuple[str, ...]:
+    """``queues`` as ``("a", "b")`` or ``("a=3", "b=1")``, checked."""
+    if isinstance(value, str):
+        value = [part.strip() for part in value.split(",") if part.strip()]
+    if isinstance(value, Mapping):
+        value = [f"{name}={weight}" for name, weight in value.items()]
+    if not isinstance(value, list | tuple):
+        raise ConfigError(f"queues must be a list of queue names (or name=weight), not {value!r}")
+    entries: list[str] = []
+    for entry in value:
+        if isinstance(entry, list | tuple) and len(entry) == 2:
+            entry = f"{entry[0]}={entry[1]}"
+        if not isinstance(entry, str):
+            raise ConfigError(f"queues must hold queue names (or name=weight), not {entry!r}")
+        name, eq, weight = entry.partition("=")
+        name, weight = name.strip(), weight.strip()
+        if not name or any(c in name for c in "{}=") or any(c.isspace() for c in name):
+            raise ConfigError(
+                f"a queue name may not be empty or hold braces, '=' or whitespace: {entry!r}"
+            )
+        if eq and not (weight.isdigit() and int(weight) >= 1):
+            raise ConfigError(f"the weight of queue {name} must be an integer >= 1: {entry!r}")
+        entries.append(f"{name}={int(weight)}" if eq else name)
+    names = [e.partition("=")[0] for e in entries]
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        raise ConfigError(f"queues names a queue more than once: {', '.join(repeated)}")
+    weighted = {"=" in e for e in entries}
+    if len(weighted) > 1:
+        raise ConfigError(
+            "queues are either all weighted (name=weight) or none (strict order), "
+            f"not a mix: {', '.join(entries)}"
+        )
+    return tuple(entries)
 
 
 def _check_int(name: str, value: object, *, minimum: int) -> None:

@@ -23,6 +23,7 @@ __all__ = [
     "HookRunner",
     "InFlight",
     "Preflight",
+    "QueueSource",
     "Reaped",
     "ResultStore",
     "StatusBoard",
@@ -43,6 +44,8 @@ class Delivery:
     token: int
     """Fencing token: an ack or a retry with a token that is no longer current is refused."""
     consumer: str
+    queue: str = ""
+    """The queue it came from (a transport serving several queues routes acks by it)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -293,6 +296,17 @@ class AsyncTransport(Protocol):
         priority: int = 0,
     ) -> None:
         """As :meth:`Transport.enqueue`."""
+        ...
+
+
+@runtime_checkable
+class QueueSource(Protocol):
+    """A transport that can serve several queues of its backend as one (qredis.RedisTransport):
+    ``queues`` in strict order, or in proportion to ``weights`` (one integer >= 1 each)."""
+
+    def serving(self, queues: Sequence[str], weights: Sequence[int] | None = None) -> Transport:
+        """A transport fetching from ``queues`` (acks, retries and dead letters go to the
+        queue each delivery came from)."""
         ...
 
 

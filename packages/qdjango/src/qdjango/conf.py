@@ -131,7 +131,8 @@ MIGRATION_PAGE = "docs/migration/django-q2.md#settings"
 # Keys Django Q knew that Q does not have, with what to do instead.
 SEED_ONLY_KEYS = {
     "cluster_name": "set 'name' (and 'queue') instead",
-    "ALT_CLUSTERS": "run one `manage.py qcluster --queue NAME` per queue instead",
+    "ALT_CLUSTERS": "list the queues in 'queues' (one cluster serves them), or run one "
+    "`manage.py qcluster --queue NAME` per queue instead",
     "daemonize_workers": "Q's workers may always start child processes; remove it",
     "queue_limit": "use 'prefetch' (tasks a worker takes per fetch) instead",
     "cpu_affinity": "not supported; remove it",
@@ -285,7 +286,10 @@ def parse(raw: object) -> QSettings:
 
 def _cluster_config(raw: Mapping[str, Any]) -> ClusterConfig:
     values = {k: v for k, v in raw.items() if k in ClusterConfig.field_names()}
-    # As in Django Q, the cluster's name is also its queue unless a queue is named.
+    # As in Django Q, the cluster's name is also its queue unless a queue is named; with
+    # several queues, the first is where async_task sends by default.
+    if "queues" in values and "queue" not in values:
+        values["queue"] = ClusterConfig(queues=values["queues"]).queue_plan()[0][0]
     if "name" in values and "queue" not in values:
         values["queue"] = values["name"]
     if "time_zone" not in values:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-from qcore import EventBus
+from qcore import ConfigError, EventBus
 from qdjango.conf import QSettings, get_settings, on_change
 from qdjango.signals import signal_bus
 from qredis import RedisStatusBoard, RedisTransport, ResultNotifier, producer_kwargs
@@ -23,6 +23,7 @@ __all__ = [
     "notifier",
     "queue_transport",
     "redis_client",
+    "served_queue_transport",
     "status_board",
     "transport",
     "transport_for",
@@ -101,6 +102,19 @@ def queue_transport(queue: str) -> RedisTransport:
             queue, max_attempts=conf.cluster.max_attempts, **_connection(conf)
         ),
     )
+
+
+def served_queue_transport(queue: str) -> RedisTransport:
+    """The transport of one of ``Q_CLUSTER``'s queues (its ``queue`` or one of its ``queues``).
+    Any other name is refused: a task sent there would wait for a cluster never started."""
+    conf = get_settings()
+    known = list(dict.fromkeys([conf.queue, *conf.cluster.queue_plan()[0]]))
+    if queue not in known:
+        raise ConfigError(
+            f"unknown queue {queue!r}: Q_CLUSTER serves {', '.join(known)} "
+            "(add it to Q_CLUSTER['queues'] to serve it)"
+        )
+    return queue_transport(queue)
 
 
 def transport_for(client: Any) -> RedisTransport:

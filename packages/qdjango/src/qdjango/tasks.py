@@ -43,10 +43,10 @@ __all__ = [
 
 TaskFunc = Callable[..., Any] | str
 
-_OWN_OPTIONS = frozenset({"sync", "redis", "transport", "broker"})
+_OWN_OPTIONS = frozenset({"sync", "redis", "transport", "broker", "queue"})
 Q_OPTIONS = Q_OPTION_NAMES | _OWN_OPTIONS
 """Names ``q_options`` accepts (they win over the keywords of the same name); ``broker`` is
-django-q2's name for a transport."""
+django-q2's name for a transport; ``queue`` names one of ``Q_CLUSTER``'s queues."""
 
 
 def async_task(
@@ -71,6 +71,8 @@ def async_task(
     carries the same options (plus ``task_name``, ``max_attempts``, ``eta``, ``countdown``,
     ``transport`` or django-q2's name for it, ``broker``) for tasks whose own kwargs use those
     names: a keyword named in ``q_options`` is passed to the task instead (when it is not None).
+    ``q_options`` also takes ``priority`` (-100 to 100, higher runs first) and ``queue`` (one
+    of ``Q_CLUSTER``'s ``queue`` and ``queues``; another name is refused).
 
     Like Django Q, a dotted path is not checked here: a path that does not resolve becomes a
     Failure record naming it.
@@ -81,6 +83,11 @@ def async_task(
         chosen = apply_q_options(q_options, {"sync": sync, "redis": redis}, kwargs, Q_OPTIONS)
         sync, redis = chosen["sync"], chosen["redis"]
         transport = _one_transport(chosen.get("transport"), chosen.get("broker"))
+        queue = chosen.get("queue")
+        if queue is not None:
+            if transport is not None:
+                raise ConfigError("pass q_options queue or transport (broker), not both")
+            transport = connection.served_queue_transport(queue)
         q_options = {k: v for k, v in q_options.items() if k not in _OWN_OPTIONS}
     message = build_message(
         func, args, kwargs, hook=hook, group=group, timeout=timeout, save=save, q_options=q_options

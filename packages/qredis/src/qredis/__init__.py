@@ -15,6 +15,7 @@ from qredis.errors import TransportConnectionError, TransportError, TransportOut
 from qredis.keys import QueueKeys, ResultKeys, ScheduleKeys, StatusKeys
 from qredis.notify import ResultNotifier
 from qredis.producer import Producer
+from qredis.queues import RedisQueues
 from qredis.results import DEFAULT_RESULT_TTL, RedisResultStore
 from qredis.schedules import Firing, RedisSchedules, Stored
 from qredis.server import check_server
@@ -32,6 +33,7 @@ __all__ = [
     "Firing",
     "Producer",
     "QueueKeys",
+    "RedisQueues",
     "RedisResultStore",
     "RedisSchedules",
     "RedisStatusBoard",

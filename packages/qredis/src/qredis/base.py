@@ -8,7 +8,7 @@ import os
 import uuid
 from collections.abc import Iterable, Iterator
 from contextlib import AbstractContextManager
-from typing import Any
+from typing import Any, Self
 
 import redis
 
@@ -161,6 +161,14 @@ class TransportBase:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(queue={self.queue!r}, url={self.url!r})"
+
+    def sibling(self, queue: str) -> Self:
+        """A transport of the same kind and settings, on the same Redis, for ``queue``."""
+        state = self.__getstate__()
+        state["queue"] = queue
+        clone = type(self).__new__(type(self))
+        clone.__setstate__(state)
+        return clone
 
     # -- server -----------------------------------------------------------------------------
 

@@ -15,7 +15,7 @@ task is always in exactly one place.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from redis.exceptions import NoScriptError
@@ -30,6 +30,7 @@ from qredis.recovery import Recovery
 from qredis.wire import bulk, command
 
 if TYPE_CHECKING:
+    from qredis.queues import RedisQueues
     from qredis.schedules import RedisSchedules
 
 __all__ = ["RedisTransport"]
@@ -117,6 +118,13 @@ class RedisTransport(Recovery, Inspection, Cancelling, Chains):
             return (task_id, payload, delay_ms, limit, priority)
         return (task_id, payload, delay_ms, limit)
 
+    def serving(self, queues: Sequence[str], weights: Sequence[int] | None = None) -> RedisQueues:
+        """Several queues of this Redis as one transport (:class:`~qredis.RedisQueues`): in
+        strict order, or in proportion to ``weights``."""
+        from qredis.queues import RedisQueues
+
+        return RedisQueues.serving(self, queues, weights)
+
     def schedules(self, codec: Codec) -> RedisSchedules:
         """The schedules of this queue (:class:`~qredis.RedisSchedules`), signed with ``codec``."""
         from qredis.schedules import RedisSchedules
@@ -195,7 +203,7 @@ class RedisTransport(Recovery, Inspection, Cancelling, Chains):
         return self._deliveries(consumer, res)
 
     def _block_and_grab(
-        self, consumer: str, count: int, block: float
+        self, consumer: str, count: int, block: float, markers: Sequence[str] = ()
     ) -> tuple[list[Delivery], float | None]:
         """``BZPOPMIN`` of the marker then the claim, pipelined: one round trip from the
         wake-up.
@@ -205,11 +213,17 @@ class RedisTransport(Recovery, Inspection, Cancelling, Chains):
         due); a pipeline re-sent after a lost reply pops a marker again (at worst one wake-up
         of another consumer is lost, and the next push or ``block_slice`` makes up for it) and
         its claim, with the same request id, answers the same tasks (see ``fetch.lua``).
+        ``markers``: wait on these markers instead (several queues of one Redis, see
+        :class:`~qredis.RedisQueues`); the claim is still this queue's.
         """
         client, scripts = self._ready()
         keys, args = self._fetch_call(consumer, count)
         # BZPOPMIN treats 0 as "forever": never ask for less than 10 ms.
-        wait = ("BZPOPMIN", self._keys.marker, max(block, 0.01))
+        wait: tuple[str | float, ...] = (
+            "BZPOPMIN",
+            *(markers or (self._keys.marker,)),
+            max(block, 0.01),
+        )
         claim = ("EVALSHA", scripts.fetch.sha, len(keys), *keys, *args)
         with self._errors():
             held = self._held
@@ -275,6 +289,7 @@ class RedisTransport(Recovery, Inspection, Cancelling, Chains):
                 detail="enqueued again while live; the copy was dropped",
             )
         body = res[3 + dropped + dups :]
+        queue = self.queue
         if not body:
             return [], (None if res[0] < 0 else res[0] / 1000)
         return [
@@ -285,6 +300,7 @@ class RedisTransport(Recovery, Inspection, Cancelling, Chains):
                 int(body[i + 3]),
                 int(body[i + 4]),
                 consumer,
+                queue,
             )
             for i in range(0, len(body), 5)
         ], None

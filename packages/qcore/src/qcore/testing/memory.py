@@ -221,7 +221,8 @@ class MemoryTransport:
             s.tokens[task_id] = s.seq
             held.append(task_id)
             limit = s.limits.get(task_id, self.max_attempts)
-            out.append(Delivery(task_id, s.payloads[task_id], attempt, limit, s.seq, consumer))
+            payload = s.payloads[task_id]
+            out.append(Delivery(task_id, payload, attempt, limit, s.seq, consumer, self._queue))
         return out
 
     def _current(self, delivery: Delivery) -> bool:

@@ -19,7 +19,12 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: Any) -> None:
         parser.add_argument("--workers", type=int, help="worker processes (Q_CLUSTER workers)")
-        parser.add_argument("--queue", help="queue to consume (Q_CLUSTER queue)")
+        parser.add_argument(
+            "--queue",
+            action="append",
+            help="queue to consume (Q_CLUSTER queue, or queues); repeat it for several queues in "
+            "strict order, or give each a weight (--queue a=3 --queue b=1)",
+        )
         parser.add_argument("--name", help="cluster name shown in status and logs")
         parser.add_argument("--json-logs", action="store_true", help="log JSON lines")
         parser.add_argument("--log-level", help="debug, info, warning, error")
@@ -28,9 +33,14 @@ class Command(BaseCommand):
         from qdjango.cluster import build_cluster, close_connections
 
         overrides: dict[str, Any] = {}
-        for key in ("workers", "queue", "name", "log_level"):
+        for key in ("workers", "name", "log_level"):
             if options.get(key) is not None:
                 overrides[key] = options[key]
+        queues = options.get("queue")
+        if queues:  # the command line's queues replace Q_CLUSTER's queue and queues
+            several = len(queues) > 1 or "=" in queues[0]
+            overrides["queues"] = tuple(queues) if several else ()
+            overrides["queue"] = queues[0].partition("=")[0].strip()
         if options["json_logs"]:
             overrides["log_json"] = True
         try:

@@ -1,0 +1,384 @@
+"""Several queues served by one cluster, in strict order or by weight (issue 15, item 2).
+
+:class:`RedisQueues` is a ``qcore.Transport`` over one :class:`~qredis.RedisTransport` per
+queue (each its own hash tag, so every script still touches one slot). A fetch takes from the
+queues in an order, topping a batch up from the next queue when one runs dry:
+
+- **strict**: always the first queue first, the second only when the first has nothing ready,
+  and so on;
+- **weighted**: the queue a fetch starts with is chosen by smooth weighted round robin (weights
+  3 and 1: three fetches start with the first for each that starts with the second), then the
+  others by weight; so every queue with work is served in proportion, none starved.
+
+Priorities still hold inside each queue. The wait stays one blocking call: an idle consumer
+blocks on every queue's marker at once (``BZPOPMIN`` of several keys; one Redis server), with
+the claim of the queue it would start with in the same pipeline, so a wake-up for that queue
+costs one round trip and one for another queue two. An ack, retry or dead letter goes to the
+queue its delivery names (``Delivery.queue``).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Collection, Iterable, Sequence
+from typing import Any
+
+from qcore import ConfigError, DeadLetter, Delivery, InFlight, Reaped
+from qredis.transport import RedisTransport
+
+__all__ = ["RedisQueues"]
+
+
+class RedisQueues:
+    """A transport serving the queues of ``transports`` (one per queue, same Redis) in strict
+    order, or, with ``weights`` (one integer >= 1 per queue), in proportion to them.
+
+    Build it with :meth:`serving` from one transport and the queue names. Picklable (each
+    worker gets its own copy, with its own round-robin state).
+    """
+
+    def __init__(
+        self, transports: Sequence[RedisTransport], weights: Sequence[int] | None = None
+    ) -> None:
+        if not transports:
+            raise ConfigError("RedisQueues needs at least one queue")
+        names = [t.queue for t in transports]
+        if len(set(names)) != len(names):
+            raise ConfigError(f"each queue may be served once, not {names!r}")
+        if weights is not None:
+            weights = tuple(weights)
+            if len(weights) != len(names) or not all(
+                isinstance(w, int) and not isinstance(w, bool) and w >= 1 for w in weights
+            ):
+                raise ConfigError(
+                    f"weights must be one integer >= 1 per queue ({len(names)}), not {weights!r}"
+                )
+        self._transports = list(transports)
+        self._by_name = {t.queue: t for t in transports}
+        self.weights: tuple[int, ...] | None = weights
+        self._current = [0] * len(names)
+
+    @classmethod
+    def serving(
+        cls,
+        transport: RedisTransport,
+        queues: Sequence[str],
+        weights: Sequence[int] | None = None,
+    ) -> RedisQueues:
+        """The queues named ``queues`` on ``transport``'s Redis, with its settings."""
+        return cls(
+            [transport if q == transport.queue else transport.sibling(q) for q in queues], weights
+        )
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"transports": self._transports, "weights": self.weights}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__(state["transports"], state["weights"])  # type: ignore[misc]
+
+    def __repr__(self) -> str:
+        return f"RedisQueues({self.queue!r}, url={self.url!r})"
+
+    @property
+    def queue(self) -> str:
+        """The queues' names, in order, with their weights when weighted (``a=3,b=1``)."""
+        if self.weights is None:
+            return ",".join(self.queues)
+        return ",".join(f"{q}={w}" for q, w in zip(self.queues, self.weights))
+
+    @property
+    def queues(self) -> tuple[str, ...]:
+        """The queues' names, in order."""
+        return tuple(self._by_name)
+
+    @property
+    def transports(self) -> tuple[RedisTransport, ...]:
+        """One transport per queue, in order."""
+        return tuple(self._transports)
+
+    @property
+    def url(self) -> str:
+        """Where the queues are, password masked."""
+        return self._transports[0].url
+
+    # -- order ------------------------------------------------------------------------------
+
+    def _order(self) -> list[RedisTransport]:
+        """The queues in the order this fetch looks at them."""
+        if self.weights is None:
+            return self._transports
+        weights, current = self.weights, self._current
+        for i, w in enumerate(weights):
+            current[i] += w
+        first = max(range(len(weights)), key=current.__getitem__)
+        current[first] -= sum(weights)
+        rest = sorted((i for i in range(len(weights)) if i != first), key=lambda i: -weights[i])
+        return [self._transports[i] for i in (first, *rest)]
+
+    # -- enqueue: the first queue (producers pick a queue with a transport of their own) ------
+
+    def enqueue(
+        self,
+        task_id: str,
+        payload: bytes,
+        *,
+        delay: float = 0.0,
+        max_attempts: int | None = None,
+        priority: int = 0,
+    ) -> None:
+        """Queue on the first queue."""
+        self._transports[0].enqueue(
+            task_id, payload, delay=delay, max_attempts=max_attempts, priority=priority
+        )
+
+    def enqueue_many(
+        self,
+        items: Iterable[tuple[str, bytes]],
+        *,
+        delay: float = 0.0,
+        max_attempts: int | None = None,
+        priority: int = 0,
+    ) -> int:
+        """Queue on the first queue."""
+        return self._transports[0].enqueue_many(
+            items, delay=delay, max_attempts=max_attempts, priority=priority
+        )
+
+    # -- fetch ------------------------------------------------------------------------------
+
+    def fetch(self, consumer: str, count: int = 1, timeout: float = 0.0) -> list[Delivery]:
+        """Up to ``count`` ready tasks, from the queues in this fetch's order; blocks up to
+        ``timeout`` s on every queue's marker at once."""
+        order = self._order()
+        got, next_due = _grab(order, consumer, count)
+        if got or not timeout > 0:
+            return got
+        markers = [t.keys.marker for t in self._transports]
+        first = order[0]
+        deadline = time.monotonic() + timeout
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return []
+            block = min(remaining, first._block_cap)
+            if next_due is not None:
+                block = min(block, next_due)
+            got, due_first = first._block_and_grab(consumer, count, block, markers)
+            if got:
+                return got
+            # Woken for another queue (or the wait ended): look at the others, in order.
+            got, next_due = _grab(order[1:], consumer, count)
+            if got:
+                return got
+            next_due = _soonest(next_due, due_first)
+
+    # -- finishing: by the delivery's queue ---------------------------------------------------
+
+    def _owner(self, delivery: Delivery) -> RedisTransport:
+        found = self._by_name.get(delivery.queue)
+        if found is not None:
+            return found
+        # A delivery rebuilt without its queue (the sentinel's, from a worker's slot): the
+        # queue whose tokens hold the id (ids are unique across queues).
+        for t in self._transports:
+            if t.client.hexists(t.keys.tokens, delivery.task_id):
+                return t
+        return self._transports[0]
+
+    def ack(self, deliveries: Iterable[Delivery]) -> list[bool]:
+        """Ack each delivery on its queue (one script per queue in the batch)."""
+        batch = list(deliveries)
+        out = [False] * len(batch)
+        groups: dict[int, list[int]] = {}
+        owners: list[RedisTransport] = []
+        for i, d in enumerate(batch):
+            owner = self._owner(d)
+            if owner not in owners:
+                owners.append(owner)
+            groups.setdefault(owners.index(owner), []).append(i)
+        for n, idx in groups.items():
+            for i, ok in zip(idx, owners[n].ack([batch[i] for i in idx])):
+                out[i] = ok
+        return out
+
+    def retry_later(self, delivery: Delivery, delay: float, payload: bytes | None = None) -> bool:
+        """Put a task back on its own queue, delivered again after ``delay`` s."""
+        return self._owner(delivery).retry_later(delivery, delay, payload)
+
+    def ack_links(
+        self, deliveries: Iterable[Delivery], links: Sequence[tuple[str, int, bool] | None]
+    ) -> list[bool]:
+        """:meth:`ack` with chains' next links, each delivery on its own queue."""
+        batch, chained = list(deliveries), list(links)
+        out = [False] * len(batch)
+        groups: dict[int, list[int]] = {}
+        owners: list[RedisTransport] = []
+        for i, d in enumerate(batch):
+            owner = self._owner(d)
+            if owner not in owners:
+                owners.append(owner)
+            groups.setdefault(owners.index(owner), []).append(i)
+        for n, idx in groups.items():
+            acked = owners[n].ack_links([batch[i] for i in idx], [chained[i] for i in idx])
+            for i, ok in zip(idx, acked):
+                out[i] = ok
+        return out
+
+    def cancel(self, task_id: str, twin: Any, *, terminate: bool = False) -> str:
+        """Cancel a task on whichever queue holds it."""
+        from qcore.errors import UnknownTask
+
+        for t in self._transports:
+            try:
+                return t.cancel(task_id, twin, terminate=terminate)
+            except UnknownTask:
+                continue
+        raise UnknownTask(f"no task {task_id!r} is queued, delayed or running in {self.queue}")
+
+    def terminations(self, task_ids: Collection[str]) -> set[str]:
+        ids = list(task_ids)
+        return set().union(*(t.terminations(ids) for t in self._transports))
+
+    # Chains, iterations and unique tasks keep their state beside the first queue.
+
+    def start_chain(self, chain_id: str, items: Any, *, stop_on_failure: bool = True) -> bool:
+        return self._transports[0].start_chain(chain_id, items, stop_on_failure=stop_on_failure)
+
+    def iter_put(self, iter_id: str, index: int, payload: bytes, size: int) -> list[bytes]:
+        return self._transports[0].iter_put(iter_id, index, payload, size)
+
+    def enqueue_unique(self, task_id: str, payload: bytes, **options: Any) -> str:
+        return self._transports[0].enqueue_unique(task_id, payload, **options)
+
+    def chain_state(self, chain_id: str) -> Any:
+        return self._transports[0].chain_state(chain_id)
+
+    def reachable(self) -> bool:
+        return self._transports[0].reachable()
+
+    def dead_letter(self, delivery: Delivery, reason: str) -> bool:
+        """Dead-letter a task on its own queue."""
+        return self._owner(delivery).dead_letter(delivery, reason)
+
+    # -- every queue ------------------------------------------------------------------------
+
+    def release(
+        self, consumer: str, *, started: Collection[str] = (), reason: str | None = None
+    ) -> Reaped:
+        """Give back what ``consumer`` holds, on every queue."""
+        return _total(t.release(consumer, started=started, reason=reason) for t in self._transports)
+
+    def unrecorded(self, limit: int = 100) -> list[DeadLetter]:
+        """Dead letters owed their Failure record, on every queue, oldest first."""
+        owed = [x for t in self._transports for x in t.unrecorded(limit)]
+        owed.sort(key=lambda x: x.failed_at)
+        return owed[: max(0, limit)]
+
+    def recorded(self, task_ids: Iterable[str]) -> None:
+        ids = list(task_ids)
+        for t in self._transports:
+            t.recorded(ids)
+
+    def heartbeat(self, consumers: Iterable[str], ttl: float) -> None:
+        names = list(consumers)
+        for t in self._transports:
+            t.heartbeat(names, ttl)
+
+    def forget(self, consumers: Iterable[str]) -> None:
+        names = list(consumers)
+        for t in self._transports:
+            t.forget(names)
+
+    def reap(self) -> Reaped:
+        return _total(t.reap() for t in self._transports)
+
+    def promote_due(self) -> int:
+        return sum(t.promote_due() for t in self._transports)
+
+    def next_due(self) -> float | None:
+        soonest: float | None = None
+        for t in self._transports:
+            soonest = _soonest(soonest, t.next_due())
+        return soonest
+
+    def payload(self, task_id: str) -> bytes | None:
+        for t in self._transports:
+            found = t.payload(task_id)
+            if found is not None:
+                return found
+        return None
+
+    def queue_size(self) -> int:
+        return sum(t.queue_size() for t in self._transports)
+
+    def inflight_size(self) -> int:
+        return sum(t.inflight_size() for t in self._transports)
+
+    def delayed_size(self) -> int:
+        return sum(t.delayed_size() for t in self._transports)
+
+    def dead_size(self) -> int:
+        return sum(t.dead_size() for t in self._transports)
+
+    def inflight(self, limit: int = 100) -> list[InFlight]:
+        return [x for t in self._transports for x in t.inflight(limit)][: max(0, limit)]
+
+    def dead_letters(self, limit: int = 100) -> list[DeadLetter]:
+        letters = [x for t in self._transports for x in t.dead_letters(limit)]
+        letters.sort(key=lambda x: x.failed_at, reverse=True)
+        return letters[: max(0, limit)]
+
+    def requeue_dead(self, task_ids: Iterable[str] | None = None) -> int:
+        ids = None if task_ids is None else list(task_ids)
+        return sum(t.requeue_dead(ids) for t in self._transports)
+
+    def purge_dead(self, task_ids: Iterable[str] | None = None) -> int:
+        ids = None if task_ids is None else list(task_ids)
+        return sum(t.purge_dead(ids) for t in self._transports)
+
+    def schedules(self, codec: Any) -> Any:
+        """The schedules kept beside the first queue."""
+        return self._transports[0].schedules(codec)
+
+    def ping(self) -> bool:
+        return self._transports[0].ping()
+
+    def check_server(self) -> list[str]:
+        return self._transports[0].check_server()
+
+    def check_permissions(self) -> list[str]:
+        return self._transports[0].check_permissions()
+
+    def close(self) -> None:
+        for t in self._transports:
+            t.close()
+
+
+def _grab(
+    order: Sequence[RedisTransport], consumer: str, count: int
+) -> tuple[list[Delivery], float | None]:
+    """What is ready now, from the queues in ``order`` until ``count`` (one script each)."""
+    got: list[Delivery] = []
+    soonest: float | None = None
+    for t in order:
+        more, due = t._grab(consumer, count - len(got))
+        got += more
+        soonest = _soonest(soonest, due)
+        if len(got) >= count:
+            break
+    return got, soonest
+
+
+def _soonest(a: float | None, b: float | None) -> float | None:
+    if a is None:
+        return b
+    return a if b is None else min(a, b)
+
+
+def _total(passes: Iterable[Reaped]) -> Reaped:
+    consumers = requeued = dead = 0
+    for r in passes:
+        consumers = max(consumers, r.consumers)
+        requeued += r.requeued
+        dead += r.dead_lettered
+    return Reaped(consumers=consumers, requeued=requeued, dead_lettered=dead)
