@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 import uuid
 
+from qcore import build_message
 from tests.cluster.support import Bench, eventually
 from tests.faults import tasks
 
@@ -25,8 +26,15 @@ def test_urgent_tasks_pass_a_backlog_within_what_the_workers_hold(bench: Bench) 
     low = bench.producer.enqueue_many(tasks.sequenced, [(bench.url, key)] * BACKLOG, priority=-10)
     with bench.cluster(workers=WORKERS, start_method="fork", prefetch=PREFETCH):
         eventually(lambda: _records_saved(bench) >= 1000, timeout=60, what="the backlog started")
+        # Signed first: the count read just before sending is the count when they became
+        # visible, not when building them started.
+        messages = [
+            build_message(tasks.sequenced, (bench.url, key), priority=10) for _ in range(100)
+        ]
+        items = [(m.id, bench.producer.codec.encode_message(m)) for m in messages]
+        high = [m.id for m in messages]
         before = int(bench.client.get(key) or 0)
-        high = bench.producer.enqueue_many(tasks.sequenced, [(bench.url, key)] * 100, priority=10)
+        bench.transport.enqueue_many(items, priority=10)
         records = bench.wait_all(high, timeout=60)
         last_high = max(int(r.result) for r in records.values())
         assert bench.transport.queue_size() > 0, "the backlog drained first: make it larger"
