@@ -27,6 +27,7 @@ from qcluster.forking import ForkGuard
 from qcluster.hookcalls import HookCalls
 from qcluster.lifeline import watch_parent
 from qcluster.losses import ExitHandler
+from qcluster.ownership import ProcessIdentity, Reclaimer
 from qcluster.preflight import preflight
 from qcluster.records import OwedRecords
 from qcluster.spawning import WorkerPool
@@ -34,7 +35,7 @@ from qcluster.states import ClusterState, KillReason
 from qcluster.status import Totals, cluster_status
 from qcluster.terminations import TerminationWatch
 from qcluster.worker import WorkerSpec
-from qcore import Preflight, StatusBoard, get_logger
+from qcore import Owners, Preflight, StatusBoard, get_logger
 
 __all__ = ["Sentinel"]
 
@@ -80,6 +81,15 @@ class Sentinel:
         self.exits = ExitHandler(
             spec, self.pool, self.totals, self.log, self.hooks, owed=lambda: self.beacon.poke()
         )
+        # Recorded with the queue so that a cluster on this host can prove us gone.
+        identity = ProcessIdentity.here() if isinstance(self.transport, Owners) else None
+        self.reclaimer = (
+            Reclaimer(self.transport, self.cluster_id, identity, self.config.heartbeat)
+            if identity is not None and isinstance(self.transport, Owners)
+            else None
+        )
+        if self.reclaimer is not None:
+            jobs = [*jobs, self.reclaimer]
         self.beacon = Beacon(
             self.config,
             self.cluster_id,
@@ -265,6 +275,8 @@ class Sentinel:
         # The hooks of records saved on this side get what is left of the grace.
         self.hooks.finish(until=0.0 if self.stop_now else deadline)
         self.beacon.stop(timeout=1.0 if offline else 10.0)
+        if self.reclaimer is not None and not offline:
+            self.reclaimer.close()
         self.state = ClusterState.STOPPED
         if self.board is not None and not offline:
             try:

@@ -22,6 +22,7 @@ __all__ = [
     "Delivery",
     "HookRunner",
     "InFlight",
+    "Owners",
     "Preflight",
     "QueueSource",
     "Reaped",
@@ -368,6 +369,29 @@ class Preflight(Protocol):
     def reachable(self) -> bool:
         """True when the server answers now (one quick attempt; False, never an error, when
         it cannot be reached). A stopping cluster asks, so as not to wait on a dead server."""
+        ...
+
+
+@runtime_checkable
+class Owners(Protocol):
+    """A transport that records which process runs each cluster, so that a cluster on the same
+    host can take back at once the tasks of one whose process is provably gone, instead of
+    waiting for its consumers' heartbeats to expire. What an owner record holds, and when a
+    process is gone, is the cluster's business (``qcluster.ownership``); the transport keeps
+    the records beside the queue.
+    """
+
+    def record_owner(self, cluster_id: str, owner: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+        """Record (or refresh) ``cluster_id``'s owner; returns every cluster's record."""
+        ...
+
+    def remove_owner(self, cluster_id: str) -> None:
+        """Forget ``cluster_id``'s owner record (the cluster stopped)."""
+        ...
+
+    def reclaim(self, cluster_id: str) -> Reaped:
+        """Requeue every in-flight task of ``cluster_id``'s consumers now, whatever their
+        heartbeats (attempts kept), and forget its owner record."""
         ...
 
 

@@ -41,7 +41,9 @@ class QueueKeys:
     bulk chunks), ``cancel`` (zset id -> time a running task's termination was asked, ms),
     ``chain:<id>`` (hash: a chain's links not queued yet and its state), ``iter:<id>`` (hash:
     an iteration's finished calls' records), ``unique:<key>`` (string: the id of the task
-    holding a unique task's lock).
+    holding a unique task's lock), ``owners`` (hash cluster id -> JSON: its host, its
+    sentinel's pid and start time) with ``owners:seen`` (zset cluster id -> when it last wrote
+    that, ms).
 
     Priorities: every priority level has two lists, its ``due`` list (delayed tasks whose time
     came, and tasks given back by a consumer: they run first) and its ready list; level 0's are
@@ -73,6 +75,8 @@ class QueueKeys:
     levels: str
     prio: str
     marker: str
+    owners: str
+    owners_seen: str
 
     @classmethod
     def for_queue(cls, name: str) -> QueueKeys:
@@ -100,6 +104,8 @@ class QueueKeys:
             levels=f"{p}:levels",
             prio=f"{p}:prio",
             marker=f"{p}:marker",
+            owners=f"{p}:owners",
+            owners_seen=f"{p}:owners:seen",
         )
 
     def ready(self, priority: int = 0) -> str:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Mapping
+from typing import Any
 
 from qcore import ConfigError, DeadLetter, Reaped, get_logger
 from qredis.base import TransportBase, ms
@@ -15,6 +16,7 @@ log = get_logger("qredis.transport")
 
 _REAP_BATCH = 100  # expired consumers handled per reaper pass
 _PROMOTE_BATCH = 1000  # due delayed tasks moved per script call
+_OWNER_KEPT_MS = 3_600_000  # an owner record not written again for an hour is forgotten
 
 
 class Recovery(TransportBase):
@@ -131,6 +133,72 @@ class Recovery(TransportBase):
             with self._errors():
                 scripts.unlock((self._keys.reaper,), (owner,))
         return Reaped(consumers=consumers, requeued=requeued, dead_lettered=dead)
+
+    # -- owners: fast recovery on one host -------------------------------------------------
+
+    def record_owner(self, cluster_id: str, owner: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+        """Record (again) which process runs ``cluster_id``; returns every cluster's record.
+
+        Records not written again for an hour are forgotten (their clusters are gone, and the
+        reaper has taken their tasks back long since).
+        """
+        _, scripts = self._ready()
+        k = self._keys
+        record = json.dumps(dict(owner), sort_keys=True)
+        with self._errors():
+            res = scripts.owner(
+                (k.owners, k.owners_seen), ("record", cluster_id, record, _OWNER_KEPT_MS)
+            )
+        owners: dict[str, dict[str, Any]] = {}
+        for name, text in zip(res[::2], res[1::2]):
+            try:
+                value = json.loads(text)
+            except ValueError:
+                continue  # not ours to read: never a reason to reclaim anything
+            if isinstance(value, dict):
+                owners[name.decode()] = value
+        return owners
+
+    def remove_owner(self, cluster_id: str) -> None:
+        """Forget ``cluster_id``'s owner record (its cluster stopped)."""
+        _, scripts = self._ready()
+        k = self._keys
+        with self._errors():
+            scripts.owner((k.owners, k.owners_seen), ("remove", cluster_id))
+
+    def reclaim(self, cluster_id: str) -> Reaped:
+        """Requeue now every in-flight task of ``cluster_id``'s consumers, whatever their
+        heartbeats, and forget its owner record: for a cluster whose process is known to be
+        gone. Tasks keep their attempt count, as when reaped. Under the reaper's lock; when
+        another reaper holds it, nothing is done (the caller tries again later)."""
+        client, scripts = self._ready()
+        prefix = f"{cluster_id}."
+        with self._errors():
+            members = client.zrange(self._keys.consumers, 0, -1)
+        consumers = [m.decode() for m in members if m.decode().startswith(prefix)]
+        owner = uuid.uuid4().hex
+        with self._errors():
+            if not client.set(self._keys.reaper, owner, nx=True, px=30_000):
+                return Reaped()
+        done = requeued = dead = 0
+        try:
+            for consumer in consumers:
+                reason = (
+                    f"cluster {cluster_id} died holding the task (consumer {consumer}, its "
+                    "process gone): out of attempts"
+                )
+                res = self._requeue(consumer, "reclaim", owner, reason, [])
+                if res[0] < 0:
+                    break  # our lock expired: the next pass does the rest
+                done += 1
+                requeued += res[0]
+                dead += res[1]
+        finally:
+            with self._errors():
+                scripts.unlock((self._keys.reaper,), (owner,))
+        if done == len(consumers):
+            self.remove_owner(cluster_id)
+        return Reaped(consumers=done, requeued=requeued, dead_lettered=dead)
 
     def _scan(self, consumers: int) -> tuple[int, float | None, list[str]]:
         _, scripts = self._ready()

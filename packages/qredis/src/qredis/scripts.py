@@ -28,6 +28,7 @@ SCRIPT_NAMES = (
     "forget",
     "heartbeat",
     "iter_put",
+    "owner",
     "requeue",
     "retry_later",
     "save_results",
@@ -96,6 +97,7 @@ class Scripts:
     forget: Script
     heartbeat: Script
     iter_put: Script
+    owner: Script
     requeue: Script
     retry_later: Script
     save_results: Script

@@ -25,24 +25,27 @@
 -- KEYS[16] levels    zset of the levels other than 0 that may hold tasks
 -- KEYS[17] marker    zset idle consumers block on
 -- ARGV[1] consumer name
--- ARGV[2] "reap" or "release"
--- ARGV[3] reap: the lock owner's value (the pass is refused if the lock is not ours)
+-- ARGV[2] "reap", "reclaim" or "release"
+-- ARGV[3] reap, reclaim: the lock owner's value (the pass is refused if the lock is not ours)
 -- ARGV[4] the queue's default attempt limit
 -- ARGV[5] the dead-letter reason, for tasks out of attempts
 -- ARGV[6..] release: ids of tasks that had started running
 --
 -- Reap: every task keeps its attempt count; the consumer is deregistered. Refused (returns
 -- {-1, 0, 0}) if the lock is not ours; skipped ({0, 0, 0}) if the consumer heartbeated since.
+-- Reclaim: as reap, whatever the heartbeat (the consumer's cluster is known to be gone).
 -- Release: tasks not in ARGV[6..] never ran, so their delivery is uncounted.
 -- A task that ran and reached its attempt limit is dead-lettered instead of requeued, and
 -- its Failure record is owed (KEYS[13]) until a cluster saves it.
 -- Returns {requeued, dead_lettered, dropped (payload missing)}.
 local now = now_ms()
-local reap = ARGV[2] == 'reap'
+local reap = ARGV[2] == 'reap' or ARGV[2] == 'reclaim'
 if reap then
   if redis.call('GET', KEYS[10]) ~= ARGV[3] then
     return {-1, 0, 0}
   end
+end
+if ARGV[2] == 'reap' then
   local deadline = redis.call('ZSCORE', KEYS[2], ARGV[1])
   if deadline and tonumber(deadline) > now then
     return {0, 0, 0}

@@ -1,0 +1,134 @@
+"""Fast recovery on the same host: a cluster killed with SIGKILL has its in-flight tasks taken
+back at once by a cluster that starts on its host, which can prove its sentinel gone; a cluster
+that cannot (another host, a process that is alive) waits for the heartbeat TTL (``retry``).
+
+Each cluster is ``qcluster run`` in a subprocess, ``retry`` 60 s: the TTL rule alone would
+leave the tasks untouched for a minute.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.cluster.support import Bench
+from tests.faults import tasks
+from tests.faults.support import ClusterProcess, Effects, enqueue_counted
+
+
+def _cluster(bench: Bench, log: Path) -> ClusterProcess:
+    return ClusterProcess(
+        [
+            "--redis-url",
+            bench.url,
+            "--queue",
+            bench.queue,
+            "--result-namespace",
+            bench.queue,
+            "--status-namespace",
+            bench.queue,
+            "--workers",
+            "2",
+            "--retry",
+            "60",
+            "--import",
+            "tests.faults.tasks",
+            "--json-logs",
+        ],
+        log,
+        {"Q_HEARTBEAT": "1"},
+    )
+
+
+@pytest.fixture
+def clusters() -> Iterator[list[ClusterProcess]]:
+    started: list[ClusterProcess] = []
+    yield started
+    for cluster in started:
+        if cluster.process.poll() is None:
+            cluster.process.send_signal(signal.SIGCONT)
+        cluster.stop()
+
+
+def _kill_holding_two(
+    bench: Bench, fx: Effects, clusters: list[ClusterProcess], tmp: Path
+) -> dict[str, str]:
+    """A cluster running two tasks (each hangs on its first run) is SIGKILLed."""
+    first = _cluster(bench, tmp / "first.log")
+    clusters.append(first)
+    first.wait_for('"cluster.started"')
+    ids = enqueue_counted(bench, fx, tasks.hang_first_time, ["a", "b"])
+    fx.wait_started()
+    fx.wait_started()
+    first.process.kill()  # not waited for yet: a zombie, which is as gone as a process can be
+    return ids
+
+
+def _owners(bench: Bench) -> dict[str, dict[str, object]]:
+    raw = bench.client.hgetall(f"{{q:{bench.queue}}}:owners")
+    return {k.decode(): json.loads(v) for k, v in raw.items()}
+
+
+def test_a_cluster_on_the_same_host_takes_a_killed_clusters_tasks_back_at_once(
+    bench: Bench, fx: Effects, clusters: list[ClusterProcess], tmp_path: Path
+) -> None:
+    ids = _kill_holding_two(bench, fx, clusters, tmp_path)
+    [(dead_id, dead)] = _owners(bench).items()
+    assert dead["pid"] == clusters[0].process.pid and dead["host"] and dead["start"] > 0
+    started = time.monotonic()
+    second = _cluster(bench, tmp_path / "second.log")
+    clusters.append(second)
+    records = bench.wait_all(list(ids.values()), timeout=30)
+    took = time.monotonic() - started
+    assert took < 10, f"the tasks ran {took:.1f} s after the second cluster started"
+    assert all(r.success and r.result == 2 for r in records.values())
+    assert fx.counts() == {"a": 2, "b": 2}
+    second.wait_for('"cluster.reclaimed"')
+    assert f'"dead_cluster": "{dead_id}"' in second.text()
+    assert dead_id not in _owners(bench)  # its record is gone with its tasks
+    code, _ = second.stop()
+    assert code == 0
+    assert _owners(bench) == {}  # a cluster that stopped cleanly leaves no record
+
+
+def test_a_cluster_of_another_host_waits_for_the_heartbeat_ttl(
+    bench: Bench, fx: Effects, clusters: list[ClusterProcess], tmp_path: Path
+) -> None:
+    ids = _kill_holding_two(bench, fx, clusters, tmp_path)
+    [(dead_id, dead)] = _owners(bench).items()
+    # The same record, as a cluster on another host (another boot id) would have written it.
+    elsewhere = {**dead, "host": "another-boot/pid:[4026531836]"}
+    bench.client.hset(f"{{q:{bench.queue}}}:owners", dead_id, json.dumps(elsewhere))
+    second = _cluster(bench, tmp_path / "second.log")
+    clusters.append(second)
+    second.wait_for('"cluster.started"')
+    time.sleep(4)  # four reclaimer passes (heartbeat 1 s)
+    assert bench.transport.inflight_size() == 2
+    assert all(bench.store.get(i) is None for i in ids.values())
+    assert '"cluster.reclaimed"' not in second.text()
+
+
+def test_a_stopped_but_living_cluster_keeps_its_tasks(
+    bench: Bench, fx: Effects, clusters: list[ClusterProcess], tmp_path: Path
+) -> None:
+    first = _cluster(bench, tmp_path / "first.log")
+    clusters.append(first)
+    first.wait_for('"cluster.started"')
+    ids = enqueue_counted(bench, fx, tasks.hang_first_time, ["a", "b"])
+    fx.wait_started()
+    fx.wait_started()
+    os.kill(first.process.pid, signal.SIGSTOP)  # alive, same pid, same start time
+    second = _cluster(bench, tmp_path / "second.log")
+    clusters.append(second)
+    second.wait_for('"cluster.started"')
+    time.sleep(4)
+    assert bench.transport.inflight_size() == 2
+    assert all(bench.store.get(i) is None for i in ids.values())
+    assert fx.counts() == {"a": 1, "b": 1}
+    assert '"cluster.reclaimed"' not in second.text()
