@@ -276,3 +276,19 @@ class NoticeWatcher:
         self.thread.join(5)
         self.pubsub.close()
         self.client.close()
+
+
+def result_bytes(url: str, tasks: int) -> float:
+    """Redis memory of the result store's keys (``{r:`` hash tags: records and name indexes,
+    by ``MEMORY USAGE``), per task. The bench's own private server: SCAN is fine here."""
+    import redis
+
+    client = redis.Redis.from_url(url)
+    try:
+        total = sum(
+            int(client.memory_usage(key, samples=0) or 0)
+            for key in client.scan_iter(match="{r:*", count=1000)
+        )
+    finally:
+        client.close()
+    return total / max(1, tasks)

@@ -28,6 +28,7 @@ METRICS: dict[str, tuple[str, str, bool]] = {
     "D": ("D idle PSS", "MiB", False),
     "E1k": ("E 1 kB args", "tasks/s", True),
     "E8": ("E 8 workers", "tasks/s", True),
+    "R50": ("R recycle=50", "tasks/s", True),
 }
 # Q's own figures, from its stored records and its stores' "saved" notices.
 Q_METRICS: dict[str, tuple[str, str, bool]] = {
@@ -37,6 +38,7 @@ Q_METRICS: dict[str, tuple[str, str, bool]] = {
     "V_p99": ("V visible p99, light", "ms", False),
     "VB_p50": ("V visible p50, during B", "ms", False),
     "VB_p99": ("V visible p99, during B", "ms", False),
+    "B_result_bytes": ("bytes per result (Redis)", "bytes", False),
 }
 UNITS = {metric: unit for metric, (_, unit, _) in {**METRICS, **Q_METRICS}.items()}
 REFERENCE = "redis-benchmark"
@@ -52,6 +54,8 @@ class Target:
     higher: bool
     bound: float
     issue: int = 7
+    peer_metric: str | None = None
+    """The peer's metric when it is not ``metric`` (a Q configuration against itself)."""
 
 
 TARGETS = [
@@ -88,6 +92,10 @@ TARGETS = [
            "q-django-sqlite", None, False, 5.0, 17),
     Target("result visible p99 <= 5 ms under light load, Django store on PostgreSQL", "V_p99",
            "q-django-pg", None, False, 5.0, 17),
+    Target("end to end with recycle=50 >= 0.8x without recycling", "R50", "q-redis",
+           "q-redis", True, 0.8, 21, "B"),
+    Target("a no-op result <= 300 bytes of Redis", "B_result_bytes", "q-redis", None, False,
+           300.0, 21),
 ]  # fmt: skip
 
 # Ratio columns: (title, metric, which Q configuration: a name, or "pair" for the peer's own).
@@ -152,7 +160,8 @@ def build(
     targets = []
     for target in TARGETS:
         q_value = _median(summaries, target.q, target.metric)
-        peer_value = _median(summaries, target.peer, target.metric) if target.peer else None
+        peer_metric = target.peer_metric or target.metric
+        peer_value = _median(summaries, target.peer, peer_metric) if target.peer else None
         if q_value is None or (target.peer and not peer_value):
             measured, verdict = None, "n/a"
         else:

@@ -12,7 +12,7 @@ the machine touches every library alike). Per configuration and run:
       from the launch of the worker command to the last result visible in the store;
 - D   then, with the workers idle, the PSS of the worker command's process tree;
 - C   then ``--latency-tasks`` calls sent ``--interval`` apart: start - enqueue, inside the task;
-- E1k B with 1 kB of arguments; E8 B with 8 workers.
+- E1k B with 1 kB of arguments; E8 B with 8 workers; R50 B with recycle=50 (Q only).
 
 For Q, B also yields the steady rate, the first task's start and result visibility (from the
 stored records and the stores' "saved" notices), and C the visibility under light load.
@@ -38,7 +38,7 @@ from tools.bench.workloads import BENCH_DIR, Bench, Options, loadavg
 
 __all__ = ["main"]
 
-WORKLOADS = ("A", "A'", "B", "C", "D", "E1k", "E8")
+WORKLOADS = ("A", "A'", "B", "C", "D", "E1k", "E8", "R50")
 QUICK_SUBJECTS = ("q-redis", "q-django-sqlite", "q-django-pg", "huey", "djq2-sqlite", "bare")
 QUICK_WORKLOADS = ("A", "A'", "B", "C", "D")
 QUICK = "1 run, 10,000 tasks, 100 latency samples, workloads A, A', B, C, D"

@@ -184,6 +184,7 @@ class Bench:
         workers: int,
         arg_bytes: int = 0,
         then: Callable[[Context, Workers], None] | None = None,
+        extra_env: dict[str, str] | None = None,
     ) -> None:
         """B and E: pre-enqueue, start the workers, clock to the last result. For B on Q, the
         records also give the steady rate, the first task and result visibility."""
@@ -194,7 +195,7 @@ class Bench:
         try:
             tasks = max(10, round(self.task_count(peer) * peer.task_share))
             handles = self.prefill(peer, ctx, tasks, arg_bytes)
-            running = peer.start_workers(ctx, workers, f"{metric}-run{run}")
+            running = peer.start_workers(ctx, workers, f"{metric}-run{run}", extra_env)
             first, finished = self.wait_results(peer, watcher, handles, running, metric)
             rate = len(handles) / (finished - running.started)
             self.record(peer.name, metric, rate)
@@ -235,6 +236,10 @@ class Bench:
         steady = records.steady_rate(ends)
         first = records.first_ran(ends, workers.started_wall)
         lags = notices.lags_ms({h: ended[h] for h in handles if h in ended})
+        if peer.is_q and peer.store == "redis":
+            size = measure.result_bytes(ctx.redis_url, len(handles))
+            self.record(peer.name, "B_result_bytes", size)
+            print(f"    B    {size:,.0f} bytes of Redis per result (MEMORY USAGE)", flush=True)
         if steady is not None:
             self.record(peer.name, "B_steady", steady)
         if first is not None:
@@ -358,6 +363,13 @@ class Bench:
             steps.append(
                 ("E8", lambda: self.throughput(peer, run, "E8", workers=self.options.many_workers))
             )
+        if "R50" in selected:
+            # B again, each worker replaced after 50 tasks (Q_RECYCLE): what recycling costs.
+            steps.append(
+                ("R50", lambda: self.throughput(
+                    peer, run, "R50", workers=self.options.workers,
+                    extra_env={"Q_RECYCLE": "50"}))
+            )  # fmt: skip
         for workload, step in steps:
             try:
                 step()

@@ -136,10 +136,12 @@ class Peer:
     def prepare(self, ctx: Context) -> None:
         """Called on a fresh store before tasks are enqueued (e.g. migrate a database)."""
 
-    def start_workers(self, ctx: Context, workers: int, tag: str) -> Workers:
+    def start_workers(
+        self, ctx: Context, workers: int, tag: str, extra_env: dict[str, str] | None = None
+    ) -> Workers:
         """Launch the worker command(s), each in its own session so it can be stopped whole."""
         commands = self.worker_commands(ctx, workers)
-        env = self.worker_env(ctx, workers)
+        env = {**self.worker_env(ctx, workers), **(extra_env or {})}
         processes: list[subprocess.Popen[bytes]] = []
         logs: list[Path] = []
         started_wall, started = time.time(), time.monotonic()

@@ -59,6 +59,7 @@ class QRedis(Peer):
     is_q = True
     has_bulk = True
     notice_namespace = NAMESPACE
+    workloads = Peer.workloads | {"R50"}
 
     def missing(self, ctx: Context) -> str | None:
         return _import_check(

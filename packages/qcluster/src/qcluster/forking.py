@@ -24,10 +24,11 @@ __all__ = ["ForkGuard"]
 class ForkGuard:
     """A lock held by a thread around its I/O and by the sentinel around each fork."""
 
-    __slots__ = ("_lock",)
+    __slots__ = ("_frozen", "_lock")
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
+        self._frozen = False
 
     def __enter__(self) -> ForkGuard:
         self._lock.acquire()
@@ -52,9 +53,12 @@ class ForkGuard:
                 "ignore", message=r".*multi-threaded.*fork", category=DeprecationWarning
             )
             if freeze:
-                if gc.get_freeze_count():
-                    # A replacement worker: without a collection, the garbage made since the
-                    # last fork would be frozen for good. Cheap: frozen objects are not walked.
+                # A replacement worker: without a collection, the garbage made since the last
+                # fork would be frozen for good. Cheap: frozen objects are not walked. But
+                # gc.get_freeze_count() walks every one of them: asked once, not at each fork
+                # (it cost a recycling sentinel more than the fork: tools/bench, 'R50').
+                if self._frozen or gc.get_freeze_count():
                     gc.collect()
                 gc.freeze()
+                self._frozen = True
             process.start()

@@ -25,7 +25,7 @@ from qcluster.execution import failure
 from qcluster.hookcalls import HookCalls
 from qcluster.slot import SlotView
 from qcluster.spawning import WorkerHandle, WorkerPool
-from qcluster.states import ExitCode, KillReason
+from qcluster.states import ExitCode, KillReason, WorkerState
 from qcluster.status import Totals
 from qcluster.worker import WorkerSpec
 from qcore import (
@@ -162,6 +162,8 @@ class ExitHandler:
             self.log.warning("worker.release_skipped", reason="redis unreachable", **fields)
             self._log_exit(handle, view, code, fields)
             return
+        # A worker that left cleanly released its tasks and forgot its consumer itself.
+        left = view.state is WorkerState.LEFT and handle.kill is None and code in _CLEAN_EXITS
         try:
             if handle.kill is KillReason.TIMEOUT and _same_task(handle.kill_view, view):
                 self._timed_out(handle, view)
@@ -169,9 +171,10 @@ class ExitHandler:
                 self._terminated(handle, view, code)
             elif view.running is not None:
                 self._lost_running(handle, view, code)
-            else:
+            elif not left:
                 self.transport.release(consumer)
-            self.transport.forget([consumer])
+            if not left:
+                self.transport.forget([consumer])
         except Exception as exc:
             # The consumer's heartbeat stops with it: the reaper returns its tasks after retry.
             self.log.error("worker.release_failed", error=str(exc), **fields)

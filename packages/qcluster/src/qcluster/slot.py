@@ -41,6 +41,7 @@ class SlotRecord(ctypes.Structure):
         ("timeout", ctypes.c_double),
         ("processed", ctypes.c_uint64),
         ("failed", ctypes.c_uint64),
+        ("batch", ctypes.c_int32),
         ("task_id", ctypes.c_char * _ID_SIZE),
         ("name", ctypes.c_char * _NAME_SIZE),
         ("func", ctypes.c_char * _FUNC_SIZE),
@@ -113,6 +114,18 @@ class Slot:
         r.processed = r.failed = 0
         r.task_id = r.name = r.func = b""
         r.seq += 1
+
+    @property
+    def batch(self) -> int:
+        """The batch size this slot's worker last fetched with, kept across its lives (not
+        cleared by :meth:`reset`): a replacement starts where its predecessor was instead of
+        growing again from 1 (a recycled worker's short life would be spent growing). A hint
+        only, read and written outside the sequence counter."""
+        return int(self._raw.batch)
+
+    @batch.setter
+    def batch(self, size: int) -> None:
+        self._raw.batch = size
 
     def set_state(self, state: WorkerState) -> None:
         """Enter a state that concerns no single task (idle, saving, hook, stopping)."""

@@ -103,9 +103,11 @@ class WorkerPool:
             return sorted(self.handles.values(), key=lambda h: h.index)
 
     def consumers(self) -> list[str]:
-        """Consumer ids of the live workers (for heartbeats)."""
+        """Consumer ids of the live workers (for heartbeats); not of one that left (it forgot
+        its consumer: a heartbeat would register it again)."""
         with self.lock:
-            return [h.consumer for h in self.handles.values()]
+            handles = list(self.handles.values())
+        return [h.consumer for h in handles if h.slot.read().state is not WorkerState.LEFT]
 
     def replace(self, handle: WorkerHandle) -> None:
         """Start a worker in the dead one's place; later, and later, if workers fail to start."""

@@ -21,6 +21,9 @@ class WorkerState(enum.IntEnum):
     """Calling a hook for a saved task."""
     STOPPING = 5
     """Finishing up after SIGTERM: saving, acking, releasing unstarted tasks."""
+    LEFT = 6
+    """Left cleanly: its unstarted tasks released and its consumer forgotten, so the sentinel
+    has nothing to undo (two round trips fewer per recycled worker)."""
 
 
 class ClusterState(enum.Enum):

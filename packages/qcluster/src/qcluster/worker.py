@@ -184,9 +184,12 @@ class _Worker:
         self.slot.set_state(WorkerState.STOPPING)
         try:
             self.transport.release(self.consumer)
+            self.transport.forget([self.consumer])
         except Exception as exc:
             # The sentinel releases this consumer again after the exit.
             self.log.warning("worker.release_failed", error=str(exc))
+        else:
+            self.slot.set_state(WorkerState.LEFT)
         for closable in (self.transport, self.store):
             try:
                 closable.close()
@@ -195,7 +198,7 @@ class _Worker:
 
     def _loop(self, processor: Processor) -> ExitCode:
         config = self.config
-        batch = 1
+        batch = max(1, min(self.slot.batch, self._batch_limit(0)))
         failures = 0
         while not self.stopping:
             self.slot.set_state(WorkerState.IDLE)
@@ -216,14 +219,16 @@ class _Worker:
                 self.in_fetch = False
             failures = 0
             if not deliveries:
-                batch = 1
+                batch = self.slot.batch = 1
                 if not parent_alive(self.ppid):
                     self._parent_gone()
                 continue
             begun = time.perf_counter()
             ran = processor.run(deliveries)
             elapsed = time.perf_counter() - begun
-            batch = self._next_batch(batch, len(deliveries), ran, elapsed, processor.processed)
+            size = self._next_batch(batch, len(deliveries), ran, elapsed, processor.processed)
+            if size != batch:
+                batch = self.slot.batch = size
             if config.recycle is not None and processor.processed >= config.recycle:
                 self.log.info("worker.recycled", processed=processor.processed, reason="recycle")
                 return ExitCode.RECYCLED
@@ -234,11 +239,16 @@ class _Worker:
                     return ExitCode.MAX_RSS
         return ExitCode.OK
 
-    def _next_batch(self, batch: int, fetched: int, ran: int, elapsed: float, done: int) -> int:
-        """Grow the batch while the queue is full of short tasks; back to 1 for long ones."""
+    def _batch_limit(self, done: int) -> int:
+        """No more than ``prefetch``, nor than what is left of this life under ``recycle``."""
         limit = self.config.prefetch
         if self.config.recycle is not None:
             limit = max(1, min(limit, self.config.recycle - done))
+        return limit
+
+    def _next_batch(self, batch: int, fetched: int, ran: int, elapsed: float, done: int) -> int:
+        """Grow the batch while the queue is full of short tasks; back to 1 for long ones."""
+        limit = self._batch_limit(done)
         if ran and elapsed / ran > SHORT_TASK:
             return 1
         if fetched >= batch:

@@ -21,6 +21,7 @@ from typing import Any, TypeVar
 
 import redis
 from redis.backoff import ExponentialBackoff, NoBackoff
+from redis.driver_info import DriverInfo
 from redis.retry import Retry
 
 from qcore import ConfigError, mask_mapping, mask_url
@@ -252,6 +253,10 @@ class ConnectionSpec:
         options.update(kwargs)
         # Q's scripts return payloads as bytes: a decoding client would corrupt them.
         options["decode_responses"] = False
+        if not {"driver_info", "lib_name", "lib_version"} & options.keys():
+            # Else each new connection asks importlib.metadata for redis-py's version: most of
+            # the cost of a connection, and of a recycled worker's start (tools/bench, 'R50').
+            options["driver_info"] = DriverInfo(lib_version=redis.__version__)
         return options
 
     def _make_pool(self) -> redis.ConnectionPool:
