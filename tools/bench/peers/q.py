@@ -81,9 +81,12 @@ class QRedis(Peer):
         ]  # fmt: skip
 
     def result_probe(self, handle: Any) -> tuple[Any, ...]:
+        from qcore import humanize
         from qredis import ResultKeys
 
-        return ("EXISTS", ResultKeys.for_namespace(NAMESPACE).record(handle))
+        keys = ResultKeys.for_namespace(NAMESPACE)
+        # Either layout: records by the name derived from the id, or (earlier) by the id.
+        return ("EXISTS", keys.records(humanize(handle)), keys.record(handle))
 
     def notice_channel(self, ctx: Context) -> str | None:
         from qredis import ResultKeys

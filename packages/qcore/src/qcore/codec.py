@@ -4,10 +4,19 @@ from __future__ import annotations
 
 from typing import Any
 
+from qcore.compact import compact_record, fits_compact, record_from_compact
 from qcore.errors import ConfigError, PayloadTooLarge, UndecodablePayload
 from qcore.message import TaskMessage, TaskResult
 from qcore.serialization import deflate, dumps, inflate, loads
-from qcore.signing import FLAG_COMPRESSED, FLAG_MESSAGE, FLAG_RESULT, KNOWN_FLAGS, OVERHEAD, Signer
+from qcore.signing import (
+    FLAG_COMPACT,
+    FLAG_COMPRESSED,
+    FLAG_MESSAGE,
+    FLAG_RESULT,
+    KNOWN_FLAGS,
+    OVERHEAD,
+    Signer,
+)
 from qcore.wire import (
     MAJOR,
     WRITES,
@@ -75,10 +84,20 @@ class Codec:
             obj, flags = self._write_message(obj), FLAG_MESSAGE
         elif kind is TaskResult:
             obj, flags = self._write_result(obj), FLAG_RESULT
-        body = dumps(obj)
+        return self._sign(dumps(obj), flags, type(obj).__name__)
+
+    def encode_compact(self, record: TaskResult) -> bytes:
+        """Sign a record in its compact layout (about a third smaller, for stores that pay per
+        byte), or as :meth:`encode` does when the layout cannot carry it or this codec is
+        pinned to wire version 1 (whose readers know no compact records)."""
+        if self.write_version == 1 or not fits_compact(record):
+            return self.encode(record)
+        return self._sign(compact_record(record), FLAG_RESULT | FLAG_COMPACT, "TaskResult")
+
+    def _sign(self, body: bytes, flags: int, what: str) -> bytes:
         if len(body) + OVERHEAD > self.max_size:
             raise PayloadTooLarge(
-                f"the {type(obj).__name__} pickles to {len(body)} bytes, over the limit of "
+                f"the {what} pickles to {len(body)} bytes, over the limit of "
                 f"{self.max_size} bytes; pass large data by reference (a path, a key, a "
                 "database id) instead of by value"
             )
@@ -95,6 +114,10 @@ class Codec:
             raise UndecodablePayload(f"the payload has unknown flags {flags:#04x}")
         if flags & FLAG_COMPRESSED:
             body = inflate(body, max_size=self.max_size)
+        if flags & FLAG_COMPACT:
+            if not flags & FLAG_RESULT:
+                raise UndecodablePayload("a compact payload that is not a task result")
+            return record_from_compact(body)
         obj = loads(body)
         if flags & FLAG_MESSAGE:
             return message_from_wire(obj)

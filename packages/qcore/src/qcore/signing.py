@@ -34,6 +34,7 @@ from qcore.errors import (
 )
 
 __all__ = [
+    "FLAG_COMPACT",
     "FLAG_COMPRESSED",
     "FLAG_MESSAGE",
     "FLAG_RESULT",
@@ -56,7 +57,9 @@ SIGNING_VERSION = 1
 FLAG_COMPRESSED = 0x01
 FLAG_MESSAGE = 0x02
 FLAG_RESULT = 0x04
-KNOWN_FLAGS = FLAG_COMPRESSED | FLAG_MESSAGE | FLAG_RESULT
+FLAG_COMPACT = 0x08
+"""With FLAG_RESULT: the record in its compact layout (:mod:`qcore.compact`)."""
+KNOWN_FLAGS = FLAG_COMPRESSED | FLAG_MESSAGE | FLAG_RESULT | FLAG_COMPACT
 _HEADER = struct.Struct("!2sBB4s")
 HEADER_SIZE = _HEADER.size
 MAC_SIZE = 32

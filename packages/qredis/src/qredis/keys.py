@@ -152,7 +152,12 @@ class ResultKeys:
         return cls(namespace=namespace, prefix=p, channel=f"{p}:done")
 
     def record(self, task_id: str) -> str:
+        """Where earlier versions kept one task's record (still read)."""
         return f"{self.prefix}:id:{task_id}"
+
+    def records(self, derived_name: str) -> str:
+        """The records of the tasks whose ids give this humanized name (``qcore.humanize``)."""
+        return f"{self.prefix}:r:{derived_name}"
 
     def name(self, name: str) -> str:
         return f"{self.prefix}:name:{name}"

@@ -1,13 +1,14 @@
-"""RedisResultStore: task records in Redis with a TTL, a name index and notified waits."""
+"""RedisResultStore: task records in Redis with a TTL, found by id or name; notified waits."""
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Sequence
 from typing import Any
 
 import redis
 
-from qcore import Codec, ConfigError, PayloadError, TaskResult, codec_for, get_logger
+from qcore import Codec, ConfigError, PayloadError, TaskResult, codec_for, get_logger, humanize
 from qredis.connection import Connector, redis_errors
 from qredis.keys import ResultKeys
 from qredis.notify import ResultNotifier
@@ -23,10 +24,14 @@ log = get_logger("qredis.results")
 class RedisResultStore:
     """Implements ``qcore.ResultStore`` on Redis.
 
-    Each record is signed (``codec``; by default derived from ``$Q_SECRET_KEY``) and kept
-    ``ttl`` seconds after its last save under ``{r:<namespace>}:id:<id>``; a name index maps
-    a humanized name to the most recent id. :meth:`save_many` is one Lua call that also
-    publishes the saved ids, which is what wakes :meth:`wait`.
+    Each record is signed (``codec``; by default derived from ``$Q_SECRET_KEY``, in its
+    compact layout) and kept ``ttl`` seconds after its last save under
+    ``{r:<namespace>}:r:<name>``, the humanized name derived from its id: one key finds a
+    record by id (the name is computed) and by that name, with no index. A task given a name
+    of its own (``task_name``) also gets an index ``{r:<namespace>}:name:<name>`` -> its id.
+    :meth:`save_many` is one Lua call that also publishes the saved ids, which is what wakes
+    :meth:`wait`. Records saved under ``{r:<namespace>}:id:<id>`` by earlier versions are
+    still read.
     Connection parameters as for :class:`~qredis.transport.RedisTransport`.
     """
 
@@ -73,12 +78,16 @@ class RedisResultStore:
         for record in results:
             if not isinstance(record, TaskResult):
                 raise TypeError(f"save_many takes TaskResult records, not {type(record).__name__}")
-            keys += (self._keys.record(record.id), self._keys.name(record.name))
+            derived = humanize(record.id)
+            records_key = self._keys.records(derived)
+            index = records_key if record.name == derived else self._keys.name(record.name)
+            keys += (records_key, index)
             args += (
                 record.id,
+                _raw_id(record.id),
                 "1" if record.success else "0",
                 repr(float(record.started)),
-                self.codec.encode(record),
+                self.codec.encode_compact(record),
             )
         _, scripts = self._ready()
         with redis_errors(self._conn.display):
@@ -86,20 +95,52 @@ class RedisResultStore:
 
     def get(self, task_id: str) -> TaskResult | None:
         """The record for an id or a humanized name (the most recent for a name), or None."""
+        if _looks_like_id(task_id):
+            return self._by_id(task_id)
         client, _ = self._ready()
         with redis_errors(self._conn.display):
             pipe = client.pipeline(transaction=False)
-            pipe.get(self._keys.record(task_id))
+            pipe.get(self._keys.records(task_id))
             pipe.get(self._keys.name(task_id))
-            raw, indexed = pipe.execute()
-            if raw is None and indexed is not None:
-                raw = client.get(self._keys.record(indexed.split(b" ", 1)[1].decode()))
-        if raw is None:
-            return None
+            stored, indexed = pipe.execute()
+        found = [r for r in self._entries(stored, task_id, None) if r.name == task_id]
+        if indexed is not None:
+            other = self._by_id(indexed.split(b" ", 1)[1].decode())
+            if other is not None and other.name == task_id:
+                found.append(other)
+        return max(found, key=lambda r: r.started, default=None)
+
+    def _by_id(self, task_id: str) -> TaskResult | None:
+        client, _ = self._ready()
+        with redis_errors(self._conn.display):
+            pipe = client.pipeline(transaction=False)
+            pipe.get(self._keys.records(humanize(task_id)))
+            pipe.get(self._keys.record(task_id))  # saved by an earlier version
+            stored, legacy = pipe.execute()
+        found = self._entries(stored, task_id, _raw_id(task_id))
+        if found:
+            return found[0]
+        return None if legacy is None else self._decode(legacy[1:], task_id)
+
+    def _entries(self, stored: bytes | None, what: str, raw_id: bytes | None) -> list[TaskResult]:
+        """The records of a records key (only the one of ``raw_id`` when given)."""
+        out: list[TaskResult] = []
+        pos = 0
+        while stored is not None and pos + _ENTRY.size <= len(stored):
+            _, entry_id, size = _ENTRY.unpack_from(stored, pos)
+            start = pos + _ENTRY.size
+            if raw_id is None or entry_id == raw_id:
+                record = self._decode(stored[start : start + size], what)
+                if _raw_id(record.id) == entry_id:  # signed: an entry cannot claim another id
+                    out.append(record)
+            pos = start + size
+        return out
+
+    def _decode(self, data: bytes, what: str) -> TaskResult:
         try:
-            return self.codec.decode_result(raw[1:])
+            return self.codec.decode_result(data)
         except PayloadError as exc:
-            log.error("result.unreadable", task_id=task_id, error=str(exc))
+            log.error("result.unreadable", task_id=what, error=str(exc))
             raise
 
     def wait(self, task_id: str, timeout: float | None) -> TaskResult | None:
@@ -111,10 +152,13 @@ class RedisResultStore:
         )
 
     def delete(self, task_id: str) -> bool:
-        """Delete the record of one id (the name index entry expires with its TTL)."""
-        client, _ = self._ready()
+        """Delete the record of one id (a name index entry expires with its TTL)."""
+        client, scripts = self._ready()
         with redis_errors(self._conn.display):
-            return bool(client.delete(self._keys.record(task_id)))
+            dropped = scripts.drop_result(
+                (self._keys.records(humanize(task_id)),), (_raw_id(task_id),)
+            )
+            return bool(client.delete(self._keys.record(task_id))) or bool(dropped)
 
     def check_permissions(self) -> list[str]:
         """What the Redis user may not do that this object needs (its keys, channels and
@@ -162,6 +206,25 @@ class RedisResultStore:
 
     def __repr__(self) -> str:
         return f"RedisResultStore(namespace={self.namespace!r}, url={self._conn.display!r})"
+
+
+_ENTRY = struct.Struct(">c16sH")
+"""An entry's head in a records key: success ("1"/"0"), the id's 16 bytes, the record's
+length (see lua/save_results.lua)."""
+
+
+def _raw_id(task_id: str) -> bytes:
+    """The id's 16 bytes (a task id is 32 hex digits); any other text, hashed to 16 bytes."""
+    try:
+        return bytes.fromhex(task_id) if len(task_id) == 32 else _hashed(task_id)
+    except ValueError:
+        return _hashed(task_id)
+
+
+def _hashed(text: str) -> bytes:
+    import hashlib
+
+    return hashlib.blake2b(text.encode(), digest_size=16).digest()
 
 
 def _looks_like_id(value: str) -> bool:

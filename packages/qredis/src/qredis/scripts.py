@@ -21,6 +21,7 @@ SCRIPT_NAMES = (
     "chain_start",
     "dead_admin",
     "dead_letter",
+    "drop_result",
     "enqueue",
     "enqueue_unique",
     "fetch",
@@ -90,6 +91,7 @@ class Scripts:
     chain_start: Script
     dead_admin: Script
     dead_letter: Script
+    drop_result: Script
     enqueue: Script
     enqueue_unique: Script
     fetch: Script

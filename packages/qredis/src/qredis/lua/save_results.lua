@@ -1,40 +1,65 @@
 #!lua
--- save_results.lua: upsert task records with a TTL, index their names, announce them.
+-- save_results.lua: upsert task records with a TTL, index explicit names, announce them.
 --
--- KEYS[2i-1] the record key of task i     KEYS[2i] the name-index key of task i
+-- KEYS[2i-1] the records key of task i: {r:<ns>}:r:<the name derived from its id>
+-- KEYS[2i]   the name-index key of task i ({r:<ns>}:name:<name>), or its records key again
+--            when its name is the one derived from its id (then no index is written)
 -- ARGV[1] ttl in ms
 -- ARGV[2] the channel to PUBLISH the saved ids on (space-separated, one PUBLISH per call)
--- ARGV[3..] per task: id, "1" (success) or "0" (failure), started (epoch seconds), record
+-- ARGV[3..] per task: id (hex), id (16 bytes), "1" (success) or "0" (failure),
+--           started (epoch seconds), the signed record
 --
--- A record is stored as "1" or "0" followed by the signed record, so the success flag can be
--- read without decoding. A failure never replaces a success (a redelivered task that failed
--- the second time must not erase the first, successful run). The name index holds
--- "<started> <id>" and moves only to a task enqueued at the same time or later.
--- Returns how many records were written.
+-- A records key holds the records of the tasks whose ids give it its name (one, nearly
+-- always: names are 32 bits), each as an entry: "1" or "0" (success), the id (16 bytes), the
+-- record's length (2 bytes, big-endian), the signed record. A failure never replaces a
+-- success of the same id (a redelivered task that failed the second time must not erase the
+-- first, successful run). The key keeps the newest MAX entries, and lives ttl after its last
+-- save. A name index holds "<started> <id>" and moves only to a task enqueued at the same time
+-- or later. Returns how many records were written.
+local MAX = 16
 local ttl = tonumber(ARGV[1])
 local written = 0
 local ids = {}
 for i = 1, #KEYS / 2 do
-  local base = 2 + 4 * (i - 1)
-  local id, ok, started, record = ARGV[base + 1], ARGV[base + 2], ARGV[base + 3], ARGV[base + 4]
+  local base = 2 + 5 * (i - 1)
+  local id, raw, ok = ARGV[base + 1], ARGV[base + 2], ARGV[base + 3]
+  local started, record = ARGV[base + 4], ARGV[base + 5]
   local rkey, nkey = KEYS[2 * i - 1], KEYS[2 * i]
-  local keep = ok == '0' and redis.call('GETRANGE', rkey, 0, 0) == '1'
-  if not keep then
-    redis.call('SET', rkey, ok .. record, 'PX', ttl)
-    written = written + 1
-  else
-    redis.call('PEXPIRE', rkey, ttl)
-  end
-  local current = redis.call('GET', nkey)
-  local move = true
-  if current then
-    local when, who = string.match(current, '^(%S+) (%S+)$')
-    if who ~= id and when and tonumber(when) > tonumber(started) then
-      move = false
+  local current = redis.call('GET', rkey) or ''
+  local kept, keep, pos = {}, false, 1
+  while pos + 18 <= #current do
+    local size = struct.unpack('>I2', current, pos + 17)
+    local entry = string.sub(current, pos, pos + 18 + size)
+    if string.sub(entry, 2, 17) == raw then
+      keep = ok == '0' and string.sub(entry, 1, 1) == '1'
+      if keep then
+        kept[#kept + 1] = entry
+      end
+    else
+      kept[#kept + 1] = entry
     end
+    pos = pos + 19 + size
   end
-  if move then
-    redis.call('SET', nkey, started .. ' ' .. id, 'PX', ttl)
+  if not keep then
+    kept[#kept + 1] = ok .. raw .. struct.pack('>I2', #record) .. record
+    written = written + 1
+  end
+  while #kept > MAX do
+    table.remove(kept, 1)
+  end
+  redis.call('SET', rkey, table.concat(kept), 'PX', ttl)
+  if nkey ~= rkey then
+    local index = redis.call('GET', nkey)
+    local move = true
+    if index then
+      local when, who = string.match(index, '^(%S+) (%S+)$')
+      if who ~= id and when and tonumber(when) > tonumber(started) then
+        move = false
+      end
+    end
+    if move then
+      redis.call('SET', nkey, started .. ' ' .. id, 'PX', ttl)
+    end
   end
   ids[#ids + 1] = id
 end

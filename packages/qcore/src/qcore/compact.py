@@ -1,0 +1,105 @@
+"""A compact encoding of a task's record, for result stores that pay per byte (Redis).
+
+The same fields as the record's wire tuple (:mod:`qcore.wire`), laid out for size: the id as
+16 bytes, the times and counts as fixed-size numbers, the humanized name left out when it is
+the one derived from the id, short strings with a one-byte length, and only what is left
+(args, kwargs, result, hook, group, options) pickled. A no-op's record is about 120 bytes
+instead of 170 (tools/bench, 'result memory'). It is signed like every payload; the codec
+marks it with its own flag (``FLAG_COMPACT``), so a reader that does not know it refuses it
+as a payload with unknown flags, never misreads it.
+"""
+
+from __future__ import annotations
+
+import struct
+from typing import Any
+
+from qcore.errors import UndecodablePayload
+from qcore.message import TaskResult
+from qcore.naming import humanize
+from qcore.serialization import dumps, loads
+from qcore.wire import MAJOR, MINOR, _options_in, _options_out
+
+__all__ = ["compact_record", "fits_compact", "record_from_compact"]
+
+_VERSION = 1
+_HEAD = struct.Struct(">BBddI16s")  # version, bits, started, stopped, attempt count, id
+_SUCCESS = 0x01
+_NAMED = 0x02  # the name is not the one derived from the id: it follows
+_HEX = frozenset("0123456789abcdef")
+
+
+def fits_compact(record: TaskResult) -> bool:
+    """Whether the compact layout can carry ``record`` (a uuid-hex id, short strings)."""
+    short = all(len(s.encode()) < 256 for s in (record.name, record.func, record.cluster or ""))
+    return (
+        short
+        and len(record.id) == 32
+        and _HEX.issuperset(record.id)
+        and 0 <= record.attempt_count < 2**32
+    )
+
+
+def compact_record(record: TaskResult) -> bytes:
+    """The record's compact body (check :func:`fits_compact` first)."""
+    named = record.name != humanize(record.id)
+    bits = (_SUCCESS if record.success else 0) | (_NAMED if named else 0)
+    parts = [
+        _HEAD.pack(
+            _VERSION,
+            bits,
+            record.started,
+            record.stopped,
+            record.attempt_count,
+            bytes.fromhex(record.id),
+        )
+    ]
+    for text in ((record.name,) if named else ()) + (record.func, record.cluster or ""):
+        raw = text.encode()
+        parts += (bytes((len(raw),)), raw)
+    rest = (record.args, record.kwargs, record.result, record.hook, record.group)
+    opts = _options_out(record.options)
+    parts.append(dumps(rest if opts is None else (*rest, opts)))
+    return b"".join(parts)
+
+
+def record_from_compact(body: bytes) -> TaskResult:
+    """The record from a compact body; raises UndecodablePayload for anything else."""
+    try:
+        version, bits, started, stopped, attempts, raw_id = _HEAD.unpack_from(body)
+        if version != _VERSION:
+            raise UndecodablePayload(f"compact record version {version} is not known here")
+        task_id = raw_id.hex()
+        pos = _HEAD.size
+        texts = []
+        for _ in range(3 if bits & _NAMED else 2):
+            size = body[pos]
+            texts.append(body[pos + 1 : pos + 1 + size].decode())
+            pos += 1 + size
+        rest: Any = loads(body[pos:])
+    except (struct.error, IndexError, UnicodeDecodeError, ValueError, TypeError) as exc:
+        raise UndecodablePayload(f"the compact record cannot be read: {exc}") from exc
+    name = texts.pop(0) if bits & _NAMED else humanize(task_id)
+    func, cluster = texts
+    if type(rest) is not tuple or len(rest) < 5:
+        raise UndecodablePayload("the compact record's fields are not a tuple of five or six")
+    args, kwargs, result, hook, group = rest[:5]
+    options = _options_in(rest[5]) if len(rest) > 5 and rest[5] is not None else None
+    extra = {} if options is None else {"options": options}
+    return TaskResult(
+        id=task_id,
+        name=name,
+        func=func,
+        args=args,
+        kwargs=kwargs,
+        result=result,
+        success=bool(bits & _SUCCESS),
+        started=started,
+        stopped=stopped,
+        attempt_count=attempts,
+        hook=hook,
+        group=group,
+        cluster=cluster or None,
+        version=(MAJOR, MINOR),
+        **extra,
+    )
