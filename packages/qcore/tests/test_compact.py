@@ -28,7 +28,7 @@ def _record(**changes: object) -> TaskResult:
     return replace(rec, **changes) if changes else rec  # type: ignore[arg-type]
 
 
-def test_a_no_op_record_is_a_third_smaller_and_reads_back_equal() -> None:
+def test_a_no_op_record_is_a_quarter_smaller_and_reads_back_equal() -> None:
     rec = _record()
     compact, full = CODEC.encode_compact(rec), CODEC.encode(rec)
     assert len(compact) <= 0.8 * len(full)

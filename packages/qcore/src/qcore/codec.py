@@ -87,7 +87,7 @@ class Codec:
         return self._sign(dumps(obj), flags, type(obj).__name__)
 
     def encode_compact(self, record: TaskResult) -> bytes:
-        """Sign a record in its compact layout (about a third smaller, for stores that pay per
+        """Sign a record in its compact layout (about a quarter smaller, for stores that pay per
         byte), or as :meth:`encode` does when the layout cannot carry it or this codec is
         pinned to wire version 1 (whose readers know no compact records)."""
         if self.write_version == 1 or not fits_compact(record):

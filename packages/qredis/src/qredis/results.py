@@ -73,6 +73,9 @@ class RedisResultStore:
         """Upsert records by id in one round trip; a failure never replaces a success."""
         if not results:
             return
+        if self.codec.write_version == 1:
+            self._save_legacy(results)
+            return
         keys: list[str] = []
         args: list[Any] = [round(self.ttl * 1000), self._keys.channel]
         for record in results:
@@ -92,6 +95,25 @@ class RedisResultStore:
         _, scripts = self._ready()
         with redis_errors(self._conn.display):
             scripts.save_results(keys, args)
+
+    def _save_legacy(self, results: Sequence[TaskResult]) -> None:
+        """Q 0.1's layout (a key per id, an index per name), for its producers to read while
+        a rolling upgrade pins this codec to wire version 1."""
+        keys: list[str] = []
+        args: list[Any] = [round(self.ttl * 1000), self._keys.channel]
+        for record in results:
+            if not isinstance(record, TaskResult):
+                raise TypeError(f"save_many takes TaskResult records, not {type(record).__name__}")
+            keys += (self._keys.record(record.id), self._keys.name(record.name))
+            args += (
+                record.id,
+                "1" if record.success else "0",
+                repr(float(record.started)),
+                self.codec.encode(record),
+            )
+        _, scripts = self._ready()
+        with redis_errors(self._conn.display):
+            scripts.save_legacy(keys, args)
 
     def get(self, task_id: str) -> TaskResult | None:
         """The record for an id or a humanized name (the most recent for a name), or None."""

@@ -32,6 +32,7 @@ SCRIPT_NAMES = (
     "owner",
     "requeue",
     "retry_later",
+    "save_legacy",
     "save_results",
     "scan",
     "schedule_due",
@@ -102,6 +103,7 @@ class Scripts:
     owner: Script
     requeue: Script
     retry_later: Script
+    save_legacy: Script
     save_results: Script
     scan: Script
     schedule_due: Script
