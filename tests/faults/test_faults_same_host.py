@@ -2,8 +2,9 @@
 back at once by a cluster that starts on its host, which can prove its sentinel gone; a cluster
 that cannot (another host, a process that is alive) waits for the heartbeat TTL (``retry``).
 
-Each cluster is ``qcluster run`` in a subprocess, ``retry`` 60 s: the TTL rule alone would
-leave the tasks untouched for a minute.
+Each cluster is ``qcluster run`` in a subprocess, ``retry`` 120 s: the TTL rule alone would
+leave the tasks untouched for two minutes; the bound of 30 s leaves room for a loaded machine
+to start a Python process.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ def _cluster(bench: Bench, log: Path) -> ClusterProcess:
             "--workers",
             "2",
             "--retry",
-            "60",
+            "120",
             "--import",
             "tests.faults.tasks",
             "--json-logs",
@@ -86,7 +87,7 @@ def test_a_cluster_on_the_same_host_takes_a_killed_clusters_tasks_back_at_once(
     clusters.append(second)
     records = bench.wait_all(list(ids.values()), timeout=30)
     took = time.monotonic() - started
-    assert took < 10, f"the tasks ran {took:.1f} s after the second cluster started"
+    assert took < 30, f"the tasks ran {took:.1f} s after the second cluster started"
     assert all(r.success and r.result == 2 for r in records.values())
     assert fx.counts() == {"a": 2, "b": 2}
     second.wait_for('"cluster.reclaimed"')
