@@ -30,7 +30,6 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from qcore import (
     Codec,
     EventBus,
-    PayloadError,
     TaskMessage,
     TaskResult,
     asend_message,
@@ -38,10 +37,12 @@ from qcore import (
     check_priority,
     codec_for,
     get_logger,
+    humanize,
 )
 from qredis.base import ms, positive_int
 from qredis.connection import PRODUCER_SOCKET_TIMEOUT, redis_errors
 from qredis.keys import QueueKeys, ResultKeys
+from qredis.results import decode_record, looks_like_id, raw_id, records_in
 from qredis.scripts import source
 from qredis.wire import bulk
 
@@ -221,6 +222,10 @@ def _bytes(value: bytes | str) -> bytes:
     return value.encode() if isinstance(value, str) else bytes(value)
 
 
+def _opt_bytes(value: bytes | str | None) -> bytes | None:
+    return None if value is None else _bytes(value)
+
+
 def _quiet(task: asyncio.Future[Any]) -> None:
     if not task.cancelled():
         task.exception()  # retrieved: the waiters got it
@@ -382,21 +387,34 @@ class Producer:
         await asend_message(self.queue, self.codec, message, self.events)
 
     async def get(self, task_id: str) -> TaskResult | None:
-        """The record saved in the Redis result store for an id or a name, or None."""
+        """The record saved in the Redis result store for an id or a name, or None (the
+        store's layout: see :class:`qredis.RedisResultStore`)."""
+        keys = self._results
+        if looks_like_id(task_id):
+            return await self._by_id(task_id)
         with redis_errors(self.queue._where):
-            raw = await self.client.get(self._results.record(task_id))
-            if raw is None:
-                indexed = await self.client.get(self._results.name(task_id))
-                if indexed is not None:
-                    found = _bytes(indexed).split(b" ", 1)[1].decode()
-                    raw = await self.client.get(self._results.record(found))
-        if raw is None:
+            stored, indexed = await self.client.mget(keys.records(task_id), keys.name(task_id))
+        found = [
+            r for r in records_in(self.codec, _opt_bytes(stored), task_id) if r.name == task_id
+        ]
+        if indexed is not None:
+            other = await self._by_id(_bytes(indexed).split(b" ", 1)[1].decode())
+            if other is not None and other.name == task_id:
+                found.append(other)
+        return max(found, key=lambda r: r.started, default=None)
+
+    async def _by_id(self, task_id: str) -> TaskResult | None:
+        keys = self._results
+        with redis_errors(self.queue._where):
+            stored, legacy = await self.client.mget(
+                keys.records(humanize(task_id)), keys.record(task_id)
+            )
+        found = records_in(self.codec, _opt_bytes(stored), task_id, raw_id(task_id))
+        if found:
+            return found[0]
+        if legacy is None:
             return None
-        try:
-            return self.codec.decode_result(_bytes(raw)[1:])
-        except PayloadError as exc:
-            log.error("result.unreadable", task_id=task_id, error=str(exc))
-            raise
+        return decode_record(self.codec, _bytes(legacy)[1:], task_id)
 
     async def fetch(self, task_id: str, wait: float = 0) -> TaskResult | None:
         """The task's record, or None; ``wait`` in seconds (negative: forever), woken by the

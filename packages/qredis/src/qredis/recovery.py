@@ -184,8 +184,8 @@ class Recovery(TransportBase):
         try:
             for consumer in consumers:
                 reason = (
-                    f"cluster {cluster_id} died holding the task (consumer {consumer}, its "
-                    "process gone): out of attempts"
+                    f"consumer {consumer} stopped heartbeating while holding the task (worker "
+                    f"lost with its cluster {cluster_id}, whose process is gone): out of attempts"
                 )
                 res = self._requeue(consumer, "reclaim", owner, reason, [])
                 if res[0] < 0:

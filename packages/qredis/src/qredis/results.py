@@ -87,7 +87,7 @@ class RedisResultStore:
             keys += (records_key, index)
             args += (
                 record.id,
-                _raw_id(record.id),
+                raw_id(record.id),
                 "1" if record.success else "0",
                 repr(float(record.started)),
                 self.codec.encode_compact(record),
@@ -117,7 +117,7 @@ class RedisResultStore:
 
     def get(self, task_id: str) -> TaskResult | None:
         """The record for an id or a humanized name (the most recent for a name), or None."""
-        if _looks_like_id(task_id):
+        if looks_like_id(task_id):
             return self._by_id(task_id)
         client, _ = self._ready()
         with redis_errors(self._conn.display):
@@ -139,36 +139,21 @@ class RedisResultStore:
             pipe.get(self._keys.records(humanize(task_id)))
             pipe.get(self._keys.record(task_id))  # saved by an earlier version
             stored, legacy = pipe.execute()
-        found = self._entries(stored, task_id, _raw_id(task_id))
+        found = self._entries(stored, task_id, raw_id(task_id))
         if found:
             return found[0]
         return None if legacy is None else self._decode(legacy[1:], task_id)
 
     def _entries(self, stored: bytes | None, what: str, raw_id: bytes | None) -> list[TaskResult]:
-        """The records of a records key (only the one of ``raw_id`` when given)."""
-        out: list[TaskResult] = []
-        pos = 0
-        while stored is not None and pos + _ENTRY.size <= len(stored):
-            _, entry_id, size = _ENTRY.unpack_from(stored, pos)
-            start = pos + _ENTRY.size
-            if raw_id is None or entry_id == raw_id:
-                record = self._decode(stored[start : start + size], what)
-                if _raw_id(record.id) == entry_id:  # signed: an entry cannot claim another id
-                    out.append(record)
-            pos = start + size
-        return out
+        return records_in(self.codec, stored, what, raw_id)
 
     def _decode(self, data: bytes, what: str) -> TaskResult:
-        try:
-            return self.codec.decode_result(data)
-        except PayloadError as exc:
-            log.error("result.unreadable", task_id=what, error=str(exc))
-            raise
+        return decode_record(self.codec, data, what)
 
     def wait(self, task_id: str, timeout: float | None) -> TaskResult | None:
         """The record, waiting up to ``timeout`` seconds for it to be saved (None or negative:
         forever). Woken by the notice :meth:`save_many` publishes, not by polling."""
-        is_name = not _looks_like_id(task_id)
+        is_name = not looks_like_id(task_id)
         return self.notifier.wait_for(
             task_id, timeout, lambda: self.get(task_id), any_message=is_name
         )
@@ -178,7 +163,7 @@ class RedisResultStore:
         client, scripts = self._ready()
         with redis_errors(self._conn.display):
             dropped = scripts.drop_result(
-                (self._keys.records(humanize(task_id)),), (_raw_id(task_id),)
+                (self._keys.records(humanize(task_id)),), (raw_id(task_id),)
             )
             return bool(client.delete(self._keys.record(task_id))) or bool(dropped)
 
@@ -230,12 +215,38 @@ class RedisResultStore:
         return f"RedisResultStore(namespace={self.namespace!r}, url={self._conn.display!r})"
 
 
+def records_in(
+    codec: Codec, stored: bytes | None, what: str, only: bytes | None = None
+) -> list[TaskResult]:
+    """The records of a records key's value (only the one whose id's bytes are ``only``)."""
+    out: list[TaskResult] = []
+    pos = 0
+    while stored is not None and pos + _ENTRY.size <= len(stored):
+        _, entry_id, size = _ENTRY.unpack_from(stored, pos)
+        start = pos + _ENTRY.size
+        if only is None or entry_id == only:
+            record = decode_record(codec, stored[start : start + size], what)
+            if raw_id(record.id) == entry_id:  # signed: an entry cannot claim another id
+                out.append(record)
+        pos = start + size
+    return out
+
+
+def decode_record(codec: Codec, data: bytes, what: str) -> TaskResult:
+    """A stored record, verified; an unreadable one is logged and raised."""
+    try:
+        return codec.decode_result(data)
+    except PayloadError as exc:
+        log.error("result.unreadable", task_id=what, error=str(exc))
+        raise
+
+
 _ENTRY = struct.Struct(">c16sH")
 """An entry's head in a records key: success ("1"/"0"), the id's 16 bytes, the record's
 length (see lua/save_results.lua)."""
 
 
-def _raw_id(task_id: str) -> bytes:
+def raw_id(task_id: str) -> bytes:
     """The id's 16 bytes (a task id is 32 hex digits); any other text, hashed to 16 bytes."""
     try:
         return bytes.fromhex(task_id) if len(task_id) == 32 else _hashed(task_id)
@@ -249,5 +260,5 @@ def _hashed(text: str) -> bytes:
     return hashlib.blake2b(text.encode(), digest_size=16).digest()
 
 
-def _looks_like_id(value: str) -> bool:
+def looks_like_id(value: str) -> bool:
     return len(value) == 32 and all(c in "0123456789abcdef" for c in value)
