@@ -164,6 +164,7 @@ def test_a_blocking_fetch_resent_after_a_lost_reply_answers_the_same_tasks(
     transport.enqueue_many([("b", b"pb")])  # an inline entry, opened by a claim
     client, scripts = transport._ready()
     keys, args = transport._fetch_call("c1", 1)
+    client.script_load(scripts.fetch.script)  # the raw EVALSHA below does not load it
 
     def pipeline() -> list[object]:
         pipe = client.pipeline(transaction=False)
