@@ -74,7 +74,7 @@ def test_the_backend_says_what_it_supports() -> None:
     assert isinstance(backend(), QBackend)
     assert backend().supports_defer and backend().supports_get_result
     assert backend().supports_async_task
-    assert not backend().supports_priority  # until Q's queues have priorities
+    assert backend().supports_priority
 
 
 # -- sync: through the worker's own code, in this process ----------------------------------
@@ -156,7 +156,9 @@ def test_bad_input_is_refused_at_enqueue(db_alias: str, q_cluster: Any) -> None:
     with pytest.raises(InvalidTask, match="aware"):
         djtasks.echo.using(run_after=timezone.now().replace(tzinfo=None))
     with pytest.raises(InvalidTask, match="priority"):
-        djtasks.echo.using(priority=10)
+        djtasks.echo.using(priority=101)
+    with pytest.raises(InvalidTask, match="priority"):
+        djtasks.echo.using(priority=1.5)
     assert transport.queue_size() == 0 and transport.delayed_size() == 0
     with pytest.raises(TaskResultDoesNotExist):
         backend().get_result("0" * 32)
@@ -290,3 +292,17 @@ def test_a_running_task_is_seen_running_without_a_row(
     assert result.id.encode() in page.content
     _finished(result)
     assert result.status == TaskResultStatus.SUCCESSFUL and result.return_value == 6
+
+
+def test_priorities_are_q_priorities(db_alias: str, q_cluster: Any) -> None:
+    from qdjango.conf import task_codec
+
+    low = djtasks.add.using(priority=-5).enqueue(1, 1)
+    plain = djtasks.add.enqueue(2, 2)
+    high = djtasks.add.using(priority=100).enqueue(3, 3)
+    transport = connection.transport()
+    taken = transport.fetch("djt-test", count=3, timeout=1)
+    assert [d.task_id for d in taken] == [high.id, plain.id, low.id]  # higher first
+    priorities = [task_codec().decode_message(d.payload).options.priority for d in taken]
+    assert priorities == [100, None, -5]
+    transport.ack(taken)

@@ -92,7 +92,7 @@ class QBackend(BaseTaskBackend):
     supports_defer = True
     supports_async_task = True
     supports_get_result = True
-    supports_priority = False  # until Q's queues have priorities
+    supports_priority = True  # Q's priorities: -100 to 100, higher first, as Django's
 
     def __init__(self, alias: str, params: dict[str, Any]) -> None:
         super().__init__(alias, params)
@@ -162,6 +162,7 @@ class QBackend(BaseTaskBackend):
             dict(result.kwargs),
             eta=None if run_after is None else run_after.timestamp(),
             runner=RUNNER,
+            priority=task.priority or None,
             **{name: self.options[name] for name in OPTION_NAMES & set(self.options)},
         )
         set_fields(result, id=message.id, enqueued_at=moment(message.started))
