@@ -61,6 +61,15 @@ def sleepy_hook(record: object) -> None:
     time.sleep(30)
 
 
+def stuck_hook(record: object) -> None:
+    """Hangs where the worker's alarm cannot reach it (SIGALRM blocked, as in C code that never
+    returns to the interpreter): only the sentinel's kill ends it."""
+    import signal
+
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGALRM})
+    time.sleep(30)
+
+
 def log_run() -> float:
     """Append this run's time to the Redis list ``$Q_TEST_RUNS`` (at ``$Q_REDIS_URL``)."""
     import redis

@@ -188,6 +188,15 @@ def counting_hook(record: Any) -> None:
     client(url).hincrby(key, f"hook:{tag}", 1)
 
 
+def slow_hook(record: Any) -> None:
+    """Takes 3 s, then counts its call and notes when it ended."""
+    url, key, tag = record.args[:3]
+    time.sleep(3)
+    conn = client(url)
+    conn.hincrby(key, f"hook:{tag}", 1)
+    conn.set(f"{key}:slow-hook-done", repr(time.time()))
+
+
 def raising_hook(record: Any) -> None:
     raise ValueError("this hook fails on purpose")
 

@@ -114,10 +114,12 @@ def test_a_hook_that_hangs(bench: Bench, fx: Effects) -> None:
     with bench.cluster(workers=1, start_method="fork", hook_timeout=0.5):
         record = bench.wait_all([task_id])[task_id]
         fx.wait_started()
-        status = eventually(lambda: (s := bench.status()) and s["replaced"] == 1 and s)
         after = bench.producer.enqueue(tasks.counted, *fx.args("after"), "ok")
         assert bench.wait_all([after])[after].result == "ok"
+        status = eventually(lambda: (s := bench.status()) and s["processed"] >= 2 and s)
     assert record.success and record.result == 42
-    assert status["replaced"] == 1 and status["lost"] == 0  # killed in the hook, not the task
+    # Interrupted by its worker's alarm: the worker carries on (a hook stuck beyond the alarm's
+    # reach costs its worker: tests/cluster/test_cluster_lifecycle.py).
+    assert status["replaced"] == 0 and status["lost"] == 0
     # Saved and acked before the hook: never run again, and the hook is not retried either.
     assert_exactly_once(bench, fx, {"hooked": task_id, "after": after})

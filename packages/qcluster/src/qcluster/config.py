@@ -92,7 +92,10 @@ class ClusterConfig:
     grace: float = 10.0
     """Seconds running tasks get to finish on a graceful stop before their workers are killed."""
     hook_timeout: float = 30.0
-    """Seconds a worker may spend in one hook before the sentinel kills it."""
+    """Seconds one hook may run: past it the worker interrupts the hook (SIGALRM) and calls
+    the batch's other hooks; one stuck where the alarm cannot reach it (C code) has its worker
+    killed by the sentinel 5 s later. A hook of a record the sentinel saved (a timeout, a lost
+    worker) runs in a process of its own, killed past it."""
     status_interval: float = 3.0
     """Seconds between status publications."""
     start_method: str = field(default_factory=default_start_method)

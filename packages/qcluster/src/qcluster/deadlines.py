@@ -1,5 +1,6 @@
-"""Deadlines: a task past its timeout, or a hook past ``hook_timeout``, costs its worker (and
-so does a task whose termination was asked: ``cancel(..., terminate=True)``).
+"""Deadlines: a task past its timeout, or a hook stuck past ``hook_timeout`` (and the worker's
+own alarm), costs its worker (and so does a task whose termination was asked:
+``cancel(..., terminate=True)``).
 
 The sentinel reads each worker's slot: a RUNNING slot carries the task's deadline, a HOOK slot
 the moment its hook began. Past either, the worker is SIGKILLed (a task that ignores SIGTERM or
@@ -20,9 +21,20 @@ from qcluster.slot import SlotView
 from qcluster.spawning import WorkerHandle
 from qcluster.states import KillReason, WorkerState
 
-__all__ = ["enforce", "kill", "next_deadline"]
+__all__ = ["HOOK_BACKSTOP", "enforce", "hook_deadline", "kill", "next_deadline"]
 
 _MIN_WAIT = 0.005
+
+
+HOOK_BACKSTOP = 5.0
+"""Seconds past ``hook_timeout`` before the sentinel kills a worker still in a hook: the
+worker's own alarm interrupts a hook at ``hook_timeout`` (and its other hooks still run);
+the kill is for a hook stuck where the alarm cannot reach it."""
+
+
+def hook_deadline(config: ClusterConfig) -> float:
+    """Seconds a worker may stay in one hook before it is killed."""
+    return config.hook_timeout + HOOK_BACKSTOP
 
 
 def next_deadline(
@@ -39,7 +51,7 @@ def next_deadline(
         if view.state is WorkerState.RUNNING and view.deadline:
             wake = min(wake, view.deadline - now)
         elif view.state is WorkerState.HOOK:
-            wake = min(wake, view.since + config.hook_timeout - now)
+            wake = min(wake, view.since + hook_deadline(config) - now)
     return max(wake, _MIN_WAIT)
 
 
@@ -56,7 +68,7 @@ def enforce(handles: Iterable[WorkerHandle], config: ClusterConfig) -> None:
             kill(handle, KillReason.CANCELLED, view)
         elif view.state is WorkerState.RUNNING and view.deadline and now >= view.deadline:
             kill(handle, KillReason.TIMEOUT, view)
-        elif view.state is WorkerState.HOOK and now - view.since >= config.hook_timeout:
+        elif view.state is WorkerState.HOOK and now - view.since >= hook_deadline(config):
             kill(handle, KillReason.HOOK_TIMEOUT, view)
 
 

@@ -7,13 +7,22 @@ refused ack means the task went to someone else, whose run calls the hook), so a
 most once, with the saved record. Hooks are called here, beside the bus and not as one of its
 subscribers: a hook is the task's own code, which must run after the ack, under the sentinel's
 ``hook_timeout``, and whose failure is itself an event (:class:`~qcore.events.HookFailed`).
+
+The hooks of a batch are called once the whole batch ran (a slow hook never holds the tasks
+its worker prefetched behind it), and in a worker each runs under an alarm of
+``hook_timeout`` seconds: a hook past it is interrupted (``HookFailed`` with a
+``TimeoutError``) and the batch's other hooks still run. The sentinel's kill stays as the
+backstop, a little later, for a hook stuck where the alarm cannot reach it (C code).
 """
 
 from __future__ import annotations
 
 import functools
+import signal
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from types import FrameType
 from typing import Any, NamedTuple, Protocol
 
 from qcluster.config import ClusterConfig
@@ -123,6 +132,7 @@ class Processor:
         tracker: Tracker | None = None,
         errors: list[BaseException] | None = None,
         io_attempts: int | None = None,
+        hook_alarm: float | None = None,
     ) -> None:
         self.transport = transport
         self.store = store
@@ -135,6 +145,10 @@ class Processor:
         self.tracker: Tracker = tracker if tracker is not None else NoTracker()
         self.errors = errors
         self.io_attempts = io_attempts
+        self.hook_alarm = hook_alarm
+        """Seconds a hook may run before SIGALRM interrupts it (a worker's main thread only;
+        None: no alarm, as in ``join()``)."""
+        self._owed_hooks: list[Done] = []
         self.stopping = False
         self.processed = 0
         self.log = log.bind(consumer=consumer)
@@ -151,19 +165,22 @@ class Processor:
         pending: list[Done] = []
         oldest = 0.0
         ran = 0
-        for delivery in deliveries:
-            if self.stopping:
-                break  # the rest never started: released, uncounted, when the worker leaves
-            if pending and time.perf_counter() - oldest > FLUSH_AFTER:
-                self.flush(pending)
-                pending = []
-            done = self.run_one(delivery)
-            if done is not None:
-                if not pending:
-                    oldest = time.perf_counter()
-                pending.append(done)
-                ran += 1
-        self.flush(pending)
+        try:
+            for delivery in deliveries:
+                if self.stopping:
+                    break  # the rest never started: released, uncounted, when the worker leaves
+                if pending and time.perf_counter() - oldest > FLUSH_AFTER:
+                    self.flush(pending, hooks=False)
+                    pending = []
+                done = self.run_one(delivery)
+                if done is not None:
+                    if not pending:
+                        oldest = time.perf_counter()
+                    pending.append(done)
+                    ran += 1
+            self.flush(pending, hooks=False)
+        finally:
+            self.call_hooks()
         return ran
 
     # -- one task ---------------------------------------------------------------------------
@@ -273,8 +290,9 @@ class Processor:
 
     # -- save, ack, events, hooks -----------------------------------------------------------
 
-    def flush(self, pending: list[Done]) -> None:
-        """Save, then ack, then call the hooks of what was acked."""
+    def flush(self, pending: list[Done], *, hooks: bool = True) -> None:
+        """Save, then ack, then call the hooks of what was acked (``hooks=False``: owe them
+        until :meth:`call_hooks`, at the end of the batch)."""
         if self._retrying:
             self._retrying = 0
             self.tracker.set_state(WorkerState.SAVING)
@@ -305,8 +323,23 @@ class Processor:
                 # upserts the same record and calls the hook; ours stays saved, unhooked.
                 self.log.warning("task.ack_refused", task_id=done.delivery.task_id)
             elif done.message is not None and done.message.hook is not None:
-                self.tracker.set_state(WorkerState.HOOK)
-                call_hook(done.message, done.record, self.hook_runner, events=self.events)
+                self._owed_hooks.append(done)
+        if hooks:
+            self.call_hooks()
+
+    def call_hooks(self) -> None:
+        """Call the hooks owed for acked deliveries, each under the alarm when one is set."""
+        while self._owed_hooks:
+            done = self._owed_hooks.pop(0)
+            assert done.message is not None
+            self.tracker.set_state(WorkerState.HOOK)
+            call_hook(
+                done.message,
+                done.record,
+                self.hook_runner,
+                events=self.events,
+                timeout=self.hook_alarm,
+            )
 
     def _gather(self, pending: list[Done]) -> None:
         finished = [(done.message, done.record) for done in pending]
@@ -381,6 +414,29 @@ class Processor:
         return logged
 
 
+class HookInterrupted(BaseException):
+    """Raised into a hook past its alarm (a BaseException: a hook's ``except Exception``
+    does not swallow it)."""
+
+
+@contextmanager
+def _alarm(seconds: float | None) -> Iterator[None]:
+    if seconds is None:
+        yield
+        return
+
+    def interrupt(signum: int, frame: FrameType | None) -> None:
+        raise HookInterrupted
+
+    previous = signal.signal(signal.SIGALRM, interrupt)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
 def call_hook(
     message: TaskMessage,
     record: TaskResult,
@@ -388,14 +444,21 @@ def call_hook(
     *,
     events: EventBus | None = None,
     log_args: bool = False,
+    timeout: float | None = None,
 ) -> bool:
     """Resolve and run the message's hook through ``runner``; never raise.
 
     A hook that raises is a :class:`~qcore.events.HookFailed` on ``events`` (whose task log
-    writes ``hook.failed``); without a bus it is logged all the same. Returns True when there
-    was no hook or it ran without raising.
+    writes ``hook.failed``); without a bus it is logged all the same. ``timeout``: seconds
+    before SIGALRM interrupts the hook (the main thread of a process whose SIGALRM Q owns: a
+    worker), a ``HookFailed`` with a ``TimeoutError``. Returns True when there was no hook or
+    it ran without raising.
     """
-    error = run_hook(message, record, runner)
+    try:
+        with _alarm(timeout):
+            error = run_hook(message, record, runner)
+    except HookInterrupted:
+        error = TimeoutError(f"the hook ran past hook_timeout ({timeout:g} s): interrupted")
     if error is None:
         return True
     bus = events if events is not None else TaskLog(log_args=log_args).subscribe(EventBus())

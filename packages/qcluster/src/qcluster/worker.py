@@ -174,6 +174,7 @@ class _Worker:
             events=self.spec.events,
             hook_runner=self.spec.hook_runner,
             tracker=self.slot,
+            hook_alarm=self.config.hook_timeout,
         )
         processor.stopping = self.stopping
         self.processor = processor
