@@ -180,6 +180,18 @@ class _Worker:
         self.processor = processor
         return processor
 
+    def _reconcile(self) -> None:
+        """After a failed fetch: put back whatever our in-flight list holds, uncounted.
+
+        Between batches everything this worker ran is saved and acked, so its list holds only
+        what a fetch claimed and never answered (its reply lost for good: the client gave
+        up); nobody else would return it while this worker lives and heartbeats. Raises when
+        Redis still fails (the loop backs off and tries again before its next fetch).
+        """
+        released = self.transport.release(self.consumer)
+        if released.requeued:
+            self.log.warning("worker.reconciled", requeued=released.requeued)
+
     def _leave(self) -> None:
         """Put back what was fetched and never started (uncounted), then exit."""
         self.slot.set_state(WorkerState.STOPPING)
@@ -201,9 +213,13 @@ class _Worker:
         config = self.config
         batch = max(1, min(self.slot.batch, self._batch_limit(0)))
         failures = 0
+        unsure = False  # a fetch failed: what it may have claimed is in our list, unknown to us
         while not self.stopping:
             self.slot.set_state(WorkerState.IDLE)
             try:
+                if unsure:
+                    self._reconcile()
+                    unsure = False
                 self.in_fetch = True
                 if self.stopping:
                     break
@@ -213,6 +229,7 @@ class _Worker:
             except Exception as exc:
                 self.in_fetch = False
                 failures += 1
+                unsure = True
                 self.log.error("worker.fetch_failed", error=str(exc), failures=failures)
                 _BACKOFF.sleep(failures, stop=lambda: self.stopping)
                 continue

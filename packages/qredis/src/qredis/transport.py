@@ -330,11 +330,13 @@ class RedisTransport(Recovery, Inspection, Cancelling, Chains):
         return out
 
     def _ack_call(self, batch: list[Delivery]) -> tuple[list[str], list[Any]]:
-        """KEYS and ARGV of ``ack.lua``, with a fresh request id: a call that redis-py re-sends
-        after a lost reply gets the first call's answer, not a refusal of its own acks."""
+        """KEYS and ARGV of ``ack.lua``, with a request id made of the batch itself (its first
+        fencing token, unique to one delivery, and its size): a call re-sent after a lost
+        reply, by redis-py or by the worker once redis-py gave up, gets the first call's
+        answer, not a refusal of its own acks."""
         k = self._keys
         keys = [*self._ack_keys, *(k.inflight(d.consumer) for d in batch)]
-        args: list[Any] = [batch[0].consumer, f"{self._request_prefix}{next(self._requests)}"]
+        args: list[Any] = [batch[0].consumer, f"ack:{batch[0].token}:{len(batch)}"]
         for d in batch:
             args += (d.task_id, d.token)
         return keys, args
