@@ -98,6 +98,11 @@ class ClusterConfig:
     worker) runs in a process of its own, killed past it."""
     status_interval: float = 3.0
     """Seconds between status publications."""
+    dead_letter_ttl: float = 7 * 86400.0
+    """Seconds a dead letter is kept (default 7 days); every cluster drops older ones."""
+    dead_letter_cap: int = 100_000
+    """Most dead letters a queue keeps: past it the oldest go, so a flood of bad tasks can never
+    fill a Redis that may not evict (``noeviction``)."""
     start_method: str = field(default_factory=default_start_method)
     """``fork``, ``forkserver`` or ``spawn``."""
     scheduler: bool = True
@@ -133,6 +138,8 @@ class ClusterConfig:
             if isinstance(value, bool) or not isinstance(value, int | float) or not value >= 0:
                 raise ConfigError(f"{name} must be a number of seconds >= 0, not {value!r}")
         object.__setattr__(self, "retry_on", retry_on_paths(self.retry_on))
+        _check_int("dead_letter_cap", self.dead_letter_cap, minimum=1)
+        _check_seconds("dead_letter_ttl", self.dead_letter_ttl)
         if self.recycle is not None:
             _check_int("recycle", self.recycle, minimum=1)
         if self.max_rss is not None:
@@ -309,10 +316,10 @@ def _check_seconds(name: str, value: object) -> None:
 
 
 _OPTIONAL = {"timeout", "recycle", "max_rss"}
-_INTS = {"workers", "max_attempts", "recycle", "max_rss", "prefetch", "retries"}
+_INTS = {"workers", "max_attempts", "recycle", "max_rss", "prefetch", "retries", "dead_letter_cap"}
 _BOOLS = {"save", "log_json", "log_args", "fail_fast", "scheduler", "catch_up", "retry_jitter"}
 _FLOATS = {"timeout", "retry", "guard_cycle", "heartbeat", "grace", "hook_timeout"}
-_FLOATS |= {"status_interval", "retry_backoff", "retry_backoff_max"}
+_FLOATS |= {"status_interval", "retry_backoff", "retry_backoff_max", "dead_letter_ttl"}
 
 
 def _parse(name: str, raw: str) -> Any:

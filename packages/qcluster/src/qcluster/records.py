@@ -21,7 +21,7 @@ from qcluster.worker import WorkerSpec
 from qcore import DeadLetter, PayloadError, TaskMessage, TaskResult, get_logger
 from qcore.events import TaskDeadLettered
 
-__all__ = ["OwedRecords", "failure_text", "record_for"]
+__all__ = ["DeadLetterBounds", "OwedRecords", "failure_text", "record_for"]
 
 log = get_logger("qcluster.records")
 
@@ -106,3 +106,25 @@ class OwedRecords:
                 TaskDeadLettered(letter.task_id, letter.reason, letter.attempts, record, None)
             )
             self.hooks.owe(message, record)
+
+
+class DeadLetterBounds:
+    """A periodic job of the beacon: drop dead letters past ``dead_letter_ttl`` and beyond
+    ``dead_letter_cap`` (one cheap script when there is nothing to drop)."""
+
+    name = "dead_letters"
+
+    def __init__(self, spec: WorkerSpec) -> None:
+        self.spec = spec
+
+    def run(self) -> float:
+        config = self.spec.config
+        dropped = self.spec.transport.trim_dead(config.dead_letter_ttl, config.dead_letter_cap)
+        if dropped:
+            log.warning(
+                "dead_letters.dropped",
+                count=dropped,
+                ttl=config.dead_letter_ttl,
+                cap=config.dead_letter_cap,
+            )
+        return config.heartbeat

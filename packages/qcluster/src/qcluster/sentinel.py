@@ -29,7 +29,7 @@ from qcluster.lifeline import watch_parent
 from qcluster.losses import ExitHandler
 from qcluster.ownership import ProcessIdentity, Reclaimer
 from qcluster.preflight import preflight
-from qcluster.records import OwedRecords
+from qcluster.records import DeadLetterBounds, OwedRecords
 from qcluster.spawning import WorkerPool
 from qcluster.states import ClusterState, KillReason
 from qcluster.status import Totals, cluster_status
@@ -101,6 +101,7 @@ class Sentinel:
             [
                 *jobs,
                 OwedRecords(spec, self.hooks),
+                DeadLetterBounds(spec),
                 TerminationWatch(self.pool, self.transport, self._wake),
             ],
         )

@@ -268,6 +268,11 @@ class Transport(Protocol):
         """Where a chain is (links, finished, state), or None."""
         ...
 
+    def trim_dead(self, max_age: float, keep: int) -> int:
+        """Delete the dead letters older than ``max_age`` seconds, then the oldest beyond the
+        newest ``keep``; returns how many went. Clusters call it, so dead letters stay bounded."""
+        ...
+
     def ping(self) -> bool:
         """True when the backend answers."""
         ...

@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from qcore import DeadLetter, InFlight
-from qredis.base import TransportBase, chunks
+from qredis.base import TransportBase, chunks, ms
 
 __all__ = ["Inspection"]
 
@@ -114,6 +114,20 @@ class Inspection(TransportBase):
                 DeadLetter(raw.decode(errors="replace"), reason, score / 1000, attempts, payload)
             )
         return out
+
+    def trim_dead(self, max_age: float, keep: int) -> int:
+        """Drop dead letters older than ``max_age`` seconds, then the oldest beyond ``keep``
+        (their payloads too); returns how many went."""
+        _, scripts = self._ready()
+        k = self._keys
+        keys = (k.dead, k.deadinfo, k.msg, k.attempts, k.maxatt, k.unrecorded)
+        total = 0
+        with self._errors():
+            while True:
+                n = int(scripts.dead_trim(keys, (ms(max_age), int(keep), _ADMIN_BATCH)))
+                total += n
+                if n < _ADMIN_BATCH:
+                    return total
 
     def requeue_dead(self, task_ids: Iterable[str] | None = None) -> int:
         """Queue dead letters again with a fresh attempt count (all of them when None)."""

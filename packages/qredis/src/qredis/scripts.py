@@ -21,6 +21,7 @@ SCRIPT_NAMES = (
     "chain_start",
     "dead_admin",
     "dead_letter",
+    "dead_trim",
     "drop_result",
     "enqueue",
     "enqueue_unique",
@@ -92,6 +93,7 @@ class Scripts:
     chain_start: Script
     dead_admin: Script
     dead_letter: Script
+    dead_trim: Script
     drop_result: Script
     enqueue: Script
     enqueue_unique: Script

@@ -603,6 +603,21 @@ class MemoryTransport:
         with self._s.cond:
             return self._s.terminate.intersection(task_ids)
 
+    def trim_dead(self, max_age: float, keep: int) -> int:
+        """Delete dead letters older than ``max_age`` s, then the oldest beyond ``keep``."""
+        s = self._s
+        cutoff = time.time() - max_age
+        with s.cond:
+            oldest = sorted(s.dead.items(), key=lambda kv: kv[1].failed_at)
+            expired = [i for i, d in oldest if d.failed_at <= cutoff]
+            rest = [i for i, d in oldest if d.failed_at > cutoff]
+            ids = expired + rest[: max(0, len(rest) - keep)]
+            for task_id in ids:
+                del s.dead[task_id]
+                s.unrecorded.pop(task_id, None)
+                self._drop(task_id)
+            return len(ids)
+
     def ping(self) -> bool:
         """Always True: there is no server to lose."""
         return True

@@ -404,6 +404,22 @@ class TransportContract(PriorityContract):
         transport.purge_dead(["released"])  # purged: no longer owed a record
         assert transport.unrecorded() == []
 
+    def test_trim_dead_drops_the_expired_then_the_oldest_beyond_the_cap(
+        self, transport: Transport
+    ) -> None:
+        for i in range(5):
+            transport.enqueue(f"d{i}", b"x")
+            [d] = transport.fetch("c1")
+            transport.dead_letter(d, "bad")
+            time.sleep(0.01)  # distinct times of death
+        assert transport.trim_dead(3600, 3) == 2  # the two oldest go
+        assert sorted(x.task_id for x in transport.dead_letters()) == ["d2", "d3", "d4"]
+        assert transport.requeue_dead(["d0"]) == 0  # gone with their payloads
+        assert transport.trim_dead(3600, 3) == 0
+        time.sleep(0.05)
+        assert transport.trim_dead(0.02, 100) == 3  # all older than 20 ms
+        assert transport.dead_size() == 0 and transport.queue_size() == 0
+
     def test_reap_with_nothing_to_do(self, transport: Transport) -> None:
         assert transport.reap() == Reaped()
         transport.heartbeat(["c1"], 60)
