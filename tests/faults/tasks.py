@@ -189,9 +189,9 @@ def counting_hook(record: Any) -> None:
 
 
 def slow_hook(record: Any) -> None:
-    """Takes 3 s, then counts its call and notes when it ended."""
+    """Takes 8 s, then counts its call and notes when it ended."""
     url, key, tag = record.args[:3]
-    time.sleep(3)
+    time.sleep(8)
     conn = client(url)
     conn.hincrby(key, f"hook:{tag}", 1)
     conn.set(f"{key}:slow-hook-done", repr(time.time()))
