@@ -67,6 +67,7 @@ class _Space:
     dead: dict[str, _Dead] = field(default_factory=dict)
     consumers: dict[str, float] = field(default_factory=dict)  # -> deadline (monotonic)
     unrecorded: dict[str, None] = field(default_factory=dict)  # dead letters owed a record
+    acks: dict[str, Any] = field(default_factory=dict)  # consumer -> its last ack and answer
     terminate: set[str] = field(default_factory=set)  # running tasks to be terminated
     chains: dict[str, _Chain] = field(default_factory=dict)
     iters: dict[str, dict[int, bytes]] = field(default_factory=dict)
@@ -237,16 +238,25 @@ class MemoryTransport:
         del s.tokens[delivery.task_id]
 
     def ack(self, deliveries: Iterable[Delivery]) -> list[bool]:
-        """Forget finished tasks; False where the token is no longer current."""
+        """Forget finished tasks; False where the token is no longer current. The same batch
+        sent again answers as the first call did (as the Redis transport's re-sends do)."""
         s = self._s
-        out = []
+        batch = list(deliveries)
+        if not batch:
+            return []
+        request = (batch[0].token, len(batch))
+        out: list[bool] = []
         with s.cond:
-            for delivery in deliveries:
+            last = s.acks.get(batch[0].consumer)
+            if last is not None and last[0] == request:
+                return list(last[1])
+            for delivery in batch:
                 ok = self._current(delivery)
                 if ok:
                     self._unclaim(delivery)
                     self._drop(delivery.task_id)
                 out.append(ok)
+            s.acks[batch[0].consumer] = (request, tuple(out))
         return out
 
     def retry_later(self, delivery: Delivery, delay: float, payload: bytes | None = None) -> bool:
@@ -303,6 +313,7 @@ class MemoryTransport:
         s = self._s
         back: list[str] = []
         dead = 0
+        s.acks.pop(consumer, None)
         for task_id in s.inflight.pop(consumer, []):
             del s.tokens[task_id]
             attempt = s.attempts.get(task_id, 0)
