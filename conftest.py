@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterator
 import pytest
 import redis
 from tests.support.servers import RedisServer, redis_server_binary, service_missing
+from tests.support.topologies import LocalRedisCluster, LocalSentinelGroup, redis_cli_binary
 
 TEST_SECRET = "q-test-secret-key-0123456789abcdef"
 
@@ -61,6 +62,68 @@ def redis_factory(redis_binary: str) -> Iterator[Callable[..., RedisServer]]:
     yield make
     for server in servers:
         server.close()
+
+
+@pytest.fixture(scope="session")
+def redis_cluster(redis_binary: str) -> Iterator[LocalRedisCluster]:
+    """This test process's own Redis Cluster (3 masters, 3 replicas), shared by its tests."""
+    cli = redis_cli_binary()
+    if cli is None:
+        service_missing("redis-cli not found on PATH (needed to create a Redis Cluster)")
+    assert cli is not None
+    cluster = LocalRedisCluster(redis_binary, cli)
+    try:
+        yield cluster.start()
+    finally:
+        cluster.close()
+
+
+@pytest.fixture
+def redis_cluster_url(redis_cluster: LocalRedisCluster) -> str:
+    """``redis+cluster://`` URL of the session's Redis Cluster, every master flushed."""
+    redis_cluster.wait_ready()
+    redis_cluster.flush()
+    return redis_cluster.url
+
+
+@pytest.fixture(scope="session")
+def redis_sentinel(redis_binary: str) -> Iterator[LocalSentinelGroup]:
+    """This test process's own Sentinel group (master, replica, 3 sentinels)."""
+    group = LocalSentinelGroup(redis_binary)
+    try:
+        yield group.start()
+    finally:
+        group.close()
+
+
+@pytest.fixture
+def redis_sentinel_url(redis_sentinel: LocalSentinelGroup) -> str:
+    """``redis+sentinel://`` URL of the session's Sentinel group, its master flushed."""
+    redis_sentinel.wait_ready()
+    redis_sentinel.flush()
+    return redis_sentinel.url
+
+
+@pytest.fixture
+def topology_factory(redis_binary: str) -> Iterator[Callable[[str], object]]:
+    """A Redis Cluster (``"cluster"``) or Sentinel group (``"sentinel"``) of the test's own,
+    for tests that kill its nodes."""
+    made: list[LocalRedisCluster | LocalSentinelGroup] = []
+
+    def make(kind: str) -> object:
+        if kind == "cluster":
+            cli = redis_cli_binary()
+            if cli is None:
+                service_missing("redis-cli not found on PATH (needed to create a Redis Cluster)")
+            assert cli is not None
+            made.append(LocalRedisCluster(redis_binary, cli))
+        else:
+            made.append(LocalSentinelGroup(redis_binary))
+        return made[-1].start()
+
+    yield make
+    for topology in made:
+        topology.close()
 
 
 @pytest.fixture

@@ -52,7 +52,8 @@ class Bench:
         self.store = CountingStore(self.url, namespace=self.queue)
         self.board = RedisStatusBoard(self.url, namespace=self.queue)
         self.transport = RedisTransport(self.queue, url=self.url)
-        self.client = redis.Redis.from_url(self.url)
+        # The transport's own client: a RedisCluster on a redis+cluster:// URL.
+        self.client = self.transport.client
 
     def cluster(self, *, events: EventBus | None = None, **settings: Any) -> Cluster:
         defaults: dict[str, Any] = {
@@ -95,7 +96,7 @@ class Bench:
             if cluster.is_running:
                 cluster.stop(timeout=20, now=True)
         self.producer.close()
-        self.client.close()
+        self.transport.close()
 
 
 def eventually(check: Callable[[], Any], timeout: float = 20, what: str = "condition") -> Any:

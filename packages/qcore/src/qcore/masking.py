@@ -79,12 +79,8 @@ def mask_url(url: str, extra: Iterable[str] = ()) -> str:
     netloc = parts.netloc
     if password is not None:
         user = parts.username or ""
-        host = parts.hostname or ""
-        if ":" in host:  # an IPv6 address
-            host = f"[{host}]"
-        if parts.port is not None:
-            host = f"{host}:{parts.port}"
-        netloc = f"{user}:{MASK}@{host}"
+        # As written: a Redis Cluster or Sentinel URL names several host:port pairs.
+        netloc = f"{user}:{MASK}@{netloc.rpartition('@')[2]}"
     query = parts.query
     if query:  # each parameter as it was written, only secret-named values replaced
         query = "&".join(

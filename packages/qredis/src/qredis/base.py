@@ -13,7 +13,7 @@ from typing import Any, Self
 import redis
 
 from qcore import ConfigError
-from qredis.connection import Connector, redis_errors
+from qredis.connection import Connector, connection_kwargs, redis_errors
 from qredis.keys import QueueKeys
 from qredis.scripts import Scripts
 from qredis.wire import HeldConnection, bulk
@@ -76,6 +76,7 @@ class TransportBase:
         self._client: redis.Redis | None = None
         self._scripts: Scripts | None = None
         self._held: HeldConnection | None = None
+        self._cluster = False
 
     def _enqueue_keys_at(self, priority: int) -> tuple[str, ...]:
         """enqueue.lua's KEYS for a task of ``priority`` (fire.lua passes the same)."""
@@ -113,8 +114,11 @@ class TransportBase:
         client = self._conn.client
         self._client, self._scripts = client, Scripts(client)
         # Enqueue and the blocking fetch's wake-up: see qredis.wire. Never on a caller's
-        # client or pool: a connection taken from it for good could be the only one it has.
-        self._held = HeldConnection(client) if self._conn.owns_pool else None
+        # client or pool: a connection taken from it for good could be the only one it has;
+        # nor on a Redis Cluster, whose client routes each command to the node of its slot.
+        self._cluster = isinstance(client, redis.RedisCluster)
+        held = self._conn.owns_pool and not self._cluster
+        self._held = HeldConnection(client) if held else None
         # Fetch and ack request ids: unique per transport object and process, cheap to make.
         self._request_prefix = f"{uuid.uuid4().hex[:12]}-"
         self._requests = itertools.count()  # next() is atomic under the GIL
@@ -129,7 +133,7 @@ class TransportBase:
         # another priority level adds a fifth and names that level's list.
         self._enqueue_head = b"*%d\r\n%b" % (len(self._enqueue_cmd) + 4, bulk(*self._enqueue_cmd))
         # A blocking command must return before the socket times out under it.
-        socket_timeout = client.connection_pool.connection_kwargs.get("socket_timeout")
+        socket_timeout = connection_kwargs(client).get("socket_timeout")
         self._block_cap = self.block_slice
         if socket_timeout:
             self._block_cap = min(self.block_slice, max(0.01, socket_timeout / 2))
@@ -189,10 +193,10 @@ class TransportBase:
     def check_server(self) -> list[str]:
         """Warnings about server settings that put tasks at risk (empty when all is well).
         One attempt: raises :class:`~qredis.TransportConnectionError` at once when Redis
-        cannot be reached."""
+        cannot be reached. On a Redis Cluster: the node that serves this queue."""
         from qredis.server import check_server
 
-        with self._errors(), self._conn.spec.one_shot() as client:
+        with self._errors(), self._conn.spec.one_shot(key=self._keys.queue) as client:
             return check_server(client, self.url)
 
     def check_permissions(self) -> list[str]:
@@ -202,7 +206,7 @@ class TransportBase:
         from qredis.permissions import Probe, missing_permissions
 
         probe = Probe(self._keys.queue, blocking_list=True)
-        with self._errors(), self._conn.spec.one_shot() as client:
+        with self._errors(), self._conn.spec.one_shot(key=self._keys.queue) as client:
             return missing_permissions(client, probe)
 
     def close(self) -> None:

@@ -21,11 +21,12 @@ from typing import Any
 
 import hiredis
 import redis
+from redis.exceptions import ClusterDownError
 
 from qcore import Backoff
 from qredis.keys import QueueKeys
 
-__all__ = ["send_chunks"]
+__all__ = ["send_chunks", "send_chunks_cluster"]
 
 MARKER_TTL_MS = 3_600_000
 _WINDOW = 8  # chunks per write
@@ -118,6 +119,77 @@ def send_chunks(
         raise
     finally:
         pool.release(conn)
+
+
+def send_chunks_cluster(
+    client: Any,
+    keys: QueueKeys,
+    level: int,
+    item_chunks: Iterable[list[tuple[str, bytes]]],
+    limit: bytes = b"",
+) -> int:
+    """:func:`send_chunks` on a Redis Cluster: each chunk a transaction of redis-py's cluster
+    pipeline (it goes to the node of the queue's slot and follows a failover), one at a time.
+
+    The same promise: a chunk is all-or-nothing, and after a lost connection its marker says
+    whether it was applied before it is sent again.
+    """
+    pushed = 0
+    try:
+        for items in item_chunks:
+            entries = _entries(items, limit)
+            marker = keys.chunk(uuid.uuid4().hex)
+            failures = 0
+            while True:
+                try:
+                    pipe = client.pipeline(transaction=True)
+                    pipe.set(marker, "1", px=MARKER_TTL_MS)
+                    pipe.lpush(keys.ready(level), *entries)
+                    if level:
+                        pipe.zadd(keys.levels, {str(level): level})
+                    pipe.zadd(keys.marker, {"0": 0})
+                    pipe.execute()
+                    break
+                except (redis.ConnectionError, redis.TimeoutError, ClusterDownError) as exc:
+                    failures += 1
+                    if failures > _ATTEMPTS:
+                        raise exc
+                    _BACKOFF.sleep(failures)
+                    if _marker_present(client, marker):
+                        break
+            pushed += len(entries)
+    except BaseException as exc:
+        exc.add_note(f"{pushed} task(s) of other chunks were queued")
+        raise
+    return pushed
+
+
+def _marker_present(client: Any, marker: str) -> bool:
+    """Whether a chunk's marker is there; False while the cluster cannot say (sent again
+    then: the marker is read again after the next failure)."""
+    try:
+        return bool(client.exists(marker))
+    except (redis.ConnectionError, redis.TimeoutError, ClusterDownError):
+        return False
+
+
+_PAIRS = "enqueue_many takes (task_id: str, payload: bytes) pairs"
+
+
+def _entries(items: list[tuple[str, bytes]], limit: bytes) -> list[bytes]:
+    """Inline queue entries ``\0<id>\0<limit>\0<payload>`` (see fetch.lua)."""
+    out: list[bytes] = []
+    for item in items:
+        try:
+            task_id, payload = item
+        except (TypeError, ValueError) as exc:
+            raise TypeError(_PAIRS + f": {exc}") from None
+        if not isinstance(task_id, str) or not task_id or "\0" in task_id:
+            raise TypeError(f"task ids must be non-empty strings without NUL, not {task_id!r}")
+        if not isinstance(payload, bytes | bytearray | memoryview):
+            raise TypeError(_PAIRS + f", not {payload!r}")
+        out.append(b"\0%b\0%b\0%b" % (task_id.encode(), limit, bytes(payload)))
+    return out
 
 
 def _windows(

@@ -25,6 +25,7 @@ from redis.driver_info import DriverInfo
 from redis.retry import Retry
 
 from qcore import ConfigError, mask_mapping, mask_url
+from qredis import topology
 from qredis.errors import TransportConnectionError, TransportError, TransportOutOfMemory
 
 __all__ = [
@@ -33,6 +34,7 @@ __all__ = [
     "PRODUCER_SOCKET_TIMEOUT",
     "ConnectionSpec",
     "Connector",
+    "connection_kwargs",
     "default_options",
     "producer_kwargs",
     "redis_errors",
@@ -180,7 +182,15 @@ def _release_pool(key: bytes, pool: redis.ConnectionPool) -> None:
         entry[1] -= 1
         if entry[1] <= 0:
             del _pools[key]
-            pool.disconnect()
+            _disconnect(pool)
+
+
+def _disconnect(pool: Any) -> None:
+    """Close a shared pool: a ``ConnectionPool``, or a ``RedisCluster`` (its own pools)."""
+    if isinstance(pool, redis.RedisCluster):
+        pool.close()
+    else:
+        pool.disconnect()
 
 
 def shared_pool_count() -> int:
@@ -193,10 +203,16 @@ def shared_pool_count() -> int:
 @dataclass(frozen=True)
 class ConnectionSpec:
     """Picklable parameters of a Redis connection: a URL and/or ``redis.Redis`` keyword
-    arguments (for a client or pool the caller passed in: its plain connection settings)."""
+    arguments (for a client or pool the caller passed in: its plain connection settings).
+
+    ``kind`` says what the parameters point at: ``redis`` (one server), ``cluster`` (a Redis
+    Cluster: ``redis+cluster://`` or a ``RedisCluster`` client) or ``sentinel`` (the master of
+    a Sentinel group: ``redis+sentinel://`` or a client from ``Sentinel.master_for``); see
+    :mod:`qredis.topology`."""
 
     url: str | None = None
     kwargs: Mapping[str, Any] = field(default_factory=dict)
+    kind: str = topology.SINGLE
 
     @classmethod
     def build(
@@ -210,9 +226,10 @@ class ConnectionSpec:
         given = [x for x in (url, connection, pool) if x is not None]
         if len(given) > 1:
             raise ConfigError("pass at most one of url=, connection= and pool=")
-        if connection is not None and not isinstance(connection, redis.Redis):
+        if connection is not None and not isinstance(connection, redis.Redis | redis.RedisCluster):
             raise TypeError(
-                f"connection must be a redis.Redis client, not {type(connection).__name__}"
+                "connection must be a redis.Redis or redis.cluster.RedisCluster client, not "
+                f"{type(connection).__name__}"
             )
         if pool is not None and not isinstance(pool, redis.ConnectionPool):
             raise TypeError(f"pool must be a redis.ConnectionPool, not {type(pool).__name__}")
@@ -220,13 +237,24 @@ class ConnectionSpec:
         if connection is not None or pool is not None:
             if kwargs:
                 raise ConfigError("redis keyword arguments cannot be combined with a client/pool")
+            found = topology.portable(connection, _portable_kwargs) if pool is None else None
+            if found is not None:
+                return cls(kwargs=found[1], kind=found[0])
             source = pool if pool is not None else connection.connection_pool  # type: ignore[union-attr]
             return cls(kwargs=_portable_kwargs(source))
         if url is None and not kwargs:
             url = os.environ.get(URL_ENV) or DEFAULT_URL
         if url is not None and not isinstance(url, str):
             raise TypeError(f"url must be a string such as redis://host:6379/0, not {url!r}")
-        return cls(url=url, kwargs=kwargs)
+        kind = topology.SINGLE if url is None else topology.kind_of_url(url)
+        if kind != topology.SINGLE:
+            topology.parse_url(url)  # type: ignore[arg-type]  # a bad URL fails here, not later
+        return cls(url=url, kwargs=kwargs, kind=kind)
+
+    @property
+    def is_cluster(self) -> bool:
+        """Whether this points at a Redis Cluster (its client is a ``RedisCluster``)."""
+        return self.kind == topology.CLUSTER
 
     @property
     def display(self) -> str:
@@ -234,6 +262,8 @@ class ConnectionSpec:
         if self.url is not None:
             return mask_url(self.url)
         kw = self.kwargs
+        if self.kind != topology.SINGLE:
+            return topology.describe(self.kind, kw)
         if kw.get("unix_socket_path"):
             return f"unix://{kw['unix_socket_path']}"
         scheme = "rediss" if kw.get("ssl") else "redis"
@@ -242,7 +272,9 @@ class ConnectionSpec:
     def __repr__(self) -> str:  # the dataclass's would show passwords
         kwargs = mask_mapping(self.kwargs)
         return (
-            f"ConnectionSpec(url={None if self.url is None else mask_url(self.url)!r}, {kwargs=})"
+            f"ConnectionSpec(url={None if self.url is None else mask_url(self.url)!r}, {kwargs=}"
+            + ("" if self.kind == topology.SINGLE else f", kind={self.kind!r}")
+            + ")"
         )
 
     def _options(self) -> dict[str, Any]:
@@ -259,14 +291,29 @@ class ConnectionSpec:
             options["driver_info"] = DriverInfo(lib_version=redis.__version__)
         return options
 
-    def _make_pool(self) -> redis.ConnectionPool:
+    def _params(self) -> dict[str, Any]:
+        """A cluster's or Sentinel group's parameters: from the URL, then the keywords."""
+        params = topology.parse_url(self.url) if self.url is not None else {}
+        params.update(self.kwargs)
+        params.pop("retry_for", None)  # Q's own: made into the retry policy by _options()
+        return params
+
+    def _make_pool(self) -> redis.ConnectionPool | redis.RedisCluster:
+        """What the registry shares: a pool, or for a Redis Cluster its client (which keeps a
+        pool per node)."""
         options = self._options()
+        if self.kind == topology.CLUSTER:
+            params = self._params()
+            return topology.cluster_client(params, _without(options, params), self.display)
+        if self.kind == topology.SENTINEL:
+            params = self._params()
+            return topology.sentinel_pool(params, _without(options, params))
         if self.url is not None:
             return redis.ConnectionPool.from_url(self.url, **options)
         return redis.Redis(**options).connection_pool
 
     @contextmanager
-    def one_shot(self, timeout: float = 2.0) -> Iterator[redis.Redis]:
+    def one_shot(self, timeout: float = 2.0, *, key: str | None = None) -> Iterator[redis.Redis]:
         """A client of its own (no shared pool) that tries once and waits at most ``timeout``
         seconds for a connection or a reply: for start-up checks, which must say at once that
         a Redis is unreachable instead of retrying behind the caller's back."""
@@ -278,7 +325,25 @@ class ConnectionSpec:
             socket_connect_timeout=timeout,
             health_check_interval=0,
         )
-        if self.url is not None:
+        if self.kind == topology.CLUSTER:
+            # The checks ask the node that serves ``key`` (ACLs and settings are set per node).
+            params = self._params()
+            cluster = topology.cluster_client(params, _without(options, params), self.display)
+            try:
+                node = (
+                    cluster.get_node_from_key(key)  # type: ignore[no-untyped-call]
+                    if key
+                    else cluster.get_default_node()  # type: ignore[no-untyped-call]
+                )
+                yield cluster.get_redis_connection(node)
+            finally:
+                cluster.close()
+            return
+        if self.kind == topology.SENTINEL:
+            params = self._params()
+            pool = topology.sentinel_pool(params, _without(options, params))
+            client = redis.Redis(connection_pool=pool)
+        elif self.url is not None:
             client = redis.Redis(connection_pool=redis.ConnectionPool.from_url(self.url, **options))
         else:
             client = redis.Redis(**options)
@@ -290,7 +355,7 @@ class ConnectionSpec:
 
     def _key(self) -> bytes:
         try:
-            return pickle.dumps((self.url, sorted(self.kwargs.items())))
+            return pickle.dumps((self.url, self.kind, sorted(self.kwargs.items())))
         except Exception:
             # Unpicklable parameters (a credential provider, say): share by identity only.
             return repr(id(self)).encode()
@@ -316,17 +381,17 @@ class Connector:
         self.spec = ConnectionSpec.build(
             url, connection=connection, pool=pool, redis_kwargs=redis_kwargs
         )
-        given: redis.Redis | None = None
+        given: Any = None
         if connection is not None:
             given = connection
         elif pool is not None:
             given = redis.Redis(connection_pool=pool)
-        if given is not None and given.connection_pool.connection_kwargs.get("decode_responses"):
+        if given is not None and given.get_encoder().decode_responses:
             given = None
         self._given = given
         self._pid = os.getpid()
-        self._client: redis.Redis | None = None
-        self._pool: redis.ConnectionPool | None = None
+        self._client: Any = None
+        self._pool: Any = None
         self._key = b""
         self._lock = threading.Lock()
 
@@ -340,14 +405,15 @@ class Connector:
         return self._given is None or self._pid != os.getpid()
 
     @property
-    def client(self) -> redis.Redis:
-        """The client to use in this process."""
+    def client(self) -> Any:
+        """The client to use in this process: a ``redis.Redis``, or a ``RedisCluster`` for a
+        Redis Cluster (typed Any: redis-py's two clients share their commands, not a type)."""
         client = self._client
         if client is not None and self._pid == os.getpid():
             return client
         return self._open()
 
-    def _open(self) -> redis.Redis:
+    def _open(self) -> Any:
         if self._pid != os.getpid():
             # A lock a parent's thread held at fork time would never be released here.
             self._lock = threading.Lock()
@@ -356,7 +422,7 @@ class Connector:
                 return self._client
             return self._open_locked()
 
-    def _open_locked(self) -> redis.Redis:
+    def _open_locked(self) -> Any:
         if self._pid != os.getpid():
             # Inherited through fork: never touch the parent's client or pool.
             self._given = None
@@ -366,8 +432,10 @@ class Connector:
             self._client = self._given
         else:
             self._key = self.spec._key()
-            self._pool = _acquire_pool(self._key, self.spec._make_pool)
-            self._client = redis.Redis(connection_pool=self._pool)
+            self._pool = pool = _acquire_pool(self._key, self.spec._make_pool)
+            self._client = (
+                pool if isinstance(pool, redis.RedisCluster) else redis.Redis(connection_pool=pool)
+            )
         return self._client
 
     def close(self) -> None:
@@ -399,6 +467,18 @@ _REDIS_PARAMS = frozenset(inspect.signature(redis.Redis.__init__).parameters) - 
     "retry_on_error",
     "retry_on_timeout",
 }
+
+
+def connection_kwargs(client: Any) -> Mapping[str, Any]:
+    """The connection settings of a client: a ``redis.Redis``'s pool's, or a cluster's."""
+    if isinstance(client, redis.RedisCluster):
+        return client.nodes_manager.connection_kwargs
+    return client.connection_pool.connection_kwargs  # type: ignore[no-any-return]
+
+
+def _without(options: dict[str, Any], params: Mapping[str, Any]) -> dict[str, Any]:
+    """Connection options without the names a cluster's or group's parameters set."""
+    return {k: v for k, v in options.items() if k not in params}
 
 
 def _portable_kwargs(pool: redis.ConnectionPool) -> dict[str, Any]:
@@ -455,6 +535,14 @@ def redis_errors(where: str) -> Iterator[None]:
             exc,
         ) from exc
     except redis.RedisError as exc:
+        if isinstance(exc, redis.exceptions.MovedError) or str(exc).startswith("MOVED "):
+            raise _noted(
+                TransportError(
+                    f"Redis at {where} is a node of a Redis Cluster (MOVED {exc}): use a "
+                    "redis+cluster:// URL (or a redis.cluster.RedisCluster client)"
+                ),
+                exc,
+            ) from exc
         raise _noted(
             TransportError(f"Redis at {where} failed: {type(exc).__name__}: {exc}"), exc
         ) from exc

@@ -92,7 +92,8 @@ class ResultNotifier:
             # Never on a caller's client or pool: a connection taken from it for good could be
             # the only one it has.
             client = self._conn.client
-            made = HeldConnection(client) if self._conn.owns_pool else None
+            cluster = isinstance(client, redis.RedisCluster)
+            made = HeldConnection(client) if self._conn.owns_pool and not cluster else None
             self._held = held = (os.getpid(), made)
             self._publish_head = b"*3\r\n" + bulk("PUBLISH", self._keys.channel)
         return held[1]
@@ -117,7 +118,7 @@ class ResultNotifier:
             return found
         deadline = None if timeout is None or timeout < 0 else time.monotonic() + timeout
         with redis_errors(self._conn.display):
-            pubsub = self._conn.client.pubsub()  # type: ignore[no-untyped-call]
+            pubsub = self._conn.client.pubsub()
             try:
                 pubsub.subscribe(self._keys.channel)
                 self._confirm(pubsub, deadline)

@@ -173,7 +173,8 @@ class RedisResultStore:
         :class:`qcore.Preflight`)."""
         from qredis.permissions import Probe, missing_permissions
 
-        with redis_errors(self._conn.display), self._conn.spec.one_shot() as client:
+        key = self._keys.record("probe")
+        with redis_errors(self._conn.display), self._conn.spec.one_shot(key=key) as client:
             return missing_permissions(
                 client, Probe(self._keys.record("probe"), channels=(self._keys.channel,))
             )
@@ -188,7 +189,8 @@ class RedisResultStore:
         """Warnings about the server's settings (see :func:`qredis.check_server`)."""
         from qredis.server import check_server
 
-        with redis_errors(self._conn.display), self._conn.spec.one_shot() as client:
+        key = self._keys.record("probe")
+        with redis_errors(self._conn.display), self._conn.spec.one_shot(key=key) as client:
             return check_server(client, self._conn.display)
 
     def close(self) -> None:

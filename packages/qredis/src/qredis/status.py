@@ -83,7 +83,10 @@ class RedisStatusBoard:
         :class:`qcore.Preflight`)."""
         from qredis.permissions import Probe, missing_permissions
 
-        with redis_errors(self._conn.display), self._conn.spec.one_shot() as client:
+        with (
+            redis_errors(self._conn.display),
+            self._conn.spec.one_shot(key=self._keys.registry) as client,
+        ):
             return missing_permissions(client, Probe(self._keys.registry))
 
     def reachable(self) -> bool:
@@ -96,7 +99,10 @@ class RedisStatusBoard:
         """Warnings about the server's settings (see :func:`qredis.check_server`)."""
         from qredis.server import check_server
 
-        with redis_errors(self._conn.display), self._conn.spec.one_shot() as client:
+        with (
+            redis_errors(self._conn.display),
+            self._conn.spec.one_shot(key=self._keys.registry) as client,
+        ):
             return check_server(client, self._conn.display)
 
     def close(self) -> None:

@@ -22,7 +22,7 @@ from redis.exceptions import NoScriptError
 
 from qcore import Codec, Delivery, check_priority, get_logger
 from qredis.base import chunks, ms, positive_int
-from qredis.bulk import send_chunks
+from qredis.bulk import send_chunks, send_chunks_cluster
 from qredis.cancel import Cancelling
 from qredis.chains import Chains
 from qredis.inspection import Inspection
@@ -162,7 +162,8 @@ class RedisTransport(Recovery, Inspection, Cancelling, Chains):
                     args = _schedule_args(chunk, ms(delay), limit, level)
                     queued += int(scripts.schedule_many(keys, args))
                 return queued
-            return send_chunks(client, k, level, chunks(items, size), limit)
+            send = send_chunks_cluster if self._cluster else send_chunks
+            return send(client, k, level, chunks(items, size), limit)
 
     # -- fetch ------------------------------------------------------------------------------
 
