@@ -176,6 +176,11 @@ class LocalRedisCluster:
 
         _wait("every slot of the Redis Cluster to be served", covered, timeout)
 
+    def wait_replicas_online(self, timeout: float = 30.0) -> None:
+        """Wait until each of the 3 masters has an online replica again (a killed master
+        restarted rejoins as its replica's replica)."""
+        _wait("each master to have an online replica", self._ready, timeout)
+
     def close(self) -> None:
         for node in self.nodes:
             node.close()
@@ -287,7 +292,16 @@ class LocalSentinelGroup:
         returns the new master. The old one is restarted afterwards, as a replica."""
         old = self.master()
         old.stop(kill=True)
-        _wait("the sentinels to promote the replica", lambda: self.master() is not old, timeout)
+
+        def agreed() -> bool:
+            named = {
+                s.client().sentinel_get_master_addr_by_name(self.service) for s in self.sentinels
+            }
+            return len(named) == 1 and int(named.pop()[1]) != old.port
+
+        # Every sentinel, not just one: a sentinel that has not heard of the failover yet would
+        # name the old master once it is restarted, before it is turned into a replica.
+        _wait("the sentinels to promote the replica", agreed, timeout)
         new = self.master()
         _wait(
             "the promoted replica to accept writes",

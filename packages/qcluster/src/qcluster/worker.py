@@ -223,6 +223,8 @@ class _Worker:
                 self.in_fetch = True
                 if self.stopping:
                     break
+                if failures:
+                    self._release_stale()
                 deliveries = self.transport.fetch(self.consumer, batch, FETCH_BLOCK)
             except _Interrupted:
                 break
@@ -240,6 +242,7 @@ class _Worker:
                 batch = self.slot.batch = 1
                 if not parent_alive(self.ppid):
                     self._parent_gone()
+                self._release_stale()
                 continue
             begun = time.perf_counter()
             ran = processor.run(deliveries)
@@ -256,6 +259,30 @@ class _Worker:
                     self.log.info("worker.recycled", rss_kib=rss, reason="max_rss")
                     return ExitCode.MAX_RSS
         return ExitCode.OK
+
+    def _release_stale(self) -> None:
+        """Put back what this consumer's in-flight list holds while the worker holds nothing
+        (between batches, idle or after a failed fetch).
+
+        It should be empty then, but need not be: a fetch whose reply was lost for good claimed
+        tasks, or a failover lost an ack that the old master had applied (Redis replicates
+        asynchronously, docs/deployment/redis-sentinel.md). Back at the head, uncounted, they
+        run again (at least once) instead of waiting for this consumer to stop. One script
+        call, only when idle or after a failure, never between two busy batches.
+        """
+        try:
+            released = self.transport.release(self.consumer)
+        except Exception as exc:
+            self.log.warning("worker.release_failed", error=str(exc))
+            return
+        if released.requeued or released.dead_lettered:
+            self.log.warning(
+                "worker.stale_inflight_released",
+                requeued=released.requeued,
+                dead_lettered=released.dead_lettered,
+                detail="tasks left in this idle consumer's in-flight list (a lost reply or a "
+                "failover) were put back",
+            )
 
     def _batch_limit(self, done: int) -> int:
         """No more than ``prefetch``, nor than what is left of this life under ``recycle``."""

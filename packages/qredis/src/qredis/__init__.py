@@ -11,7 +11,12 @@ from qredis.connection import (
     producer_kwargs,
     reset_pools,
 )
-from qredis.errors import TransportConnectionError, TransportError, TransportOutOfMemory
+from qredis.errors import (
+    ReplicationTimeout,
+    TransportConnectionError,
+    TransportError,
+    TransportOutOfMemory,
+)
 from qredis.keys import QueueKeys, ResultKeys, ScheduleKeys, StatusKeys
 from qredis.notify import ResultNotifier
 from qredis.producer import Producer
@@ -38,6 +43,7 @@ __all__ = [
     "RedisSchedules",
     "RedisStatusBoard",
     "RedisTransport",
+    "ReplicationTimeout",
     "ResultKeys",
     "ResultNotifier",
     "ScheduleKeys",

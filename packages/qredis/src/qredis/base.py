@@ -27,6 +27,14 @@ def positive_int(name: str, value: object) -> int:
     return value
 
 
+def _replicas(value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ConfigError(
+            f"wait_replicas must be a whole number of replicas (0: do not wait), not {value!r}"
+        )
+    return value
+
+
 def ms(seconds: float) -> int:
     return max(0, round(seconds * 1000))
 
@@ -52,9 +60,19 @@ class TransportBase:
         chunk_size: int = 1000,
         consumer_ttl: float = 60.0,
         block_slice: float = 1.0,
+        wait_replicas: int = 0,
+        wait_timeout: float = 2.0,
         **redis_kwargs: Any,
     ) -> None:
         self._keys = QueueKeys.for_queue(queue)
+        self.wait_replicas = _replicas(wait_replicas)
+        if isinstance(wait_timeout, bool) or not isinstance(wait_timeout, int | float):
+            raise ConfigError(f"wait_timeout must be a number of seconds, not {wait_timeout!r}")
+        if not wait_timeout > 0:
+            raise ConfigError(
+                f"wait_timeout must be a positive number of seconds, not {wait_timeout!r}"
+            )
+        self.wait_timeout = float(wait_timeout)
         self.max_attempts = positive_int("max_attempts", max_attempts)
         self.chunk_size = positive_int("chunk_size", chunk_size)
         if not consumer_ttl > 0 or not block_slice > 0:
@@ -151,6 +169,8 @@ class TransportBase:
             "chunk_size": self.chunk_size,
             "consumer_ttl": self.consumer_ttl,
             "block_slice": self.block_slice,
+            "wait_replicas": self.wait_replicas,
+            "wait_timeout": self.wait_timeout,
             "conn": self._conn,
         }
 
@@ -160,6 +180,8 @@ class TransportBase:
         self.chunk_size = state["chunk_size"]
         self.consumer_ttl = state["consumer_ttl"]
         self.block_slice = state["block_slice"]
+        self.wait_replicas = state.get("wait_replicas", 0)
+        self.wait_timeout = state.get("wait_timeout", 2.0)
         self._conn = state["conn"]
         self._setup()
 
@@ -205,7 +227,8 @@ class TransportBase:
         :mod:`qredis.permissions`); one attempt, like :meth:`check_server`."""
         from qredis.permissions import Probe, missing_permissions
 
-        probe = Probe(self._keys.queue, blocking_list=True)
+        waits = ("WAIT", "SET") if self.wait_replicas else ()
+        probe = Probe(self._keys.queue, blocking_list=True, commands=waits)
         with self._errors(), self._conn.spec.one_shot(key=self._keys.queue) as client:
             return missing_permissions(client, probe)
 

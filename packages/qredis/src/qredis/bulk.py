@@ -26,7 +26,7 @@ from redis.exceptions import ClusterDownError
 from qcore import Backoff
 from qredis.keys import QueueKeys
 
-__all__ = ["send_chunks", "send_chunks_cluster"]
+__all__ = ["Chunk", "resend_chunks", "send_chunks", "send_chunks_cluster"]
 
 MARKER_TTL_MS = 3_600_000
 _WINDOW = 8  # chunks per write
@@ -38,7 +38,7 @@ _MULTI = b"*1\r\n$5\r\nMULTI\r\n"
 _EXEC = b"*1\r\n$4\r\nEXEC\r\n"
 
 
-class _Chunk:
+class Chunk:
     __slots__ = ("frame", "marker", "size", "tail")
 
     def __init__(self, marker: str, frame: bytes, size: int, tail: list[bytes]) -> None:
@@ -54,11 +54,13 @@ def send_chunks(
     level: int,
     item_chunks: Iterable[list[tuple[str, bytes]]],
     limit: bytes = b"",
+    keep: list[Chunk] | None = None,
 ) -> int:
     """Queue each list of ``(task_id, payload)`` as inline entries (see fetch.lua) on the
     ready list of priority ``level`` of the queue of ``keys``, each chunk in its own marked
     transaction (which also notes the level and sets the wake-up marker); returns how many
-    tasks were queued.
+    tasks were queued. ``keep``: a list each chunk sent is appended to (for
+    ``wait_replicas``: see qredis.replication).
 
     ``limit`` is the tasks' attempt limit (empty: the queue's default). When Redis refuses a
     chunk (out of memory) or an item is bad, the replies of the chunks already sent are read
@@ -69,9 +71,9 @@ def send_chunks(
     zadds: list[tuple[str | int, ...]] = [("ZADD", keys.levels, level, level)] if level else []
     zadds.append(("ZADD", keys.marker, 0, "0"))
     tail = [hiredis.pack_command(z) for z in zadds]  # type: ignore[arg-type]
-    windows = _windows(item_chunks, keys.ready(level).encode(), limit, keys.chunk, tail)
-    in_flight: deque[list[_Chunk]] = deque()
-    resend: list[_Chunk] = []
+    windows = _windows(item_chunks, keys.ready(level).encode(), limit, keys.chunk, tail, keep)
+    in_flight: deque[list[Chunk]] = deque()
+    resend: list[Chunk] = []
     pushed = failures = 0
     stop: BaseException | None = None
     conn = pool.get_connection()
@@ -127,6 +129,7 @@ def send_chunks_cluster(
     level: int,
     item_chunks: Iterable[list[tuple[str, bytes]]],
     limit: bytes = b"",
+    keep: list[Chunk] | None = None,
 ) -> int:
     """:func:`send_chunks` on a Redis Cluster: each chunk a transaction of redis-py's cluster
     pipeline (it goes to the node of the queue's slot and follows a failover), one at a time.
@@ -139,6 +142,12 @@ def send_chunks_cluster(
         for items in item_chunks:
             entries = _entries(items, limit)
             marker = keys.chunk(uuid.uuid4().hex)
+            if keep is not None:  # as send_chunks frames it, for a resend (wait_replicas)
+                zadds: list[tuple[str | int, ...]] = [("ZADD", keys.levels, level, level)]
+                zadds = (zadds if level else []) + [("ZADD", keys.marker, 0, "0")]
+                tail = [hiredis.pack_command(z) for z in zadds]  # type: ignore[arg-type]
+                frame = _lpush(keys.ready(level).encode(), items, limit)
+                keep.append(Chunk(marker, frame, len(items), tail))
             failures = 0
             while True:
                 try:
@@ -198,13 +207,16 @@ def _windows(
     limit: bytes,
     marker_key: Callable[[str], str],
     tail: list[bytes],
-) -> Iterator[list[_Chunk]]:
-    window: list[_Chunk] = []
+    keep: list[Chunk] | None,
+) -> Iterator[list[Chunk]]:
+    window: list[Chunk] = []
     try:
         for items in item_chunks:
             window.append(
-                _Chunk(marker_key(uuid.uuid4().hex), _lpush(queue, items, limit), len(items), tail)
+                Chunk(marker_key(uuid.uuid4().hex), _lpush(queue, items, limit), len(items), tail)
             )
+            if keep is not None:
+                keep.append(window[-1])
             if len(window) == _WINDOW:
                 yield window
                 window = []
@@ -239,7 +251,7 @@ def _lpush(queue: bytes, items: list[tuple[str, bytes]], limit: bytes) -> bytes:
     return head + b"".join(body)
 
 
-def _commands(window: list[_Chunk]) -> list[bytes]:
+def _commands(window: list[Chunk]) -> list[bytes]:
     out: list[bytes] = []
     for chunk in window:
         out += (
@@ -252,7 +264,7 @@ def _commands(window: list[_Chunk]) -> list[bytes]:
     return out
 
 
-def _read(conn: Any, window: list[_Chunk]) -> tuple[int, Exception | None]:
+def _read(conn: Any, window: list[Chunk]) -> tuple[int, Exception | None]:
     """Read all of a window's replies (the connection stays in step): entries pushed and the
     first refusal."""
     pushed = 0
@@ -270,7 +282,16 @@ def _read(conn: Any, window: list[_Chunk]) -> tuple[int, Exception | None]:
     return pushed, first
 
 
-def _check_markers(client: Any, chunks: list[_Chunk]) -> tuple[int, list[_Chunk]]:
+def resend_chunks(conn: Any, chunks: list[Chunk]) -> None:
+    """Send ``chunks`` again on ``conn`` (each its own marked transaction, as before) and read
+    their replies; the first refusal is raised."""
+    conn.send_packed_command(_commands(chunks))
+    _, refused = _read(conn, chunks)
+    if refused is not None:
+        raise refused
+
+
+def _check_markers(client: Any, chunks: list[Chunk]) -> tuple[int, list[Chunk]]:
     """Entries of the chunks that were applied, and the chunks to send again."""
     if not chunks:
         return 0, []

@@ -4,7 +4,12 @@ from __future__ import annotations
 
 from qcore import QError
 
-__all__ = ["TransportConnectionError", "TransportError", "TransportOutOfMemory"]
+__all__ = [
+    "ReplicationTimeout",
+    "TransportConnectionError",
+    "TransportError",
+    "TransportOutOfMemory",
+]
 
 
 class TransportError(QError):
@@ -17,3 +22,8 @@ class TransportConnectionError(TransportError, ConnectionError):
 
 class TransportOutOfMemory(TransportError):
     """Redis hit ``maxmemory`` and refused the write; nothing of the call was written."""
+
+
+class ReplicationTimeout(TransportError):
+    """The tasks are queued on the master, but fewer replicas than ``wait_replicas``
+    acknowledged them in time: a failover could still lose them."""

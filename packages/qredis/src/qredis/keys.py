@@ -43,7 +43,8 @@ class QueueKeys:
     an iteration's finished calls' records), ``unique:<key>`` (string: the id of the task
     holding a unique task's lock), ``owners`` (hash cluster id -> JSON: its host, its
     sentinel's pid and start time) with ``owners:seen`` (zset cluster id -> when it last wrote
-    that, ms).
+    that, ms), ``replicated`` (the mark ``wait_replicas`` writes before ``WAIT``, see
+    qredis.replication).
 
     Priorities: every priority level has two lists, its ``due`` list (delayed tasks whose time
     came, and tasks given back by a consumer: they run first) and its ready list; level 0's are
@@ -77,6 +78,7 @@ class QueueKeys:
     marker: str
     owners: str
     owners_seen: str
+    replicated: str
 
     @classmethod
     def for_queue(cls, name: str) -> QueueKeys:
@@ -106,6 +108,7 @@ class QueueKeys:
             marker=f"{p}:marker",
             owners=f"{p}:owners",
             owners_seen=f"{p}:owners:seen",
+            replicated=f"{p}:replicated",
         )
 
     def ready(self, priority: int = 0) -> str:

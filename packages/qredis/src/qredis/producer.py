@@ -52,6 +52,11 @@ class Producer:
     cannot reach: a call raises :class:`~qredis.TransportConnectionError` after about
     ``retry_for`` seconds when Redis refuses or drops the connection, ``socket_timeout`` when
     it never answers.
+
+    ``wait_replicas``: each enqueue returns only once that many replicas of the Redis master
+    hold the tasks (``WAIT``, at most ``wait_timeout`` seconds, else
+    :class:`~qredis.ReplicationTimeout`), so a failover (Sentinel, Redis Cluster) cannot lose
+    them; 0 (the default) does not wait. See ``docs/deployment/redis-sentinel.md``.
     """
 
     def __init__(
@@ -69,6 +74,8 @@ class Producer:
         events: EventBus | None = None,
         retry_for: float = PRODUCER_RETRY_FOR,
         socket_timeout: float = PRODUCER_SOCKET_TIMEOUT,
+        wait_replicas: int = 0,
+        wait_timeout: float = 2.0,
         **redis_kwargs: Any,
     ) -> None:
         self.codec = codec if codec is not None else codec_for(secret)
@@ -78,7 +85,13 @@ class Producer:
                 redis_kwargs, retry_for=retry_for, socket_timeout=socket_timeout
             )
         conn: dict[str, Any] = {"url": url, "connection": connection, "pool": pool, **redis_kwargs}
-        self.transport = RedisTransport(queue, max_attempts=max_attempts, **conn)
+        self.transport = RedisTransport(
+            queue,
+            max_attempts=max_attempts,
+            wait_replicas=wait_replicas,
+            wait_timeout=wait_timeout,
+            **conn,
+        )
         self.store = RedisResultStore(namespace=namespace, ttl=result_ttl, codec=self.codec, **conn)
 
     def message(

@@ -22,11 +22,12 @@ from redis.exceptions import NoScriptError
 
 from qcore import Codec, Delivery, check_priority, get_logger
 from qredis.base import chunks, ms, positive_int
-from qredis.bulk import send_chunks, send_chunks_cluster
+from qredis.bulk import Chunk, resend_chunks, send_chunks, send_chunks_cluster
 from qredis.cancel import Cancelling
 from qredis.chains import Chains
 from qredis.inspection import Inspection
 from qredis.recovery import Recovery
+from qredis.replication import confirm_chunks, write_waited
 from qredis.wire import bulk, command
 
 if TYPE_CHECKING:
@@ -53,7 +54,15 @@ class RedisTransport(Recovery, Inspection, Cancelling, Chains):
     :meth:`enqueue_many`. ``consumer_ttl``: the deadline, in seconds, of a consumer that fetches
     before its first :meth:`heartbeat` (so its work can never be orphaned). ``block_slice``:
     longest single blocking wait inside :meth:`fetch` (a blocked fetch also wakes for delayed
-    tasks falling due, and stays under the socket timeout).
+    tasks falling due, and stays under the socket timeout). ``wait_replicas``: :meth:`enqueue`
+    and :meth:`enqueue_many` return only once that many replicas acknowledged the tasks
+    (Redis ``WAIT``, at most ``wait_timeout`` seconds, else
+    :class:`~qredis.ReplicationTimeout`): a failover cannot lose them then (see
+    :mod:`qredis.replication`).
+
+    A ``redis+cluster://`` URL or a ``redis.cluster.RedisCluster`` client reaches a Redis
+    Cluster, a ``redis+sentinel://host:port[,host:port]/service[/db]`` URL or a client from
+    ``Sentinel.master_for`` a Sentinel group's master (see :mod:`qredis.topology`).
     """
 
     # Parameters and plumbing: qredis.base; heartbeats, release, reap and the delayed set:
@@ -86,6 +95,11 @@ class RedisTransport(Recovery, Inspection, Cancelling, Chains):
             priority = check_priority(priority)
         client, scripts = self._ready()
         args = self._enqueue_args(task_id, payload, ms(delay) if delay else 0, limit, priority)
+        if self.wait_replicas:
+            with self._errors():
+                keys = self._enqueue_keys_at(priority)
+                self._write_waited(client, scripts.enqueue, keys, args)
+            return
         with self._errors():
             # EVALSHA by hand on the held connection: this is the per-call hot path, and
             # redis-py's Script wrapper and per-command machinery cost more than the script.
@@ -107,6 +121,22 @@ class RedisTransport(Recovery, Inspection, Cancelling, Chains):
                 scripts.enqueue(keys, args)  # loads the script, then runs it
             elif isinstance(replies[0], Exception):
                 raise replies[0]
+
+    def _write_waited(
+        self, client: Any, script: Any, keys: tuple[str, ...], args: tuple[Any, ...] | list[Any]
+    ) -> Any:
+        """``script`` then ``WAIT`` for ``wait_replicas`` (see :mod:`qredis.replication`)."""
+        command = ("EVALSHA", script.sha, len(keys), *keys, *args)
+        return write_waited(
+            client,
+            self._keys.queue,
+            self._keys.replicated,
+            command,
+            lambda master: master.script_load(script.script),
+            self.wait_replicas,
+            ms(self.wait_timeout),
+            self.url,
+        )
 
     @staticmethod
     def _enqueue_args(
@@ -160,10 +190,27 @@ class RedisTransport(Recovery, Inspection, Cancelling, Chains):
                 keys = (k.msg, k.delayed, k.maxatt, k.prio)
                 for chunk in chunks(items, size):
                     args = _schedule_args(chunk, ms(delay), limit, level)
-                    queued += int(scripts.schedule_many(keys, args))
+                    if self.wait_replicas:
+                        queued += int(self._write_waited(client, scripts.schedule_many, keys, args))
+                    else:
+                        queued += int(scripts.schedule_many(keys, args))
                 return queued
             send = send_chunks_cluster if self._cluster else send_chunks
-            return send(client, k, level, chunks(items, size), limit)
+            if not self.wait_replicas:
+                return send(client, k, level, chunks(items, size), limit)
+            sent: list[Chunk] = []
+            queued = send(client, k, level, chunks(items, size), limit, sent)
+            confirm_chunks(
+                client,
+                k.queue,
+                k.replicated,
+                sent,
+                resend_chunks,
+                self.wait_replicas,
+                ms(self.wait_timeout),
+                self.url,
+            )
+            return queued
 
     # -- fetch ------------------------------------------------------------------------------
 
