@@ -196,3 +196,32 @@ def test_a_redis_cluster_master_killed_mid_run_loses_no_confirmed_task(
         cluster.wait_replicas_online()
 
     _run_through_a_failover(cluster.url, queue_name, fx, fail_over)
+
+
+def test_a_claim_its_worker_never_received_is_put_back_once_the_worker_is_idle(
+    bench: Bench, fx: Effects
+) -> None:
+    """What a lost fetch reply or a failover that lost an ack leaves: a task in a live
+    worker's in-flight list that the worker does not hold. It runs (once) within seconds,
+    not when the worker stops."""
+    bench.cluster(workers=1, heartbeat=0.5).start()
+    [consumer] = _wait_for(lambda: list(bench.transport.consumers()))
+    task_id = bench.producer.enqueue(COUNTED, *fx.args("stranded"), countdown=3600)
+    # Claimed for the worker's consumer behind its back: due now, fetched by a stand-in, and
+    # its in-flight list renamed to the worker's (a claim whose reply never reached it).
+    keys = bench.transport.keys
+    bench.client.zadd(keys.delayed, {task_id: 0})
+    [delivery] = bench.transport.fetch("stand-in")
+    bench.client.rename(keys.inflight("stand-in"), keys.inflight(consumer))
+    record = bench.store.wait(task_id, 15)
+    assert record is not None and record.success
+    assert fx.count("stranded") == 1
+    assert delivery.task_id == task_id
+
+
+def _wait_for(check: Callable[[], Any], timeout: float = 20) -> Any:
+    deadline = time.monotonic() + timeout
+    while not (value := check()):
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    return value

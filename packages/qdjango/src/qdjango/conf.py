@@ -61,7 +61,9 @@ DJANGO_SETTINGS: Mapping[str, KeyDoc] = {
         "str | dict",
         "None",
         "The Redis of the queue: a URL (``redis://``, ``rediss://`` for TLS, ``unix://``; "
-        "``user:password@`` for an ACL user) or a dict of redis-py keyword arguments. "
+        "``user:password@`` for an ACL user; ``redis+cluster://host:port[,host:port]`` for a "
+        "Redis Cluster, ``redis+sentinel://host:port[,host:port]/service[/db]`` for a Sentinel "
+        "group's master) or a dict of redis-py keyword arguments. "
         "None: ``$Q_REDIS_URL``, else ``redis://127.0.0.1:6379/0``.",
     ),
     "django_redis": KeyDoc(
@@ -101,6 +103,19 @@ DJANGO_SETTINGS: Mapping[str, KeyDoc] = {
         "Seconds ``async_task``, ``result``, ``qinfo`` and the admin keep retrying a Redis that "
         "refuses or drops the connection before they raise one clear error (the cluster "
         "itself is more patient: it rides out a restart).",
+    ),
+    "wait_replicas": KeyDoc(
+        "int",
+        "0",
+        "``async_task`` returns only once this many replicas of the Redis master hold the task "
+        "(Redis ``WAIT``, at most ``wait_timeout`` seconds, else ``qredis.ReplicationTimeout``), "
+        "so a failover cannot lose it. 0: do not wait (a failover can lose the tasks queued "
+        "just before it).",
+    ),
+    "wait_timeout": KeyDoc(
+        "float",
+        "2.0",
+        "Seconds ``async_task`` waits for ``wait_replicas`` replicas before it raises.",
     ),
     "producer_timeout": KeyDoc(
         "float",
@@ -178,6 +193,10 @@ class QSettings:
     """Seconds the site's own Redis calls wait for an answer before raising."""
     wire_version: int | None = None
     """The wire's major version written (None: the current one), for a rolling upgrade."""
+    wait_replicas: int = 0
+    """Replicas an enqueue waits for (Redis WAIT); 0: none."""
+    wait_timeout: float = 2.0
+    """Seconds an enqueue waits for them."""
 
     @property
     def queue(self) -> str:
@@ -281,6 +300,8 @@ def parse(raw: object) -> QSettings:
         producer_retry=float(raw.get("producer_retry", 2.0)),
         producer_timeout=float(raw.get("producer_timeout", 5.0)),
         wire_version=raw.get("wire_version"),
+        wait_replicas=raw.get("wait_replicas", 0),
+        wait_timeout=float(raw.get("wait_timeout", 2.0)),
     )
 
 
@@ -394,6 +415,11 @@ def _check_wire_version(value: object) -> None:
         )
 
 
+def _check_replicas(value: object) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ConfigError(f"must be a whole number of replicas (0: do not wait), not {value!r}")
+
+
 def _check_seconds(value: object) -> None:
     if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value < 3600:
         raise ConfigError(f"must be a positive number of seconds, not {value!r}")
@@ -411,6 +437,8 @@ _CHECKERS: dict[str, Callable[[object], None]] = {
     "producer_retry": _check_seconds,
     "producer_timeout": _check_seconds,
     "wire_version": _check_wire_version,
+    "wait_replicas": _check_replicas,
+    "wait_timeout": _check_seconds,
 }
 
 

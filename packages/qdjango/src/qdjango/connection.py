@@ -87,7 +87,11 @@ def transport() -> RedisTransport:
     return _get(  # type: ignore[no-any-return]
         "transport",
         lambda conf: RedisTransport(
-            conf.queue, max_attempts=conf.cluster.max_attempts, **_connection(conf)
+            conf.queue,
+            max_attempts=conf.cluster.max_attempts,
+            wait_replicas=conf.wait_replicas,
+            wait_timeout=conf.wait_timeout,
+            **_connection(conf),
         ),
     )
 
@@ -127,11 +131,12 @@ def transport_for(client: Any) -> RedisTransport:
     conf = get_settings()
     if isinstance(client, redis.ConnectionPool):
         made = RedisTransport(conf.queue, pool=client, max_attempts=conf.cluster.max_attempts)
-    elif isinstance(client, redis.Redis):
+    elif isinstance(client, redis.Redis | redis.RedisCluster):
         made = RedisTransport(conf.queue, connection=client, max_attempts=conf.cluster.max_attempts)
     else:
         raise TypeError(
-            f"redis= takes a redis.Redis client or a redis.ConnectionPool, "
+            f"redis= takes a redis.Redis or redis.cluster.RedisCluster client or a "
+            "redis.ConnectionPool, "
             f"not {type(client).__name__}"
         )
     with _lock:
