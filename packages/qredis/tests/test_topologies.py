@@ -29,12 +29,12 @@ CODEC = Codec(Signer("topology-tests-key-0123456789-abcdefghij"))
 def _round_trip(transport: RedisTransport) -> None:
     transport.enqueue("one", b"payload-1")
     transport.enqueue_many([(f"bulk{i}", b"p%d" % i) for i in range(2500)])
-    transport.enqueue("later", b"x", delay=0.05)
+    transport.enqueue("later", b"x", delay=2.0)  # not due before the first fetch, even loaded
     got = transport.fetch("c1", count=5000, timeout=1.0)
     assert [d.task_id for d in got][:2] == ["one", "bulk0"]
     assert len(got) == 2501
     assert transport.ack(got) == [True] * 2501
-    [late] = transport.fetch("c1", count=1, timeout=2.0)
+    [late] = transport.fetch("c1", count=1, timeout=5.0)
     assert late.task_id == "later"
     transport.ack([late])
     assert transport.queue_size() == 0 and transport.inflight_size() == 0
