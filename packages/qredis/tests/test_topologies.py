@@ -73,8 +73,9 @@ def test_results_status_and_notices_on_a_cluster(redis_cluster_url: str, queue_n
     store = RedisResultStore(redis_cluster_url, codec=CODEC, namespace=queue_name)
     board = RedisStatusBoard(redis_cluster_url, namespace=queue_name)
     notifier = ResultNotifier(redis_cluster_url, namespace=queue_name)
+    task_id = uuid.uuid4().hex
     record = TaskResult(
-        id="t1",
+        id=task_id,
         name="n",
         func="f",
         args=(),
@@ -85,13 +86,13 @@ def test_results_status_and_notices_on_a_cluster(redis_cluster_url: str, queue_n
         stopped=2.0,
     )
     waited: list[object] = []
-    waiter = threading.Thread(target=lambda: waited.append(store.wait("t1", timeout=10)))
+    waiter = threading.Thread(target=lambda: waited.append(store.wait(task_id, timeout=10)))
     waiter.start()
     threading.Event().wait(0.3)
     store.save_many([record])
     waiter.join(10)
     assert waited and waited[0] is not None and waited[0].result == 1  # type: ignore[attr-defined]
-    assert notifier.publish(["t1"]) >= 0
+    assert notifier.publish([task_id]) >= 0
     board.publish("c1", {"workers": 2}, ttl=10)
     assert [s["cluster_id"] for s in board.clusters()] == ["c1"]
     for part in (store, board):
