@@ -79,3 +79,12 @@ def log_run() -> float:
     client.rpush(os.environ["Q_TEST_RUNS"], repr(now))
     client.close()
     return now
+
+
+def die_first_time(path: str) -> str:
+    """SIGKILL its own worker on the first run (the file does not exist yet), return after."""
+    marker = Path(path)
+    if not marker.exists():
+        marker.write_text("died")
+        os.kill(os.getpid(), signal.SIGKILL)
+    return "survived"

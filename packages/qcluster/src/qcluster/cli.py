@@ -51,6 +51,8 @@ RUN_SETTINGS = {
     "scheduler": "scheduler",
     "catch_up": "catch_up",
     "time_zone": "time_zone",
+    "metrics_port": "metrics_port",
+    "metrics_host": "metrics_host",
 }
 """``qcluster run`` options (argparse dests) that set a :class:`ClusterConfig` field; an option
 left out falls back to ``Q_<SETTING>`` in the environment, then the field's default."""
@@ -123,6 +125,17 @@ def build_parser() -> argparse.ArgumentParser:
         choices=("fork", "forkserver", "spawn"),
         default=None,
         help="how worker processes are started",
+    )
+    run.add_argument(
+        "--metrics-port",
+        type=int,
+        default=None,
+        help="serve Prometheus metrics of the whole cluster on this port (0: any free port)",
+    )
+    run.add_argument(
+        "--metrics-host",
+        default=None,
+        help="address the metrics endpoint listens on (default 0.0.0.0)",
     )
     run.add_argument(
         "--result-ttl",

@@ -20,6 +20,7 @@ from typing import Any
 from qcluster.beacon import PeriodicJob
 from qcluster.config import ClusterConfig
 from qcluster.errors import ClusterError
+from qcluster.metrics import MetricsRecorder
 from qcluster.scheduler import ScheduleFired, Scheduler
 from qcluster.sentinel import Sentinel
 from qcluster.tasklog import cluster_events
@@ -42,6 +43,7 @@ from qcore import (
     configure_logging,
     get_logger,
 )
+from qcore.events import TaskEnqueued
 from qcore.log import is_configured
 
 __all__ = ["Cluster", "codec_from_env"]
@@ -163,7 +165,7 @@ class Cluster:
                 if not reader.poll(wait):
                     self.stop(timeout=5)
                     raise ClusterError(f"the cluster did not start within {wait:g} s")
-                reader.recv()
+                answer = reader.recv()
             except EOFError:
                 process.join(5)
                 raise ClusterError(
@@ -172,6 +174,9 @@ class Cluster:
                 ) from None
             finally:
                 reader.close()
+            if isinstance(answer, tuple) and answer[:1] == ("error",):
+                process.join(5)
+                raise ClusterError(str(answer[1]))
         else:
             reader.close()
         pid: int = process.pid
@@ -263,6 +268,14 @@ class Cluster:
     def _spec(self) -> WorkerSpec:
         self.cluster_id = f"{self.config.name}-{uuid.uuid4().hex[:10]}"
         events = cluster_events(self.config, self.events)
+        metrics = None
+        if self.config.metrics_port is not None:
+            metrics = MetricsRecorder(self.transport.queue)
+            metrics.subscribe(events)
+            if self.scheduler is not None:  # firings are counted as enqueued
+                fired = self.events.copy() if self.events is not None else EventBus()
+                fired.subscribe(TaskEnqueued, metrics.enqueued)
+                self.scheduler.events = fired
         spec = WorkerSpec(
             config=self.config,
             cluster_id=self.cluster_id,
@@ -272,6 +285,7 @@ class Cluster:
             hook_runner=self.hook_runner,
             worker_init=self.worker_init,
             events=events,
+            metrics=metrics,
         )
         named = {name: getattr(spec, name) for name in WorkerSpec.__dataclass_fields__}
         named["scheduler"] = self.scheduler

@@ -121,6 +121,11 @@ class ClusterConfig:
     fail_fast: bool = False
     """Exit with an error when Redis cannot be reached at start-up, instead of saying so and
     trying again (with backoff) until it answers."""
+    metrics_port: int | None = None
+    """Serve Prometheus metrics on this TCP port (the sentinel, for all its workers); None: no
+    metrics. 0 takes a free port (the status says which)."""
+    metrics_host: str = "0.0.0.0"
+    """The address the metrics endpoint listens on (``127.0.0.1``: this host only)."""
     secret_names: tuple[str, ...] = ()
     """More names (besides ``password``, ``secret``, ``token``, ``api_key``...) whose values
     are masked wherever Q shows them: log fields, a task's keyword arguments, the admin."""
@@ -146,6 +151,11 @@ class ClusterConfig:
             _check_int("max_rss", self.max_rss, minimum=1)
         if self.timeout is not None:
             _check_seconds("timeout", self.timeout)
+        if self.metrics_port is not None:
+            _check_int("metrics_port", self.metrics_port, minimum=0)
+            if self.metrics_port > 65535:
+                raise ConfigError(f"metrics_port must be at most 65535, not {self.metrics_port}")
+        _check_text("metrics_host", self.metrics_host)
         for name in ("retry", "guard_cycle", "heartbeat", "grace", "hook_timeout"):
             _check_seconds(name, getattr(self, name))
         _check_seconds("status_interval", self.status_interval)
@@ -315,8 +325,9 @@ def _check_seconds(name: str, value: object) -> None:
         raise ConfigError(f"{name} must be a finite number of seconds, not {value!r}")
 
 
-_OPTIONAL = {"timeout", "recycle", "max_rss"}
+_OPTIONAL = {"timeout", "recycle", "max_rss", "metrics_port"}
 _INTS = {"workers", "max_attempts", "recycle", "max_rss", "prefetch", "retries", "dead_letter_cap"}
+_INTS |= {"metrics_port"}
 _BOOLS = {"save", "log_json", "log_args", "fail_fast", "scheduler", "catch_up", "retry_jitter"}
 _FLOATS = {"timeout", "retry", "guard_cycle", "heartbeat", "grace", "hook_timeout"}
 _FLOATS |= {"status_interval", "retry_backoff", "retry_backoff_max", "dead_letter_ttl"}

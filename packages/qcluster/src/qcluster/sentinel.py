@@ -23,6 +23,8 @@ from typing import Any
 
 from qcluster import deadlines
 from qcluster.beacon import Beacon, PeriodicJob
+from qcluster.errors import ClusterError
+from qcluster.exporter import ClusterCollector, MetricsServer
 from qcluster.forking import ForkGuard
 from qcluster.hookcalls import HookCalls
 from qcluster.lifeline import watch_parent
@@ -90,6 +92,15 @@ class Sentinel:
         )
         if self.reclaimer is not None:
             jobs = [*jobs, self.reclaimer]
+        self.metrics: ClusterCollector | None = None
+        self.metrics_server: MetricsServer | None = None
+        if spec.metrics is not None and self.config.metrics_port is not None:
+            self.metrics = ClusterCollector(
+                spec.metrics, self.transport, self.pool.live, fork_guard
+            )
+            self.metrics_server = MetricsServer(
+                self.metrics, host=self.config.metrics_host, port=self.config.metrics_port
+            )
         self.beacon = Beacon(
             self.config,
             self.cluster_id,
@@ -122,6 +133,7 @@ class Sentinel:
             start_method=config.start_method,
             pid=os.getpid(),
         )
+        self._serve_metrics()
         try:
             parts = [("transport", self.transport), ("store", self.spec.store)]
             parts.append(("status board", self.board))
@@ -131,6 +143,9 @@ class Sentinel:
                 return 0  # stopped while waiting for Redis: nothing started
             self._reached = True
             self.pool.start(config.workers)
+            if self.metrics is not None:
+                for index, cell in self.pool.cells.items():
+                    self.metrics.cell(index, cell)
             self.beacon.prime()
             self.beacon.start()
             self._announce_ready()
@@ -141,6 +156,25 @@ class Sentinel:
         finally:
             self._shutdown()
         return 0
+
+    def _serve_metrics(self) -> None:
+        """Listen for scrapes before anything starts: a port in use stops the start at once."""
+        if self.metrics_server is None:
+            return
+        try:
+            port = self.metrics_server.start()
+        except ClusterError as exc:
+            self.log.error("cluster.metrics_failed", error=str(exc))
+            if self.ready is not None:
+                try:
+                    self.ready.send(("error", str(exc)))
+                    self.ready.close()
+                except OSError:
+                    pass
+                self.ready = None
+            self._close_wake()
+            raise
+        self.log.info("cluster.metrics", host=self.metrics_server.host, port=port)
 
     def _sleep_unless_stopped(self, seconds: float) -> bool:
         """Wait ``seconds`` (a signal cuts it short); True when a stop was asked for."""
@@ -233,6 +267,8 @@ class Sentinel:
                     # shows the exit's outcome (timed out, lost) without the replacement.
                     self.totals.replaced += 1
                 self.exits.on_exit(handle)
+                if self.metrics is not None:
+                    self.metrics.worker_gone(handle.index)
                 if replacing:
                     self.pool.replace(handle)
 
@@ -240,6 +276,8 @@ class Sentinel:
 
     def _shutdown(self) -> None:
         if not self._reached:  # never reached Redis: no worker, no status, nothing to undo
+            if self.metrics_server is not None:
+                self.metrics_server.stop()
             self.state = ClusterState.STOPPED
             self.log.info("cluster.stopped", processed=0, failed=0)
             self._close_wake()
@@ -278,6 +316,8 @@ class Sentinel:
         self.beacon.stop(timeout=1.0 if offline else 10.0)
         if self.reclaimer is not None and not offline:
             self.reclaimer.close()
+        if self.metrics_server is not None:
+            self.metrics_server.stop()
         self.state = ClusterState.STOPPED
         if self.board is not None and not offline:
             try:
@@ -306,4 +346,5 @@ class Sentinel:
             handles=self.pool.live(),
             totals=self.totals,
             transport=self.transport,
+            metrics_port=None if self.metrics_server is None else self.metrics_server.port,
         )

@@ -18,6 +18,7 @@ from multiprocessing.process import BaseProcess
 from typing import Any
 
 from qcluster.forking import ForkGuard
+from qcluster.metrics import MetricsCell
 from qcluster.slot import Slot, SlotView
 from qcluster.states import ExitCode, KillReason, WorkerState
 from qcluster.worker import WorkerSpec, worker_main
@@ -57,6 +58,8 @@ class WorkerPool:
         self.log = log
         self.handles: dict[int, WorkerHandle] = {}
         self.slots: dict[int, Slot] = {}
+        self.cells: dict[int, MetricsCell] = {}
+        """Each worker's metrics (when the cluster has them), by index."""
         self.generations: dict[int, int] = {}
         self.respawn_at: dict[int, float] = {}
         self.init_failures: dict[int, int] = {}
@@ -66,6 +69,8 @@ class WorkerPool:
         """Start ``count`` workers, each with its slot."""
         for index in range(count):
             self.slots[index] = Slot(self.ctx)
+            if self.spec.metrics is not None:
+                self.cells[index] = MetricsCell(self.ctx)
             self.spawn(index)
 
     def spawn(self, index: int) -> WorkerHandle:
@@ -83,7 +88,7 @@ class WorkerPool:
         self.slots[index].reset(0)
         process = self.ctx.Process(  # type: ignore[attr-defined]
             target=worker_main,
-            args=(self.spec, self.slots[index], consumer),
+            args=(self.spec, self.slots[index], consumer, self.cells.get(index)),
             name=f"qcluster-worker-{index}",
         )
         self.guard.start(process, freeze=config.start_method == "fork")

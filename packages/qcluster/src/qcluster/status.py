@@ -42,6 +42,7 @@ def cluster_status(
     handles: Iterable[Any],
     totals: Totals,
     transport: Transport,
+    metrics_port: int | None = None,
 ) -> dict[str, Any]:
     """The status document of a cluster (``handles``: its live workers, by index)."""
     now = time.monotonic()
@@ -86,6 +87,7 @@ def cluster_status(
         "timed_out": totals.timed_out,
         "lost": totals.lost,
         "recycled": totals.recycled,
+        "metrics_port": metrics_port,
         **_sizes(transport),
     }
 

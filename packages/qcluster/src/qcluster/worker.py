@@ -22,6 +22,7 @@ from typing import Any
 from qcluster.config import ClusterConfig
 from qcluster.execution import format_error
 from qcluster.lifeline import parent_alive, set_parent_death_signal, watch_parent
+from qcluster.metrics import MetricsCell, MetricsRecorder
 from qcluster.processing import Processor
 from qcluster.slot import Slot
 from qcluster.states import ExitCode, WorkerState
@@ -63,6 +64,8 @@ class WorkerSpec:
     events: EventBus = field(default_factory=EventBus)
     """The cluster's bus, its task log subscribed (see ``Cluster``): task events are emitted in
     the worker processes, supervision events in the sentinel."""
+    metrics: MetricsRecorder | None = None
+    """The cluster's metrics recorder, subscribed to ``events`` (None: no metrics)."""
 
 
 class _Interrupted(BaseException):
@@ -82,11 +85,15 @@ def rss_kib() -> int:
         return peak // 1024 if sys.platform == "darwin" else peak
 
 
-def worker_main(spec: WorkerSpec, slot: Slot, consumer: str) -> None:
+def worker_main(
+    spec: WorkerSpec, slot: Slot, consumer: str, cell: MetricsCell | None = None
+) -> None:
     """The worker process's entry point (a ``multiprocessing.Process`` target)."""
     # Ctrl+C reaches the whole process group; only the sentinel decides what it means.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGQUIT, signal.SIG_IGN)
+    if spec.metrics is not None and cell is not None:
+        spec.metrics.attach(cell)
     worker = _Worker(spec, slot, consumer)
     signal.signal(signal.SIGTERM, worker.on_sigterm)
     sys.exit(int(worker.main()))

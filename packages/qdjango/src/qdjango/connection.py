@@ -147,8 +147,13 @@ def transport_for(client: Any) -> RedisTransport:
 
 
 def events() -> EventBus:
-    """The bus this process's producers emit on: Django's signals (:mod:`qdjango.signals`)."""
-    return _get("events", lambda conf: signal_bus(using=conf.database))  # type: ignore[no-any-return]
+    """The bus this process's producers emit on: Django's signals (:mod:`qdjango.signals`)
+    and the producer metrics (:mod:`qdjango.metrics`)."""
+    from qdjango.metrics import producer_metrics
+
+    return _get(  # type: ignore[no-any-return]
+        "events", lambda conf: producer_metrics().subscribe(signal_bus(using=conf.database))
+    )
 
 
 def notifier() -> ResultNotifier:
