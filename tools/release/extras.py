@@ -24,6 +24,8 @@ __all__ = ["EXTRAS", "declared_in_wheels"]
 EXTRAS: dict[tuple[str, str], tuple[str, ...]] = {
     ("qtq-django", "django-redis"): ("django_redis",),
     ("qtq-django", "postgres"): ("psycopg", "psycopg_binary"),
+    ("qtq-django", "sentry"): ("sentry_sdk",),
+    ("qtq-cluster", "sentry"): ("sentry_sdk",),
 }
 
 

@@ -21,6 +21,7 @@ from qcluster.beacon import PeriodicJob
 from qcluster.config import ClusterConfig
 from qcluster.errors import ClusterError
 from qcluster.metrics import MetricsRecorder
+from qcluster.reporting import check_reporters, error_reporters
 from qcluster.scheduler import ScheduleFired, Scheduler
 from qcluster.sentinel import Sentinel
 from qcluster.tasklog import cluster_events
@@ -122,6 +123,7 @@ class Cluster:
         if events is not None and not isinstance(events, EventBus):
             raise ConfigError(f"events must be a qcore.EventBus, not {type(events).__name__}")
         self.events = events
+        check_reporters(self.config.error_reporter)
         self.scheduler = self._scheduler(
             schedules, schedule_store, clock, on_schedule_fired, on_scheduler_start
         )
@@ -276,6 +278,14 @@ class Cluster:
                 fired = self.events.copy() if self.events is not None else EventBus()
                 fired.subscribe(TaskEnqueued, metrics.enqueued)
                 self.scheduler.events = fired
+        config = self.config
+        for subscribe in error_reporters(
+            config.error_reporter,
+            queue=self.transport.queue,
+            log_args=config.log_args,
+            secret_names=config.secret_names,
+        ):
+            subscribe(events)
         spec = WorkerSpec(
             config=self.config,
             cluster_id=self.cluster_id,

@@ -126,6 +126,9 @@ class ClusterConfig:
     metrics. 0 takes a free port (the status says which)."""
     metrics_host: str = "0.0.0.0"
     """The address the metrics endpoint listens on (``127.0.0.1``: this host only)."""
+    error_reporter: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    """Where failures are reported (django-q2's setting): ``{"sentry": {"dsn": ...}}`` (the
+    ``sentry`` extra), or ``{"dotted.path.Class": {options}}``; see :mod:`qcluster.reporting`."""
     secret_names: tuple[str, ...] = ()
     """More names (besides ``password``, ``secret``, ``token``, ``api_key``...) whose values
     are masked wherever Q shows them: log fields, a task's keyword arguments, the admin."""
@@ -156,6 +159,7 @@ class ClusterConfig:
             if self.metrics_port > 65535:
                 raise ConfigError(f"metrics_port must be at most 65535, not {self.metrics_port}")
         _check_text("metrics_host", self.metrics_host)
+        _check_reporters(self.error_reporter)
         for name in ("retry", "guard_cycle", "heartbeat", "grace", "hook_timeout"):
             _check_seconds(name, getattr(self, name))
         _check_seconds("status_interval", self.status_interval)
@@ -264,12 +268,25 @@ class ClusterConfig:
         return names, tuple(int(weight) for _, _, weight in pairs)
 
     def as_dict(self) -> dict[str, Any]:
-        """The settings as a plain dict (for status pages and logs)."""
-        return {f.name: getattr(self, f.name) for f in fields(self)}
+        """The settings as a plain dict (for status pages and logs): reporters by name only
+        (their options hold a DSN)."""
+        out = {f.name: getattr(self, f.name) for f in fields(self)}
+        out["error_reporter"] = sorted(self.error_reporter)
+        return out
 
 
 def _num(value: float) -> str:
     return str(int(value)) if float(value).is_integer() else str(value)
+
+
+def _check_reporters(value: object) -> None:
+    if not isinstance(value, Mapping) or not all(
+        isinstance(k, str) and k and isinstance(v, Mapping) for k, v in value.items()
+    ):
+        raise ConfigError(
+            "error_reporter must map a reporter's name to its options, such as "
+            f"{{'sentry': {{'dsn': 'https://...'}}}}, not {value!r}"
+        )
 
 
 def _check_text(name: str, value: object) -> None:
@@ -347,6 +364,15 @@ def _parse(name: str, raw: str) -> Any:
         raise ConfigError(f"{name} must be true or false, not {raw!r}")
     if name in ("secret_names", "retry_on"):
         return tuple(part.strip() for part in text.split(",") if part.strip())
+    if name == "error_reporter":
+        import json
+
+        try:
+            return json.loads(text) if text else {}
+        except ValueError:
+            raise ConfigError(
+                f'error_reporter must be JSON such as {{"sentry": {{"dsn": "..."}}}}, not {raw!r}'
+            ) from None
     if name in _INTS:
         parser = int
     elif name in _FLOATS:

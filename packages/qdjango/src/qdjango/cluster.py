@@ -11,6 +11,7 @@ from typing import Any
 from django.db import router
 
 from qcluster import Cluster
+from qcluster.reporting import check_reporters
 from qdjango import connection
 from qdjango.conf import get_settings, task_codec
 from qdjango.hooks import DjangoHookRunner
@@ -27,6 +28,7 @@ def build_cluster(**overrides: Any) -> Cluster:
     (``workers=2``). Raises :class:`qcore.ConfigError` naming every bad setting."""
     conf = get_settings()
     config = conf.cluster.with_changes(**overrides) if overrides else conf.cluster
+    check_reporters(config.error_reporter, dist="qtq-django")  # names this site's extra
     from qdjango.models import Schedule
 
     store = DjangoResultStore.from_settings()

@@ -162,7 +162,6 @@ SEED_ONLY_KEYS = {
     "cache": "Q keeps results in the database; remove it",
     "cached": "Q keeps results in the database; remove it",
     "ack_failures": "Q always acknowledges a task once its Failure is saved; remove it",
-    "error_reporter": "not supported; log events go through structlog",
     "testing": "not needed; remove it",
     "save_limit_per": "not supported; use 'save_limit'",
 }
