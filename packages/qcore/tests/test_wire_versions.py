@@ -199,3 +199,17 @@ def test_q_wire_version_pins_the_codec_of_a_process(monkeypatch: pytest.MonkeyPa
     monkeypatch.setenv("Q_WIRE_VERSION", "one")
     with pytest.raises(ConfigError, match="Q_WIRE_VERSION must be a wire major version"):
         codec_for(SECRET)
+
+
+def test_a_record_with_a_run_time_is_version_2_1_and_a_2_0_reader_ignores_it() -> None:
+    message = TaskMessage.new("math.copysign", (2, -3))
+    record = TaskResult.from_message(message, result=-2.0, success=True, run_time=0.00042)
+    wire = record.to_wire()
+    assert wire[:2] == (2, 1) and wire[-1] == 0.00042 and len(wire) == 17
+    read = CODEC.decode_result(CODEC.encode(record))
+    assert read.run_time == 0.00042 and read.version == (2, 1)
+    # What a 2.0 reader takes of it: the 2.0 fields, the run time left out.
+    old = TaskResult.from_wire((2, 0, *wire[2:16]))
+    assert old.run_time is None and old.result == -2.0 and old.id == record.id
+    # A record without a run time is written exactly as 2.0 was (the samples stay byte-equal).
+    assert TaskResult.from_message(message, result=1, success=True).to_wire()[:2] == (2, 0)

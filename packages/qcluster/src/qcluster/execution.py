@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import pickle
+import time
 import traceback
 from collections.abc import Callable
 from types import TracebackType
@@ -74,11 +75,21 @@ def summary(exc: BaseException) -> str:
 
 
 def failure(
-    message: TaskMessage, error: str, *, attempt: int = 1, cluster: str | None = None
+    message: TaskMessage,
+    error: str,
+    *,
+    attempt: int = 1,
+    cluster: str | None = None,
+    run_time: float | None = None,
 ) -> TaskResult:
     """A Failure record for ``message`` whose result is ``error``."""
     return TaskResult.from_message(
-        message, result=error, success=False, attempt_count=attempt, cluster=cluster
+        message,
+        result=error,
+        success=False,
+        attempt_count=attempt,
+        cluster=cluster,
+        run_time=run_time,
     )
 
 
@@ -108,14 +119,17 @@ def execute(
         # Importing the task's module raised: that is the task's error, not ours.
         text = f"cannot import {message.func_path!r}: {format_error(exc)}"
         return failure(message, text, attempt=attempt, cluster=cluster)
+    begun = time.perf_counter()
     try:
         value = func(*message.args, **message.kwargs)
     except BaseException as exc:
+        ran = time.perf_counter() - begun
         # BaseException too: a task calling sys.exit() must fail, not end its worker.
         if errors is not None:
             errors.append(exc)
-        return failure(message, format_error(exc, skip_frames=1), attempt=attempt, cluster=cluster)
-    return _outcome(message, value, attempt, cluster)
+        text = format_error(exc, skip_frames=1)
+        return failure(message, text, attempt=attempt, cluster=cluster, run_time=ran)
+    return _outcome(message, value, attempt, cluster, time.perf_counter() - begun)
 
 
 def _execute_by_runner(
@@ -135,25 +149,30 @@ def _execute_by_runner(
     except Exception as exc:
         text = f"cannot import the runner {path!r}: {format_error(exc)}"
         return failure(message, text, attempt=attempt, cluster=cluster)
+    begun = time.perf_counter()
     try:
         value = runner(message, attempt, cluster)
     except BaseException as exc:
+        ran = time.perf_counter() - begun
         if errors is not None:
             errors.append(exc)
-        return failure(message, format_error(exc, skip_frames=1), attempt=attempt, cluster=cluster)
-    return _outcome(message, value, attempt, cluster)
+        text = format_error(exc, skip_frames=1)
+        return failure(message, text, attempt=attempt, cluster=cluster, run_time=ran)
+    return _outcome(message, value, attempt, cluster, time.perf_counter() - begun)
 
 
-def _outcome(message: TaskMessage, value: Any, attempt: int, cluster: str | None) -> TaskResult:
+def _outcome(
+    message: TaskMessage, value: Any, attempt: int, cluster: str | None, ran: float
+) -> TaskResult:
     problem = unpicklable(value)
     if problem is not None:
         text = (
             f"SerializationError: the task returned a {type(value).__name__} that cannot be "
             f"stored: {problem}"
         )
-        return failure(message, text, attempt=attempt, cluster=cluster)
+        return failure(message, text, attempt=attempt, cluster=cluster, run_time=ran)
     return TaskResult.from_message(
-        message, result=value, success=True, attempt_count=attempt, cluster=cluster
+        message, result=value, success=True, attempt_count=attempt, cluster=cluster, run_time=ran
     )
 
 

@@ -349,6 +349,9 @@ class TaskResult:
     options: TaskOptions = _NO_OPTIONS
     """The task's own options, so it can be sent again as it was (an admin's "retry")."""
     version: tuple[int, int] = WIRE_VERSION
+    run_time: float | None = None
+    """Seconds the function itself ran (``time_taken()`` also counts the wait in the queue);
+    None when unknown: a task that timed out or lost its worker, a record of Q 0.1."""
 
     @classmethod
     def from_message(
@@ -360,6 +363,7 @@ class TaskResult:
         attempt_count: int = 1,
         stopped: float | None = None,
         cluster: str | None = None,
+        run_time: float | None = None,
     ) -> TaskResult:
         """The record for ``message`` once it finished (or failed)."""
         func = message.func
@@ -380,6 +384,7 @@ class TaskResult:
             cluster,
             message.options,
             WIRE_VERSION,
+            run_time,
         )
 
     @classmethod

@@ -68,6 +68,8 @@ _V1_OPTIONS = ("timeout", "save", "max_attempts", "eta")
 
 _MESSAGE_FIELDS = 11  # of version 2.0, the two version items included
 _RESULT_FIELDS = 16
+RUN_TIME_MINOR = 1
+"""A record of version 2.1 appends its run time; one without a run time is written as 2.0."""
 _V1 = (1, 0)
 
 
@@ -142,10 +144,10 @@ def message_from_wire(wire: Any) -> TaskMessage:
 
 
 def result_to_wire(record: TaskResult) -> tuple[Any, ...]:
-    """The record as a version 2.0 tuple."""
-    return (
+    """The record as a version 2.0 tuple, or 2.1 (the run time appended) when it has one."""
+    wire = (
         MAJOR,
-        MINOR,
+        MINOR if record.run_time is None else RUN_TIME_MINOR,
         record.id,
         record.name,
         record.func,
@@ -161,6 +163,7 @@ def result_to_wire(record: TaskResult) -> tuple[Any, ...]:
         record.cluster,
         _options_out(record.options),
     )
+    return wire if record.run_time is None else (*wire, record.run_time)
 
 
 def result_from_wire(wire: Any) -> TaskResult:
@@ -171,11 +174,15 @@ def result_from_wire(wire: Any) -> TaskResult:
     if major == MAJOR and len(wire) >= _RESULT_FIELDS:
         opts = wire[_RESULT_FIELDS - 1]
         options = _NO_OPTIONS if opts is None else _options_in(opts)
+        run_time = None
+        if len(wire) > _RESULT_FIELDS and wire[1] >= RUN_TIME_MINOR:
+            value = wire[_RESULT_FIELDS]
+            run_time = float(value) if type(value) in (float, int) else None
         return _build_result(  # type: ignore[no-any-return]
-            *wire[2 : _RESULT_FIELDS - 1], options, (major, wire[1])
+            *wire[2 : _RESULT_FIELDS - 1], options, (major, wire[1]), run_time
         )
     if major == 1 and len(wire) == 14:
-        return _build_result(*wire[1:], _NO_OPTIONS, _V1)  # type: ignore[no-any-return]
+        return _build_result(*wire[1:], _NO_OPTIONS, _V1, None)  # type: ignore[no-any-return]
     if major in READS:
         raise UndecodablePayload(f"the payload is not a task result of version {major}")
     raise _refuse("task result", wire)

@@ -56,11 +56,17 @@ class Task(models.Model):
         editable=False,
         help_text="Q's signature of what the row holds: a retry sends only a verified task.",
     )
+    run_time = models.FloatField(
+        null=True,
+        editable=False,
+        help_text="Seconds the function ran (time_taken also counts the wait in the queue).",
+    )
 
     class Meta:
         app_label = "qdjango"
         ordering = ["-stopped"]
         verbose_name = "task"
+        verbose_name_plural = "all tasks"
         indexes = [
             # The retries of a task, for its admin page; only retries are in the index.
             models.Index(

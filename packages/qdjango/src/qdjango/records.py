@@ -130,6 +130,7 @@ def record_from_task(task: Any) -> TaskResult:
         group=task.group,
         cluster=task.cluster,
         options=_stored_options(task.options),
+        run_time=task.run_time,
     )
 
 
@@ -154,6 +155,7 @@ def task_from_record(record: TaskResult, *, using: str | None = None, saved: boo
         cluster=clip(record.cluster, 100),
         options=record.options.to_mapping() or None,
         retried_from=clip(record.options.retried_from, 32),
+        run_time=record.run_time,
     )
     if saved:
         task._state.adding = False

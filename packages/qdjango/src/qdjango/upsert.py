@@ -48,6 +48,7 @@ COLUMNS = (
     "options",
     "retried_from",
     "signature",
+    "run_time",
 )
 _SQLITE_ROWS = 500
 _ZERO = timedelta(0)
@@ -144,6 +145,7 @@ def _rows(conn: Any, records: Sequence[TaskResult]) -> list[tuple[Any, ...]]:
                 opts,
                 clip(r.options.retried_from, 32),
                 row_signature(r.id, func, hook, group, args, kwargs, opts),
+                r.run_time,
             )
         )
     return rows

@@ -1,0 +1,251 @@
+"""The admin's task lists: all tasks, successful and failed (read-only, searchable), with a
+"retry" action for failures ("run again" for successes and in the list of all tasks).
+
+Each list answers in constant time on a large table: ordered by ``stopped`` (indexed, with
+``success`` for the two filtered lists), counted up to :data:`COUNT_CAP` rows only
+(:class:`CappedPaginator`, never a ``COUNT(*)`` of the whole table), and filtered by outcome
+and by how recently tasks finished instead of by distinct values of a column (a scan).
+
+A retry sends the stored task again through qcore's one enqueue path, with its own options,
+under a new id that records which task it retries; each task's page links to the other. It
+sends only rows whose signature verifies (:func:`qdjango.records.verified_records`): a row
+changed in the database (its func, say) is refused, and nothing of the selection is queued.
+Task data is shown as text, always escaped (``as_text``)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from functools import cached_property
+from typing import Any
+
+from django.contrib import admin, messages
+from django.contrib.auth import get_permission_codename
+from django.core.paginator import Paginator
+from django.db.models import QuerySet
+from django.http import HttpRequest
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.html import format_html, format_html_join
+
+from qcore import mask_mapping, retry_message, send_message
+from qdjango.admin_queue import as_text
+from qdjango.conf import get_settings
+from qdjango.models import Task
+from qdjango.records import verified_records
+
+__all__ = ["COUNT_CAP", "CappedPaginator", "TaskAdmin", "error_line"]
+
+COUNT_CAP = 10_000
+"""A list counts its rows up to this many, and says "10,000+" past it."""
+SHORT = 120
+
+
+class CappedPaginator(Paginator):
+    """Counts at most :data:`COUNT_CAP` + 1 rows (``SELECT COUNT(*) FROM (... LIMIT n)``)."""
+
+    @cached_property
+    def count(self) -> int:
+        objects: Any = self.object_list
+        try:
+            return int(objects.order_by()[: COUNT_CAP + 1].count())
+        except (AttributeError, TypeError):
+            return len(objects)
+
+
+class FinishedFilter(admin.SimpleListFilter):
+    """When tasks finished: a range on ``stopped`` (indexed), not a scan for distinct dates."""
+
+    title = "finished"
+    parameter_name = "finished"
+    RANGES = {"hour": timedelta(hours=1), "day": timedelta(days=1), "week": timedelta(days=7)}
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [("hour", "Last hour"), ("day", "Last 24 hours"), ("week", "Last 7 days")]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        span = self.RANGES.get(self.value() or "")
+        return queryset if span is None else queryset.filter(stopped__gte=timezone.now() - span)
+
+
+def error_line(result: Any) -> str:
+    """The line that says what went wrong: ``Type: message`` (a Failure's first line), or the
+    last line of a bare traceback (a record written by something else)."""
+    text = as_text(result if isinstance(result, str) else repr(result)).strip()
+    lines = [line for line in text.splitlines() if line.strip()]
+    if not lines:
+        return ""
+    line = lines[-1] if lines[0].startswith("Traceback (most recent call last)") else lines[0]
+    return line if len(line) <= SHORT else line[: SHORT - 1] + "…"
+
+
+def resubmit(admin_: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet[Any]) -> None:
+    """Send each selected task again as it was sent (``qcore.retry_message``), when every one
+    of them verifies; otherwise send none and say which were refused and why."""
+    from qdjango.conf import task_codec
+    from qdjango.connection import transport as site_transport
+
+    records, refused = verified_records(queryset.values_list("pk", flat=True), using=queryset.db)
+    if refused:
+        listed = "; ".join(f"{as_text(r.name)} ({r.reason})" for r in refused[:10])
+        more = f" and {len(refused) - 10} more" if len(refused) > 10 else ""
+        admin_.message_user(
+            request,
+            f"Nothing was queued: Q sends a stored task again only if its record verifies, and "
+            f"{len(refused)} of the selected did not: {listed}{more}.",
+            messages.ERROR,
+        )
+        return
+    transport, codec = site_transport(), task_codec()
+    for record in records:
+        send_message(transport, codec, retry_message(record))
+    admin_.message_user(
+        request,
+        f"{len(records)} task(s) queued again as new tasks; each links to the one it retries.",
+        messages.SUCCESS,
+    )
+
+
+def task_link(task: Task) -> str:
+    admin_name = "success" if task.success else "failure"
+    url = reverse(f"admin:qdjango_{admin_name}_change", args=[task.pk])
+    return format_html('<a href="{}">{}</a>', url, as_text(task.name))
+
+
+def _seconds(value: float | None) -> str:
+    if value is None:
+        return "-"
+    return f"{value * 1000:.2f} ms" if value < 1 else f"{value:.3f} s"
+
+
+class TaskAdmin(admin.ModelAdmin):
+    """Records are written by clusters only: viewable, deletable, never edited here."""
+
+    list_display: Any = (
+        "name_cell", "func_cell", "group", "stopped", "run_time_cell", "time_taken",
+        "attempt_count",
+    )  # fmt: skip
+    search_fields = ("name", "func", "group", "id")
+    list_filter: Any = (FinishedFilter,)
+    list_per_page = 50
+    paginator = CappedPaginator
+    show_full_result_count = False
+    actions: Any = ("run_again",)
+    fields = (
+        "id",
+        "name",
+        "func",
+        "hook",
+        "group",
+        "cluster",
+        "args_repr",
+        "kwargs_repr",
+        "result_text",
+        "started",
+        "stopped",
+        "run_time_cell",
+        "time_taken",
+        "attempt_count",
+        "success",
+        "options_repr",
+        "retried_from_link",
+        "retries",
+    )
+    readonly_fields = fields
+
+    class Media:
+        css = {"all": ("qdjango/admin.css",)}
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_retry_permission(self, request: HttpRequest) -> bool:
+        # Running code again is a change to the system, not something a viewer may do. The
+        # model's own permission (change_task, change_failure, change_success), as for its pages.
+        codename = get_permission_codename("change", self.opts)
+        return bool(request.user.has_perm(f"{self.opts.app_label}.{codename}"))
+
+    @admin.action(description="Run the selected tasks again", permissions=["retry"])
+    def run_again(self, request: HttpRequest, queryset: QuerySet[Any]) -> None:
+        resubmit(self, request, queryset)
+
+    @admin.display(description="name", ordering="name")
+    def name_cell(self, task: Task) -> str:
+        return format_html('<span title="{}">{}</span>', as_text(task.id), as_text(task.name))
+
+    @admin.display(description="func", ordering="func")
+    def func_cell(self, task: Task) -> str:
+        return format_html('<span title="{0}">{0}</span>', as_text(task.func))
+
+    @admin.display(description="run time", ordering="run_time")
+    def run_time_cell(self, task: Task) -> str:
+        return _seconds(task.run_time)
+
+    @admin.display(description="time taken")
+    def time_taken(self, task: Task) -> str:
+        return _seconds(task.time_taken())
+
+    @admin.display(description="args")
+    def args_repr(self, task: Task) -> str:
+        return as_text(repr(task.args))
+
+    @admin.display(description="kwargs")
+    def kwargs_repr(self, task: Task) -> str:
+        # Secret-named keyword arguments (api_key=, password=...) are never shown.
+        names = get_settings().cluster.secret_names
+        return as_text(repr(mask_mapping(task.kwargs or {}, names)))
+
+    @admin.display(description="options")
+    def options_repr(self, task: Task) -> str:
+        return as_text(repr(task.options or {}))
+
+    @admin.display(description="retry of")
+    def retried_from_link(self, task: Task) -> str:
+        if not task.retried_from:
+            return "-"
+        original = Task.objects.filter(pk=task.retried_from).first()
+        return task.retried_from if original is None else task_link(original)
+
+    @admin.display(description="retried as")
+    def retries(self, task: Task) -> str:
+        found = Task.objects.filter(retried_from=task.pk).order_by("started")
+        links = [task_link(retry) for retry in found]
+        return format_html_join(", ", "{}", ((link,) for link in links)) if links else "-"
+
+    @admin.display(description="result")
+    def result_text(self, task: Task) -> str:
+        value = task.result
+        return format_html(
+            "<pre>{}</pre>", as_text(value if isinstance(value, str) else repr(value))
+        )
+
+    @admin.display(description="error")
+    def error_cell(self, task: Task) -> str:
+        line = error_line(task.result)
+        return format_html('<span title="{0}">{0}</span>', line)
+
+
+class AllTasksAdmin(TaskAdmin):
+    list_display = (
+        "name_cell", "func_cell", "success", "group", "stopped", "run_time_cell", "time_taken",
+        "attempt_count",
+    )  # fmt: skip
+    list_filter = ("success", FinishedFilter)
+
+
+class SuccessAdmin(TaskAdmin):
+    actions = ("run_again",)
+
+
+class FailureAdmin(TaskAdmin):
+    list_display = ("name_cell", "func_cell", "stopped", "attempt_count", "error_cell")
+    actions = ("retry",)
+
+    @admin.action(
+        description="Retry the selected tasks (queue each again as a new task)",
+        permissions=["retry"],
+    )
+    def retry(self, request: HttpRequest, queryset: QuerySet[Any]) -> None:
+        resubmit(self, request, queryset)

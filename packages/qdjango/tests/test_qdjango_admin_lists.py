@@ -1,0 +1,79 @@
+"""The admin's task lists: all tasks, the failure list's error line, run time apart from the
+time taken, and counts that stop at a cap (no COUNT(*) of the whole table)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import uuid
+from typing import Any
+
+from django.core.management import call_command
+from django.db import connections
+from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
+from packages.qdjango.tests import jobs
+
+from qdjango import async_task, fetch, result
+from qdjango.admin_tasks import COUNT_CAP, error_line
+from qdjango.models import Task
+
+WAIT = 20_000
+
+
+def test_all_tasks_lists_successes_and_failures_with_their_run_time(
+    db_alias: str, cluster: Any, superuser_client: Any
+) -> None:
+    ok = async_task(jobs.add, 20, 22, group="lists")
+    bad = async_task(jobs.fail, "the error line, not the traceback", group="lists")
+    assert result(ok, wait=WAIT) == 42 and fetch(bad, wait=WAIT) is not None
+    done = Task.objects.using(db_alias).get(pk=ok)
+    assert done.run_time is not None and 0 <= done.run_time <= done.time_taken()
+    page = superuser_client.get(reverse("admin:qdjango_task_changelist"))
+    assert page.status_code == 200
+    html = page.content.decode()
+    assert done.name in html and Task.objects.using(db_alias).get(pk=bad).name in html
+    assert "All tasks" in html or "all tasks" in html
+    assert " ms<" in html  # a run time, in milliseconds
+    assert superuser_client.get(reverse("admin:qdjango_task_change", args=[ok])).status_code == 200
+    only_failed = superuser_client.get(
+        reverse("admin:qdjango_task_changelist") + "?success__exact=0"
+    )
+    assert Task.objects.using(db_alias).get(pk=bad).name in only_failed.content.decode()
+    assert done.name not in only_failed.content.decode()
+    failures = superuser_client.get(reverse("admin:qdjango_failure_changelist")).content.decode()
+    assert "ValueError: the error line, not the traceback" in failures
+    assert "Traceback (most recent call last)" not in failures
+    recent = superuser_client.get(reverse("admin:qdjango_task_changelist") + "?finished=hour")
+    assert done.name in recent.content.decode()
+    out = io.StringIO()
+    call_command("qinfo", stdout=out)
+    assert "mean run" in out.getvalue() and "mean time taken" in out.getvalue()
+
+
+def test_error_line_is_the_exception_line() -> None:
+    assert error_line("ValueError: bad\n\nTraceback (most recent call last):\n  File x") == (
+        "ValueError: bad"
+    )
+    bare = "Traceback (most recent call last):\n  File \"a.py\", line 1, in f\nKeyError: 'k'\n"
+    assert error_line(bare) == "KeyError: 'k'"
+    assert error_line("x" * 500).endswith("…") and len(error_line("x" * 500)) == 120
+
+
+def test_a_long_list_counts_to_the_cap_only(
+    db_alias: str, q_cluster: dict[str, Any], superuser_client: Any
+) -> None:
+    now = dt.datetime.now(dt.UTC)
+    Task.objects.using(db_alias).bulk_create(
+        [
+            Task(id=uuid.uuid4().hex, name=f"row-{i}", func="m.f", started=now, stopped=now)
+            for i in range(COUNT_CAP + 5)
+        ],
+        batch_size=2000,
+    )
+    with CaptureQueriesContext(connections[db_alias]) as queries:
+        page = superuser_client.get(reverse("admin:qdjango_task_changelist"))
+    assert page.status_code == 200
+    assert "10,000+ all tasks" in page.content.decode()
+    counts = [q["sql"] for q in queries.captured_queries if "COUNT(" in q["sql"].upper()]
+    assert counts and all("LIMIT" in sql.upper() for sql in counts), counts
