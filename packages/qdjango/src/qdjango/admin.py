@@ -13,12 +13,20 @@ from typing import Any
 from django.contrib import admin
 from django.http import HttpRequest, HttpResponse
 
-from qdjango.admin_queue import queue_view
+from qdjango.admin_queue import chart_view, queue_view
+from qdjango.admin_queued import queued_view
 from qdjango.admin_schedules import ScheduleAdmin
 from qdjango.admin_tasks import AllTasksAdmin, FailureAdmin, SuccessAdmin
-from qdjango.models import Failure, QueueStatus, Success, Task
+from qdjango.models import Failure, QueuedTask, QueueStatus, Success, Task
 
-__all__ = ["AllTasksAdmin", "FailureAdmin", "QueueAdmin", "ScheduleAdmin", "SuccessAdmin"]
+__all__ = [
+    "AllTasksAdmin",
+    "FailureAdmin",
+    "QueueAdmin",
+    "QueuedAdmin",
+    "ScheduleAdmin",
+    "SuccessAdmin",
+]
 
 admin.site.register(Task, AllTasksAdmin)
 admin.site.register(Success, SuccessAdmin)
@@ -41,5 +49,31 @@ class QueueAdmin(admin.ModelAdmin):
         return queue_view(self, request)
 
     def get_urls(self) -> list[Any]:
-        # Only the page itself: there are no rows to add, change or delete.
+        from django.urls import path
+
+        # The page and its charts: there are no rows to add, change or delete.
+        chart = path(
+            "chart/<str:name>.svg",
+            self.admin_site.admin_view(lambda request, name: chart_view(self, request, name)),
+            name="qdjango_queuestatus_chart",
+        )
+        return [chart, *(u for u in super().get_urls() if (u.name or "").endswith("_changelist"))]
+
+
+@admin.register(QueuedTask)
+class QueuedAdmin(admin.ModelAdmin):
+    """What waits in Redis: a page of its own (deleting needs the delete permission)."""
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def changelist_view(
+        self, request: HttpRequest, extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        return queued_view(self, request)
+
+    def get_urls(self) -> list[Any]:
         return [u for u in super().get_urls() if (u.name or "").endswith("_changelist")]

@@ -17,6 +17,8 @@ from qdjango.conf import get_settings, task_codec
 __all__ = ["as_text", "describe_payload", "queue_snapshot", "queue_view"]
 
 LIST_LIMIT = 100
+REFRESH = 5
+"""Seconds between the Queue page's refreshes of its live part."""
 
 
 def as_text(value: Any) -> str:
@@ -40,6 +42,8 @@ def describe_payload(payload: bytes | None) -> dict[str, Any]:
     names = get_settings().cluster.secret_names  # secret-named kwargs are never shown
     return {
         "readable": True,
+        "started": message.started,
+        "priority": getattr(message.options, "priority", None),
         "name": as_text(message.name),
         "func": as_text(message.func_path),
         "args": as_text(repr(message.args))[:200],
@@ -64,7 +68,27 @@ def queue_snapshot(limit: int = LIST_LIMIT) -> dict[str, Any]:
                 **describe_payload(letter.payload),
             }
         )
-    clusters = connection.status_board().clusters()
+    clusters = []
+    for status in connection.status_board().clusters():
+        workers = status.get("workers") or []
+        started = status.get("started_at")
+        clusters.append(
+            {
+                **status,
+                "busy": sum(1 for w in workers if w.get("state") in ("running", "saving", "hook")),
+                "started": None if started is None else dt.datetime.fromtimestamp(started, dt.UTC),
+            }
+        )
+    inflight = [
+        {
+            "task_id": t.task_id,
+            "consumer": t.consumer,
+            # A worker's consumer id is <cluster id>.<worker index>.<generation>.
+            "cluster": t.consumer.rsplit(".", 2)[0],
+            "attempt": t.attempt,
+        }
+        for t in transport.inflight(limit)
+    ]
     return {
         "queue": transport.queue,
         "url": transport.url,
@@ -88,7 +112,7 @@ def queue_snapshot(limit: int = LIST_LIMIT) -> dict[str, Any]:
             }
             for task in running_tasks(clusters)[:limit]
         ],
-        "inflight": transport.inflight(limit),
+        "inflight": inflight,
         "dead": dead,
     }
 
@@ -157,9 +181,25 @@ def queue_view(model_admin: Any, request: HttpRequest) -> HttpResponse:
         "can_purge": can_purge,
         "can_act": can_requeue or can_purge,
         "cluster_name": get_settings().cluster.name,
+        "refresh": REFRESH,
     }
     try:
         context.update(queue_snapshot())
     except QError as exc:
         context["error"] = str(exc)
-    return TemplateResponse(request, "admin/qdjango/queue.html", context)
+    live = request.GET.get("live") == "1"
+    template = "admin/qdjango/queue_live.html" if live else "admin/qdjango/queue.html"
+    return TemplateResponse(request, template, context)
+
+
+def chart_view(model_admin: Any, request: HttpRequest, name: str) -> HttpResponse:
+    """One chart of the Queue page, as SVG (the view permission of the page)."""
+    from django.http import Http404
+
+    from qdjango.admin_charts import CHARTS, chart_response
+
+    if not model_admin.has_view_or_change_permission(request):
+        raise PermissionDenied
+    if name not in CHARTS:
+        raise Http404(name)
+    return chart_response(name)

@@ -16,7 +16,7 @@ from django.utils import timezone
 
 from qdjango.fields import PickledField
 
-__all__ = ["Failure", "QueueStatus", "Schedule", "Success", "Task"]
+__all__ = ["Failure", "QueueStatus", "QueuedTask", "Schedule", "Success", "Task"]
 
 ID_LENGTH = 32
 
@@ -186,6 +186,18 @@ class QueueStatus(Task):
         verbose_name_plural = "queue"
         # change: requeue dead letters; delete: purge them (for good).
         default_permissions = ("view", "change", "delete")
+
+
+class QueuedTask(Task):
+    """No rows of its own: it gives the admin its "Queued tasks" page (what waits in Redis)."""
+
+    class Meta:
+        app_label = "qdjango"
+        proxy = True
+        verbose_name = "queued task"
+        verbose_name_plural = "queued tasks"
+        # delete: take a waiting task out of the queue before a worker runs it.
+        default_permissions = ("view", "delete")
 
 
 class Schedule(models.Model):

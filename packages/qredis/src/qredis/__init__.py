@@ -17,6 +17,7 @@ from qredis.errors import (
     TransportError,
     TransportOutOfMemory,
 )
+from qredis.inspection import Waiting
 from qredis.keys import QueueKeys, ResultKeys, ScheduleKeys, StatusKeys
 from qredis.notify import ResultNotifier
 from qredis.producer import Producer
@@ -52,6 +53,7 @@ __all__ = [
     "TransportConnectionError",
     "TransportError",
     "TransportOutOfMemory",
+    "Waiting",
     "__version__",
     "check_server",
     "producer_kwargs",

@@ -4,14 +4,28 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
 from qcore import DeadLetter, InFlight
 from qredis.base import TransportBase, chunks, ms
 
-__all__ = ["Inspection"]
+__all__ = ["Inspection", "Waiting"]
 
 _ADMIN_BATCH = 1000
+SEARCH_WINDOW = 1000
+"""Entries at the head of the queue :meth:`Inspection.remove_waiting` searches for inline ones."""
+
+
+@dataclass(frozen=True, slots=True)
+class Waiting:
+    """A task that waits for a worker: queued (``due`` None) or delayed until ``due``."""
+
+    task_id: str
+    payload: bytes | None
+    attempts: int
+    due: float | None = None
+    """Epoch seconds when a delayed task becomes ready."""
 
 
 class Inspection(TransportBase):
@@ -92,6 +106,61 @@ class Inspection(TransportBase):
             attempts = client.hmget(self._keys.attempts, [i for _, i in held])
         return [InFlight(i, n, int(a or 0)) for (n, i), a in zip(held, attempts)]
 
+    def waiting(self, limit: int = 100) -> list[Waiting]:
+        """The next ``limit`` tasks a worker will take, head first, with their payloads."""
+        client, _ = self._ready()
+        if limit <= 0:
+            return []
+        k = self._keys
+        with self._errors():
+            entries = list(reversed(client.lrange(k.queue, -limit, -1)))
+            if not entries:
+                return []
+            ids = [_entry_id(e) for e in entries]
+            pipe = client.pipeline(transaction=False)
+            pipe.hmget(k.msg, ids)
+            pipe.hmget(k.attempts, ids)
+            payloads, attempts = pipe.execute()
+        return [
+            Waiting(i, _inline_payload(e) or p, int(a or 0))
+            for i, e, p, a in zip(ids, entries, payloads, attempts)
+        ]
+
+    def delayed(self, limit: int = 100) -> list[Waiting]:
+        """The ``limit`` delayed tasks due first, with their due times and payloads."""
+        client, _ = self._ready()
+        if limit <= 0:
+            return []
+        k = self._keys
+        with self._errors():
+            pairs = client.zrange(k.delayed, 0, limit - 1, withscores=True)
+            if not pairs:
+                return []
+            ids = [i for i, _ in pairs]
+            pipe = client.pipeline(transaction=False)
+            pipe.hmget(k.msg, ids)
+            pipe.hmget(k.attempts, ids)
+            payloads, attempts = pipe.execute()
+        return [
+            Waiting(raw.decode(errors="replace"), p, int(a or 0), score / 1000)
+            for (raw, score), p, a in zip(pairs, payloads, attempts)
+        ]
+
+    def remove_waiting(self, task_ids: Iterable[str]) -> list[str]:
+        """Delete tasks that wait (queued, or delayed) before a worker takes them; returns
+        the ids removed (one a worker took meanwhile is not). Queued tasks enqueued in bulk are
+        found among the first :data:`SEARCH_WINDOW` at the head of the queue."""
+        _, scripts = self._ready()
+        k = self._keys
+        keys = (k.queue, k.delayed, k.msg, k.attempts, k.maxatt)
+        removed: list[str] = []
+        with self._errors():
+            for chunk in chunks(((i, "") for i in task_ids), _ADMIN_BATCH):
+                ids = [i for i, _ in chunk]
+                found = scripts.remove_waiting(keys, (SEARCH_WINDOW, *ids))
+                removed.extend(r.decode() if isinstance(r, bytes) else str(r) for r in found)
+        return removed
+
     def dead_letters(self, limit: int = 100) -> list[DeadLetter]:
         """The most recent dead letters first, with their payloads."""
         client, _ = self._ready()
@@ -170,6 +239,15 @@ def _entry_id(entry: bytes) -> str:
     if entry[:1] == b"\0":
         return entry[1 : entry.index(b"\0", 1)].decode()
     return entry.decode()
+
+
+def _inline_payload(entry: bytes) -> bytes | None:
+    """The payload carried inside an inline entry, None for a bare id."""
+    if entry[:1] != b"\0":
+        return None
+    second = entry.index(b"\0", 1)
+    third = entry.index(b"\0", second + 1)
+    return bytes(entry[third + 1 :])
 
 
 def _dead_info(info: bytes | None) -> tuple[str, int]:

@@ -31,6 +31,7 @@ SCRIPT_NAMES = (
     "heartbeat",
     "iter_put",
     "owner",
+    "remove_waiting",
     "requeue",
     "retry_later",
     "save_legacy",
@@ -103,6 +104,7 @@ class Scripts:
     heartbeat: Script
     iter_put: Script
     owner: Script
+    remove_waiting: Script
     requeue: Script
     retry_later: Script
     save_legacy: Script
