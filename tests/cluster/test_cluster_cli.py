@@ -80,6 +80,7 @@ def test_run_processes_tasks_and_stops_on_sigint_with_exit_code_0(bench: Bench) 
             check=True,
         )
         assert "Workers" in once.stdout and bench.queue in once.stdout
+        assert f"Redis: {bench.url}" in once.stdout  # which Redis it read (masked: none here)
     finally:
         code, out = _stop(process)
     assert code == 0, out

@@ -1,6 +1,12 @@
 """The sentinel's background thread: heartbeats, the reaper, status publication and periodic
 jobs (the scheduler).
 
+The status is published every ``status_interval`` seconds, and also as soon as a worker's state
+changes (a task starts or ends, a worker is replaced): the thread looks at the workers' slots
+every :data:`WATCH` seconds (memory reads, no I/O) and publishes a change at most every
+:data:`MIN_GAP` seconds, so a live view shows it within half a second whatever the load, at a
+bounded cost (a busy cluster publishes at most ``1 / MIN_GAP`` times a second).
+
 Heartbeats come from this thread and not from workers' fetches, so a worker busy for an hour
 in one CPU-bound task keeps its tasks: only a dead sentinel stops the heartbeat, and then
 another cluster's reaper takes the work back after ``retry`` seconds.
@@ -10,7 +16,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from typing import Any, Protocol
 
 from qcluster.config import ClusterConfig
@@ -23,6 +29,10 @@ log = get_logger("qcluster.beacon")
 
 JOB_RETRY = 1.0
 """Seconds before a job whose pass raised runs again."""
+WATCH = 0.05
+"""Seconds between looks at the workers' states, for publishing a change."""
+MIN_GAP = 0.2
+"""Fewest seconds between two publications of the status (changes are published no faster)."""
 
 
 class PeriodicJob(Protocol):
@@ -47,6 +57,7 @@ class Beacon(threading.Thread):
         board: StatusBoard | None,
         guard: ForkGuard | None = None,
         jobs: Sequence[PeriodicJob] = (),
+        states: Callable[[], Hashable] | None = None,
     ) -> None:
         super().__init__(name="q-beacon", daemon=True)
         # Held around each call that does I/O (and logs): the sentinel forks only while it
@@ -59,6 +70,11 @@ class Beacon(threading.Thread):
         self.status = status
         self.board = board
         self.jobs = list(jobs)
+        self.states = states
+        """What the workers are doing, cheaply read (from their slots): a new value is a change
+        to publish. None: publish on the interval only."""
+        self._published_states: Hashable = None
+        self._published_at = 0.0
         self._first_job_runs: list[float] = []
         self._stop_event = threading.Event()
         self._poked = threading.Event()
@@ -89,6 +105,8 @@ class Beacon(threading.Thread):
         next_beat = next_reap = now
         next_status = now + min(0.5, config.status_interval)
         next_job = self._first_job_runs or [now] * len(self.jobs)
+        watching = self.board is not None and self.states is not None
+        next_watch = now + WATCH
         while True:
             now = time.monotonic()
             if now >= next_beat:
@@ -103,6 +121,11 @@ class Beacon(threading.Thread):
                 with self.guard:
                     self.publish()
                 next_status = now + config.status_interval
+            elif watching and now >= next_watch:
+                if now - self._published_at >= MIN_GAP and self._changed():
+                    with self.guard:
+                        self.publish()
+                next_watch = now + WATCH
             for i, job in enumerate(self.jobs):
                 if now >= next_job[i]:
                     with self.guard:
@@ -111,6 +134,8 @@ class Beacon(threading.Thread):
             wake = min(next_beat, next_reap, *next_job)
             if self.board is not None:
                 wake = min(wake, next_status)
+            if watching:
+                wake = min(wake, next_watch)
             if self._poked.wait(max(0.0, wake - time.monotonic())):
                 self._poked.clear()
                 next_job = [time.monotonic()] * len(self.jobs)
@@ -161,10 +186,23 @@ class Beacon(threading.Thread):
                 dead_lettered=reaped.dead_lettered,
             )
 
+    def _changed(self) -> bool:
+        assert self.states is not None
+        try:
+            return self.states() != self._published_states
+        except Exception:  # a slot read while its worker is replaced: look again next time
+            return False
+
     def publish(self) -> None:
         """Publish the status now (also called by the sentinel on state changes)."""
         if self.board is None:
             return
+        if self.states is not None:
+            try:
+                self._published_states = self.states()
+            except Exception:
+                self._published_states = None
+        self._published_at = time.monotonic()
         try:
             ttl = max(self.config.status_interval * 3, 10.0)
             self.board.publish(self.cluster_id, self.status(), ttl=ttl)

@@ -200,7 +200,9 @@ def build_parser() -> argparse.ArgumentParser:
     monitor = sub.add_parser("monitor", help="a live view of clusters and queues")
     connection(monitor)
     monitor.add_argument("--queue", action="append", default=[], help="queue(s) to size")
-    monitor.add_argument("--interval", type=float, default=1.0, help="seconds between frames")
+    monitor.add_argument(
+        "--interval", type=float, default=0.25, help="seconds between frames (default 0.25)"
+    )
     monitor.add_argument("--once", action="store_true", help="print one frame and exit")
     return parser
 
@@ -299,6 +301,7 @@ def _views(args: argparse.Namespace) -> tuple[Any, Any]:
             stores = [t.schedules(codec) for t in transports]
         snap = snapshot(board, transports, stores)
         snap["clusters"] = clusters
+        snap["redis"] = mask_url(url)
         return snap
 
     return board, read

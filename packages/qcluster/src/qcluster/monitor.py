@@ -17,7 +17,11 @@ from rich.text import Text
 
 from qcore import StatusBoard, Transport
 
-__all__ = ["Snapshot", "live", "render", "snapshot"]
+__all__ = ["LIVE_INTERVAL", "Snapshot", "live", "render", "snapshot"]
+
+LIVE_INTERVAL = 0.25
+"""Seconds between a live view's reads: with the clusters publishing a worker's change within
+0.2 s (qcluster.beacon), a change shows within half a second."""
 
 Snapshot = dict[str, Any]
 
@@ -166,8 +170,12 @@ def _schedules_table(rows: Sequence[Mapping[str, Any]], at: float) -> Table:
 
 
 def render(snap: Snapshot, *, workers: bool = True) -> RenderableType:
-    """One frame: queues, clusters and (optionally) each worker, and the next schedules."""
-    parts: list[RenderableType] = [_queues_table(snap["queues"])]
+    """One frame: which Redis (masked), queues, clusters and (optionally) each worker, and the
+    next schedules."""
+    parts: list[RenderableType] = []
+    if snap.get("redis"):
+        parts.append(Text(f"Redis: {snap['redis']}", style="bold"))
+    parts.append(_queues_table(snap["queues"]))
     clusters = snap["clusters"]
     if clusters:
         parts.append(_clusters_table(clusters))
@@ -185,13 +193,13 @@ def render(snap: Snapshot, *, workers: bool = True) -> RenderableType:
 def live(
     read: Callable[[], Snapshot],
     *,
-    interval: float = 1.0,
+    interval: float = LIVE_INTERVAL,
     console: Console | None = None,
     frames: int | None = None,
 ) -> None:
     """Redraw in place every ``interval`` seconds until Ctrl+C (or ``frames`` frames)."""
     shown = 0
-    with Live(render(read()), console=console, refresh_per_second=4, screen=False) as view:
+    with Live(render(read()), console=console, refresh_per_second=8, screen=False) as view:
         shown += 1
         try:
             while frames is None or shown < frames:

@@ -115,6 +115,7 @@ class Sentinel:
                 DeadLetterBounds(spec),
                 TerminationWatch(self.pool, self.transport, self._wake),
             ],
+            states=self.worker_states,
         )
 
     # -- public -----------------------------------------------------------------------------
@@ -192,6 +193,14 @@ class Sentinel:
     def consumers(self) -> list[str]:
         """Consumer ids of the live workers (for heartbeats)."""
         return self.pool.consumers()
+
+    def worker_states(self) -> tuple[tuple[int, int, int, str], ...]:
+        """Each live worker's index, pid, state and task: what a live view shows changing."""
+        states = []
+        for handle in self.pool.live():
+            view = handle.slot.read(tries=3)
+            states.append((handle.index, view.pid, int(view.state), view.task_id))
+        return tuple(states)
 
     # -- signals ----------------------------------------------------------------------------
 

@@ -54,15 +54,21 @@ def task_stats() -> dict[str, Any]:
     }
 
 
-def read_snapshot() -> dict[str, Any]:
-    """Clusters and queue sizes from Redis, task statistics from the database."""
+STATS_EVERY = 5.0
+"""Seconds between the live view's database reads (Redis is read at every frame)."""
+
+
+def read_snapshot(stats: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Clusters and queue sizes from Redis, task statistics from the database (``stats``:
+    ones read before, kept instead of counting the table again)."""
     from qdjango.conf import get_settings
     from qdjango.connection import status_board, transport
     from qdjango.schedules import store
 
     snap = snapshot(status_board(), [transport()], [store()])
-    snap["tasks"] = task_stats()
+    snap["tasks"] = task_stats() if stats is None else stats
     snap["settings"] = get_settings()
+    snap["redis"] = get_settings().redis_display
     return snap
 
 
@@ -146,17 +152,21 @@ def monitor_view(snap: dict[str, Any]) -> RenderableType:
     return Group(render(snap, workers=True), _tasks_table(snap["tasks"]))
 
 
-def watch(console: Console, *, interval: float = 1.0, frames: int | None = None) -> None:
+def watch(console: Console, *, interval: float = 0.25, frames: int | None = None) -> None:
     """Redraw the monitor view until Ctrl+C."""
     from rich.live import Live
 
-    # Not qcluster's live(): ours adds the database rows to each frame.
-    with Live(monitor_view(read_snapshot()), console=console, refresh_per_second=4) as view:
+    # Not qcluster's live(): ours adds the database rows, read every STATS_EVERY seconds.
+    snap = read_snapshot()
+    stats, counted = snap["tasks"], time.monotonic()
+    with Live(monitor_view(snap), console=console, refresh_per_second=8) as view:
         shown = 1
         try:
             while frames is None or shown < frames:
                 time.sleep(interval)
-                view.update(monitor_view(read_snapshot()))
+                if time.monotonic() - counted >= STATS_EVERY:
+                    stats, counted = task_stats(), time.monotonic()
+                view.update(monitor_view(read_snapshot(stats)))
                 shown += 1
         except KeyboardInterrupt:
             return

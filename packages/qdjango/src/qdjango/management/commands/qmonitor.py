@@ -17,7 +17,9 @@ class Command(BaseCommand):
         parser.add_argument(
             "--once", "--run-once", action="store_true", help="one frame, then exit"
         )
-        parser.add_argument("--interval", type=float, default=1.0, help="seconds between frames")
+        parser.add_argument(
+            "--interval", type=float, default=0.25, help="seconds between frames (default 0.25)"
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         from rich.console import Console

@@ -1,0 +1,55 @@
+"""A worker's state change reaches the status board within half a second: the sentinel
+publishes on change (rate-limited), not only every ``status_interval``."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+from qcluster.monitor import render
+from qcore import mask_url
+from tests.cluster import tasks
+from tests.cluster.support import Bench, eventually
+
+
+def _worker(bench: Bench) -> dict | None:
+    status = bench.status()
+    workers = (status or {}).get("workers") or []
+    return workers[0] if workers else None
+
+
+def test_a_worker_s_state_change_is_published_within_half_a_second(
+    bench: Bench, tmp_path: Path
+) -> None:
+    marker = tmp_path / "started"
+    # The interval alone would show the change after up to a minute.
+    with bench.cluster(workers=1, status_interval=60, retry=130, heartbeat=1):
+        eventually(lambda: (w := _worker(bench)) and w["state"] == "idle", what="an idle worker")
+        task_id = bench.producer.enqueue(tasks.touch_and_sleep, str(marker), 1.5, "done")
+        seen_running = None
+        while seen_running is None:
+            worker = _worker(bench)
+            if worker and worker["state"] == "running" and worker["task_id"] == task_id:
+                seen_running = time.time()
+            else:
+                time.sleep(0.005)
+        started = os.path.getmtime(marker)
+        bench.wait_all([task_id])
+        finished = time.time()
+        seen_idle = eventually(
+            lambda: (w := _worker(bench)) and w["state"] == "idle" and time.time(), timeout=5
+        )
+    assert seen_running - started < 0.5, f"running shown {seen_running - started:.3f} s late"
+    assert seen_idle - finished < 0.5, f"idle shown {seen_idle - finished:.3f} s late"
+
+
+def test_the_live_views_name_the_redis_they_read_masked() -> None:
+    from rich.console import Console
+
+    url = "redis://q-user:hunter2-secret@redis.internal:6380/2"
+    console = Console(width=160, record=True)
+    console.print(render({"redis": mask_url(url), "queues": [], "clusters": [], "at": time.time()}))
+    text = console.export_text()
+    assert "Redis: redis://q-user:***@redis.internal:6380/2" in text
+    assert "hunter2" not in text
