@@ -114,6 +114,8 @@ def task_link(task: Task) -> str:
 def _seconds(value: float | None) -> str:
     if value is None:
         return "-"
+    if value < 0.001:
+        return f"{value * 1_000_000:.0f} µs"
     return f"{value * 1000:.2f} ms" if value < 1 else f"{value:.3f} s"
 
 
@@ -121,8 +123,7 @@ class TaskAdmin(admin.ModelAdmin):
     """Records are written by clusters only: viewable, deletable, never edited here."""
 
     list_display: Any = (
-        "name_cell", "func_cell", "group", "stopped", "run_time_cell", "time_taken",
-        "attempt_count",
+        "name_cell", "func_cell", "group", "stopped_cell", "run_time_cell", "time_taken",
     )  # fmt: skip
     search_fields = ("name", "func", "group", "id")
     list_filter: Any = (FinishedFilter,)
@@ -177,7 +178,19 @@ class TaskAdmin(admin.ModelAdmin):
 
     @admin.display(description="func", ordering="func")
     def func_cell(self, task: Task) -> str:
-        return format_html('<span title="{0}">{0}</span>', as_text(task.func))
+        # The module's last part and the function (the full path in the tooltip): a list
+        # keeps to one line on a 1280 px screen.
+        path = as_text(task.func)
+        parts = path.split(".")
+        short = path if len(parts) <= 2 else "…" + ".".join(parts[-2:])
+        return format_html('<span title="{}">{}</span>', path, short)
+
+    @admin.display(description="finished", ordering="stopped")
+    def stopped_cell(self, task: Task) -> str:
+        moment = timezone.localtime(task.stopped)
+        return format_html(
+            '<span title="{}">{}</span>', moment.isoformat(), moment.strftime("%Y-%m-%d %H:%M")
+        )
 
     @admin.display(description="run time", ordering="run_time")
     def run_time_cell(self, task: Task) -> str:
@@ -229,8 +242,7 @@ class TaskAdmin(admin.ModelAdmin):
 
 class AllTasksAdmin(TaskAdmin):
     list_display = (
-        "name_cell", "func_cell", "success", "group", "stopped", "run_time_cell", "time_taken",
-        "attempt_count",
+        "name_cell", "func_cell", "success", "stopped_cell", "run_time_cell", "time_taken",
     )  # fmt: skip
     list_filter = ("success", FinishedFilter)
 
@@ -240,7 +252,7 @@ class SuccessAdmin(TaskAdmin):
 
 
 class FailureAdmin(TaskAdmin):
-    list_display = ("name_cell", "func_cell", "stopped", "attempt_count", "error_cell")
+    list_display = ("name_cell", "func_cell", "stopped_cell", "error_cell")
     actions = ("retry",)
 
     @admin.action(

@@ -94,6 +94,8 @@ def _tasks_table(stats: dict[str, Any]) -> Table:
 
 def _seconds(value: float) -> str:
     """Sub-millisecond run times stay readable (``0.42 ms``, not ``0.000 s``)."""
+    if value < 0.001:
+        return f"{value * 1_000_000:.0f} µs"
     return f"{value * 1000:.2f} ms" if value < 1 else f"{value:.3f} s"
 
 
