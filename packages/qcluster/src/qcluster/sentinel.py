@@ -34,7 +34,7 @@ from qcluster.preflight import preflight
 from qcluster.records import DeadLetterBounds, OwedRecords
 from qcluster.spawning import WorkerPool
 from qcluster.states import ClusterState, KillReason
-from qcluster.status import Totals, cluster_status
+from qcluster.status import Totals, cluster_status, queue_sizes
 from qcluster.terminations import TerminationWatch
 from qcluster.worker import WorkerSpec
 from qcore import Owners, Preflight, StatusBoard, get_logger
@@ -42,6 +42,9 @@ from qcore import Owners, Preflight, StatusBoard, get_logger
 __all__ = ["Sentinel"]
 
 log = get_logger("qcluster.sentinel")
+
+SIZES_EVERY = 1.0
+"""Seconds between reads of the queue's sizes for the status."""
 
 
 class Sentinel:
@@ -69,6 +72,8 @@ class Sentinel:
             ctx.set_forkserver_preload(["qcluster.worker"])
         self.state = ClusterState.STARTING
         self.totals = Totals()
+        self._sizes: dict[str, int | None] | None = None
+        self._sizes_at = 0.0
         self.started_at = time.time()
         self.stop_requested = False
         self.stop_now = False
@@ -346,7 +351,12 @@ class Sentinel:
     # -- status -----------------------------------------------------------------------------
 
     def status(self) -> dict[str, Any]:
-        """The cluster's status, as published to the status board."""
+        """The cluster's status, as published to the status board. The queue's sizes are read
+        at most every :data:`SIZES_EVERY` seconds: a worker's change of state is published
+        within 0.2 s, and costs no Redis read but the publication."""
+        now = time.monotonic()
+        if self._sizes is None or now - self._sizes_at >= SIZES_EVERY:
+            self._sizes, self._sizes_at = queue_sizes(self.transport), now
         return cluster_status(
             cluster_id=self.cluster_id,
             config=self.config,
@@ -356,4 +366,5 @@ class Sentinel:
             totals=self.totals,
             transport=self.transport,
             metrics_port=None if self.metrics_server is None else self.metrics_server.port,
+            sizes=self._sizes,
         )

@@ -18,7 +18,7 @@ from qcluster.config import ClusterConfig
 from qcluster.states import ClusterState
 from qcore import Transport
 
-__all__ = ["Totals", "cluster_status"]
+__all__ = ["Totals", "cluster_status", "queue_sizes"]
 
 
 @dataclass
@@ -43,8 +43,10 @@ def cluster_status(
     totals: Totals,
     transport: Transport,
     metrics_port: int | None = None,
+    sizes: dict[str, int | None] | None = None,
 ) -> dict[str, Any]:
-    """The status document of a cluster (``handles``: its live workers, by index)."""
+    """The status document of a cluster (``handles``: its live workers, by index; ``sizes``:
+    the queue's sizes when read already, else they are read now)."""
     now = time.monotonic()
     workers = []
     processed, failed = totals.processed, totals.failed
@@ -88,11 +90,12 @@ def cluster_status(
         "lost": totals.lost,
         "recycled": totals.recycled,
         "metrics_port": metrics_port,
-        **_sizes(transport),
+        **(sizes if sizes is not None else queue_sizes(transport)),
     }
 
 
-def _sizes(transport: Transport) -> dict[str, int | None]:
+def queue_sizes(transport: Transport) -> dict[str, int | None]:
+    """The queue's sizes, each read on its own (None where a read failed)."""
     out: dict[str, int | None] = {}
     reads: dict[str, Callable[[], int]] = {
         "queue_size": transport.queue_size,
