@@ -41,13 +41,17 @@ SHORT = 120
 
 
 class CappedPaginator(Paginator):
-    """Counts at most :data:`COUNT_CAP` + 1 rows (``SELECT COUNT(*) FROM (... LIMIT n)``)."""
+    """Counts at most :data:`COUNT_CAP` + 1 rows (``SELECT COUNT(*) FROM (... LIMIT n)``).
+
+    The list's own ordering is kept in the subquery: it walks the index the page is read from
+    (``stopped, id``), where without it PostgreSQL scans the table for a filter that keeps a
+    tenth of it (the failures)."""
 
     @cached_property
     def count(self) -> int:
         objects: Any = self.object_list
         try:
-            return int(objects.order_by()[: COUNT_CAP + 1].count())
+            return int(objects[: COUNT_CAP + 1].count())
         except (AttributeError, TypeError):
             return len(objects)
 
