@@ -85,7 +85,7 @@ def record_from_compact(body: bytes) -> TaskResult:
         raise UndecodablePayload("the compact record's fields are not a tuple of five or six")
     args, kwargs, result, hook, group = rest[:5]
     options = _options_in(rest[5]) if len(rest) > 5 and rest[5] is not None else None
-    extra = {} if options is None else {"options": options}
+    extra: dict[str, Any] = {} if options is None else {"options": options}
     return TaskResult(
         id=task_id,
         name=name,
