@@ -104,7 +104,7 @@ def test_sigterm_finishes_running_tasks_and_leaves_the_queue_for_the_next_cluste
     bench: Bench, tmp_path: Path
 ) -> None:
     marks = [tmp_path / "a", tmp_path / "b"]
-    long_ids = [bench.producer.enqueue(tasks.touch_and_sleep, str(m), 1.0, "long") for m in marks]
+    long_ids = [bench.producer.enqueue(tasks.touch_and_sleep, str(m), 4.0, "long") for m in marks]
     cluster = bench.cluster(start_method="fork", prefetch=1)
     cluster.start()
     eventually(lambda: all(m.exists() for m in marks), what="both long tasks to start")
