@@ -74,10 +74,11 @@ def test_the_lock_of_a_killed_clusters_task_lasts_until_it_ended_elsewhere(
         bench.producer.enqueue(fault_tasks.hang_first_time, *fx.args("k"), q_options=UNIQUE)
         == task_id
     )
-    begun = time.monotonic()
+    # The new cluster takes the task back (at once: same host, its sentinel provably dead) and
+    # runs it; the lock is held until then, whenever that is.
     with bench.cluster(workers=1, start_method="fork", heartbeat=1.0, retry=3.0):
         record = bench.wait_all([task_id], timeout=30)[task_id]
-    assert record.success and time.monotonic() - begun >= 1  # after the heartbeat expired
+    assert record.success
     fresh = bench.producer.enqueue(fault_tasks.hang_first_time, *fx.args("k"), q_options=UNIQUE)
     assert fresh != task_id
     bench.transport.purge_dead()

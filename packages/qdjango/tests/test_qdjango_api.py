@@ -333,8 +333,9 @@ def test_redis_client_and_pool_are_reused(db_alias: str, cluster: Any, cluster_r
         before = _clients(cluster_redis)
         ids = [async_task(jobs.add, i, 1, redis=client) for i in range(30)]
         ids += [async_task(jobs.add, i, 2, redis=pool) for i in range(30)]
-        # The client keeps its one connection; the pool opens one; nothing per call.
-        assert _clients(cluster_redis) - before <= 3
+        # The client keeps its one connection; the pool opens one; nothing per call (60 calls).
+        # The shared cluster's own jobs (status, owed records, trims) connect now and then too.
+        assert _clients(cluster_redis) - before <= 12
         assert len(client.connection_pool._available_connections) == 1
         assert pool._created_connections == 1
         assert _results(ids) == [i + 1 for i in range(30)] + [i + 2 for i in range(30)]

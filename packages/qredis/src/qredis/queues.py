@@ -336,6 +336,10 @@ class RedisQueues:
         ids = None if task_ids is None else list(task_ids)
         return sum(t.purge_dead(ids) for t in self._transports)
 
+    def trim_dead(self, max_age: float, keep: int) -> int:
+        """Each queue's dead letters bounded on their own (``keep`` is a cap per queue)."""
+        return sum(t.trim_dead(max_age, keep) for t in self._transports)
+
     def schedules(self, codec: Any) -> Any:
         """The schedules kept beside the first queue."""
         return self._transports[0].schedules(codec)
