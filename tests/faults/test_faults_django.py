@@ -3,13 +3,20 @@ secret keys. One real cluster per test (fork: its workers inherit the set-up Dja
 
 from __future__ import annotations
 
+import io
+import json
 import os
+import re
 import signal
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 import redis
+from django.test import override_settings
 
 from qcore import PayloadTooLarge
 from tests.cluster.support import eventually
@@ -188,3 +195,83 @@ def _fetch(task_id: str) -> Any:
     from qdjango import fetch
 
     return fetch(task_id, wait=30_000)
+
+
+PRODUCER = """
+import sys, time
+from qcore import configure_logging
+from qredis import Producer
+
+configure_logging(json=True)
+url, queue, secret = sys.argv[1:4]
+with Producer(url, queue, secret=secret, status_namespace=queue, key_check_every=0.2) as q:
+    for i in range(5):  # over a second: the producer checks its key several times
+        q.enqueue("tests.faults.tasks.noop", i)
+        time.sleep(0.3)
+"""
+OTHER_SECRET = "a-producer-secret-that-no-cluster-accepts-0123456789"
+
+
+# Guarantee (issue 11, item 13): a secret mismatch is visible. Clusters publish the ids of the
+# keys they accept; a producer (qredis.Producer in a process of its own, async_task here) whose
+# key no live cluster of its queue accepts logs exactly one warning, however many tasks it
+# sends; its tasks are dead-lettered as UnknownKey, and qinfo and the admin's Queue page count
+# the dead letters by that reason.
+def test_a_producer_with_another_secret_warns_once_and_its_dead_letters_are_counted(
+    settings: Any,
+    django_cluster: Callable[[], Any],
+    q_settings: dict[str, Any],
+    admin_client: Any,
+    tmp_path: Path,
+) -> None:
+    import structlog
+    from django.core.management import call_command
+    from django.urls import reverse
+
+    from qdjango import async_task, connection, fetch
+
+    django_cluster()
+    [status] = eventually(connection.status_board().clusters, what="the cluster's status")
+    assert len(status["key_ids"]) == 1 and len(status["key_ids"][0]) == 8  # ids, never keys
+    with structlog.testing.capture_logs() as logs:
+        ok = async_task(tasks.noop, 0)  # the cluster's own key: no warning
+        assert fetch(ok, wait=20_000) is not None
+    assert [e for e in logs if e["event"] == "producer.key_not_accepted"] == []
+
+    url, queue = q_settings["redis"], q_settings["name"]
+    run = subprocess.run(
+        [sys.executable, "-c", PRODUCER, url, queue, OTHER_SECRET],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=Path(__file__).parents[2],
+    )
+    assert run.returncode == 0, run.stderr
+    warnings = [line for line in run.stderr.splitlines() if "producer.key_not_accepted" in line]
+    assert len(warnings) == 1, run.stderr
+    warning = json.loads(warnings[0])
+    assert warning["level"] == "warning" and warning["queue"] == queue
+    assert warning["accepted"] == status["key_ids"] and warning["key_id"] not in status["key_ids"]
+    assert OTHER_SECRET not in run.stderr
+
+    with structlog.testing.capture_logs() as logs, override_settings(SECRET_KEY=OTHER_SECRET):
+        for i in range(3):
+            async_task(tasks.noop, i)
+    assert len([e for e in logs if e["event"] == "producer.key_not_accepted"]) == 1
+
+    def counted() -> dict[str, int] | None:
+        found = connection.transport().dead_reasons()
+        return found if found == {"UnknownKey": 8} else None
+
+    eventually(counted, what="8 dead letters, all UnknownKey")
+    out = io.StringIO()
+    call_command("qinfo", stdout=out)
+    text = out.getvalue()
+    assert "Dead letters by reason" in text, text
+    [row] = [line for line in text.splitlines() if "UnknownKey" in line]
+    assert queue in row and re.search(r"\b8\b", row), text
+
+    page = admin_client.get(reverse("admin:qdjango_queuestatus_changelist"))
+    html = page.content.decode()
+    assert page.status_code == 200 and 'id="q-dead-reasons"' in html
+    assert "<td>UnknownKey</td><td>8</td>" in html, html

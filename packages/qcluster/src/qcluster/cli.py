@@ -278,8 +278,8 @@ def _run(args: argparse.Namespace) -> int:
     return cluster.run()
 
 
-def _views(args: argparse.Namespace) -> tuple[Any, Any]:
-    from qredis import RedisStatusBoard, RedisTransport, producer_kwargs
+def _views(args: argparse.Namespace, *, reasons: bool = False) -> tuple[Any, Any]:
+    from qredis import RedisStatusBoard, RedisTransport, producer_kwargs, served_queues
 
     url = _url(args)
     bounded = producer_kwargs({})  # a view answers within a producer's bounds, not a cluster's
@@ -289,8 +289,7 @@ def _views(args: argparse.Namespace) -> tuple[Any, Any]:
         from qcluster.monitor import snapshot
 
         clusters = board.clusters()
-        # A cluster of several queues publishes them as "a,b" (or "a=3,b=1").
-        served = [q.partition("=")[0] for c in clusters for q in str(c.get("queue")).split(",")]
+        served = [q for c in clusters for q in served_queues(c)]
         names = list(dict.fromkeys([*args.queue, *served]))
         transports = [RedisTransport(name, url=url, **bounded) for name in names or ["default"]]
         try:
@@ -299,7 +298,7 @@ def _views(args: argparse.Namespace) -> tuple[Any, Any]:
             stores = []
         else:
             stores = [t.schedules(codec) for t in transports]
-        snap = snapshot(board, transports, stores)
+        snap = snapshot(board, transports, stores, reasons=reasons)
         snap["clusters"] = clusters
         snap["redis"] = mask_url(url)
         return snap
@@ -317,7 +316,7 @@ def _console() -> Any:
 def _info(args: argparse.Namespace) -> int:
     from qcluster.monitor import render
 
-    _, read = _views(args)
+    _, read = _views(args, reasons=True)
     _console().print(render(read(), workers=True))
     return 0
 

@@ -15,7 +15,7 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
-from qcore import StatusBoard, Transport
+from qcore import DEAD_REASONS_LIMIT, StatusBoard, Transport
 
 __all__ = ["LIVE_INTERVAL", "Snapshot", "live", "render", "snapshot"]
 
@@ -36,10 +36,16 @@ def _size(read: Callable[[], int]) -> int | None:
 
 
 def snapshot(
-    board: StatusBoard, transports: Iterable[Transport], schedules: Iterable[Any] = ()
+    board: StatusBoard,
+    transports: Iterable[Transport],
+    schedules: Iterable[Any] = (),
+    *,
+    reasons: bool = False,
 ) -> Snapshot:
     """What the views show: live clusters, the sizes of each queue and, from each schedule
-    store given (qredis.RedisSchedules), the next schedules due.
+    store given (qredis.RedisSchedules), the next schedules due. With ``reasons`` (the views
+    shown once, not the live ones): each queue's newest dead letters counted by the kind of
+    their reason.
 
     The board is read first, and a server that cannot be reached ends the snapshot with its
     error (``ConnectionError``) at the first call that finds out, so a view answers within
@@ -48,15 +54,16 @@ def snapshot(
     clusters = board.clusters()
     queues = []
     for transport in transports:
-        queues.append(
-            {
-                "queue": transport.queue,
-                "queued": _size(transport.queue_size),
-                "in_flight": _size(transport.inflight_size),
-                "delayed": _size(transport.delayed_size),
-                "dead": _size(transport.dead_size),
-            }
-        )
+        row: dict[str, Any] = {
+            "queue": transport.queue,
+            "queued": _size(transport.queue_size),
+            "in_flight": _size(transport.inflight_size),
+            "delayed": _size(transport.delayed_size),
+            "dead": _size(transport.dead_size),
+        }
+        if reasons and row["dead"]:
+            row["dead_reasons"] = transport.dead_reasons(DEAD_REASONS_LIMIT)
+        queues.append(row)
     names = [str(c.get("name")) for c in clusters if c.get("name")]
     upcoming = []
     for store in schedules:
@@ -104,6 +111,20 @@ def _queues_table(queues: Sequence[Mapping[str, Any]]) -> Table:
             _num(q["delayed"]),
             Text(dead, style="bold red") if q["dead"] else dead,
         )
+    return table
+
+
+def _reasons_table(queues: Sequence[Mapping[str, Any]]) -> Table | None:
+    rows = [(q, kind, n) for q in queues for kind, n in (q.get("dead_reasons") or {}).items()]
+    if not rows:
+        return None
+    table = Table(title="Dead letters by reason", title_justify="left")
+    for column in ("queue", "reason", "count"):
+        table.add_column(column, justify="right" if column == "count" else "left")
+    for q, kind, n in rows:
+        counted = q["dead"] is not None and q["dead"] > DEAD_REASONS_LIMIT
+        of = f" (of the newest {DEAD_REASONS_LIMIT:,})" if counted else ""
+        table.add_row(q["queue"], kind, f"{n:,}{of}")
     return table
 
 
@@ -176,6 +197,9 @@ def render(snap: Snapshot, *, workers: bool = True) -> RenderableType:
     if snap.get("redis"):
         parts.append(Text(f"Redis: {snap['redis']}", style="bold"))
     parts.append(_queues_table(snap["queues"]))
+    reasons = _reasons_table(snap["queues"])
+    if reasons is not None:
+        parts.append(reasons)
     clusters = snap["clusters"]
     if clusters:
         parts.append(_clusters_table(clusters))

@@ -205,7 +205,8 @@ class Processor:
         if message.id != delivery.task_id:
             self._dead_letter(
                 delivery,
-                f"the payload stored under {delivery.task_id} is task {message.id}: "
+                f"CopiedPayload: the payload stored under {delivery.task_id} is task "
+                f"{message.id}: "
                 "a signed payload was copied under another id",
             )
             return None

@@ -74,6 +74,8 @@ class Sentinel:
         self.totals = Totals()
         self._sizes: dict[str, int | None] | None = None
         self._sizes_at = 0.0
+        # Published so a producer signing with another key can tell no cluster accepts it.
+        self._key_ids = [kid.hex() for kid in spec.codec.signer.key_ids]
         self.started_at = time.time()
         self.stop_requested = False
         self.stop_now = False
@@ -367,4 +369,5 @@ class Sentinel:
             transport=self.transport,
             metrics_port=None if self.metrics_server is None else self.metrics_server.port,
             sizes=self._sizes,
+            key_ids=self._key_ids,
         )

@@ -44,9 +44,12 @@ def cluster_status(
     transport: Transport,
     metrics_port: int | None = None,
     sizes: dict[str, int | None] | None = None,
+    key_ids: list[str] | None = None,
 ) -> dict[str, Any]:
     """The status document of a cluster (``handles``: its live workers, by index; ``sizes``:
-    the queue's sizes when read already, else they are read now)."""
+    the queue's sizes when read already, else they are read now; ``key_ids``: the ids, in
+    hex, of the signing keys its codec accepts, primary first: the 4 bytes every payload's
+    header carries already, never the keys)."""
     now = time.monotonic()
     workers = []
     processed, failed = totals.processed, totals.failed
@@ -90,6 +93,7 @@ def cluster_status(
         "lost": totals.lost,
         "recycled": totals.recycled,
         "metrics_port": metrics_port,
+        "key_ids": key_ids or [],
         **(sizes if sizes is not None else queue_sizes(transport)),
     }
 

@@ -65,6 +65,7 @@ from qcore.protocols import (
     StatusBoard,
     Transport,
 )
+from qcore.reasons import DEAD_REASONS_LIMIT, count_reasons, reason_kind
 from qcore.recurrence import ScheduleType, check_cron, time_zone
 from qcore.resolve import dotted_path, resolve
 from qcore.retries import Retry, RetryDefaults, retry_delay, retry_on_paths
@@ -85,6 +86,7 @@ from qcore.wire import WRITES as WIRE_WRITES
 __version__ = "0.1.0"
 
 __all__ = [
+    "DEAD_REASONS_LIMIT",
     "DEFAULT_COMPRESS_THRESHOLD",
     "DEFAULT_MAX_SIZE",
     "DISTRIBUTION",
@@ -159,6 +161,7 @@ __all__ = [
     "codec_for",
     "collate",
     "configure_logging",
+    "count_reasons",
     "derive_key",
     "dotted_path",
     "enqueue",
@@ -172,6 +175,7 @@ __all__ = [
     "mask_mapping",
     "mask_url",
     "new_id",
+    "reason_kind",
     "resolve",
     "retry_delay",
     "retry_message",

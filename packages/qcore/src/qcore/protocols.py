@@ -203,6 +203,11 @@ class Transport(Protocol):
         """How many tasks are dead-lettered."""
         ...
 
+    def dead_reasons(self, limit: int = 1000) -> dict[str, int]:
+        """The newest ``limit`` dead letters counted by the kind of their reason
+        (:func:`qcore.reason_kind`), the most frequent first."""
+        ...
+
     def requeue_dead(self, task_ids: Iterable[str] | None = None) -> int:
         """Queue dead letters again with a fresh attempt count (all of them when None)."""
         ...

@@ -11,7 +11,15 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 
 from qcluster import running_tasks
-from qcore import PayloadError, QError, TaskMessage, TaskRunning, UnknownTask, mask_mapping
+from qcore import (
+    DEAD_REASONS_LIMIT,
+    PayloadError,
+    QError,
+    TaskMessage,
+    TaskRunning,
+    UnknownTask,
+    mask_mapping,
+)
 from qdjango.conf import get_settings, task_codec
 
 __all__ = ["as_text", "describe_payload", "queue_snapshot", "queue_view"]
@@ -89,6 +97,7 @@ def queue_snapshot(limit: int = LIST_LIMIT) -> dict[str, Any]:
         }
         for t in transport.inflight(limit)
     ]
+    dead_size = transport.dead_size()
     return {
         "queue": transport.queue,
         "url": transport.url,
@@ -96,8 +105,11 @@ def queue_snapshot(limit: int = LIST_LIMIT) -> dict[str, Any]:
             "queued": transport.queue_size(),
             "in flight": transport.inflight_size(),
             "delayed": transport.delayed_size(),
-            "dead letters": transport.dead_size(),
+            "dead letters": dead_size,
         },
+        # Counted by the kind of their reason (UnknownKey, WorkerLost, ...), the newest only.
+        "dead_reasons": transport.dead_reasons(DEAD_REASONS_LIMIT) if dead_size else {},
+        "dead_reasons_of": DEAD_REASONS_LIMIT if dead_size > DEAD_REASONS_LIMIT else None,
         "clusters": clusters,
         "running": [
             {

@@ -15,11 +15,12 @@ from typing import Any
 from qcore import ConfigError, EventBus
 from qdjango.conf import QSettings, get_settings, on_change
 from qdjango.signals import signal_bus
-from qredis import RedisStatusBoard, RedisTransport, ResultNotifier, producer_kwargs
+from qredis import KeyWatch, RedisStatusBoard, RedisTransport, ResultNotifier, producer_kwargs
 
 __all__ = [
     "cluster_transport",
     "events",
+    "key_watch",
     "notifier",
     "queue_transport",
     "redis_client",
@@ -174,6 +175,14 @@ def status_board(queue: str | None = None) -> RedisStatusBoard:
     return _get(  # type: ignore[no-any-return]
         "status_board", lambda conf: RedisStatusBoard(namespace=conf.queue, **_connection(conf))
     )
+
+
+def key_watch() -> KeyWatch:
+    """Warns once per process and key when no live cluster of a queue accepts the site's
+    signing key (:class:`qredis.KeyWatch`; the clusters of ``Q_CLUSTER`` publish on
+    :func:`status_board`)."""
+    board = status_board()  # first: _get holds the lock while it makes the watch
+    return _get("key_watch", lambda conf: KeyWatch(board, conf.queue))  # type: ignore[no-any-return]
 
 
 def cluster_transport(queue: str, max_attempts: int) -> RedisTransport:

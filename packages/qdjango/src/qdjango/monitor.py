@@ -58,14 +58,15 @@ STATS_EVERY = 5.0
 """Seconds between the live view's database reads (Redis is read at every frame)."""
 
 
-def read_snapshot(stats: dict[str, Any] | None = None) -> dict[str, Any]:
+def read_snapshot(stats: dict[str, Any] | None = None, *, reasons: bool = False) -> dict[str, Any]:
     """Clusters and queue sizes from Redis, task statistics from the database (``stats``:
-    ones read before, kept instead of counting the table again)."""
+    ones read before, kept instead of counting the table again; ``reasons``: the dead
+    letters counted by reason too, for ``qinfo``)."""
     from qdjango.conf import get_settings
     from qdjango.connection import status_board, transport
     from qdjango.schedules import store
 
-    snap = snapshot(status_board(), [transport()], [store()])
+    snap = snapshot(status_board(), [transport()], [store()], reasons=reasons)
     snap["tasks"] = task_stats() if stats is None else stats
     snap["settings"] = get_settings()
     snap["redis"] = get_settings().redis_display

@@ -97,7 +97,10 @@ def async_task(
         return message.id
     if transport is None:
         transport = connection.transport() if redis is None else connection.transport_for(redis)
-    return send_message(transport, task_codec(), message, connection.events())
+    codec = task_codec()
+    task_id = send_message(transport, codec, message, connection.events())
+    connection.key_watch().check(codec, transport.queue)
+    return task_id
 
 
 def _run_sync(message: TaskMessage, *, reraise: bool = True) -> None:

@@ -19,6 +19,7 @@ from qredis.errors import (
 )
 from qredis.inspection import Waiting
 from qredis.keys import QueueKeys, ResultKeys, ScheduleKeys, StatusKeys
+from qredis.keywatch import KEY_CHECK_EVERY, KeyWatch, served_queues
 from qredis.notify import ResultNotifier
 from qredis.producer import Producer
 from qredis.queues import RedisQueues
@@ -33,10 +34,12 @@ __version__ = "0.1.0"
 __all__ = [
     "DEFAULT_RESULT_TTL",
     "DEFAULT_URL",
+    "KEY_CHECK_EVERY",
     "PRODUCER_RETRY_FOR",
     "PRODUCER_SOCKET_TIMEOUT",
     "ConnectionSpec",
     "Firing",
+    "KeyWatch",
     "Producer",
     "QueueKeys",
     "RedisQueues",
@@ -58,4 +61,5 @@ __all__ = [
     "check_server",
     "producer_kwargs",
     "reset_pools",
+    "served_queues",
 ]

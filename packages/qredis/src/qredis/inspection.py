@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from qcore import DeadLetter, InFlight
+from qcore import DEAD_REASONS_LIMIT, DeadLetter, InFlight, count_reasons
 from qredis.base import TransportBase, chunks, ms
 
 __all__ = ["Inspection", "Waiting"]
@@ -183,6 +183,19 @@ class Inspection(TransportBase):
                 DeadLetter(raw.decode(errors="replace"), reason, score / 1000, attempts, payload)
             )
         return out
+
+    def dead_reasons(self, limit: int = DEAD_REASONS_LIMIT) -> dict[str, int]:
+        """The newest ``limit`` dead letters counted by the kind of their reason
+        (:func:`qcore.reason_kind`), the most frequent first; reads the reasons, not the
+        payloads (two round trips)."""
+        client, _ = self._ready()
+        if limit <= 0:
+            return {}
+        k = self._keys
+        with self._errors():
+            ids = client.zrevrange(k.dead, 0, limit - 1)
+            infos = client.hmget(k.deadinfo, ids) if ids else []
+        return count_reasons(_dead_info(info)[0] for info in infos)
 
     def trim_dead(self, max_age: float, keep: int) -> int:
         """Drop dead letters older than ``max_age`` seconds, then the oldest beyond ``keep``

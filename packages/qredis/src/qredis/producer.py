@@ -33,7 +33,9 @@ from qcore import (
     start_chain,
 )
 from qredis.connection import PRODUCER_RETRY_FOR, PRODUCER_SOCKET_TIMEOUT, producer_kwargs
+from qredis.keywatch import KEY_CHECK_EVERY, KeyWatch
 from qredis.results import DEFAULT_RESULT_TTL, RedisResultStore
+from qredis.status import RedisStatusBoard
 from qredis.transport import RedisTransport
 
 __all__ = ["Producer"]
@@ -57,6 +59,11 @@ class Producer:
     hold the tasks (``WAIT``, at most ``wait_timeout`` seconds, else
     :class:`~qredis.ReplicationTimeout`), so a failover (Sentinel, Redis Cluster) cannot lose
     them; 0 (the default) does not wait. See ``docs/deployment/redis-sentinel.md``.
+
+    After its first enqueue, and then at most every ``key_check_every`` seconds (0: never),
+    the producer reads the status board of ``status_namespace`` (where its clusters publish:
+    ``qcluster run --status-namespace``) and logs one warning, ``producer.key_not_accepted``,
+    when no live cluster of its queue accepts its signing key (:class:`~qredis.KeyWatch`).
     """
 
     def __init__(
@@ -76,6 +83,8 @@ class Producer:
         socket_timeout: float = PRODUCER_SOCKET_TIMEOUT,
         wait_replicas: int = 0,
         wait_timeout: float = 2.0,
+        status_namespace: str = "default",
+        key_check_every: float = KEY_CHECK_EVERY,
         **redis_kwargs: Any,
     ) -> None:
         self.codec = codec if codec is not None else codec_for(secret)
@@ -93,6 +102,8 @@ class Producer:
             **conn,
         )
         self.store = RedisResultStore(namespace=namespace, ttl=result_ttl, codec=self.codec, **conn)
+        self.board = RedisStatusBoard(namespace=status_namespace, **conn)
+        self.key_watch = KeyWatch(self.board, queue, every=key_check_every)
 
     def message(
         self,
@@ -191,12 +202,14 @@ class Producer:
             priority=priority,
             q_options=q_options,
         )
-        return send_message(self.transport, self.codec, message, self.events)
+        return self.send(message)
 
     def send(self, message: TaskMessage) -> str:
         """Sign and queue a prepared message (from :meth:`message` or ``qcore.build_message``);
         returns its id (for a unique task already live: that task's id)."""
-        return send_message(self.transport, self.codec, message, self.events)
+        task_id = send_message(self.transport, self.codec, message, self.events)
+        self.key_watch.check(self.codec)
+        return task_id
 
     def enqueue_many(
         self,
@@ -212,7 +225,7 @@ class Producer:
     ) -> list[str]:
         """Queue ``func(*call)`` for each element of ``calls`` (a non-tuple element is one
         argument), in all-or-nothing chunks, at ``priority``; returns the ids in order."""
-        return enqueue_many(
+        ids = enqueue_many(
             self.transport,
             self.codec,
             func,
@@ -225,6 +238,8 @@ class Producer:
             priority=priority,
             events=self.events,
         )
+        self.key_watch.check(self.codec)
+        return ids
 
     def chain(
         self,
@@ -249,6 +264,7 @@ class Producer:
             stop_on_failure=stop_on_failure,
             events=self.events,
         )
+        self.key_watch.check(self.codec)
         return [m.id for m in messages]
 
     def iterate(
@@ -265,6 +281,7 @@ class Producer:
         order of the arguments (``fetch(id, wait)`` / ``result(id, wait)``)."""
         iter_id, messages = iter_messages(func, args_iter, group=group, q_options=q_options)
         send_iter(self.transport, self.codec, messages, self.events)
+        self.key_watch.check(self.codec)
         return iter_id
 
     def chain_state(self, group: str) -> ChainState | None:
@@ -305,6 +322,7 @@ class Producer:
         """Give back the connections this producer opened."""
         self.transport.close()
         self.store.close()
+        self.board.close()
 
     def __enter__(self) -> Producer:
         return self

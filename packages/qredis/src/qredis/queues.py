@@ -23,7 +23,7 @@ import time
 from collections.abc import Collection, Iterable, Sequence
 from typing import Any
 
-from qcore import ConfigError, DeadLetter, Delivery, InFlight, Reaped
+from qcore import DEAD_REASONS_LIMIT, ConfigError, DeadLetter, Delivery, InFlight, Reaped
 from qredis.transport import RedisTransport
 
 __all__ = ["RedisQueues"]
@@ -322,6 +322,15 @@ class RedisQueues:
 
     def inflight(self, limit: int = 100) -> list[InFlight]:
         return [x for t in self._transports for x in t.inflight(limit)][: max(0, limit)]
+
+    def dead_reasons(self, limit: int = DEAD_REASONS_LIMIT) -> dict[str, int]:
+        """Each queue's newest ``limit`` dead letters counted by the kind of their reason,
+        added up."""
+        counts: dict[str, int] = {}
+        for transport in self._transports:
+            for kind, n in transport.dead_reasons(limit).items():
+                counts[kind] = counts.get(kind, 0) + n
+        return dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
 
     def dead_letters(self, limit: int = 100) -> list[DeadLetter]:
         letters = [x for t in self._transports for x in t.dead_letters(limit)]

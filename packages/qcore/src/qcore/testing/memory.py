@@ -23,6 +23,7 @@ from qcore.chains import ChainState
 from qcore.errors import ConfigError, TaskRunning, UnknownTask
 from qcore.message import check_priority
 from qcore.protocols import DeadLetter, Delivery, InFlight, Reaped
+from qcore.reasons import DEAD_REASONS_LIMIT, count_reasons
 
 __all__ = ["MemoryTransport"]
 
@@ -465,6 +466,10 @@ class MemoryTransport:
         """How many tasks are dead-lettered."""
         with self._s.cond:
             return len(self._s.dead)
+
+    def dead_reasons(self, limit: int = DEAD_REASONS_LIMIT) -> dict[str, int]:
+        """The newest ``limit`` dead letters counted by the kind of their reason."""
+        return count_reasons(letter.reason for letter in self.dead_letters(limit))
 
     def requeue_dead(self, task_ids: Iterable[str] | None = None) -> int:
         """Queue dead letters again with a fresh attempt count (all of them when None)."""

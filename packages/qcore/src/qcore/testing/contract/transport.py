@@ -423,6 +423,24 @@ class TransportContract(PriorityContract):
         assert transport.trim_dead(0.02, 100) == 3  # all older than 20 ms
         assert transport.dead_size() == 0 and transport.queue_size() == 0
 
+    def test_dead_reasons_count_the_newest_dead_letters_by_kind(self, transport: Transport) -> None:
+        assert transport.dead_reasons() == {}
+        reasons = [
+            "UnknownKey: the payload was signed with key id 0a0b0c0d, ...",
+            "BadSignature: the payload's signature does not match",
+            "UnknownKey: the payload was signed with key id 01020304, ...",
+            "the worker was lost (worker lost): out of attempts",
+        ]
+        for i, reason in enumerate(reasons):
+            transport.enqueue(f"r{i}", b"x")
+            [d] = transport.fetch("c1")
+            transport.dead_letter(d, reason)
+            time.sleep(0.01)  # distinct times of death
+        assert transport.dead_reasons() == {"UnknownKey": 2, "BadSignature": 1, "WorkerLost": 1}
+        assert list(transport.dead_reasons()) == ["UnknownKey", "BadSignature", "WorkerLost"]
+        assert transport.dead_reasons(limit=2) == {"UnknownKey": 1, "WorkerLost": 1}
+        assert transport.dead_reasons(limit=0) == {}
+
     def test_reap_with_nothing_to_do(self, transport: Transport) -> None:
         assert transport.reap() == Reaped()
         transport.heartbeat(["c1"], 60)

@@ -25,7 +25,7 @@ class Command(BaseCommand):
         out = getattr(self.stdout, "_out", sys.stdout)
         console = Console(file=out, width=160, soft_wrap=False)
         try:
-            snap = read_snapshot()
+            snap = read_snapshot(reasons=not options["ids"])
         except QError as exc:
             raise CommandError(f"cannot read the queue: {exc}") from exc
         if options["ids"]:
