@@ -2,6 +2,7 @@
 
     git archive main packages | tar -x -C /tmp/q-before      # the code to compare against
     uv run python tools/bench/worker_ab.py --before /tmp/q-before [--n 10000] [--rounds 5]
+    uv run python tools/bench/worker_ab.py --before . --after-args "--metrics-port 9310"
 
 B's rate moves by far more than 5% from run to run on a shared machine; the CPU time the
 workers spend per task moves much less. Each round starts ``qcluster run`` (2 workers, the
@@ -10,12 +11,15 @@ this checkout's (``PYTHONPATH`` first; the order alternates), warms it up with a
 tasks, then enqueues ``--n`` tasks in bulk and waits for every record. It prints, for each, the
 median (and min-max) of the workers' CPU time per task (user + system, from ``/proc``), the
 sentinel's, and the rate from the bulk enqueue to the last record; then after/before.
+``--before-args`` / ``--after-args`` add options to each side's ``qcluster run`` (the cost of an
+option, with ``--before .``: the same code both sides).
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import shlex
 import signal
 import statistics
 import subprocess
@@ -58,6 +62,7 @@ def _children(pid: int) -> list[int]:
 
 
 def _wait_saved(client: object, ids: list[str], timeout: float = 300) -> None:
+    from qcore import humanize
     from qredis import ResultKeys
 
     keys = ResultKeys.for_namespace(QUEUE)
@@ -67,7 +72,8 @@ def _wait_saved(client: object, ids: list[str], timeout: float = 300) -> None:
         pipe = client.pipeline(transaction=False)  # type: ignore[attr-defined]
         chunk = ids[start : start + 512]
         for task_id in chunk:
-            pipe.exists(keys.record(task_id))
+            # Either layout: records by the name derived from the id, or (earlier) by the id.
+            pipe.exists(keys.records(humanize(task_id)), keys.record(task_id))
         done = pipe.execute()
         start += next((i for i, d in enumerate(done) if not d), len(chunk))
         if start < len(ids):
@@ -76,7 +82,7 @@ def _wait_saved(client: object, ids: list[str], timeout: float = 300) -> None:
             time.sleep(0.01)
 
 
-def measure(tree: Path, n: int, server: RedisServer) -> dict[str, float]:
+def measure(tree: Path, n: int, server: RedisServer, extra: list[str]) -> dict[str, float]:
     """One cluster on the code in ``tree``: CPU per task of its workers and sentinel, rate."""
     from qredis import Producer
 
@@ -91,6 +97,7 @@ def measure(tree: Path, n: int, server: RedisServer) -> dict[str, float]:
         "run",
         *("--redis-url", server.url, "--queue", QUEUE, "--result-namespace", QUEUE),
         *("--workers", "2", "--log-level", "warning", "--import", "tools.bench.peers.tasks.common"),
+        *extra,
     ]
     cluster = subprocess.Popen(
         command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
@@ -119,6 +126,8 @@ def main() -> None:
     parser.add_argument("--before", type=Path, required=True, help="a checkout (its packages/)")
     parser.add_argument("--n", type=int, default=10_000)
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--before-args", default="", help="more `qcluster run` options, before")
+    parser.add_argument("--after-args", default="", help="more `qcluster run` options, after")
     args = parser.parse_args()
     binary = redis_server_binary()
     if binary is None:
@@ -126,12 +135,13 @@ def main() -> None:
     server = RedisServer(binary, appendonly=False)
     server.start()
     trees = {"before": args.before.resolve(), "after": ROOT}
+    extra = {"before": shlex.split(args.before_args), "after": shlex.split(args.after_args)}
     results: dict[str, list[dict[str, float]]] = {"before": [], "after": []}
     try:
         for round_ in range(args.rounds):
             order = ["before", "after"] if round_ % 2 == 0 else ["after", "before"]
             for name in order:
-                got = measure(trees[name], args.n, server)
+                got = measure(trees[name], args.n, server, extra[name])
                 results[name].append(got)
                 print(
                     f"round {round_ + 1} {name:6}: workers {got['workers'] * 1e6:6.1f} us/task, "
