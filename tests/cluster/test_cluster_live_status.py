@@ -4,6 +4,7 @@ publishes on change (rate-limited), not only every ``status_interval``."""
 from __future__ import annotations
 
 import os
+import re
 import time
 from pathlib import Path
 
@@ -53,3 +54,29 @@ def test_the_live_views_name_the_redis_they_read_masked() -> None:
     text = console.export_text()
     assert "Redis: redis://q-user:***@redis.internal:6380/2" in text
     assert "hunter2" not in text
+
+
+def test_the_redis_store_keeps_the_run_time_and_the_views_show_its_mean(bench: Bench) -> None:
+    from rich.console import Console
+
+    from qcluster.monitor import snapshot
+
+    # Queued a second before any cluster: the time taken counts that wait, the run time not.
+    ids = [bench.producer.enqueue(tasks.sleep_then, 0.2, i) for i in range(2)]
+    time.sleep(1.0)
+    with bench.cluster(workers=1):
+        bench.wait_all(ids)
+        status = eventually(
+            lambda: (s := bench.status()) and s["processed"] == 2 and s, what="the status"
+        )
+        snap = snapshot(bench.board, [bench.transport])
+    for task_id in ids:
+        record = bench.producer.fetch(task_id)  # read back from the Redis result store
+        assert record is not None and record.run_time is not None
+        assert 0.2 <= record.run_time < 5, record.run_time
+        assert record.time_taken() >= 1.0 + record.run_time
+    assert 0.2 <= status["mean_run"] < 5, status
+    console = Console(width=200, record=True)
+    console.print(render(snap))
+    text = console.export_text()
+    assert "mean run" in text and re.search(r"\b\d+\.\d\d ms\b|\b\d\.\d{3} s\b", text), text

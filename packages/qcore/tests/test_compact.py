@@ -96,3 +96,28 @@ def test_a_signed_compact_payload_that_is_not_a_record_is_refused() -> None:
     data = CODEC.signer.sign(b"\x09garbage", FLAG_COMPACT)
     with pytest.raises(UndecodablePayload):
         CODEC.decode(data)
+
+
+def test_a_run_time_travels_and_a_reader_before_it_ignores_it() -> None:
+    from qcore.compact import _HEAD
+    from qcore.serialization import loads
+
+    options = TaskOptions(timeout=5)
+    for rec in (_record(run_time=0.00042), _record(run_time=2.5, options=options)):
+        data = CODEC.encode_compact(rec)
+        read = CODEC.decode_result(data)
+        assert read.run_time == rec.run_time and read.version == (2, 1)
+        assert replace(read, version=rec.version) == rec
+        # The pickled tail: a reader written before run times takes its first six fields
+        # (options None when there are none) and ignores the seventh.
+        _, body = CODEC.signer.verify(data, max_size=1 << 20)
+        at = _HEAD.size
+        for _ in range(2):  # func and cluster (the name is the derived one: not stored)
+            at += 1 + body[at]
+        tail = loads(body[at:])
+        assert len(tail) == 7 and tail[6] == rec.run_time
+    without = _record()
+    assert CODEC.decode_result(CODEC.encode_compact(without)).run_time is None
+    assert (
+        len(CODEC.encode_compact(_record(run_time=0.1))) <= len(CODEC.encode_compact(without)) + 12
+    )  # a run time costs a pickled float and a None

@@ -113,6 +113,15 @@ def test_version_2_samples_decode_and_this_q_still_writes_them() -> None:
             assert CODEC.encode(expected) == data, f"{name}: the layout changed in place"
 
 
+def test_compact_records_written_before_run_times_read_and_are_still_written() -> None:
+    script = _script("make_v2")
+    for name, expected in script.COMPACT.items():
+        data = sample("v2", name)
+        read = CODEC.decode_result(data)
+        assert read == expected and read.run_time is None, name
+        assert CODEC.encode_compact(expected) == data, f"{name}: the layout changed in place"
+
+
 def test_options_travel_as_a_mapping_of_what_is_set() -> None:
     message = TaskMessage.new("a.b", options=TaskOptions(timeout=3.0, retried_from="c" * 32))
     assert message.to_wire()[-1] == {"timeout": 3.0, "retried_from": "c" * 32}

@@ -8,6 +8,7 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 import redis
@@ -147,6 +148,27 @@ def test_records_saved_by_an_earlier_version_are_still_read(
     redis_client.set(store._keys.name(rec.name), f"{rec.started!r} {rec.id}")
     assert store.get(rec.id) == rec and store.get(rec.name) == rec
     assert store.delete(rec.id) and store.get(rec.id) is None
+
+
+def test_the_run_time_is_kept_and_records_saved_without_one_still_read(
+    store: RedisResultStore, redis_client: redis.Redis
+) -> None:
+    timed = record(run_time=0.00042)
+    store.save_many([timed])
+    read = store.get(timed.id)
+    assert read is not None and read.run_time == 0.00042 and read.version == (2, 1)
+    assert store.get(timed.name) == read
+    # A record saved by a Q whose compact layout had no run time (a checked-in sample).
+    sample = Path(__file__).parents[2] / "qcore/tests/wire/v2/compact-success.bin"
+    old = Codec(Signer.from_secret("q-test-secret-key-0123456789abcdef"))
+    earlier = RedisResultStore(connection=redis_client, namespace=store.namespace, codec=old)
+    data = sample.read_bytes()
+    rec = old.decode_result(data)
+    earlier.save_many([rec])  # stored as it is written today: the same bytes as the sample
+    assert data in redis_client.get(store._keys.records(humanize(rec.id)))
+    got = earlier.get(rec.id)
+    assert got == rec and got.run_time is None
+    earlier.close()
 
 
 def test_a_later_failure_never_replaces_a_success(store: RedisResultStore) -> None:

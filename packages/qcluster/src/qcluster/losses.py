@@ -153,6 +153,7 @@ class ExitHandler:
         self.pool.remove(handle)
         self.totals.processed += view.processed
         self.totals.failed += view.failed
+        self.totals.run_total += view.run_total
         consumer = handle.consumer
         fields = {"index": handle.index, "pid": handle.process.pid, "consumer": consumer}
         self._worker_event(handle, view, code)

@@ -17,7 +17,7 @@ from rich.text import Text
 
 from qcore import DEAD_REASONS_LIMIT, StatusBoard, Transport
 
-__all__ = ["LIVE_INTERVAL", "Snapshot", "live", "render", "snapshot"]
+__all__ = ["LIVE_INTERVAL", "Snapshot", "live", "render", "seconds_text", "snapshot"]
 
 LIVE_INTERVAL = 0.25
 """Seconds between a live view's reads: with the clusters publishing a worker's change within
@@ -89,6 +89,13 @@ def _num(value: Any) -> str:
     return "?" if value is None else f"{value:,}" if isinstance(value, int) else str(value)
 
 
+def seconds_text(value: float) -> str:
+    """A run time people can read: sub-millisecond ones too (``420 µs``, not ``0.000 s``)."""
+    if value < 0.001:
+        return f"{value * 1_000_000:.0f} µs"
+    return f"{value * 1000:.2f} ms" if value < 1 else f"{value:.3f} s"
+
+
 def _duration(seconds: Any) -> str:
     if not isinstance(seconds, int | float):
         return "-"
@@ -130,8 +137,9 @@ def _reasons_table(queues: Sequence[Mapping[str, Any]]) -> Table | None:
 
 def _clusters_table(clusters: Sequence[Mapping[str, Any]]) -> Table:
     table = Table(title="Clusters", title_justify="left")
-    for column in ("cluster", "host", "pid", "state", "queue", "workers", "processed", "failed"):
-        table.add_column(column, justify="right" if column in ("processed", "failed") else "left")
+    numbers = ("processed", "failed", "mean run")
+    for column in ("cluster", "host", "pid", "state", "queue", "workers", *numbers):
+        table.add_column(column, justify="right" if column in numbers else "left")
     table.add_column("uptime", justify="right")
     for c in clusters:
         workers = c.get("workers") or []
@@ -145,6 +153,7 @@ def _clusters_table(clusters: Sequence[Mapping[str, Any]]) -> Table:
             f"{busy}/{len(workers)} busy",
             _num(c.get("processed")),
             _num(c.get("failed")),
+            seconds_text(mean) if isinstance(mean := c.get("mean_run"), int | float) else "-",
             _duration(c.get("uptime")),
         )
     return table

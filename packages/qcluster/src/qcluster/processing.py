@@ -79,7 +79,7 @@ class Tracker(Protocol):
         timeout: float | None,
     ) -> None: ...
 
-    def end(self, success: bool) -> None: ...
+    def end(self, success: bool, run_time: float | None = None) -> None: ...
 
     def set_state(self, state: WorkerState) -> None: ...
 
@@ -90,7 +90,7 @@ class NoTracker:
     def begin(self, *args: Any, **kwargs: Any) -> None:
         pass
 
-    def end(self, success: bool) -> None:
+    def end(self, success: bool, run_time: float | None = None) -> None:
         pass
 
     def set_state(self, state: WorkerState) -> None:
@@ -243,7 +243,7 @@ class Processor:
             message, attempt=prior + delivery.attempt, cluster=self.cluster_id, errors=raised
         )
         duration = time.perf_counter() - begun
-        self.tracker.end(record.success)
+        self.tracker.end(record.success, record.run_time)
         self.processed += 1
         if raised:
             exc = raised.pop()

@@ -41,6 +41,7 @@ class SlotRecord(ctypes.Structure):
         ("timeout", ctypes.c_double),
         ("processed", ctypes.c_uint64),
         ("failed", ctypes.c_uint64),
+        ("run_total", ctypes.c_double),
         ("batch", ctypes.c_int32),
         ("task_id", ctypes.c_char * _ID_SIZE),
         ("name", ctypes.c_char * _NAME_SIZE),
@@ -69,6 +70,8 @@ class SlotView:
     timeout: float
     processed: int
     failed: int
+    run_total: float = 0.0
+    """Seconds the successful tasks' functions ran, added up (for the status's mean run)."""
     torn: bool = False
     """The writer died mid-write: the fields may mix two records; trust only the counts."""
 
@@ -164,13 +167,16 @@ class Slot:
         r.deadline = now + timeout if timeout else 0.0
         r.seq += 1
 
-    def end(self, success: bool) -> None:
-        """The running task finished (its result waits to be saved)."""
+    def end(self, success: bool, run_time: float | None = None) -> None:
+        """The running task finished (its result waits to be saved); ``run_time``: the
+        seconds its function ran."""
         r = self._raw
         r.seq += 1
         r.processed += 1
         if not success:
             r.failed += 1
+        elif run_time:
+            r.run_total += run_time
         r.state = WorkerState.SAVING
         r.deadline = 0.0
         r.seq += 1
@@ -211,5 +217,6 @@ def _view(r: SlotRecord, *, torn: bool) -> SlotView:
         timeout=r.timeout,
         processed=r.processed,
         failed=r.failed,
+        run_total=r.run_total,
         torn=torn,
     )

@@ -31,6 +31,8 @@ class Totals:
     timed_out: int = 0
     lost: int = 0
     recycled: int = 0
+    run_total: float = 0.0
+    """Seconds their successful tasks' functions ran, added up."""
 
 
 def cluster_status(
@@ -52,11 +54,12 @@ def cluster_status(
     header carries already, never the keys)."""
     now = time.monotonic()
     workers = []
-    processed, failed = totals.processed, totals.failed
+    processed, failed, run_total = totals.processed, totals.failed, totals.run_total
     for handle in handles:
         view = handle.slot.read()
         processed += view.processed
         failed += view.failed
+        run_total += view.run_total
         workers.append(
             {
                 "index": handle.index,
@@ -88,6 +91,8 @@ def cluster_status(
         "workers": workers,
         "processed": processed,
         "failed": failed,
+        # The functions' own time (TaskResult.run_time), over the successes since the start.
+        "mean_run": run_total / (processed - failed) if processed > failed else None,
         "replaced": totals.replaced,
         "timed_out": totals.timed_out,
         "lost": totals.lost,

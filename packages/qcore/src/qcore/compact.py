@@ -7,6 +7,12 @@ the one derived from the id, short strings with a one-byte length, and only what
 instead of 170 (tools/bench, 'result memory'). It is signed like every payload; the codec
 marks it with its own flag (``FLAG_COMPACT``), so a reader that does not know it refuses it
 as a payload with unknown flags, never misreads it.
+
+The pickled tail is ``(args, kwargs, result, hook, group[, options[, run_time]])``: as in wire
+version 2.1 (:mod:`qcore.wire`), a record with a run time appends it (after ``options``, None
+when there are none), and a reader takes the fields it knows and ignores the rest, so a record
+with a run time reads in a Q written before it (without the run time) and a record without one
+reads here (``run_time`` None).
 """
 
 from __future__ import annotations
@@ -18,7 +24,7 @@ from qcore.errors import UndecodablePayload
 from qcore.message import TaskResult
 from qcore.naming import humanize
 from qcore.serialization import dumps, loads
-from qcore.wire import MAJOR, MINOR, _options_in, _options_out
+from qcore.wire import MAJOR, MINOR, RUN_TIME_MINOR, _options_in, _options_out
 
 __all__ = ["compact_record", "fits_compact", "record_from_compact"]
 
@@ -59,7 +65,10 @@ def compact_record(record: TaskResult) -> bytes:
         parts += (bytes((len(raw),)), raw)
     rest = (record.args, record.kwargs, record.result, record.hook, record.group)
     opts = _options_out(record.options)
-    parts.append(dumps(rest if opts is None else (*rest, opts)))
+    if record.run_time is not None:
+        parts.append(dumps((*rest, opts, record.run_time)))
+    else:
+        parts.append(dumps(rest if opts is None else (*rest, opts)))
     return b"".join(parts)
 
 
@@ -86,6 +95,10 @@ def record_from_compact(body: bytes) -> TaskResult:
     args, kwargs, result, hook, group = rest[:5]
     options = _options_in(rest[5]) if len(rest) > 5 and rest[5] is not None else None
     extra: dict[str, Any] = {} if options is None else {"options": options}
+    minor = MINOR
+    if len(rest) > 6 and type(rest[6]) in (float, int):
+        extra["run_time"] = float(rest[6])
+        minor = RUN_TIME_MINOR
     return TaskResult(
         id=task_id,
         name=name,
@@ -100,6 +113,6 @@ def record_from_compact(body: bytes) -> TaskResult:
         hook=hook,
         group=group,
         cluster=cluster or None,
-        version=(MAJOR, MINOR),
+        version=(MAJOR, minor),
         **extra,
     )

@@ -2,7 +2,9 @@
 
     uv run python packages/qcore/tests/wire/make_v2.py
 
-The same calls as the version 1 samples (``make_v1.py``), plus a retry (``retried_from``).
+The same calls as the version 1 samples (``make_v1.py``), plus a retry (``retried_from``), and
+the two records in the compact layout of the Redis result store (``compact-*``, as written
+before records carried a run time: added later, made with the Q of that time).
 ``test_wire_versions.py`` checks that this Q still writes these bytes exactly, so a change of
 layout cannot slip in without a new version; once a later version is written, these files
 are the record of 2.0 and are never made again.
@@ -61,10 +63,17 @@ RESULTS = {
 }  # fmt: skip
 
 
+COMPACT = {
+    "compact-success": RESULTS["result-success"],
+    "compact-failure": RESULTS["result-failure"],
+}
+
+
 def samples() -> dict[str, bytes]:
     codec = Codec(Signer.from_secret(SECRET))
     made = {name: codec.encode(message) for name, message in MESSAGES.items()}
     made.update({name: codec.encode(record) for name, record in RESULTS.items()})
+    made.update({name: codec.encode_compact(record) for name, record in COMPACT.items()})
     return made
 
 

@@ -11,7 +11,7 @@ from rich.console import Console, Group, RenderableType
 from rich.table import Table
 
 from qcluster import running_tasks
-from qcluster.monitor import render, snapshot
+from qcluster.monitor import render, seconds_text, snapshot
 
 __all__ = ["info_view", "monitor_view", "read_snapshot", "task_stats", "watch"]
 
@@ -86,18 +86,11 @@ def _tasks_table(stats: dict[str, Any]) -> Table:
         f"{stats['failures_24h']:,}",
         f"{stats['per_hour_24h']:,.1f}",
         f"{stats['failure_rate_24h']:.1%}",
-        "-" if run is None else _seconds(run),
-        "-" if mean is None else _seconds(mean),
+        "-" if run is None else seconds_text(run),
+        "-" if mean is None else seconds_text(mean),
     )
     table.add_row("stored", f"{stats['successes']:,}", f"{stats['failures']:,}", "", "", "", "")
     return table
-
-
-def _seconds(value: float) -> str:
-    """Sub-millisecond run times stay readable (``0.42 ms``, not ``0.000 s``)."""
-    if value < 0.001:
-        return f"{value * 1_000_000:.0f} µs"
-    return f"{value * 1000:.2f} ms" if value < 1 else f"{value:.3f} s"
 
 
 def _config_table(snap: dict[str, Any]) -> Table:
