@@ -18,6 +18,7 @@ import pytest
 
 from qcore import TaskMessage
 from qredis import Producer, QueueKeys, RedisTransport, ReplicationTimeout, TransportError
+from qredis.placement import shard_queues
 from tests.cluster.support import Bench
 from tests.faults.support import Effects
 from tests.support.topologies import LocalRedisCluster, LocalSentinelGroup
@@ -103,12 +104,18 @@ def _produce(
 
 
 def _run_through_a_failover(
-    url: str, queue: str, fx: Effects, fail_over: Callable[[], None], n: int = 300
+    url: str,
+    queue: str,
+    fx: Effects,
+    fail_over: Callable[[], None],
+    n: int = 300,
+    shards: int = 1,
 ) -> None:
     bench = Bench(url, queue)
-    producer = Producer(url, queue, namespace=queue, wait_replicas=1, wait_timeout=2)
+    producer = Producer(url, queue, namespace=queue, wait_replicas=1, wait_timeout=2, shards=shards)
+    bench.transport = producer.transport  # type: ignore[assignment]  # sizes: every shard
     try:
-        bench.cluster(workers=2, retry=6.0, heartbeat=1.0).start()
+        bench.cluster(workers=2, retry=6.0, heartbeat=1.0, shards=shards).start()
         tags = [f"t{i}" for i in range(n)]
         ids: dict[str, str] = {}
         resent: dict[str, int] = {}
@@ -196,6 +203,33 @@ def test_a_redis_cluster_master_killed_mid_run_loses_no_confirmed_task(
         cluster.wait_replicas_online()
 
     _run_through_a_failover(cluster.url, queue_name, fx, fail_over)
+
+
+@pytest.mark.slow
+def test_a_redis_cluster_master_killed_mid_run_with_a_sharded_queue_loses_no_confirmed_task(
+    topology_factory: Callable[[str], Any], queue_name: str, fx: Effects
+) -> None:
+    """Three shards, one per master; the master of the second shard is killed: the tasks of
+    every shard run, the lost shard's once its replica is promoted."""
+    cluster: LocalRedisCluster = topology_factory("cluster")
+    shard_key = QueueKeys.for_queue(shard_queues(queue_name, 3)[1]).queue
+    masters = {
+        cluster.master_of(QueueKeys.for_queue(q).queue).port for q in shard_queues(queue_name, 3)
+    }
+    assert len(masters) == 3
+
+    def fail_over() -> None:
+        master = cluster.master_of(shard_key)
+        master.stop(kill=True)
+        deadline = time.monotonic() + 30
+        while cluster.master_of(shard_key) is master:
+            assert time.monotonic() < deadline, "no replica was promoted"
+            time.sleep(0.1)
+        cluster.wait_ready()
+        master.start()
+        cluster.wait_replicas_online()
+
+    _run_through_a_failover(cluster.url, queue_name, fx, fail_over, shards=3)
 
 
 def test_a_claim_its_worker_never_received_is_put_back_once_the_worker_is_idle(

@@ -36,6 +36,7 @@ RUN_SETTINGS = {
     "queue": "queue",
     "name": "name",
     "workers": "workers",
+    "shards": "shards",
     "timeout": "timeout",
     "retry": "retry",
     "max_attempts": "max_attempts",
@@ -95,6 +96,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="queue to consume (default: 'default'); repeat it to serve several queues in strict "
         "order (--queue high --queue low), or give each a weight to serve them in proportion "
         "(--queue a=3 --queue b=1)",
+    )
+    run.add_argument(
+        "--shards",
+        type=int,
+        default=None,
+        help="the queue's shard count: its tasks spread over N hash tags, so over several "
+        "Redis Cluster nodes; every producer and cluster of the queue must use the same",
     )
     run.add_argument("--name", default=None, help="cluster name shown in status and logs")
     run.add_argument("--workers", type=int, default=None, help="worker processes (default: CPUs)")
@@ -279,7 +287,13 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _views(args: argparse.Namespace, *, reasons: bool = False) -> tuple[Any, Any]:
-    from qredis import RedisStatusBoard, RedisTransport, producer_kwargs, served_queues
+    from qredis import (
+        RedisStatusBoard,
+        RedisTransport,
+        producer_kwargs,
+        served_queues,
+        stored_shards,
+    )
 
     url = _url(args)
     bounded = producer_kwargs({})  # a view answers within a producer's bounds, not a cluster's
@@ -291,7 +305,8 @@ def _views(args: argparse.Namespace, *, reasons: bool = False) -> tuple[Any, Any
         clusters = board.clusters()
         served = [q for c in clusters for q in served_queues(c)]
         names = list(dict.fromkeys([*args.queue, *served]))
-        transports = [RedisTransport(name, url=url, **bounded) for name in names or ["default"]]
+        plain = [RedisTransport(name, url=url, **bounded) for name in names or ["default"]]
+        transports = [t.sharded(stored_shards(t)) for t in plain]  # every shard's tasks
         try:
             codec = codec_from_env()
         except QError:  # no secret here: the schedules cannot be verified, so not shown

@@ -38,6 +38,7 @@ from qcore import (
     ScheduleSource,
     ScheduleSpec,
     ScheduleStore,
+    ShardSource,
     StatusBoard,
     Transport,
     codec_for,
@@ -82,6 +83,11 @@ class Cluster:
     to weight, served through ``transport`` (which must implement :class:`qcore.QueueSource`,
     as :class:`qredis.RedisTransport` does; its own queue is then only where it connects).
 
+    Sharded queue: ``shards`` (or ``config.shards``) spreads the queue over that many shards,
+    served through ``transport`` (which must implement :class:`qcore.ShardSource`, as
+    :class:`qredis.RedisTransport` does). The count is checked against the one the backend
+    keeps before the workers start.
+
     Everything passed must be picklable: each worker rebuilds its own copy and opens its
     own connections.
     """
@@ -103,12 +109,15 @@ class Cluster:
         on_schedule_fired: Callable[[ScheduleFired], Any] | None = None,
         on_scheduler_start: Callable[[], Any] | None = None,
         queues: Sequence[str] | Mapping[str, int] | None = None,
+        shards: int | None = None,
     ) -> None:
         self.config = config if config is not None else ClusterConfig()
         if not isinstance(self.config, ClusterConfig):
             raise ConfigError(f"config must be a ClusterConfig, not {type(config).__name__}")
         if queues is not None:
             self.config = self.config.with_changes(queues=queues)
+        if shards is not None:
+            self.config = self.config.with_changes(shards=shards)
         _check_protocol("transport", transport, Transport)
         transport = _serving(transport, self.config)
         _check_protocol("store", store, ResultStore)
@@ -336,7 +345,15 @@ def _sentinel_main(
 
 
 def _serving(transport: Transport, config: ClusterConfig) -> Transport:
-    """``transport``, or for a cluster of several queues the transport serving them."""
+    """``transport``, or for a cluster of several queues the transport serving them, or for a
+    sharded queue the transport of its shards."""
+    if config.shards > 1:
+        if not isinstance(transport, ShardSource):
+            raise ConfigError(
+                f"{type(transport).__name__} cannot shard a queue (shards={config.shards}):"
+                " use a transport that can (qredis.RedisTransport)"
+            )
+        return transport.sharded(config.shards)
     if not config.queues:
         return transport
     if not isinstance(transport, QueueSource):

@@ -58,6 +58,10 @@ class ClusterConfig:
     first whenever it has a task ready, the next only when it has none, ...), or, when every
     entry is ``name=weight`` (or a dict of name to weight), in proportion to the weights, none
     starved. ``["a", "b"]``, ``{"a": 3, "b": 1}``, ``Q_QUEUES=a=3,b=1``."""
+    shards: int = 1
+    """The queue's shard count: its tasks spread over this many hash tags, so over several
+    Redis Cluster nodes (``qredis.ShardedQueue``). Every producer and cluster of the queue
+    must use the same count (it is kept in Redis; another is refused). One queue only."""
     workers: int = field(default_factory=_default_workers)
     """Worker processes (default: the number of CPUs)."""
     timeout: float | None = None
@@ -138,6 +142,12 @@ class ClusterConfig:
         _check_text("queue", self.queue)
         object.__setattr__(self, "queues", _queues(self.queues))
         _check_int("workers", self.workers, minimum=1)
+        _check_int("shards", self.shards, minimum=1)
+        if self.shards > 1 and len(self.queues) > 1:
+            raise ConfigError(
+                f"shards ({self.shards}) applies to a cluster of one queue, not to several "
+                f"({', '.join(self.queues)}): run a cluster per sharded queue"
+            )
         _check_int("max_attempts", self.max_attempts, minimum=1)
         _check_int("prefetch", self.prefetch, minimum=1)
         _check_int("retries", self.retries, minimum=0)
@@ -344,7 +354,7 @@ def _check_seconds(name: str, value: object) -> None:
 
 _OPTIONAL = {"timeout", "recycle", "max_rss", "metrics_port"}
 _INTS = {"workers", "max_attempts", "recycle", "max_rss", "prefetch", "retries", "dead_letter_cap"}
-_INTS |= {"metrics_port"}
+_INTS |= {"metrics_port", "shards"}
 _BOOLS = {"save", "log_json", "log_args", "fail_fast", "scheduler", "catch_up", "retry_jitter"}
 _FLOATS = {"timeout", "retry", "guard_cycle", "heartbeat", "grace", "hook_timeout"}
 _FLOATS |= {"status_interval", "retry_backoff", "retry_backoff_max", "dead_letter_ttl"}

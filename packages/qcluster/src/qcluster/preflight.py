@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from qcluster.errors import ClusterError
-from qcore import Backoff, Preflight
+from qcore import Backoff, ConfigError, Preflight
 
 __all__ = ["BACKOFF", "preflight"]
 
@@ -43,6 +43,8 @@ def preflight(
         try:
             missing, warnings = _ask(checked)
             break
+        except ConfigError as exc:  # a queue sharded otherwise in Redis (qredis.shards)
+            raise ClusterError(str(exc)) from None
         except ConnectionError as exc:
             if fail_fast:
                 raise ClusterError(f"{exc} (fail_fast is set: not retrying)") from None

@@ -62,6 +62,7 @@ from qcore.protocols import (
     QueueSource,
     Reaped,
     ResultStore,
+    ShardSource,
     StatusBoard,
     Transport,
 )
@@ -135,6 +136,7 @@ __all__ = [
     "ScheduleStore",
     "ScheduleType",
     "SerializationError",
+    "ShardSource",
     "Signer",
     "StatusBoard",
     "TaskMessage",

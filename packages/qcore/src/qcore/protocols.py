@@ -27,6 +27,7 @@ __all__ = [
     "QueueSource",
     "Reaped",
     "ResultStore",
+    "ShardSource",
     "StatusBoard",
     "Transport",
 ]
@@ -318,6 +319,17 @@ class QueueSource(Protocol):
     def serving(self, queues: Sequence[str], weights: Sequence[int] | None = None) -> Transport:
         """A transport fetching from ``queues`` (acks, retries and dead letters go to the
         queue each delivery came from)."""
+        ...
+
+
+@runtime_checkable
+class ShardSource(Protocol):
+    """A transport whose queue can be spread over several parts of its backend
+    (qredis.RedisTransport: hash tags, so Redis Cluster nodes)."""
+
+    def sharded(self, shards: int) -> Transport:
+        """This queue in ``shards`` shards (itself for 1); a backend that keeps the count
+        refuses another one."""
         ...
 
 

@@ -15,7 +15,14 @@ from typing import Any
 from qcore import ConfigError, EventBus
 from qdjango.conf import QSettings, get_settings, on_change
 from qdjango.signals import signal_bus
-from qredis import KeyWatch, RedisStatusBoard, RedisTransport, ResultNotifier, producer_kwargs
+from qredis import (
+    KeyWatch,
+    RedisStatusBoard,
+    RedisTransport,
+    ResultNotifier,
+    ShardedQueue,
+    producer_kwargs,
+)
 
 __all__ = [
     "cluster_transport",
@@ -33,7 +40,7 @@ __all__ = [
 _lock = threading.Lock()
 _shared: dict[str, Any] = {}
 # Transports for clients passed with ``redis=``, by identity (a loop passes the same one).
-_given: dict[int, tuple[Any, RedisTransport]] = {}
+_given: dict[int, tuple[Any, RedisTransport | ShardedQueue]] = {}
 _GIVEN_MAX = 16
 
 
@@ -83,8 +90,9 @@ def _get(name: str, make: Any) -> Any:
     return found
 
 
-def transport() -> RedisTransport:
-    """The transport of ``Q_CLUSTER``'s queue (shared)."""
+def transport() -> RedisTransport | ShardedQueue:
+    """The transport of ``Q_CLUSTER``'s queue (shared): every shard of it when
+    ``Q_CLUSTER["shards"]`` is more than 1."""
     return _get(  # type: ignore[no-any-return]
         "transport",
         lambda conf: RedisTransport(
@@ -93,11 +101,11 @@ def transport() -> RedisTransport:
             wait_replicas=conf.wait_replicas,
             wait_timeout=conf.wait_timeout,
             **_connection(conf),
-        ),
+        ).sharded(conf.cluster.shards),
     )
 
 
-def queue_transport(queue: str) -> RedisTransport:
+def queue_transport(queue: str) -> RedisTransport | ShardedQueue:
     """The transport of ``queue`` (shared): ``Q_CLUSTER``'s own, or another queue's."""
     if queue == get_settings().queue:
         return transport()
@@ -109,7 +117,7 @@ def queue_transport(queue: str) -> RedisTransport:
     )
 
 
-def served_queue_transport(queue: str) -> RedisTransport:
+def served_queue_transport(queue: str) -> RedisTransport | ShardedQueue:
     """The transport of one of ``Q_CLUSTER``'s queues (its ``queue`` or one of its ``queues``).
     Any other name is refused: a task sent there would wait for a cluster never started."""
     conf = get_settings()
@@ -122,7 +130,7 @@ def served_queue_transport(queue: str) -> RedisTransport:
     return queue_transport(queue)
 
 
-def transport_for(client: Any) -> RedisTransport:
+def transport_for(client: Any) -> RedisTransport | ShardedQueue:
     """A transport of the configured queue on a redis client or pool the caller gave."""
     import redis
 
@@ -131,15 +139,18 @@ def transport_for(client: Any) -> RedisTransport:
         return entry[1]
     conf = get_settings()
     if isinstance(client, redis.ConnectionPool):
-        made = RedisTransport(conf.queue, pool=client, max_attempts=conf.cluster.max_attempts)
+        plain = RedisTransport(conf.queue, pool=client, max_attempts=conf.cluster.max_attempts)
     elif isinstance(client, redis.Redis | redis.RedisCluster):
-        made = RedisTransport(conf.queue, connection=client, max_attempts=conf.cluster.max_attempts)
+        plain = RedisTransport(
+            conf.queue, connection=client, max_attempts=conf.cluster.max_attempts
+        )
     else:
         raise TypeError(
             f"redis= takes a redis.Redis or redis.cluster.RedisCluster client or a "
             "redis.ConnectionPool, "
             f"not {type(client).__name__}"
         )
+    made = plain.sharded(conf.cluster.shards)
     with _lock:
         if len(_given) >= _GIVEN_MAX:
             _given.pop(next(iter(_given)))

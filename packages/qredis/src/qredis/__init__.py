@@ -21,11 +21,13 @@ from qredis.inspection import Waiting
 from qredis.keys import QueueKeys, ResultKeys, ScheduleKeys, StatusKeys
 from qredis.keywatch import KEY_CHECK_EVERY, KeyWatch, served_queues
 from qredis.notify import ResultNotifier
+from qredis.placement import stored_shards
 from qredis.producer import Producer
 from qredis.queues import RedisQueues
 from qredis.results import DEFAULT_RESULT_TTL, RedisResultStore
 from qredis.schedules import Firing, RedisSchedules, Stored
 from qredis.server import check_server
+from qredis.shards import ShardedQueue
 from qredis.status import RedisStatusBoard
 from qredis.transport import RedisTransport
 
@@ -51,6 +53,7 @@ __all__ = [
     "ResultKeys",
     "ResultNotifier",
     "ScheduleKeys",
+    "ShardedQueue",
     "StatusKeys",
     "Stored",
     "TransportConnectionError",
@@ -62,4 +65,5 @@ __all__ = [
     "producer_kwargs",
     "reset_pools",
     "served_queues",
+    "stored_shards",
 ]

@@ -215,7 +215,18 @@ class TransportBase:
     def check_server(self) -> list[str]:
         """Warnings about server settings that put tasks at risk (empty when all is well).
         One attempt: raises :class:`~qredis.TransportConnectionError` at once when Redis
-        cannot be reached. On a Redis Cluster: the node that serves this queue."""
+        cannot be reached. On a Redis Cluster: the node that serves this queue.
+
+        A cluster calls it before it starts: the queue's shard count is recorded as 1 unless
+        one is recorded, and a queue sharded in Redis is refused with a
+        :class:`~qcore.ConfigError` (a cluster serving shard 0 only would starve the others;
+        see :mod:`qredis.shards`)."""
+        from qredis.placement import check_shard_count
+
+        check_shard_count(self, 1, "this cluster")
+        return self._server_warnings()
+
+    def _server_warnings(self) -> list[str]:
         from qredis.server import check_server
 
         with self._errors(), self._conn.spec.one_shot(key=self._keys.queue) as client:

@@ -22,7 +22,9 @@ class Chains(TransportBase):
 
     if TYPE_CHECKING:  # RedisTransport's: the KEYS and ARGV of ack.lua for a batch
 
-        def _ack_call(self, batch: list[Delivery]) -> tuple[list[str], list[Any]]: ...
+        def _ack_call(
+            self, batch: list[Delivery], request: str | None = None
+        ) -> tuple[list[str], list[Any]]: ...
 
     def start_chain(
         self,
@@ -52,7 +54,11 @@ class Chains(TransportBase):
         return bool(res)
 
     def ack_links(
-        self, deliveries: Iterable[Delivery], links: Sequence[tuple[str, int, bool] | None]
+        self,
+        deliveries: Iterable[Delivery],
+        links: Sequence[tuple[str, int, bool] | None],
+        *,
+        request: str | None = None,
     ) -> list[bool]:
         """:meth:`ack`, and for each acked delivery that is a link ``(chain id, index,
         succeeded)``, queue its chain's next link (or stop the chain at a failure, if it
@@ -61,7 +67,7 @@ class Chains(TransportBase):
         if not batch:
             return []
         _, scripts = self._ready()
-        ack_keys, ack_args = self._ack_call(batch)
+        ack_keys, ack_args = self._ack_call(batch, request)
         k = self._keys
         keys = [*ack_keys, *self._enqueue_keys]
         flags = []

@@ -44,7 +44,8 @@ class QueueKeys:
     holding a unique task's lock), ``owners`` (hash cluster id -> JSON: its host, its
     sentinel's pid and start time) with ``owners:seen`` (zset cluster id -> when it last wrote
     that, ms), ``replicated`` (the mark ``wait_replicas`` writes before ``WAIT``, see
-    qredis.replication).
+    qredis.replication), ``shards`` (the queue's shard count, written by the first sharded
+    producer or cluster, see qredis.shards).
 
     Priorities: every priority level has two lists, its ``due`` list (delayed tasks whose time
     came, and tasks given back by a consumer: they run first) and its ready list; level 0's are
@@ -79,6 +80,7 @@ class QueueKeys:
     owners: str
     owners_seen: str
     replicated: str
+    shards: str
 
     @classmethod
     def for_queue(cls, name: str) -> QueueKeys:
@@ -109,6 +111,7 @@ class QueueKeys:
             owners=f"{p}:owners",
             owners_seen=f"{p}:owners:seen",
             replicated=f"{p}:replicated",
+            shards=f"{p}:shards",
         )
 
     def ready(self, priority: int = 0) -> str:

@@ -35,6 +35,7 @@ from qcore import (
 from qredis.connection import PRODUCER_RETRY_FOR, PRODUCER_SOCKET_TIMEOUT, producer_kwargs
 from qredis.keywatch import KEY_CHECK_EVERY, KeyWatch
 from qredis.results import DEFAULT_RESULT_TTL, RedisResultStore
+from qredis.shards import ShardedQueue
 from qredis.status import RedisStatusBoard
 from qredis.transport import RedisTransport
 
@@ -64,6 +65,10 @@ class Producer:
     the producer reads the status board of ``status_namespace`` (where its clusters publish:
     ``qcluster run --status-namespace``) and logs one warning, ``producer.key_not_accepted``,
     when no live cluster of its queue accepts its signing key (:class:`~qredis.KeyWatch`).
+
+    ``shards``: the queue's shard count (:class:`~qredis.ShardedQueue`): each task goes to the
+    shard its id hashes to. The first enqueue checks it against the count kept in Redis and
+    refuses another with a :class:`~qcore.ConfigError` naming both.
     """
 
     def __init__(
@@ -85,6 +90,7 @@ class Producer:
         wait_timeout: float = 2.0,
         status_namespace: str = "default",
         key_check_every: float = KEY_CHECK_EVERY,
+        shards: int = 1,
         **redis_kwargs: Any,
     ) -> None:
         self.codec = codec if codec is not None else codec_for(secret)
@@ -94,13 +100,13 @@ class Producer:
                 redis_kwargs, retry_for=retry_for, socket_timeout=socket_timeout
             )
         conn: dict[str, Any] = {"url": url, "connection": connection, "pool": pool, **redis_kwargs}
-        self.transport = RedisTransport(
+        self.transport: RedisTransport | ShardedQueue = RedisTransport(
             queue,
             max_attempts=max_attempts,
             wait_replicas=wait_replicas,
             wait_timeout=wait_timeout,
             **conn,
-        )
+        ).sharded(shards)
         self.store = RedisResultStore(namespace=namespace, ttl=result_ttl, codec=self.codec, **conn)
         self.board = RedisStatusBoard(namespace=status_namespace, **conn)
         self.key_watch = KeyWatch(self.board, queue, every=key_check_every)

@@ -196,8 +196,9 @@ class RedisQueues:
             if owner not in owners:
                 owners.append(owner)
             groups.setdefault(owners.index(owner), []).append(i)
+        request = _request(batch)
         for n, idx in groups.items():
-            for i, ok in zip(idx, owners[n].ack([batch[i] for i in idx])):
+            for i, ok in zip(idx, owners[n].ack([batch[i] for i in idx], request=request)):
                 out[i] = ok
         return out
 
@@ -218,8 +219,10 @@ class RedisQueues:
             if owner not in owners:
                 owners.append(owner)
             groups.setdefault(owners.index(owner), []).append(i)
+        request = _request(batch)
         for n, idx in groups.items():
-            acked = owners[n].ack_links([batch[i] for i in idx], [chained[i] for i in idx])
+            part = [batch[i] for i in idx]
+            acked = owners[n].ack_links(part, [chained[i] for i in idx], request=request)
             for i, ok in zip(idx, acked):
                 out[i] = ok
         return out
@@ -380,6 +383,14 @@ def _grab(
         if len(got) >= count:
             break
     return got, soonest
+
+
+def _request(batch: list[Delivery]) -> str | None:
+    """The request id of a whole batch, given to each queue's part of it: its first delivery
+    (queue and fencing token: tokens count per queue) and its size."""
+    if not batch:
+        return None
+    return f"ack:{batch[0].queue}:{batch[0].token}:{len(batch)}"
 
 
 def _soonest(a: float | None, b: float | None) -> float | None:

@@ -78,16 +78,18 @@ class Recovery(TransportBase):
             )
         return [requeued, dead, dropped]
 
-    def heartbeat(self, consumers: Iterable[str], ttl: float) -> None:
-        """Declare ``consumers`` alive for ``ttl`` more seconds (one ZADD, Redis clock)."""
+    def heartbeat(self, consumers: Iterable[str], ttl: float, *, until: int | None = None) -> None:
+        """Declare ``consumers`` alive for ``ttl`` more seconds (one ZADD, Redis clock), or
+        until ``until`` (epoch ms) when given (see :class:`~qredis.ShardedQueue`)."""
         names = list(consumers)
         if not names:
             return
         if not ttl > 0:
             raise ConfigError(f"ttl must be a positive number of seconds, not {ttl!r}")
         _, scripts = self._ready()
+        lasting = ms(ttl) if until is None else f"@{until}"
         with self._errors():
-            scripts.heartbeat((self._keys.consumers,), (ms(ttl), *names))
+            scripts.heartbeat((self._keys.consumers,), (lasting, *names))
 
     def forget(self, consumers: Iterable[str]) -> None:
         """Deregister consumers that stopped. One still holding tasks is marked expired

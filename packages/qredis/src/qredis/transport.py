@@ -33,6 +33,7 @@ from qredis.wire import bulk, command
 if TYPE_CHECKING:
     from qredis.queues import RedisQueues
     from qredis.schedules import RedisSchedules
+    from qredis.shards import ShardedQueue
 
 __all__ = ["RedisTransport"]
 
@@ -154,6 +155,17 @@ class RedisTransport(Recovery, Inspection, Cancelling, Chains):
         from qredis.queues import RedisQueues
 
         return RedisQueues.serving(self, queues, weights)
+
+    def sharded(self, shards: int, poll: float = 0.25) -> RedisTransport | ShardedQueue:
+        """This queue spread over ``shards`` hash tags (:class:`~qredis.ShardedQueue`), or this
+        transport itself for 1. ``poll``: on a Redis Cluster, how long an idle consumer waits
+        on its home shard before it looks at the others."""
+        from qredis.placement import check_count
+        from qredis.shards import ShardedQueue
+
+        if check_count(shards) == 1:
+            return self
+        return ShardedQueue.of(self, shards, poll)
 
     def schedules(self, codec: Codec) -> RedisSchedules:
         """The schedules of this queue (:class:`~qredis.RedisSchedules`), signed with ``codec``."""
@@ -355,13 +367,15 @@ class RedisTransport(Recovery, Inspection, Cancelling, Chains):
 
     # -- finishing --------------------------------------------------------------------------
 
-    def ack(self, deliveries: Iterable[Delivery]) -> list[bool]:
-        """Forget finished tasks, one script for the batch. False where a token is stale."""
+    def ack(self, deliveries: Iterable[Delivery], *, request: str | None = None) -> list[bool]:
+        """Forget finished tasks, one script for the batch. False where a token is stale.
+        ``request``: the request id, when the batch is part of a larger one (see
+        :meth:`_ack_call`)."""
         batch = list(deliveries)
         if not batch:
             return []
         _, scripts = self._ready()
-        keys, args = self._ack_call(batch)
+        keys, args = self._ack_call(batch, request)
         keys.append(self._keys.prio)  # ack.lua's optional last key (see there)
         with self._errors():
             res = scripts.ack(keys, args)
@@ -377,14 +391,19 @@ class RedisTransport(Recovery, Inspection, Cancelling, Chains):
                 )
         return out
 
-    def _ack_call(self, batch: list[Delivery]) -> tuple[list[str], list[Any]]:
+    def _ack_call(
+        self, batch: list[Delivery], request: str | None = None
+    ) -> tuple[list[str], list[Any]]:
         """KEYS and ARGV of ``ack.lua``, with a request id made of the batch itself (its first
         fencing token, unique to one delivery, and its size): a call re-sent after a lost
         reply, by redis-py or by the worker once redis-py gave up, gets the first call's
-        answer, not a refusal of its own acks."""
+        answer, not a refusal of its own acks. A transport over several queues acks each
+        queue's part of a batch with the whole batch's id (``request``), so that a part of
+        one batch never passes for the whole of another."""
         k = self._keys
         keys = [*self._ack_keys, *(k.inflight(d.consumer) for d in batch)]
-        args: list[Any] = [batch[0].consumer, f"ack:{batch[0].token}:{len(batch)}"]
+        request = request or f"ack:{batch[0].token}:{len(batch)}"
+        args: list[Any] = [batch[0].consumer, request]
         for d in batch:
             args += (d.task_id, d.token)
         return keys, args

@@ -1,0 +1,89 @@
+"""Where a sharded queue's shards and tasks live (see :mod:`qredis.shards`), and its shard
+count in Redis."""
+
+from __future__ import annotations
+
+import zlib
+from typing import Any
+
+from redis.crc import REDIS_CLUSTER_HASH_SLOTS, key_slot
+
+from qcore import ConfigError
+from qredis.base import TransportBase, positive_int
+from qredis.keys import check_name
+
+__all__ = [
+    "MAX_SHARDS",
+    "check_count",
+    "check_shard_count",
+    "shard_of",
+    "shard_queues",
+    "stored_shards",
+]
+
+MAX_SHARDS = 128
+"""A queue spread over more hash tags than this gains nothing a Redis Cluster can use."""
+
+
+def _part(queue: str, count: int) -> int:
+    """Which Nth of the slot space the queue's hash tag falls in."""
+    return key_slot(f"q:{queue}".encode()) * count // REDIS_CLUSTER_HASH_SLOTS
+
+
+def shard_queues(name: str, count: int) -> tuple[str, ...]:
+    """The queue names of ``name``'s ``count`` shards: ``name`` itself, then one per remaining
+    Nth of the slot space (see the module's docstring)."""
+    check_name("queue", name)
+    check_count(count)
+    if count == 1:
+        return (name,)
+    parts = [p for p in range(count) if p != _part(name, count)]
+    out = [name]
+    for i, part in enumerate(parts, start=1):
+        k = 0
+        while _part(candidate := f"{name}~{i}" + (f".{k}" if k else ""), count) != part:
+            k += 1
+        out.append(candidate)
+    return tuple(out)
+
+
+def check_count(count: object) -> int:
+    """A shard count, or :class:`~qcore.ConfigError`."""
+    positive_int("shards", count)
+    assert isinstance(count, int)
+    if count > MAX_SHARDS:
+        raise ConfigError(f"shards must be at most {MAX_SHARDS}, not {count}")
+    return count
+
+
+def check_shard_count(transport: TransportBase, count: int, who: str) -> None:
+    """Record ``count`` as the queue's shard count unless one is recorded (SET NX), and refuse
+    a different one, naming both (``who``: "this producer", "this cluster")."""
+    key = transport.keys.shards
+    client = transport.client
+    with transport._errors():
+        pipe = client.pipeline(transaction=False)
+        pipe.set(key, count, nx=True)
+        pipe.get(key)
+        _, stored = pipe.execute()
+    if stored is not None and int(stored) != count:
+        raise ConfigError(
+            f"queue {transport.queue!r} has {int(stored)} shard(s) in Redis ({key}) but {who} "
+            f"is configured with shards={count}: use shards={int(stored)} everywhere this queue "
+            f"is used (to change the count, stop its producers and clusters, let the queue "
+            f"drain and delete {key})"
+        )
+
+
+def shard_of(task_id: str, count: int) -> int:
+    """The shard an id lives on (CRC-32 of its UTF-8 bytes, mod the count)."""
+    return zlib.crc32(task_id.encode()) % count
+
+
+def stored_shards(transport: TransportBase) -> int:
+    """The queue's shard count kept in Redis (1 when none is): what a view that is not told
+    the count shards by (``qcluster info``)."""
+    client: Any = transport.client
+    with transport._errors():
+        raw = client.get(transport.keys.shards)
+    return int(raw) if raw else 1

@@ -1,0 +1,384 @@
+"""Sharded queues (issue 15): one queue's tasks spread over N hash tags, so over several Redis
+Cluster nodes.
+
+:class:`ShardedQueue` is a ``qcore.Transport`` over one :class:`~qredis.RedisTransport` per
+shard, as :class:`~qredis.RedisQueues` is over one per queue: every script still touches one
+slot, the shard's.
+
+- **Names.** Shard 0 is the queue itself (``{q:<name>}``), so tasks of an unsharded producer
+  are still served. Shard ``i`` is ``<name>~<i>`` (or ``<name>~<i>.<k>``, the first ``k``
+  that works), chosen so that each shard's slot falls in its own Nth of the slot space:
+  with the equal slot ranges ``redis-cli --cluster create`` gives N masters, N shards land
+  one per master.
+- **Placement: by a hash of the task id** (CRC-32 mod N), not round robin: enqueue is
+  idempotent per id, and a schedule's firing and a requeue rely on that, which needs one home
+  per id; the id alone also finds a task to cancel or read without asking every shard. Ids
+  are random (uuid4), so shards fill evenly. A unique task goes to its lock's shard, a
+  chain's links and an iteration's records to the chain's or the iteration's id's shard,
+  schedules and their firings to shard 0.
+- **Fetch.** Each fetch starts at the next shard (rotation) and tops its batch up from the
+  following ones, so none is starved. Priority and FIFO hold within a shard; across shards a
+  task waits at most one fetch per shard behind lower ones. An idle consumer blocks on its
+  *home* shard's marker (a hash of its name): on one Redis server on every shard's marker at
+  once; on a Redis Cluster, where a blocking command waits on one node and its keys must
+  share a slot, on the home shard's only, for at most ``poll`` seconds, then it looks at the
+  other shards. A task pushed on a shard with no idle consumer homed there waits up to
+  ``poll`` (default 0.25 s) before an idle consumer takes it.
+- **The count lives in Redis** (``{q:<name>}:shards``): the first sharded producer or any
+  cluster writes it; a sharded queue, or a cluster, configured with another count is refused
+  with a :class:`~qcore.ConfigError` naming both counts.
+
+Recovery (heartbeats, release, the reaper), delayed tasks, dead letters and every size and
+listing cover every shard.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import zlib
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from qcore import DEAD_REASONS_LIMIT, ConfigError, Delivery, Reaped, count_reasons
+from qcore.errors import UnknownTask
+from qredis.inspection import Waiting, _dead_info
+from qredis.placement import check_shard_count, shard_of, shard_queues
+from qredis.queues import RedisQueues, _grab, _soonest, _total
+from qredis.transport import RedisTransport
+
+__all__ = ["ShardedQueue"]
+
+
+class ShardedQueue(RedisQueues):
+    """One queue spread over ``len(shards)`` hash tags (see the module's docstring).
+
+    Build it with :meth:`RedisTransport.sharded`. Picklable (each worker gets its own copy,
+    with its own rotation).
+    """
+
+    def __init__(self, name: str, shards: Sequence[RedisTransport], poll: float = 0.25) -> None:
+        if [t.queue for t in shards] != list(shard_queues(name, len(shards))):
+            raise ConfigError(
+                f"the shards of queue {name!r} must be {shard_queues(name, len(shards))!r}"
+            )
+        if not poll > 0:
+            raise ConfigError(f"poll must be a positive number of seconds, not {poll!r}")
+        super().__init__(shards)
+        self.name = name
+        self.poll = float(poll)
+        self._count = len(shards)
+        self._next = 0
+        self._checked = -1  # the pid that checked the count in Redis
+
+    @classmethod
+    def of(cls, transport: RedisTransport, count: int, poll: float = 0.25) -> ShardedQueue:
+        """``transport``'s queue in ``count`` shards, with its settings."""
+        names = shard_queues(transport.queue, count)
+        shards = [transport, *(transport.sibling(n) for n in names[1:])]
+        return cls(transport.queue, shards, poll)
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"name": self.name, "transports": self._transports, "poll": self.poll}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__(state["name"], state["transports"], state["poll"])  # type: ignore[misc]
+
+    def __repr__(self) -> str:
+        return f"ShardedQueue({self.name!r}, shards={self._count}, url={self.url!r})"
+
+    @property
+    def queue(self) -> str:
+        """The queue's name."""
+        return self.name
+
+    @property
+    def client(self) -> Any:
+        """The redis-py client of the first shard (the shards of a queue share one)."""
+        return self._transports[0].client
+
+    @property
+    def shards(self) -> int:
+        """How many shards."""
+        return self._count
+
+    def shard(self, task_id: str) -> RedisTransport:
+        """The shard where ``task_id`` is enqueued."""
+        return self._transports[shard_of(task_id, self._count)]
+
+    def _check(self) -> None:
+        if self._checked != os.getpid():
+            check_shard_count(self._transports[0], self._count, "this sharded queue")
+            self._checked = os.getpid()
+
+    # -- enqueue: each id on its shard ------------------------------------------------------
+
+    def enqueue(
+        self,
+        task_id: str,
+        payload: bytes,
+        *,
+        delay: float = 0.0,
+        max_attempts: int | None = None,
+        priority: int = 0,
+    ) -> None:
+        """Queue on the id's shard."""
+        if not isinstance(task_id, str):
+            raise TypeError(f"task_id must be a non-empty string without NUL, not {task_id!r}")
+        self._check()
+        self.shard(task_id).enqueue(
+            task_id, payload, delay=delay, max_attempts=max_attempts, priority=priority
+        )
+
+    def enqueue_many(
+        self,
+        items: Iterable[tuple[str, bytes]],
+        *,
+        delay: float = 0.0,
+        max_attempts: int | None = None,
+        priority: int = 0,
+    ) -> int:
+        """Each id on its shard: one :meth:`RedisTransport.enqueue_many` per shard for every
+        ``chunk_size`` x shards items (each chunk all-or-nothing, as there)."""
+        self._check()
+        first = self._transports[0]
+        queued = 0
+        it = iter(items)
+        size = first.chunk_size * self._count
+        while True:
+            groups: list[list[tuple[str, bytes]]] = [[] for _ in self._transports]
+            n = 0
+            for item in it:
+                try:
+                    task_id = item[0]
+                    groups[shard_of(task_id, self._count)].append(item)
+                except (TypeError, AttributeError, IndexError):
+                    raise TypeError(
+                        f"enqueue_many takes (task_id: str, payload: bytes) pairs, not {item!r}"
+                    ) from None
+                n += 1
+                if n == size:
+                    break
+            if not n:
+                return queued
+            for shard, group in zip(self._transports, groups):
+                if group:
+                    try:
+                        queued += shard.enqueue_many(
+                            group, delay=delay, max_attempts=max_attempts, priority=priority
+                        )
+                    except Exception as exc:
+                        exc.add_note(f"{queued} task(s) on the other shards were queued before")
+                        raise
+
+    def enqueue_unique(self, task_id: str, payload: bytes, **options: Any) -> str:
+        """On the lock's shard (every producer must find the lock in one place)."""
+        self._check()
+        return self.shard(str(options.get("lock", task_id))).enqueue_unique(
+            task_id, payload, **options
+        )
+
+    def start_chain(self, chain_id: str, items: Any, *, stop_on_failure: bool = True) -> bool:
+        """On the chain id's shard (its links follow there, acked and queued in one step)."""
+        self._check()
+        return self.shard(chain_id).start_chain(chain_id, items, stop_on_failure=stop_on_failure)
+
+    def chain_state(self, chain_id: str) -> Any:
+        return self.shard(chain_id).chain_state(chain_id)
+
+    def iter_put(self, iter_id: str, index: int, payload: bytes, size: int) -> list[bytes]:
+        return self.shard(iter_id).iter_put(iter_id, index, payload, size)
+
+    # -- fetch ------------------------------------------------------------------------------
+
+    def _order(self) -> list[RedisTransport]:
+        """Every shard, starting with the next one in rotation."""
+        start = self._next
+        self._next = (start + 1) % self._count
+        return self._transports[start:] + self._transports[:start]
+
+    def fetch(self, consumer: str, count: int = 1, timeout: float = 0.0) -> list[Delivery]:
+        """Up to ``count`` ready tasks, from the shards starting with the next in rotation;
+        blocks up to ``timeout`` s on the consumer's home shard (see the module's docstring)."""
+        self._check()
+        order = self._order()
+        got, next_due = _grab(order, consumer, count)
+        if got or not timeout > 0:
+            return got
+        home = self._transports[zlib.crc32(consumer.encode()) % self._count]
+        home._ready()
+        cluster = home._cluster
+        markers = (home.keys.marker,) if cluster else tuple(t.keys.marker for t in order)
+        others = [t for t in order if t is not home]
+        deadline = time.monotonic() + timeout
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return []
+            block = min(remaining, home._block_cap)
+            if cluster:
+                block = min(block, self.poll)
+            if next_due is not None:
+                block = min(block, next_due)
+            got, due_home = home._block_and_grab(consumer, count, block, markers)
+            if got:
+                return got
+            got, next_due = _grab(others, consumer, count)
+            if got:
+                return got
+            next_due = _soonest(next_due, due_home)
+
+    # -- finishing: by the delivery's shard ---------------------------------------------------
+
+    def _owner(self, delivery: Delivery) -> RedisTransport:
+        found = self._by_name.get(delivery.queue)
+        if found is not None:
+            return found
+        # Rebuilt without its queue (the sentinel's, from a worker's slot): the id's shard
+        # holds it unless it is a chain's link or a unique task queued elsewhere.
+        home = self.shard(delivery.task_id)
+        for t in (home, *(t for t in self._transports if t is not home)):
+            if t.client.hexists(t.keys.tokens, delivery.task_id):
+                return t
+        return home
+
+    def cancel(self, task_id: str, twin: Any, *, terminate: bool = False) -> str:
+        """Cancel a task on its shard (the id's, else whichever holds it)."""
+        home = self.shard(task_id)
+        for t in (home, *(t for t in self._transports if t is not home)):
+            try:
+                return t.cancel(task_id, twin, terminate=terminate)
+            except UnknownTask:
+                continue
+        raise UnknownTask(f"no task {task_id!r} is queued, delayed or running in {self.name}")
+
+    def payload(self, task_id: str) -> bytes | None:
+        home = self.shard(task_id)
+        for t in (home, *(t for t in self._transports if t is not home)):
+            found = t.payload(task_id)
+            if found is not None:
+                return found
+        return None
+
+    # -- every shard ------------------------------------------------------------------------
+
+    def heartbeat(self, consumers: Iterable[str], ttl: float) -> None:
+        """The same deadline on every shard (read from the first shard's clock), so a consumer
+        that stops beating expires on all of them at once."""
+        names = list(consumers)
+        if not names:
+            return
+        if not ttl > 0:
+            raise ConfigError(f"ttl must be a positive number of seconds, not {ttl!r}")
+        first = self._transports[0]
+        with first._errors():
+            seconds, micros = first.client.time()
+        until = seconds * 1000 + micros // 1000 + round(ttl * 1000)
+        for t in self._transports:
+            t.heartbeat(names, ttl, until=until)
+
+    def reap(self) -> Reaped:
+        """Every shard's pass of the reaper. A consumer's heartbeats give every shard the same
+        deadline; when the pass crosses it (a shard reaps a consumer the shards before it had
+        not found expired yet), those shards are passed again, so a lost consumer's tasks come
+        back from every shard in one call."""
+        passes = [t.reap() for t in self._transports]
+        first = next((n for n, r in enumerate(passes) if r.consumers), 0)
+        passes += [t.reap() for t in self._transports[:first]]
+        return _total(passes)
+
+    def waiting(self, limit: int = 100) -> list[Waiting]:
+        """The next tasks workers will take, each shard's head first, taken in turn."""
+        lists = [t.waiting(limit) for t in self._transports]
+        out = [w for turn in zip(*_padded(lists)) for w in turn if w is not None]
+        return out[: max(0, limit)]
+
+    def delayed(self, limit: int = 100) -> list[Waiting]:
+        """The delayed tasks due first, on every shard."""
+        found = [w for t in self._transports for w in t.delayed(limit)]
+        found.sort(key=lambda w: w.due or 0.0)
+        return found[: max(0, limit)]
+
+    def remove_waiting(self, task_ids: Iterable[str]) -> list[str]:
+        ids = list(task_ids)
+        return [i for t in self._transports for i in t.remove_waiting(ids)]
+
+    def trim_dead(self, max_age: float, keep: int) -> int:
+        """Dead letters older than ``max_age`` go on every shard, then the oldest beyond the
+        newest ``keep`` of the whole queue (``keep`` is a cap for the queue, not per shard)."""
+        gone = sum(t.trim_dead(max_age, max(keep, t.dead_size())) for t in self._transports)
+        excess = self.dead_size() - keep
+        if excess <= 0:
+            return gone
+        oldest: list[tuple[float, int, str]] = []
+        for n, t in enumerate(self._transports):
+            client: Any = t.client
+            with t._errors():
+                pairs = client.zrange(t.keys.dead, 0, excess - 1, withscores=True)
+            oldest += [(score, n, raw.decode()) for raw, score in pairs]
+        oldest.sort()
+        doomed: dict[int, list[str]] = {}
+        for _, n, task_id in oldest[:excess]:
+            doomed.setdefault(n, []).append(task_id)
+        return gone + sum(self._transports[n].purge_dead(ids) for n, ids in doomed.items())
+
+    def dead_reasons(self, limit: int = DEAD_REASONS_LIMIT) -> dict[str, int]:
+        """The queue's newest ``limit`` dead letters (across shards) counted by the kind of
+        their reason."""
+        if limit <= 0:
+            return {}
+        newest: list[tuple[float, int, bytes]] = []
+        for n, t in enumerate(self._transports):
+            client: Any = t.client
+            with t._errors():
+                pairs = client.zrevrange(t.keys.dead, 0, limit - 1, withscores=True)
+            newest += [(score, n, raw) for raw, score in pairs]
+        newest.sort(reverse=True)
+        chosen: dict[int, list[bytes]] = {}
+        for _, n, raw in newest[:limit]:
+            chosen.setdefault(n, []).append(raw)
+        infos: list[Any] = []
+        for n, ids in chosen.items():
+            t = self._transports[n]
+            client = t.client
+            with t._errors():
+                infos += client.hmget(t.keys.deadinfo, ids)
+        return count_reasons(_dead_info(info)[0] for info in infos)
+
+    def level_sizes(self) -> dict[int, int]:
+        sizes: dict[int, int] = {}
+        for t in self._transports:
+            for level, n in t.level_sizes().items():
+                sizes[level] = sizes.get(level, 0) + n
+        return sizes
+
+    def record_owner(self, cluster_id: str, owner: Any) -> dict[str, dict[str, Any]]:
+        return self._transports[0].record_owner(cluster_id, owner)
+
+    def remove_owner(self, cluster_id: str) -> None:
+        self._transports[0].remove_owner(cluster_id)
+
+    def reclaim(self, cluster_id: str) -> Any:
+        """Every shard's in-flight tasks of ``cluster_id``'s consumers, shard 0 (which keeps
+        the owner record, forgotten once its part is done) last."""
+        return _total(t.reclaim(cluster_id) for t in reversed(self._transports))
+
+    def check_server(self) -> list[str]:
+        """Each shard's node's warnings (once each), after recording the shard count in
+        Redis and refusing another (:class:`~qcore.ConfigError`)."""
+        check_shard_count(self._transports[0], self._count, "this cluster")
+        warnings: list[str] = []
+        for t in self._transports:
+            warnings += [w for w in t._server_warnings() if w not in warnings]
+        return warnings
+
+    def check_permissions(self) -> list[str]:
+        missing: list[str] = []
+        for t in self._transports:
+            missing += [m for m in t.check_permissions() if m not in missing]
+        return missing
+
+
+def _padded(lists: list[list[Waiting]]) -> list[list[Waiting | None]]:
+    longest = max((len(x) for x in lists), default=0)
+    return [[*x, *([None] * (longest - len(x)))] for x in lists]
