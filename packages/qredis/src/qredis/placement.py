@@ -6,6 +6,7 @@ from __future__ import annotations
 import zlib
 from typing import Any
 
+import redis
 from redis.crc import REDIS_CLUSTER_HASH_SLOTS, key_slot
 
 from qcore import ConfigError
@@ -58,14 +59,18 @@ def check_count(count: object) -> int:
 
 def check_shard_count(transport: TransportBase, count: int, who: str) -> None:
     """Record ``count`` as the queue's shard count unless one is recorded (SET NX), and refuse
-    a different one, naming both (``who``: "this producer", "this cluster")."""
+    a different one, naming both (``who``: "this producer", "this cluster"). A Redis too full
+    to take the key records nothing (a cluster must still start to drain it)."""
     key = transport.keys.shards
-    client = transport.client
+    client: Any = transport.client
     with transport._errors():
-        pipe = client.pipeline(transaction=False)
-        pipe.set(key, count, nx=True)
-        pipe.get(key)
-        _, stored = pipe.execute()
+        stored = client.get(key)
+        if stored is None:
+            try:
+                client.set(key, count, nx=True)
+            except redis.exceptions.OutOfMemoryError:
+                pass
+            stored = client.get(key)
     if stored is not None and int(stored) != count:
         raise ConfigError(
             f"queue {transport.queue!r} has {int(stored)} shard(s) in Redis ({key}) but {who} "
