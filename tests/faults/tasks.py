@@ -299,6 +299,12 @@ class SignalRecorder:
         return [tuple(x.decode().split(" ")) for x in client(self.url).lrange(self.key, 0, -1)]
 
 
+def charge_card(url: str, key: str, tag: str, amount: int) -> int:
+    """A payment: each run charges the card again (counted), so it must run once."""
+    effect(url, key, tag)
+    return amount
+
+
 def charge(amount: int, *, api_key: str, card_token: str, iban: str = "") -> int:
     """A task with secret keyword arguments (none of them may be shown, whatever is logged)."""
     return amount

@@ -18,6 +18,7 @@ def test_each_reason_q_writes_has_its_kind() -> None:
         "attempts (attempt 1 of 1)": "WorkerLost",
         "worker lost while running the task (consumer c.0.1): out of attempts": "WorkerLost",
         "CopiedPayload: the payload stored under a is task b": "CopiedPayload",
+        "replayed": "replayed",
         "bad": "other",
         "": "other",
     }

@@ -18,8 +18,10 @@ class TestMemoryTransportContract(TransportContract):
     def make_transport(self) -> Callable[..., MemoryTransport]:
         space = uuid.uuid4().hex
 
-        def make(max_attempts: int = 3) -> MemoryTransport:
-            return MemoryTransport("contract", space=space, max_attempts=max_attempts)
+        def make(max_attempts: int = 3, replay_window: float = 3600.0) -> MemoryTransport:
+            return MemoryTransport(
+                "contract", space=space, max_attempts=max_attempts, replay_window=replay_window
+            )
 
         return make
 

@@ -149,7 +149,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--result-ttl",
         type=float,
         default=7 * 24 * 3600,
-        help="seconds a saved result is kept in Redis",
+        help="seconds a saved result is kept in Redis, and a completed task remembered so "
+        "that a copy of it is refused",
     )
     run.add_argument("--result-namespace", default="default", help="the result store's namespace")
     run.add_argument(
@@ -270,7 +271,10 @@ def _run(args: argparse.Namespace) -> int:
     for spec in schedules:
         resolve(spec.func)  # a typo fails here, not at the first firing
     codec = codec_from_env(args.secret_env)
-    transport = RedisTransport(config.queue, url=url, max_attempts=config.max_attempts)
+    # A completed task is remembered (its copies refused) for as long as its result is kept.
+    transport = RedisTransport(
+        config.queue, url=url, max_attempts=config.max_attempts, replay_window=args.result_ttl
+    )
     store = RedisResultStore(url, namespace=args.result_namespace, ttl=args.result_ttl, codec=codec)
     board = RedisStatusBoard(url, namespace=args.status_namespace)
     log.info("cluster.config", redis=mask_url(url), **config.as_dict())

@@ -67,8 +67,10 @@ def join(
         while True:
             if run_delayed and callable(make_due):
                 make_due()
-            deliveries = transport.fetch(consumer, config.prefetch, 0)
-            if not deliveries:
+            replayed: list[str] = []
+            deliveries = transport.fetch(consumer, config.prefetch, 0, replayed=replayed)
+            processor.replays_refused(replayed)
+            if not deliveries and not replayed:
                 break
             ran += processor.run(deliveries)
     finally:

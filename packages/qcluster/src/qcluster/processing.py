@@ -53,7 +53,14 @@ from qcore import (
     get_logger,
 )
 from qcore.cancelling import cancelled_error
-from qcore.events import HookFailed, TaskDeadLettered, TaskFailed, TaskStarted, TaskSucceeded
+from qcore.events import (
+    HookFailed,
+    TaskDeadLettered,
+    TaskFailed,
+    TaskReplayed,
+    TaskStarted,
+    TaskSucceeded,
+)
 
 __all__ = ["FLUSH_AFTER", "Done", "NoTracker", "Processor", "Tracker", "call_hook"]
 
@@ -288,6 +295,13 @@ class Processor:
             return  # stopping: still in flight, released and seen again by the next consumer
         event = TaskDeadLettered(delivery.task_id, reason, delivery.attempt, None, self.consumer)
         self.events.emit(event)
+
+    def replays_refused(self, task_ids: Iterable[str]) -> None:
+        """Report the copies of completed tasks the fetch refused (already dead-lettered as
+        ``replayed`` by the transport): one :class:`~qcore.events.TaskReplayed` each, which the
+        task log logs and the metrics count."""
+        for task_id in task_ids:
+            self.events.emit(TaskReplayed(task_id, self.consumer))
 
     # -- save, ack, events, hooks -----------------------------------------------------------
 

@@ -232,7 +232,10 @@ class _Worker:
                     break
                 if failures:
                     self._release_stale()
-                deliveries = self.transport.fetch(self.consumer, batch, FETCH_BLOCK)
+                replayed: list[str] = []
+                deliveries = self.transport.fetch(
+                    self.consumer, batch, FETCH_BLOCK, replayed=replayed
+                )
             except _Interrupted:
                 break
             except Exception as exc:
@@ -245,6 +248,8 @@ class _Worker:
             finally:
                 self.in_fetch = False
             failures = 0
+            if replayed:
+                processor.replays_refused(replayed)
             if not deliveries:
                 batch = self.slot.batch = 1
                 if not parent_alive(self.ppid):

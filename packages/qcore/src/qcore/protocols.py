@@ -118,13 +118,24 @@ class Transport(Protocol):
         """Enqueue ``(task_id, payload)`` pairs in chunks, each chunk all-or-nothing."""
         ...
 
-    def fetch(self, consumer: str, count: int = 1, timeout: float = 0.0) -> list[Delivery]:
+    def fetch(
+        self,
+        consumer: str,
+        count: int = 1,
+        timeout: float = 0.0,
+        *,
+        replayed: list[str] | None = None,
+    ) -> list[Delivery]:
         """Move up to ``count`` ready tasks into ``consumer``'s in-flight list, atomically.
 
         Blocks up to ``timeout`` seconds for the first task (0: return at once). Each task's
         attempt count and fencing token are bumped. The highest priority first; within a
         priority, tasks given back and delayed tasks whose time came (oldest due first) before
         the tasks queued, which come in their order.
+
+        A task acked within the transport's replay window is never delivered again: a copy of
+        it that was queued (a replay) is dead-lettered with the reason ``"replayed"`` and its
+        id appended to ``replayed``, for the caller to report.
         """
         ...
 

@@ -4,7 +4,8 @@ A dead letter's reason is free text that names ids and key ids (``UnknownKey: th
 signed with key id 1a2b3c4d, ...``); counting by the whole text would give one row per task.
 Its *kind* is the error's name the text starts with (``UnknownKey``, ``BadSignature``,
 ``WorkerLost``, ``TimeoutError``, ``UnsupportedVersion``); the reaper's and a release's texts
-("... stopped heartbeating ... (worker lost)", "worker lost while ...") are ``WorkerLost``.
+("... stopped heartbeating ... (worker lost)", "worker lost while ...") are ``WorkerLost``; a
+copy of a completed task refused by the fetch is ``replayed`` (its whole reason).
 """
 
 from __future__ import annotations
@@ -19,11 +20,14 @@ DEAD_REASONS_LIMIT = 1000
 refreshes every few seconds must not read 100,000 of them each time."""
 
 OTHER_REASON = "other"
+REPLAYED = "replayed"
 _NAMED = re.compile(r"([A-Za-z_][A-Za-z0-9_]*):")
 
 
 def reason_kind(reason: str) -> str:
     """The kind of a dead letter's ``reason`` (see the module's docstring)."""
+    if reason == REPLAYED:
+        return REPLAYED
     named = _NAMED.match(reason)
     if named is not None:
         return named.group(1)

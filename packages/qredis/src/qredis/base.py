@@ -18,7 +18,7 @@ from qredis.keys import QueueKeys
 from qredis.scripts import Scripts
 from qredis.wire import HeldConnection, bulk
 
-__all__ = ["TransportBase", "chunks", "ms", "positive_int"]
+__all__ = ["DEFAULT_REPLAY_WINDOW", "TransportBase", "chunks", "ms", "positive_int"]
 
 
 def positive_int(name: str, value: object) -> int:
@@ -33,6 +33,20 @@ def _replicas(value: object) -> int:
             f"wait_replicas must be a whole number of replicas (0: do not wait), not {value!r}"
         )
     return value
+
+
+DEFAULT_REPLAY_WINDOW = 7 * 24 * 3600.0
+"""Seconds a completed task's id is remembered, so a copy of it is refused: the result TTL's
+default (``qredis.DEFAULT_RESULT_TTL``)."""
+
+
+def _window(value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not value >= 0:
+        raise ConfigError(
+            f"replay_window must be a number of seconds >= 0 (0: completed tasks are not "
+            f"remembered, copies of them run again), not {value!r}"
+        )
+    return float(value)
 
 
 def ms(seconds: float) -> int:
@@ -62,9 +76,11 @@ class TransportBase:
         block_slice: float = 1.0,
         wait_replicas: int = 0,
         wait_timeout: float = 2.0,
+        replay_window: float = DEFAULT_REPLAY_WINDOW,
         **redis_kwargs: Any,
     ) -> None:
         self._keys = QueueKeys.for_queue(queue)
+        self.replay_window = _window(replay_window)
         self.wait_replicas = _replicas(wait_replicas)
         if isinstance(wait_timeout, bool) or not isinstance(wait_timeout, int | float):
             raise ConfigError(f"wait_timeout must be a number of seconds, not {wait_timeout!r}")
@@ -88,7 +104,7 @@ class TransportBase:
         # pass them (chain_start, chain_ack, enqueue_unique: no marker, see enqueue.lua)
         self._enqueue_keys = (k.queue, k.msg, k.delayed, k.maxatt)
         self._enqueue_keys0 = self._enqueue_keys_at(0)
-        self._ack_keys = (k.tokens, k.msg, k.attempts, k.maxatt, k.acks)
+        self._ack_keys = (k.tokens, k.msg, k.attempts, k.maxatt, k.acks, k.done)
         self._scan_keys = (k.delayed, k.due, k.consumers, k.prio, k.levels, k.marker)
         self._pid = -1
         self._client: redis.Redis | None = None
@@ -171,6 +187,7 @@ class TransportBase:
             "block_slice": self.block_slice,
             "wait_replicas": self.wait_replicas,
             "wait_timeout": self.wait_timeout,
+            "replay_window": self.replay_window,
             "conn": self._conn,
         }
 
@@ -182,6 +199,7 @@ class TransportBase:
         self.block_slice = state["block_slice"]
         self.wait_replicas = state.get("wait_replicas", 0)
         self.wait_timeout = state.get("wait_timeout", 2.0)
+        self.replay_window = state.get("replay_window", DEFAULT_REPLAY_WINDOW)
         self._conn = state["conn"]
         self._setup()
 

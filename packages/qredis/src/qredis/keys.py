@@ -45,7 +45,8 @@ class QueueKeys:
     sentinel's pid and start time) with ``owners:seen`` (zset cluster id -> when it last wrote
     that, ms), ``replicated`` (the mark ``wait_replicas`` writes before ``WAIT``, see
     qredis.replication), ``shards`` (the queue's shard count, written by the first sharded
-    producer or cluster, see qredis.shards).
+    producer or cluster, see qredis.shards), ``done`` (zset id -> until when, ms: tasks acked,
+    whose deliveries fetch.lua refuses as replays until then).
 
     Priorities: every priority level has two lists, its ``due`` list (delayed tasks whose time
     came, and tasks given back by a consumer: they run first) and its ready list; level 0's are
@@ -81,6 +82,7 @@ class QueueKeys:
     owners_seen: str
     replicated: str
     shards: str
+    done: str
 
     @classmethod
     def for_queue(cls, name: str) -> QueueKeys:
@@ -112,6 +114,7 @@ class QueueKeys:
             owners_seen=f"{p}:owners:seen",
             replicated=f"{p}:replicated",
             shards=f"{p}:shards",
+            done=f"{p}:done",
         )
 
     def ready(self, priority: int = 0) -> str:

@@ -146,11 +146,19 @@ class RedisQueues:
 
     # -- fetch ------------------------------------------------------------------------------
 
-    def fetch(self, consumer: str, count: int = 1, timeout: float = 0.0) -> list[Delivery]:
+    def fetch(
+        self,
+        consumer: str,
+        count: int = 1,
+        timeout: float = 0.0,
+        *,
+        replayed: list[str] | None = None,
+    ) -> list[Delivery]:
         """Up to ``count`` ready tasks, from the queues in this fetch's order; blocks up to
-        ``timeout`` s on every queue's marker at once."""
+        ``timeout`` s on every queue's marker at once. ``replayed`` as for
+        :meth:`RedisTransport.fetch`."""
         order = self._order()
-        got, next_due = _grab(order, consumer, count)
+        got, next_due = _grab(order, consumer, count, replayed)
         if got or not timeout > 0:
             return got
         markers = [t.keys.marker for t in self._transports]
@@ -163,11 +171,11 @@ class RedisQueues:
             block = min(remaining, first._block_cap)
             if next_due is not None:
                 block = min(block, next_due)
-            got, due_first = first._block_and_grab(consumer, count, block, markers)
+            got, due_first = first._block_and_grab(consumer, count, block, markers, replayed)
             if got:
                 return got
             # Woken for another queue (or the wait ended): look at the others, in order.
-            got, next_due = _grab(order[1:], consumer, count)
+            got, next_due = _grab(order[1:], consumer, count, replayed)
             if got:
                 return got
             next_due = _soonest(next_due, due_first)
@@ -371,13 +379,13 @@ class RedisQueues:
 
 
 def _grab(
-    order: Sequence[RedisTransport], consumer: str, count: int
+    order: Sequence[RedisTransport], consumer: str, count: int, replayed: list[str] | None
 ) -> tuple[list[Delivery], float | None]:
     """What is ready now, from the queues in ``order`` until ``count`` (one script each)."""
     got: list[Delivery] = []
     soonest: float | None = None
     for t in order:
-        more, due = t._grab(consumer, count - len(got))
+        more, due = t._grab(consumer, count - len(got), replayed)
         got += more
         soonest = _soonest(soonest, due)
         if len(got) >= count:

@@ -197,12 +197,20 @@ class ShardedQueue(RedisQueues):
         self._next = (start + 1) % self._count
         return self._transports[start:] + self._transports[:start]
 
-    def fetch(self, consumer: str, count: int = 1, timeout: float = 0.0) -> list[Delivery]:
+    def fetch(
+        self,
+        consumer: str,
+        count: int = 1,
+        timeout: float = 0.0,
+        *,
+        replayed: list[str] | None = None,
+    ) -> list[Delivery]:
         """Up to ``count`` ready tasks, from the shards starting with the next in rotation;
-        blocks up to ``timeout`` s on the consumer's home shard (see the module's docstring)."""
+        blocks up to ``timeout`` s on the consumer's home shard (see the module's docstring).
+        ``replayed`` as for :meth:`RedisTransport.fetch`."""
         self._check()
         order = self._order()
-        got, next_due = _grab(order, consumer, count)
+        got, next_due = _grab(order, consumer, count, replayed)
         if got or not timeout > 0:
             return got
         home = self._transports[zlib.crc32(consumer.encode()) % self._count]
@@ -220,10 +228,10 @@ class ShardedQueue(RedisQueues):
                 block = min(block, self.poll)
             if next_due is not None:
                 block = min(block, next_due)
-            got, due_home = home._block_and_grab(consumer, count, block, markers)
+            got, due_home = home._block_and_grab(consumer, count, block, markers, replayed)
             if got:
                 return got
-            got, next_due = _grab(others, consumer, count)
+            got, next_due = _grab(others, consumer, count, replayed)
             if got:
                 return got
             next_due = _soonest(next_due, due_home)

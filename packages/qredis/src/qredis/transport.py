@@ -59,7 +59,10 @@ class RedisTransport(Recovery, Inspection, Cancelling, Chains):
     and :meth:`enqueue_many` return only once that many replicas acknowledged the tasks
     (Redis ``WAIT``, at most ``wait_timeout`` seconds, else
     :class:`~qredis.ReplicationTimeout`): a failover cannot lose them then (see
-    :mod:`qredis.replication`).
+    :mod:`qredis.replication`). ``replay_window``: seconds an acked task's id is remembered
+    (default 7 days, the result TTL's default; 0: not at all), during which a copy of its
+    payload pushed back is dead-lettered as ``replayed`` instead of run (about 100 bytes of
+    Redis per task acked in the window, see ``docs/operations/sizing.md``).
 
     A ``redis+cluster://`` URL or a ``redis.cluster.RedisCluster`` client reaches a Redis
     Cluster, a ``redis+sentinel://host:port[,host:port]/service[/db]`` URL or a client from
@@ -226,10 +229,21 @@ class RedisTransport(Recovery, Inspection, Cancelling, Chains):
 
     # -- fetch ------------------------------------------------------------------------------
 
-    def fetch(self, consumer: str, count: int = 1, timeout: float = 0.0) -> list[Delivery]:
+    def fetch(
+        self,
+        consumer: str,
+        count: int = 1,
+        timeout: float = 0.0,
+        *,
+        replayed: list[str] | None = None,
+    ) -> list[Delivery]:
         """Move up to ``count`` ready tasks into ``consumer``'s in-flight list, atomically:
         the highest priority level first, and within a level its due tasks (delayed tasks
         whose time came, tasks given back) before the rest, each in order.
+
+        A task acked within ``replay_window`` seconds is not delivered again: a copy of it
+        pushed back is dead-lettered as ``replayed`` instead, and its id appended to
+        ``replayed`` (logged as ``task.replayed`` when no list is given).
 
         Blocks up to ``timeout`` seconds for a first task (0: return at once), in Redis: on the
         queue's marker (``BZPOPMIN``), which every push of a ready task sets. The wake-up path
@@ -239,7 +253,7 @@ class RedisTransport(Recovery, Inspection, Cancelling, Chains):
         if not isinstance(consumer, str) or not consumer:
             raise TypeError(f"consumer must be a non-empty string, not {consumer!r}")
         positive_int("count", count)
-        deliveries, next_due = self._grab(consumer, count)
+        deliveries, next_due = self._grab(consumer, count, replayed)
         if deliveries or not timeout > 0:
             return deliveries
         deadline = time.monotonic() + timeout
@@ -250,20 +264,27 @@ class RedisTransport(Recovery, Inspection, Cancelling, Chains):
             block = min(remaining, self._block_cap)
             if next_due is not None:
                 block = min(block, next_due)
-            deliveries, next_due = self._block_and_grab(consumer, count, block)
+            deliveries, next_due = self._block_and_grab(consumer, count, block, (), replayed)
             if deliveries:
                 return deliveries
 
-    def _grab(self, consumer: str, count: int) -> tuple[list[Delivery], float | None]:
+    def _grab(
+        self, consumer: str, count: int, replayed: list[str] | None = None
+    ) -> tuple[list[Delivery], float | None]:
         """Claim what is ready now (one script call)."""
         _, scripts = self._ready()
         keys, args = self._fetch_call(consumer, count)
         with self._errors():
             res = scripts.fetch(keys, args)
-        return self._deliveries(consumer, res)
+        return self._deliveries(consumer, res, replayed)
 
     def _block_and_grab(
-        self, consumer: str, count: int, block: float, markers: Sequence[str] = ()
+        self,
+        consumer: str,
+        count: int,
+        block: float,
+        markers: Sequence[str] = (),
+        replayed: list[str] | None = None,
     ) -> tuple[list[Delivery], float | None]:
         """``BZPOPMIN`` of the marker then the claim, pipelined: one round trip from the
         wake-up.
@@ -300,7 +321,7 @@ class RedisTransport(Recovery, Inspection, Cancelling, Chains):
                 res = scripts.fetch(keys, args)  # loads the script and runs the claim
             elif isinstance(res, Exception):
                 raise res
-        return self._deliveries(consumer, res)
+        return self._deliveries(consumer, res, replayed)
 
     def _fetch_call(self, consumer: str, count: int) -> tuple[tuple[str, ...], tuple[Any, ...]]:
         """KEYS and ARGV of ``fetch.lua``, with a fresh request id."""
@@ -320,6 +341,9 @@ class RedisTransport(Recovery, Inspection, Cancelling, Chains):
             k.levels,
             k.prio,
             k.marker,
+            k.done,
+            k.dead,
+            k.deadinfo,
         )
         args = (
             count,
@@ -330,10 +354,12 @@ class RedisTransport(Recovery, Inspection, Cancelling, Chains):
         )
         return keys, args
 
-    def _deliveries(self, consumer: str, res: list[Any]) -> tuple[list[Delivery], float | None]:
+    def _deliveries(
+        self, consumer: str, res: list[Any], replayed: list[str] | None = None
+    ) -> tuple[list[Delivery], float | None]:
         """Parse ``fetch.lua``'s reply: the deliveries, or the seconds until the next due."""
-        dropped, dups = res[1], res[2]
-        for raw in res[3 : 3 + dropped]:
+        dropped, dups, replays = res[1], res[2], res[3]
+        for raw in res[4 : 4 + dropped]:
             log.error(
                 "task.payload_missing",
                 task_id=raw.decode(),
@@ -341,14 +367,26 @@ class RedisTransport(Recovery, Inspection, Cancelling, Chains):
                 consumer=consumer,
                 detail="the id was queued but its payload is gone; the id was dropped",
             )
-        for raw in res[3 + dropped : 3 + dropped + dups]:
+        for raw in res[4 + dropped : 4 + dropped + dups]:
             log.warning(
                 "task.duplicate_dropped",
                 task_id=raw.decode(),
                 queue=self.queue,
                 detail="enqueued again while live; the copy was dropped",
             )
-        body = res[3 + dropped + dups :]
+        start = 4 + dropped + dups
+        for raw in res[start : start + replays]:
+            if replayed is not None:
+                replayed.append(raw.decode())
+            else:
+                log.warning(
+                    "task.replayed",
+                    task_id=raw.decode(),
+                    queue=self.queue,
+                    consumer=consumer,
+                    detail="a copy of a completed task was queued; dead-lettered, not run",
+                )
+        body = res[start + replays :]
         queue = self.queue
         if not body:
             return [], (None if res[0] < 0 else res[0] / 1000)
@@ -403,7 +441,7 @@ class RedisTransport(Recovery, Inspection, Cancelling, Chains):
         k = self._keys
         keys = [*self._ack_keys, *(k.inflight(d.consumer) for d in batch)]
         request = request or f"ack:{batch[0].token}:{len(batch)}"
-        args: list[Any] = [batch[0].consumer, request]
+        args: list[Any] = [batch[0].consumer, request, ms(self.replay_window)]
         for d in batch:
             args += (d.task_id, d.token)
         return keys, args

@@ -73,6 +73,7 @@ class _Space:
     chains: dict[str, _Chain] = field(default_factory=dict)
     iters: dict[str, dict[int, bytes]] = field(default_factory=dict)
     locks: dict[str, tuple[str, float]] = field(default_factory=dict)  # -> (id, expiry)
+    done: dict[str, float] = field(default_factory=dict)  # acked id -> until (monotonic)
     seq: int = 0
 
 
@@ -89,28 +90,47 @@ class MemoryTransport:
     """A :class:`qcore.Transport` in this process's memory.
 
     ``space`` names the state: two transports with the same space and queue share it (the
-    default is a new space, private to this object and its copies). ``max_attempts`` as for
-    the Redis transport. :meth:`make_due` runs delayed tasks now, for tests that do not wait.
+    default is a new space, private to this object and its copies). ``max_attempts`` and
+    ``replay_window`` as for the Redis transport. :meth:`make_due` runs delayed tasks now, for
+    tests that do not wait.
     """
 
     def __init__(
-        self, queue: str = "default", *, space: str | None = None, max_attempts: int = 3
+        self,
+        queue: str = "default",
+        *,
+        space: str | None = None,
+        max_attempts: int = 3,
+        replay_window: float = 7 * 24 * 3600.0,
     ) -> None:
         if not isinstance(queue, str) or not queue:
             raise ConfigError(f"queue must be a non-empty string, not {queue!r}")
         if not isinstance(max_attempts, int) or max_attempts < 1:
             raise ConfigError(f"max_attempts must be a positive integer, not {max_attempts!r}")
+        if isinstance(replay_window, bool) or not isinstance(replay_window, int | float):
+            raise ConfigError(f"replay_window must be a number of seconds, not {replay_window!r}")
+        if not replay_window >= 0:
+            raise ConfigError(f"replay_window must be >= 0 seconds, not {replay_window!r}")
         self._queue = queue
         self.space = space if space is not None else uuid.uuid4().hex
         self.max_attempts = max_attempts
+        self.replay_window = float(replay_window)
         self._s = _space(self.space, queue)
 
     def __getstate__(self) -> dict[str, Any]:
-        return {"queue": self._queue, "space": self.space, "max_attempts": self.max_attempts}
+        return {
+            "queue": self._queue,
+            "space": self.space,
+            "max_attempts": self.max_attempts,
+            "replay_window": self.replay_window,
+        }
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__init__(  # type: ignore[misc]
-            state["queue"], space=state["space"], max_attempts=state["max_attempts"]
+            state["queue"],
+            space=state["space"],
+            max_attempts=state["max_attempts"],
+            replay_window=state.get("replay_window", 7 * 24 * 3600.0),
         )
 
     def __repr__(self) -> str:
@@ -189,8 +209,17 @@ class MemoryTransport:
 
     # -- fetch, ack, retry, dead letters ----------------------------------------------------
 
-    def fetch(self, consumer: str, count: int = 1, timeout: float = 0.0) -> list[Delivery]:
-        """Claim up to ``count`` ready tasks for ``consumer``; block up to ``timeout`` s."""
+    def fetch(
+        self,
+        consumer: str,
+        count: int = 1,
+        timeout: float = 0.0,
+        *,
+        replayed: list[str] | None = None,
+    ) -> list[Delivery]:
+        """Claim up to ``count`` ready tasks for ``consumer``; block up to ``timeout`` s. A
+        copy of a task acked within ``replay_window`` is dead-lettered as ``"replayed"``
+        instead, its id appended to ``replayed``."""
         s = self._s
         deadline = time.monotonic() + timeout
         with s.cond:
@@ -198,7 +227,10 @@ class MemoryTransport:
             while True:
                 self._promote()
                 if timeout <= 0 or self._has_ready():
-                    return self._claim(consumer, count)
+                    got = self._claim(consumer, count, replayed)
+                    if got or timeout <= 0:
+                        return got
+                    continue
                 wait = deadline - time.monotonic()
                 if wait <= 0:
                     return []
@@ -206,17 +238,23 @@ class MemoryTransport:
                     wait = min(wait, max(0.0, min(s.delayed.values()) - time.time()))
                 s.cond.wait(wait)
 
-    def _claim(self, consumer: str, count: int) -> list[Delivery]:
+    def _claim(self, consumer: str, count: int, replayed: list[str] | None) -> list[Delivery]:
         s = self._s
         held = s.inflight.setdefault(consumer, [])
         out: list[Delivery] = []
         order = sorted({*s.due, *s.ready}, reverse=True)
         lists = [ids for level in order for ids in (s.due.get(level), s.ready.get(level)) if ids]
+        now = time.monotonic()
         while lists and len(out) < count:
             if not lists[0]:
                 lists.pop(0)
                 continue
             task_id = lists[0].popleft()
+            if s.done.get(task_id, 0.0) > now:
+                self._bury(task_id, "replayed", 0)
+                if replayed is not None:
+                    replayed.append(task_id)
+                continue
             s.seq += 1
             attempt = s.attempts.get(task_id, 0) + 1
             s.attempts[task_id] = attempt
@@ -256,7 +294,12 @@ class MemoryTransport:
                 if ok:
                     self._unclaim(delivery)
                     self._drop(delivery.task_id)
+                    if self.replay_window > 0:
+                        s.done[delivery.task_id] = time.monotonic() + self.replay_window
                 out.append(ok)
+            if len(s.done) > 10_000:  # trimmed as it goes, as the Redis transport's marks
+                now = time.monotonic()
+                s.done = {i: until for i, until in s.done.items() if until > now}
             s.acks[batch[0].consumer] = (request, tuple(out))
         return out
 

@@ -3,12 +3,12 @@
 -- links neither loses nor doubles the next one. Both bodies are prepended as the local
 -- functions ack(KEYS, ARGV) and enqueue(KEYS, ARGV) when the script is loaded.
 --
--- KEYS[1..5+n]     ack.lua's KEYS for the n tasks of the batch
--- KEYS[6+n..9+n]   enqueue.lua's KEYS (queue, msg, delayed, maxatt)
--- KEYS[10+n..9+2n] per task: its chain's hash, or any key of the queue when it is no link
+-- KEYS[1..6+n]     ack.lua's KEYS for the n tasks of the batch
+-- KEYS[7+n..10+n]   enqueue.lua's KEYS (queue, msg, delayed, maxatt)
+-- KEYS[11+n..10+2n] per task: its chain's hash, or any key of the queue when it is no link
 -- ARGV[1] n
--- ARGV[2..3+2n]    ack.lua's ARGV
--- ARGV[4+2n..3+3n] per task: "-" (no link), or "<index> <s|f>": the link's index in its chain
+-- ARGV[2..4+2n]    ack.lua's ARGV
+-- ARGV[5+2n..4+3n] per task: "-" (no link), or "<index> <s|f>": the link's index in its chain
 --                  and whether it succeeded
 --
 -- A chain's hash: "n" (links), "stop" ("1": stop at the first failure), "done" (links that
@@ -18,18 +18,18 @@
 -- Returns ack.lua's answer.
 local n = tonumber(ARGV[1])
 local akeys, aargv = {}, {}
-for i = 1, 5 + n do
+for i = 1, 6 + n do
   akeys[i] = KEYS[i]
 end
-for i = 1, 2 + 2 * n do
+for i = 1, 3 + 2 * n do
   aargv[i] = ARGV[1 + i]
 end
 local out = ack(akeys, aargv)
-local ekeys = {KEYS[6 + n], KEYS[7 + n], KEYS[8 + n], KEYS[9 + n]}
+local ekeys = {KEYS[7 + n], KEYS[8 + n], KEYS[9 + n], KEYS[10 + n]}
 for i = 1, n do
-  local link = ARGV[3 + 2 * n + i]
+  local link = ARGV[4 + 2 * n + i]
   if link ~= '-' and out[i] == 1 then
-    local chain = KEYS[9 + n + i]
+    local chain = KEYS[10 + n + i]
     local index, outcome = string.match(link, '^(%d+) ([sf])$')
     local nextfield = tostring(tonumber(index) + 1)
     if redis.call('HSETNX', chain, 'acked:' .. index, '1') == 1 then

@@ -17,6 +17,9 @@
 -- KEYS[12] levels    zset of the levels other than 0 that may hold tasks
 -- KEYS[13] prio      hash id -> level (levels other than 0)
 -- KEYS[14] marker    zset idle consumers block on (BZPOPMIN)
+-- KEYS[15] done      zset id -> until when (ms) a delivery of that id is a replay (ack.lua)
+-- KEYS[16] dead      zset id -> time of death (ms)
+-- KEYS[17] deadinfo  hash id -> JSON {reason, attempts}
 -- ARGV[1] count: how many tasks to take at most
 -- ARGV[2] the queue's default attempt limit
 -- ARGV[3] consumer name
@@ -38,9 +41,11 @@
 -- Each claimed id gets its attempt count bumped and a fresh token from the counter. A bare id
 -- whose payload is missing is dropped. The marker is left set only when ready tasks are left
 -- (another idle consumer wakes for them), and removed when none are.
--- Returns {next_due, ndropped, nduplicates, dropped ids..., duplicate ids..., then
--- id, payload, attempt, limit, token per claimed task}; next_due is the ms until the next
--- delayed task when nothing was claimed, else -1.
+-- An id marked done (acked within the replay window) is a copy of a completed task pushed
+-- back: it is not delivered but dead-lettered with the reason "replayed" (its payload kept).
+-- Returns {next_due, ndropped, nduplicates, nreplayed, dropped ids..., duplicate ids...,
+-- replayed ids..., then id, payload, attempt, limit, token per claimed task}; next_due is the
+-- ms until the next delayed task when nothing was claimed, else -1.
 -- allow-oom: fetching (and so draining) must keep working when Redis is full.
 local now = now_ms()
 promote(KEYS[9], KEYS[2], KEYS[13], KEYS[12], KEYS[14], now, 1000)
@@ -70,7 +75,7 @@ local last = redis.call('HGET', KEYS[11], ARGV[3])
 if last then
   local rid, first = string.match(last, '^(%S+) (%d+) ')
   if rid == ARGV[5] then
-    return held_since(tonumber(first), {-1, 0, 0})
+    return held_since(tonumber(first), {-1, 0, 0, 0})
   end
 end
 
@@ -135,11 +140,36 @@ end
 if want > 0 then
   redis.call('DEL', KEYS[14])  -- nothing is ready: no consumer should wake for nothing
 end
+
+-- Replays: ids acked within the window (one ZMSCORE per 1,000 claimed).
+local replayed = {}
+if #claim > 0 then
+  local kept = {}
+  for s = 1, #claim, 1000 do
+    local last = math.min(s + 999, #claim)
+    local until_ms = redis.call('ZMSCORE', KEYS[15], unpack(claim, s, last))
+    for j = s, last do
+      local mark = until_ms[j - s + 1]
+      if mark and tonumber(mark) > now then
+        replayed[#replayed + 1] = claim[j]
+      else
+        kept[#kept + 1] = claim[j]
+      end
+    end
+  end
+  claim = kept
+  local info = cjson.encode({reason = 'replayed', attempts = 0})
+  for i = 1, #replayed do
+    redis.call('ZADD', KEYS[16], now, replayed[i])
+    redis.call('HSET', KEYS[17], replayed[i], info)
+  end
+end
+
 for s = 1, #claim, 1000 do
   redis.call('LPUSH', KEYS[3], unpack(claim, s, math.min(s + 999, #claim)))
 end
 
-local out = {-1, 0, #dups}
+local out = {-1, 0, #dups, #replayed}
 if #claim == 0 then
   local nxt = redis.call('ZRANGE', KEYS[9], 0, 0, 'WITHSCORES')
   if #nxt > 0 then
@@ -147,6 +177,9 @@ if #claim == 0 then
   end
   for i = 1, #dups do
     out[#out + 1] = dups[i]
+  end
+  for i = 1, #replayed do
+    out[#out + 1] = replayed[i]
   end
   return out
 end
@@ -183,6 +216,9 @@ for i = 1, #dropped do
 end
 for i = 1, #dups do
   out[#out + 1] = dups[i]
+end
+for i = 1, #replayed do
+  out[#out + 1] = replayed[i]
 end
 for i = 1, #body do
   out[#out + 1] = body[i]

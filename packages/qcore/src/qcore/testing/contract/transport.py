@@ -2,7 +2,8 @@
 
 Subclass :class:`TransportContract` in a ``test_*.py`` file and provide two fixtures:
 ``transport`` (a fresh transport on an empty queue, ``max_attempts=3``) and
-``make_transport`` (a factory ``make_transport(max_attempts=...)`` for the same queue).
+``make_transport`` (a factory ``make_transport(max_attempts=..., replay_window=...)`` for
+the same queue).
 Only the protocol is used here; backend-specific behaviour is tested beside the backend.
 """
 
@@ -18,6 +19,7 @@ import pytest
 
 from qcore.protocols import DeadLetter, Delivery, InFlight, Reaped, Transport
 from qcore.testing.contract.priorities import PriorityContract
+from qcore.testing.contract.replays import ReplayContract
 
 __all__ = ["TransportContract", "fill", "wait_until"]
 
@@ -45,9 +47,10 @@ def fill(transport: Transport, n: int, prefix: str = "t") -> list[str]:
     return ids
 
 
-class TransportContract(PriorityContract):
-    """At-least-once delivery with acks, fencing tokens, redelivery and dead letters; and the
-    order of :class:`~qcore.testing.contract.priorities.PriorityContract`."""
+class TransportContract(PriorityContract, ReplayContract):
+    """At-least-once delivery with acks, fencing tokens, redelivery and dead letters; the
+    order of :class:`~qcore.testing.contract.priorities.PriorityContract`; the replays refused
+    of :class:`~qcore.testing.contract.replays.ReplayContract`."""
 
     @pytest.fixture
     def transport(self) -> Transport:

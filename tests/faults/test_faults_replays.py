@@ -1,0 +1,56 @@
+"""No replays (issue 11, item 4): a signed envelope copied from Redis and pushed back after its
+task completed is refused, not run again, for the replay window (the result TTL's default)."""
+
+from __future__ import annotations
+
+import uuid
+
+from qcore import EventBus
+from qcore.events import TaskReplayed
+from tests.cluster.support import Bench, eventually
+from tests.cluster.test_cluster_metrics import scrape, value
+from tests.faults import tasks
+from tests.faults.support import Effects
+
+
+# Guarantee (issue 11, item 4): a completed task's envelope, copied from Redis while it was
+# queued and pushed back after it ran (through the producer's raw enqueue, then straight into
+# the queue's list), is never run again: one run, one record, one hook; each copy is
+# dead-lettered as "replayed", logged and counted (the TaskReplayed event, the metric).
+def test_a_charge_pushed_back_after_it_completed_runs_once(bench: Bench, fx: Effects) -> None:
+    recorder = tasks.EventRecorder(fx.url, f"events:{uuid.uuid4().hex[:8]}")
+    bus = EventBus()
+    bus.subscribe(TaskReplayed, recorder)
+    keys = bench.transport.keys
+    task_id = bench.producer.enqueue(
+        tasks.charge_card, *fx.args("charge"), 4200, hook=tasks.counting_hook
+    )
+    envelope = bench.client.hget(keys.msg, task_id)  # the attacker's copy, taken while queued
+    assert envelope is not None
+    with bench.cluster(workers=1, events=bus, metrics_port=0, start_method="fork"):
+        assert bench.wait_all([task_id])[task_id].result == 4200
+        eventually(lambda: fx.count("hook:charge") == 1, what="the hook")
+        eventually(lambda: bench.transport.inflight_size() == 0, what="the ack")
+
+        # 1. through Producer.enqueue's raw path: the payload is stored and queued again
+        bench.producer.transport.enqueue(task_id, envelope)
+        eventually(lambda: len(recorder.seen()) == 1, what="the first replay refused")
+        # 2. straight into the queue's keys: the bare id pushed on the list, the marker set
+        bench.client.lpush(keys.queue, task_id)
+        bench.client.zadd(keys.marker, {"0": 0})
+        eventually(lambda: len(recorder.seen()) == 2, what="the second replay refused")
+
+        port = eventually(bench.status, what="a status")["metrics_port"]
+        counted = ("q_tasks_replayed_total", bench.queue, "unknown")
+        replays = eventually(
+            lambda: value(scrape(port), counted[0], queue=counted[1], func=counted[2]),
+            what="the replays counted",
+        )
+    assert fx.count("charge") == 1, "the card was charged again"
+    assert bench.store.counts() == {task_id: 1}
+    assert fx.count("hook:charge") == 1
+    assert recorder.seen() == [("TaskReplayed", task_id)] * 2
+    assert replays == 2
+    [letter] = bench.transport.dead_letters()
+    assert (letter.task_id, letter.reason, letter.payload) == (task_id, "replayed", envelope)
+    assert bench.transport.queue_size() == bench.transport.inflight_size() == 0
