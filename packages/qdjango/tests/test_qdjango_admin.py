@@ -16,34 +16,65 @@ from qdjango.models import Failure, Success, Task
 WAIT = 20_000
 
 
-def _pages(task_ids: dict[str, str]) -> list[str]:
-    return [
-        reverse("admin:index"),
-        reverse("admin:app_list", args=["qdjango"]),
-        reverse("admin:qdjango_success_changelist"),
-        reverse("admin:qdjango_success_changelist") + "?q=add",
-        reverse("admin:qdjango_success_changelist") + "?group=admin",
-        reverse("admin:qdjango_success_change", args=[task_ids["success"]]),
-        reverse("admin:qdjango_success_delete", args=[task_ids["success"]]),
-        reverse("admin:qdjango_failure_changelist"),
-        reverse("admin:qdjango_failure_changelist") + "?q=fail",
-        reverse("admin:qdjango_failure_change", args=[task_ids["failure"]]),
-        reverse("admin:qdjango_failure_history", args=[task_ids["failure"]]),
-        reverse("admin:qdjango_queuestatus_changelist"),
-    ]
+def _pages(ok: Task, bad: Task, plan: Any, queue: str) -> dict[str, list[str]]:
+    """Every page of Q's admin, with what each must show."""
+
+    def url(name: str, *args: Any) -> str:
+        return reverse(f"admin:qdjango_{name}", args=args)
+
+    add, fail = "packages.qdjango.tests.jobs.add", "packages.qdjango.tests.jobs.fail"
+    models = ["All tasks", "Successful tasks", "Failed tasks", "Queue", "Queued tasks"]
+    return {
+        reverse("admin:index"): [*models, "Scheduled tasks"],
+        reverse("admin:app_list", args=["qdjango"]): [*models, "Scheduled tasks"],
+        url("task_changelist"): [ok.name, bad.name, add, fail],
+        url("task_changelist") + "?success__exact=0": [bad.name],
+        url("task_change", ok.pk): [ok.name, add],
+        url("success_changelist"): [ok.name, add],
+        url("success_changelist") + "?q=add": [ok.name],
+        url("success_changelist") + "?group=admin": [ok.name],
+        url("success_change", ok.pk): [ok.name, add, "admin"],
+        url("success_delete", ok.pk): ["Are you sure", ok.name],
+        url("success_history", ok.pk): ["Change history", ok.name],
+        url("failure_changelist"): [bad.name, "shown in the admin"],
+        url("failure_changelist") + "?q=fail": [bad.name],
+        url("failure_change", bad.pk): [bad.name, fail, "shown in the admin"],
+        url("failure_history", bad.pk): ["Change history", bad.name],
+        url("schedule_changelist"): [plan.name, add],
+        url("schedule_add"): ["Add scheduled task", 'name="func"'],
+        url("schedule_change", plan.pk): [plan.name, add],
+        url("queuestatus_changelist"): [f"Queue <code>{queue}</code>", "Clusters", "Last hour"],
+        url("queuestatus_changelist") + "?live=1": ['id="q-sizes"', "Dead letters"],
+        url("queuestatus_chart", "throughput"): ["<svg", "</svg>"],
+        url("queuestatus_chart", "run-time"): ["<svg", "</svg>"],
+        url("queuedtask_changelist"): [f"Ready on <code>{queue}</code>", "Next schedules"],
+    }
 
 
+# Every admin page answers 200 for a superuser with the contents it exists for (issue 16).
 def test_every_admin_page_answers(db_alias: str, cluster: Any, superuser_client: Any) -> None:
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from qdjango import schedule
+
     ok = async_task(jobs.add, 1, 2, group="admin")
     bad = async_task(jobs.fail, "shown in the admin", group="admin")
     assert result(ok, wait=WAIT) == 3 and fetch(bad, wait=WAIT) is not None
-    for url in _pages({"success": ok, "failure": bad}):
-        response = superuser_client.get(url)
-        assert response.status_code == 200, url
-    failures = superuser_client.get(reverse("admin:qdjango_failure_changelist")).content
-    assert b"shown in the admin" in failures
-    index = superuser_client.get(reverse("admin:index")).content
-    assert reverse("admin:qdjango_queuestatus_changelist").encode() in index
+    later = timezone.now() + timedelta(days=1)  # never fires during the test
+    plan = schedule(jobs.add, 2, 2, name=f"admin-pages-{uuid.uuid4().hex[:6]}", next_run=later)
+    pages = _pages(Task.objects.get(pk=ok), Task.objects.get(pk=bad), plan, cluster.config.queue)
+    try:
+        for page, expected in pages.items():
+            response = superuser_client.get(page)
+            assert response.status_code == 200, page
+            body = b"".join(response) if response.streaming else response.content
+            text = body.decode()
+            missing = [e for e in expected if e not in text]
+            assert not missing, (page, missing)
+    finally:
+        plan.delete()
     # Records are written by clusters: no add page, no edit form.
     assert superuser_client.get("/admin/qdjango/success/add/").status_code in (403, 404)
     response = superuser_client.post(

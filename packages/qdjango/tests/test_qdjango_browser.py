@@ -156,7 +156,7 @@ def test_the_admin_clicked_through_in_chromium(
     # The retried task waits: the Queued tasks page shows it, and deletes it.
     admin.open("/admin/qdjango/queuedtask/", "queued-tasks")
     assert "packages.qdjango.tests.jobs.fail" in admin.text()
-    admin.finds("#q-queued input.action-select")[0].click()
+    admin.finds(".q-queued input.action-select")[0].click()
     admin.find("#q-queued-form input[type=submit]").click()
     admin.shot("queued-deleted")
     assert "1 waiting task(s) deleted" in admin.text()

@@ -1,7 +1,8 @@
 """The admin's "Queued tasks" page: what waits in Redis for a worker, decoded and verified.
 
-Ready tasks head first (the next a worker takes), delayed tasks by due time, and the next due
-schedules; each waiting task with its name, func, a preview of its arguments, when it was
+For each queue of ``Q_CLUSTER`` (its ``queue``, then those of ``queues``): ready tasks head
+first (the next a worker takes) and delayed tasks by due time; then the next due schedules;
+each waiting task with its name, func, a preview of its arguments, when it was
 enqueued and its attempts so far. A payload that does not verify is listed as such, never
 unpickled. Deleting takes tasks out before a worker runs them (the delete permission); a task a
 worker took meanwhile is left alone, and the message says so.
@@ -20,7 +21,15 @@ from django.template.response import TemplateResponse
 from qcore import QError
 from qdjango.admin_queue import LIST_LIMIT, as_text, describe_payload
 
-__all__ = ["queued_snapshot", "queued_view"]
+__all__ = ["configured_queues", "queued_snapshot", "queued_view"]
+
+
+def configured_queues() -> list[str]:
+    """``Q_CLUSTER``'s queue, then the other queues of its ``queues``, each once."""
+    from qdjango.conf import get_settings
+
+    conf = get_settings()
+    return list(dict.fromkeys([conf.queue, *conf.cluster.queue_plan()[0]]))
 
 
 def _when(epoch: float | None) -> dt.datetime | None:
@@ -43,12 +52,24 @@ def _rows(entries: list[Any]) -> list[dict[str, Any]]:
     return rows
 
 
-def queued_snapshot(limit: int = LIST_LIMIT) -> dict[str, Any]:
-    """The head of the queue, the first delayed tasks and the next schedules."""
+def _queue(name: str, limit: int) -> dict[str, Any]:
     from qdjango import connection
+
+    transport = connection.queue_transport(name)
+    return {
+        "name": name,
+        "queued_size": transport.queue_size(),
+        "delayed_size": transport.delayed_size(),
+        "queued": _rows(transport.waiting(limit)),
+        "delayed": _rows(transport.delayed(limit)),
+    }
+
+
+def queued_snapshot(limit: int = LIST_LIMIT) -> dict[str, Any]:
+    """For each configured queue its head and first delayed tasks; the next schedules."""
     from qdjango.schedules import store
 
-    transport = connection.transport()
+    queues = [_queue(name, limit) for name in configured_queues()]
     try:
         upcoming = [
             {
@@ -62,14 +83,29 @@ def queued_snapshot(limit: int = LIST_LIMIT) -> dict[str, Any]:
     except QError:
         upcoming = []
     return {
-        "queue": transport.queue,
-        "queued_size": transport.queue_size(),
-        "delayed_size": transport.delayed_size(),
-        "queued": _rows(transport.waiting(limit)),
-        "delayed": _rows(transport.delayed(limit)),
+        "queues": queues,
+        "any_waiting": any(q["queued"] or q["delayed"] for q in queues),
         "schedules": upcoming,
         "limit": limit,
     }
+
+
+def _delete(selected: list[str]) -> tuple[list[str], int]:
+    """Take the selected (``"<queue> <task id>"``: a queue name has no whitespace) out of
+    their queues; returns what was removed and how many were not (taken meanwhile, gone, or
+    of a queue ``Q_CLUSTER`` does not name)."""
+    from qdjango import connection
+
+    known = set(configured_queues())
+    by_queue: dict[str, list[str]] = {}
+    for value in selected:
+        queue, _, task_id = value.partition(" ")
+        if queue in known and task_id:
+            by_queue.setdefault(queue, []).append(task_id)
+    removed = []
+    for queue, ids in by_queue.items():
+        removed += connection.queue_transport(queue).remove_waiting(ids)
+    return removed, len(selected) - len(removed)
 
 
 def queued_view(model_admin: Any, request: HttpRequest) -> HttpResponse:
@@ -79,19 +115,21 @@ def queued_view(model_admin: Any, request: HttpRequest) -> HttpResponse:
     if request.method == "POST":
         if not may_delete:
             raise PermissionDenied
-        from qdjango import connection
-
-        ids = request.POST.getlist("task_id")
-        if not ids:
+        selected = request.POST.getlist("task_id")
+        if not selected:
             model_admin.message_user(request, "Select some tasks first.", messages.WARNING)
             return HttpResponseRedirect(request.path)
         try:
-            removed = connection.transport().remove_waiting(ids)
+            removed, left = _delete(selected)
         except QError as exc:
             model_admin.message_user(request, f"Redis refused: {exc}", messages.ERROR)
             return HttpResponseRedirect(request.path)
-        left = len(set(ids) - set(removed))
-        note = f"; {left} had already been taken by a worker (or were gone)" if left else ""
+        note = (
+            f"; {left} were not waiting there (taken by a worker meanwhile, gone, or named "
+            "under a queue that does not hold them)"
+            if left
+            else ""
+        )
         model_admin.message_user(
             request, f"{len(removed)} waiting task(s) deleted{note}.", messages.SUCCESS
         )
