@@ -10,15 +10,22 @@ import pytest
 
 from qcore import (
     ConfigError,
+    EventBus,
     TaskMessage,
     TaskOptions,
     TaskResult,
     UnknownOption,
     apply_q_options,
+    batch_ids,
     build_message,
+    codec_for,
+    enqueue_many,
+    new_id,
     retry_message,
     task_options,
 )
+from qcore.events import TaskEnqueued
+from qcore.testing import MemoryTransport
 
 
 def test_q_options_win_and_move_same_named_keywords_into_the_task() -> None:
@@ -107,3 +114,52 @@ def test_a_retry_is_the_task_as_it_was_sent_under_a_new_id() -> None:
     # its own options, the eta dropped (a retry runs now), and the link to the failure
     assert retry.options == TaskOptions(timeout=30, max_attempts=2, retried_from=sent.id)
     assert retry.retried_from == sent.id
+
+
+# -- idempotent bulk (issue 11, item 11) -----------------------------------------------------
+
+
+def _bulk(transport: MemoryTransport, **ids: object) -> list[str]:
+    return enqueue_many(transport, codec_for("k" * 32), "math.pow", [(2, 1), (2, 2), (2, 3)], **ids)
+
+
+def test_a_batch_sent_again_under_its_key_queues_nothing_twice() -> None:
+    transport = MemoryTransport()
+    ids = _bulk(transport, idempotency_key="order-17")
+    assert ids == batch_ids("order-17", 3) and len(set(ids)) == 3
+    assert all(len(i) == 32 and int(i, 16) >= 0 for i in ids)
+    assert _bulk(transport, idempotency_key="order-17") == ids
+    assert transport.queue_size() == 3
+    [first] = transport.fetch("c1")
+    assert transport.ack([first]) == [True]
+    bus, seen = EventBus(), []
+    bus.subscribe(TaskEnqueued, seen.append)
+    ids_again = enqueue_many(
+        transport, codec_for("k" * 32), "math.pow", [(2, 1), (2, 2), (2, 3)],
+        idempotency_key="order-17", events=bus,
+    )  # fmt: skip
+    assert ids_again == ids and seen == []  # completed, queued, queued: nothing sent
+    assert transport.queue_size() == 2
+    assert batch_ids("order-18", 3) != ids
+
+
+def test_fixed_task_ids_are_used_and_checked_before_anything_is_sent() -> None:
+    transport = MemoryTransport()
+    given = [new_id() for _ in range(3)]
+    assert _bulk(transport, task_ids=given) == given
+    assert _bulk(transport, task_ids=given) == given
+    assert transport.queue_size() == 3
+    other = MemoryTransport()
+    cases: list[tuple[dict[str, object], str]] = [
+        ({"task_ids": [given[0], given[1], given[0]]}, r"task_ids\[2\] repeats task_ids\[0\]"),
+        ({"task_ids": [given[0], "ABC", given[2]]}, r"task_ids\[1\] must be 32 lowercase hex"),
+        ({"task_ids": [given[0], given[0].upper(), given[2]]}, r"task_ids\[1\] must be 32"),
+        ({"task_ids": given[:2]}, r"task_ids has 2 ids for 3 calls"),
+        ({"task_ids": given[0]}, r"task_ids must be a list of ids"),
+        ({"task_ids": given, "idempotency_key": "k"}, r"task_ids or idempotency_key, not both"),
+        ({"idempotency_key": ""}, r"idempotency_key must be a non-empty string"),
+    ]
+    for ids, match in cases:
+        with pytest.raises(ConfigError, match=match):
+            _bulk(other, **ids)
+    assert other.queue_size() == 0

@@ -37,6 +37,7 @@ from qcore.errors import (
     UnsupportedVersion,
 )
 from qcore.events import Event, EventBus
+from qcore.idempotency import batch_ids
 from qcore.iters import collate, iter_messages, send_iter
 from qcore.log import configure_logging, get_logger
 from qcore.masking import SECRET_NAMES, is_secret_name, mask_mapping, mask_url
@@ -153,6 +154,7 @@ __all__ = [
     "__version__",
     "apply_q_options",
     "asend_message",
+    "batch_ids",
     "build_message",
     "cancel",
     "chain_links",

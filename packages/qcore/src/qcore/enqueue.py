@@ -21,6 +21,7 @@ from typing import Any
 from qcore.codec import Codec
 from qcore.errors import ConfigError, UnknownOption
 from qcore.events import EventBus, TaskEnqueued
+from qcore.idempotency import fixed_ids
 from qcore.message import (
     _NO_OPTIONS,
     OPTION_NAMES,
@@ -367,10 +368,22 @@ def enqueue_many(
     max_attempts: int | None = None,
     priority: int | None = None,
     events: EventBus | None = None,
+    task_ids: Sequence[str] | None = None,
+    idempotency_key: str | None = None,
 ) -> list[str]:
     """Queue ``func(*call)`` for each element of ``calls`` (a non-tuple element is one
     argument) in the transport's all-or-nothing chunks; returns the ids in order.
-    :class:`~qcore.events.TaskEnqueued` for each once all are queued, if anyone listens."""
+    :class:`~qcore.events.TaskEnqueued` for each once all are queued, if anyone listens.
+
+    Idempotent, when the ids are fixed before sending: ``task_ids`` (one per call, 32 hex
+    digits, as :func:`~qcore.new_id` makes) or ``idempotency_key`` (the ids derived from it and
+    each call's position, the same on every send; see :func:`batch_ids`). Then a task whose id
+    is queued, delayed, in flight, dead-lettered or completed (within the transport's replay
+    window) is skipped, so a caller that crashed or got an error sends the same batch again and
+    no task runs twice (``TaskEnqueued`` only for the tasks queued by this call). A bad or
+    repeated id is a :class:`~qcore.ConfigError` before anything is sent."""
+    batch = list(calls)
+    ids = fixed_ids(len(batch), task_ids, idempotency_key)
     first = build_message(
         func,
         hook=hook,
@@ -385,18 +398,27 @@ def enqueue_many(
     announce = events is not None and events.wants(TaskEnqueued)
     messages: list[TaskMessage] = []
     items: list[tuple[str, bytes]] = []
-    for call in calls:
+    for n, call in enumerate(batch):
         args = call if isinstance(call, tuple) else (call,)
-        message = TaskMessage.new(func, args, hook=hook, group=group, options=options)
+        task_id = None if ids is None else ids[n]
+        message = TaskMessage.new(
+            func, args, hook=hook, group=group, options=options, task_id=task_id
+        )
         if announce:
             messages.append(message)
         items.append((message.id, encode(message)))
-    if options.priority:
+    queued: Sequence[bool] | None = None
+    if ids is not None:
+        queued = transport.enqueue_absent(
+            items, max_attempts=max_attempts, priority=options.priority or 0
+        )
+    elif options.priority:
         transport.enqueue_many(items, max_attempts=max_attempts, priority=options.priority)
     else:
         transport.enqueue_many(items, max_attempts=max_attempts)
     if announce and events is not None:
         queue = transport.queue
-        for message in messages:
-            events.emit(TaskEnqueued(message.id, message, queue))
+        for n, message in enumerate(messages):
+            if queued is None or queued[n]:
+                events.emit(TaskEnqueued(message.id, message, queue))
     return [task_id for task_id, _ in items]

@@ -118,6 +118,19 @@ class Transport(Protocol):
         """Enqueue ``(task_id, payload)`` pairs in chunks, each chunk all-or-nothing."""
         ...
 
+    def enqueue_absent(
+        self,
+        items: Iterable[tuple[str, bytes]],
+        *,
+        delay: float = 0.0,
+        max_attempts: int | None = None,
+        priority: int = 0,
+    ) -> list[bool]:
+        """Enqueue each pair whose id is not queued, delayed, in flight or dead-lettered, nor
+        completed within the replay window (an idempotent bulk: the same batch sent again
+        queues nothing twice); True per task queued, False per task skipped."""
+        ...
+
     def fetch(
         self,
         consumer: str,

@@ -228,9 +228,17 @@ class Producer:
         save: bool | None = None,
         max_attempts: int | None = None,
         priority: int | None = None,
+        task_ids: Sequence[str] | None = None,
+        idempotency_key: str | None = None,
     ) -> list[str]:
         """Queue ``func(*call)`` for each element of ``calls`` (a non-tuple element is one
-        argument), in all-or-nothing chunks, at ``priority``; returns the ids in order."""
+        argument), in all-or-nothing chunks, at ``priority``; returns the ids in order.
+
+        To send a batch again safely (after a crash or an error), fix its ids: ``task_ids``
+        (one per call, 32 hex digits) or ``idempotency_key`` (ids derived from it and each
+        call's position). Tasks whose ids are queued, running or completed (within the
+        cluster's replay window, the result TTL by default) are skipped, so none runs twice.
+        """
         ids = enqueue_many(
             self.transport,
             self.codec,
@@ -243,6 +251,8 @@ class Producer:
             max_attempts=max_attempts,
             priority=priority,
             events=self.events,
+            task_ids=task_ids,
+            idempotency_key=idempotency_key,
         )
         self.key_watch.check(self.codec)
         return ids

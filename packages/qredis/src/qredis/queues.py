@@ -144,6 +144,20 @@ class RedisQueues:
             items, delay=delay, max_attempts=max_attempts, priority=priority
         )
 
+    def enqueue_absent(
+        self,
+        items: Iterable[tuple[str, bytes]],
+        *,
+        delay: float = 0.0,
+        max_attempts: int | None = None,
+        priority: int = 0,
+    ) -> list[bool]:
+        """Queue on the first queue what it does not know yet (see
+        :meth:`RedisTransport.enqueue_absent`)."""
+        return self._transports[0].enqueue_absent(
+            items, delay=delay, max_attempts=max_attempts, priority=priority
+        )
+
     # -- fetch ------------------------------------------------------------------------------
 
     def fetch(

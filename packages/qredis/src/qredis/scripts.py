@@ -24,6 +24,7 @@ SCRIPT_NAMES = (
     "dead_trim",
     "drop_result",
     "enqueue",
+    "enqueue_absent",
     "enqueue_unique",
     "fetch",
     "fire",
@@ -75,9 +76,10 @@ def source(name: str) -> str:
         )
         flags = "#!lua flags=allow-oom\n" if name == "chain_ack" else "#!lua\n"
         return f"{flags}{prelude}{text}"
-    if name == "fire":
-        # A schedule's firing is queued by enqueue.lua's own body, run as a local function
-        # in the same atomic step, so it can never be queued differently from any other task.
+    if name in ("fire", "enqueue_absent"):
+        # A schedule's firing (and each task of an idempotent bulk) is queued by enqueue.lua's
+        # own body, run as a local function in the same atomic step, so it can never be
+        # queued differently from any other task.
         body = source("enqueue").removeprefix("#!lua\n")
         text = f"#!lua\nlocal function enqueue(KEYS, ARGV)\n{body}\nend\n{text}"
     return text
@@ -97,6 +99,7 @@ class Scripts:
     dead_trim: Script
     drop_result: Script
     enqueue: Script
+    enqueue_absent: Script
     enqueue_unique: Script
     fetch: Script
     fire: Script

@@ -171,6 +171,37 @@ class ShardedQueue(RedisQueues):
                         exc.add_note(f"{queued} task(s) on the other shards were queued before")
                         raise
 
+    def enqueue_absent(
+        self,
+        items: Iterable[tuple[str, bytes]],
+        *,
+        delay: float = 0.0,
+        max_attempts: int | None = None,
+        priority: int = 0,
+    ) -> list[bool]:
+        """Each id on its shard, where its task would be known (see
+        :meth:`RedisTransport.enqueue_absent`); the flags in the order of ``items``."""
+        self._check()
+        batch = list(items)
+        groups: dict[int, list[int]] = {}
+        for n, item in enumerate(batch):
+            if not isinstance(item, tuple) or len(item) != 2 or not isinstance(item[0], str):
+                raise TypeError(
+                    f"enqueue_absent takes (task_id: str, payload: bytes) pairs, not {item!r}"
+                )
+            groups.setdefault(shard_of(item[0], self._count), []).append(n)
+        out = [False] * len(batch)
+        for shard, positions in groups.items():
+            queued = self._transports[shard].enqueue_absent(
+                [batch[n] for n in positions],
+                delay=delay,
+                max_attempts=max_attempts,
+                priority=priority,
+            )
+            for n, ok in zip(positions, queued):
+                out[n] = ok
+        return out
+
     def enqueue_unique(self, task_id: str, payload: bytes, **options: Any) -> str:
         """On the lock's shard (every producer must find the lock in one place)."""
         self._check()

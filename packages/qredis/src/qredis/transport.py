@@ -25,6 +25,7 @@ from qredis.base import chunks, ms, positive_int
 from qredis.bulk import Chunk, resend_chunks, send_chunks, send_chunks_cluster
 from qredis.cancel import Cancelling
 from qredis.chains import Chains
+from qredis.idempotent import IdempotentEnqueue
 from qredis.inspection import Inspection
 from qredis.recovery import Recovery
 from qredis.replication import confirm_chunks, write_waited
@@ -40,7 +41,7 @@ __all__ = ["RedisTransport"]
 log = get_logger("qredis.transport")
 
 
-class RedisTransport(Recovery, Inspection, Cancelling, Chains):
+class RedisTransport(Recovery, Inspection, Cancelling, Chains, IdempotentEnqueue):
     """A reliable Redis queue: at-least-once delivery, fencing tokens, heartbeats, a reaper,
     delayed tasks and dead letters. See ``docs/architecture.md`` ("Transport (qredis)").
 

@@ -179,6 +179,29 @@ class MemoryTransport:
             s.cond.notify_all()
         return count
 
+    def enqueue_absent(
+        self,
+        items: Iterable[tuple[str, bytes]],
+        *,
+        delay: float = 0.0,
+        max_attempts: int | None = None,
+        priority: int = 0,
+    ) -> list[bool]:
+        """Enqueue each pair whose id is neither held (queued, delayed, in flight, dead) nor
+        completed within ``replay_window``; True per task queued, False per task skipped."""
+        s = self._s
+        check_priority(priority)
+        out: list[bool] = []
+        with s.cond:
+            now = time.monotonic()
+            for task_id, payload in items:
+                known = task_id in s.payloads or s.done.get(task_id, 0.0) > now
+                if not known:
+                    self._put(task_id, payload, delay, max_attempts, priority)
+                out.append(not known)
+            s.cond.notify_all()
+        return out
+
     def _put(
         self, task_id: str, payload: bytes, delay: float, max_attempts: int | None, priority: int
     ) -> None:

@@ -1,6 +1,7 @@
 """The part of the transport contract about replays (issue 11, item 4): a copy of a completed
 task pushed back is refused (dead-lettered as ``"replayed"``, reported to the fetch's caller),
-never delivered, for the transport's replay window.
+never delivered, for the transport's replay window; and about the idempotent bulk enqueue
+(item 11): ``enqueue_absent`` skips every id the transport knows, completed ones included.
 
 ``make_transport`` must accept ``replay_window`` (seconds) besides ``max_attempts``.
 """
@@ -91,3 +92,37 @@ class ReplayContract:
         replayed: list[str] = []
         [d] = transport.fetch("c2", replayed=replayed)
         assert (d.task_id, replayed) == ("free", [])
+
+    def test_enqueue_absent_skips_queued_held_dead_and_completed_ids(
+        self, transport: Transport
+    ) -> None:
+        assert transport.enqueue_absent([("a", b"1"), ("b", b"2"), ("c", b"3")]) == [True] * 3
+        assert transport.enqueue_absent([("a", b"x"), ("d", b"4")]) == [False, True]  # queued
+        held = {d.task_id: d for d in transport.fetch("c1", count=4)}
+        assert sorted(held) == ["a", "b", "c", "d"]
+        assert transport.enqueue_absent([("a", b"x")]) == [False]  # in flight
+        assert transport.ack([held["a"]]) == [True]
+        assert transport.dead_letter(held["b"], "bad")
+        assert transport.retry_later(held["c"], 30)
+        # completed, dead-lettered, delayed: all known
+        assert transport.enqueue_absent([(i, b"x") for i in "abc"]) == [False] * 3
+        assert transport.queue_size() == 0
+
+    def test_enqueue_absent_of_a_batch_sent_twice_delivers_each_task_once(
+        self, transport: Transport
+    ) -> None:
+        batch = [(f"t{i}", b"p") for i in range(5)]
+        assert transport.enqueue_absent(batch[:3]) == [True] * 3  # a send cut short
+        first = transport.fetch("c1", count=2)
+        assert transport.ack(first) == [True, True]
+        assert transport.enqueue_absent(batch) == [False] * 3 + [True] * 2  # sent again
+        replayed: list[str] = []
+        rest = transport.fetch("c1", count=10, replayed=replayed)
+        assert sorted(d.task_id for d in [*first, *rest]) == [i for i, _ in batch]
+        assert replayed == []
+
+    def test_enqueue_absent_with_a_delay_and_a_priority(self, transport: Transport) -> None:
+        assert transport.enqueue_absent([("late", b"x")], delay=30, priority=5) == [True]
+        assert transport.delayed_size() == 1
+        assert transport.enqueue_absent([("late", b"x")]) == [False]
+        assert transport.fetch("c1") == []
