@@ -23,6 +23,9 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, TypeVar
 
 import redis.asyncio as aioredis
+from redis.asyncio.cluster import ClusterNode
+from redis.asyncio.sentinel import Sentinel as AsyncSentinel
+from redis.asyncio.sentinel import SentinelConnectionPool as AsyncSentinelPool
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -44,6 +47,7 @@ from qredis.connection import PRODUCER_SOCKET_TIMEOUT, redis_errors
 from qredis.keys import QueueKeys, ResultKeys
 from qredis.results import decode_record, looks_like_id, raw_id, records_in
 from qredis.scripts import source
+from qredis.topology import CLUSTER, SENTINEL, kind_of_url, parse_url
 from qredis.wire import bulk
 
 __all__ = ["AsyncNotifier", "AsyncQueue", "Producer", "async_client"]
@@ -52,6 +56,9 @@ T = TypeVar("T")
 TaskFunc = Callable[..., Any] | str
 
 log = get_logger("qredis.aio")
+
+MAX_CONNECTIONS = 10_000
+"""Connections a producer's client may open at once (per node of a Redis Cluster)."""
 
 _RECHECK = 5.0  # as the sync notifier: a notice lost in a reconnect costs at most this
 
@@ -72,18 +79,44 @@ writes anything. Level 0's ready list is KEYS[1]; another level's is its name wi
 appended (as :meth:`qredis.QueueKeys.ready` names it), under the same hash tag."""
 
 
-def async_client(url: str | None = None, **redis_kwargs: Any) -> aioredis.Redis:
+def async_client(url: str | None = None, **redis_kwargs: Any) -> Any:
     """A ``redis.asyncio`` client with a producer's bounds (a Redis that never answers fails
-    the call after ``socket_timeout``)."""
+    the call after ``socket_timeout``): redis-py's ``RedisCluster`` for a ``redis+cluster://``
+    URL, a client of the master a Sentinel group names for ``redis+sentinel://`` (see
+    :mod:`qredis.topology`), else a ``Redis``."""
     redis_kwargs.setdefault("socket_timeout", PRODUCER_SOCKET_TIMEOUT)
     redis_kwargs.setdefault("socket_connect_timeout", redis_kwargs["socket_timeout"])
-    if url is not None:
-        return aioredis.Redis.from_url(url, **redis_kwargs)
-    return aioredis.Redis(**redis_kwargs)
+    # Each waiter's check reads once on a connection of its own (enqueues share one): past
+    # redis.asyncio's default of 100, the 101st concurrent wait would fail, not wait.
+    redis_kwargs.setdefault("max_connections", MAX_CONNECTIONS)
+    if url is None:
+        return aioredis.Redis(**redis_kwargs)
+    kind = kind_of_url(url)
+    if kind == CLUSTER:
+        params = parse_url(url)
+        nodes = [ClusterNode(h, p) for h, p in params.pop("startup_nodes")]
+        return aioredis.RedisCluster(startup_nodes=nodes, **params, **redis_kwargs)
+    if kind == SENTINEL:
+        params = parse_url(url)
+        sentinel_kwargs = {k: redis_kwargs[k] for k in ("socket_timeout", "socket_connect_timeout")}
+        for name in ("sentinel_password", "sentinel_username"):
+            value = params.pop(name, None)
+            if value is not None:
+                sentinel_kwargs[name.removeprefix("sentinel_")] = value
+        manager = AsyncSentinel(params.pop("sentinels"), sentinel_kwargs=sentinel_kwargs)  # type: ignore[no-untyped-call]
+        return manager.master_for(params.pop("service_name"), **params, **redis_kwargs)
+    return aioredis.Redis.from_url(url, **redis_kwargs)
 
 
-def _where(client: aioredis.Redis) -> str:
-    kwargs = client.connection_pool.connection_kwargs
+def _where(client: Any) -> str:
+    """Where a client points, for errors (no password)."""
+    if isinstance(client, aioredis.RedisCluster):
+        nodes = ",".join(client.nodes_manager.startup_nodes) or "?"
+        return f"redis+cluster://{nodes}"
+    pool = client.connection_pool
+    if isinstance(pool, AsyncSentinelPool):
+        return f"redis+sentinel://.../{pool.service_name}"
+    kwargs = pool.connection_kwargs
     return f"redis://{kwargs.get('host', '?')}:{kwargs.get('port', '?')}/{kwargs.get('db', 0)}"
 
 
@@ -165,6 +198,16 @@ class AsyncQueue:
         """
         keys = self._enqueue_keys
         argv = [part for args in calls for part in args]
+        if isinstance(self._client, aioredis.RedisCluster):
+            # redis-py routes it to the node of the queue's slot, following MOVED and a
+            # promoted replica (no raw connection of ours there).
+            try:
+                reply = await self._client.evalsha(self._script.sha, len(keys), *keys, *argv)
+            except NoScriptError as exc:
+                return [exc] * len(calls)
+            except ResponseError as exc:
+                return [exc] * len(calls)
+            return list(reply)
         packed = b"*%d\r\n" % (3 + len(keys) + len(argv)) + bulk(
             "EVALSHA", self._script.sha, len(keys), *keys, *argv
         )

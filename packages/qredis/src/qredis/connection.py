@@ -534,6 +534,24 @@ def redis_errors(where: str) -> Iterator[None]:
             ),
             exc,
         ) from exc
+    except redis.exceptions.RedisClusterException as exc:
+        # redis.asyncio's cluster client meets its nodes at its first command (the sync one
+        # when it is made: qredis.topology.cluster_client says the same there).
+        if "not enabled" in str(exc):
+            raise _noted(
+                TransportError(
+                    f"Redis at {where} is not a Redis Cluster (cluster mode is not enabled on "
+                    "it): use a redis:// URL for a single Redis, or name a node of a cluster"
+                ),
+                exc,
+            ) from None
+        raise _noted(
+            TransportConnectionError(
+                f"cannot reach Redis Cluster at {where} ({_first_line(exc)}); check that its "
+                "nodes run and that the host and port are right"
+            ),
+            exc,
+        ) from None
     except redis.RedisError as exc:
         if isinstance(exc, redis.exceptions.MovedError) or str(exc).startswith("MOVED "):
             raise _noted(

@@ -1,0 +1,86 @@
+"""qredis.aio.Producer on a Redis Cluster and through a Sentinel group: ``redis+cluster://`` and
+``redis+sentinel://`` URLs, as the sync Producer takes them (redis.asyncio's own RedisCluster
+and Sentinel clients)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import pytest
+import redis.asyncio as aioredis
+
+from qcore import Codec, Signer, TaskResult
+from qredis import RedisResultStore, RedisTransport, TransportError
+from qredis.aio import Producer
+
+
+def _round_trip(url: str, queue: str, secret: str) -> tuple[Any, list[Any], float]:
+    """Enqueue 100 tasks at once, a delayed and an urgent one, from asyncio; run them through
+    the sync transport; wait for their records from asyncio, woken by the store's notice."""
+    codec = Codec(Signer.from_secret(secret))
+    store = RedisResultStore(url, namespace=queue, codec=codec)
+    transport = RedisTransport(queue, url=url)
+
+    async def main() -> tuple[Any, list[Any], float]:
+        async with Producer(url, queue, secret=secret, namespace=queue) as q:
+            kind = type(q.client)
+            ids = await asyncio.gather(*(q.enqueue("math.floor", i + 0.5) for i in range(100)))
+            urgent = await q.enqueue("math.floor", 7.5, priority=10)
+            later = await q.enqueue("math.floor", 9.5, countdown=3600)
+            assert await q.queue_size() == 101
+            waiting = asyncio.gather(*(q.result(i, wait=30) for i in [urgent, *ids]))
+            await asyncio.sleep(0.3)  # every waiter subscribed
+            began = time.monotonic()
+            got = await asyncio.to_thread(transport.fetch, "c", 200, 5)
+            assert got[0].task_id == urgent and len(got) == 101
+            assert later not in {d.task_id for d in got}
+            records = []
+            for d in got:
+                message = codec.decode_message(d.payload)
+                records.append(
+                    TaskResult.from_message(message, result=message.args[0] // 1, success=True)
+                )
+            await asyncio.to_thread(store.save_many, records)
+            results = await waiting
+            return kind, results, time.monotonic() - began
+
+    try:
+        return asyncio.run(main())
+    finally:
+        store.close()
+        transport.close()
+
+
+def test_the_async_producer_on_a_redis_cluster(
+    redis_cluster_url: str, queue_name: str, secret: str
+) -> None:
+    kind, results, took = _round_trip(redis_cluster_url, queue_name, secret)
+    assert issubclass(kind, aioredis.RedisCluster)
+    assert results == [7.0, *(float(i) for i in range(100))]
+    assert took < 5, took  # woken by the notice, not by the 5 s re-check
+
+
+def test_the_async_producer_through_a_sentinel_group(
+    redis_sentinel: Any, redis_sentinel_url: str, queue_name: str, secret: str
+) -> None:
+    kind, results, took = _round_trip(redis_sentinel_url, queue_name, secret)
+    assert issubclass(kind, aioredis.Redis)
+    assert results == [7.0, *(float(i) for i in range(100))]
+    assert took < 5, took
+    master = redis_sentinel.master().client()
+    assert master.exists(f"{{q:{queue_name}}}:msg")  # on the master the sentinels name
+
+
+def test_a_cluster_url_naming_a_single_redis_says_so(
+    redis_url: str, queue_name: str, secret: str
+) -> None:
+    port = redis_url.rsplit(":", 1)[1].split("/")[0]
+
+    async def main() -> None:
+        async with Producer(f"redis+cluster://127.0.0.1:{port}", queue_name, secret=secret) as q:
+            await q.enqueue("math.floor", 1.5)
+
+    with pytest.raises(TransportError, match="is not a Redis Cluster"):
+        asyncio.run(main())
