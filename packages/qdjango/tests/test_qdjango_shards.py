@@ -37,7 +37,9 @@ def test_a_sharded_site_spreads_its_tasks_and_its_views_see_every_shard(
     assert page.status_code == 200
     assert all(i in html for i in ids) and later in html
     response = superuser_client.post(
-        reverse("admin:qdjango_queuedtask_changelist"), {"task_id": ids[:6]}, follow=True
+        reverse("admin:qdjango_queuedtask_changelist"),
+        {"task_id": [f"{queue_name} {i}" for i in ids[:6]]},
+        follow=True,
     )
     assert "6 waiting task(s) deleted" in response.content.decode()
     assert transport.queue_size() == 24
