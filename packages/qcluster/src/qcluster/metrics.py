@@ -25,7 +25,7 @@ from collections.abc import Callable, Iterable
 from multiprocessing.context import BaseContext
 from typing import Any
 
-from qcore import EventBus
+from qcore import EventBus, dotted_path
 from qcore.events import (
     HookFailed,
     TaskDeadLettered,
@@ -84,7 +84,9 @@ _RUN = _N  # run histogram: sum, then one count per bucket and +Inf
 _WAIT = _RUN + 1 + len(RUN_BUCKETS) + 1
 _ROW = _WAIT + 1 + len(WAIT_BUCKETS) + 1
 _INDEX = {name: i for i, name in enumerate(COUNTERS)}
+_STARTED, _SUCCEEDED, _FAILED = _INDEX["started"], _INDEX["succeeded"], _INDEX["failed"]
 _NEW_ROW = threading.RLock()
+_OWN_MAX = 1024
 _LABEL = 256  # bytes of one row's "queue\0func"
 
 Snapshot = dict[str, Any]
@@ -198,6 +200,9 @@ class MetricsRecorder:
         self.exits: dict[str, int] = {}
         self._table = _Table(bytearray(_Table.SIZE))
         self._funcs: dict[str, set[str]] = {}
+        self._own: dict[Any, int] = {}
+        """Row offsets of this cluster's queue by the task's func as the message holds it:
+        the per-task events (start, success, failure) find their row with one lookup."""
 
     def __getstate__(self) -> dict[str, Any]:
         return {"queue": self.queue}
@@ -229,6 +234,7 @@ class MetricsRecorder:
         sentinel's figures, which the sentinel counts itself)."""
         self.exits = {}
         self._funcs = {}
+        self._own = {}
         cell.clear()
         self._table = cell.table
 
@@ -245,20 +251,34 @@ class MetricsRecorder:
 
     def started(self, event: TaskStarted) -> None:
         message = event.message
-        at = self._count(self.queue, message.func_path, "started")
+        at = self._own_row(message.func)
+        values = self._table.values
+        values[at + _STARTED] += 1
         since = message.started
         eta = message.options.eta
         if eta is not None and eta > since:
             since = eta
-        self._observe(at + _WAIT, WAIT_BUCKETS, max(0.0, time.time() - since))
+        wait = time.time() - since
+        if wait < 0.0:
+            wait = 0.0
+        values[at + _WAIT] += wait
+        values[at + _WAIT + 1 + bisect_left(WAIT_BUCKETS, wait)] += 1
 
     def succeeded(self, event: TaskSucceeded) -> None:
-        at = self._count(self.queue, event.record.func, "succeeded")
-        self._observe(at + _RUN, RUN_BUCKETS, event.duration)
+        at = self._own_row(event.record.func)
+        values = self._table.values
+        values[at + _SUCCEEDED] += 1
+        duration = event.duration
+        values[at + _RUN] += duration
+        values[at + _RUN + 1 + bisect_left(RUN_BUCKETS, duration)] += 1
 
     def failed(self, event: TaskFailed) -> None:
-        at = self._count(self.queue, event.record.func or UNKNOWN, "failed")
-        self._observe(at + _RUN, RUN_BUCKETS, event.duration)
+        at = self._own_row(event.record.func or UNKNOWN)
+        values = self._table.values
+        values[at + _FAILED] += 1
+        duration = event.duration
+        values[at + _RUN] += duration
+        values[at + _RUN + 1 + bisect_left(RUN_BUCKETS, duration)] += 1
 
     def retried(self, event: TaskRetried) -> None:
         self._count(self.queue, event.func or UNKNOWN, "retried")
@@ -285,7 +305,21 @@ class MetricsRecorder:
 
     # -- plumbing ---------------------------------------------------------------------------
 
-    def _count(self, queue: str, func: str, counter: str) -> int:
+    def _own_row(self, func: Any) -> int:
+        """The row of (this cluster's queue, ``func``): a dotted path or the callable itself.
+
+        The per-task events come through here (a worker's hottest path when metrics are on)."""
+        at = self._own.get(func)
+        if at is None:
+            path = func if type(func) is str else dotted_path(func)
+            at = self._count(self.queue, path, None)
+            if (
+                len(self._own) < _OWN_MAX
+            ):  # a new function object per task (lambdas) must not grow it
+                self._own[func] = at
+        return at
+
+    def _count(self, queue: str, func: str, counter: str | None) -> int:
         funcs = self._funcs.get(queue)
         if funcs is None:
             funcs = self._funcs[queue] = set()
@@ -294,13 +328,9 @@ class MetricsRecorder:
                 func = OTHER
             funcs.add(func)
         at = self._table.base(queue, func)
-        self._table.values[at + _INDEX[counter]] += 1
+        if counter is not None:
+            self._table.values[at + _INDEX[counter]] += 1
         return at
-
-    def _observe(self, at: int, buckets: tuple[float, ...], value: float) -> None:
-        values = self._table.values
-        values[at] += value
-        values[at + 1 + bisect_left(buckets, value)] += 1
 
 
 def merge(snapshots: Iterable[Snapshot]) -> Snapshot:

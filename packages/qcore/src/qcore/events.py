@@ -24,6 +24,7 @@ from typing import Any, TypeVar
 from qcore.errors import ConfigError
 from qcore.log import get_logger
 from qcore.message import TaskMessage, TaskResult
+from qcore.slots import fast_init
 
 __all__ = [
     "Event",
@@ -61,6 +62,7 @@ class TaskEvent(Event):
     task_id: str
 
 
+@fast_init  # built once per task: see qcore.slots
 @dataclass(frozen=True, slots=True)
 class TaskEnqueued(TaskEvent):
     """A producer handed the task to a transport (it is queued, or delayed until its eta)."""
@@ -69,6 +71,7 @@ class TaskEnqueued(TaskEvent):
     queue: str
 
 
+@fast_init  # built once per task: see qcore.slots
 @dataclass(frozen=True, slots=True)
 class TaskStarted(TaskEvent):
     """A worker (or an in-process ``join()``) is about to call the task's function."""
@@ -79,6 +82,7 @@ class TaskStarted(TaskEvent):
     """The worker's consumer id (``join.<id>`` for a task run in-process by ``join()``)."""
 
 
+@fast_init  # built once per task: see qcore.slots
 @dataclass(frozen=True, slots=True)
 class TaskSucceeded(TaskEvent):
     """The task returned and its record is saved (or its ``save`` option said not to)."""
@@ -89,6 +93,7 @@ class TaskSucceeded(TaskEvent):
     consumer: str | None
 
 
+@fast_init  # built once per task: see qcore.slots
 @dataclass(frozen=True, slots=True)
 class TaskFailed(TaskEvent):
     """The task raised, or could not run here, and its Failure record is saved."""

@@ -16,6 +16,7 @@ from typing import Any
 from qcore.errors import ConfigError
 from qcore.naming import humanize, new_id
 from qcore.resolve import dotted_path
+from qcore.slots import unchecked_constructor
 
 __all__ = [
     "OPTION_NAMES",
@@ -51,25 +52,6 @@ def check_priority(value: object) -> int:
             f"not {value}"
         )
     return value
-
-
-def _unchecked_constructor(cls: type) -> Callable[..., Any]:
-    """A positional constructor for a frozen slots dataclass that skips ``__init__``.
-
-    A frozen dataclass's ``__init__`` sets each field through ``object.__setattr__``; setting
-    the slots through their descriptors is faster (see tools/bench/README.md, 'unchecked
-    constructor'), which counts on the paths that build a message or a record per task. Only
-    for values already validated.
-    """
-    names = tuple(cls.__dataclass_fields__)  # type: ignore[attr-defined]
-    namespace: dict[str, Any] = {"new": object.__new__, "cls": cls}
-    lines = [f"def build({', '.join(names)}):", "    obj = new(cls)"]
-    for index, name in enumerate(names):
-        namespace[f"set_{index}"] = cls.__dict__[name].__set__
-        lines.append(f"    set_{index}(obj, {name})")
-    lines.append("    return obj")
-    exec("\n".join(lines), namespace)  # the source is built from field names only
-    return namespace["build"]  # type: ignore[no-any-return]
 
 
 @dataclass(frozen=True, slots=True)
@@ -321,7 +303,7 @@ class TaskMessage:
         return message_from_wire(wire)
 
 
-_build_message = _unchecked_constructor(TaskMessage)
+_build_message = unchecked_constructor(TaskMessage)
 
 
 @dataclass(frozen=True, slots=True)
@@ -435,7 +417,7 @@ class TaskResult:
         return result_from_wire(wire)
 
 
-_build_result = _unchecked_constructor(TaskResult)
+_build_result = unchecked_constructor(TaskResult)
 
 
 def _is_hex(value: str) -> bool:
