@@ -83,3 +83,16 @@ def test_reads_are_consistent_while_another_process_writes() -> None:
         checked += 1
     writer.join()
     assert writer.exitcode == 0 and slot.read().processed == 20000
+
+
+def test_awaiting_entries_list_the_coroutine_tasks_until_they_end_or_the_slot_resets() -> None:
+    slot = Slot(awaiting=3)
+    slot.awaiting_start(0, "a" * 32, 1, 3)
+    slot.awaiting_start(2, "c" * 100, 2, 3)
+    slot.awaiting_start(7, "ignored", 1, 1)  # no such entry: nothing written
+    listed = {(t.task_id, t.attempt, t.max_attempts) for t in slot.awaiting()}
+    assert listed == {("a" * 32, 1, 3), ("c" * 100, 2, 3)}
+    slot.awaiting_end(0)
+    assert [t.task_id for t in slot.awaiting()] == ["c" * 100]
+    slot.reset(2)
+    assert slot.awaiting() == [] and Slot().awaiting() == []

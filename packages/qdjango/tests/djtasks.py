@@ -62,6 +62,26 @@ async def async_add(a: int, b: int) -> int:
     return a + b
 
 
+@task
+async def async_fail(message: str) -> None:
+    await asyncio.sleep(0)
+    raise ValueError(message)
+
+
+@task(takes_context=True)
+async def async_attempt(context: TaskContext) -> int:
+    await asyncio.sleep(0)
+    return int(context.attempt)
+
+
+@task
+async def async_nap(seconds: float) -> list[float]:
+    """When it started and ended (epoch seconds), around its nap."""
+    begun = time.time()
+    await asyncio.sleep(seconds)
+    return [begun, time.time()]
+
+
 @task(queue_name="qd-second")
 def second_queue() -> str:
     return "second"

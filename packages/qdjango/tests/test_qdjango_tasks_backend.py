@@ -243,6 +243,36 @@ def test_a_worker_killed_mid_task_is_a_second_attempt(
     assert result.return_value["attempt"] == 2 and result.attempts == 2
 
 
+def test_async_def_tasks_on_a_cluster(db_alias: str, cluster: Any) -> None:
+    ok = _finished(djtasks.async_add.enqueue(20, 22))
+    assert ok.status == TaskResultStatus.SUCCESSFUL and ok.return_value == 42
+    assert ok.worker_ids == [cluster.cluster_id]
+    bad = _finished(djtasks.async_fail.enqueue("async boom"))
+    assert bad.status == TaskResultStatus.FAILED
+    [error] = bad.errors
+    assert error.exception_class is ValueError and "in async_fail" in error.traceback
+    assert _finished(djtasks.async_attempt.enqueue()).return_value == 1
+
+
+def test_async_def_tasks_overlap_on_a_cluster_with_async_concurrency(
+    db_alias: str, settings: Any, q_cluster: dict[str, Any]
+) -> None:
+    from qdjango.cluster import build_cluster, close_connections
+
+    settings.Q_CLUSTER = {**q_cluster, "async_concurrency": 5}
+    own = build_cluster()
+    close_connections()
+    own.start(wait=120)
+    try:
+        results = [djtasks.async_nap.enqueue(2.0) for _ in range(5)]
+        spans = [_finished(result).return_value for result in results]
+    finally:
+        assert own.stop(timeout=30) == 0
+    assert all(r.status == TaskResultStatus.SUCCESSFUL for r in results)
+    # All five awaited at once in the one worker: each started before any ended.
+    assert max(begun for begun, _ in spans) < min(ended for _, ended in spans)
+
+
 def test_a_task_sent_with_async_task_is_seen_by_get_result(db_alias: str, cluster: Any) -> None:
     task_id = async_task(jobs.add, 2, 2)
     assert fetch(task_id, wait=WAIT) is not None

@@ -43,6 +43,7 @@ RUN_SETTINGS = {
     "recycle": "recycle",
     "max_rss": "max_rss",
     "prefetch": "prefetch",
+    "async_concurrency": "async_concurrency",
     "grace": "grace",
     "start_method": "start_method",
     "json_logs": "log_json",
@@ -126,6 +127,12 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--max-rss", type=int, default=None, help="replace a worker above N KiB")
     run.add_argument(
         "--prefetch", type=int, default=None, help="most tasks a worker takes in one fetch"
+    )
+    run.add_argument(
+        "--async-concurrency",
+        type=int,
+        default=None,
+        help="coroutine tasks (async def) a worker awaits at once (default 1)",
     )
     run.add_argument("--grace", type=float, default=None, help="seconds to finish on stop")
     run.add_argument(

@@ -77,6 +77,10 @@ class ClusterConfig:
     """Replace a worker once its resident memory exceeds this many KiB (None: never)."""
     prefetch: int = 32
     """Most tasks a worker takes from the queue in one fetch."""
+    async_concurrency: int = 1
+    """Coroutine tasks (``async def``) a worker awaits at once in its event loop (1: one at a
+    time, as sync tasks run). Above 1 each one's timeout is enforced in the loop, and a worker
+    fetches up to this many (or ``prefetch``, whichever is more) while they run."""
     save: bool = True
     """Whether successes are saved (a task's own ``save`` option wins; failures always are)."""
     retries: int = 0
@@ -150,6 +154,7 @@ class ClusterConfig:
             )
         _check_int("max_attempts", self.max_attempts, minimum=1)
         _check_int("prefetch", self.prefetch, minimum=1)
+        _check_int("async_concurrency", self.async_concurrency, minimum=1)
         _check_int("retries", self.retries, minimum=0)
         for name in ("retry_backoff", "retry_backoff_max"):
             value = getattr(self, name)
@@ -354,7 +359,7 @@ def _check_seconds(name: str, value: object) -> None:
 
 _OPTIONAL = {"timeout", "recycle", "max_rss", "metrics_port"}
 _INTS = {"workers", "max_attempts", "recycle", "max_rss", "prefetch", "retries", "dead_letter_cap"}
-_INTS |= {"metrics_port", "shards"}
+_INTS |= {"metrics_port", "shards", "async_concurrency"}
 _BOOLS = {"save", "log_json", "log_args", "fail_fast", "scheduler", "catch_up", "retry_jitter"}
 _FLOATS = {"timeout", "retry", "guard_cycle", "heartbeat", "grace", "hook_timeout"}
 _FLOATS |= {"status_interval", "retry_backoff", "retry_backoff_max", "dead_letter_ttl"}

@@ -12,10 +12,12 @@ import dataclasses
 import pickle
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from inspect import isawaitable
 from types import TracebackType
-from typing import Any
+from typing import Any, NamedTuple
 
+from qcluster.eventloop import Settled, TaskLoop
 from qcore import (
     FunctionNotFound,
     HookRunner,
@@ -27,15 +29,19 @@ from qcore import (
 from qcore.serialization import dumps
 
 __all__ = [
+    "Awaiting",
+    "call",
     "default_hook_runner",
     "execute",
     "failure",
     "format_error",
     "resolve_callable",
     "run_hook",
+    "settle",
     "should_save",
     "summary",
     "task_timeout",
+    "timed_out_error",
     "unpicklable",
     "unstorable",
 ]
@@ -93,22 +99,56 @@ def failure(
     )
 
 
+class Awaiting(NamedTuple):
+    """A task whose function returned an awaitable (an ``async def`` task): what is left is to
+    await it and :func:`settle` the record."""
+
+    awaitable: Awaitable[Any]
+    begun: float
+    """``time.perf_counter()`` when the function was called."""
+
+
 def execute(
     message: TaskMessage,
     *,
     attempt: int = 1,
     cluster: str | None = None,
     errors: list[BaseException] | None = None,
+    loop: TaskLoop | None = None,
 ) -> TaskResult:
     """Run ``message``'s function with its args and return the record to save.
 
     Success: ``result`` is the return value. Failure (``success=False``): ``result`` is the
     error text with its traceback, for an exception raised by the task, a ``func`` that does
     not resolve (the message names the path), or a return value that cannot be pickled (it
-    could never be stored). Timeouts are not enforced here: a worker's sentinel does that.
-    The exception the task raised is appended to ``errors`` when given (``join()`` re-raises
-    it in the caller).
+    could never be stored). A function that returns an awaitable (``async def``) is awaited
+    to its end in ``loop`` (the worker's; None: a loop made for this call). Timeouts are not
+    enforced here: a worker's sentinel does that. The exception the task raised is appended
+    to ``errors`` when given (``join()`` re-raises it in the caller).
     """
+    outcome = call(message, attempt=attempt, cluster=cluster, errors=errors)
+    if not isinstance(outcome, Awaiting):
+        return outcome
+    if loop is not None:
+        settled = loop.run(outcome.awaitable)
+    else:
+        own = TaskLoop()
+        try:
+            settled = own.run(outcome.awaitable)
+        finally:
+            own.close()
+    return settle(message, outcome, settled, attempt=attempt, cluster=cluster, errors=errors)
+
+
+def call(
+    message: TaskMessage,
+    *,
+    attempt: int = 1,
+    cluster: str | None = None,
+    errors: list[BaseException] | None = None,
+) -> TaskResult | Awaiting:
+    """The first half of :func:`execute`: call the function; its record, or, when it
+    returned an awaitable, what is left to await."""
     if message.options.runner is not None:
         return _execute_by_runner(message, message.options.runner, attempt, cluster, errors)
     try:
@@ -129,7 +169,43 @@ def execute(
             errors.append(exc)
         text = format_error(exc, skip_frames=1)
         return failure(message, text, attempt=attempt, cluster=cluster, run_time=ran)
+    if type(value) not in _ALWAYS_PICKLABLE and isawaitable(value):
+        return Awaiting(value, begun)
     return _outcome(message, value, attempt, cluster, time.perf_counter() - begun)
+
+
+def settle(
+    message: TaskMessage,
+    awaiting: Awaiting,
+    settled: Settled,
+    *,
+    attempt: int = 1,
+    cluster: str | None = None,
+    errors: list[BaseException] | None = None,
+    timeout: float | None = None,
+) -> TaskResult:
+    """The second half of :func:`execute`: the record of an awaited task, from how its
+    awaitable ended (its run time counts from the call to the end of the await; ``timeout``,
+    the seconds it was given, names a timeout in the record)."""
+    ran = settled.ended - awaiting.begun
+    exc = settled.error
+    if exc is None:
+        return _outcome(message, settled.value, attempt, cluster, ran)
+    if settled.timed_out:
+        text = timed_out_error(timeout or 0.0)
+        return failure(message, text, attempt=attempt, cluster=cluster)
+    if errors is not None:
+        errors.append(exc)
+    text = format_error(exc, skip_frames=1)
+    return failure(message, text, attempt=attempt, cluster=cluster, run_time=ran)
+
+
+def timed_out_error(timeout: float) -> str:
+    """The result of a coroutine task cancelled past its timeout in its worker's loop."""
+    return (
+        f"TimeoutError: the task timed out after {timeout:g} s "
+        "(cancelled in its worker's event loop)"
+    )
 
 
 def _execute_by_runner(
@@ -138,10 +214,11 @@ def _execute_by_runner(
     attempt: int,
     cluster: str | None,
     errors: list[BaseException] | None,
-) -> TaskResult:
+) -> TaskResult | Awaiting:
     """The task run by the callable its ``runner`` option names, as
     ``runner(message, attempt, cluster)``: it resolves and calls the function itself (a
-    framework's task object need not be callable); what it raises is the task's failure."""
+    framework's task object need not be callable); what it raises is the task's failure,
+    what it returns is awaited when it is awaitable."""
     try:
         runner = resolve_callable(path)
     except FunctionNotFound as exc:
@@ -158,6 +235,8 @@ def _execute_by_runner(
             errors.append(exc)
         text = format_error(exc, skip_frames=1)
         return failure(message, text, attempt=attempt, cluster=cluster, run_time=ran)
+    if type(value) not in _ALWAYS_PICKLABLE and isawaitable(value):
+        return Awaiting(value, begun)
     return _outcome(message, value, attempt, cluster, time.perf_counter() - begun)
 
 

@@ -16,7 +16,7 @@ from qcluster.cluster import codec_from_env
 from qcluster.config import ClusterConfig
 from qcluster.processing import Processor
 from qcluster.tasklog import cluster_events
-from qcore import Codec, ConfigError, EventBus, HookRunner, ResultStore, Transport
+from qcore import Codec, ConfigError, Delivery, EventBus, HookRunner, ResultStore, Transport
 
 __all__ = ["join"]
 
@@ -36,7 +36,8 @@ def join(
 
     ``codec`` verifies the payloads (default: keys from ``$Q_SECRET_KEY``, as a cluster's);
     ``hook_runner`` and ``events`` as for :class:`~qcluster.Cluster`; ``config`` gives the
-    defaults a cluster would (``save``, ``log_args``, ``log_level``, ``prefetch``).
+    defaults a cluster would (``save``, ``log_args``, ``log_level``, ``prefetch``,
+    ``async_concurrency``: ``async def`` tasks are awaited in one event loop for the call).
     ``reraise=True``: once everything ran, was saved and hooked, the first exception a task
     raised is raised here. An error of the store or the transport is raised at once (a
     worker would retry it); what was not acked goes back to the queue.
@@ -63,6 +64,13 @@ def join(
         io_attempts=1,
     )
     ran = 0
+
+    def refill(room: int) -> list[Delivery]:
+        replayed: list[str] = []
+        got = transport.fetch(consumer, room, 0, replayed=replayed)
+        processor.replays_refused(replayed)
+        return got
+
     try:
         while True:
             if run_delayed and callable(make_due):
@@ -72,8 +80,9 @@ def join(
             processor.replays_refused(replayed)
             if not deliveries and not replayed:
                 break
-            ran += processor.run(deliveries)
+            ran += processor.run(deliveries, refill)
     finally:
+        processor.close()
         transport.release(consumer)
         transport.forget([consumer])
     if errors:

@@ -23,7 +23,7 @@ from typing import Any
 
 from qcluster.execution import failure
 from qcluster.hookcalls import HookCalls
-from qcluster.slot import SlotView
+from qcluster.slot import AwaitingTask, SlotView
 from qcluster.spawning import WorkerHandle, WorkerPool
 from qcluster.states import ExitCode, KillReason, WorkerState
 from qcluster.status import Totals
@@ -165,13 +165,15 @@ class ExitHandler:
             return
         # A worker that left cleanly released its tasks and forgot its consumer itself.
         left = view.state is WorkerState.LEFT and handle.kill is None and code in _CLEAN_EXITS
+        # Coroutine tasks it awaited beside the one its slot shows (async_concurrency > 1).
+        awaited = [] if left else handle.slot.awaiting()
         try:
             if handle.kill is KillReason.TIMEOUT and _same_task(handle.kill_view, view):
-                self._timed_out(handle, view)
+                self._timed_out(handle, view, awaited)
             elif handle.kill is KillReason.CANCELLED and _same_task(handle.kill_view, view):
-                self._terminated(handle, view, code)
-            elif view.running is not None:
-                self._lost_running(handle, view, code)
+                self._terminated(handle, view, code, awaited)
+            elif view.running is not None or awaited:
+                self._lost_running(handle, view, code, awaited)
             elif not left:
                 self.transport.release(consumer)
             if not left:
@@ -198,7 +200,20 @@ class ExitHandler:
             )
         )
 
-    def _timed_out(self, handle: WorkerHandle, view: SlotView) -> None:
+    def _release_others(
+        self, handle: WorkerHandle, view: SlotView, awaited: list[AwaitingTask]
+    ) -> None:
+        """Put back what the worker held besides its slot's task: the coroutine tasks it
+        awaited keep their attempt (dead-lettered owing a record when it was the last)."""
+        others = {task.task_id: task for task in awaited if task.task_id != view.task_id}
+        reason = f"{_lost_reason(handle, describe_exit(handle.process.exitcode))}: out of attempts"
+        self.transport.release(handle.consumer, started=set(others), reason=reason)
+        last = sum(1 for task in others.values() if task.attempt >= task.max_attempts)
+        if last:
+            self.totals.failed += last
+            self.owed()
+
+    def _timed_out(self, handle: WorkerHandle, view: SlotView, awaited: list[AwaitingTask]) -> None:
         self.totals.timed_out += 1
         self.totals.failed += 1
         error = (
@@ -211,7 +226,7 @@ class ExitHandler:
         self.events.emit(TaskTimedOut(view.task_id, record, view.timeout, saved, handle.consumer))
         if saved:
             self.transport.ack([_delivery(handle, view)])
-            self.transport.release(handle.consumer)
+            self._release_others(handle, view, awaited)
             self.hooks.owe(message, record)
         else:
             # Unsaved work is never acked: run it again rather than lose it; on its last
@@ -221,8 +236,12 @@ class ExitHandler:
             )
             if released.dead_lettered:
                 self.owed()
+            if awaited:
+                self._release_others(handle, view, awaited)
 
-    def _terminated(self, handle: WorkerHandle, view: SlotView, code: int | None) -> None:
+    def _terminated(
+        self, handle: WorkerHandle, view: SlotView, code: int | None, awaited: list[AwaitingTask]
+    ) -> None:
         """A task cancelled while running: its cancelled twin goes back, due at once, in the
         step that takes the delivery back; the worker that gets it saves the Failure and calls
         the hook. A payload that cannot be read makes it a lost task like any other."""
@@ -234,34 +253,39 @@ class ExitHandler:
             except (PayloadError, UnknownTask) as exc:
                 log.warning("task.payload_undecodable", task_id=view.task_id, error=str(exc))
         if twin is None or not self.transport.retry_later(_delivery(handle, view), 0, twin):
-            self._lost_running(handle, view, code)
+            self._lost_running(handle, view, code, awaited)
             return
-        self.transport.release(handle.consumer)
+        self._release_others(handle, view, awaited)
 
-    def _lost_running(self, handle: WorkerHandle, view: SlotView, code: int | None) -> None:
+    def _lost_running(
+        self, handle: WorkerHandle, view: SlotView, code: int | None, awaited: list[AwaitingTask]
+    ) -> None:
+        """The task the slot shows, and every coroutine task the worker awaited beside it,
+        go back with their attempt counted; one on its last attempt is dead-lettered owing
+        its Failure record, which the beacon's OwedRecords saves (then the event, then the
+        hook): a store that is down never blocks this thread, and the record is saved once it
+        answers, never lost (nor saved twice when the reaper got here first)."""
         self.totals.lost += 1
         how = describe_exit(code)
-        task_id = view.task_id
-        if view.attempt >= view.max_attempts:
-            # Dead-lettered owing its Failure record, which the beacon's OwedRecords saves
-            # (then the event, then the hook): a store that is down never blocks this thread,
-            # and the record is saved once it answers, never lost (nor saved twice when the
-            # reaper got here first).
-            reason = (
-                f"WorkerLost: the worker running the task was lost ({how}; consumer "
-                f"{handle.consumer}): out of attempts"
-            )
-            self.transport.release(handle.consumer, started={task_id}, reason=reason)
-            self.totals.failed += 1
-            self.owed()
-            return
+        lost = {task.task_id: task for task in awaited}
+        if view.running is not None:
+            lost[view.task_id] = AwaitingTask(view.task_id, view.attempt, view.max_attempts)
         # Told first: once released, another worker may start the task at once.
-        self.events.emit(
-            TaskRetried(
-                task_id, view.name, view.func, view.attempt, view.max_attempts, f"worker {how}"
-            )
-        )
-        self.transport.release(handle.consumer, started={task_id})
+        for task in lost.values():
+            if task.attempt < task.max_attempts:
+                shown = task.task_id == view.running
+                name, func = (view.name, view.func) if shown else ("", "")
+                self.events.emit(
+                    TaskRetried(
+                        task.task_id, name, func, task.attempt, task.max_attempts, f"worker {how}"
+                    )
+                )
+        reason = f"{_lost_reason(handle, how)}: out of attempts"
+        self.transport.release(handle.consumer, started=set(lost), reason=reason)
+        last = sum(1 for task in lost.values() if task.attempt >= task.max_attempts)
+        if last:
+            self.totals.failed += last
+            self.owed()
 
     def _lost(self, view: SlotView, error: str) -> tuple[TaskMessage | None, TaskResult]:
         return lost_task(
@@ -302,6 +326,10 @@ class ExitHandler:
             self.log.info("worker.stopped", **fields)
         else:
             self.log.error("worker.lost", how=describe_exit(code), **fields)
+
+
+def _lost_reason(handle: WorkerHandle, how: str) -> str:
+    return f"WorkerLost: the worker running the task was lost ({how}; consumer {handle.consumer})"
 
 
 def _exit_reason(code: int | None) -> str:

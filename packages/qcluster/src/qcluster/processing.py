@@ -18,24 +18,24 @@ backstop, a little later, for a hook stuck where the alarm cannot reach it (C co
 from __future__ import annotations
 
 import functools
-import signal
 import time
-from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
-from types import FrameType
-from typing import Any, NamedTuple, Protocol
+from collections.abc import Callable, Iterable
 
+from qcluster.awaits import Awaits
 from qcluster.config import ClusterConfig
+from qcluster.eventloop import Settled, TaskLoop
 from qcluster.execution import (
-    execute,
+    Awaiting,
+    call,
     failure,
-    run_hook,
+    settle,
     should_save,
     task_timeout,
     unstorable,
 )
+from qcluster.hookalarm import call_hook
 from qcluster.states import WorkerState
-from qcluster.tasklog import TaskLog
+from qcluster.tracking import Done, InFlight, NoTracker, Tracker
 from qcluster.workflows import chain_links, gather_iterations, retried_event, retry_delay_for
 from qcore import (
     Backoff,
@@ -54,12 +54,12 @@ from qcore import (
 )
 from qcore.cancelling import cancelled_error
 from qcore.events import (
-    HookFailed,
     TaskDeadLettered,
     TaskFailed,
     TaskReplayed,
     TaskStarted,
     TaskSucceeded,
+    TaskTimedOut,
 )
 
 __all__ = ["FLUSH_AFTER", "Done", "NoTracker", "Processor", "Tracker", "call_hook"]
@@ -68,52 +68,9 @@ log = get_logger("qcluster.worker")
 
 FLUSH_AFTER = 0.005
 """Finished results older than this are saved before the next task starts."""
+REFILL_TICK = 0.05
+"""Seconds a worker awaiting coroutines, with room for more, waits before it looks again."""
 _BACKOFF = Backoff()
-
-
-class Tracker(Protocol):
-    """Who is told what the processor is doing: a worker's slot, read by its sentinel."""
-
-    def begin(
-        self,
-        task_id: str,
-        name: str,
-        func: str,
-        *,
-        attempt: int,
-        max_attempts: int,
-        token: int,
-        timeout: float | None,
-    ) -> None: ...
-
-    def end(self, success: bool, run_time: float | None = None) -> None: ...
-
-    def set_state(self, state: WorkerState) -> None: ...
-
-
-class NoTracker:
-    """Nobody watches: the in-process ``join()`` has no sentinel."""
-
-    def begin(self, *args: Any, **kwargs: Any) -> None:
-        pass
-
-    def end(self, success: bool, run_time: float | None = None) -> None:
-        pass
-
-    def set_state(self, state: WorkerState) -> None:
-        pass
-
-
-class Done(NamedTuple):
-    """A task that ran (or could not be opened) and waits to be saved and acked, or (with
-    ``retry``, seconds) to go back for another attempt."""
-
-    message: TaskMessage | None
-    delivery: Delivery
-    record: TaskResult
-    save: bool
-    duration: float
-    retry: float | None = None
 
 
 class Processor:
@@ -166,12 +123,33 @@ class Processor:
         self._retry_defaults = config.retry_defaults()
         self._raised: list[BaseException] = []
         self._retrying = 0
+        self.loop = TaskLoop()
+        """Where coroutine tasks are awaited (its asyncio loop is made on the first one)."""
+        self.concurrency = config.async_concurrency
+        self.awaited = 0
+        """Coroutine tasks run in the last batch (a worker sizes its next fetch by it)."""
+        self.awaits = Awaits(self.loop, self.tracker, self.concurrency)
 
-    def run(self, deliveries: Iterable[Delivery]) -> int:
-        """Run, save, ack and hook a batch; returns how many tasks ran."""
+    def close(self) -> None:
+        """Close the event loop (a worker leaving, the end of ``join()``)."""
+        self.loop.close()
+
+    def run(
+        self,
+        deliveries: Iterable[Delivery],
+        refill: Callable[[int], list[Delivery]] | None = None,
+    ) -> int:
+        """Run, save, ack and hook a batch; returns how many tasks ran.
+
+        With ``async_concurrency`` > 1 the coroutine tasks of the batch are awaited up to that
+        many at once, and the batch ends when the last has ended; ``refill(n)`` gives up to
+        ``n`` more deliveries (fetched without waiting) while there is room beside them.
+        """
         pending: list[Done] = []
         oldest = 0.0
         ran = 0
+        concurrent = self.concurrency > 1
+        self.awaited = 0
         try:
             for delivery in deliveries:
                 if self.stopping:
@@ -185,6 +163,13 @@ class Processor:
                         oldest = time.perf_counter()
                     pending.append(done)
                     ran += 1
+                if concurrent and self.awaits:
+                    if not self.awaits.room:
+                        ran += self._await_some(pending, None)
+                    elif done is not None:
+                        self.awaits.watch()  # a sync task ran in between: show them again
+            if concurrent and self.awaits:
+                ran += self._await_rest(pending, refill)
             self.flush(pending, hooks=False)
         finally:
             self.call_hooks()
@@ -231,7 +216,8 @@ class Processor:
         self.processed += 1
         return Done(message, delivery, record, True, 0.0)
 
-    def _execute(self, message: TaskMessage, delivery: Delivery) -> Done:
+    def _execute(self, message: TaskMessage, delivery: Delivery) -> Done | None:
+        timeout = task_timeout(message, self.config.timeout)
         self.tracker.begin(
             message.id,
             message.name,
@@ -239,22 +225,37 @@ class Processor:
             attempt=delivery.attempt,
             max_attempts=delivery.max_attempts,
             token=delivery.token,
-            timeout=task_timeout(message, self.config.timeout),
+            timeout=timeout,
         )
         if self._on_started:
             self.events.emit(TaskStarted(message.id, message, delivery.attempt, self.consumer))
         begun = time.perf_counter()
-        prior = message.options.attempts or 0
+        attempt = (message.options.attempts or 0) + delivery.attempt
         raised = self._raised
-        record = execute(
-            message, attempt=prior + delivery.attempt, cluster=self.cluster_id, errors=raised
-        )
-        duration = time.perf_counter() - begun
+        outcome = call(message, attempt=attempt, cluster=self.cluster_id, errors=raised)
+        if isinstance(outcome, Awaiting):
+            if self.concurrency > 1:
+                self.awaits.start(message, delivery, outcome, attempt, timeout)
+                self.awaited += 1
+                return None
+            settled = self.loop.run(outcome.awaitable)
+            outcome = settle(
+                message, outcome, settled, attempt=attempt, cluster=self.cluster_id, errors=raised
+            )
+        record = outcome
+        return self._ended(message, delivery, record, time.perf_counter() - begun)
+
+    def _ended(
+        self, message: TaskMessage, delivery: Delivery, record: TaskResult, duration: float
+    ) -> Done:
+        """The Done of a task that ran (its error, if any, in ``self._raised``)."""
         self.tracker.end(record.success, record.run_time)
         self.processed += 1
+        raised = self._raised
         if raised:
             exc = raised.pop()
             raised.clear()
+            prior = message.options.attempts or 0
             delay = retry_delay_for(message, exc, prior + 1, self._retry_defaults)
             if delay is not None:
                 self._retrying += 1
@@ -263,6 +264,62 @@ class Processor:
                 self.errors.append(exc)
         save = should_save(message, record, self.config.save)
         return Done(message, delivery, record, save, duration)
+
+    # -- coroutine tasks awaited side by side (async_concurrency > 1) -----------------------
+
+    def _await_some(self, pending: list[Done], wait: float | None) -> int:
+        """Run the loop until some coroutine tasks ended (or ``wait`` seconds passed), then
+        save and ack what ended with the rest of ``pending``; how many ended."""
+        ended = self.awaits.wait(wait)
+        for entry, settled in ended:
+            pending.append(self._settled(entry, settled))
+        if pending:
+            self.flush(pending, hooks=False)
+            pending.clear()
+        self.awaits.watch()
+        return len(ended)
+
+    def _await_rest(
+        self, pending: list[Done], refill: Callable[[int], list[Delivery]] | None
+    ) -> int:
+        """Await the batch's coroutine tasks to the last, starting more from ``refill`` while
+        there is room; the hooks of what ended are called as it goes."""
+        ran = 0
+        awaits = self.awaits
+        while awaits:
+            if awaits.room and refill is not None and not self.stopping:
+                for delivery in refill(awaits.room):
+                    done = self.run_one(delivery)
+                    if done is not None:
+                        pending.append(done)
+                        ran += 1
+                if not awaits:
+                    break
+            tick = REFILL_TICK if awaits.room and refill is not None and not self.stopping else None
+            ran += self._await_some(pending, tick)
+            if self._owed_hooks:
+                self.call_hooks()
+                awaits.watch()
+        return ran
+
+    def _settled(self, entry: InFlight, settled: Settled) -> Done:
+        message = entry.message
+        record = settle(
+            message,
+            entry.awaiting,
+            settled,
+            attempt=entry.attempt,
+            cluster=self.cluster_id,
+            errors=self._raised,
+            timeout=entry.timeout,
+        )
+        duration = settled.ended - entry.awaiting.begun
+        if settled.timed_out:
+            # Like a timeout the sentinel enforces: saved, never retried.
+            self.tracker.end(False)
+            self.processed += 1
+            return Done(message, entry.delivery, record, True, duration, None, entry.timeout)
+        return self._ended(message, entry.delivery, record, duration)
 
     def _send_retries(self, retrying: list[Done]) -> None:
         """Put each task back in the delayed set as its next attempt: the message with its runs
@@ -370,12 +427,14 @@ class Processor:
         return self.transport.ack_links(deliveries, links)
 
     def _emit_outcomes(self, pending: list[Done]) -> None:
-        if not (self._on_succeeded or self._on_failed):
+        if not (self._on_succeeded or self._on_failed or self.awaited):
             return
         emit, consumer = self.events.emit, self.consumer
         for done in pending:
             record = done.record
-            if record.success:
+            if done.timed_out is not None:
+                emit(TaskTimedOut(record.id, record, done.timed_out, True, consumer))
+            elif record.success:
                 if self._on_succeeded:
                     emit(TaskSucceeded(record.id, record, done.duration, consumer))
             elif self._on_failed:
@@ -427,55 +486,3 @@ class Processor:
             self.log.error(f"worker.{what}_failed", error=str(exc), failures=failures)
 
         return logged
-
-
-class HookInterrupted(BaseException):
-    """Raised into a hook past its alarm (a BaseException: a hook's ``except Exception``
-    does not swallow it)."""
-
-
-@contextmanager
-def _alarm(seconds: float | None) -> Iterator[None]:
-    if seconds is None:
-        yield
-        return
-
-    def interrupt(signum: int, frame: FrameType | None) -> None:
-        raise HookInterrupted
-
-    previous = signal.signal(signal.SIGALRM, interrupt)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
-    try:
-        yield
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
-
-
-def call_hook(
-    message: TaskMessage,
-    record: TaskResult,
-    runner: HookRunner | None = None,
-    *,
-    events: EventBus | None = None,
-    log_args: bool = False,
-    timeout: float | None = None,
-) -> bool:
-    """Resolve and run the message's hook through ``runner``; never raise.
-
-    A hook that raises is a :class:`~qcore.events.HookFailed` on ``events`` (whose task log
-    writes ``hook.failed``); without a bus it is logged all the same. ``timeout``: seconds
-    before SIGALRM interrupts the hook (the main thread of a process whose SIGALRM Q owns: a
-    worker), a ``HookFailed`` with a ``TimeoutError``. Returns True when there was no hook or
-    it ran without raising.
-    """
-    try:
-        with _alarm(timeout):
-            error = run_hook(message, record, runner)
-    except HookInterrupted:
-        error = TimeoutError(f"the hook ran past hook_timeout ({timeout:g} s): interrupted")
-    if error is None:
-        return True
-    bus = events if events is not None else TaskLog(log_args=log_args).subscribe(EventBus())
-    bus.emit(HookFailed(message.id, record, message.hook_path or "", error))
-    return False

@@ -6,6 +6,11 @@ reads consistent (a seqlock): the writer makes it odd, writes, makes it even; a 
 while it is odd or changed under it. A worker killed in the middle of a write leaves it odd,
 and the reader then reports the record as torn: the worker was between tasks, so nothing it
 held had started.
+
+A worker awaiting coroutine tasks side by side (``async_concurrency`` > 1) also lists them in
+its slot's *awaiting* entries, one per task it can await at once, each marked in use by one
+word written after the rest: the sentinel reads them once the worker is gone, and counts the
+attempt of each (a task that kills its worker is poison however it runs).
 """
 
 from __future__ import annotations
@@ -18,9 +23,11 @@ from typing import Any
 
 from qcluster.states import WorkerState
 
-__all__ = ["Slot", "SlotRecord", "SlotView"]
+__all__ = ["AwaitingEntry", "AwaitingTask", "Slot", "SlotRecord", "SlotView"]
 
 _ID_SIZE = 256
+_AWAITING_ID_SIZE = 104
+"""Room for a task id of up to 100 characters (what the message accepts)."""
 _NAME_SIZE = 64
 _FUNC_SIZE = 192
 
@@ -47,6 +54,27 @@ class SlotRecord(ctypes.Structure):
         ("name", ctypes.c_char * _NAME_SIZE),
         ("func", ctypes.c_char * _FUNC_SIZE),
     )
+
+
+class AwaitingEntry(ctypes.Structure):
+    """One coroutine task a worker awaits (``used`` is written last when it starts, first
+    when it ends)."""
+
+    _fields_ = (
+        ("used", ctypes.c_int32),
+        ("attempt", ctypes.c_int32),
+        ("max_attempts", ctypes.c_int32),
+        ("task_id", ctypes.c_char * _AWAITING_ID_SIZE),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class AwaitingTask:
+    """A coroutine task the worker was awaiting, as its slot listed it."""
+
+    task_id: str
+    attempt: int
+    max_attempts: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,23 +112,30 @@ class SlotView:
 
 
 class Slot:
-    """One worker's shared record. Picklable into the worker under any start method."""
+    """One worker's shared record. Picklable into the worker under any start method.
 
-    __slots__ = ("_raw",)
+    ``awaiting``: how many coroutine tasks its worker may await at once (the entries listing
+    them; 0 for ``async_concurrency`` = 1, where the slot's one task is all there is).
+    """
 
-    def __init__(self, ctx: BaseContext | None = None) -> None:
+    __slots__ = ("_awaiting", "_raw")
+
+    def __init__(self, ctx: BaseContext | None = None, *, awaiting: int = 0) -> None:
         if ctx is None:
             from multiprocessing import sharedctypes
 
             self._raw: Any = sharedctypes.RawValue(SlotRecord)
+            entries: Any = sharedctypes.RawArray(AwaitingEntry, awaiting) if awaiting else None
         else:
             self._raw = ctx.RawValue(SlotRecord)
+            entries = ctx.RawArray(AwaitingEntry, awaiting) if awaiting else None
+        self._awaiting: Any = entries
 
     def __getstate__(self) -> Any:
-        return self._raw
+        return (self._raw, self._awaiting)
 
     def __setstate__(self, state: Any) -> None:
-        self._raw = state
+        self._raw, self._awaiting = state
 
     # -- writer side (the worker) ---------------------------------------------------------
 
@@ -117,6 +152,8 @@ class Slot:
         r.processed = r.failed = 0
         r.task_id = r.name = r.func = b""
         r.seq += 1
+        for entry in self._awaiting or ():
+            entry.used = 0
 
     @property
     def batch(self) -> int:
@@ -167,6 +204,36 @@ class Slot:
         r.deadline = now + timeout if timeout else 0.0
         r.seq += 1
 
+    def show(
+        self,
+        task_id: str,
+        name: str,
+        func: str,
+        *,
+        attempt: int,
+        max_attempts: int,
+        token: int,
+        started: float,
+        deadline: float,
+        timeout: float | None,
+    ) -> None:
+        """Show a task already running (a coroutine awaited beside others): its wall-clock
+        start and the ``time.monotonic()`` deadline past which the worker is killed (0: none)."""
+        r = self._raw
+        r.seq += 1
+        r.state = WorkerState.RUNNING
+        r.task_id = task_id.encode()[: _ID_SIZE - 1]
+        r.name = name.encode("utf-8", "replace")[: _NAME_SIZE - 1]
+        r.func = func.encode("utf-8", "replace")[: _FUNC_SIZE - 1]
+        r.attempt = attempt
+        r.max_attempts = max_attempts
+        r.token = token
+        r.since = time.monotonic()
+        r.started = started
+        r.timeout = timeout or 0.0
+        r.deadline = deadline
+        r.seq += 1
+
     def end(self, success: bool, run_time: float | None = None) -> None:
         """The running task finished (its result waits to be saved); ``run_time``: the
         seconds its function ran."""
@@ -181,7 +248,33 @@ class Slot:
         r.deadline = 0.0
         r.seq += 1
 
+    def awaiting_start(self, index: int, task_id: str, attempt: int, max_attempts: int) -> None:
+        """Entry ``index`` lists a coroutine task now awaited."""
+        entries = self._awaiting
+        if entries is None or not 0 <= index < len(entries):
+            return
+        entry = entries[index]
+        entry.used = 0
+        entry.task_id = task_id.encode()[: _AWAITING_ID_SIZE - 1]
+        entry.attempt = attempt
+        entry.max_attempts = max_attempts
+        entry.used = 1
+
+    def awaiting_end(self, index: int) -> None:
+        """The task of entry ``index`` ended (its record waits to be saved)."""
+        entries = self._awaiting
+        if entries is not None and 0 <= index < len(entries):
+            entries[index].used = 0
+
     # -- reader side (the sentinel) -------------------------------------------------------
+
+    def awaiting(self) -> list[AwaitingTask]:
+        """The coroutine tasks listed as awaited (read once the worker is gone)."""
+        return [
+            AwaitingTask(e.task_id.decode("ascii", "replace"), e.attempt, e.max_attempts)
+            for e in self._awaiting or ()
+            if e.used == 1 and e.task_id
+        ]
 
     def read(self, *, tries: int = 100) -> SlotView:
         """A consistent copy; after ``tries`` failed attempts, a torn copy marked as such."""

@@ -68,7 +68,8 @@ class WorkerPool:
     def start(self, count: int) -> None:
         """Start ``count`` workers, each with its slot."""
         for index in range(count):
-            self.slots[index] = Slot(self.ctx)
+            concurrency = self.spec.config.async_concurrency
+            self.slots[index] = Slot(self.ctx, awaiting=concurrency if concurrency > 1 else 0)
             if self.spec.metrics is not None:
                 self.cells[index] = MetricsCell(self.ctx)
             self.spawn(index)

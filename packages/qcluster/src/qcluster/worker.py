@@ -29,6 +29,7 @@ from qcluster.states import ExitCode, WorkerState
 from qcore import (
     Backoff,
     Codec,
+    Delivery,
     EventBus,
     HookRunner,
     ResultStore,
@@ -210,6 +211,8 @@ class _Worker:
             self.log.warning("worker.release_failed", error=str(exc))
         else:
             self.slot.set_state(WorkerState.LEFT)
+        if self.processor is not None:
+            self.processor.close()
         for closable in (self.transport, self.store):
             try:
                 closable.close()
@@ -257,9 +260,13 @@ class _Worker:
                 self._release_stale()
                 continue
             begun = time.perf_counter()
-            ran = processor.run(deliveries)
+            ran = processor.run(deliveries, self._refill if config.async_concurrency > 1 else None)
             elapsed = time.perf_counter() - begun
-            size = self._next_batch(batch, len(deliveries), ran, elapsed, processor.processed)
+            if processor.awaited:
+                # Coroutines run side by side: fetch what can run at once, however long each.
+                size = self._batch_limit(processor.processed)
+            else:
+                size = self._next_batch(batch, len(deliveries), ran, elapsed, processor.processed)
             if size != batch:
                 batch = self.slot.batch = size
             if config.recycle is not None and processor.processed >= config.recycle:
@@ -296,9 +303,31 @@ class _Worker:
                 "failover) were put back",
             )
 
+    def _refill(self, room: int) -> list[Delivery]:
+        """Up to ``room`` more tasks, without waiting, for a worker awaiting coroutine tasks
+        with room beside them (none past ``recycle``; an error is logged, the worker goes on:
+        what a lost reply claimed is put back once it is idle)."""
+        processor = self.processor
+        if processor is None or self.stopping:
+            return []
+        if self.config.recycle is not None:
+            room = min(room, self.config.recycle - processor.processed - len(processor.awaits))
+        if room <= 0:
+            return []
+        replayed: list[str] = []
+        try:
+            deliveries = self.transport.fetch(self.consumer, room, 0, replayed=replayed)
+        except Exception as exc:
+            self.log.warning("worker.fetch_failed", error=str(exc), failures=1)
+            return []
+        if replayed:
+            processor.replays_refused(replayed)
+        return deliveries
+
     def _batch_limit(self, done: int) -> int:
-        """No more than ``prefetch``, nor than what is left of this life under ``recycle``."""
-        limit = self.config.prefetch
+        """No more than ``prefetch`` (or ``async_concurrency`` when it is more), nor than what
+        is left of this life under ``recycle``."""
+        limit = max(self.config.prefetch, self.config.async_concurrency)
         if self.config.recycle is not None:
             limit = max(1, min(limit, self.config.recycle - done))
         return limit

@@ -3,15 +3,19 @@
 :func:`run` is the ``runner`` option of every message :class:`~qdjango.backends.QBackend`
 sends: the worker calls it instead of the function (a ``@task`` leaves a ``Task`` object, not
 a function, at the task's path). It sends ``task_started``, passes the ``TaskContext`` to a
-task that takes it, calls coroutine functions through Django's ``Task.call`` and holds the
-return value to Django's JSON rules; whatever it raises is the task's failure, as for any
-Q task. ``task_finished`` is sent once the record is saved, by :class:`FinishedSignal`, a
-subscriber of the cluster's event bus.
+task that takes it, and holds the return value to Django's JSON rules; an ``async def`` task's
+coroutine is returned for the worker to await in its own event loop (Django's ``Task.call``
+would run each in a new loop of its own, through ``async_to_sync``); whatever it raises is
+the task's failure, as for any Q task. ``task_finished`` is sent once the record is saved,
+by :class:`FinishedSignal`, a subscriber of the cluster's event bus.
 """
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
 from typing import Any
+
+from asgiref.sync import iscoroutinefunction
 
 from qcore import EventBus, TaskMessage
 from qcore.events import Event, TaskDeadLettered, TaskFailed, TaskSucceeded, TaskTimedOut
@@ -48,11 +52,16 @@ def run(message: TaskMessage, attempt: int, cluster: str | None) -> Any:
     task = result.task
     if task_started.receivers:
         task_started.send(sender=_sender(), task_result=result)
+    args = message.args
     if task.takes_context:
-        value = task.call(TaskContext(task_result=result), *message.args, **message.kwargs)
-    else:
-        value = task.call(*message.args, **message.kwargs)
-    return normalize_json(value)
+        args = (TaskContext(task_result=result), *args)
+    if iscoroutinefunction(task.func):
+        return _normalized(task.func(*args, **message.kwargs))
+    return normalize_json(task.call(*args, **message.kwargs))
+
+
+async def _normalized(awaitable: Awaitable[Any]) -> Any:
+    return normalize_json(await awaitable)
 
 
 class FinishedSignal:

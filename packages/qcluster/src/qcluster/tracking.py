@@ -1,0 +1,103 @@
+"""What a processor tells its worker's slot (:class:`Tracker`), and the records of a batch
+on their way: :class:`Done` (ran, waiting to be saved and acked) and :class:`InFlight` (a
+coroutine task awaited beside others)."""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple, Protocol
+
+from qcluster.execution import Awaiting
+from qcluster.states import WorkerState
+from qcore import Delivery, TaskMessage, TaskResult
+
+__all__ = ["Done", "InFlight", "NoTracker", "Tracker"]
+
+
+class Tracker(Protocol):
+    """Who is told what the processor is doing: a worker's slot, read by its sentinel."""
+
+    def begin(
+        self,
+        task_id: str,
+        name: str,
+        func: str,
+        *,
+        attempt: int,
+        max_attempts: int,
+        token: int,
+        timeout: float | None,
+    ) -> None: ...
+
+    def end(self, success: bool, run_time: float | None = None) -> None: ...
+
+    def set_state(self, state: WorkerState) -> None: ...
+
+    def show(
+        self,
+        task_id: str,
+        name: str,
+        func: str,
+        *,
+        attempt: int,
+        max_attempts: int,
+        token: int,
+        started: float,
+        deadline: float,
+        timeout: float | None,
+    ) -> None: ...
+
+    def awaiting_start(self, index: int, task_id: str, attempt: int, max_attempts: int) -> None: ...
+
+    def awaiting_end(self, index: int) -> None: ...
+
+
+class NoTracker:
+    """Nobody watches: the in-process ``join()`` has no sentinel."""
+
+    def begin(self, *args: Any, **kwargs: Any) -> None:
+        pass
+
+    def end(self, success: bool, run_time: float | None = None) -> None:
+        pass
+
+    def set_state(self, state: WorkerState) -> None:
+        pass
+
+    def show(self, *args: Any, **kwargs: Any) -> None:
+        pass
+
+    def awaiting_start(self, index: int, task_id: str, attempt: int, max_attempts: int) -> None:
+        pass
+
+    def awaiting_end(self, index: int) -> None:
+        pass
+
+
+class Done(NamedTuple):
+    """A task that ran (or could not be opened) and waits to be saved and acked, or (with
+    ``retry``, seconds) to go back for another attempt."""
+
+    message: TaskMessage | None
+    delivery: Delivery
+    record: TaskResult
+    save: bool
+    duration: float
+    retry: float | None = None
+    timed_out: float | None = None
+    """The timeout (seconds) of a coroutine task its worker's loop cancelled past it."""
+
+
+class InFlight(NamedTuple):
+    """A coroutine task being awaited beside others (``async_concurrency`` > 1)."""
+
+    message: TaskMessage
+    delivery: Delivery
+    awaiting: Awaiting
+    attempt: int
+    timeout: float | None
+    entry: int
+    """Its entry in the slot's list of awaited tasks."""
+    started: float
+    """Wall-clock time it started."""
+    deadline: float
+    """``time.monotonic()`` past which the sentinel kills the worker (0: never)."""

@@ -1,0 +1,101 @@
+"""``async def`` tasks on a real cluster: awaited in each worker's event loop, side by side up
+to ``async_concurrency``, with their timeouts, hooks and records, and a worker lost mid-await."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+
+from tests.cluster.support import Bench, eventually
+from tests.faults import aio_tasks, tasks
+from tests.faults.support import Effects, assert_drained
+
+
+def test_an_async_task_is_awaited_saved_once_and_hooked_once(bench: Bench, fx: Effects) -> None:
+    ok = bench.producer.enqueue(aio_tasks.nap, *fx.args("ok"), 0.01, hook=tasks.counting_hook)
+    bad = bench.producer.enqueue(aio_tasks.fail, *fx.args("bad"), hook=tasks.counting_hook)
+    with bench.cluster(workers=1):
+        records = bench.wait_all([ok, bad], timeout=30)
+        eventually(lambda: fx.count("hook:ok") and fx.count("hook:bad"), what="the hooks")
+    assert records[ok].success and records[ok].result == "ok"
+    assert not records[bad].success
+    assert records[bad].result.startswith("RuntimeError: async failure bad")
+    assert 'aio_tasks.py", line' in records[bad].result  # the coroutine's own traceback
+    assert bench.store.counts() == {ok: 1, bad: 1}
+    assert fx.counts() == {"ok": 1, "bad": 1, "hook:ok": 1, "hook:bad": 1}
+    assert_drained(bench)
+
+
+def test_coroutines_of_one_worker_overlap_up_to_async_concurrency(
+    bench: Bench, fx: Effects
+) -> None:
+    ids = [bench.producer.enqueue(aio_tasks.nap, *fx.args(f"n{i}"), 2.0) for i in range(20)]
+    sync = bench.producer.enqueue(tasks.counted, *fx.args("sync"), "s")  # runs in between
+    begun = time.monotonic()
+    with bench.cluster(workers=1, async_concurrency=20):
+        records = bench.wait_all([*ids, sync], timeout=60)
+        took = time.monotonic() - begun
+        status = bench.status()
+    assert all(records[i].success for i in ids) and records[sync].result == "s"
+    spans = [tuple(map(float, s.split())) for s in fx.client.lrange(f"{fx.key}:spans", 0, -1)]
+    assert len(spans) == 20
+    # Every nap started before the first one ended: all 20 awaited at once in one worker.
+    assert max(start for start, _ in spans) < min(end for _, end in spans)
+    assert took < 30, f"20 overlapping 2 s naps took {took:.1f} s (one by one: 40 s)"
+    assert status is not None and status["lost"] == 0
+    assert_drained(bench)
+
+
+def test_a_coroutine_past_its_timeout_is_cancelled_alone_with_one_failure_and_one_hook(
+    bench: Bench, fx: Effects
+) -> None:
+    slow = bench.producer.enqueue(
+        aio_tasks.nap, *fx.args("slow"), 60.0, timeout=1.0, hook=tasks.counting_hook
+    )
+    quick = {
+        f"q{i}": bench.producer.enqueue(
+            aio_tasks.nap, *fx.args(f"q{i}"), 3.0, timeout=30.0, hook=tasks.counting_hook
+        )
+        for i in range(4)
+    }
+    with bench.cluster(workers=1, async_concurrency=5) as cluster:
+        records = bench.wait_all([slow, *quick.values()], timeout=60)
+        eventually(lambda: all(fx.count(f"hook:{t}") for t in [*quick, "slow"]), what="hooks")
+        status = bench.status()
+        assert cluster.is_running
+    record = records[slow]
+    assert not record.success
+    assert record.result.startswith("TimeoutError: the task timed out after 1 s")
+    assert "event loop" in record.result  # cancelled in the loop: its worker was not killed
+    assert all(records[i].success for i in quick.values())
+    assert status is not None and status["lost"] == 0 and status["replaced"] == 0
+    assert fx.count("slow") == 1 and bench.store.counts()[slow] == 1
+    assert {t: fx.count(f"hook:{t}") for t in [*quick, "slow"]} == dict.fromkeys(
+        [*quick, "slow"], 1
+    )
+    assert_drained(bench)
+
+
+def test_a_worker_sigkilled_mid_await_has_each_task_redelivered_with_one_record(
+    bench: Bench, fx: Effects
+) -> None:
+    tags = [f"v{i}" for i in range(5)]
+    ids = {
+        tag: bench.producer.enqueue(
+            aio_tasks.hang_first_time, *fx.args(tag), hook=tasks.counting_hook, max_attempts=3
+        )
+        for tag in tags
+    }
+    with bench.cluster(workers=1, async_concurrency=5, start_method="fork"):
+        pids = {fx.wait_started() for _ in tags}  # all five awaiting in one worker
+        assert len(pids) == 1
+        os.kill(pids.pop(), signal.SIGKILL)
+        records = bench.wait_all(list(ids.values()), timeout=60)
+        eventually(lambda: all(fx.count(f"hook:{t}") for t in tags), what="the hooks")
+    assert {t: records[i].result for t, i in ids.items()} == dict.fromkeys(tags, 2)
+    assert {t: records[i].attempt_count for t, i in ids.items()} == dict.fromkeys(tags, 2)
+    assert {t: fx.count(t) for t in tags} == dict.fromkeys(tags, 2)  # ran again: at least once
+    assert bench.store.counts() == dict.fromkeys(ids.values(), 1)  # one record each
+    assert {t: fx.count(f"hook:{t}") for t in tags} == dict.fromkeys(tags, 1)
+    assert_drained(bench)
