@@ -36,7 +36,13 @@ from qcluster.execution import (
 from qcluster.hookalarm import call_hook
 from qcluster.states import WorkerState
 from qcluster.tracking import Done, InFlight, NoTracker, Tracker
-from qcluster.workflows import chain_links, gather_iterations, retried_event, retry_delay_for
+from qcluster.workflows import (
+    chain_links,
+    gather_iterations,
+    in_workflow,
+    retried_event,
+    retry_delay_for,
+)
 from qcore import (
     Backoff,
     Codec,
@@ -123,6 +129,9 @@ class Processor:
         self._retry_defaults = config.retry_defaults()
         self._raised: list[BaseException] = []
         self._retrying = 0
+        # Tasks run and not yet flushed that are a chain's link or an iteration's call, told
+        # once per task from its options: a flush looks for them only when there are some.
+        self._workflows = 0
         self.loop = TaskLoop()
         """Where coroutine tasks are awaited (its asyncio loop is made on the first one)."""
         self.concurrency = config.async_concurrency
@@ -202,7 +211,10 @@ class Processor:
                 "a signed payload was copied under another id",
             )
             return None
-        if message.options.cancelled is not None:
+        options = message.options
+        if options.chain is not None or options.iter is not None:
+            self._workflows += 1
+        if options.cancelled is not None:
             return self._cancelled(message, delivery)
         return self._execute(message, delivery)
 
@@ -365,6 +377,10 @@ class Processor:
     def flush(self, pending: list[Done], *, hooks: bool = True) -> None:
         """Save, then ack, then call the hooks of what was acked (``hooks=False``: owe them
         until :meth:`call_hooks`, at the end of the batch)."""
+        workflows = 0
+        if self._workflows:
+            workflows = sum(1 for done in pending if in_workflow(done.message))
+            self._workflows = max(0, self._workflows - workflows)
         if self._retrying:
             self._retrying = 0
             self.tracker.set_state(WorkerState.SAVING)
@@ -379,16 +395,17 @@ class Processor:
                 on_error=self._logger("save"),
                 attempts=self.io_attempts,
             )
-        if any(done.message is not None and done.message.options.iter for done in pending):
+        if workflows:
             _BACKOFF.call(
                 lambda: self._gather(pending),
                 on_error=self._logger("save"),
                 attempts=self.io_attempts,
             )
+            ack = functools.partial(self._ack_links, pending)
+        else:
+            ack = functools.partial(self.transport.ack, [done.delivery for done in pending])
         self._emit_outcomes(pending)
-        acked = _BACKOFF.call(
-            lambda: self._ack(pending), on_error=self._logger("ack"), attempts=self.io_attempts
-        )
+        acked = _BACKOFF.call(ack, on_error=self._logger("ack"), attempts=self.io_attempts)
         for done, ok in zip(pending, acked or ()):
             if not ok:
                 # Redelivered to someone else meanwhile (we were presumed dead): their run
@@ -417,9 +434,9 @@ class Processor:
         finished = [(done.message, done.record) for done in pending]
         gather_iterations(self.transport, self.codec, self.store, finished)
 
-    def _ack(self, pending: list[Done]) -> list[bool]:
-        """One ack for the batch; a batch holding links of a chain is acked by the step that
-        also queues each link's successor (see qcore.chains)."""
+    def _ack_links(self, pending: list[Done]) -> list[bool]:
+        """One ack for a batch holding workflow tasks; one holding links of a chain is acked
+        by the step that also queues each link's successor (see qcore.chains)."""
         deliveries = [done.delivery for done in pending]
         links = chain_links([done.message for done in pending], [done.record for done in pending])
         if links is None:

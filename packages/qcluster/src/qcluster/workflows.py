@@ -14,7 +14,13 @@ from qcore.events import TaskRetried
 from qcore.iters import collate
 from qcore.retries import retry_delay
 
-__all__ = ["chain_links", "gather_iterations", "retried_event", "retry_delay_for"]
+__all__ = [
+    "chain_links",
+    "gather_iterations",
+    "in_workflow",
+    "retried_event",
+    "retry_delay_for",
+]
 
 T = TypeVar("T")
 
@@ -65,6 +71,15 @@ def retried_event(
         delay,
         error,
     )
+
+
+def in_workflow(message: TaskMessage | None) -> bool:
+    """Whether the task is a chain's link or an iteration's call (its batch takes the
+    workflow steps: the iteration's hash, the ack that queues the next link)."""
+    if message is None:
+        return False
+    options = message.options
+    return options.chain is not None or options.iter is not None
 
 
 def chain_links(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from qcore.compact import compact_record, fits_compact, record_from_compact
+from qcore.compact import compact_body, record_from_compact
 from qcore.errors import ConfigError, PayloadTooLarge, UndecodablePayload
 from qcore.message import TaskMessage, TaskResult
 from qcore.serialization import deflate, dumps, inflate, loads
@@ -90,9 +90,10 @@ class Codec:
         """Sign a record in its compact layout (about a quarter smaller, for stores that pay per
         byte), or as :meth:`encode` does when the layout cannot carry it or this codec is
         pinned to wire version 1 (whose readers know no compact records)."""
-        if self.write_version == 1 or not fits_compact(record):
+        body = None if self.write_version == 1 else compact_body(record)
+        if body is None:
             return self.encode(record)
-        return self._sign(compact_record(record), FLAG_RESULT | FLAG_COMPACT, "TaskResult")
+        return self._sign(body, FLAG_RESULT | FLAG_COMPACT, "TaskResult")
 
     def _sign(self, body: bytes, flags: int, what: str) -> bytes:
         if len(body) + OVERHEAD > self.max_size:

@@ -21,55 +21,95 @@ import struct
 from typing import Any
 
 from qcore.errors import UndecodablePayload
-from qcore.message import TaskResult
+from qcore.message import _NO_OPTIONS, TaskResult
 from qcore.naming import humanize
 from qcore.serialization import dumps, loads
 from qcore.wire import MAJOR, MINOR, RUN_TIME_MINOR, _options_in, _options_out
 
-__all__ = ["compact_record", "fits_compact", "record_from_compact"]
+__all__ = ["compact_body", "compact_record", "fits_compact", "record_from_compact"]
 
 _VERSION = 1
 _HEAD = struct.Struct(">BBddI16s")  # version, bits, started, stopped, attempt count, id
 _SUCCESS = 0x01
 _NAMED = 0x02  # the name is not the one derived from the id: it follows
-_HEX = frozenset("0123456789abcdef")
 
 
-def fits_compact(record: TaskResult) -> bool:
-    """Whether the compact layout can carry ``record`` (a uuid-hex id, short strings)."""
-    short = all(len(s.encode()) < 256 for s in (record.name, record.func, record.cluster or ""))
+def _id_bytes(task_id: str) -> bytes | None:
+    """The 16 bytes of an id of 32 lowercase hex digits (a uuid's hex), else None."""
+    if len(task_id) != 32:
+        return None
+    try:
+        raw = bytes.fromhex(task_id)
+    except ValueError:
+        return None
+    # fromhex also takes upper case and skips spaces: only the canonical form round-trips.
+    return raw if len(raw) == 16 and raw.hex() == task_id else None
+
+
+def _short(text: str) -> bool:
+    """Whether ``text`` encodes to under 256 bytes (surely so under 64 characters)."""
+    return len(text) < 64 or len(text.encode()) < 256
+
+
+def _fits(record: TaskResult) -> bool:
     return (
-        short
-        and len(record.id) == 32
-        and _HEX.issuperset(record.id)
+        _short(record.name)
+        and _short(record.func)
+        and _short(record.cluster or "")
         and 0 <= record.attempt_count < 2**32
     )
 
 
+def fits_compact(record: TaskResult) -> bool:
+    """Whether the compact layout can carry ``record`` (a uuid-hex id, short strings)."""
+    return _id_bytes(record.id) is not None and _fits(record)
+
+
 def compact_record(record: TaskResult) -> bytes:
     """The record's compact body (check :func:`fits_compact` first)."""
-    named = record.name != humanize(record.id)
-    bits = (_SUCCESS if record.success else 0) | (_NAMED if named else 0)
-    parts = [
-        _HEAD.pack(
-            _VERSION,
-            bits,
-            record.started,
-            record.stopped,
-            record.attempt_count,
-            bytes.fromhex(record.id),
-        )
-    ]
-    for text in ((record.name,) if named else ()) + (record.func, record.cluster or ""):
-        raw = text.encode()
-        parts += (bytes((len(raw),)), raw)
-    rest = (record.args, record.kwargs, record.result, record.hook, record.group)
-    opts = _options_out(record.options)
+    body = compact_body(record)
+    if body is None:
+        raise ValueError("the compact layout cannot carry this record (see fits_compact)")
+    return body
+
+
+def compact_body(record: TaskResult) -> bytes | None:
+    """The record's compact body, or None when the layout cannot carry it: the checks of
+    :func:`fits_compact` and the work of :func:`compact_record` in one pass, written out (a
+    worker encodes every record: tools/bench/README.md, 'issue 13's cost')."""
+    task_id, name, func, cluster = record.id, record.name, record.func, record.cluster or ""
+    if len(task_id) != 32 or not 0 <= record.attempt_count < 2**32:
+        return None
+    try:
+        raw_id = bytes.fromhex(task_id)
+    except ValueError:
+        return None
+    if len(raw_id) != 16 or raw_id.hex() != task_id:
+        return None  # fromhex also takes upper case and skips spaces
+    raw_func, raw_cluster = func.encode(), cluster.encode()
+    named = name != humanize(task_id)
+    raw_name = name.encode() if named else b""
+    if len(raw_func) > 255 or len(raw_cluster) > 255 or len(raw_name) > 255:
+        return None
+    head = _HEAD.pack(
+        _VERSION,
+        (_SUCCESS if record.success else 0) | (_NAMED if named else 0),
+        record.started,
+        record.stopped,
+        record.attempt_count,
+        raw_id,
+    )
+    options = record.options
+    rest: tuple[Any, ...] = (record.args, record.kwargs, record.result, record.hook, record.group)
+    opts = None if options is _NO_OPTIONS else _options_out(options)
     if record.run_time is not None:
-        parts.append(dumps((*rest, opts, record.run_time)))
-    else:
-        parts.append(dumps(rest if opts is None else (*rest, opts)))
-    return b"".join(parts)
+        rest = (*rest, opts, record.run_time)
+    elif opts is not None:
+        rest = (*rest, opts)
+    texts = (bytes((len(raw_func),)), raw_func, bytes((len(raw_cluster),)), raw_cluster)
+    if named:
+        return b"".join((head, bytes((len(raw_name),)), raw_name, *texts, dumps(rest)))
+    return b"".join((head, *texts, dumps(rest)))
 
 
 def record_from_compact(body: bytes) -> TaskResult:

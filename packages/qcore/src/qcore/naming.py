@@ -6,6 +6,7 @@ identity: two ids can share a name, and lookups by name return the most recent t
 
 from __future__ import annotations
 
+import functools
 import os
 
 from qcore.errors import ConfigError
@@ -50,6 +51,10 @@ def new_id() -> str:
     return raw.hex()
 
 
+# Kept for the last ids: a worker derives each record's name twice (its key in the Redis store,
+# and whether the compact record must carry the name), so the second is a look-up
+# (tools/bench/README.md, 'issue 13's cost').
+@functools.lru_cache(maxsize=1024)
 def humanize(task_id: str) -> str:
     """Four words for a hex id, the same words for the same id every time.
 

@@ -83,13 +83,18 @@ class RedisResultStore:
                 raise TypeError(f"save_many takes TaskResult records, not {type(record).__name__}")
             derived = humanize(record.id)
             records_key = self._keys.records(derived)
-            index = records_key if record.name == derived else self._keys.name(record.name)
-            keys += (records_key, index)
+            if record.name == derived:
+                # No name index to write: the script reads no start time (see save_results.lua).
+                keys += (records_key, records_key)
+                started = "0"
+            else:
+                keys += (records_key, self._keys.name(record.name))
+                started = repr(float(record.started))
             args += (
                 record.id,
                 raw_id(record.id),
                 "1" if record.success else "0",
-                repr(float(record.started)),
+                started,
                 self.codec.encode_compact(record),
             )
         _, scripts = self._ready()

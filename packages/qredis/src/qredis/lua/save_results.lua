@@ -7,7 +7,7 @@
 -- ARGV[1] ttl in ms
 -- ARGV[2] the channel to PUBLISH the saved ids on (space-separated, one PUBLISH per call)
 -- ARGV[3..] per task: id (hex), id (16 bytes), "1" (success) or "0" (failure),
---           started (epoch seconds), the signed record
+--           started (epoch seconds; read only for a name index, else "0"), the signed record
 --
 -- A records key holds the records of the tasks whose ids give it its name (one, nearly
 -- always: names are 32 bits), each as an entry: "1" or "0" (success), the id (16 bytes), the
