@@ -21,9 +21,11 @@ class CountingStore(RedisResultStore):
     once" (an upsert alone would hide a second save).
     """
 
-    def save_many(self, results: Sequence[TaskResult]) -> None:
+    def save_many(
+        self, results: Sequence[TaskResult], *, fences: Sequence[int] | None = None
+    ) -> None:
         # Counted once saved: a save the store refused (a record too large) saved nothing.
-        super().save_many(results)
+        super().save_many(results, fences=fences)
         client, _ = self._ready()
         pipe = client.pipeline(transaction=False)
         for record in results:

@@ -95,6 +95,15 @@ def hang_first_time(url: str, key: str, tag: str) -> int:
     return runs
 
 
+def slow_first_time(url: str, key: str, tag: str, seconds: float) -> str:
+    """Takes ``seconds`` on its first run (long enough to be frozen mid-run), none after."""
+    runs = effect(url, key, tag)
+    if runs == 1:
+        started(url, key)
+        time.sleep(seconds)
+    return f"run {runs}"
+
+
 def hang(url: str, key: str, tag: str) -> None:
     effect(url, key, tag)
     started(url, key)
@@ -186,6 +195,14 @@ def takes_anything(url: str, key: str, tag: str, thing: Any) -> str:
 def counting_hook(record: Any) -> None:
     url, key, tag = record.args[:3]
     client(url).hincrby(key, f"hook:{tag}", 1)
+
+
+def result_hook(record: Any) -> None:
+    """Counts its call and keeps the result of the record it was given."""
+    url, key, tag = record.args[:3]
+    conn = client(url)
+    conn.hincrby(key, f"hook:{tag}", 1)
+    conn.rpush(f"{key}:hooked", repr(record.result))
 
 
 def slow_hook(record: Any) -> None:

@@ -152,7 +152,7 @@ def test_reraise_raises_the_tasks_exception_after_saving_and_hooking() -> None:
 
 
 class DownStore(MemoryResultStore):
-    def save_many(self, results: Any) -> None:
+    def save_many(self, results: Any, **options: Any) -> None:
         raise ConnectionError("the store is down")
 
 

@@ -68,6 +68,34 @@ def test_a_later_failure_never_replaces_a_success(db_alias: str, q_cluster: dict
     assert row.success and row.result == "second try worked" and row.attempt_count == 2
 
 
+def test_a_superseded_delivery_s_late_save_never_replaces_the_newer_row(
+    db_alias: str, q_cluster: dict[str, Any]
+) -> None:
+    """Fenced saves (issue 11, item 3): a row keeps the record of the highest fence."""
+    store = DjangoResultStore(using=db_alias, save_limit=0)
+    newer = record(success=False, result="the re-run's failure", attempt=2)
+    store.save_many([newer], fences=[9])
+    store.save_many(
+        [same(newer, success=True, result="the frozen run", attempt_count=1)], fences=[4]
+    )
+    row = Task.objects.get(pk=newer.id)
+    assert (row.result, row.success, row.fence) == ("the re-run's failure", False, 9)
+    # a later delivery still replaces it; an unfenced save too, keeping the fence
+    store.save_many([same(newer, success=True, result="third", attempt_count=3)], fences=[12])
+    store.save_many([same(newer, success=True, result="unfenced", attempt_count=3)])
+    row = Task.objects.get(pk=newer.id)
+    assert (row.result, row.fence) == ("unfenced", 12)
+    store.save_many([same(newer, success=True, result="late", attempt_count=3)], fences=[11])
+    assert Task.objects.get(pk=newer.id).result == "unfenced"
+    # within one batch the same rules: the higher fence wins, whatever the order
+    other = record(result="newer")
+    store.save_many([other, same(other, result="older")], fences=[8, 5])
+    assert (Task.objects.get(pk=other.id).result, Task.objects.get(pk=other.id).fence) == (
+        "newer",
+        8,
+    )
+
+
 def test_duplicates_in_one_batch(db_alias: str, q_cluster: dict[str, Any]) -> None:
     store = DjangoResultStore(using=db_alias, save_limit=0)
     ok = record(success=True, result="ok")

@@ -466,19 +466,24 @@ class Processor:
         sentinel's grace period bounds it, and a worker killed then leaves its tasks in
         flight for redelivery (saving is an upsert).
         """
+        saved = [done for done in pending if done.save]
+        # Fenced by each delivery's token: a late save of ours, if another worker has run the
+        # task again since (we were presumed dead), cannot replace its record.
+        fences = [done.delivery.token for done in saved]
         try:
-            self.store.save_many([done.record for done in pending if done.save])
+            self.store.save_many([done.record for done in saved], fences=fences)
             return
         except (PayloadError, SerializationError):
             pass
         for index, done in enumerate(pending):
             if done.save:
-                pending[index] = done._replace(record=self._save_one(done.record))
+                record = self._save_one(done.record, done.delivery.token)
+                pending[index] = done._replace(record=record)
 
-    def _save_one(self, record: TaskResult) -> TaskResult:
+    def _save_one(self, record: TaskResult, fence: int) -> TaskResult:
         """Save one record, or the Failure that replaces it if it cannot be stored."""
         try:
-            self.store.save_many([record])
+            self.store.save_many([record], fences=[fence])
             return record
         except (PayloadError, SerializationError) as exc:
             error: Exception = exc
@@ -491,11 +496,11 @@ class Processor:
         )
         failure = unstorable(record, error)
         try:
-            self.store.save_many([failure])
+            self.store.save_many([failure], fences=[fence])
             return failure
         except (PayloadError, SerializationError):
             failure = unstorable(record, error, keep_args=False)  # the args are what is too big
-        self.store.save_many([failure])
+        self.store.save_many([failure], fences=[fence])
         return failure
 
     def _logger(self, what: str) -> Callable[[Exception, int], None]:

@@ -361,11 +361,16 @@ class ShardSource(Protocol):
 class ResultStore(Protocol):
     """Where task records are saved and read back."""
 
-    def save_many(self, results: Sequence[TaskResult]) -> None:
+    def save_many(
+        self, results: Sequence[TaskResult], *, fences: Sequence[int] | None = None
+    ) -> None:
         """Upsert records by task id, all in one round trip or transaction.
 
-        Saving the same record twice leaves one record (redelivery never duplicates). Once a
-        task has a successful record, a later failure for the same id does not replace it.
+        Saving the same record twice leaves one record (redelivery never duplicates).
+        ``fences``: per record, the fencing token of the delivery that ran it (0: none); a
+        record never replaces one saved with a higher fence, so the late save of a superseded
+        delivery cannot overwrite the newer delivery's record. Then, once a task has a
+        successful record, a later failure for the same id does not replace it.
         """
         ...
 

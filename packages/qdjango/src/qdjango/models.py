@@ -61,6 +61,12 @@ class Task(models.Model):
         editable=False,
         help_text="Seconds the function ran (time_taken also counts the wait in the queue).",
     )
+    fence = models.BigIntegerField(
+        default=0,
+        editable=False,
+        help_text="The fencing token of the delivery that saved the row (0: none): a save of "
+        "a superseded delivery, whose token is lower, never replaces it.",
+    )
 
     class Meta:
         app_label = "qdjango"

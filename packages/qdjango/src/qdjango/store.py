@@ -42,15 +42,22 @@ def was_saved(task_id: str) -> bool:
     return task_id in _last_saved
 
 
-def _dedupe(results: Iterable[TaskResult]) -> list[TaskResult]:
-    """One record per id (a redelivered task can finish twice in one batch): a success wins
-    over a failure, otherwise the later record."""
-    chosen: dict[str, TaskResult] = {}
-    for record in results:
+def _dedupe(
+    results: Sequence[TaskResult], fences: Sequence[int] | None
+) -> tuple[list[TaskResult], list[int]]:
+    """One record per id (a redelivered task can finish twice in one batch), with its fence:
+    the later record, unless the earlier has a higher fence, or is a success and the later a
+    failure (the rules of the upsert, applied within the batch)."""
+    chosen: dict[str, tuple[TaskResult, int]] = {}
+    for n, record in enumerate(results):
+        fence = 0 if fences is None else fences[n]
         earlier = chosen.get(record.id)
-        if earlier is None or record.success or not earlier.success:
-            chosen[record.id] = record
-    return list(chosen.values())
+        if earlier is not None:
+            if (fence and earlier[1] > fence) or (earlier[0].success and not record.success):
+                continue
+            fence = max(fence, earlier[1])
+        chosen[record.id] = (record, fence)
+    return [r for r, _ in chosen.values()], [f for _, f in chosen.values()]
 
 
 class DjangoResultStore:
@@ -116,20 +123,24 @@ class DjangoResultStore:
 
     # -- ResultStore ------------------------------------------------------------------------
 
-    def save_many(self, results: Sequence[TaskResult]) -> None:
+    def save_many(
+        self, results: Sequence[TaskResult], *, fences: Sequence[int] | None = None
+    ) -> None:
         """Upsert the records (one statement: their own transaction), publish their ids, then
-        prune to ``save_limit`` if this store has saved enough successes since it last did."""
+        prune to ``save_limit`` if this store has saved enough successes since it last did.
+        A row saved with a higher fence (``Task.fence``) than a record's is left as it is."""
         self.context.ensure()
-        records = _dedupe(results)
+        records, marks = _dedupe(results, fences)
         if self.save_limit == -1:
-            records = [r for r in records if not r.success]
+            kept = [n for n, r in enumerate(records) if not r.success]
+            records, marks = [records[n] for n in kept], [marks[n] for n in kept]
         if not records:
             _remember(())
             return
         conn = connections[self.using]
         try:
             self._prepare(conn)
-            upsert(conn, records)
+            upsert(conn, records, marks)
         except DatabaseError:
             # A connection that broke (a restarted server) is reopened on the next batch,
             # which the cluster retries: the upsert makes the retry harmless.

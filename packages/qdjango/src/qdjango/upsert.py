@@ -1,7 +1,9 @@
 """Records into ``Task`` rows: one upsert statement per batch, on each database's bulk path.
 
-Every path keeps the store's rules: a row per id (``ON CONFLICT (id) DO UPDATE``), a success
-never replaced by a later failure (the update's ``WHERE``), the attempt count never lowered.
+Every path keeps the store's rules: a row per id (``ON CONFLICT (id) DO UPDATE``), a row of a
+higher fence (the fencing token of the delivery that saved it) never replaced by a record of a
+lower one, a success never replaced by a later failure (the update's ``WHERE``), the attempt
+count and the fence never lowered.
 
 - PostgreSQL: ``INSERT ... SELECT * FROM unnest(<one array per column>)``: one parameter a column
   whatever the batch's size, so the statement is one short text the driver parses once and the
@@ -49,6 +51,7 @@ COLUMNS = (
     "retried_from",
     "signature",
     "run_time",
+    "fence",
 )
 _SQLITE_ROWS = 500
 _ZERO = timedelta(0)
@@ -56,15 +59,17 @@ _EPOCH = datetime(1970, 1, 1)
 _EPOCH_UTC = datetime(1970, 1, 1, tzinfo=UTC)
 
 
-def upsert(conn: Any, records: Sequence[TaskResult]) -> None:
-    """Upsert ``records`` (one per id) through Django connection ``conn``."""
+def upsert(conn: Any, records: Sequence[TaskResult], fences: Sequence[int] | None = None) -> None:
+    """Upsert ``records`` (one per id) through Django connection ``conn``; ``fences``: each
+    record's fencing token (0 or None: none)."""
+    marks = list(fences) if fences is not None else [0] * len(records)
     if conn.vendor == "postgresql":
-        columns = [list(c) for c in zip(*_rows(conn, records))]
+        columns = [list(c) for c in zip(*_rows(conn, records, marks))]
         binary = _binding_cursor(conn)
         with binary or conn.cursor() as cursor:
             cursor.execute(_postgres_sql(conn, binary is not None), columns)
     elif conn.vendor == "sqlite":
-        rows = _rows(conn, records)
+        rows = _rows(conn, records, marks)
         step = _sqlite_rows_per_statement(conn)
         with writer_turn(conn):
             if len(rows) <= step:
@@ -75,7 +80,7 @@ def upsert(conn: Any, records: Sequence[TaskResult]) -> None:
                         _sqlite_insert(conn, rows[start : start + step])
     else:
         with transaction.atomic(using=conn.alias):
-            _upsert_portable(conn, records)
+            _upsert_portable(conn, records, marks)
 
 
 def _sqlite_insert(conn: Any, rows: list[tuple[Any, ...]]) -> None:
@@ -83,7 +88,7 @@ def _sqlite_insert(conn: Any, rows: list[tuple[Any, ...]]) -> None:
         cursor.execute(_sqlite_sql(conn, len(rows)), [v for row in rows for v in row])
 
 
-def _rows(conn: Any, records: Sequence[TaskResult]) -> list[tuple[Any, ...]]:
+def _rows(conn: Any, records: Sequence[TaskResult], fences: Sequence[int]) -> list[tuple[Any, ...]]:
     """Column values as the driver takes them. Pickled fields are signed bytes (NULL for
     None); datetimes are what the backend's ``adapt_datetimefield_value`` makes of them."""
     from django.conf import settings
@@ -122,7 +127,7 @@ def _rows(conn: Any, records: Sequence[TaskResult]) -> list[tuple[Any, ...]]:
         return encode(stored) if stored else None
 
     rows = []
-    for r in records:
+    for r, fence in zip(records, fences):
         func, hook, group = clip(r.func, 256), clip(r.hook, 256), clip(r.group, 100)
         args = pickled(r.args)
         kwargs = no_kwargs if r.kwargs == empty else pickled(r.kwargs)
@@ -146,6 +151,7 @@ def _rows(conn: Any, records: Sequence[TaskResult]) -> list[tuple[Any, ...]]:
                 clip(r.options.retried_from, 32),
                 row_signature(r.id, func, hook, group, args, kwargs, opts),
                 r.run_time,
+                int(fence),
             )
         )
     return rows
@@ -166,13 +172,17 @@ _SQL_CACHE: dict[tuple[str, str, int], str] = {}
 def _conflict_clause(conn: Any, table: str) -> str:
     q = conn.ops.quote_name
     greatest = "GREATEST" if conn.vendor == "postgresql" else "MAX"
-    attempts = q("attempt_count")
-    updates = [f"{q(c)} = EXCLUDED.{q(c)}" for c in COLUMNS if c not in ("id", "attempt_count")]
-    updates.append(f"{attempts} = {greatest}({table}.{attempts}, EXCLUDED.{attempts})")
+    kept = ("id", "attempt_count", "fence")
+    updates = [f"{q(c)} = EXCLUDED.{q(c)}" for c in COLUMNS if c not in kept]
+    for column in (q("attempt_count"), q("fence")):
+        updates.append(f"{column} = {greatest}({table}.{column}, EXCLUDED.{column})")
+    fence = q("fence")
     return (
         f"ON CONFLICT ({q('id')}) DO UPDATE SET {', '.join(updates)} "
-        # A later failure of a task that already succeeded changes nothing.
-        f"WHERE NOT {table}.{q('success')} OR EXCLUDED.{q('success')}"
+        # A superseded delivery's late save (a lower fence) changes nothing; nor does a
+        # later failure of a task that already succeeded.
+        f"WHERE (EXCLUDED.{fence} = 0 OR {table}.{fence} <= EXCLUDED.{fence}) "
+        f"AND (NOT {table}.{q('success')} OR EXCLUDED.{q('success')})"
     )
 
 
@@ -226,29 +236,31 @@ def _postgres_sql(conn: Any, binary: bool) -> str:
     return sql
 
 
-def _upsert_portable(conn: Any, records: Sequence[TaskResult]) -> None:
+def _upsert_portable(conn: Any, records: Sequence[TaskResult], fences: Sequence[int]) -> None:
     """Other databases: read what exists, then one bulk insert and one bulk update."""
     from qdjango.models import Task
     from qdjango.store import task_from_record
 
     tasks = Task.objects.using(conn.alias)
     existing = {
-        pk: (ok, attempts)
-        for pk, ok, attempts in tasks.filter(pk__in=[r.id for r in records])
+        pk: (ok, attempts, fence)
+        for pk, ok, attempts, fence in tasks.filter(pk__in=[r.id for r in records])
         .select_for_update()
-        .values_list("pk", "success", "attempt_count")
+        .values_list("pk", "success", "attempt_count", "fence")
     }
     fresh, changed = [], []
-    for record in records:
+    for record, fence in zip(records, fences):
         task = task_from_record(record, using=conn.alias, saved=False)
+        task.fence = fence
         sign_task(task)
         if record.id not in existing:
             fresh.append(task)
             continue
-        ok, attempts = existing[record.id]
-        if ok and not record.success:
+        ok, attempts, stored = existing[record.id]
+        if (fence and stored > fence) or (ok and not record.success):
             continue
         task.attempt_count = max(attempts, task.attempt_count)
+        task.fence = max(stored, fence)
         changed.append(task)
     tasks.bulk_create(fresh)
     if changed:

@@ -69,16 +69,20 @@ class RedisResultStore:
             self._scripts = (client, Scripts(client))
         return self._scripts
 
-    def save_many(self, results: Sequence[TaskResult]) -> None:
-        """Upsert records by id in one round trip; a failure never replaces a success."""
+    def save_many(
+        self, results: Sequence[TaskResult], *, fences: Sequence[int] | None = None
+    ) -> None:
+        """Upsert records by id in one round trip. A record never replaces one saved with a
+        higher fence (``fences``: per record, the fencing token of the delivery that ran it);
+        then a failure never replaces a success."""
         if not results:
             return
         if self.codec.write_version == 1:
-            self._save_legacy(results)
+            self._save_legacy(results)  # Q 0.1's layout has no room for a fence
             return
         keys: list[str] = []
         args: list[Any] = [round(self.ttl * 1000), self._keys.channel]
-        for record in results:
+        for n, record in enumerate(results):
             if not isinstance(record, TaskResult):
                 raise TypeError(f"save_many takes TaskResult records, not {type(record).__name__}")
             derived = humanize(record.id)
@@ -96,6 +100,7 @@ class RedisResultStore:
                 "1" if record.success else "0",
                 started,
                 self.codec.encode_compact(record),
+                _fence(fences, n),
             )
         _, scripts = self._ready()
         with redis_errors(self._conn.display):
@@ -229,8 +234,11 @@ def records_in(
     out: list[TaskResult] = []
     pos = 0
     while stored is not None and pos + _ENTRY.size <= len(stored):
-        _, entry_id, size = _ENTRY.unpack_from(stored, pos)
+        flag, entry_id, size = _ENTRY.unpack_from(stored, pos)
         start = pos + _ENTRY.size
+        if flag in _FENCED:  # the fence sits between the id and the length
+            size = _FENCED_SIZE.unpack_from(stored, start + 6)[0]
+            start += 8
         if only is None or entry_id == only:
             record = decode_record(codec, stored[start : start + size], what)
             if raw_id(record.id) == entry_id:  # signed: an entry cannot claim another id
@@ -250,7 +258,19 @@ def decode_record(codec: Codec, data: bytes, what: str) -> TaskResult:
 
 _ENTRY = struct.Struct(">c16sH")
 """An entry's head in a records key: success ("1"/"0"), the id's 16 bytes, the record's
-length (see lua/save_results.lua)."""
+length (see lua/save_results.lua); for a fenced record ("S"/"F"), 8 bytes of fence come
+between the id and the length."""
+_FENCED = (b"S", b"F")
+_FENCED_SIZE = struct.Struct(">H")
+
+
+def _fence(fences: Sequence[int] | None, n: int) -> int:
+    if fences is None:
+        return 0
+    fence = fences[n]
+    if isinstance(fence, bool) or not isinstance(fence, int) or fence < 0:
+        raise TypeError(f"a fence is a fencing token (an int >= 0), not {fence!r}")
+    return fence
 
 
 def raw_id(task_id: str) -> bytes:

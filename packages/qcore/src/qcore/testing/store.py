@@ -20,6 +20,7 @@ class _Records:
     by_id: dict[str, bytes] = field(default_factory=dict)
     success: dict[str, bool] = field(default_factory=dict)
     names: dict[str, tuple[float, str]] = field(default_factory=dict)  # -> (started, id)
+    fences: dict[str, int] = field(default_factory=dict)  # id -> fence of the saved record
 
 
 _spaces: dict[str, _Records] = {}
@@ -49,15 +50,23 @@ class MemoryResultStore:
     def __repr__(self) -> str:
         return f"MemoryResultStore(space={self.space!r})"
 
-    def save_many(self, results: Sequence[TaskResult]) -> None:
-        """Upsert records by id; a failure never replaces a success."""
+    def save_many(
+        self, results: Sequence[TaskResult], *, fences: Sequence[int] | None = None
+    ) -> None:
+        """Upsert records by id; never over a record of a higher fence, and a failure never
+        replaces a success."""
         pickled = [(record, dumps(record)) for record in results]
         r = self._r
         with r.lock:
-            for record, data in pickled:
+            for n, (record, data) in enumerate(pickled):
+                fence = 0 if fences is None else fences[n]
+                stored = r.fences.get(record.id, 0)
+                if fence and stored > fence:
+                    continue  # a superseded delivery's late save
                 if record.success or not r.success.get(record.id, False):
                     r.by_id[record.id] = data
                     r.success[record.id] = record.success
+                    r.fences[record.id] = max(fence, stored)
                 current = r.names.get(record.name)
                 if current is None or current[1] == record.id or current[0] <= record.started:
                     r.names[record.name] = (record.started, record.id)

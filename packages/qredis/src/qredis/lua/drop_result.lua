@@ -11,14 +11,16 @@ if not current then
 end
 local kept, found, pos = {}, 0, 1
 while pos + 18 <= #current do
-  local size = struct.unpack('>I2', current, pos + 17)
-  local entry = string.sub(current, pos, pos + 18 + size)
+  local flag = string.sub(current, pos, pos)
+  local head = (flag == 'S' or flag == 'F') and 27 or 19  -- with a fence, 8 bytes more
+  local size = struct.unpack('>I2', current, pos + head - 2)
+  local entry = string.sub(current, pos, pos + head - 1 + size)
   if string.sub(entry, 2, 17) == ARGV[1] then
     found = 1
   else
     kept[#kept + 1] = entry
   end
-  pos = pos + 19 + size
+  pos = pos + head + size
 end
 if found == 1 then
   if #kept == 0 then

@@ -83,3 +83,32 @@ class ResultStoreContract:
         clone = pickle.loads(pickle.dumps(store))
         assert clone.get(rec.id) == rec
         clone.close()
+
+    # -- fenced saves (issue 11, item 3) ----------------------------------------------------
+
+    def test_a_late_save_of_a_superseded_delivery_never_replaces_the_newer_record(
+        self, store: ResultStore
+    ) -> None:
+        newer = record(result="run again by another worker", attempt_count=2)
+        late = replace(newer, result="the frozen worker's run", attempt_count=1)
+        store.save_many([newer], fences=[7])
+        store.save_many([late], fences=[3])  # its worker was presumed dead, then woke up
+        assert store.get(newer.id) == newer
+        store.save_many([replace(late, success=False)], fences=[3])
+        assert store.get(newer.id) == newer
+
+    def test_a_newer_delivery_replaces_an_older_one_s_record(self, store: ResultStore) -> None:
+        first = record(result="first", success=False)
+        second = replace(first, result="second", success=True)
+        store.save_many([first], fences=[3])
+        store.save_many([second], fences=[7])
+        assert store.get(first.id) == second
+
+    def test_an_unfenced_save_keeps_the_fence_it_replaces(self, store: ResultStore) -> None:
+        fenced = record(result="fenced", success=False)
+        store.save_many([fenced], fences=[7])
+        unfenced = replace(fenced, result="unfenced")
+        store.save_many([unfenced])
+        assert store.get(fenced.id) == unfenced
+        store.save_many([replace(fenced, result="late")], fences=[3])
+        assert store.get(fenced.id) == unfenced
