@@ -45,3 +45,23 @@ def test_a_sharded_site_spreads_its_tasks_and_its_views_see_every_shard(
     assert transport.queue_size() == 24
     queue_page = superuser_client.get(reverse("admin:qdjango_queuestatus_changelist"))
     assert queue_page.status_code == 200
+
+
+def test_qdjango_aio_spreads_over_the_shards_too(
+    db_alias: str, settings: Any, redis_url: str, queue_name: str
+) -> None:
+    import asyncio
+
+    from qdjango import aio
+
+    settings.Q_CLUSTER = q_cluster_value(redis_url, queue_name, db_alias, shards=3)
+
+    async def main() -> list[str]:
+        return list(await asyncio.gather(*(aio.async_task(jobs.add, i, 1) for i in range(30))))
+
+    ids = asyncio.run(main())
+    transport = connection.transport()
+    assert isinstance(transport, ShardedQueue)
+    assert sum(t.queue_size() for t in transport.transports) == 30
+    assert all(t.queue_size() for t in transport.transports)
+    assert {transport.shard(i).queue for i in ids} == {t.queue for t in transport.transports}

@@ -84,3 +84,46 @@ def test_a_cluster_url_naming_a_single_redis_says_so(
 
     with pytest.raises(TransportError, match="is not a Redis Cluster"):
         asyncio.run(main())
+
+
+def _sharded_round_trip(url: str, queue: str, secret: str) -> list[str]:
+    async def main() -> list[str]:
+        async with Producer(url, queue, secret=secret, shards=3) as q:
+            ids = await asyncio.gather(*(q.enqueue("math.floor", i + 0.5) for i in range(60)))
+            assert await q.queue_size() == 60
+            return list(ids)
+
+    return asyncio.run(main())
+
+
+@pytest.mark.parametrize("where", ["single", "cluster"])
+def test_the_async_producer_spreads_a_sharded_queue_as_the_sync_one_places_it(
+    where: str, request: pytest.FixtureRequest, queue_name: str, secret: str
+) -> None:
+    from qredis import ShardedQueue
+
+    url = request.getfixturevalue("redis_url" if where == "single" else "redis_cluster_url")
+    ids = _sharded_round_trip(url, queue_name, secret)
+    sharded = RedisTransport(queue_name, url=url).sharded(3)
+    assert isinstance(sharded, ShardedQueue)
+    on_shards = {t.queue: t.queue_size() for t in sharded.transports}
+    assert sum(on_shards.values()) == 60 and min(on_shards.values()) > 5, on_shards
+    got = sharded.fetch("c", count=100)
+    assert sorted(d.task_id for d in got) == sorted(ids)
+    assert all(d.queue == sharded.shard(d.task_id).queue for d in got)
+    sharded.close()
+
+
+def test_the_async_producer_refuses_another_shard_count(
+    redis_url: str, queue_name: str, secret: str
+) -> None:
+    from qcore import ConfigError
+
+    RedisTransport(queue_name, url=redis_url).sharded(3).enqueue("a", b"x")
+
+    async def main() -> None:
+        async with Producer(redis_url, queue_name, secret=secret, shards=2) as q:
+            await q.enqueue("math.floor", 1.5)
+
+    with pytest.raises(ConfigError, match=r"has 3 shard\(s\) in Redis .* shards=2"):
+        asyncio.run(main())

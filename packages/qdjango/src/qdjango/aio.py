@@ -29,6 +29,7 @@ from qdjango import connection
 from qdjango.conf import QSettings, get_settings, on_change, task_codec
 from qdjango.tasks import TaskFunc
 from qredis.aio import AsyncNotifier, AsyncQueue, async_client
+from qredis.aio_shards import AsyncShardedQueue
 
 __all__ = [
     "async_task",
@@ -49,13 +50,19 @@ class _Site:
 
     def __init__(self, conf: QSettings) -> None:
         self.client = _client(conf)
-        self.queues: dict[str, AsyncQueue] = {}
+        self.queues: dict[str, AsyncQueue | AsyncShardedQueue] = {}
         self.notifier = AsyncNotifier(self.client, namespace=conf.queue)
+        self.home, self.shards = conf.queue, conf.cluster.shards
 
-    def queue(self, name: str) -> AsyncQueue:
+    def queue(self, name: str) -> AsyncQueue | AsyncShardedQueue:
+        """``name``'s queue; ``Q_CLUSTER``'s own in its ``shards``."""
         found = self.queues.get(name)
         if found is None:
-            found = self.queues[name] = AsyncQueue(self.client, name)
+            if name == self.home and self.shards > 1:
+                found = AsyncShardedQueue(self.client, name, self.shards)
+            else:
+                found = AsyncQueue(self.client, name)
+            self.queues[name] = found
         return found
 
 

@@ -368,7 +368,8 @@ class Producer:
     """:class:`qredis.Producer`, awaited: enqueue and read results from an event loop.
 
     Parameters as the sync producer's (``url`` or ``connection``: a ``redis.asyncio.Redis``);
-    one client per producer, made in the loop that uses it.
+    one client per producer, made in the loop that uses it. ``shards``: the queue's shard
+    count (:class:`qredis.aio_shards.AsyncShardedQueue`; see :class:`qredis.ShardedQueue`).
     """
 
     def __init__(
@@ -381,13 +382,21 @@ class Producer:
         namespace: str = "default",
         codec: Codec | None = None,
         events: EventBus | None = None,
+        shards: int = 1,
         **redis_kwargs: Any,
     ) -> None:
+        from qredis.aio_shards import AsyncShardedQueue
+        from qredis.placement import check_count
+
         self.codec = codec if codec is not None else codec_for(secret)
         self.events = events
         self._own = connection is None
         self.client = connection if connection is not None else async_client(url, **redis_kwargs)
-        self.queue = AsyncQueue(self.client, queue)
+        self.queue: AsyncQueue | AsyncShardedQueue = (
+            AsyncQueue(self.client, queue)
+            if check_count(shards) == 1
+            else AsyncShardedQueue(self.client, queue, shards)
+        )
         self.notifier = AsyncNotifier(self.client, namespace)
         self._results = ResultKeys.for_namespace(namespace)
 

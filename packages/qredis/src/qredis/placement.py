@@ -17,6 +17,7 @@ __all__ = [
     "MAX_SHARDS",
     "check_count",
     "check_shard_count",
+    "count_mismatch",
     "shard_of",
     "shard_queues",
     "stored_shards",
@@ -72,12 +73,16 @@ def check_shard_count(transport: TransportBase, count: int, who: str) -> None:
                 pass
             stored = client.get(key)
     if stored is not None and int(stored) != count:
-        raise ConfigError(
-            f"queue {transport.queue!r} has {int(stored)} shard(s) in Redis ({key}) but {who} "
-            f"is configured with shards={count}: use shards={int(stored)} everywhere this queue "
-            f"is used (to change the count, stop its producers and clusters, let the queue "
-            f"drain and delete {key})"
-        )
+        raise count_mismatch(transport.queue, key, int(stored), count, who)
+
+
+def count_mismatch(queue: str, key: str, stored: int, count: int, who: str) -> ConfigError:
+    """The error of a shard count that differs from the one kept in Redis, naming both."""
+    return ConfigError(
+        f"queue {queue!r} has {stored} shard(s) in Redis ({key}) but {who} is configured with "
+        f"shards={count}: use shards={stored} everywhere this queue is used (to change the "
+        f"count, stop its producers and clusters, let the queue drain and delete {key})"
+    )
 
 
 def shard_of(task_id: str, count: int) -> int:

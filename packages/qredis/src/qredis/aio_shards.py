@@ -1,0 +1,85 @@
+"""The asyncio producer's sharded queue: each task on its id's shard, as
+:class:`qredis.ShardedQueue` places it (see :mod:`qredis.shards`), through one
+:class:`~qredis.aio.AsyncQueue` per shard (concurrent enqueues of one shard still share one
+script call)."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from qredis.aio import AsyncQueue
+from qredis.connection import redis_errors
+from qredis.keys import QueueKeys
+from qredis.placement import check_count, count_mismatch, shard_of, shard_queues
+
+__all__ = ["AsyncShardedQueue"]
+
+
+class AsyncShardedQueue:
+    """The producing half of a sharded queue, awaited (``qcore.AsyncTransport``). The first
+    enqueue checks ``shards`` against the count kept in Redis (written when none is) and
+    refuses another with a :class:`~qcore.ConfigError` naming both."""
+
+    def __init__(self, client: Any, queue: str, shards: int) -> None:
+        self._client = client
+        self._name = queue
+        self._count = check_count(shards)
+        self._queues = [AsyncQueue(client, name) for name in shard_queues(queue, shards)]
+        self._where = self._queues[0]._where
+        self._checked: asyncio.Future[None] | None = None
+
+    @property
+    def queue(self) -> str:
+        return self._name
+
+    @property
+    def shards(self) -> int:
+        return self._count
+
+    def shard(self, task_id: str) -> AsyncQueue:
+        """The shard where ``task_id`` is enqueued."""
+        return self._queues[shard_of(task_id, self._count)]
+
+    async def _check(self) -> None:
+        key = QueueKeys.for_queue(self._name).shards
+        with redis_errors(self._where):
+            stored = await self._client.get(key)
+            if stored is None:
+                await self._client.set(key, self._count, nx=True)
+                stored = await self._client.get(key)
+        if stored is not None and int(stored) != self._count:
+            raise count_mismatch(self._name, key, int(stored), self._count, "this producer")
+
+    async def enqueue(
+        self,
+        task_id: str,
+        payload: bytes,
+        *,
+        delay: float = 0.0,
+        max_attempts: int | None = None,
+        priority: int = 0,
+    ) -> None:
+        """Queue on the id's shard (as :meth:`AsyncQueue.enqueue`)."""
+        if not isinstance(task_id, str) or not task_id:
+            raise TypeError(f"task_id must be a non-empty string without NUL, not {task_id!r}")
+        if self._checked is None or (self._checked.done() and self._checked.exception()):
+            # Concurrent first enqueues wait for one check.
+            self._checked = asyncio.ensure_future(self._check())
+        await asyncio.shield(self._checked)
+        await self.shard(task_id).enqueue(
+            task_id, payload, delay=delay, max_attempts=max_attempts, priority=priority
+        )
+
+    async def queue_size(self) -> int:
+        """Tasks ready to run, on every shard."""
+        return sum([await q.queue_size() for q in self._queues])
+
+    async def payload(self, task_id: str) -> bytes | None:
+        """The signed payload stored under ``task_id``, on its shard (else any)."""
+        home = self.shard(task_id)
+        for q in (home, *(q for q in self._queues if q is not home)):
+            found = await q.payload(task_id)
+            if found is not None:
+                return found
+        return None
