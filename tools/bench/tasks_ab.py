@@ -6,6 +6,10 @@
    p50/p99 per call) and end to end on a 2-worker cluster; target: within 10%.
 2. asyncio producer (``qredis.aio``) with 100 concurrent enqueues on one connection beside the
    sync ``qredis.Producer`` one by one; target: at least 3x.
+3. ``async def`` tasks on a 2-worker cluster (Redis store, ``async_concurrency=50``), each side
+   on a cluster started and idle before the tasks are sent in bulk, timed to the last record:
+   ``--n`` no-op ``async def`` tasks beside as many sync no-op tasks (target: within 20%), and
+   1,000 tasks that each ``await asyncio.sleep(0.1)`` (target: under 3 s).
 
 Each comparison alternates its sides round by round; the load average is printed beside each.
 """
@@ -185,11 +189,100 @@ def aio_producer(url: str, client: Any, n: int, rounds: int) -> None:
     verdict("at least 3x", b >= 3 * a)
 
 
+# -- 3. async def tasks -----------------------------------------------------------------------
+
+
+def _cluster_run(
+    url: str, queue: str, func: str, args: list[tuple[Any, ...]], **config: Any
+) -> tuple[float, float]:
+    """Seconds from a bulk send to the last record, on a started, idle 2-worker cluster, and
+    the CPU seconds its workers spent per task meanwhile (steadier than the rate under load)."""
+    from tools.bench.worker_ab import _children, _cpu
+
+    from qcluster import Cluster, ClusterConfig
+    from qredis import Producer, RedisResultStore, RedisTransport
+
+    settings = {"name": queue, "queue": queue, "workers": 2, "log_level": "error", **config}
+    cluster = Cluster(
+        ClusterConfig(**settings),
+        transport=RedisTransport(queue, url=url),
+        store=RedisResultStore(url, namespace=queue),
+    )
+    store = RedisResultStore(url, namespace=queue)
+    cluster.start(wait=120)
+    try:
+        with Producer(url, queue, namespace=queue, secret=SECRET) as producer:
+            warm = producer.enqueue_many(func, args[:4])  # both workers up and idle
+            for task_id in warm:
+                assert store.wait(task_id, 60) is not None, "the warm-up did not run"
+            time.sleep(0.3)
+            assert cluster.pid is not None
+            workers = _children(cluster.pid)
+            cpu = sum(_cpu(pid) for pid in workers)
+            began = time.perf_counter()
+            ids = producer.enqueue_many(func, args)
+            for task_id in reversed(ids):
+                assert store.wait(task_id, 600) is not None, f"{task_id} did not finish"
+            took = time.perf_counter() - began
+            cpu = sum(_cpu(pid) for pid in workers) - cpu
+    finally:
+        cluster.stop(timeout=30)
+        store.close()
+    return took, cpu / len(args)
+
+
+def async_def_tasks(url: str, client: Any, n: int, rounds: int) -> None:
+    concurrency = 50
+    print(
+        f"3. async def tasks, 2 workers, async_concurrency={concurrency}: {n} no-ops beside sync "
+        f"no-ops, {rounds} rounds (load {load()})"
+    )
+    sides = {"sync": f"{TASKS}.add", "async def": f"{TASKS}.aadd"}
+    rates: dict[str, list[float]] = {s: [] for s in sides}
+    cpus: dict[str, list[float]] = {s: [] for s in sides}
+    args = [(i, i) for i in range(n)]
+    for round_ in range(rounds):
+        for side in sides if round_ % 2 == 0 else reversed(list(sides)):
+            client.flushall()
+            took, cpu = _cluster_run(url, "a3", sides[side], args, async_concurrency=concurrency)
+            rates[side].append(n / took)
+            cpus[side].append(cpu)
+    a = row("sync no-op, end to end", rates["sync"])
+    b = row("async def no-op, end to end", rates["async def"])
+    print(f"  async def / sync: {b / a:.3f}")
+    for side, label in (("sync", "sync"), ("async def", "async def")):
+        each = cpus[side]
+        print(
+            f"  workers' CPU per task, {label:10} {statistics.median(each) * 1e6:7.1f} us "
+            f"({min(each) * 1e6:.1f}-{max(each) * 1e6:.1f})"
+        )
+    print(
+        "  workers' CPU per task, async def / sync: "
+        f"{statistics.median(cpus['async def']) / statistics.median(cpus['sync']):.3f}"
+    )
+    verdict("async def within 20% of sync (rate)", b >= 0.8 * a)
+    naps = []
+    for _ in range(rounds):
+        client.flushall()
+        took, _ = _cluster_run(
+            url, "a3", f"{TASKS}.nap", [(0.1,)] * 1000, async_concurrency=concurrency
+        )
+        naps.append(took)
+    median = statistics.median(naps)
+    print(
+        f"  1,000 x await asyncio.sleep(0.1)               {median:10.2f} s "
+        f"({min(naps):.2f}-{max(naps):.2f})"
+    )
+    verdict("1,000 naps under 3 s", median < 3.0)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--n", type=int, default=3000)
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--only", default="1,2", help="parts to run: 1 django.tasks, 2 aio")
+    parser.add_argument(
+        "--only", default="1,2,3", help="parts to run: 1 django.tasks, 2 aio, 3 async def tasks"
+    )
     opts = parser.parse_args()
     binary = redis_server_binary()
     if binary is None:
@@ -206,6 +299,8 @@ def main() -> int:
                 django_tasks_vs_async_task(client, opts.n, opts.rounds)
             if "2" in parts:
                 aio_producer(server.url, client, opts.n, opts.rounds)
+            if "3" in parts:
+                async_def_tasks(server.url, client, opts.n, opts.rounds)
         client.close()
     finally:
         server.close()

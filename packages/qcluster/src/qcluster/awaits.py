@@ -34,6 +34,8 @@ class Awaits:
         self._next_key = 0
         self._free = list(range(concurrency)) if concurrency > 1 else []
         """The slot's free entries."""
+        self._watched: InFlight | None = None
+        """The one the slot shows (found again only when it ends: O(1) per start)."""
 
     def __len__(self) -> int:
         return len(self._inflight)
@@ -61,13 +63,21 @@ class Awaits:
         self._inflight[key] = entry
         self.tracker.awaiting_start(index, message.id, delivery.attempt, delivery.max_attempts)
         self.loop.start(key, awaiting.awaitable, timeout)
-        self.watch()
+        watched = self._watched
+        if watched is None or _nearest(entry) < _nearest(watched):
+            watched = self._watched = entry
+        if watched.deadline:
+            # The slot shows this task as begun, killed at its timeout: show the one whose
+            # backstop comes first instead. Without timeouts, what it shows is all the same.
+            self.watch()
 
     def wait(self, timeout: float | None) -> list[tuple[InFlight, Settled]]:
         """Run the loop until some ended (or ``timeout`` seconds passed); what ended."""
         out = []
         for key, settled in self.loop.wait(timeout):
             entry = self._inflight.pop(key)
+            if entry is self._watched:
+                self._watched = None
             self.tracker.awaiting_end(entry.entry)
             if entry.entry >= 0:
                 self._free.append(entry.entry)
@@ -76,9 +86,11 @@ class Awaits:
 
     def watch(self) -> None:
         """Show the sentinel the task with the nearest deadline (else the oldest)."""
-        if not self._inflight:
-            return
-        entry = min(self._inflight.values(), key=lambda e: (e.deadline or float("inf"), e.started))
+        entry = self._watched
+        if entry is None:
+            if not self._inflight:
+                return
+            entry = self._watched = min(self._inflight.values(), key=_nearest)
         message, delivery = entry.message, entry.delivery
         self.tracker.show(
             message.id,
@@ -91,3 +103,7 @@ class Awaits:
             deadline=entry.deadline,
             timeout=entry.timeout,
         )
+
+
+def _nearest(entry: InFlight) -> tuple[float, float]:
+    return (entry.deadline or float("inf"), entry.started)
