@@ -2,10 +2,11 @@
 jobs (the scheduler).
 
 The status is published every ``status_interval`` seconds, and also as soon as a worker's state
-changes (a task starts or ends, a worker is replaced): the thread looks at the workers' slots
-every :data:`WATCH` seconds (memory reads, no I/O) and publishes a change at most every
-:data:`MIN_GAP` seconds, so a live view shows it within half a second whatever the load, at a
-bounded cost (a busy cluster publishes at most ``1 / MIN_GAP`` times a second).
+changes (a task starts or ends, a worker is replaced): the thread glances at the workers' slots
+every :data:`WATCH` seconds (memory reads, no I/O) and publishes a change that held for one
+glance (:mod:`qcluster.statewatch`) at most every :data:`MIN_GAP` seconds, so a live view shows
+it within half a second whatever the load, at a bounded cost (a flood of short tasks is
+published when it starts and when it ends, not five times a second).
 
 Heartbeats come from this thread and not from workers' fetches, so a worker busy for an hour
 in one CPU-bound task keeps its tasks: only a dead sentinel stops the heartbeat, and then
@@ -16,11 +17,12 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Hashable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 
 from qcluster.config import ClusterConfig
 from qcluster.forking import ForkGuard
+from qcluster.statewatch import Glance, StateWatch
 from qcore import StatusBoard, Transport, get_logger
 
 __all__ = ["Beacon", "PeriodicJob"]
@@ -29,8 +31,11 @@ log = get_logger("qcluster.beacon")
 
 JOB_RETRY = 1.0
 """Seconds before a job whose pass raised runs again."""
-WATCH = 0.05
-"""Seconds between looks at the workers' states, for publishing a change."""
+WATCH = 0.1
+"""Seconds between glances at the workers' states, for publishing a change (a change that held
+for one glance is on the board within ``2 * WATCH + MIN_GAP``: 0.4 s). Each wake-up of this
+thread costs tens of microseconds of CPU on a loaded machine: 20 a second were most of what
+publishing on change cost (tools/bench/README.md, 'Status on change')."""
 MIN_GAP = 0.2
 """Fewest seconds between two publications of the status (changes are published no faster)."""
 
@@ -57,7 +62,7 @@ class Beacon(threading.Thread):
         board: StatusBoard | None,
         guard: ForkGuard | None = None,
         jobs: Sequence[PeriodicJob] = (),
-        states: Callable[[], Hashable] | None = None,
+        states: Callable[[], Sequence[Glance]] | None = None,
     ) -> None:
         super().__init__(name="q-beacon", daemon=True)
         # Held around each call that does I/O (and logs): the sentinel forks only while it
@@ -70,21 +75,23 @@ class Beacon(threading.Thread):
         self.status = status
         self.board = board
         self.jobs = list(jobs)
-        self.states = states
-        """What the workers are doing, cheaply read (from their slots): a new value is a change
-        to publish. None: publish on the interval only."""
-        self._published_states: Hashable = None
+        self.watch = None if states is None else StateWatch(states)
+        """What the workers are doing, glanced at in their slots (None: publish on the
+        interval only)."""
         self._published_at = 0.0
         self._first_job_runs: list[float] = []
         self._stop_event = threading.Event()
-        self._poked = threading.Event()
+        # Held while nobody poked: released by poke(), taken back by the waiting thread. A
+        # plain lock's timed acquire costs less than Event.wait (a Condition) at each wake-up.
+        self._poked = threading.Lock()
+        self._poked.acquire()
         self.last_beat_ok = time.monotonic()
 
     def stop(self, timeout: float = 10.0) -> None:
         """Stop, waiting up to ``timeout`` s for a pass under way (a daemon thread: one
         stuck in a call to an unreachable Redis is left behind)."""
         self._stop_event.set()
-        self._poked.set()
+        self.poke()
         if self.is_alive() and threading.current_thread() is not self:
             self.join(timeout=timeout)
 
@@ -105,7 +112,7 @@ class Beacon(threading.Thread):
         next_beat = next_reap = now
         next_status = now + min(0.5, config.status_interval)
         next_job = self._first_job_runs or [now] * len(self.jobs)
-        watching = self.board is not None and self.states is not None
+        watching = self.board is not None and self.watch is not None
         next_watch = now + WATCH
         while True:
             now = time.monotonic()
@@ -122,7 +129,8 @@ class Beacon(threading.Thread):
                     self.publish()
                 next_status = now + config.status_interval
             elif watching and now >= next_watch:
-                if now - self._published_at >= MIN_GAP and self._changed():
+                # Every glance counts (a change must hold for one); the gap only delays it.
+                if self._changed() and now - self._published_at >= MIN_GAP:
                     with self.guard:
                         self.publish()
                 next_watch = now + WATCH
@@ -136,15 +144,17 @@ class Beacon(threading.Thread):
                 wake = min(wake, next_status)
             if watching:
                 wake = min(wake, next_watch)
-            if self._poked.wait(max(0.0, wake - time.monotonic())):
-                self._poked.clear()
+            if self._poked.acquire(timeout=max(0.0, wake - time.monotonic())):
                 next_job = [time.monotonic()] * len(self.jobs)
             if self._stop_event.is_set():
                 return
 
     def poke(self) -> None:
         """Run every periodic job now (a dead letter is owed its record, say). Thread-safe."""
-        self._poked.set()
+        try:
+            self._poked.release()
+        except RuntimeError:
+            pass  # poked already, and not yet woken
 
     def beat(self) -> None:
         """One heartbeat for every live consumer of this cluster."""
@@ -187,9 +197,9 @@ class Beacon(threading.Thread):
             )
 
     def _changed(self) -> bool:
-        assert self.states is not None
+        assert self.watch is not None
         try:
-            return self.states() != self._published_states
+            return self.watch.look()
         except Exception:  # a slot read while its worker is replaced: look again next time
             return False
 
@@ -197,11 +207,8 @@ class Beacon(threading.Thread):
         """Publish the status now (also called by the sentinel on state changes)."""
         if self.board is None:
             return
-        if self.states is not None:
-            try:
-                self._published_states = self.states()
-            except Exception:
-                self._published_states = None
+        if self.watch is not None:
+            self.watch.published()
         self._published_at = time.monotonic()
         try:
             ttl = max(self.config.status_interval * 3, 10.0)

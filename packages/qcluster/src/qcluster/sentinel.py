@@ -34,6 +34,7 @@ from qcluster.preflight import preflight
 from qcluster.records import DeadLetterBounds, OwedRecords
 from qcluster.spawning import WorkerPool
 from qcluster.states import ClusterState, KillReason
+from qcluster.statewatch import Glance
 from qcluster.status import Totals, cluster_status, queue_sizes
 from qcluster.terminations import TerminationWatch
 from qcluster.worker import WorkerSpec
@@ -44,7 +45,8 @@ __all__ = ["Sentinel"]
 log = get_logger("qcluster.sentinel")
 
 SIZES_EVERY = 1.0
-"""Seconds between reads of the queue's sizes for the status."""
+"""Fewest seconds between reads of the queue's sizes for the status (they are read for the
+publications every ``status_interval``, not for those of a worker's change)."""
 
 
 class Sentinel:
@@ -201,13 +203,10 @@ class Sentinel:
         """Consumer ids of the live workers (for heartbeats)."""
         return self.pool.consumers()
 
-    def worker_states(self) -> tuple[tuple[int, int, int, str], ...]:
-        """Each live worker's index, pid, state and task: what a live view shows changing."""
-        states = []
-        for handle in self.pool.live():
-            view = handle.slot.read(tries=3)
-            states.append((handle.index, view.pid, int(view.state), view.task_id))
-        return tuple(states)
+    def worker_states(self) -> list[Glance]:
+        """Each live worker's state, task and count at a glance (the beacon looks 20 times a
+        second)."""
+        return [Glance((h.index, h.process.pid), *h.slot.glance()) for h in self.pool.live()]
 
     # -- signals ----------------------------------------------------------------------------
 
@@ -354,10 +353,13 @@ class Sentinel:
 
     def status(self) -> dict[str, Any]:
         """The cluster's status, as published to the status board. The queue's sizes are read
-        at most every :data:`SIZES_EVERY` seconds: a worker's change of state is published
-        within 0.2 s, and costs no Redis read but the publication."""
+        about once per ``status_interval`` (at least :data:`SIZES_EVERY` seconds apart): a
+        worker's change of state is published within 0.2 s, and costs no Redis read but the
+        publication (on a busy cluster that is five a second; see tools/bench/README.md,
+        'Status on change')."""
         now = time.monotonic()
-        if self._sizes is None or now - self._sizes_at >= SIZES_EVERY:
+        every = max(SIZES_EVERY, 0.9 * self.config.status_interval)
+        if self._sizes is None or now - self._sizes_at >= every:
             self._sizes, self._sizes_at = queue_sizes(self.transport), now
         return cluster_status(
             cluster_id=self.cluster_id,

@@ -276,6 +276,13 @@ class Slot:
             if e.used == 1 and e.task_id
         ]
 
+    def glance(self) -> tuple[int, bytes, int]:
+        """The state, the running task's id and the count of tasks finished, as they are now,
+        without the consistent copy :meth:`read` makes: for noticing a change (a torn glance
+        only makes the next one see a change), at a fraction of a read's cost."""
+        r = self._raw
+        return r.state, r.task_id, r.processed
+
     def read(self, *, tries: int = 100) -> SlotView:
         """A consistent copy; after ``tries`` failed attempts, a torn copy marked as such."""
         raw = self._raw
