@@ -5,11 +5,16 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 from tests.cluster.support import Bench, eventually
 from tests.faults import aio_tasks, tasks
 from tests.faults.support import Effects, assert_drained
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_an_async_task_is_awaited_saved_once_and_hooked_once(bench: Bench, fx: Effects) -> None:
@@ -99,3 +104,33 @@ def test_a_worker_sigkilled_mid_await_has_each_task_redelivered_with_one_record(
     assert bench.store.counts() == dict.fromkeys(ids.values(), 1)  # one record each
     assert {t: fx.count(f"hook:{t}") for t in tags} == dict.fromkeys(tags, 1)
     assert_drained(bench)
+
+
+def test_qcluster_run_takes_async_concurrency_and_refuses_a_bad_one(
+    bench: Bench, fx: Effects
+) -> None:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    run = [sys.executable, "-m", "qcluster.cli", "run", "--redis-url", bench.url]
+    bad = subprocess.run(
+        [*run, "--async-concurrency", "0"], capture_output=True, text=True, timeout=60, env=env
+    )
+    assert bad.returncode == 2
+    assert "async_concurrency must be an integer >= 1, not 0" in bad.stderr
+    ids = [bench.producer.enqueue(aio_tasks.nap, *fx.args(f"c{i}"), 2.0) for i in range(10)]
+    options = ["--queue", bench.queue, "--result-namespace", bench.queue, "--workers", "1"]
+    options += ["--async-concurrency", "10", "--import", "tests.faults.aio_tasks"]
+    cluster = subprocess.Popen(
+        [*run, *options],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        records = bench.wait_all(ids, timeout=60)
+    finally:
+        cluster.send_signal(signal.SIGINT)
+        assert cluster.wait(30) == 0
+    assert all(records[i].success for i in ids)
+    spans = [tuple(map(float, s.split())) for s in fx.client.lrange(f"{fx.key}:spans", 0, -1)]
+    assert max(start for start, _ in spans) < min(end for _, end in spans)  # all at once
