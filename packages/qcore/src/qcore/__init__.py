@@ -83,6 +83,7 @@ from qcore.schedules import (
 )
 from qcore.secret import FALLBACKS_ENV, SECRET_ENV, WIRE_VERSION_ENV, codec_for
 from qcore.signing import MIN_SECRET_BYTES, Signer, check_secret, derive_key
+from qcore.slots import unchecked_constructor
 from qcore.wire import WRITES as WIRE_WRITES
 
 __version__ = "0.1.0"
@@ -189,4 +190,5 @@ __all__ = [
     "start_chain",
     "task_options",
     "time_zone",
+    "unchecked_constructor",
 ]

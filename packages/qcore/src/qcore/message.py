@@ -8,6 +8,7 @@ collide with Q's options.
 
 from __future__ import annotations
 
+import operator
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -16,7 +17,7 @@ from typing import Any
 from qcore.errors import ConfigError
 from qcore.naming import humanize, new_id
 from qcore.resolve import dotted_path
-from qcore.slots import unchecked_constructor
+from qcore.slots import fast_init, unchecked_constructor
 
 __all__ = [
     "OPTION_NAMES",
@@ -54,6 +55,7 @@ def check_priority(value: object) -> int:
     return value
 
 
+@fast_init  # built for every task that has options (its checks run all the same): qcore.slots
 @dataclass(frozen=True, slots=True)
 class TaskOptions:
     """Per-task options, kept apart from the task's own kwargs.
@@ -202,7 +204,8 @@ class TaskOptions:
         """
         if self is _NO_OPTIONS:
             return {}
-        return {name: value for name in _OPTION_ORDER if (value := getattr(self, name)) is not None}
+        values = _option_values(self)
+        return {name: value for name, value in zip(_OPTION_ORDER, values) if value is not None}
 
     @classmethod
     def from_stored(cls, values: Mapping[str, Any] | None) -> TaskOptions:
@@ -210,15 +213,19 @@ class TaskOptions:
         come from a newer Q). Raises ConfigError for a value that is not valid."""
         if not values:
             return _NO_OPTIONS
-        try:
-            return cls(**values)
-        except TypeError:
-            return cls(**{k: v for k, v in values.items() if k in OPTION_NAMES})
+        # Every option defaults to None: the slots are set as they are, then checked as
+        # __init__ would (a worker reads the options of every task that has some).
+        get = values.get
+        options: TaskOptions = _build_options(*[get(name) for name in _OPTION_ORDER])
+        options.__post_init__()
+        return options
 
 
 _OPTION_ORDER = tuple(TaskOptions.__dataclass_fields__)
 OPTION_NAMES = frozenset(_OPTION_ORDER)
 _NO_OPTIONS = TaskOptions()
+_option_values = operator.attrgetter(*_OPTION_ORDER)
+_build_options = unchecked_constructor(TaskOptions)
 
 
 @dataclass(frozen=True, slots=True)

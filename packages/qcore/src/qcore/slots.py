@@ -39,11 +39,11 @@ def unchecked_constructor(cls: type) -> Callable[..., Any]:
 
 
 def fast_init(cls: C) -> C:
-    """Give a frozen slots dataclass without ``__post_init__`` an ``__init__`` of the same
-    signature (names, order, plain defaults) that sets its slots through their descriptors."""
+    """Give a frozen slots dataclass an ``__init__`` of the same signature (names, order,
+    plain defaults) that sets its slots through their descriptors, then calls its
+    ``__post_init__`` (its checks) if it has one."""
     fields = dataclasses.fields(cls)
-    if getattr(cls, "__post_init__", None) is not None:
-        raise TypeError(f"{cls.__name__} has __post_init__: fast_init would skip it")
+    post_init = getattr(cls, "__post_init__", None) is not None
     namespace: dict[str, Any] = {}
     params = []
     for index, f in enumerate(fields):
@@ -57,6 +57,8 @@ def fast_init(cls: C) -> C:
     names = tuple(f.name for f in fields)
     lines = [f"def __init__({', '.join(('__obj', *params))}):"]
     lines += _setters(cls, names, namespace) or ["    pass"]
+    if post_init:
+        lines.append("    __obj.__post_init__()")
     exec("\n".join(lines), namespace)  # the source is built from field names only
     init = namespace["__init__"]
     init.__qualname__ = f"{cls.__qualname__}.__init__"

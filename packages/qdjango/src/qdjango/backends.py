@@ -23,7 +23,7 @@ from typing import Any
 from asgiref.sync import sync_to_async
 from django.core import checks
 
-from qcore import ConfigError, TaskMessage, build_message, send_message
+from qcore import ConfigError, TaskMessage, TaskOptions, send_message, task_options
 from qdjango import connection
 from qdjango.conf import get_settings, task_codec
 from qdjango.task_results import (
@@ -41,7 +41,9 @@ from qdjango.tasks_api import (
     TaskResult,
     TaskResultDoesNotExist,
     TaskResultStatus,
-    set_fields,
+    json_args,
+    json_kwargs,
+    new_result,
     task_enqueued,
 )
 
@@ -61,7 +63,6 @@ def option_problems(options: object) -> list[str]:
         out.append(
             f"unknown OPTIONS {', '.join(unknown)}; known are {', '.join(sorted(OPTION_NAMES))}"
         )
-    from qcore import TaskOptions
 
     for name in sorted(OPTION_NAMES & set(options)):
         try:
@@ -103,6 +104,7 @@ class QBackend(BaseTaskBackend):
         # Tasks (frozen, hashable) validated already: Django's checks read the function's
         # signature, which costs more than the rest of an enqueue (tools/bench/tasks_ab.py).
         self._valid: set[Task] = set()
+        self._options: dict[int, TaskOptions] = {}  # by priority, for tasks without run_after
 
     # -- checks -----------------------------------------------------------------------------
 
@@ -141,32 +143,50 @@ class QBackend(BaseTaskBackend):
         """The message to send and the READY result to return, or Django's error for an
         argument its JSON rules refuse (nothing is sent)."""
         self.validate_task(task)
-        result = TaskResult(
-            task=task,
-            id="",
-            status=TaskResultStatus.READY,
-            enqueued_at=None,
-            started_at=None,
-            finished_at=None,
-            last_attempted_at=None,
-            args=args,  # normalized, or refused with Django's own TypeError / ValueError
-            kwargs=kwargs,
-            backend=self.alias,
-            errors=[],
-            worker_ids=[],
+        args, kwargs = json_args(args), json_kwargs(kwargs)  # or Django's TypeError/ValueError
+        message = TaskMessage.new(
+            task.module_path, tuple(args), kwargs, options=self._task_options(task)
         )
-        run_after = task.run_after
-        message = build_message(
-            task.module_path,
-            tuple(result.args),
-            dict(result.kwargs),
-            eta=None if run_after is None else run_after.timestamp(),
-            runner=RUNNER,
-            priority=task.priority or None,
-            **{name: self.options[name] for name in OPTION_NAMES & set(self.options)},
+        result = new_result(
+            task,
+            message.id,
+            TaskResultStatus.READY,
+            moment(message.started),
+            None,
+            None,
+            None,
+            args,
+            kwargs,
+            self.alias,
+            [],
+            [],
+            None,
         )
-        set_fields(result, id=message.id, enqueued_at=moment(message.started))
         return message, result
+
+    def _task_options(self, task: Task) -> TaskOptions:
+        """Q's options for a task of this backend, read and checked by ``task_options`` (the
+        reader of every entry point); made once per priority for tasks without ``run_after``
+        (they are the same each time: reading them cost more than the rest of the message,
+        tools/bench/README.md, 'issue 14')."""
+        run_after = task.run_after
+        if run_after is not None:
+            return task_options(
+                eta=run_after.timestamp(),
+                runner=RUNNER,
+                priority=task.priority or None,
+                **self._q_options(),
+            )
+        found = self._options.get(task.priority)
+        if found is None:
+            found = task_options(runner=RUNNER, priority=task.priority or None, **self._q_options())
+            self._options[task.priority] = found
+        return found
+
+    def _q_options(self) -> dict[str, Any]:
+        """Q's options from ``OPTIONS`` (read once it is known valid: see validate_task)."""
+        names = OPTION_NAMES & set(self.options)
+        return {name: self.options[name] for name in names}
 
     def enqueue(self, task: Task, args: Any, kwargs: Any) -> TaskResult:
         message, result = self.build(task, args, kwargs)

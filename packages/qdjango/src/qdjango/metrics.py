@@ -50,19 +50,33 @@ class ProducerMetrics:
             registry=registry,
         )
         self._funcs: dict[str, set[str]] = {}
+        # The labelled child of each (queue, func) seen: prometheus_client's labels() reads
+        # the environment on every call (tools/bench/README.md, 'issue 14').
+        self._children: dict[tuple[str, str], Any] = {}
 
     def subscribe(self, bus: EventBus) -> EventBus:
         bus.subscribe(TaskEnqueued, self.on_enqueued)
         return bus
 
     def on_enqueued(self, event: TaskEnqueued) -> None:
-        funcs = self._funcs.setdefault(event.queue, set())
-        func = event.message.func_path
+        func = event.message.func
+        key = (event.queue, func if type(func) is str else event.message.func_path)
+        child = self._children.get(key)
+        if child is None:
+            child = self._child(*key)
+        child.inc()
+
+    def _child(self, queue: str, func: str) -> Any:
+        funcs = self._funcs.setdefault(queue, set())
+        label = func
         if func not in funcs:
             if len(funcs) >= MAX_FUNCS:
-                func = OTHER
-            funcs.add(func)
-        self.enqueued.labels(event.queue, func).inc()
+                label = OTHER
+            funcs.add(label)
+        child = self.enqueued.labels(queue, label)
+        if len(self._children) < 4 * MAX_FUNCS:
+            self._children[(queue, func)] = child
+        return child
 
 
 def producer_metrics() -> ProducerMetrics:

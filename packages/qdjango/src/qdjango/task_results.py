@@ -24,7 +24,7 @@ from qdjango.tasks_api import (
     TaskError,
     TaskResult,
     TaskResultStatus,
-    set_fields,
+    new_result,
 )
 
 __all__ = [
@@ -90,27 +90,25 @@ def _backend_alias(task: Task) -> str:
 
 
 def _result(task: Task, task_id: str, status: TaskResultStatus, **fields: Any) -> TaskResult:
-    """A ``TaskResult`` built without its ``__post_init__``: the arguments were held to
-    Django's JSON rules when the task was sent (a task sent with ``async_task`` keeps its
-    own), and normalizing them again on every read costs more than the rest."""
-    result = object.__new__(TaskResult)
-    set_fields(
-        result,
-        task=task,
-        id=task_id,
-        status=status,
-        enqueued_at=fields.get("enqueued_at"),
-        started_at=fields.get("started_at"),
-        finished_at=fields.get("finished_at"),
-        last_attempted_at=fields.get("last_attempted_at", fields.get("started_at")),
-        args=list(fields.get("args", ())),
-        kwargs=dict(fields.get("kwargs", {})),
-        backend=_backend_alias(task),
-        errors=list(fields.get("errors", ())),
-        worker_ids=list(fields.get("worker_ids", ())),
-        _return_value=None,
+    """A ``TaskResult`` built without its ``__init__``: the arguments were held to Django's
+    JSON rules when the task was sent (a task sent with ``async_task`` keeps its own), and
+    normalizing them again on every read costs more than the rest."""
+    started_at = fields.get("started_at")
+    return new_result(  # type: ignore[no-any-return]
+        task,
+        task_id,
+        status,
+        fields.get("enqueued_at"),
+        started_at,
+        fields.get("finished_at"),
+        fields.get("last_attempted_at", started_at),
+        list(fields.get("args", ())),
+        dict(fields.get("kwargs", {})),
+        _backend_alias(task),
+        list(fields.get("errors", ())),
+        list(fields.get("worker_ids", ())),
+        fields.get("return_value"),
     )
-    return result
 
 
 def message_result(
@@ -185,17 +183,15 @@ def _finished(
         status, errors = TaskResultStatus.SUCCESSFUL, []
     else:
         status, errors = TaskResultStatus.FAILED, [error_of(str(value))]
-    result = _result(
+    return _result(
         task,
         task_id,
         status,
         errors=errors,
         worker_ids=[worker or ""] * max(1, int(attempts or 1)),
+        return_value=value if success else None,
         **fields,
     )
-    if success:
-        set_fields(result, _return_value=value)
-    return result
 
 
 def error_of(text: str) -> TaskError:

@@ -23,7 +23,7 @@ from qdjango.task_results import is_django_task, message_result, record_result
 from qdjango.tasks_api import (
     TaskContext,
     TaskResultStatus,
-    normalize_json,
+    json_value,
     task_finished,
     task_started,
 )
@@ -55,13 +55,14 @@ def run(message: TaskMessage, attempt: int, cluster: str | None) -> Any:
     args = message.args
     if task.takes_context:
         args = (TaskContext(task_result=result), *args)
-    if iscoroutinefunction(task.func):
-        return _normalized(task.func(*args, **message.kwargs))
-    return normalize_json(task.call(*args, **message.kwargs))
+    func = task.func
+    if iscoroutinefunction(func):
+        return _normalized(func(*args, **message.kwargs))
+    return json_value(func(*args, **message.kwargs))  # Task.call, for a plain function
 
 
 async def _normalized(awaitable: Awaitable[Any]) -> Any:
-    return normalize_json(await awaitable)
+    return json_value(await awaitable)
 
 
 class FinishedSignal:

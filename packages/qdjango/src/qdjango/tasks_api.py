@@ -7,7 +7,10 @@ framework never needs the backport.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
+
+from qcore import unchecked_constructor
 
 try:
     from django.tasks import (
@@ -56,6 +59,10 @@ __all__ = [
     "TaskResult",
     "TaskResultDoesNotExist",
     "TaskResultStatus",
+    "json_args",
+    "json_kwargs",
+    "json_value",
+    "new_result",
     "normalize_json",
     "set_fields",
     "task",
@@ -70,3 +77,67 @@ def set_fields(result: Any, **values: Any) -> None:
     """Set fields of a frozen ``TaskResult``, as Django's own backends do."""
     for name, value in values.items():
         object.__setattr__(result, name, value)
+
+
+_RESULT_FIELDS = (
+    "task",
+    "id",
+    "status",
+    "enqueued_at",
+    "started_at",
+    "finished_at",
+    "last_attempted_at",
+    "args",
+    "kwargs",
+    "backend",
+    "errors",
+    "worker_ids",
+    "_return_value",
+)
+
+
+def _result_builder() -> Callable[..., Any]:
+    """A constructor of ``TaskResult`` from its fields, skipping ``__init__`` (its
+    ``__post_init__`` normalizes the arguments again): through the slots' descriptors where
+    this Django's ``TaskResult`` has the layout Q knows, else by ``set_fields``."""
+    fields = tuple(getattr(TaskResult, "__dataclass_fields__", ()))
+    if fields == _RESULT_FIELDS and "__slots__" in TaskResult.__dict__:
+        return unchecked_constructor(TaskResult)
+
+    def build(*values: Any) -> Any:
+        result = object.__new__(TaskResult)
+        set_fields(result, **dict(zip(_RESULT_FIELDS, values, strict=True)))
+        return result
+
+    return build
+
+
+new_result = _result_builder()
+"""``new_result(task, id, status, enqueued_at, started_at, finished_at, last_attempted_at,
+args, kwargs, backend, errors, worker_ids, return_value)``: a ``TaskResult`` whose arguments
+were held to Django's JSON rules already (:func:`json_args`)."""
+
+_PLAIN = frozenset({str, int, float, bool, type(None)})
+
+
+def json_args(args: Any) -> list[Any]:
+    """``normalize_json(args)``: Django's JSON rules for a task's arguments (its own error for
+    what they refuse), with the common case of plain values taken as they are (what
+    ``normalize_json`` returns for them) instead of matched one by one."""
+    if type(args) in (tuple, list) and all(type(value) in _PLAIN for value in args):
+        return list(args)
+    return normalize_json(args)  # type: ignore[no-any-return]
+
+
+def json_kwargs(kwargs: Any) -> dict[str, Any]:
+    """``normalize_json(kwargs)``, plain values taken as they are (see :func:`json_args`)."""
+    if type(kwargs) is dict and all(
+        type(key) is str and type(value) in _PLAIN for key, value in kwargs.items()
+    ):
+        return dict(kwargs)
+    return normalize_json(kwargs)  # type: ignore[no-any-return]
+
+
+def json_value(value: Any) -> Any:
+    """``normalize_json(value)`` for a task's return value, a plain value as it is."""
+    return value if type(value) in _PLAIN else normalize_json(value)
