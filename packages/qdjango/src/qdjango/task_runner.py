@@ -32,9 +32,15 @@ __all__ = ["FinishedSignal", "run", "subscribe_finished"]
 
 
 def _sender() -> type:
-    from qdjango.backends import QBackend
+    global _backend_class
+    if _backend_class is None:
+        from qdjango.backends import QBackend  # imported late: it imports this module's users
 
-    return QBackend
+        _backend_class = QBackend
+    return _backend_class
+
+
+_backend_class: type | None = None
 
 
 def run(message: TaskMessage, attempt: int, cluster: str | None) -> Any:

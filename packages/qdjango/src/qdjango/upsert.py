@@ -122,9 +122,22 @@ def _rows(conn: Any, records: Sequence[TaskResult], fences: Sequence[int]) -> li
     def pickled(value: Any) -> bytes | None:
         return None if value is None else encode(value)
 
+    # The tasks of a batch mostly share their options (every django.tasks task has the same
+    # runner): each distinct set is signed once (tools/bench/README.md, 'issue 14').
+    signed_options: dict[tuple[Any, ...], bytes] = {}
+
     def options(value: TaskOptions) -> bytes | None:
         stored = value.to_mapping()
-        return encode(stored) if stored else None
+        if not stored:
+            return None
+        key = tuple((name, type(v), v) for name, v in stored.items())
+        try:
+            found = signed_options.get(key)
+        except TypeError:  # a value that cannot be a key: signed as it is
+            return encode(stored)
+        if found is None:
+            found = signed_options[key] = encode(stored)
+        return found
 
     rows = []
     for r, fence in zip(records, fences):
