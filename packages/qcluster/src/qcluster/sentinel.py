@@ -16,6 +16,7 @@ import multiprocessing
 import multiprocessing.connection
 import os
 import signal
+import threading
 import time
 from collections.abc import Sequence
 from types import FrameType
@@ -85,6 +86,9 @@ class Sentinel:
         self._wake_r, self._wake_w = os.pipe()
         os.set_blocking(self._wake_w, False)
         os.set_blocking(self._wake_r, False)
+        # Held while the pipe is written or closed: a wake-up after the close must not write
+        # into whatever file now has that descriptor's number (a Redis connection's socket).
+        self._wake_lock = threading.Lock()
         self._reached = False  # Redis answered the start-up checks
         fork_guard = ForkGuard()
         self.pool = WorkerPool(spec, ctx, fork_guard, self.log)
@@ -222,10 +226,17 @@ class Sentinel:
         self._wake()
 
     def _wake(self) -> None:
+        # Never blocks (a signal handler calls it): when the lock is held the pipe is being
+        # written, so a wake-up is on its way, or closed, so none is needed.
+        if not self._wake_lock.acquire(blocking=False):
+            return
         try:
-            os.write(self._wake_w, b"!")
+            if self._wake_w >= 0:
+                os.write(self._wake_w, b"!")
         except (BlockingIOError, OSError):
-            pass  # the pipe is full or closed: a wake-up is pending or not needed
+            pass  # the pipe is full: a wake-up is pending
+        finally:
+            self._wake_lock.release()
 
     def _drain_wake(self) -> None:
         try:
@@ -343,11 +354,11 @@ class Sentinel:
         self._close_wake()
 
     def _close_wake(self) -> None:
-        for fd in (self._wake_r, self._wake_w):
-            try:
+        with self._wake_lock:
+            fds, self._wake_r, self._wake_w = (self._wake_r, self._wake_w), -1, -1
+        for fd in fds:
+            if fd >= 0:
                 os.close(fd)
-            except OSError:
-                pass
 
     # -- status -----------------------------------------------------------------------------
 
