@@ -74,6 +74,9 @@ def _ask(
         denied = part.check_permissions()
         if denied:
             missing.append((name, denied))
+    if missing:  # refused: nothing more is asked, and nothing written (check_server may write)
+        return missing, warnings
+    for name, part in checked:
         if name == "transport":  # the queue's server: the one whose settings decide
             for warning in part.check_server():
                 if warning not in seen:
