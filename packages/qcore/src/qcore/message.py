@@ -8,7 +8,6 @@ collide with Q's options.
 
 from __future__ import annotations
 
-import operator
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -17,7 +16,7 @@ from typing import Any
 from qcore.errors import ConfigError
 from qcore.naming import humanize, new_id
 from qcore.resolve import dotted_path
-from qcore.slots import fast_init, unchecked_constructor
+from qcore.slots import fast_init, fields_set, unchecked_constructor
 
 __all__ = [
     "OPTION_NAMES",
@@ -204,8 +203,7 @@ class TaskOptions:
         """
         if self is _NO_OPTIONS:
             return {}
-        values = _option_values(self)
-        return {name: value for name, value in zip(_OPTION_ORDER, values) if value is not None}
+        return _options_set(self)
 
     @classmethod
     def from_stored(cls, values: Mapping[str, Any] | None) -> TaskOptions:
@@ -224,7 +222,7 @@ class TaskOptions:
 _OPTION_ORDER = tuple(TaskOptions.__dataclass_fields__)
 OPTION_NAMES = frozenset(_OPTION_ORDER)
 _NO_OPTIONS = TaskOptions()
-_option_values = operator.attrgetter(*_OPTION_ORDER)
+_options_set = fields_set(TaskOptions)
 _build_options = unchecked_constructor(TaskOptions)
 
 

@@ -12,7 +12,7 @@ import dataclasses
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-__all__ = ["fast_init", "unchecked_constructor"]
+__all__ = ["fast_init", "fields_set", "unchecked_constructor"]
 
 C = TypeVar("C", bound=type)
 
@@ -64,3 +64,17 @@ def fast_init(cls: C) -> C:
     init.__qualname__ = f"{cls.__qualname__}.__init__"
     cls.__init__ = init  # type: ignore[misc]
     return cls
+
+
+def fields_set(cls: type) -> Callable[[Any], dict[str, Any]]:
+    """A function giving the fields of an instance of the dataclass ``cls`` that are not None,
+    by name in field order: written out field by field, which costs a quarter of a loop over
+    the fields (tools/bench/README.md, 'issue 14')."""
+    names = tuple(cls.__dataclass_fields__)  # type: ignore[attr-defined]
+    lines = ["def fields_set(obj):", "    out = {}"]
+    for name in names:
+        lines += [f"    v = obj.{name}", "    if v is not None:", f"        out[{name!r}] = v"]
+    lines.append("    return out")
+    namespace: dict[str, Any] = {}
+    exec("\n".join(lines), namespace)  # the source is built from field names only
+    return namespace["fields_set"]  # type: ignore[no-any-return]
