@@ -111,7 +111,9 @@ def _running_table(snap: dict[str, Any]) -> Table | None:
     if not running:
         return None
     table = Table(title="Running tasks (the clusters' last status)", title_justify="left")
-    for column in ("task id", "name", "func", "worker", "started (UTC)", "attempt"):
+    # An id is copied from here: never wrapped or cut (the other columns give way).
+    table.add_column("task id", no_wrap=True, min_width=32)
+    for column in ("name", "func", "worker", "started (UTC)", "attempt"):
         table.add_column(column)
     for task in running[:20]:
         started = (
