@@ -217,6 +217,12 @@ class Iter:
         return len(self.args)
 
 
+def _option_property(name: str) -> Any:
+    """An option of :class:`AsyncTask` read from its keywords (or their ``q_options``) and
+    set among them (a set option makes the task unsent again)."""
+    return property(lambda self: self._option(name), lambda self, value: self._set(name, value))
+
+
 class AsyncTask:
     """``async_task`` as an object (django-q2's ``AsyncTask``): set it up, ``run()`` it, read
     its ``result``. Changing it after a run makes ``result()`` None until the next run."""
@@ -242,53 +248,12 @@ class AsyncTask:
     args = property(lambda self: self._args)
     kwargs = property(lambda self: self._kwargs)
 
-    @property
-    def broker(self) -> Any:
-        return self._option("broker")
-
-    @broker.setter
-    def broker(self, value: Any) -> None:
-        self._set("broker", value)
-
-    @property
-    def sync(self) -> Any:
-        return self._option("sync")
-
-    @sync.setter
-    def sync(self, value: Any) -> None:
-        self._set("sync", value)
-
-    @property
-    def save(self) -> Any:
-        return self._option("save")
-
-    @save.setter
-    def save(self, value: Any) -> None:
-        self._set("save", value)
-
-    @property
-    def hook(self) -> Any:
-        return self._option("hook")
-
-    @hook.setter
-    def hook(self, value: Any) -> None:
-        self._set("hook", value)
-
-    @property
-    def group(self) -> Any:
-        return self._option("group")
-
-    @group.setter
-    def group(self, value: Any) -> None:
-        self._set("group", value)
-
-    @property
-    def cached(self) -> Any:
-        return self._option("cached")
-
-    @cached.setter
-    def cached(self, value: Any) -> None:
-        self._set("cached", value)
+    broker = _option_property("broker")
+    sync = _option_property("sync")
+    save = _option_property("save")
+    hook = _option_property("hook")
+    group = _option_property("group")
+    cached = _option_property("cached")
 
     def run(self) -> str:
         """Queue the task (``async_task``); returns its id."""
