@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import signal
 import time
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -314,7 +315,10 @@ def test_a_running_task_is_seen_running_without_a_row(
     assert not Task.objects.using(db_alias).filter(pk=result.id).exists()
     [seen] = running(result.id)
     assert seen.consumer.startswith(cluster.cluster_id) and seen.attempt == 1
-    assert fetch(result.id) is None and fetch(result.id, include_running=True) == seen
+    assert fetch(result.id) is None
+    # the same attempt (a status published in between moves only its seen_at)
+    again = fetch(result.id, include_running=True)
+    assert again is not None and replace(again, seen_at=seen.seen_at) == seen
     out = StringIO()
     call_command("qinfo", stdout=out)
     assert result.id in out.getvalue() and "Running tasks" in out.getvalue()
