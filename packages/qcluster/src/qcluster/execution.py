@@ -3,7 +3,7 @@
 :func:`execute` turns a :class:`~qcore.TaskMessage` into a :class:`~qcore.TaskResult` and never
 raises for anything the task does: an exception, a function that cannot be found or a result
 that cannot be pickled all become a Failure record whose ``result`` says what happened.
-What comes after (save, ack, events, hooks) is :mod:`qcluster.processing`.
+What comes after (save, ack, events, hooks) is :mod:`qcluster.flushing`.
 """
 
 from __future__ import annotations

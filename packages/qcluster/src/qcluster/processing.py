@@ -1,12 +1,8 @@
-"""From fetched deliveries to finished tasks: decode, execute, save, ack, events, hooks.
+"""From fetched deliveries to finished tasks: decode, execute, then hand them to the flush.
 
 The one code path a task takes after the transport handed it out, run by every worker process
-and by :func:`qcluster.join` in the caller's own process. The order is the promise: a record
-is saved before its delivery is acked, and a hook is called only for an acked delivery (a
-refused ack means the task went to someone else, whose run calls the hook), so a hook runs at
-most once, with the saved record. Hooks are called here, beside the bus and not as one of its
-subscribers: a hook is the task's own code, which must run after the ack, under the sentinel's
-``hook_timeout``, and whose failure is itself an event (:class:`~qcore.events.HookFailed`).
+and by :func:`qcluster.join` in the caller's own process. What comes after a task ran (retries,
+save, ack, events, hooks, in that order) is :mod:`qcluster.flushing`.
 
 The hooks of a batch are called once the whole batch ran (a slow hook never holds the tasks
 its worker prefetched behind it), and in a worker each runs under an alarm of
@@ -17,41 +13,24 @@ backstop, a little later, for a hook stuck where the alarm cannot reach it (C co
 
 from __future__ import annotations
 
-import functools
 import time
 from collections.abc import Callable, Iterable
 
 from qcluster.awaits import Awaits
 from qcluster.config import ClusterConfig
 from qcluster.eventloop import Settled, TaskLoop
-from qcluster.execution import (
-    Awaiting,
-    call,
-    failure,
-    settle,
-    should_save,
-    task_timeout,
-    unstorable,
-)
+from qcluster.execution import Awaiting, call, failure, settle, should_save, task_timeout
+from qcluster.flushing import BACKOFF, Flusher
 from qcluster.hookalarm import call_hook
-from qcluster.states import WorkerState
 from qcluster.tracking import Done, InFlight, NoTracker, Tracker
-from qcluster.workflows import (
-    chain_links,
-    gather_iterations,
-    in_workflow,
-    retried_event,
-    retry_delay_for,
-)
+from qcluster.workflows import in_workflow, retry_delay_for
 from qcore import (
-    Backoff,
     Codec,
     Delivery,
     EventBus,
     HookRunner,
     PayloadError,
     ResultStore,
-    SerializationError,
     TaskMessage,
     TaskResult,
     Transport,
@@ -59,14 +38,7 @@ from qcore import (
     get_logger,
 )
 from qcore.cancelling import cancelled_error
-from qcore.events import (
-    TaskDeadLettered,
-    TaskFailed,
-    TaskReplayed,
-    TaskStarted,
-    TaskSucceeded,
-    TaskTimedOut,
-)
+from qcore.events import TaskDeadLettered, TaskReplayed, TaskStarted
 
 __all__ = ["FLUSH_AFTER", "Done", "NoTracker", "Processor", "Tracker", "call_hook"]
 
@@ -76,7 +48,6 @@ FLUSH_AFTER = 0.005
 """Finished results older than this are saved before the next task starts."""
 REFILL_TICK = 0.05
 """Seconds a worker awaiting coroutines, with room for more, waits before it looks again."""
-_BACKOFF = Backoff()
 
 
 class Processor:
@@ -105,28 +76,34 @@ class Processor:
         hook_alarm: float | None = None,
     ) -> None:
         self.transport = transport
-        self.store = store
         self.codec = codec
         self.config = config
         self.cluster_id = cluster_id
         self.consumer = consumer
         self.events = events
-        self.hook_runner = hook_runner
         self.tracker: Tracker = tracker if tracker is not None else NoTracker()
         self.errors = errors
-        self.io_attempts = io_attempts
-        self.hook_alarm = hook_alarm
-        """Seconds a hook may run before SIGALRM interrupts it (a worker's main thread only;
-        None: no alarm, as in ``join()``)."""
-        self._owed_hooks: list[Done] = []
         self.stopping = False
         self.processed = 0
         self.log = log.bind(consumer=consumer)
         # Looked up once: with nobody listening, the hot path never builds these events.
         self._on_started = events.wants(TaskStarted)
-        self._on_succeeded = events.wants(TaskSucceeded)
-        self._on_failed = events.wants(TaskFailed)
         self._retry_defaults = config.retry_defaults()
+        self.flusher = Flusher(
+            transport=transport,
+            store=store,
+            codec=codec,
+            consumer=consumer,
+            events=events,
+            tracker=self.tracker,
+            retry_defaults=self._retry_defaults,
+            log=self.log,
+            hook_runner=hook_runner,
+            io_attempts=io_attempts,
+            hook_alarm=hook_alarm,
+        )
+        """Saves, acks and hooks what ran (``hook_alarm``: seconds a hook may run before
+        SIGALRM interrupts it, a worker's main thread only; None: no alarm, as in ``join()``)."""
         self._raised: list[BaseException] = []
         self._retrying = 0
         # Tasks run and not yet flushed that are a chain's link or an iteration's call, told
@@ -309,7 +286,7 @@ class Processor:
                     break
             tick = REFILL_TICK if awaits.room and refill is not None and not self.stopping else None
             ran += self._await_some(pending, tick)
-            if self._owed_hooks:
+            if self.flusher.owed_hooks:
                 self.call_hooks()
                 awaits.watch()
         return ran
@@ -333,31 +310,12 @@ class Processor:
             return Done(message, entry.delivery, record, True, duration, None, entry.timeout)
         return self._ended(message, entry.delivery, record, duration)
 
-    def _send_retries(self, retrying: list[Done]) -> None:
-        """Put each task back in the delayed set as its next attempt: the message with its runs
-        so far, replacing the payload in the step that takes the delivery back (token-checked)."""
-        for done in retrying:
-            message, delivery, delay = done.message, done.delivery, done.retry
-            assert message is not None and delay is not None
-            run = (message.options.attempts or 0) + 1
-            payload = self.codec.encode_message(message.with_options(attempts=run))
-            ok = _BACKOFF.call(
-                functools.partial(self.transport.retry_later, delivery, delay, payload),
-                on_error=self._logger("retry"),
-                attempts=self.io_attempts,
-            )
-            if not ok:
-                self.log.warning("task.ack_refused", task_id=delivery.task_id)
-                continue
-            error = str(done.record.result)
-            self.events.emit(retried_event(message, run, delay, error, self._retry_defaults))
-
     def _dead_letter(self, delivery: Delivery, reason: str) -> None:
         """A payload we must not trust: never unpickled, out of circulation."""
         try:
-            _BACKOFF.call(
+            BACKOFF.call(
                 lambda: self.transport.dead_letter(delivery, reason),
-                on_error=self._logger("dead_letter"),
+                on_error=self.flusher.logger("dead_letter"),
                 stop=lambda: self.stopping,
             )
         except Exception:
@@ -372,7 +330,7 @@ class Processor:
         for task_id in task_ids:
             self.events.emit(TaskReplayed(task_id, self.consumer))
 
-    # -- save, ack, events, hooks -----------------------------------------------------------
+    # -- the batch's end: see qcluster.flushing ----------------------------------------------
 
     def flush(self, pending: list[Done], *, hooks: bool = True) -> None:
         """Save, then ack, then call the hooks of what was acked (``hooks=False``: owe them
@@ -381,130 +339,16 @@ class Processor:
         if self._workflows:
             workflows = sum(1 for done in pending if in_workflow(done.message))
             self._workflows = max(0, self._workflows - workflows)
-        if self._retrying:
-            self._retrying = 0
-            self.tracker.set_state(WorkerState.SAVING)
-            self._send_retries([done for done in pending if done.retry is not None])
-            pending = [done for done in pending if done.retry is None]
-        if not pending:
-            return
-        self.tracker.set_state(WorkerState.SAVING)
-        if any(done.save for done in pending):
-            _BACKOFF.call(
-                lambda: self._save(pending),
-                on_error=self._logger("save"),
-                attempts=self.io_attempts,
-            )
-        if workflows:
-            _BACKOFF.call(
-                lambda: self._gather(pending),
-                on_error=self._logger("save"),
-                attempts=self.io_attempts,
-            )
-            ack = functools.partial(self._ack_links, pending)
-        else:
-            ack = functools.partial(self.transport.ack, [done.delivery for done in pending])
-        self._emit_outcomes(pending)
-        acked = _BACKOFF.call(ack, on_error=self._logger("ack"), attempts=self.io_attempts)
-        for done, ok in zip(pending, acked or ()):
-            if not ok:
-                # Redelivered to someone else meanwhile (we were presumed dead): their run
-                # upserts the same record and calls the hook; ours stays saved, unhooked.
-                self.log.warning("task.ack_refused", task_id=done.delivery.task_id)
-            elif done.message is not None and done.message.hook is not None:
-                self._owed_hooks.append(done)
-        if hooks:
-            self.call_hooks()
+        retrying = self._retrying > 0
+        self._retrying = 0
+        self.flusher.flush(
+            pending,
+            retrying=retrying,
+            workflows=workflows > 0,
+            awaited=self.awaited > 0,
+            hooks=hooks,
+        )
 
     def call_hooks(self) -> None:
         """Call the hooks owed for acked deliveries, each under the alarm when one is set."""
-        while self._owed_hooks:
-            done = self._owed_hooks.pop(0)
-            assert done.message is not None
-            self.tracker.set_state(WorkerState.HOOK)
-            call_hook(
-                done.message,
-                done.record,
-                self.hook_runner,
-                events=self.events,
-                timeout=self.hook_alarm,
-            )
-
-    def _gather(self, pending: list[Done]) -> None:
-        finished = [(done.message, done.record) for done in pending]
-        gather_iterations(self.transport, self.codec, self.store, finished)
-
-    def _ack_links(self, pending: list[Done]) -> list[bool]:
-        """One ack for a batch holding workflow tasks; one holding links of a chain is acked
-        by the step that also queues each link's successor (see qcore.chains)."""
-        deliveries = [done.delivery for done in pending]
-        links = chain_links([done.message for done in pending], [done.record for done in pending])
-        if links is None:
-            return self.transport.ack(deliveries)
-        return self.transport.ack_links(deliveries, links)
-
-    def _emit_outcomes(self, pending: list[Done]) -> None:
-        if not (self._on_succeeded or self._on_failed or self.awaited):
-            return
-        emit, consumer = self.events.emit, self.consumer
-        for done in pending:
-            record = done.record
-            if done.timed_out is not None:
-                emit(TaskTimedOut(record.id, record, done.timed_out, True, consumer))
-            elif record.success:
-                if self._on_succeeded:
-                    emit(TaskSucceeded(record.id, record, done.duration, consumer))
-            elif self._on_failed:
-                emit(TaskFailed(record.id, record, done.duration, consumer))
-
-    def _save(self, pending: list[Done]) -> None:
-        """Save the batch's records; one that can never be stored is replaced by a Failure.
-
-        A record the store refuses for what it holds (a result over the payload size limit,
-        say) is not an outage: retrying it would wedge the worker. Store errors are retried
-        by the caller: unsaved work is never acked. A stop does not interrupt that: the
-        sentinel's grace period bounds it, and a worker killed then leaves its tasks in
-        flight for redelivery (saving is an upsert).
-        """
-        saved = [done for done in pending if done.save]
-        # Fenced by each delivery's token: a late save of ours, if another worker has run the
-        # task again since (we were presumed dead), cannot replace its record.
-        fences = [done.delivery.token for done in saved]
-        try:
-            self.store.save_many([done.record for done in saved], fences=fences)
-            return
-        except (PayloadError, SerializationError):
-            pass
-        for index, done in enumerate(pending):
-            if done.save:
-                record = self._save_one(done.record, done.delivery.token)
-                pending[index] = done._replace(record=record)
-
-    def _save_one(self, record: TaskResult, fence: int) -> TaskResult:
-        """Save one record, or the Failure that replaces it if it cannot be stored."""
-        try:
-            self.store.save_many([record], fences=[fence])
-            return record
-        except (PayloadError, SerializationError) as exc:
-            error: Exception = exc
-        self.log.error(
-            "task.unstorable",
-            task_id=record.id,
-            name=record.name,
-            func=record.func,
-            error=type(error).__name__,
-        )
-        failure = unstorable(record, error)
-        try:
-            self.store.save_many([failure], fences=[fence])
-            return failure
-        except (PayloadError, SerializationError):
-            failure = unstorable(record, error, keep_args=False)  # the args are what is too big
-        self.store.save_many([failure], fences=[fence])
-        return failure
-
-    def _logger(self, what: str) -> Callable[[Exception, int], None]:
-        def logged(exc: Exception, failures: int) -> None:
-            self.log.error(f"worker.{what}_failed", error=str(exc), failures=failures)
-
-        return logged
+        self.flusher.call_hooks()

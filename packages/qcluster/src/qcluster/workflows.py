@@ -1,4 +1,4 @@
-"""What retries, chains and iterations add to a batch's path through :mod:`qcluster.processing`:
+"""What retries, chains and iterations add to a batch's path through :mod:`qcluster.flushing`:
 the retry decision and its event, the chain links of a batch (acked by the step that queues
 their successors), and the iterations a batch completes (see :mod:`qcore.retries`,
 :mod:`qcore.chains`, :mod:`qcore.iters`). Tasks that use none of them pay a look at their
