@@ -54,3 +54,47 @@ def test_a_charge_pushed_back_after_it_completed_runs_once(bench: Bench, fx: Eff
     [letter] = bench.transport.dead_letters()
     assert (letter.task_id, letter.reason, letter.payload) == (task_id, "replayed", envelope)
     assert bench.transport.queue_size() == bench.transport.inflight_size() == 0
+
+
+# Guarantee (a worker loss's dead letter is done): a task whose worker was lost on each of its
+# max_attempts runs ends as one dead letter and one WorkerLost Failure, and is done as an acked
+# task is: a copy of its envelope pushed back (straight into the queue's list while the dead
+# letter is there, then through the producer's raw enqueue once it was purged) is refused as a
+# replay, never run again; the dead letter keeps the reason its record was made of.
+def test_a_task_dead_lettered_for_lost_workers_is_done_and_never_replayed(
+    bench: Bench, fx: Effects
+) -> None:
+    recorder = tasks.EventRecorder(fx.url, f"events:{uuid.uuid4().hex[:8]}")
+    bus = EventBus()
+    bus.subscribe(TaskReplayed, recorder)
+    keys = bench.transport.keys
+    task_id = bench.producer.enqueue(
+        tasks.exit_hard, *fx.args("doomed"), hook=tasks.counting_hook, max_attempts=2
+    )
+    envelope = bench.client.hget(keys.msg, task_id)
+    assert envelope is not None
+    with bench.cluster(workers=1, events=bus, start_method="fork"):
+        record = bench.wait_all([task_id], timeout=60)[task_id]
+        eventually(lambda: fx.count("hook:doomed") == 1, what="the hook")
+        [letter] = bench.transport.dead_letters()
+        assert bench.transport.unrecorded() == []
+
+        # 1. the bare id pushed on the list while its dead letter (and payload) is there
+        bench.client.lpush(keys.queue, task_id)
+        bench.client.zadd(keys.marker, {"0": 0})
+        eventually(lambda: len(recorder.seen()) == 1, what="the first replay refused")
+        assert bench.transport.dead_letters() == [letter]  # as it was: reason and time
+
+        # 2. the dead letter purged (payload and all), the envelope sent again
+        assert bench.transport.purge_dead([task_id]) == 1
+        bench.producer.transport.enqueue(task_id, envelope)
+        eventually(lambda: len(recorder.seen()) == 2, what="the second replay refused")
+        eventually(lambda: bench.transport.inflight_size() == 0, what="nothing held")
+    assert not record.success and record.result.startswith("WorkerLost:")
+    assert "attempt 2 of 2" in record.result
+    assert fx.count("doomed") == 2, "the task ran again after it ended"
+    assert bench.store.counts() == {task_id: 1}
+    assert fx.count("hook:doomed") == 1
+    [replay] = bench.transport.dead_letters()
+    assert (replay.task_id, replay.reason) == (task_id, "replayed")
+    assert bench.transport.queue_size() == 0

@@ -232,6 +232,7 @@ class Inspection(TransportBase):
             k.prio,
             k.levels,
             k.marker,
+            k.done,
         )
         total = 0
         with self._errors():

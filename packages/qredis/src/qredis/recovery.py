@@ -29,7 +29,8 @@ class Recovery(TransportBase):
 
         Tasks in ``started`` keep their attempt count and are dead-lettered if it reached their
         limit, with ``reason`` (default: the worker was lost) and their Failure record owed
-        (:meth:`unrecorded`); the others never ran and have this delivery uncounted.
+        (:meth:`unrecorded`), and marked done as an ack marks a task (a copy pushed back is
+        refused as a replay); the others never ran and have this delivery uncounted.
         """
         if reason is None:
             reason = f"worker lost while running the task (consumer {consumer}): out of attempts"
@@ -59,10 +60,12 @@ class Recovery(TransportBase):
             k.prio,
             k.levels,
             k.marker,
+            k.done,
         )
+        window = ms(self.replay_window)
         with self._errors():
             res = scripts.requeue(
-                keys, (consumer, mode, owner, self.max_attempts, reason, *started)
+                keys, (consumer, mode, owner, self.max_attempts, reason, window, *started)
             )
         requeued, dead, dropped = (int(x) for x in res)
         if dropped:

@@ -274,7 +274,8 @@ class MemoryTransport:
                 continue
             task_id = lists[0].popleft()
             if s.done.get(task_id, 0.0) > now:
-                self._bury(task_id, "replayed", 0)
+                if task_id not in s.dead:  # a worker loss's dead letter keeps its reason
+                    self._bury(task_id, "replayed", 0)
                 if replayed is not None:
                     replayed.append(task_id)
                 continue
@@ -393,6 +394,8 @@ class MemoryTransport:
                 s.attempts.pop(task_id, None)
                 self._bury(task_id, f"{reason} (attempt {attempt} of {limit})", attempt)
                 s.unrecorded[task_id] = None
+                if self.replay_window > 0:  # ended: its copies are replays, as an ack's
+                    s.done[task_id] = time.monotonic() + self.replay_window
                 dead += 1
             else:
                 back.append(task_id)
@@ -543,7 +546,8 @@ class MemoryTransport:
         with s.cond:
             ids = list(s.dead) if task_ids is None else [i for i in task_ids if i in s.dead]
             for task_id in ids:
-                del s.dead[task_id]
+                if s.dead.pop(task_id).reason != "replayed":  # a replay stays refused
+                    s.done.pop(task_id, None)
                 s.attempts.pop(task_id, None)
                 if task_id in s.payloads:
                     self._list(s.ready, task_id).append(task_id)

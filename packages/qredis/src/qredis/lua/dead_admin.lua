@@ -10,6 +10,9 @@
 -- KEYS[7] prio      hash id -> level (levels other than 0): a requeued task keeps its level
 -- KEYS[8] levels    zset of the levels other than 0 that may hold tasks
 -- KEYS[9] marker    zset idle consumers block on
+-- KEYS[10] done     zset id -> until when (ms) a delivery of that id is a replay: a requeue
+--                   clears the id's mark (a worker loss's dead letter has one, see
+--                   requeue.lua), except a replay's own, which stays refused while it lasts
 -- ARGV[1] "requeue" (queue again with a fresh attempt count) or "purge" (delete for good)
 -- ARGV[2] "all" to act on up to ARGV[3] dead letters, or "ids" to act on ARGV[3..]
 --
@@ -30,6 +33,10 @@ for i = 1, #ids do
   local id = ids[i]
   if redis.call('ZREM', KEYS[1], id) == 1 then
     n = n + 1
+    local info = redis.call('HGET', KEYS[2], id) or ''
+    if ARGV[1] == 'requeue' and not string.find(info, '"reason":"replayed"', 1, true) then
+      redis.call('ZREM', KEYS[10], id)
+    end
     redis.call('HDEL', KEYS[2], id)
     redis.call('HDEL', KEYS[4], id)
     if ARGV[1] == 'requeue' and redis.call('HEXISTS', KEYS[3], id) == 1 then

@@ -42,7 +42,8 @@
 -- whose payload is missing is dropped. The marker is left set only when ready tasks are left
 -- (another idle consumer wakes for them), and removed when none are.
 -- An id marked done (acked within the replay window) is a copy of a completed task pushed
--- back: it is not delivered but dead-lettered with the reason "replayed" (its payload kept).
+-- back: it is not delivered but dead-lettered with the reason "replayed" (its payload kept),
+-- unless it is a dead letter already (then left as it is).
 -- Returns {next_due, ndropped, nduplicates, nreplayed, dropped ids..., duplicate ids...,
 -- replayed ids..., then id, payload, attempt, limit, token per claimed task}; next_due is the
 -- ms until the next delayed task when nothing was claimed, else -1.
@@ -158,10 +159,12 @@ if #claim > 0 then
     end
   end
   claim = kept
+  -- A copy of a task that is a dead letter already (a worker loss's, marked done) leaves
+  -- that dead letter as it is: its reason is what its owed record is made of.
   local info = cjson.encode({reason = 'replayed', attempts = 0})
   for i = 1, #replayed do
-    redis.call('ZADD', KEYS[16], now, replayed[i])
-    redis.call('HSET', KEYS[17], replayed[i], info)
+    redis.call('ZADD', KEYS[16], 'NX', now, replayed[i])
+    redis.call('HSETNX', KEYS[17], replayed[i], info)
   end
 end
 

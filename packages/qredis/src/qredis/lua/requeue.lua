@@ -24,19 +24,23 @@
 -- KEYS[15] prio      hash id -> level (levels other than 0)
 -- KEYS[16] levels    zset of the levels other than 0 that may hold tasks
 -- KEYS[17] marker    zset idle consumers block on
+-- KEYS[18] done      zset id -> until when (ms) a delivery of that id is a replay (ack.lua)
 -- ARGV[1] consumer name
 -- ARGV[2] "reap", "reclaim" or "release"
 -- ARGV[3] reap, reclaim: the lock owner's value (the pass is refused if the lock is not ours)
 -- ARGV[4] the queue's default attempt limit
 -- ARGV[5] the dead-letter reason, for tasks out of attempts
--- ARGV[6..] release: ids of tasks that had started running
+-- ARGV[6] the replay window in ms (0: nothing is marked done)
+-- ARGV[7..] release: ids of tasks that had started running
 --
 -- Reap: every task keeps its attempt count; the consumer is deregistered. Refused (returns
 -- {-1, 0, 0}) if the lock is not ours; skipped ({0, 0, 0}) if the consumer heartbeated since.
 -- Reclaim: as reap, whatever the heartbeat (the consumer's cluster is known to be gone).
 -- Release: tasks not in ARGV[6..] never ran, so their delivery is uncounted.
 -- A task that ran and reached its attempt limit is dead-lettered instead of requeued, and
--- its Failure record is owed (KEYS[13]) until a cluster saves it.
+-- its Failure record is owed (KEYS[13]) until a cluster saves it; the task has ended (that
+-- Failure is its last word), so it is marked done as an ack marks a task: a copy pushed back
+-- is refused by the fetch as a replay (a requeue of the dead letter clears the mark).
 -- Returns {requeued, dead_lettered, dropped (payload missing)}.
 local now = now_ms()
 local reap = ARGV[2] == 'reap' or ARGV[2] == 'reclaim'
@@ -53,10 +57,11 @@ if ARGV[2] == 'reap' then
 end
 
 local started = {}
-for i = 6, #ARGV do
+for i = 7, #ARGV do
   started[ARGV[i]] = true
 end
 
+local window = tonumber(ARGV[6])
 local requeued, dead, dropped = 0, 0, 0
 local ids = redis.call('LRANGE', KEYS[1], 0, -1)
 -- Newest first: pushing each on the head leaves the oldest at the very head, so the tasks
@@ -94,6 +99,9 @@ for i = 1, #ids do
       local reason = ARGV[5] .. ' (attempt ' .. attempt .. ' of ' .. limit .. ')'
       redis.call('HSET', KEYS[9], id, cjson.encode({reason = reason, attempts = attempt}))
       redis.call('ZADD', KEYS[13], now, id)
+      if window > 0 then
+        redis.call('ZADD', KEYS[18], now + window, id)
+      end
       dead = dead + 1
     else
       local level = level_of(KEYS[15], id)

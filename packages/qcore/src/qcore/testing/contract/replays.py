@@ -73,6 +73,32 @@ class ReplayContract:
         [d] = transport.fetch("c1", replayed=replayed)
         assert (d.task_id, replayed) == ("again", [])
 
+    def test_a_worker_loss_dead_letter_is_done_and_its_copies_are_replays(
+        self, transport: Transport
+    ) -> None:
+        # out of attempts after a lost worker: one dead letter owing its Failure, and done
+        transport.enqueue("lost", b"p", max_attempts=1)
+        transport.fetch("c1")
+        assert transport.release("c1", started=["lost"]).dead_lettered == 1
+        assert [o.task_id for o in transport.unrecorded()] == ["lost"]
+        transport.recorded(["lost"])
+        assert transport.purge_dead(["lost"]) == 1  # its payload gone with it
+        assert transport.enqueue_absent([("lost", b"p")]) == [False]  # sent again: completed
+        transport.enqueue("lost", b"p")  # the copy, pushed back
+        replayed: list[str] = []
+        assert transport.fetch("c2", count=5, replayed=replayed) == []
+        assert replayed == ["lost"]
+        assert [letter.reason for letter in transport.dead_letters()] == ["replayed"]
+
+    def test_a_requeued_worker_loss_dead_letter_runs_again(self, transport: Transport) -> None:
+        transport.enqueue("lost", b"p", max_attempts=1)
+        transport.fetch("c1")
+        transport.release("c1", started=["lost"])
+        assert transport.requeue_dead(["lost"]) == 1  # the operator's call: run it again
+        replayed: list[str] = []
+        [d] = transport.fetch("c2", replayed=replayed)
+        assert (d.task_id, d.attempt, replayed) == ("lost", 1, [])
+
     def test_a_refused_replay_changes_nothing_of_the_completed_task(
         self, transport: Transport
     ) -> None:
