@@ -21,8 +21,9 @@ import struct
 from typing import Any
 
 from qcore.errors import UndecodablePayload
-from qcore.message import _NO_OPTIONS, TaskResult
+from qcore.message import TaskResult
 from qcore.naming import humanize
+from qcore.options import _NO_OPTIONS
 from qcore.serialization import dumps, loads
 from qcore.wire import MAJOR, MINOR, RUN_TIME_MINOR, _options_in, _options_out
 

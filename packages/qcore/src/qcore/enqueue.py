@@ -4,34 +4,28 @@ Every entry point (qredis's ``Producer``, qdjango's ``async_task``, the admin's 
 schedules, chains and retries to come) builds its message with :func:`build_message` and hands
 it over with :func:`send_message`, or does both with :func:`enqueue` / :func:`enqueue_many`. So Q's
 options are read one way everywhere, and a new per-task option is added here and in
-:class:`~qcore.TaskOptions`, nowhere else.
+:mod:`qcore.options` (:class:`~qcore.TaskOptions`, :func:`~qcore.task_options`), nowhere else.
 
 Q's options come as keywords and, as in Django Q, again in a ``q_options`` dict for tasks whose
 own keyword arguments use those names: once ``q_options`` names an option, a keyword of that
-name is the task's own argument.
+name is the task's own argument (:func:`~qcore.apply_q_options`, re-exported here with
+:func:`~qcore.task_options` and ``Q_OPTION_NAMES``).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from qcore.codec import Codec
-from qcore.errors import ConfigError, UnknownOption
+from qcore.errors import ConfigError
 from qcore.events import EventBus, TaskEnqueued
 from qcore.idempotency import fixed_ids
-from qcore.message import (
-    _NO_OPTIONS,
-    OPTION_NAMES,
-    TaskMessage,
-    TaskOptions,
-    TaskResult,
-    check_priority,
-)
+from qcore.message import TaskMessage, TaskResult
+from qcore.options import Q_OPTION_NAMES, apply_q_options, task_options
 from qcore.protocols import AsyncTransport, Transport
-from qcore.retries import retry_on_paths
 from qcore.unique import lock_name, lock_ttl
 
 __all__ = [
@@ -47,103 +41,6 @@ __all__ = [
 ]
 
 TaskFunc = Callable[..., Any] | str
-
-Q_OPTION_NAMES = frozenset({"hook", "group", "task_name", "countdown"}) | OPTION_NAMES
-"""What ``q_options`` accepts from any producer (a producer may accept more)."""
-
-
-def apply_q_options(
-    q_options: Mapping[str, Any],
-    given: Mapping[str, Any],
-    kwargs: dict[str, Any],
-    known: Collection[str] = Q_OPTION_NAMES,
-) -> dict[str, Any]:
-    """The options of a call once ``q_options`` is applied over the keywords in ``given``.
-
-    ``q_options`` wins. Once it names an option, a keyword of that name (when not None) is the
-    task's own argument and moves into ``kwargs``, so a task may take ``timeout`` itself.
-    Names outside ``known`` raise :class:`UnknownOption`.
-    """
-    unknown = set(q_options) - set(known)
-    if unknown:
-        raise UnknownOption(
-            f"unknown q_options {', '.join(sorted(unknown))}; "
-            f"known options are {', '.join(sorted(known))}"
-        )
-    for key, value in given.items():
-        if key in q_options and value is not None:
-            kwargs[key] = value
-    return {**given, **q_options}
-
-
-def task_options(
-    *,
-    timeout: float | None = None,
-    save: bool | None = None,
-    max_attempts: int | None = None,
-    eta: float | None = None,
-    countdown: float | None = None,
-    retried_from: str | None = None,
-    schedule: str | None = None,
-    due: float | None = None,
-    runner: str | None = None,
-    retries: int | None = None,
-    retry_backoff: float | None = None,
-    retry_backoff_max: float | None = None,
-    retry_jitter: bool | None = None,
-    retry_on: Any = None,
-    unique: str | None = None,
-    unique_for: float | None = None,
-    priority: int | None = None,
-) -> TaskOptions:
-    """:class:`TaskOptions` for a call; ``countdown`` (seconds from now) becomes ``eta``;
-    ``retry_on`` (exception classes or dotted paths) becomes dotted paths, each checked; a
-    priority of 0 (the default) is not carried."""
-    if countdown is not None:
-        if eta is not None:
-            raise ConfigError("pass eta (epoch seconds) or countdown (seconds), not both")
-        eta = time.time() + float(countdown)
-    if retry_on is not None:
-        retry_on = retry_on_paths(retry_on)
-    if (
-        timeout is None
-        and save is None
-        and max_attempts is None
-        and eta is None
-        and retried_from is None
-        and schedule is None
-        and due is None
-        and runner is None
-        and retries is None
-        and retry_backoff is None
-        and retry_backoff_max is None
-        and retry_jitter is None
-        and retry_on is None
-        and unique is None
-        and unique_for is None
-        and not priority
-    ):
-        if priority is not None:
-            check_priority(priority)  # a False is refused, not taken for 0
-        return _NO_OPTIONS
-    return TaskOptions(
-        timeout=timeout,
-        save=save,
-        max_attempts=max_attempts,
-        eta=eta,
-        retried_from=retried_from,
-        schedule=schedule,
-        due=due,
-        runner=runner,
-        retries=retries,
-        retry_backoff=retry_backoff,
-        retry_backoff_max=retry_backoff_max,
-        retry_jitter=retry_jitter,
-        retry_on=retry_on,
-        unique=unique,
-        unique_for=unique_for,
-        priority=priority or None,
-    )
 
 
 def build_message(

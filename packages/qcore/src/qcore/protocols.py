@@ -2,15 +2,18 @@
 
 The cluster depends on these protocols, never on Redis or Django. Every implementation must be
 picklable: a cluster passes them to its worker processes, which reopen their own connections
-from parameters (under ``fork``, ``forkserver`` and ``spawn`` alike).
+from parameters (under ``fork``, ``forkserver`` and ``spawn`` alike). What a transport hands
+out is in :mod:`qcore.deliveries`, what some implementations can do beyond these protocols in
+:mod:`qcore.capabilities`; both are re-exported here.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
+from qcore.capabilities import Owners, Preflight, QueueSource, ShardSource
+from qcore.deliveries import DeadLetter, Delivery, InFlight, Reaped
 from qcore.message import TaskResult
 
 if TYPE_CHECKING:
@@ -31,53 +34,6 @@ __all__ = [
     "StatusBoard",
     "Transport",
 ]
-
-
-@dataclass(frozen=True, slots=True)
-class Delivery:
-    """One task handed to one consumer. It stays in the consumer's in-flight list until acked."""
-
-    task_id: str
-    payload: bytes
-    attempt: int
-    """1 on the first delivery; counts deliveries to a consumer that then died or vanished."""
-    max_attempts: int
-    """Deliveries allowed before the task is dead-lettered instead of requeued."""
-    token: int
-    """Fencing token: an ack or a retry with a token that is no longer current is refused."""
-    consumer: str
-    queue: str = ""
-    """The queue it came from (a transport serving several queues routes acks by it)."""
-
-
-@dataclass(frozen=True, slots=True)
-class DeadLetter:
-    """A task taken out of circulation, with the reason. It keeps its payload for a requeue."""
-
-    task_id: str
-    reason: str
-    failed_at: float
-    attempts: int
-    payload: bytes | None
-
-
-@dataclass(frozen=True, slots=True)
-class InFlight:
-    """A task held by a consumer and not acked yet."""
-
-    task_id: str
-    consumer: str
-    attempt: int
-
-
-@dataclass(frozen=True, slots=True)
-class Reaped:
-    """What one pass of the reaper did."""
-
-    consumers: int = 0
-    """Consumers found dead (heartbeat expired)."""
-    requeued: int = 0
-    dead_lettered: int = 0
 
 
 @runtime_checkable
@@ -336,28 +292,6 @@ class AsyncTransport(Protocol):
 
 
 @runtime_checkable
-class QueueSource(Protocol):
-    """A transport that can serve several queues of its backend as one (qredis.RedisTransport):
-    ``queues`` in strict order, or in proportion to ``weights`` (one integer >= 1 each)."""
-
-    def serving(self, queues: Sequence[str], weights: Sequence[int] | None = None) -> Transport:
-        """A transport fetching from ``queues`` (acks, retries and dead letters go to the
-        queue each delivery came from)."""
-        ...
-
-
-@runtime_checkable
-class ShardSource(Protocol):
-    """A transport whose queue can be spread over several parts of its backend
-    (qredis.RedisTransport: hash tags, so Redis Cluster nodes)."""
-
-    def sharded(self, shards: int) -> Transport:
-        """This queue in ``shards`` shards (itself for 1); a backend that keeps the count
-        refuses another one."""
-        ...
-
-
-@runtime_checkable
 class ResultStore(Protocol):
     """Where task records are saved and read back."""
 
@@ -397,52 +331,6 @@ class StatusBoard(Protocol):
 
     def remove(self, cluster_id: str) -> None:
         """Remove a stopped cluster's status at once."""
-        ...
-
-
-@runtime_checkable
-class Preflight(Protocol):
-    """What a transport, store or board can say about its server before a cluster starts.
-
-    Both calls make one quick attempt (no long retries) and raise ``ConnectionError`` when the
-    server cannot be reached, so a cluster can say so at once and try again.
-    """
-
-    def check_permissions(self) -> list[str]:
-        """What the server will not let this object do (commands, keys, channels), by name;
-        empty when nothing is missing. A cluster refuses to start while anything is."""
-        ...
-
-    def check_server(self) -> list[str]:
-        """Settings of the server that put tasks at risk, one warning each (empty: none)."""
-        ...
-
-    def reachable(self) -> bool:
-        """True when the server answers now (one quick attempt; False, never an error, when
-        it cannot be reached). A stopping cluster asks, so as not to wait on a dead server."""
-        ...
-
-
-@runtime_checkable
-class Owners(Protocol):
-    """A transport that records which process runs each cluster, so that a cluster on the same
-    host can take back at once the tasks of one whose process is provably gone, instead of
-    waiting for its consumers' heartbeats to expire. What an owner record holds, and when a
-    process is gone, is the cluster's business (``qcluster.ownership``); the transport keeps
-    the records beside the queue.
-    """
-
-    def record_owner(self, cluster_id: str, owner: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
-        """Record (or refresh) ``cluster_id``'s owner; returns every cluster's record."""
-        ...
-
-    def remove_owner(self, cluster_id: str) -> None:
-        """Forget ``cluster_id``'s owner record (the cluster stopped)."""
-        ...
-
-    def reclaim(self, cluster_id: str) -> Reaped:
-        """Requeue every in-flight task of ``cluster_id``'s consumers now, whatever their
-        heartbeats (attempts kept), and forget its owner record."""
         ...
 
 

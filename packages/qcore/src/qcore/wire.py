@@ -38,14 +38,13 @@ from typing import Any
 
 from qcore.errors import ConfigError, UndecodablePayload, UnsupportedVersion
 from qcore.message import (
-    _NO_OPTIONS,
     WIRE_VERSION,
     TaskMessage,
-    TaskOptions,
     TaskResult,
     _build_message,
     _build_result,
 )
+from qcore.options import _NO_OPTIONS, TaskOptions
 
 __all__ = [
     "READS",

@@ -17,40 +17,22 @@ from typing import Any
 
 import pytest
 
-from qcore.protocols import DeadLetter, Delivery, InFlight, Reaped, Transport
+from qcore.protocols import Delivery, InFlight, Transport
+from qcore.testing.contract.dead_letters import DeadLetterContract
+from qcore.testing.contract.losses import LossContract
 from qcore.testing.contract.priorities import PriorityContract
 from qcore.testing.contract.replays import ReplayContract
+from qcore.testing.contract.support import fill, wait_until
 
 __all__ = ["TransportContract", "fill", "wait_until"]
 
-# Short heartbeat TTLs keep the suite fast; waits poll with a deadline only where the
-# protocol offers no event to wait on (a heartbeat expiring is the absence of an event).
-TTL = 0.3
 
-
-def wait_until(predicate: Callable[[], Any], timeout: float = 5.0, interval: float = 0.02) -> Any:
-    """Poll ``predicate`` until it returns something truthy, or fail after ``timeout``."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout} s")
-        time.sleep(interval)
-
-
-def fill(transport: Transport, n: int, prefix: str = "t") -> list[str]:
-    ids = [f"{prefix}{i:05d}" for i in range(n)]
-    for i in ids:
-        transport.enqueue(i, f"payload-{i}".encode())
-    return ids
-
-
-class TransportContract(PriorityContract, ReplayContract):
-    """At-least-once delivery with acks, fencing tokens, redelivery and dead letters; the
-    order of :class:`~qcore.testing.contract.priorities.PriorityContract`; the replays refused
-    of :class:`~qcore.testing.contract.replays.ReplayContract`."""
+class TransportContract(LossContract, DeadLetterContract, PriorityContract, ReplayContract):
+    """At-least-once delivery with acks, fencing tokens, redelivery and dead letters
+    (:class:`~qcore.testing.contract.dead_letters.DeadLetterContract`); lost workers
+    (:class:`~qcore.testing.contract.losses.LossContract`); the order of
+    :class:`~qcore.testing.contract.priorities.PriorityContract`; the replays refused of
+    :class:`~qcore.testing.contract.replays.ReplayContract`."""
 
     @pytest.fixture
     def transport(self) -> Transport:
@@ -271,208 +253,6 @@ class TransportContract(PriorityContract, ReplayContract):
         assert transport.dead_letter(d, "gone")
         with pytest.raises(UnknownTask):
             transport.cancel("r", bytes)
-
-    def test_dead_letter_keeps_payload_and_reason(self, transport: Transport) -> None:
-        fill(transport, 2)
-        a, b = transport.fetch("c1", count=2)
-        assert transport.dead_letter(a, "bad signature") is True
-        assert transport.dead_letter(b, "no such function") is True
-        assert transport.inflight_size() == 0
-        assert transport.dead_size() == 2
-        letters = transport.dead_letters()
-        assert all(isinstance(x, DeadLetter) for x in letters)
-        assert {x.task_id: x.reason for x in letters} == {
-            a.task_id: "bad signature",
-            b.task_id: "no such function",
-        }
-        assert letters[0].failed_at >= letters[1].failed_at  # newest first
-        assert {x.payload for x in letters} == {a.payload, b.payload}
-        assert all(x.attempts == 1 for x in letters)
-
-    def test_requeue_dead_gives_a_fresh_attempt_count(self, transport: Transport) -> None:
-        fill(transport, 3)
-        batch = transport.fetch("c1", count=3)
-        for d in batch:
-            transport.dead_letter(d, "boom")
-        assert transport.requeue_dead([batch[0].task_id, "not-dead"]) == 1
-        assert transport.dead_size() == 2
-        [d] = transport.fetch("c2")
-        assert d.task_id == batch[0].task_id and d.attempt == 1
-        assert transport.requeue_dead() == 2
-        assert transport.dead_size() == 0
-        assert {d.task_id for d in transport.fetch("c2", count=5)} == {
-            batch[1].task_id,
-            batch[2].task_id,
-        }
-
-    def test_purge_dead_deletes_for_good(self, transport: Transport) -> None:
-        fill(transport, 3)
-        batch = transport.fetch("c1", count=3)
-        for d in batch:
-            transport.dead_letter(d, "boom")
-        assert transport.purge_dead([batch[0].task_id]) == 1
-        assert transport.purge_dead() == 2
-        assert transport.dead_size() == 0
-        assert transport.requeue_dead() == 0
-        assert transport.fetch("c1", count=5) == []
-
-    # -- release, heartbeat, reap -----------------------------------------------------------
-
-    def test_release_puts_unstarted_tasks_at_the_head_uncounted(self, transport: Transport) -> None:
-        ids = fill(transport, 4)
-        held = transport.fetch("c1", count=2)
-        reaped = transport.release("c1")
-        assert isinstance(reaped, Reaped) and reaped.requeued == 2
-        again = transport.fetch("c2", count=4)
-        # the released ones run next, in order
-        self.assert_order(transport, [d.task_id for d in again], ids)
-        assert [d.attempt for d in again] == [1, 1, 1, 1]
-        assert {d.task_id for d in held} == set(ids[:2])
-
-    def test_release_keeps_the_count_of_started_tasks(self, transport: Transport) -> None:
-        fill(transport, 2)
-        a, b = transport.fetch("c1", count=2)
-        transport.release("c1", started=[a.task_id])
-        got = {d.task_id: d.attempt for d in transport.fetch("c2", count=2)}
-        assert got == {a.task_id: 2, b.task_id: 1}
-
-    def test_release_dead_letters_a_started_task_out_of_attempts(
-        self, make_transport: Callable[..., Transport]
-    ) -> None:
-        transport = make_transport(max_attempts=2)
-        transport.enqueue("crash", b"kills its worker")
-        for attempt in (1, 2):
-            [d] = transport.fetch("c1")
-            assert d.attempt == attempt
-            reaped = transport.release("c1", started=["crash"])
-        assert reaped.dead_lettered == 1 and reaped.requeued == 0
-        assert transport.fetch("c1") == []
-        [letter] = transport.dead_letters()
-        assert letter.task_id == "crash" and letter.attempts == 2
-        assert "worker lost" in letter.reason and "out of attempts" in letter.reason
-
-    def test_per_task_max_attempts(self, transport: Transport) -> None:
-        transport.enqueue("once", b"x", max_attempts=1)
-        [d] = transport.fetch("c1")
-        assert d.max_attempts == 1
-        transport.release("c1", started=["once"])
-        assert transport.dead_size() == 1
-
-    def test_reap_returns_the_work_of_a_silent_consumer(self, transport: Transport) -> None:
-        fill(transport, 3)
-        transport.heartbeat(["alive", "silent"], TTL)
-        transport.fetch("silent", count=2)
-        transport.fetch("alive", count=1)
-        stop = threading.Event()
-
-        def beat() -> None:
-            while not stop.wait(TTL / 3):
-                transport.heartbeat(["alive"], TTL)
-
-        beater = threading.Thread(target=beat)
-        beater.start()
-        try:
-            reaped = wait_until(lambda: transport.reap().consumers and True, timeout=5)
-            assert reaped
-            assert transport.queue_size() == 2
-            assert transport.inflight_size() == 1  # the live consumer keeps its task
-            assert {i.consumer for i in transport.inflight()} == {"alive"}
-            again = transport.fetch("other", count=5)
-            assert [d.attempt for d in again] == [2, 2]  # reaped tasks had started
-        finally:
-            stop.set()
-            beater.join()
-
-    def test_reap_dead_letters_past_max_attempts(self, transport: Transport) -> None:
-        transport.enqueue("poison", b"x", max_attempts=1)
-        transport.heartbeat(["doomed"], TTL)
-        transport.fetch("doomed")
-        wait_until(lambda: transport.reap().dead_lettered == 1)
-        [letter] = transport.dead_letters()
-        assert letter.task_id == "poison" and "doomed" in letter.reason
-        assert "out of attempts" in letter.reason
-
-    def test_a_worker_loss_dead_letters_owe_their_record_until_recorded(
-        self, transport: Transport
-    ) -> None:
-        t = self.together(transport, "reaped", "released", "poisoned")  # taken in this order
-        transport.enqueue(t["reaped"], b"r", max_attempts=1)
-        transport.enqueue(t["released"], b"s", max_attempts=1)
-        transport.enqueue(t["poisoned"], b"p")
-        transport.heartbeat(["doomed"], TTL)
-        transport.fetch("doomed")
-        wait_until(lambda: transport.reap().dead_lettered == 1)
-        [d] = transport.fetch("c1")
-        transport.release("c1", started=[d.task_id], reason="TimeoutError: too slow")
-        [p] = transport.fetch("c2")
-        transport.dead_letter(p, "BadSignature: not ours")  # refused unopened: no record owed
-        owed = transport.unrecorded()
-        assert [(o.task_id, o.payload, o.attempts) for o in owed] == [
-            (t["reaped"], b"r", 1),
-            (t["released"], b"s", 1),
-        ]
-        assert "doomed" in owed[0].reason and "out of attempts" in owed[0].reason
-        assert owed[1].reason == "TimeoutError: too slow (attempt 1 of 1)"
-        transport.recorded([t["reaped"]])
-        assert [o.task_id for o in transport.unrecorded()] == [t["released"]]
-        transport.purge_dead([t["released"]])  # purged: no longer owed a record
-        assert transport.unrecorded() == []
-
-    def test_trim_dead_drops_the_expired_then_the_oldest_beyond_the_cap(
-        self, transport: Transport
-    ) -> None:
-        for i in range(5):
-            transport.enqueue(f"d{i}", b"x")
-            [d] = transport.fetch("c1")
-            transport.dead_letter(d, "bad")
-            time.sleep(0.01)  # distinct times of death
-        assert transport.trim_dead(3600, 3) == 2  # the two oldest go
-        assert sorted(x.task_id for x in transport.dead_letters()) == ["d2", "d3", "d4"]
-        assert transport.requeue_dead(["d0"]) == 0  # gone with their payloads
-        assert transport.trim_dead(3600, 3) == 0
-        time.sleep(0.05)
-        assert transport.trim_dead(0.02, 100) == 3  # all older than 20 ms
-        assert transport.dead_size() == 0 and transport.queue_size() == 0
-
-    def test_dead_reasons_count_the_newest_dead_letters_by_kind(self, transport: Transport) -> None:
-        assert transport.dead_reasons() == {}
-        reasons = [
-            "UnknownKey: the payload was signed with key id 0a0b0c0d, ...",
-            "BadSignature: the payload's signature does not match",
-            "UnknownKey: the payload was signed with key id 01020304, ...",
-            "the worker was lost (worker lost): out of attempts",
-        ]
-        for i, reason in enumerate(reasons):
-            transport.enqueue(f"r{i}", b"x")
-            [d] = transport.fetch("c1")
-            transport.dead_letter(d, reason)
-            time.sleep(0.01)  # distinct times of death
-        assert transport.dead_reasons() == {"UnknownKey": 2, "BadSignature": 1, "WorkerLost": 1}
-        assert list(transport.dead_reasons()) == ["UnknownKey", "BadSignature", "WorkerLost"]
-        assert transport.dead_reasons(limit=2) == {"UnknownKey": 1, "WorkerLost": 1}
-        assert transport.dead_reasons(limit=0) == {}
-
-    def test_reap_with_nothing_to_do(self, transport: Transport) -> None:
-        assert transport.reap() == Reaped()
-        transport.heartbeat(["c1"], 60)
-        fill(transport, 1)
-        transport.fetch("c1")
-        assert transport.reap() == Reaped()
-        assert transport.inflight_size() == 1
-
-    def test_forget_an_idle_consumer(self, transport: Transport) -> None:
-        transport.heartbeat(["c1"], 60)
-        transport.forget(["c1"])
-        transport.forget([])
-        assert transport.inflight() == []
-
-    def test_forget_never_orphans_held_tasks(self, transport: Transport) -> None:
-        fill(transport, 1)
-        transport.heartbeat(["c1"], 60)
-        transport.fetch("c1")
-        transport.forget(["c1"])
-        wait_until(lambda: transport.reap().requeued == 1)
-        assert transport.queue_size() == 1
 
     # -- delayed tasks ----------------------------------------------------------------------
 
