@@ -9,6 +9,7 @@ from qcore.chains import ChainState, chain_links, chain_messages, start_chain
 from qcore.codec import DEFAULT_COMPRESS_THRESHOLD, DEFAULT_MAX_SIZE, Codec
 from qcore.enqueue import (
     Q_OPTION_NAMES,
+    aenqueue_many,
     apply_q_options,
     asend_message,
     build_message,
@@ -153,6 +154,7 @@ __all__ = [
     "UnknownTask",
     "UnsupportedVersion",
     "__version__",
+    "aenqueue_many",
     "apply_q_options",
     "asend_message",
     "batch_ids",

@@ -19,10 +19,10 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
+from qcore.batches import Batch
 from qcore.codec import Codec
 from qcore.errors import ConfigError
 from qcore.events import EventBus, TaskEnqueued
-from qcore.idempotency import fixed_ids
 from qcore.message import TaskMessage, TaskResult
 from qcore.options import Q_OPTION_NAMES, apply_q_options, task_options
 from qcore.protocols import AsyncTransport, Transport
@@ -30,6 +30,7 @@ from qcore.unique import lock_name, lock_ttl
 
 __all__ = [
     "Q_OPTION_NAMES",
+    "aenqueue_many",
     "apply_q_options",
     "asend_message",
     "build_message",
@@ -279,8 +280,6 @@ def enqueue_many(
     window) is skipped, so a caller that crashed or got an error sends the same batch again and
     no task runs twice (``TaskEnqueued`` only for the tasks queued by this call). A bad or
     repeated id is a :class:`~qcore.ConfigError` before anything is sent."""
-    batch = list(calls)
-    ids = fixed_ids(len(batch), task_ids, idempotency_key)
     first = build_message(
         func,
         hook=hook,
@@ -290,32 +289,62 @@ def enqueue_many(
         max_attempts=max_attempts,
         priority=priority,
     )
-    options = first.options
-    encode = codec.encode_message
-    announce = events is not None and events.wants(TaskEnqueued)
-    messages: list[TaskMessage] = []
-    items: list[tuple[str, bytes]] = []
-    for n, call in enumerate(batch):
-        args = call if isinstance(call, tuple) else (call,)
-        task_id = None if ids is None else ids[n]
-        message = TaskMessage.new(
-            func, args, hook=hook, group=group, options=options, task_id=task_id
-        )
-        if announce:
-            messages.append(message)
-        items.append((message.id, encode(message)))
+    batch = Batch(
+        codec,
+        first,
+        calls,
+        max_attempts=max_attempts,
+        announce=events is not None and events.wants(TaskEnqueued),
+        task_ids=task_ids,
+        idempotency_key=idempotency_key,
+    )
     queued: Sequence[bool] | None = None
-    if ids is not None:
-        queued = transport.enqueue_absent(
-            items, max_attempts=max_attempts, priority=options.priority or 0
-        )
-    elif options.priority:
-        transport.enqueue_many(items, max_attempts=max_attempts, priority=options.priority)
+    if batch.fixed:
+        queued = transport.enqueue_absent(batch.items, **batch.options)
     else:
-        transport.enqueue_many(items, max_attempts=max_attempts)
-    if announce and events is not None:
-        queue = transport.queue
-        for n, message in enumerate(messages):
-            if queued is None or queued[n]:
-                events.emit(TaskEnqueued(message.id, message, queue))
-    return [task_id for task_id, _ in items]
+        transport.enqueue_many(batch.items, **batch.options)
+    return batch.announced(transport.queue, queued, events)
+
+
+async def aenqueue_many(
+    transport: AsyncTransport,
+    codec: Codec,
+    func: TaskFunc,
+    calls: Iterable[Any],
+    *,
+    hook: TaskFunc | None = None,
+    group: str | None = None,
+    timeout: float | None = None,
+    save: bool | None = None,
+    max_attempts: int | None = None,
+    priority: int | None = None,
+    events: EventBus | None = None,
+    task_ids: Sequence[str] | None = None,
+    idempotency_key: str | None = None,
+) -> list[str]:
+    """:func:`enqueue_many` for an asyncio producer: the same messages, ids and checks,
+    awaited (idempotent with ``task_ids`` or ``idempotency_key`` as there)."""
+    first = build_message(
+        func,
+        hook=hook,
+        group=group,
+        timeout=timeout,
+        save=save,
+        max_attempts=max_attempts,
+        priority=priority,
+    )
+    batch = Batch(
+        codec,
+        first,
+        calls,
+        max_attempts=max_attempts,
+        announce=events is not None and events.wants(TaskEnqueued),
+        task_ids=task_ids,
+        idempotency_key=idempotency_key,
+    )
+    queued: Sequence[bool] | None = None
+    if batch.fixed:
+        queued = await transport.enqueue_absent(batch.items, **batch.options)
+    else:
+        await transport.enqueue_many(batch.items, **batch.options)
+    return batch.announced(transport.queue, queued, events)

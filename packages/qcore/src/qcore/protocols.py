@@ -290,6 +290,28 @@ class AsyncTransport(Protocol):
         """As :meth:`Transport.enqueue`."""
         ...
 
+    async def enqueue_many(
+        self,
+        items: Iterable[tuple[str, bytes]],
+        *,
+        delay: float = 0.0,
+        max_attempts: int | None = None,
+        priority: int = 0,
+    ) -> int:
+        """As :meth:`Transport.enqueue_many`."""
+        ...
+
+    async def enqueue_absent(
+        self,
+        items: Iterable[tuple[str, bytes]],
+        *,
+        delay: float = 0.0,
+        max_attempts: int | None = None,
+        priority: int = 0,
+    ) -> list[bool]:
+        """As :meth:`Transport.enqueue_absent`: safe to send again after an error."""
+        ...
+
 
 @runtime_checkable
 class ResultStore(Protocol):

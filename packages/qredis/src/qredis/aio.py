@@ -18,8 +18,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import Any, TypeVar
 
 import redis.asyncio as aioredis
@@ -35,6 +36,7 @@ from qcore import (
     EventBus,
     TaskMessage,
     TaskResult,
+    aenqueue_many,
     asend_message,
     build_message,
     check_priority,
@@ -42,11 +44,14 @@ from qcore import (
     get_logger,
     humanize,
 )
+from qredis.aio_bulk import AsyncBulk
 from qredis.base import ms, positive_int
 from qredis.connection import PRODUCER_SOCKET_TIMEOUT, redis_errors
 from qredis.keys import QueueKeys, ResultKeys
+from qredis.keywatch import KEY_CHECK_EVERY, KeyWatch
 from qredis.results import decode_record, looks_like_id, raw_id, records_in
 from qredis.scripts import source
+from qredis.status import live_clusters
 from qredis.topology import CLUSTER, SENTINEL, kind_of_url, parse_url
 from qredis.wire import bulk
 
@@ -120,9 +125,10 @@ def _where(client: Any) -> str:
     return f"redis://{kwargs.get('host', '?')}:{kwargs.get('port', '?')}/{kwargs.get('db', 0)}"
 
 
-class AsyncQueue:
+class AsyncQueue(AsyncBulk):
     """The producing half of a Redis queue, awaited (``qcore.AsyncTransport``): enqueue.lua, as
-    :class:`~qredis.RedisTransport` runs it, batched per event-loop step into one script call."""
+    :class:`~qredis.RedisTransport` runs it, batched per event-loop step into one script call;
+    bulk enqueues (idempotent ones too) from :class:`~qredis.aio_bulk.AsyncBulk`."""
 
     def __init__(self, client: aioredis.Redis, queue: str = "default") -> None:
         self._client = client
@@ -166,15 +172,20 @@ class AsyncQueue:
         task = asyncio.ensure_future(self._flush(batch))
         task.add_done_callback(_quiet)
 
+    async def _send(self, calls: list[list[Any]]) -> list[Any]:
+        """:meth:`_evalsha`, the script loaded first where Redis lost it; a reply per call."""
+        with redis_errors(self._where):
+            replies = await self._evalsha(calls)
+            if any(isinstance(reply, NoScriptError) for reply in replies):
+                # A Redis restarted without its scripts: load it, then send it all again
+                # (enqueue.lua changes nothing for an id already stored).
+                self._script.sha = await self._client.script_load(self._script.script)
+                replies = await self._evalsha(calls)
+        return replies
+
     async def _flush(self, batch: list[tuple[list[Any], asyncio.Future[Any]]]) -> None:
         try:
-            with redis_errors(self._where):
-                replies = await self._evalsha([args for args, _ in batch])
-                if any(isinstance(reply, NoScriptError) for reply in replies):
-                    # A Redis restarted without its scripts: load it, then send it all again
-                    # (enqueue.lua changes nothing for an id already stored).
-                    self._script.sha = await self._client.script_load(self._script.script)
-                    replies = await self._evalsha([args for args, _ in batch])
+            replies = await self._send([args for args, _ in batch])
         except Exception as exc:
             for _, future in batch:
                 if not future.done():
@@ -370,6 +381,8 @@ class Producer:
     Parameters as the sync producer's (``url`` or ``connection``: a ``redis.asyncio.Redis``);
     one client per producer, made in the loop that uses it. ``shards``: the queue's shard
     count (:class:`qredis.aio_shards.AsyncShardedQueue`; see :class:`qredis.ShardedQueue`).
+    The signing key is checked as the sync producer's is (``status_namespace``,
+    ``key_check_every``: :class:`~qredis.KeyWatch`), on this producer's client.
     """
 
     def __init__(
@@ -383,6 +396,8 @@ class Producer:
         codec: Codec | None = None,
         events: EventBus | None = None,
         shards: int = 1,
+        status_namespace: str = "default",
+        key_check_every: float = KEY_CHECK_EVERY,
         **redis_kwargs: Any,
     ) -> None:
         from qredis.aio_shards import AsyncShardedQueue
@@ -399,6 +414,8 @@ class Producer:
         )
         self.notifier = AsyncNotifier(self.client, namespace)
         self._results = ResultKeys.for_namespace(namespace)
+        self.key_watch = KeyWatch(None, queue, every=key_check_every)
+        self._statuses = functools.partial(live_clusters, self.client, status_namespace)
 
     async def enqueue(
         self,
@@ -432,11 +449,48 @@ class Producer:
             q_options=q_options,
         )
         await asend_message(self.queue, self.codec, message, self.events)
+        await self.key_watch.acheck(self.codec, self._statuses)
         return message.id
 
     async def send(self, message: TaskMessage) -> None:
         """Sign and queue a prepared message."""
         await asend_message(self.queue, self.codec, message, self.events)
+        await self.key_watch.acheck(self.codec, self._statuses)
+
+    async def enqueue_many(
+        self,
+        func: TaskFunc,
+        calls: Iterable[Any],
+        *,
+        hook: TaskFunc | None = None,
+        group: str | None = None,
+        timeout: float | None = None,
+        save: bool | None = None,
+        max_attempts: int | None = None,
+        priority: int | None = None,
+        task_ids: Sequence[str] | None = None,
+        idempotency_key: str | None = None,
+    ) -> list[str]:
+        """Queue ``func(*call)`` for each element of ``calls``, as the sync producer's
+        ``enqueue_many``; returns the ids in order. With ``task_ids`` or ``idempotency_key``
+        the batch can be sent again after an error (or a crash) and no task runs twice."""
+        ids = await aenqueue_many(
+            self.queue,
+            self.codec,
+            func,
+            calls,
+            hook=hook,
+            group=group,
+            timeout=timeout,
+            save=save,
+            max_attempts=max_attempts,
+            priority=priority,
+            events=self.events,
+            task_ids=task_ids,
+            idempotency_key=idempotency_key,
+        )
+        await self.key_watch.acheck(self.codec, self._statuses)
+        return ids
 
     async def get(self, task_id: str) -> TaskResult | None:
         """The record saved in the Redis result store for an id or a name, or None (the

@@ -6,9 +6,11 @@ script call)."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterable
 from typing import Any
 
 from qredis.aio import AsyncQueue
+from qredis.aio_bulk import checked_items
 from qredis.connection import redis_errors
 from qredis.keys import QueueKeys
 from qredis.placement import check_count, count_mismatch, shard_of, shard_queues
@@ -63,13 +65,50 @@ class AsyncShardedQueue:
         """Queue on the id's shard (as :meth:`AsyncQueue.enqueue`)."""
         if not isinstance(task_id, str) or not task_id:
             raise TypeError(f"task_id must be a non-empty string without NUL, not {task_id!r}")
+        await self._counted()
+        await self.shard(task_id).enqueue(
+            task_id, payload, delay=delay, max_attempts=max_attempts, priority=priority
+        )
+
+    async def _counted(self) -> None:
         if self._checked is None or (self._checked.done() and self._checked.exception()):
             # Concurrent first enqueues wait for one check.
             self._checked = asyncio.ensure_future(self._check())
         await asyncio.shield(self._checked)
-        await self.shard(task_id).enqueue(
-            task_id, payload, delay=delay, max_attempts=max_attempts, priority=priority
+
+    async def enqueue_many(self, items: Iterable[tuple[str, bytes]], **options: Any) -> int:
+        """Each task on its id's shard (as :meth:`AsyncQueue.enqueue_many`, per shard)."""
+        batch, groups = await self._grouped(items, options)
+        return sum(
+            [
+                await self._queues[shard].enqueue_many([batch[n] for n in positions], **options)
+                for shard, positions in groups.items()
+            ]
         )
+
+    async def enqueue_absent(
+        self, items: Iterable[tuple[str, bytes]], **options: Any
+    ) -> list[bool]:
+        """Each task on its id's shard, where it would be known (as
+        :meth:`AsyncQueue.enqueue_absent`); the flags in the order of ``items``."""
+        batch, groups = await self._grouped(items, options)
+        out = [False] * len(batch)
+        for shard, positions in groups.items():
+            chunk = [batch[n] for n in positions]
+            for n, ok in zip(positions, await self._queues[shard].enqueue_absent(chunk, **options)):
+                out[n] = ok
+        return out
+
+    async def _grouped(
+        self, items: Iterable[tuple[str, bytes]], options: dict[str, Any]
+    ) -> tuple[list[tuple[str, bytes]], dict[int, list[int]]]:
+        """The items, checked before anything is sent, and their positions by shard."""
+        batch = checked_items(items, options.get("max_attempts"), options.get("priority", 0))[2]
+        await self._counted()
+        groups: dict[int, list[int]] = {}
+        for n, (task_id, _) in enumerate(batch):
+            groups.setdefault(shard_of(task_id, self._count), []).append(n)
+        return batch, groups
 
     async def queue_size(self) -> int:
         """Tasks ready to run, on every shard."""

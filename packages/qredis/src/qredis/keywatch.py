@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any
 
 from qcore import Codec, StatusBoard, get_logger
@@ -39,9 +39,12 @@ class KeyWatch:
     """Warns once (``producer.key_not_accepted``) when the live clusters of ``queue`` on
     ``board`` all publish the keys they accept and none accepts the producer's. Clusters of a
     Q that published no keys leave the question open: no warning. ``every`` <= 0: never
-    checks."""
+    checks. An asyncio producer passes no board and reads the statuses itself
+    (:meth:`acheck`)."""
 
-    def __init__(self, board: StatusBoard, queue: str, every: float = KEY_CHECK_EVERY) -> None:
+    def __init__(
+        self, board: StatusBoard | None, queue: str, every: float = KEY_CHECK_EVERY
+    ) -> None:
         self.board = board
         self.queue = queue
         self.every = every
@@ -52,22 +55,55 @@ class KeyWatch:
     def check(self, codec: Codec, queue: str | None = None) -> None:
         """Check ``codec``'s key against the live clusters of ``queue`` (default: the
         watch's), if the last check is ``every`` seconds old."""
-        if self.every <= 0 or time.monotonic() < self._next:
+        key_id = self._due(codec)
+        if key_id is None:
             return
-        if not self._lock.acquire(blocking=False):
-            return  # another thread is checking
         try:
-            self._next = time.monotonic() + self.every
-            key_id = codec.signer.key_ids[0]
-            if key_id not in self._warned:
-                self._check(key_id, queue or self.queue)
+            assert self.board is not None, "a watch without a board is checked with acheck"
+            self._check(key_id, queue or self.queue, self.board.clusters())
         except Exception as exc:  # never the enqueue's problem
             log.debug("producer.key_check_failed", error_type=type(exc).__name__)
         finally:
             self._lock.release()
 
-    def _check(self, key_id: bytes, queue: str) -> None:
-        clusters = [c for c in self.board.clusters() if queue in served_queues(c)]
+    async def acheck(
+        self,
+        codec: Codec,
+        clusters: Callable[[], Awaitable[list[dict[str, Any]]]],
+        queue: str | None = None,
+    ) -> None:
+        """:meth:`check` for an asyncio producer: ``clusters()`` reads the live clusters'
+        statuses (:func:`qredis.status.live_clusters` on its ``redis.asyncio`` client)."""
+        key_id = self._due(codec)
+        if key_id is None:
+            return
+        try:
+            self._check(key_id, queue or self.queue, await clusters())
+        except Exception as exc:  # never the enqueue's problem
+            log.debug("producer.key_check_failed", error_type=type(exc).__name__)
+        finally:
+            self._lock.release()
+
+    def _due(self, codec: Codec) -> bytes | None:
+        """The key id to check now (holding the lock, for the caller to release), or None."""
+        if self.every <= 0 or time.monotonic() < self._next:
+            return None
+        if not self._lock.acquire(blocking=False):
+            return None  # another thread (or coroutine) is checking
+        try:
+            self._next = time.monotonic() + self.every
+            key_id = codec.signer.key_ids[0]
+        except Exception as exc:
+            self._lock.release()
+            log.debug("producer.key_check_failed", error_type=type(exc).__name__)
+            return None
+        if key_id in self._warned:
+            self._lock.release()
+            return None
+        return key_id
+
+    def _check(self, key_id: bytes, queue: str, statuses: Iterable[Mapping[str, Any]]) -> None:
+        clusters = [c for c in statuses if queue in served_queues(c)]
         if not clusters or any(not c.get("key_ids") for c in clusters):
             return
         accepted = _accepted(clusters)

@@ -13,7 +13,7 @@ from qredis.connection import Connector, redis_errors
 from qredis.keys import StatusKeys
 from qredis.scripts import Scripts
 
-__all__ = ["RedisStatusBoard"]
+__all__ = ["RedisStatusBoard", "live_clusters"]
 
 
 class RedisStatusBoard:
@@ -117,3 +117,17 @@ class RedisStatusBoard:
         self._keys = StatusKeys.for_namespace(state["namespace"])
         self._conn = state["conn"]
         self._scripts = None
+
+
+async def live_clusters(client: Any, namespace: str = "default") -> list[dict[str, Any]]:
+    """:meth:`RedisStatusBoard.clusters` read with a ``redis.asyncio`` client (the asyncio
+    producer's key check), leaving the pruning of expired entries to the sync readers."""
+    keys = StatusKeys.for_namespace(namespace)
+    seconds, micros = await client.time()
+    now = int(seconds) * 1000 + int(micros) // 1000
+    found = await client.zrangebyscore(keys.registry, f"({now}", "+inf")
+    ids = sorted(i.decode() if isinstance(i, bytes) else str(i) for i in found)
+    if not ids:
+        return []
+    values = await client.mget([keys.cluster(i) for i in ids])
+    return [json.loads(v) for v in values if v is not None]
