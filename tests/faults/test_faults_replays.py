@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import uuid
 
-from qcore import EventBus
+from qcore import EventBus, chain_messages, start_chain
 from qcore.events import TaskReplayed
+from qredis import Producer, ShardedQueue
 from tests.cluster.support import Bench, eventually
 from tests.cluster.test_cluster_metrics import scrape, value
 from tests.faults import tasks
@@ -98,3 +99,50 @@ def test_a_task_dead_lettered_for_lost_workers_is_done_and_never_replayed(
     [replay] = bench.transport.dead_letters()
     assert (replay.task_id, replay.reason) == (task_id, "replayed")
     assert bench.transport.queue_size() == 0
+
+
+# Guarantee (issue 15, replays on a sharded queue): a chain's links live on the chain id's
+# shard and a unique task on its lock's, not on the shard their own id hashes to, where a copy
+# sent through the producer's raw enqueue lands. The copies of a completed link and of a
+# completed unique task, each of whose ids hashes to another shard than the one that ran it,
+# are refused there as replays: each ran once.
+def test_on_a_sharded_queue_copies_of_chain_links_and_unique_tasks_are_refused(
+    bench: Bench, fx: Effects
+) -> None:
+    recorder = tasks.EventRecorder(fx.url, f"events:{uuid.uuid4().hex[:8]}")
+    bus = EventBus()
+    bus.subscribe(TaskReplayed, recorder)
+    with Producer(bench.url, bench.queue, namespace=bench.queue, shards=3) as producer:
+        sharded = producer.transport
+        assert isinstance(sharded, ShardedQueue)
+
+        def away(task_id: str, key: str) -> bool:
+            return sharded.shard(task_id) is not sharded.shard(key)
+
+        while True:  # a chain with a link whose id hashes to another shard than the chain's
+            chain = [(tasks.counted, (*fx.args(f"link{i}"), i), {}) for i in range(3)]
+            chain_id, links = chain_messages(chain)
+            if any(away(m.id, chain_id) for m in links):
+                break
+        while True:  # a unique task whose id hashes to another shard than its lock
+            unique = producer.message(
+                tasks.counted, *fx.args("unique"), "u", q_options={"unique": "the-one"}
+            )
+            assert unique.options.unique is not None
+            if away(unique.id, unique.options.unique):
+                break
+        start_chain(sharded, producer.codec, chain_id, links)
+        assert producer.send(unique) == unique.id
+        ids = [m.id for m in links] + [unique.id]
+        with bench.cluster(workers=1, shards=3, events=bus, start_method="fork"):
+            records = bench.wait_all(ids, timeout=60)
+            eventually(lambda: sharded.inflight_size() == 0, what="the acks")
+            for message in [*links, unique]:  # the copies, each on its id's own shard
+                sharded.enqueue(message.id, producer.codec.encode_message(message))
+            eventually(lambda: len(recorder.seen()) == 4, what="four replays refused")
+            eventually(lambda: sharded.queue_size() == 0, what="the copies fetched")
+        assert [records[m.id].result for m in links] == [0, 1, 2]
+        assert records[unique.id].result == "u"
+        assert fx.counts() == {"link0": 1, "link1": 1, "link2": 1, "unique": 1}
+        assert sorted(task_id for _, task_id in recorder.seen()) == sorted(ids)
+        assert bench.store.counts() == dict.fromkeys(ids, 1)

@@ -1,6 +1,7 @@
 """Idempotent bulk enqueue (part of :class:`~qredis.RedisTransport`): ``enqueue_absent.lua``
 queues, chunk by chunk, each task whose id Q does not know yet, so a caller that crashed or got
-an error sends the same batch (the same ids) again and no task runs twice."""
+an error sends the same batch (the same ids) again and no task runs twice. ``mark_done.lua``
+marks ids known on a shard other than the one holding their task (see :mod:`qredis.shards`)."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ _NUL = "\0"
 
 
 class IdempotentEnqueue(TransportBase):
-    """``enqueue_absent``."""
+    """``enqueue_absent`` and ``mark_done``."""
 
     if TYPE_CHECKING:  # RedisTransport's: the script call then WAIT (wait_replicas)
 
@@ -62,6 +63,20 @@ class IdempotentEnqueue(TransportBase):
                     res = scripts.enqueue_absent(keys, args)
                 out += [bool(x) for x in res]
         return out
+
+    def mark_done(self, task_ids: Iterable[str]) -> None:
+        """Mark ``task_ids`` done here for ``replay_window`` (a mark already later is kept), as
+        an ack marks the tasks it acks: a copy of one enqueued here is then refused by the
+        fetch as a replay, and skipped by :meth:`enqueue_absent`. For a sharded queue, whose
+        chains' links, unique tasks and schedules' firings live on another shard than the
+        one their id hashes to (see :class:`~qredis.ShardedQueue`)."""
+        ids = list(task_ids)
+        if not ids or self.replay_window <= 0:
+            return
+        _, scripts = self._ready()
+        with self._errors():
+            for chunk in chunks(ids, self.chunk_size):
+                scripts.mark_done((self._keys.done,), (ms(self.replay_window), *chunk))
 
 
 def _check(task_id: object, payload: object) -> None:

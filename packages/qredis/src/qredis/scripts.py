@@ -31,6 +31,7 @@ SCRIPT_NAMES = (
     "forget",
     "heartbeat",
     "iter_put",
+    "mark_done",
     "owner",
     "remove_waiting",
     "requeue",
@@ -106,6 +107,7 @@ class Scripts:
     forget: Script
     heartbeat: Script
     iter_put: Script
+    mark_done: Script
     owner: Script
     remove_waiting: Script
     requeue: Script

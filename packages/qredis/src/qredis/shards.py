@@ -16,6 +16,10 @@ slot, the shard's.
   are random (uuid4), so shards fill evenly. A unique task goes to its lock's shard, a
   chain's links and an iteration's records to the chain's or the iteration's id's shard,
   schedules and their firings to shard 0.
+- **Replays.** A copy of a task sent through ``enqueue`` lands on its id's shard, whose fetch
+  refuses it only if the id is marked done there: a task held on another shard (a link, a
+  unique task, a firing) is marked on its id's shard too, when placed (links, unique tasks)
+  and before its ack.
 - **Fetch.** Each fetch starts at the next shard (rotation) and tops its batch up from the
   following ones, so none is starved. Priority and FIFO hold within a shard; across shards a
   task waits at most one fetch per shard behind lower ones. An idle consumer blocks on its
@@ -203,16 +207,49 @@ class ShardedQueue(RedisQueues):
         return out
 
     def enqueue_unique(self, task_id: str, payload: bytes, **options: Any) -> str:
-        """On the lock's shard (every producer must find the lock in one place)."""
+        """On the lock's shard (every producer must find the lock in one place); the id is
+        marked known on its own shard first (see :meth:`_mark_away`)."""
         self._check()
-        return self.shard(str(options.get("lock", task_id))).enqueue_unique(
-            task_id, payload, **options
-        )
+        where = self.shard(str(options.get("lock", task_id)))
+        self._mark_away([(task_id, where)])
+        return where.enqueue_unique(task_id, payload, **options)
 
     def start_chain(self, chain_id: str, items: Any, *, stop_on_failure: bool = True) -> bool:
-        """On the chain id's shard (its links follow there, acked and queued in one step)."""
+        """On the chain id's shard (its links follow there, acked and queued in one step);
+        the links' ids are marked known on their own shards first (see :meth:`_mark_away`)."""
         self._check()
-        return self.shard(chain_id).start_chain(chain_id, items, stop_on_failure=stop_on_failure)
+        where = self.shard(chain_id)
+        self._mark_away([(item[0], where) for item in items])
+        return where.start_chain(chain_id, items, stop_on_failure=stop_on_failure)
+
+    def _mark_away(self, placed: Iterable[tuple[str, RedisTransport]]) -> None:
+        """Mark done, on its id's shard, each task that lives on another (``placed``: id and
+        the shard holding it). A copy of its payload sent through :meth:`enqueue` lands on the
+        id's shard, which holds neither that payload nor the ack's mark: with this mark the
+        fetch there refuses the copy as a replay (and :meth:`enqueue_absent` skips it), as the
+        task's own shard would; nothing else is ever queued there under that id."""
+        away: dict[int, list[str]] = {}
+        for task_id, where in placed:
+            home = shard_of(task_id, self._count)
+            if self._transports[home] is not where:
+                away.setdefault(home, []).append(task_id)
+        for home, ids in away.items():
+            self._transports[home].mark_done(ids)
+
+    def ack(self, deliveries: Iterable[Delivery]) -> list[bool]:
+        """Ack each delivery on its shard; one held off its id's shard is marked done on the
+        id's shard first (the ack's own mark is on the shard that held it)."""
+        batch = list(deliveries)
+        self._mark_away((d.task_id, self._owner(d)) for d in batch)
+        return super().ack(batch)
+
+    def ack_links(
+        self, deliveries: Iterable[Delivery], links: Sequence[tuple[str, int, bool] | None]
+    ) -> list[bool]:
+        """:meth:`ack` with chains' next links (see :meth:`RedisQueues.ack_links`)."""
+        batch = list(deliveries)
+        self._mark_away((d.task_id, self._owner(d)) for d in batch)
+        return super().ack_links(batch, links)
 
     def chain_state(self, chain_id: str) -> Any:
         return self.shard(chain_id).chain_state(chain_id)

@@ -1,0 +1,89 @@
+"""Replays on a sharded queue (see qredis.shards, "Replays"): a task held on another shard than
+the one its id hashes to (a chain's link, a unique task, a task of an unsharded producer) is
+marked done on its id's shard too, so that a copy sent through ``enqueue``, which lands there,
+is refused as on an unsharded queue. On one Redis and on the local Redis Cluster."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from qcore import new_id
+from qredis import RedisTransport, ShardedQueue
+
+
+@pytest.fixture(params=["redis", "cluster"])
+def url(request: pytest.FixtureRequest) -> str:
+    return str(
+        request.getfixturevalue("redis_url" if request.param == "redis" else "redis_cluster_url")
+    )
+
+
+@pytest.fixture
+def sharded(url: str, queue_name: str) -> Iterator[ShardedQueue]:
+    queue = RedisTransport(queue_name, url=url).sharded(3)
+    assert isinstance(queue, ShardedQueue)
+    yield queue
+    queue.close()
+
+
+def _away(sharded: ShardedQueue, key: str, n: int = 1) -> list[str]:
+    """``n`` new ids that hash to another shard than ``key``."""
+    ids: list[str] = []
+    while len(ids) < n:
+        task_id = new_id()
+        if sharded.shard(task_id) is not sharded.shard(key):
+            ids.append(task_id)
+    return ids
+
+
+def test_copies_of_links_and_unique_tasks_are_refused_from_the_moment_they_are_placed(
+    sharded: ShardedQueue,
+) -> None:
+    chain_id = new_id()
+    first, second = _away(sharded, chain_id, 2)
+    assert sharded.start_chain(chain_id, [(first, b"l1", None), (second, b"l2", None)])
+    [unique] = _away(sharded, "lock-1")
+    assert sharded.enqueue_unique(unique, b"u", lock="lock-1", ttl=60) == unique
+    for task_id in (first, second, unique):  # copies, while the tasks wait
+        sharded.enqueue(task_id, b"copy")
+    assert sharded.enqueue_absent([(first, b"x"), (second, b"x"), (unique, b"x")]) == [False] * 3
+    replayed: list[str] = []
+    got = sharded.fetch("c1", count=10, replayed=replayed)
+    assert sorted(d.task_id for d in got) == sorted([first, unique])  # the originals
+    assert {d.payload for d in got} == {b"l1", b"u"}
+    assert sorted(replayed) == sorted([first, second, unique])
+    assert sharded.ack_links(
+        got, [(chain_id, 1, True) if d.task_id == first else None for d in got]
+    )
+    [link] = sharded.fetch("c1", count=10)
+    assert (link.task_id, link.payload) == (second, b"l2")  # the chain goes on as ever
+
+
+def test_a_task_acked_off_its_ids_shard_is_marked_done_on_that_shard(
+    sharded: ShardedQueue, url: str, queue_name: str
+) -> None:
+    plain = RedisTransport(queue_name, url=url)  # an unsharded producer: shard 0
+    [task_id] = _away(sharded, plain.queue)  # hashes to shard 1 or 2
+    plain.enqueue(task_id, b"p")
+    [d] = sharded.fetch("c1")
+    assert d.queue == plain.queue
+    assert sharded.ack([d]) == [True]
+    sharded.enqueue(task_id, b"p")  # the copy, on the id's shard
+    replayed: list[str] = []
+    assert sharded.fetch("c2", count=5, replayed=replayed) == []
+    assert replayed == [task_id]
+    assert sharded.enqueue_absent([(task_id, b"p")]) == [False]
+    plain.close()
+
+
+def test_no_replay_window_marks_nothing(url: str, queue_name: str) -> None:
+    sharded = RedisTransport(queue_name, url=url, replay_window=0).sharded(3)
+    assert isinstance(sharded, ShardedQueue)
+    chain_id = new_id()
+    [link] = _away(sharded, chain_id)
+    sharded.start_chain(chain_id, [(link, b"l", None)])
+    home = sharded.shard(link)
+    assert home.client.zscore(home.keys.done, link) is None
+    sharded.close()
