@@ -97,3 +97,23 @@ def test_the_backends_aenqueue(db_alias: str, cluster: Any) -> None:
 
     result = run(main())
     assert result.status == TaskResultStatus.SUCCESSFUL and result.return_value == 42
+
+
+def test_a_site_key_no_cluster_accepts_is_warned_once(db_alias: str, cluster: Any) -> None:
+    import structlog
+    from django.test import override_settings
+    from tests.cluster.support import eventually
+
+    from qdjango import connection
+
+    [status] = eventually(connection.status_board().clusters, what="the cluster's status")
+    with structlog.testing.capture_logs() as logs:
+        run(aio.async_task("math.floor", 0.5))  # the cluster's own key: no warning
+    assert [e for e in logs if e["event"] == "producer.key_not_accepted"] == []
+    other = "an-asyncio-site-secret-no-cluster-accepts-0123"
+    with structlog.testing.capture_logs() as logs, override_settings(SECRET_KEY=other):
+        for i in range(3):
+            run(aio.async_task("math.floor", i + 0.5))
+    [warning] = [e for e in logs if e["event"] == "producer.key_not_accepted"]
+    assert warning["accepted"] == status["key_ids"]
+    assert warning["key_id"] not in status["key_ids"] and other not in repr(logs)

@@ -17,6 +17,7 @@ every waiter whose task was saved. Results are read with Django's async ORM.
 from __future__ import annotations
 
 import asyncio
+import functools
 import weakref
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, TypeVar
@@ -30,6 +31,7 @@ from qdjango.conf import QSettings, get_settings, on_change, task_codec
 from qdjango.tasks import TaskFunc
 from qredis.aio import AsyncNotifier, AsyncQueue, async_client
 from qredis.aio_shards import AsyncShardedQueue
+from qredis.status import live_clusters
 
 __all__ = [
     "async_task",
@@ -138,10 +140,16 @@ def _q_options() -> frozenset[str]:
 
 async def send(message: TaskMessage, *, queue: str | None = None) -> None:
     """Sign and queue a built message on ``queue`` (default ``Q_CLUSTER``'s); the signals of
-    the enqueue are sent in a thread (their receivers may use the ORM)."""
+    the enqueue are sent in a thread (their receivers may use the ORM). The site's signing key
+    is checked as :func:`qdjango.async_task` checks it (one ``producer.key_not_accepted``
+    warning per process and key when no live cluster of the queue accepts it)."""
     site = _site()
     target = site.queue(queue or get_settings().queue)
-    await asend_message(target, task_codec(), message)
+    codec = task_codec()
+    await asend_message(target, codec, message)
+    # the sync async_task's key check, reading the clusters' statuses on this loop's client
+    statuses = functools.partial(live_clusters, site.client, get_settings().queue)
+    await connection.key_watch().acheck(codec, statuses, target.queue)
     bus = connection.events()
     if bus.wants(TaskEnqueued):
         event = TaskEnqueued(message.id, message, target.queue)
