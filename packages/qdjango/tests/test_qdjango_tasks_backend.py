@@ -78,6 +78,32 @@ def test_the_backend_says_what_it_supports() -> None:
     assert backend().supports_priority
 
 
+def test_a_q_task_keeps_its_backend_until_the_tasks_setting_changes() -> None:
+    import importlib.util
+
+    from qdjango.backends import QBackend, QTask
+
+    first = djtasks.add.get_backend()
+    assert type(djtasks.add) is QTask and isinstance(first, QBackend)
+    assert djtasks.add.get_backend() is first and first is backend()
+    dummy = (
+        "django.tasks.backends.dummy.DummyBackend"
+        if importlib.util.find_spec("django.tasks")
+        else "django_tasks.backends.dummy.DummyBackend"
+    )
+    entries = {"default": {"BACKEND": "qdjango.backends.QBackend"}, "other": {"BACKEND": dummy}}
+    with override_settings(TASKS=entries):
+        again = djtasks.add.get_backend()
+        assert isinstance(again, QBackend) and again is not first  # the changed setting's
+        assert djtasks.add.get_backend() is again
+        # another backend is Django's to look up (it may hold a thread's state): never kept
+        other = djtasks.add.using(backend="other")
+        assert other.get_backend() is task_backends["other"]
+        assert type(other.get_backend()).__name__ == "DummyBackend"
+    after = djtasks.add.get_backend()
+    assert after is not again and after is backend()
+
+
 # -- sync: through the worker's own code, in this process ----------------------------------
 
 

@@ -22,6 +22,7 @@ from typing import Any
 
 from asgiref.sync import sync_to_async
 from django.core import checks
+from django.core.signals import setting_changed
 
 from qcore import ConfigError, TaskMessage, TaskOptions, send_message, task_options
 from qdjango import connection
@@ -47,7 +48,7 @@ from qdjango.tasks_api import (
     task_enqueued,
 )
 
-__all__ = ["OPTION_NAMES", "QBackend"]
+__all__ = ["OPTION_NAMES", "QBackend", "QTask"]
 
 OPTION_NAMES = frozenset({"timeout", "max_attempts", "save"})
 """What a ``TASKS`` entry's ``OPTIONS`` may set: Q's options for every task it sends."""
@@ -87,9 +88,44 @@ def queue_problems(queues: object) -> list[str]:
     return out
 
 
+_shared: dict[str, QBackend] = {}
+"""Q's backends by alias, once Django made them (see :meth:`QTask.get_backend`)."""
+
+
+def _forget_backends(*, setting: str, **kwargs: Any) -> None:
+    if setting == "TASKS":
+        _shared.clear()
+
+
+setting_changed.connect(_forget_backends, dispatch_uid="qdjango.backends.forget")
+
+
+class QTask(Task):  # type: ignore[misc]
+    """The ``Task`` a ``@task`` of Q's backend makes (its ``task_class``): Django's own, whose
+    ``get_backend`` keeps the Q backend it found.
+
+    Django looks a task's backend up on every ``enqueue`` (through a thread-local handler:
+    about a fifth of Django's own cost of an enqueue, tools/bench/README.md, 'issue 14'). A
+    Q backend holds nothing of a thread's, so one is shared; the next ``TASKS`` (a changed
+    setting) is looked up again, and another backend (``using(backend=...)``) is Django's.
+    """
+
+    __slots__ = ()
+
+    def get_backend(self) -> BaseTaskBackend:
+        found = _shared.get(self.backend)
+        if found is None:
+            backend = super().get_backend()
+            if not isinstance(backend, QBackend):
+                return backend
+            found = _shared[self.backend] = backend
+        return found
+
+
 class QBackend(BaseTaskBackend):
     """``django.tasks`` on Q: a cluster runs the tasks, the ``Task`` table keeps the results."""
 
+    task_class = QTask
     supports_defer = True
     supports_async_task = True
     supports_get_result = True
