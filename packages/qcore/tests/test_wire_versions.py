@@ -130,6 +130,26 @@ def test_options_travel_as_a_mapping_of_what_is_set() -> None:
     assert message.retried_from == "c" * 32
 
 
+def test_options_read_once_are_shared_and_an_equal_value_of_another_type_is_read_again() -> None:
+    def read(options: dict) -> TaskOptions:
+        wire = (*TaskMessage.new("a.b").to_wire()[:-1], options)
+        return TaskMessage.from_wire(wire).options
+
+    first = read({"runner": "x.run", "timeout": 2})
+    assert read({"runner": "x.run", "timeout": 2}) is first  # immutable: one for all
+    assert first == TaskOptions(runner="x.run", timeout=2)
+    # 2.0 and True equal 2 and 1 as keys, and are other values: read (and checked) apart
+    assert type(read({"runner": "x.run", "timeout": 2.0}).timeout) is float
+    assert read({"save": True}).save is True
+    with pytest.raises(UndecodablePayload, match="not valid here"):
+        read({"save": 1})
+    # a value that is no key (a list) is read, and refused, each time
+    for _ in range(2):
+        with pytest.raises(UndecodablePayload, match="retry_on must be a tuple"):
+            read({"retry_on": ["builtins.KeyError"]})
+    assert read({"retry_on": ("builtins.KeyError",)}).retry_on == ("builtins.KeyError",)
+
+
 def _signed(wire: tuple, flag: int = FLAG_MESSAGE) -> bytes:
     return CODEC.signer.sign(pickle.dumps(wire, 5), flag)
 

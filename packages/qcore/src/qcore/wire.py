@@ -84,9 +84,29 @@ def _options_in(values: Any) -> TaskOptions:
     if type(values) is not dict:
         raise UndecodablePayload(f"the task's options are a {type(values).__name__}, not a dict")
     try:
-        return TaskOptions.from_stored(values)
+        # each value's type too: 1, 1.0 and True are equal keys, and not the same option
+        key = tuple([(name, value, type(value)) for name, value in values.items()])
+        found = _read_options.get(key)
+    except TypeError:  # a value that is not hashable (a chain's links): read each time
+        key, found = None, None
+    if found is not None:
+        return found
+    try:
+        options = TaskOptions.from_stored(values)
     except (ConfigError, TypeError) as exc:
         raise UndecodablePayload(f"the task's options are not valid here: {exc}") from None
+    if key is not None:
+        if len(_read_options) >= _READ_OPTIONS_MAX:
+            _read_options.clear()  # options that differ per task (an eta) must not grow it
+        _read_options[key] = options
+    return options
+
+
+_read_options: dict[tuple[tuple[str, Any, type], ...], TaskOptions] = {}
+"""Options read, by what was stored (``TaskOptions`` is immutable, so one is shared): the
+tasks of a ``django.tasks`` backend, a retry policy or a priority carry the same options each
+time, and reading them costs as much as the rest of a message."""
+_READ_OPTIONS_MAX = 256
 
 
 def _refuse(kind: str, wire: Any) -> UnsupportedVersion:

@@ -89,25 +89,38 @@ def _backend_alias(task: Task) -> str:
     return str(task.backend)
 
 
-def _result(task: Task, task_id: str, status: TaskResultStatus, **fields: Any) -> TaskResult:
+def _result(
+    task: Task,
+    task_id: str,
+    status: TaskResultStatus,
+    *,
+    enqueued_at: datetime | None = None,
+    started_at: datetime | None = None,
+    finished_at: datetime | None = None,
+    args: Any = (),
+    kwargs: Any = None,
+    errors: list[TaskError] | None = None,
+    worker_ids: list[str] | None = None,
+    return_value: Any = None,
+) -> TaskResult:
     """A ``TaskResult`` built without its ``__init__``: the arguments were held to Django's
     JSON rules when the task was sent (a task sent with ``async_task`` keeps its own), and
-    normalizing them again on every read costs more than the rest."""
-    started_at = fields.get("started_at")
+    normalizing them again on every read costs more than the rest. Its last attempt started
+    when it started."""
     return new_result(  # type: ignore[no-any-return]
         task,
         task_id,
         status,
-        fields.get("enqueued_at"),
+        enqueued_at,
         started_at,
-        fields.get("finished_at"),
-        fields.get("last_attempted_at", started_at),
-        list(fields.get("args", ())),
-        dict(fields.get("kwargs", {})),
+        finished_at,
+        started_at,
+        list(args),
+        {} if kwargs is None else dict(kwargs),
         _backend_alias(task),
-        list(fields.get("errors", ())),
-        list(fields.get("worker_ids", ())),
-        fields.get("return_value"),
+        [] if errors is None else errors,
+        [] if worker_ids is None else worker_ids,
+        return_value,
     )
 
 

@@ -16,6 +16,7 @@ from collections.abc import Awaitable
 from typing import Any
 
 from asgiref.sync import iscoroutinefunction
+from django.utils import timezone
 
 from qcore import EventBus, TaskMessage
 from qcore.events import Event, TaskDeadLettered, TaskFailed, TaskSucceeded, TaskTimedOut
@@ -46,8 +47,6 @@ _backend_class: type | None = None
 def run(message: TaskMessage, attempt: int, cluster: str | None) -> Any:
     """Run a ``django.tasks`` task's attempt ``attempt`` in this worker; returns its value,
     normalized as Django's JSON rules say (a value they refuse fails the task)."""
-    from django.utils import timezone
-
     now = timezone.now()
     result = message_result(
         message,
@@ -62,9 +61,18 @@ def run(message: TaskMessage, attempt: int, cluster: str | None) -> Any:
     if task.takes_context:
         args = (TaskContext(task_result=result), *args)
     func = task.func
-    if iscoroutinefunction(func):
+    coroutine = _coroutine.get(func)
+    if coroutine is None:
+        coroutine = iscoroutinefunction(func)
+        if len(_coroutine) < 1024:
+            _coroutine[func] = coroutine
+    if coroutine:
         return _normalized(func(*args, **message.kwargs))
     return json_value(func(*args, **message.kwargs))  # Task.call, for a plain function
+
+
+_coroutine: dict[Any, bool] = {}
+"""Whether a task's function is a coroutine function, by function (asked on every run)."""
 
 
 async def _normalized(awaitable: Awaitable[Any]) -> Any:

@@ -56,6 +56,7 @@ COLUMNS = (
 _SQLITE_ROWS = 500
 _ZERO = timedelta(0)
 _EPOCH = datetime(1970, 1, 1)
+_UNSEEN = object()
 _EPOCH_UTC = datetime(1970, 1, 1, tzinfo=UTC)
 
 
@@ -125,8 +126,18 @@ def _rows(conn: Any, records: Sequence[TaskResult], fences: Sequence[int]) -> li
     # The tasks of a batch mostly share their options (every django.tasks task has the same
     # runner): each distinct set is signed once (tools/bench/README.md, 'issue 14').
     signed_options: dict[tuple[Any, ...], bytes] = {}
+    # And the options a worker read are one object per distinct set (qcore.wire): known by
+    # identity, they are not even turned into a mapping again (the records hold them: an id
+    # is not reused within the batch).
+    by_object: dict[int, bytes | None] = {}
 
     def options(value: TaskOptions) -> bytes | None:
+        found = by_object.get(id(value), _UNSEEN)
+        if found is _UNSEEN:
+            found = by_object[id(value)] = _signed_options(value)
+        return found  # type: ignore[return-value]
+
+    def _signed_options(value: TaskOptions) -> bytes | None:
         stored = value.to_mapping()
         if not stored:
             return None
