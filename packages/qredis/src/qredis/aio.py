@@ -9,9 +9,10 @@
         await q.result(task_id, wait=5)                      # -> -2.0
 
 Concurrent enqueues share one connection: the calls made while the event loop runs one step
-are sent as one script call (:class:`AsyncQueue`), so 100 ``gather``-ed enqueues cost one
-round trip. Waiting for results takes no thread and no connection per waiter: one
-subscription per producer (:class:`AsyncNotifier`) wakes the waiters its notices name.
+are sent as one script call (:class:`AsyncQueue`, in :mod:`qredis.aio_queue`), so 100
+``gather``-ed enqueues cost one round trip. Waiting for results takes no thread and no
+connection per waiter: one subscription per producer (:class:`AsyncNotifier`) wakes the
+waiters its notices name.
 """
 
 from __future__ import annotations
@@ -26,10 +27,6 @@ from typing import Any, TypeVar
 import redis.asyncio as aioredis
 from redis.asyncio.cluster import ClusterNode
 from redis.asyncio.sentinel import Sentinel as AsyncSentinel
-from redis.asyncio.sentinel import SentinelConnectionPool as AsyncSentinelPool
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import NoScriptError, ResponseError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from qcore import (
     Codec,
@@ -39,21 +36,17 @@ from qcore import (
     aenqueue_many,
     asend_message,
     build_message,
-    check_priority,
     codec_for,
     get_logger,
     humanize,
 )
-from qredis.aio_bulk import AsyncBulk
-from qredis.base import ms, positive_int
+from qredis.aio_queue import AsyncQueue, _bytes, _opt_bytes, _where
 from qredis.connection import PRODUCER_SOCKET_TIMEOUT, redis_errors
-from qredis.keys import QueueKeys, ResultKeys
+from qredis.keys import ResultKeys
 from qredis.keywatch import KEY_CHECK_EVERY, KeyWatch
 from qredis.results import decode_record, looks_like_id, raw_id, records_in
-from qredis.scripts import source
 from qredis.status import live_clusters
 from qredis.topology import CLUSTER, SENTINEL, kind_of_url, parse_url
-from qredis.wire import bulk
 
 __all__ = ["AsyncNotifier", "AsyncQueue", "Producer", "async_client"]
 
@@ -66,22 +59,6 @@ MAX_CONNECTIONS = 10_000
 """Connections a producer's client may open at once (per node of a Redis Cluster)."""
 
 _RECHECK = 5.0  # as the sync notifier: a notice lost in a reconnect costs at most this
-
-BATCH_SCRIPT = (
-    "#!lua\n"
-    "local function enqueue(KEYS, ARGV)\n" + source("enqueue").removeprefix("#!lua\n") + "\nend\n"
-    "local out, keys = {}, {KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7]}\n"
-    "for i = 1, #ARGV, 5 do\n"
-    "  local level = ARGV[i + 4]\n"
-    "  keys[1] = level == '0' and KEYS[1] or (KEYS[1] .. ':' .. level)\n"
-    "  out[#out + 1] = enqueue(keys, {ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], level})\n"
-    "end\n"
-    "return out\n"
-)
-"""enqueue.lua's own body run for each call of a batch (5 ARGV each: enqueue.lua's, its
-priority last), in one atomic step: past ``maxmemory`` Redis refuses the whole batch before it
-writes anything. Level 0's ready list is KEYS[1]; another level's is its name with ``:<level>``
-appended (as :meth:`qredis.QueueKeys.ready` names it), under the same hash tag."""
 
 
 def async_client(url: str | None = None, **redis_kwargs: Any) -> Any:
@@ -111,178 +88,6 @@ def async_client(url: str | None = None, **redis_kwargs: Any) -> Any:
         manager = AsyncSentinel(params.pop("sentinels"), sentinel_kwargs=sentinel_kwargs)  # type: ignore[no-untyped-call]
         return manager.master_for(params.pop("service_name"), **params, **redis_kwargs)
     return aioredis.Redis.from_url(url, **redis_kwargs)
-
-
-def _where(client: Any) -> str:
-    """Where a client points, for errors (no password)."""
-    if isinstance(client, aioredis.RedisCluster):
-        nodes = ",".join(client.nodes_manager.startup_nodes) or "?"
-        return f"redis+cluster://{nodes}"
-    pool = client.connection_pool
-    if isinstance(pool, AsyncSentinelPool):
-        return f"redis+sentinel://.../{pool.service_name}"
-    kwargs = pool.connection_kwargs
-    return f"redis://{kwargs.get('host', '?')}:{kwargs.get('port', '?')}/{kwargs.get('db', 0)}"
-
-
-class AsyncQueue(AsyncBulk):
-    """The producing half of a Redis queue, awaited (``qcore.AsyncTransport``): enqueue.lua, as
-    :class:`~qredis.RedisTransport` runs it, batched per event-loop step into one script call;
-    bulk enqueues (idempotent ones too) from :class:`~qredis.aio_bulk.AsyncBulk`."""
-
-    def __init__(self, client: aioredis.Redis, queue: str = "default") -> None:
-        self._client = client
-        self._keys = QueueKeys.for_queue(queue)
-        k = self._keys
-        self._enqueue_keys = [k.queue, k.msg, k.delayed, k.maxatt, k.levels, k.prio, k.marker]
-        self._script = client.register_script(BATCH_SCRIPT)
-        self._pending: list[tuple[list[Any], asyncio.Future[Any]]] = []
-        self._where = _where(client)
-
-    @property
-    def queue(self) -> str:
-        return self._keys.name
-
-    async def enqueue(
-        self,
-        task_id: str,
-        payload: bytes,
-        *,
-        delay: float = 0.0,
-        max_attempts: int | None = None,
-        priority: int = 0,
-    ) -> None:
-        """Store ``payload`` under ``task_id`` and queue it (``delay`` s ahead, if given) at
-        ``priority``; idempotent per id, as the sync transport's."""
-        if not isinstance(task_id, str) or not task_id or "\0" in task_id:
-            raise TypeError(f"task_id must be a non-empty string without NUL, not {task_id!r}")
-        limit = "" if max_attempts is None else positive_int("max_attempts", max_attempts)
-        if priority or type(priority) is not int:
-            check_priority(priority)
-        args = [task_id, payload, ms(delay) if delay else 0, limit, priority]
-        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self._pending.append((args, future))
-        if len(self._pending) == 1:
-            # The first call of this loop step sends the batch once the others have joined it.
-            asyncio.get_running_loop().call_soon(self._flush_soon)
-        await future
-
-    def _flush_soon(self) -> None:
-        batch, self._pending = self._pending, []
-        task = asyncio.ensure_future(self._flush(batch))
-        task.add_done_callback(_quiet)
-
-    async def _send(self, calls: list[list[Any]]) -> list[Any]:
-        """:meth:`_evalsha`, the script loaded first where Redis lost it; a reply per call."""
-        with redis_errors(self._where):
-            replies = await self._evalsha(calls)
-            if any(isinstance(reply, NoScriptError) for reply in replies):
-                # A Redis restarted without its scripts: load it, then send it all again
-                # (enqueue.lua changes nothing for an id already stored).
-                self._script.sha = await self._client.script_load(self._script.script)
-                replies = await self._evalsha(calls)
-        return replies
-
-    async def _flush(self, batch: list[tuple[list[Any], asyncio.Future[Any]]]) -> None:
-        try:
-            replies = await self._send([args for args, _ in batch])
-        except Exception as exc:
-            for _, future in batch:
-                if not future.done():
-                    future.set_exception(exc)
-            return
-        for (_, future), reply in zip(batch, replies):
-            if future.done():
-                continue
-            if isinstance(reply, Exception):
-                future.set_exception(_translated(self._where, reply))
-            else:
-                future.set_result(reply)
-
-    async def _evalsha(self, calls: list[list[Any]]) -> list[Any]:
-        """One ``EVALSHA`` of :data:`BATCH_SCRIPT` for the calls: one round trip, one reply.
-
-        Framed with :mod:`qredis.wire` and written on a connection of the pool, rather than
-        through redis.asyncio's pipeline, whose per-command packing and per-reply parsing cost
-        more than the enqueue itself (tools/bench/README.md, 'asyncio producer'). Sent again
-        once on a dropped connection: enqueue.lua changes nothing for an id already stored.
-        """
-        keys = self._enqueue_keys
-        argv = [part for args in calls for part in args]
-        if isinstance(self._client, aioredis.RedisCluster):
-            # redis-py routes it to the node of the queue's slot, following MOVED and a
-            # promoted replica (no raw connection of ours there).
-            try:
-                reply = await self._client.evalsha(self._script.sha, len(keys), *keys, *argv)
-            except NoScriptError as exc:
-                return [exc] * len(calls)
-            except ResponseError as exc:
-                return [exc] * len(calls)
-            return list(reply)
-        packed = b"*%d\r\n" % (3 + len(keys) + len(argv)) + bulk(
-            "EVALSHA", self._script.sha, len(keys), *keys, *argv
-        )
-        pool = self._client.connection_pool
-        for attempt in (1, 2):
-            conn = await pool.get_connection()  # type: ignore[no-untyped-call]
-            try:
-                await conn.send_packed_command(packed, check_health=False)
-                try:
-                    reply = await conn.read_response()
-                except ResponseError as exc:
-                    return [exc] * len(calls)  # the batch was refused as a whole
-                return list(reply)
-            except (ConnectionError, TimeoutError, RedisConnectionError, RedisTimeoutError):
-                await conn.disconnect()
-                if attempt == 2:
-                    raise
-            except BaseException:
-                await conn.disconnect()  # the reply may still be on its way: out of step
-                raise
-            finally:
-                await pool.release(conn)
-        raise AssertionError("unreachable")  # pragma: no cover
-
-    async def queue_size(self) -> int:
-        """Tasks ready to run, on every priority level."""
-        k = self._keys
-        with redis_errors(self._where):
-            found: Any = await self._client.zrange(k.levels, 0, -1)
-            levels = [0, *(int(level) for level in found)]
-            pipe = self._client.pipeline(transaction=False)
-            for level in levels:
-                pipe.llen(k.due_list(level))
-                pipe.llen(k.ready(level))
-            return sum(int(n) for n in await pipe.execute())
-
-    async def payload(self, task_id: str) -> bytes | None:
-        """The signed payload stored under ``task_id`` (queued, delayed or in flight)."""
-        with redis_errors(self._where):
-            found = await self._client.hget(self._keys.msg, task_id)
-        return None if found is None else _bytes(found)
-
-
-def _translated(where: str, error: Exception) -> Exception:
-    """A Redis error reply as the error Q raises for it (OOM: ``TransportOutOfMemory``)."""
-    try:
-        with redis_errors(where):
-            raise error
-    except Exception as exc:
-        return exc
-    return error  # pragma: no cover - redis_errors always re-raises
-
-
-def _bytes(value: bytes | str) -> bytes:
-    return value.encode() if isinstance(value, str) else bytes(value)
-
-
-def _opt_bytes(value: bytes | str | None) -> bytes | None:
-    return None if value is None else _bytes(value)
-
-
-def _quiet(task: asyncio.Future[Any]) -> None:
-    if not task.cancelled():
-        task.exception()  # retrieved: the waiters got it
 
 
 class AsyncNotifier:

@@ -31,7 +31,7 @@ __all__ = ["Chunk", "resend_chunks", "send_chunks", "send_chunks_cluster"]
 MARKER_TTL_MS = 3_600_000
 _WINDOW = 8  # chunks per write
 # Consecutive connection failures before giving up, and the waits between them: as the pools'
-# own retry policy (qredis.connection), which this loop replaces for bulk sends.
+# own retry policy (qredis.client_options), which this loop replaces for bulk sends.
 _ATTEMPTS = 12
 _BACKOFF = Backoff(cap=1.0)
 _MULTI = b"*1\r\n$5\r\nMULTI\r\n"

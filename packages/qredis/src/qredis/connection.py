@@ -2,9 +2,11 @@
 
 A transport, store or board is built from a URL, redis-py keyword arguments, a client or a pool.
 It keeps a :class:`ConnectionSpec` -- plain, picklable parameters -- and opens its client lazily
-from the process-wide registry, so every object built from the same parameters in one process
-shares one pool, and an object pickled into a child process (fork, forkserver or spawn) opens
-its own pool there instead of reusing the parent's sockets.
+from the process-wide registry (:mod:`qredis.pools`), so every object built from the same
+parameters in one process shares one pool, and an object pickled into a child process (fork,
+forkserver or spawn) opens its own pool there instead of reusing the parent's sockets. What a
+pool Q opens is given: :mod:`qredis.client_options`; redis-py's errors as Q's:
+:func:`qredis.errors.redis_errors` (both re-exported here).
 """
 
 from __future__ import annotations
@@ -13,20 +15,26 @@ import inspect
 import os
 import pickle
 import threading
-import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any
 
 import redis
-from redis.backoff import ExponentialBackoff, NoBackoff
+from redis.backoff import NoBackoff
 from redis.driver_info import DriverInfo
 from redis.retry import Retry
 
 from qcore import ConfigError, mask_mapping, mask_url
 from qredis import topology
-from qredis.errors import TransportConnectionError, TransportError, TransportOutOfMemory
+from qredis.client_options import (
+    PRODUCER_RETRY_FOR,
+    PRODUCER_SOCKET_TIMEOUT,
+    default_options,
+    producer_kwargs,
+)
+from qredis.errors import redis_errors
+from qredis.pools import acquire_pool, release_pool, reset_pools, shared_pool_count
 
 __all__ = [
     "DEFAULT_URL",
@@ -44,160 +52,6 @@ __all__ = [
 
 DEFAULT_URL = "redis://127.0.0.1:6379/0"
 URL_ENV = "Q_REDIS_URL"
-
-# What a pool we open gets unless the caller says otherwise. The retry rides out a dropped
-# connection or a Redis restart of a few seconds (about 9 s of backoff in all); the health
-# check notices a connection that died while idle in the pool before a command is lost on it.
-_RETRIES = 12
-
-T = TypeVar("T")
-
-
-PRODUCER_RETRY_FOR = 2.0
-"""Seconds a producer (``Producer``, ``async_task``, ``qinfo``, the admin) keeps retrying a
-Redis that refuses or drops its connections before the caller gets the error."""
-PRODUCER_SOCKET_TIMEOUT = 5.0
-"""Seconds a producer waits for a Redis that accepts a connection and never answers (a black
-hole) before the caller gets the error; also its connect timeout."""
-
-
-class QRetry(Retry):
-    """redis-py's Retry, except that a refused password is not retried (it will not change)
-    and, with ``budget``, no retry starts once ``budget`` seconds have passed since the call
-    began: a caller waits about ``budget`` seconds (or one socket timeout) in all, however the
-    Redis fails, instead of a count of retries times a count of reconnects."""
-
-    def __init__(self, backoff: Any, retries: int, *, budget: float | None = None) -> None:
-        super().__init__(backoff, retries)
-        self.budget = budget
-
-    def call_with_retry(
-        self,
-        do: Callable[[], T],
-        fail: Any,
-        is_retryable: Callable[[Exception], bool] | None = None,
-        with_failure_count: bool = False,
-    ) -> T:
-        budget = self.budget
-        until = None if budget is None else time.monotonic() + budget
-
-        def retryable(error: Exception) -> bool:
-            if isinstance(error, redis.AuthenticationError):
-                return False
-            if until is not None and time.monotonic() >= until:
-                return False
-            return is_retryable(error) if is_retryable is not None else True
-
-        return super().call_with_retry(do, fail, retryable, with_failure_count)
-
-
-def default_options(retry_for: float | None = None) -> dict[str, Any]:
-    """Fresh defaults (a new Retry object each time: Retry objects are not shared).
-
-    ``retry_for``: seconds to keep retrying a failing connection (a producer's bound); None:
-    the cluster's patience (about 9 s of backoff, enough to ride out a Redis restart).
-    """
-    if retry_for is None:
-        retry = QRetry(ExponentialBackoff(cap=1.0, base=0.05), _RETRIES)
-    else:
-        retry = QRetry(ExponentialBackoff(cap=0.5, base=0.05), -1, budget=float(retry_for))
-    return {
-        "retry": retry,
-        "retry_on_error": [redis.ConnectionError, redis.TimeoutError],
-        "health_check_interval": 15,
-        "socket_timeout": 10.0,
-        "socket_connect_timeout": 5.0,
-        "socket_keepalive": True,
-    }
-
-
-def producer_kwargs(
-    redis_kwargs: Mapping[str, Any],
-    *,
-    retry_for: float = PRODUCER_RETRY_FOR,
-    socket_timeout: float = PRODUCER_SOCKET_TIMEOUT,
-) -> dict[str, Any]:
-    """``redis_kwargs`` with a producer's bounds where the caller set none: a call fails
-    after about ``retry_for`` seconds against a Redis that refuses, ``socket_timeout``
-    against one that never answers (see :data:`PRODUCER_RETRY_FOR`)."""
-    for name, value in (("retry_for", retry_for), ("socket_timeout", socket_timeout)):
-        if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
-            raise ConfigError(f"{name} must be a positive number of seconds, not {value!r}")
-    out = dict(redis_kwargs)
-    out.setdefault("retry_for", float(retry_for))
-    out.setdefault("socket_timeout", float(socket_timeout))
-    out.setdefault("socket_connect_timeout", out["socket_timeout"])
-    return out
-
-
-_lock = threading.Lock()
-# key -> [pool, number of users]; a pool is disconnected when its last user closes.
-_pools: dict[bytes, list[Any]] = {}
-_pools_pid = os.getpid()
-
-
-def reset_pools() -> None:
-    """Forget every shared pool of this process (their connections close when collected)."""
-    global _pools_pid
-    with _lock:
-        _pools.clear()
-        _pools_pid = os.getpid()
-
-
-def _after_fork_in_child() -> None:
-    global _lock, _pools_pid
-    # A fork can happen while another thread holds the lock; the child starts afresh.
-    _lock = threading.Lock()
-    _pools.clear()
-    _pools_pid = os.getpid()
-
-
-os.register_at_fork(after_in_child=_after_fork_in_child)
-
-
-def _check_fork() -> None:
-    global _pools_pid
-    if _pools_pid != os.getpid():
-        # A forked child must not talk over its parent's sockets.
-        _pools.clear()
-        _pools_pid = os.getpid()
-
-
-def _acquire_pool(key: bytes, make: Any) -> redis.ConnectionPool:
-    with _lock:
-        _check_fork()
-        entry = _pools.get(key)
-        if entry is None:
-            entry = _pools[key] = [make(), 0]
-        entry[1] += 1
-        return entry[0]  # type: ignore[no-any-return]
-
-
-def _release_pool(key: bytes, pool: redis.ConnectionPool) -> None:
-    with _lock:
-        _check_fork()
-        entry = _pools.get(key)
-        if entry is None or entry[0] is not pool:
-            return
-        entry[1] -= 1
-        if entry[1] <= 0:
-            del _pools[key]
-            _disconnect(pool)
-
-
-def _disconnect(pool: Any) -> None:
-    """Close a shared pool: a ``ConnectionPool``, or a ``RedisCluster`` (its own pools)."""
-    if isinstance(pool, redis.RedisCluster):
-        pool.close()
-    else:
-        pool.disconnect()
-
-
-def shared_pool_count() -> int:
-    """How many shared pools this process holds (for tests of the connection economy)."""
-    with _lock:
-        _check_fork()
-        return len(_pools)
 
 
 @dataclass(frozen=True)
@@ -432,7 +286,7 @@ class Connector:
             self._client = self._given
         else:
             self._key = self.spec._key()
-            self._pool = pool = _acquire_pool(self._key, self.spec._make_pool)
+            self._pool = pool = acquire_pool(self._key, self.spec._make_pool)
             self._client = (
                 pool if isinstance(pool, redis.RedisCluster) else redis.Redis(connection_pool=pool)
             )
@@ -442,7 +296,7 @@ class Connector:
         """Give back the shared pool (disconnected when its last user closes)."""
         with self._lock:
             if self._pool is not None and self._pid == os.getpid():
-                _release_pool(self._key, self._pool)
+                release_pool(self._key, self._pool)
             self._pool = None
             self._client = None
 
@@ -496,82 +350,3 @@ def _portable_kwargs(pool: redis.ConnectionPool) -> dict[str, Any]:
     if issubclass(pool.connection_class, redis.SSLConnection):
         out["ssl"] = True
     return out
-
-
-@contextmanager
-def redis_errors(where: str) -> Iterator[None]:
-    """Turn redis-py's errors into Q's, naming the (masked) server (notes are kept).
-
-    A Redis that cannot be reached is one error with one line that says what to check, not
-    redis-py's chain of three tracebacks (the original stays in ``__context__``).
-    """
-    began = time.monotonic()
-    try:
-        yield
-    except redis.AuthenticationError as exc:
-        raise _noted(
-            TransportError(
-                f"Redis at {where} refused the credentials ({_first_line(exc)}): check the "
-                "user name and password of the URL or keyword arguments"
-            ),
-            exc,
-        ) from None
-    except (redis.ConnectionError, redis.TimeoutError) as exc:
-        waited = time.monotonic() - began
-        what = "did not answer" if isinstance(exc, redis.TimeoutError) else "refused or dropped"
-        error = TransportConnectionError(
-            f"cannot reach Redis at {where}: it {what} for {waited:.1f} s ({_first_line(exc)}); "
-            "check that it runs and that the URL, host and port are right"
-        )
-        raise _noted(error, exc) from None
-    except (redis.exceptions.OutOfMemoryError, redis.exceptions.ExecAbortError) as exc:
-        if "OOM" not in str(exc) and not isinstance(exc, redis.exceptions.OutOfMemoryError):
-            raise _noted(TransportError(f"Redis at {where} refused: {exc}"), exc) from exc
-        raise _noted(
-            TransportOutOfMemory(
-                f"Redis at {where} is out of memory (maxmemory reached) and refused the write; "
-                f"nothing of the refused call was written: {exc}"
-            ),
-            exc,
-        ) from exc
-    except redis.exceptions.RedisClusterException as exc:
-        # redis.asyncio's cluster client meets its nodes at its first command (the sync one
-        # when it is made: qredis.topology.cluster_client says the same there).
-        if "not enabled" in str(exc):
-            raise _noted(
-                TransportError(
-                    f"Redis at {where} is not a Redis Cluster (cluster mode is not enabled on "
-                    "it): use a redis:// URL for a single Redis, or name a node of a cluster"
-                ),
-                exc,
-            ) from None
-        raise _noted(
-            TransportConnectionError(
-                f"cannot reach Redis Cluster at {where} ({_first_line(exc)}); check that its "
-                "nodes run and that the host and port are right"
-            ),
-            exc,
-        ) from None
-    except redis.RedisError as exc:
-        if isinstance(exc, redis.exceptions.MovedError) or str(exc).startswith("MOVED "):
-            raise _noted(
-                TransportError(
-                    f"Redis at {where} is a node of a Redis Cluster (MOVED {exc}): use a "
-                    "redis+cluster:// URL (or a redis.cluster.RedisCluster client)"
-                ),
-                exc,
-            ) from exc
-        raise _noted(
-            TransportError(f"Redis at {where} failed: {type(exc).__name__}: {exc}"), exc
-        ) from exc
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__
-
-
-def _noted(error: Exception, cause: BaseException) -> Exception:
-    for note in getattr(cause, "__notes__", ()):
-        error.add_note(note)
-    return error

@@ -14,7 +14,8 @@ Priorities still hold inside each queue. The wait stays one blocking call: an id
 blocks on every queue's marker at once (``BZPOPMIN`` of several keys; one Redis server), with
 the claim of the queue it would start with in the same pipeline, so a wake-up for that queue
 costs one round trip and one for another queue two. An ack, retry or dead letter goes to the
-queue its delivery names (``Delivery.queue``).
+queue its delivery names (``Delivery.queue``); what is done on every queue at once (release,
+heartbeats, the reaper, sizes, listings, dead letters) is :class:`~qredis.fanout.FanOut`'s.
 """
 
 from __future__ import annotations
@@ -23,13 +24,14 @@ import time
 from collections.abc import Collection, Iterable, Sequence
 from typing import Any
 
-from qcore import DEAD_REASONS_LIMIT, ConfigError, DeadLetter, Delivery, InFlight, Reaped
+from qcore import ConfigError, Delivery
+from qredis.fanout import FanOut, _soonest
 from qredis.transport import RedisTransport
 
 __all__ = ["RedisQueues"]
 
 
-class RedisQueues:
+class RedisQueues(FanOut):
     """A transport serving the queues of ``transports`` (one per queue, same Redis) in strict
     order, or, with ``weights`` (one integer >= 1 per queue), in proportion to them.
 
@@ -207,20 +209,22 @@ class RedisQueues:
                 return t
         return self._transports[0]
 
+    def _by_owner(self, batch: list[Delivery]) -> list[tuple[RedisTransport, list[int]]]:
+        """The transports that own ``batch``'s deliveries, each with its deliveries'
+        positions, in the order first met."""
+        groups: dict[int, tuple[RedisTransport, list[int]]] = {}
+        for i, d in enumerate(batch):
+            owner = self._owner(d)
+            groups.setdefault(id(owner), (owner, []))[1].append(i)
+        return list(groups.values())
+
     def ack(self, deliveries: Iterable[Delivery]) -> list[bool]:
         """Ack each delivery on its queue (one script per queue in the batch)."""
         batch = list(deliveries)
         out = [False] * len(batch)
-        groups: dict[int, list[int]] = {}
-        owners: list[RedisTransport] = []
-        for i, d in enumerate(batch):
-            owner = self._owner(d)
-            if owner not in owners:
-                owners.append(owner)
-            groups.setdefault(owners.index(owner), []).append(i)
         request = _request(batch)
-        for n, idx in groups.items():
-            for i, ok in zip(idx, owners[n].ack([batch[i] for i in idx], request=request)):
+        for owner, idx in self._by_owner(batch):
+            for i, ok in zip(idx, owner.ack([batch[i] for i in idx], request=request)):
                 out[i] = ok
         return out
 
@@ -234,17 +238,10 @@ class RedisQueues:
         """:meth:`ack` with chains' next links, each delivery on its own queue."""
         batch, chained = list(deliveries), list(links)
         out = [False] * len(batch)
-        groups: dict[int, list[int]] = {}
-        owners: list[RedisTransport] = []
-        for i, d in enumerate(batch):
-            owner = self._owner(d)
-            if owner not in owners:
-                owners.append(owner)
-            groups.setdefault(owners.index(owner), []).append(i)
         request = _request(batch)
-        for n, idx in groups.items():
+        for owner, idx in self._by_owner(batch):
             part = [batch[i] for i in idx]
-            acked = owners[n].ack_links(part, [chained[i] for i in idx], request=request)
+            acked = owner.ack_links(part, [chained[i] for i in idx], request=request)
             for i, ok in zip(idx, acked):
                 out[i] = ok
         return out
@@ -285,95 +282,6 @@ class RedisQueues:
         """Dead-letter a task on its own queue."""
         return self._owner(delivery).dead_letter(delivery, reason)
 
-    # -- every queue ------------------------------------------------------------------------
-
-    def release(
-        self, consumer: str, *, started: Collection[str] = (), reason: str | None = None
-    ) -> Reaped:
-        """Give back what ``consumer`` holds, on every queue."""
-        return _total(t.release(consumer, started=started, reason=reason) for t in self._transports)
-
-    def unrecorded(self, limit: int = 100) -> list[DeadLetter]:
-        """Dead letters owed their Failure record, on every queue, oldest first."""
-        owed = [x for t in self._transports for x in t.unrecorded(limit)]
-        owed.sort(key=lambda x: x.failed_at)
-        return owed[: max(0, limit)]
-
-    def recorded(self, task_ids: Iterable[str]) -> None:
-        ids = list(task_ids)
-        for t in self._transports:
-            t.recorded(ids)
-
-    def heartbeat(self, consumers: Iterable[str], ttl: float) -> None:
-        names = list(consumers)
-        for t in self._transports:
-            t.heartbeat(names, ttl)
-
-    def forget(self, consumers: Iterable[str]) -> None:
-        names = list(consumers)
-        for t in self._transports:
-            t.forget(names)
-
-    def reap(self) -> Reaped:
-        return _total(t.reap() for t in self._transports)
-
-    def promote_due(self) -> int:
-        return sum(t.promote_due() for t in self._transports)
-
-    def next_due(self) -> float | None:
-        soonest: float | None = None
-        for t in self._transports:
-            soonest = _soonest(soonest, t.next_due())
-        return soonest
-
-    def payload(self, task_id: str) -> bytes | None:
-        for t in self._transports:
-            found = t.payload(task_id)
-            if found is not None:
-                return found
-        return None
-
-    def queue_size(self) -> int:
-        return sum(t.queue_size() for t in self._transports)
-
-    def inflight_size(self) -> int:
-        return sum(t.inflight_size() for t in self._transports)
-
-    def delayed_size(self) -> int:
-        return sum(t.delayed_size() for t in self._transports)
-
-    def dead_size(self) -> int:
-        return sum(t.dead_size() for t in self._transports)
-
-    def inflight(self, limit: int = 100) -> list[InFlight]:
-        return [x for t in self._transports for x in t.inflight(limit)][: max(0, limit)]
-
-    def dead_reasons(self, limit: int = DEAD_REASONS_LIMIT) -> dict[str, int]:
-        """Each queue's newest ``limit`` dead letters counted by the kind of their reason,
-        added up."""
-        counts: dict[str, int] = {}
-        for transport in self._transports:
-            for kind, n in transport.dead_reasons(limit).items():
-                counts[kind] = counts.get(kind, 0) + n
-        return dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
-
-    def dead_letters(self, limit: int = 100) -> list[DeadLetter]:
-        letters = [x for t in self._transports for x in t.dead_letters(limit)]
-        letters.sort(key=lambda x: x.failed_at, reverse=True)
-        return letters[: max(0, limit)]
-
-    def requeue_dead(self, task_ids: Iterable[str] | None = None) -> int:
-        ids = None if task_ids is None else list(task_ids)
-        return sum(t.requeue_dead(ids) for t in self._transports)
-
-    def purge_dead(self, task_ids: Iterable[str] | None = None) -> int:
-        ids = None if task_ids is None else list(task_ids)
-        return sum(t.purge_dead(ids) for t in self._transports)
-
-    def trim_dead(self, max_age: float, keep: int) -> int:
-        """Each queue's dead letters bounded on their own (``keep`` is a cap per queue)."""
-        return sum(t.trim_dead(max_age, keep) for t in self._transports)
-
     def schedules(self, codec: Any) -> Any:
         """The schedules kept beside the first queue."""
         return self._transports[0].schedules(codec)
@@ -386,10 +294,6 @@ class RedisQueues:
 
     def check_permissions(self) -> list[str]:
         return self._transports[0].check_permissions()
-
-    def close(self) -> None:
-        for t in self._transports:
-            t.close()
 
 
 def _grab(
@@ -413,18 +317,3 @@ def _request(batch: list[Delivery]) -> str | None:
     if not batch:
         return None
     return f"ack:{batch[0].queue}:{batch[0].token}:{len(batch)}"
-
-
-def _soonest(a: float | None, b: float | None) -> float | None:
-    if a is None:
-        return b
-    return a if b is None else min(a, b)
-
-
-def _total(passes: Iterable[Reaped]) -> Reaped:
-    consumers = requeued = dead = 0
-    for r in passes:
-        consumers = max(consumers, r.consumers)
-        requeued += r.requeued
-        dead += r.dead_lettered
-    return Reaped(consumers=consumers, requeued=requeued, dead_lettered=dead)

@@ -1,0 +1,129 @@
+"""What a transport over several queues of one Redis does on every one of them (one
+:class:`~qredis.RedisTransport` per queue for :class:`~qredis.RedisQueues`, per shard for
+:class:`~qredis.ShardedQueue`): release, heartbeats, the reaper, the delayed sets, sizes,
+listings and dead letters, their answers added up."""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterable
+from typing import TYPE_CHECKING
+
+from qcore import DEAD_REASONS_LIMIT, DeadLetter, InFlight, Reaped
+
+if TYPE_CHECKING:
+    from qredis.transport import RedisTransport
+
+__all__ = ["FanOut"]
+
+
+class FanOut:
+    """Calls made on every transport of ``_transports`` (the base of
+    :class:`~qredis.RedisQueues`)."""
+
+    _transports: list[RedisTransport]
+
+    def release(
+        self, consumer: str, *, started: Collection[str] = (), reason: str | None = None
+    ) -> Reaped:
+        """Give back what ``consumer`` holds, on every queue."""
+        return _total(t.release(consumer, started=started, reason=reason) for t in self._transports)
+
+    def unrecorded(self, limit: int = 100) -> list[DeadLetter]:
+        """Dead letters owed their Failure record, on every queue, oldest first."""
+        owed = [x for t in self._transports for x in t.unrecorded(limit)]
+        owed.sort(key=lambda x: x.failed_at)
+        return owed[: max(0, limit)]
+
+    def recorded(self, task_ids: Iterable[str]) -> None:
+        ids = list(task_ids)
+        for t in self._transports:
+            t.recorded(ids)
+
+    def heartbeat(self, consumers: Iterable[str], ttl: float) -> None:
+        names = list(consumers)
+        for t in self._transports:
+            t.heartbeat(names, ttl)
+
+    def forget(self, consumers: Iterable[str]) -> None:
+        names = list(consumers)
+        for t in self._transports:
+            t.forget(names)
+
+    def reap(self) -> Reaped:
+        return _total(t.reap() for t in self._transports)
+
+    def promote_due(self) -> int:
+        return sum(t.promote_due() for t in self._transports)
+
+    def next_due(self) -> float | None:
+        soonest: float | None = None
+        for t in self._transports:
+            soonest = _soonest(soonest, t.next_due())
+        return soonest
+
+    def payload(self, task_id: str) -> bytes | None:
+        for t in self._transports:
+            found = t.payload(task_id)
+            if found is not None:
+                return found
+        return None
+
+    def queue_size(self) -> int:
+        return sum(t.queue_size() for t in self._transports)
+
+    def inflight_size(self) -> int:
+        return sum(t.inflight_size() for t in self._transports)
+
+    def delayed_size(self) -> int:
+        return sum(t.delayed_size() for t in self._transports)
+
+    def dead_size(self) -> int:
+        return sum(t.dead_size() for t in self._transports)
+
+    def inflight(self, limit: int = 100) -> list[InFlight]:
+        return [x for t in self._transports for x in t.inflight(limit)][: max(0, limit)]
+
+    def dead_reasons(self, limit: int = DEAD_REASONS_LIMIT) -> dict[str, int]:
+        """Each queue's newest ``limit`` dead letters counted by the kind of their reason,
+        added up."""
+        counts: dict[str, int] = {}
+        for transport in self._transports:
+            for kind, n in transport.dead_reasons(limit).items():
+                counts[kind] = counts.get(kind, 0) + n
+        return dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
+
+    def dead_letters(self, limit: int = 100) -> list[DeadLetter]:
+        letters = [x for t in self._transports for x in t.dead_letters(limit)]
+        letters.sort(key=lambda x: x.failed_at, reverse=True)
+        return letters[: max(0, limit)]
+
+    def requeue_dead(self, task_ids: Iterable[str] | None = None) -> int:
+        ids = None if task_ids is None else list(task_ids)
+        return sum(t.requeue_dead(ids) for t in self._transports)
+
+    def purge_dead(self, task_ids: Iterable[str] | None = None) -> int:
+        ids = None if task_ids is None else list(task_ids)
+        return sum(t.purge_dead(ids) for t in self._transports)
+
+    def trim_dead(self, max_age: float, keep: int) -> int:
+        """Each queue's dead letters bounded on their own (``keep`` is a cap per queue)."""
+        return sum(t.trim_dead(max_age, keep) for t in self._transports)
+
+    def close(self) -> None:
+        for t in self._transports:
+            t.close()
+
+
+def _soonest(a: float | None, b: float | None) -> float | None:
+    if a is None:
+        return b
+    return a if b is None else min(a, b)
+
+
+def _total(passes: Iterable[Reaped]) -> Reaped:
+    consumers = requeued = dead = 0
+    for r in passes:
+        consumers = max(consumers, r.consumers)
+        requeued += r.requeued
+        dead += r.dead_lettered
+    return Reaped(consumers=consumers, requeued=requeued, dead_lettered=dead)
