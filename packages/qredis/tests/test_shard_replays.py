@@ -8,9 +8,14 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+import structlog
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+from tests.support.servers import free_port
 
 from qcore import new_id
-from qredis import RedisTransport, ShardedQueue
+from qredis import RedisTransport, ShardedQueue, TransportConnectionError
+from qredis.placement import shard_queues
 
 
 @pytest.fixture(params=["redis", "cluster"])
@@ -28,12 +33,12 @@ def sharded(url: str, queue_name: str) -> Iterator[ShardedQueue]:
     queue.close()
 
 
-def _away(sharded: ShardedQueue, key: str, n: int = 1) -> list[str]:
-    """``n`` new ids that hash to another shard than ``key``."""
+def _away(sharded: ShardedQueue, holder: str, n: int = 1) -> list[str]:
+    """``n`` new ids that hash to another shard than the one named ``holder``."""
     ids: list[str] = []
     while len(ids) < n:
         task_id = new_id()
-        if sharded.shard(task_id) is not sharded.shard(key):
+        if sharded.shard(task_id).queue != holder:
             ids.append(task_id)
     return ids
 
@@ -42,9 +47,9 @@ def test_copies_of_links_and_unique_tasks_are_refused_from_the_moment_they_are_p
     sharded: ShardedQueue,
 ) -> None:
     chain_id = new_id()
-    first, second = _away(sharded, chain_id, 2)
+    first, second = _away(sharded, sharded.shard(chain_id).queue, 2)
     assert sharded.start_chain(chain_id, [(first, b"l1", None), (second, b"l2", None)])
-    [unique] = _away(sharded, "lock-1")
+    [unique] = _away(sharded, sharded.shard("lock-1").queue)
     assert sharded.enqueue_unique(unique, b"u", lock="lock-1", ttl=60) == unique
     for task_id in (first, second, unique):  # copies, while the tasks wait
         sharded.enqueue(task_id, b"copy")
@@ -65,7 +70,7 @@ def test_a_task_acked_off_its_ids_shard_is_marked_done_on_that_shard(
     sharded: ShardedQueue, url: str, queue_name: str
 ) -> None:
     plain = RedisTransport(queue_name, url=url)  # an unsharded producer: shard 0
-    [task_id] = _away(sharded, plain.queue)  # hashes to shard 1 or 2
+    [task_id] = _away(sharded, queue_name)  # shard 0 is the queue: it hashes to 1 or 2
     plain.enqueue(task_id, b"p")
     [d] = sharded.fetch("c1")
     assert d.queue == plain.queue
@@ -82,8 +87,26 @@ def test_no_replay_window_marks_nothing(url: str, queue_name: str) -> None:
     sharded = RedisTransport(queue_name, url=url, replay_window=0).sharded(3)
     assert isinstance(sharded, ShardedQueue)
     chain_id = new_id()
-    [link] = _away(sharded, chain_id)
+    [link] = _away(sharded, sharded.shard(chain_id).queue)
     sharded.start_chain(chain_id, [(link, b"l", None)])
     home = sharded.shard(link)
     assert home.client.zscore(home.keys.done, link) is None
+    sharded.close()
+
+
+def test_an_ack_never_waits_on_the_shard_its_mark_goes_to(redis_url: str, queue_name: str) -> None:
+    names = shard_queues(queue_name, 3)
+    held = RedisTransport(names[0], url=redis_url)
+    gone = f"redis://127.0.0.1:{free_port()}/0"  # the other shards' node is down
+    down = [RedisTransport(n, url=gone, retry=Retry(NoBackoff(), 0)) for n in names[1:]]
+    sharded = ShardedQueue(queue_name, [held, *down])
+    [task_id] = _away(sharded, held.queue)
+    held.enqueue(task_id, b"p")
+    [d] = held.fetch("c1")
+    with structlog.testing.capture_logs() as logs:
+        assert sharded.ack([d]) == [True]  # acked on its own shard all the same
+    [failed] = [e for e in logs if e["event"] == "shard.mark_failed"]
+    assert failed["count"] == 1 and failed["log_level"] == "warning"
+    with pytest.raises(TransportConnectionError):  # a placement's mark is not skipped
+        sharded.start_chain(new_id(), [(task_id, b"l", None)])
     sharded.close()

@@ -4,13 +4,15 @@ count in Redis."""
 from __future__ import annotations
 
 import zlib
-from typing import Any
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING, Any
 
 import redis
 from redis.crc import REDIS_CLUSTER_HASH_SLOTS, key_slot
 
-from qcore import ConfigError
+from qcore import ConfigError, get_logger
 from qredis.base import TransportBase, positive_int
+from qredis.errors import TransportError
 from qredis.keys import check_name
 
 __all__ = [
@@ -18,10 +20,16 @@ __all__ = [
     "check_count",
     "check_shard_count",
     "count_mismatch",
+    "mark_away",
     "shard_of",
     "shard_queues",
     "stored_shards",
 ]
+
+if TYPE_CHECKING:
+    from qredis.transport import RedisTransport
+
+log = get_logger("qredis.shards")
 
 MAX_SHARDS = 128
 """A queue spread over more hash tags than this gains nothing a Redis Cluster can use."""
@@ -97,3 +105,30 @@ def stored_shards(transport: TransportBase) -> int:
     with transport._errors():
         raw = client.get(transport.keys.shards)
     return int(raw) if raw else 1
+
+
+def mark_away(
+    shards: Sequence[RedisTransport],
+    placed: Iterable[tuple[str, RedisTransport]],
+    *,
+    strict: bool = True,
+) -> None:
+    """Mark done, on its id's shard, each task that lives on another (``placed``: its id and
+    the shard holding it: a chain's link, a unique task, a firing). A copy of its payload sent
+    through ``enqueue`` lands on the id's shard, which holds neither that payload nor the
+    ack's mark: with this mark the fetch there refuses the copy as a replay (and
+    ``enqueue_absent`` skips it), as the task's own shard would; nothing else is ever queued
+    there under that id. Not ``strict`` (before an ack), a shard that fails is logged, not
+    raised: an ack never waits on another node than its own."""
+    away: dict[int, list[str]] = {}
+    for task_id, where in placed:
+        home = shard_of(task_id, len(shards))
+        if shards[home] is not where:
+            away.setdefault(home, []).append(task_id)
+    for home, ids in away.items():
+        try:
+            shards[home].mark_done(ids)
+        except TransportError as exc:
+            if strict:
+                raise
+            log.warning("shard.mark_failed", shard=home, count=len(ids), error=str(exc))

@@ -48,7 +48,7 @@ from typing import Any
 from qcore import ConfigError, Delivery, Reaped
 from qcore.errors import UnknownTask
 from qredis.fanout import _soonest, _total
-from qredis.placement import check_shard_count, shard_of, shard_queues
+from qredis.placement import check_shard_count, mark_away, shard_of, shard_queues
 from qredis.queues import RedisQueues, _grab
 from qredis.shard_listings import ShardListings
 from qredis.transport import RedisTransport
@@ -224,25 +224,17 @@ class ShardedQueue(ShardListings, RedisQueues):
         self._mark_away([(item[0], where) for item in items])
         return where.start_chain(chain_id, items, stop_on_failure=stop_on_failure)
 
-    def _mark_away(self, placed: Iterable[tuple[str, RedisTransport]]) -> None:
-        """Mark done, on its id's shard, each task that lives on another (``placed``: id and
-        the shard holding it). A copy of its payload sent through :meth:`enqueue` lands on the
-        id's shard, which holds neither that payload nor the ack's mark: with this mark the
-        fetch there refuses the copy as a replay (and :meth:`enqueue_absent` skips it), as the
-        task's own shard would; nothing else is ever queued there under that id."""
-        away: dict[int, list[str]] = {}
-        for task_id, where in placed:
-            home = shard_of(task_id, self._count)
-            if self._transports[home] is not where:
-                away.setdefault(home, []).append(task_id)
-        for home, ids in away.items():
-            self._transports[home].mark_done(ids)
+    def _mark_away(
+        self, placed: Iterable[tuple[str, RedisTransport]], *, strict: bool = True
+    ) -> None:
+        """:func:`~qredis.placement.mark_away` on this queue's shards."""
+        mark_away(self._transports, placed, strict=strict)
 
     def ack(self, deliveries: Iterable[Delivery]) -> list[bool]:
         """Ack each delivery on its shard; one held off its id's shard is marked done on the
         id's shard first (the ack's own mark is on the shard that held it)."""
         batch = list(deliveries)
-        self._mark_away((d.task_id, self._owner(d)) for d in batch)
+        self._mark_away(((d.task_id, self._owner(d)) for d in batch), strict=False)
         return super().ack(batch)
 
     def ack_links(
@@ -250,7 +242,7 @@ class ShardedQueue(ShardListings, RedisQueues):
     ) -> list[bool]:
         """:meth:`ack` with chains' next links (see :meth:`RedisQueues.ack_links`)."""
         batch = list(deliveries)
-        self._mark_away((d.task_id, self._owner(d)) for d in batch)
+        self._mark_away(((d.task_id, self._owner(d)) for d in batch), strict=False)
         return super().ack_links(batch, links)
 
     def chain_state(self, chain_id: str) -> Any:
