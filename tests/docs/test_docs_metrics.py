@@ -11,8 +11,8 @@ import yaml
 from qcluster.exporter import ClusterCollector
 from qcluster.forking import ForkGuard
 from qcluster.metrics import MetricsRecorder
-from qcore import TaskResult, build_message
-from qcore.events import TaskStarted, TaskSucceeded, WorkerLost
+from qcore import Delivery, TaskResult, build_message
+from qcore.events import TaskOutcome, TasksSettled, WorkerLost
 from qcore.testing import MemoryTransport
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "operations"
@@ -33,9 +33,10 @@ def served() -> set[str]:
         started=0.0,
         stopped=1.0,
     )
-    recorder.succeeded(TaskSucceeded(record.id, record, 0.01, "c"))
     message = build_message("math.floor", (1.5,), {})
-    recorder.started(TaskStarted(message.id, message, 1, "c"))
+    delivery = Delivery(message.id, b"", 1, 1, 1, "c")
+    ran = TaskOutcome(message, delivery, record, True, 0.01)
+    recorder.settled(TasksSettled((ran,), "c"))
     recorder.worker_lost(WorkerLost("c", 1, "killed by SIGKILL", None, None, 0))
     collector = ClusterCollector(recorder, MemoryTransport("default"), list, ForkGuard())
     names = set()

@@ -29,9 +29,11 @@ def test_begin_and_end_describe_the_running_task() -> None:
         max_attempts=3,
         token=77,
         timeout=1.5,
+        due=1234.5,
     )
     view = slot.read()
     assert view.running == "ab" * 16 and view.name == "four-word-name-here"
+    assert view.due == 1234.5  # the sentinel counts the wait of a run its worker never saved
     assert view.func == "pkg.mod.func" and (view.attempt, view.max_attempts) == (2, 3)
     assert view.token == 77 and view.timeout == 1.5
     assert before + 1.5 <= view.deadline <= time.monotonic() + 1.5

@@ -102,6 +102,7 @@ class Awaits:
             started=entry.started,
             deadline=entry.deadline,
             timeout=entry.timeout,
+            due=message.due,
         )
 
 

@@ -33,7 +33,7 @@ from qcore import (
     TaskResult,
     Transport,
 )
-from qcore.events import TaskFailed, TaskSucceeded, TaskTimedOut
+from qcore.events import TaskFailed, TasksSettled, TaskSucceeded, TaskTimedOut
 
 __all__ = ["BACKOFF", "Flusher"]
 
@@ -80,6 +80,7 @@ class Flusher:
         # Looked up once: with nobody listening, a flush never builds these events.
         self._on_succeeded = events.wants(TaskSucceeded)
         self._on_failed = events.wants(TaskFailed)
+        self._on_settled = events.wants(TasksSettled)
 
     def flush(
         self,
@@ -97,11 +98,15 @@ class Flusher:
         are a chain's link or an iteration's call; ``awaited``: some are coroutine tasks (one
         may have timed out in the worker's loop).
         """
+        retried: list[Done] = []
         if retrying:
             self.tracker.set_state(WorkerState.SAVING)
-            self._send_retries([done for done in pending if done.retry is not None])
+            retried = [done for done in pending if done.retry is not None]
+            self._send_retries(retried)
             pending = [done for done in pending if done.retry is None]
         if not pending:
+            if retried and self._on_settled:
+                self.events.emit(TasksSettled(tuple(retried), self.consumer))
             return
         self.tracker.set_state(WorkerState.SAVING)
         if any(done.save for done in pending):
@@ -120,6 +125,8 @@ class Flusher:
         else:
             ack = functools.partial(self.transport.ack, [done.delivery for done in pending])
         self._emit_outcomes(pending, awaited)
+        if self._on_settled:
+            self.events.emit(TasksSettled((*pending, *retried), self.consumer))
         acked = BACKOFF.call(ack, on_error=self.logger("ack"), attempts=self.io_attempts)
         for done, ok in zip(pending, acked or ()):
             if not ok:

@@ -189,14 +189,17 @@ class ExitHandler:
             reason = _exit_reason(code)
             self.events.emit(WorkerStopped(handle.consumer, pid, reason, view.processed))
             return
+        running = view.running
         self.events.emit(
             WorkerLost(
                 handle.consumer,
                 pid,
                 describe_exit(code),
                 handle.kill.value if handle.kill is not None else None,
-                view.running,
+                running,
                 view.processed,
+                view.func if running is not None else "",
+                _waited(view) if running is not None else None,
             )
         )
 
@@ -330,6 +333,13 @@ class ExitHandler:
 
 def _lost_reason(handle: WorkerHandle, how: str) -> str:
     return f"WorkerLost: the worker running the task was lost ({how}; consumer {handle.consumer})"
+
+
+def _waited(view: SlotView) -> float | None:
+    """Seconds the running task waited in the queue before its run began (None: unknown)."""
+    if not (view.due and view.started):
+        return None
+    return max(0.0, view.started - view.due)
 
 
 def _exit_reason(code: int | None) -> str:

@@ -3,7 +3,10 @@
 A :class:`MetricsRecorder` counts the task events it sees (by queue and function) and keeps the
 histograms of run time and of time waited in the queue. A cluster subscribes one to its bus: the
 sentinel's copy counts what the sentinel emits (retries, timeouts, dead letters after a lost
-worker, worker exits), each worker's copy what that worker emits (starts, successes, failures).
+worker, worker exits, and the run a lost worker was in), each worker's copy what that worker
+emits: its runs (started, succeeded, failed, the run and wait times) once per batch, from the
+batch's :class:`~qcore.events.TasksSettled`, never from a per-task event. A run is counted when
+its batch is saved, with its outcome; a task running now shows in the in-flight gauge.
 A worker counts straight into a :class:`MetricsCell`, a table of numbers in shared memory that
 only it writes (each number an aligned 8-byte store, so a reader never sees half of one) and the
 sentinel reads when scraped: no copy to publish, nothing lost when a worker is SIGKILLed, no
@@ -19,8 +22,7 @@ from __future__ import annotations
 
 import ctypes
 import threading
-import time
-from bisect import bisect_left
+from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Iterable
 from multiprocessing.context import BaseContext
 from typing import Any
@@ -30,11 +32,9 @@ from qcore.events import (
     HookFailed,
     TaskDeadLettered,
     TaskEnqueued,
-    TaskFailed,
     TaskReplayed,
     TaskRetried,
-    TaskStarted,
-    TaskSucceeded,
+    TasksSettled,
     TaskTimedOut,
     WorkerLost,
     WorkerStopped,
@@ -201,8 +201,8 @@ class MetricsRecorder:
         self._table = _Table(bytearray(_Table.SIZE))
         self._funcs: dict[str, set[str]] = {}
         self._own: dict[Any, int] = {}
-        """Row offsets of this cluster's queue by the task's func as the message holds it:
-        the per-task events (start, success, failure) find their row with one lookup."""
+        """Row offsets of this cluster's queue by the task's func (a dotted path, or the
+        callable a message holds): a batch finds each of its rows with one lookup."""
 
     def __getstate__(self) -> dict[str, Any]:
         return {"queue": self.queue}
@@ -214,9 +214,7 @@ class MetricsRecorder:
         """Subscribe to every event this recorder counts; returns ``bus``."""
         handlers: tuple[tuple[type[Any], Callable[[Any], None]], ...] = (
             (TaskEnqueued, self.enqueued),
-            (TaskStarted, self.started),
-            (TaskSucceeded, self.succeeded),
-            (TaskFailed, self.failed),
+            (TasksSettled, self.settled),
             (TaskRetried, self.retried),
             (TaskTimedOut, self.timed_out),
             (TaskDeadLettered, self.dead_lettered),
@@ -249,36 +247,53 @@ class MetricsRecorder:
     def enqueued(self, event: TaskEnqueued) -> None:
         self._count(event.queue, event.message.func_path, "enqueued")
 
-    def started(self, event: TaskStarted) -> None:
-        message = event.message
-        at = self._own_row(message.func)
-        values = self._table.values
-        values[at + _STARTED] += 1
-        since = message.started
-        eta = message.options.eta
-        if eta is not None and eta > since:
-            since = eta
-        wait = time.time() - since
-        if wait < 0.0:
-            wait = 0.0
-        values[at + _WAIT] += wait
-        values[at + _WAIT + 1 + bisect_left(WAIT_BUCKETS, wait)] += 1
+    def settled(self, event: TasksSettled) -> None:
+        """Count a batch's runs: their times gathered by function, each row written once."""
+        by_func: dict[str, tuple[list[float], list[float], list[float]]] = {}
+        func = None
+        waits: list[float] = []
+        succeeded: list[float] = []
+        failed: list[float] = []
+        for done in event.outcomes:
+            record = done.record
+            if record.func != func:
+                func = record.func
+                lists = by_func.get(func)
+                if lists is None:
+                    lists = by_func[func] = ([], [], [])
+                waits, succeeded, failed = lists
+            message = done.message
+            duration = done.duration
+            if message is not None:
+                options = message.options
+                if options.cancelled is None:  # it ran (a cancelled task's twin never does)
+                    # When it became due (TaskMessage.due, written out: once per task).
+                    since = message.started
+                    eta = options.eta
+                    if eta is not None and eta > since:
+                        since = eta
+                    waits.append(record.stopped - duration - since)
+            if done.retry is None and done.timed_out is None:
+                (succeeded if record.success else failed).append(duration)
+        for func, (waits, succeeded, failed) in by_func.items():
+            self._add_runs(self._own_row(func or UNKNOWN), waits, succeeded, failed)
 
-    def succeeded(self, event: TaskSucceeded) -> None:
-        at = self._own_row(event.record.func)
+    def _add_runs(
+        self, at: int, waits: list[float], succeeded: list[float], failed: list[float]
+    ) -> None:
         values = self._table.values
-        values[at + _SUCCEEDED] += 1
-        duration = event.duration
-        values[at + _RUN] += duration
-        values[at + _RUN + 1 + bisect_left(RUN_BUCKETS, duration)] += 1
-
-    def failed(self, event: TaskFailed) -> None:
-        at = self._own_row(event.record.func or UNKNOWN)
-        values = self._table.values
-        values[at + _FAILED] += 1
-        duration = event.duration
-        values[at + _RUN] += duration
-        values[at + _RUN + 1 + bisect_left(RUN_BUCKETS, duration)] += 1
+        if waits:
+            values[at + _STARTED] += len(waits)
+            waits.sort()
+            _add_sorted(values, at + _WAIT, WAIT_BUCKETS, waits)
+        if succeeded:
+            values[at + _SUCCEEDED] += len(succeeded)
+        if failed:
+            values[at + _FAILED] += len(failed)
+        runs = succeeded + failed
+        if runs:
+            runs.sort()
+            _add_sorted(values, at + _RUN, RUN_BUCKETS, runs)
 
     def retried(self, event: TaskRetried) -> None:
         self._count(self.queue, event.func or UNKNOWN, "retried")
@@ -302,13 +317,19 @@ class MetricsRecorder:
     def worker_lost(self, event: WorkerLost) -> None:
         reason = event.reason or "lost"
         self.exits[reason] = self.exits.get(reason, 0) + 1
+        if event.task_id is None:
+            return
+        # The run it was in never reached a batch's count: it is counted here.
+        at = self._count(self.queue, event.func or UNKNOWN, "started")
+        if event.waited is not None:
+            values = self._table.values
+            values[at + _WAIT] += event.waited
+            values[at + _WAIT + 1 + bisect_left(WAIT_BUCKETS, event.waited)] += 1
 
     # -- plumbing ---------------------------------------------------------------------------
 
     def _own_row(self, func: Any) -> int:
-        """The row of (this cluster's queue, ``func``): a dotted path or the callable itself.
-
-        The per-task events come through here (a worker's hottest path when metrics are on)."""
+        """The row of (this cluster's queue, ``func``): a dotted path or the callable itself."""
         at = self._own.get(func)
         if at is None:
             path = func if type(func) is str else dotted_path(func)
@@ -331,6 +352,22 @@ class MetricsRecorder:
         if counter is not None:
             self._table.values[at + _INDEX[counter]] += 1
         return at
+
+
+def _add_sorted(values: Any, at: int, bounds: tuple[float, ...], times: list[float]) -> None:
+    """Add ``times`` (sorted) to the histogram at ``at``: its sum, then a count per bucket.
+    A negative time (clocks apart) counts as 0. Once per batch, not per task: a bisection per
+    bucket the times reach."""
+    values[at] += sum(times[bisect_left(times, 0.0) :])
+    counted, n = 0, len(times)
+    for i, bound in enumerate(bounds):
+        upto = bisect_right(times, bound, counted)
+        if upto > counted:
+            values[at + 1 + i] += upto - counted
+            counted = upto
+            if counted == n:
+                return
+    values[at + 1 + len(bounds)] += n - counted
 
 
 def merge(snapshots: Iterable[Snapshot]) -> Snapshot:

@@ -207,6 +207,12 @@ class Processor:
 
     def _execute(self, message: TaskMessage, delivery: Delivery) -> Done | None:
         timeout = task_timeout(message, self.config.timeout)
+        options = message.options
+        # message.due written out: once per task (tools/bench/README.md, "Metrics on").
+        due = message.started
+        eta = options.eta
+        if eta is not None and eta > due:
+            due = eta
         self.tracker.begin(
             message.id,
             message.name,
@@ -215,11 +221,12 @@ class Processor:
             max_attempts=delivery.max_attempts,
             token=delivery.token,
             timeout=timeout,
+            due=due,
         )
         if self._on_started:
             self.events.emit(TaskStarted(message.id, message, delivery.attempt, self.consumer))
         begun = time.perf_counter()
-        attempt = (message.options.attempts or 0) + delivery.attempt
+        attempt = (options.attempts or 0) + delivery.attempt
         raised = self._raised
         outcome = call(message, attempt=attempt, cluster=self.cluster_id, errors=raised)
         if isinstance(outcome, Awaiting):

@@ -44,6 +44,7 @@ class SlotRecord(ctypes.Structure):
         ("token", ctypes.c_int64),
         ("since", ctypes.c_double),
         ("started", ctypes.c_double),
+        ("due", ctypes.c_double),
         ("deadline", ctypes.c_double),
         ("timeout", ctypes.c_double),
         ("processed", ctypes.c_uint64),
@@ -93,6 +94,8 @@ class SlotView:
     """``time.monotonic()`` when the state began."""
     started: float
     """Wall-clock time the current task started (0 when idle)."""
+    due: float
+    """Wall-clock time the current task became due: enqueued, or its eta (0: unknown)."""
     deadline: float
     """``time.monotonic()`` past which the running task has timed out (0: no timeout)."""
     timeout: float
@@ -148,7 +151,7 @@ class Slot:
         r.attempt = r.max_attempts = 0
         r.token = 0
         r.since = time.monotonic()
-        r.started = r.deadline = r.timeout = 0.0
+        r.started = r.due = r.deadline = r.timeout = 0.0
         r.processed = r.failed = 0
         r.task_id = r.name = r.func = b""
         r.seq += 1
@@ -186,8 +189,9 @@ class Slot:
         max_attempts: int,
         token: int,
         timeout: float | None,
+        due: float = 0.0,
     ) -> None:
-        """A task starts running."""
+        """A task starts running (``due``: when it was enqueued, or its eta)."""
         r = self._raw
         now = time.monotonic()
         r.seq += 1
@@ -200,6 +204,7 @@ class Slot:
         r.token = token
         r.since = now
         r.started = time.time()
+        r.due = due
         r.timeout = timeout or 0.0
         r.deadline = now + timeout if timeout else 0.0
         r.seq += 1
@@ -216,6 +221,7 @@ class Slot:
         started: float,
         deadline: float,
         timeout: float | None,
+        due: float = 0.0,
     ) -> None:
         """Show a task already running (a coroutine awaited beside others): its wall-clock
         start and the ``time.monotonic()`` deadline past which the worker is killed (0: none)."""
@@ -230,6 +236,7 @@ class Slot:
         r.token = token
         r.since = time.monotonic()
         r.started = started
+        r.due = due
         r.timeout = timeout or 0.0
         r.deadline = deadline
         r.seq += 1
@@ -313,6 +320,7 @@ def _view(r: SlotRecord, *, torn: bool) -> SlotView:
         token=r.token,
         since=r.since,
         started=r.started,
+        due=r.due,
         deadline=r.deadline,
         timeout=r.timeout,
         processed=r.processed,

@@ -8,7 +8,8 @@ from typing import Any, NamedTuple, Protocol
 
 from qcluster.execution import Awaiting
 from qcluster.states import WorkerState
-from qcore import Delivery, TaskMessage, TaskResult
+from qcore import Delivery, TaskMessage
+from qcore.events import TaskOutcome
 
 __all__ = ["Done", "InFlight", "NoTracker", "Tracker"]
 
@@ -26,6 +27,7 @@ class Tracker(Protocol):
         max_attempts: int,
         token: int,
         timeout: float | None,
+        due: float = 0.0,
     ) -> None: ...
 
     def end(self, success: bool, run_time: float | None = None) -> None: ...
@@ -44,6 +46,7 @@ class Tracker(Protocol):
         started: float,
         deadline: float,
         timeout: float | None,
+        due: float = 0.0,
     ) -> None: ...
 
     def awaiting_start(self, index: int, task_id: str, attempt: int, max_attempts: int) -> None: ...
@@ -73,18 +76,10 @@ class NoTracker:
         pass
 
 
-class Done(NamedTuple):
-    """A task that ran (or could not be opened) and waits to be saved and acked, or (with
-    ``retry``, seconds) to go back for another attempt."""
-
-    message: TaskMessage | None
-    delivery: Delivery
-    record: TaskResult
-    save: bool
-    duration: float
-    retry: float | None = None
-    timed_out: float | None = None
-    """The timeout (seconds) of a coroutine task its worker's loop cancelled past it."""
+Done = TaskOutcome
+"""A task that ran (or could not be opened) and waits to be saved and acked, or (with
+``retry``, seconds) to go back for another attempt: what a batch's
+:class:`~qcore.events.TasksSettled` carries, as it is."""
 
 
 class InFlight(NamedTuple):

@@ -19,11 +19,12 @@ from __future__ import annotations
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 from qcore.errors import ConfigError
 from qcore.log import get_logger
 from qcore.message import TaskMessage, TaskResult
+from qcore.protocols import Delivery
 from qcore.slots import fast_init
 
 __all__ = [
@@ -34,11 +35,13 @@ __all__ = [
     "TaskEnqueued",
     "TaskEvent",
     "TaskFailed",
+    "TaskOutcome",
     "TaskReplayed",
     "TaskRetried",
     "TaskStarted",
     "TaskSucceeded",
     "TaskTimedOut",
+    "TasksSettled",
     "WorkerEvent",
     "WorkerLost",
     "WorkerStarted",
@@ -158,6 +161,42 @@ class HookFailed(TaskEvent):
     error: Exception
 
 
+class TaskOutcome(NamedTuple):
+    """How one run ended, or what was made of a delivery that was not run: a worker's record
+    of it from the end of the run until its batch is saved and acked."""
+
+    message: TaskMessage | None
+    """None when the payload could not be read here (``record`` says why)."""
+    delivery: Delivery
+    record: TaskResult
+    """Its ``stopped`` is when the run ended; ``record.stopped - duration`` when it began."""
+    save: bool
+    """Whether the record is saved (a success whose ``save`` option is off is not)."""
+    duration: float
+    """Seconds the run took (0 for a delivery that was not run: a cancelled task's twin, a
+    payload that could not be read)."""
+    retry: float | None = None
+    """Seconds until its next attempt: the run raised and the task goes back (its record is
+    not saved)."""
+    timed_out: float | None = None
+    """The timeout (seconds) of a coroutine task its worker's loop cancelled past it."""
+
+
+@dataclass(frozen=True, slots=True)
+class TasksSettled(Event):
+    """A worker (or ``join()``) saved the records of a batch and is about to ack it: one
+    event for the batch, with the outcome of each task, those going back for a retry
+    included (their :class:`TaskRetried` came first).
+
+    The per-task events of the batch (:class:`TaskSucceeded`, :class:`TaskFailed`,
+    :class:`TaskTimedOut`) are emitted just before it. A subscriber that only counts is
+    cheaper here: a worker builds no per-task event that nobody else listens to.
+    """
+
+    outcomes: tuple[TaskOutcome, ...]
+    consumer: str | None
+
+
 @dataclass(frozen=True, slots=True)
 class WorkerEvent(Event):
     """Something happened to one worker process."""
@@ -191,6 +230,11 @@ class WorkerLost(WorkerEvent):
     task_id: str | None
     """The task it was running, if any."""
     processed: int
+    func: str = ""
+    """The dotted path of the task it was running ("" without one)."""
+    waited: float | None = None
+    """Seconds that task had waited in the queue (since it was enqueued, or due) when its run
+    began; None without a task."""
 
 
 Handler = Callable[[Any], object]

@@ -106,6 +106,12 @@ class TaskMessage:
         """The id of the task this one retries, or None."""
         return self.options.retried_from
 
+    @property
+    def due(self) -> float:
+        """When the task could start, epoch seconds: its ``eta`` if later than its enqueue."""
+        eta = self.options.eta
+        return eta if eta is not None and eta > self.started else self.started
+
     def with_options(self, **changes: Any) -> TaskMessage:
         """A copy with some options changed."""
         return replace(self, options=replace(self.options, **changes))
