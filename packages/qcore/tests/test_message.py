@@ -73,6 +73,13 @@ def test_new_message_fields() -> None:
         message.name = "x"  # type: ignore[misc]
 
 
+def test_a_message_is_due_at_its_enqueue_or_its_later_eta() -> None:
+    message = dataclasses.replace(TaskMessage.new("math.floor", (1.5,)), started=100.0)
+    assert message.due == 100.0
+    assert message.with_options(eta=150.0).due == 150.0
+    assert message.with_options(eta=50.0).due == 100.0  # an eta before the enqueue: no later
+
+
 def test_options_never_collide_with_task_kwargs() -> None:
     message = TaskMessage.new(
         "f.g",
