@@ -105,6 +105,15 @@ def test_workers_started_without_fork_count_into_their_cells(
     with bench.cluster(metrics_port=0, start_method=start_method):
         bench.wait_all(ids)
         port = eventually(bench.status)["metrics_port"]
-        samples = scrape(port)
+
+        def counted() -> dict[Any, float] | None:
+            # A batch is counted just after its records are saved, its run times last: a
+            # scrape at once may come first (seen at load 5).
+            samples = scrape(port)
+            runs = value(samples, "q_task_run_seconds_count", queue=bench.queue, func=ADD)
+            return samples if runs >= 20 else None
+
+        samples = eventually(counted, what="the runs of every batch counted")
+    assert value(samples, "q_tasks_started_total", queue=bench.queue, func=ADD) == 20
     assert value(samples, "q_tasks_succeeded_total", queue=bench.queue, func=ADD) == 20
     assert value(samples, "q_task_run_seconds_count", queue=bench.queue, func=ADD) == 20
