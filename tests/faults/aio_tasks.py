@@ -32,3 +32,21 @@ async def fail(url: str, key: str, tag: str) -> None:
     effect(url, key, tag)
     await asyncio.sleep(0)
     raise RuntimeError(f"async failure {tag}")
+
+
+async def announced_nap(url: str, key: str, tag: str, seconds: float) -> str:
+    """Counts its run, announces its start (``Effects.wait_started``), sleeps, returns its
+    tag."""
+    effect(url, key, tag)
+    started(url, key)
+    await asyncio.sleep(seconds)
+    return tag
+
+
+async def block_first_time(url: str, key: str, tag: str) -> str:
+    """On its first run announces its start and blocks its loop in sync code for a minute
+    (until its worker is killed); returns its tag on the next."""
+    if effect(url, key, tag) == 1:
+        started(url, key)
+        time.sleep(60)
+    return tag

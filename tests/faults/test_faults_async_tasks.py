@@ -1,5 +1,6 @@
 """``async def`` tasks on a real cluster: awaited in each worker's event loop, side by side up
-to ``async_concurrency``, with their timeouts, hooks and records, and a worker lost mid-await."""
+to ``async_concurrency``, with their timeouts, hooks and records, each seen running, one
+terminated alone, and a worker lost mid-await."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import sys
 import time
 from pathlib import Path
 
+from qcluster import running_tasks
 from tests.cluster.support import Bench, eventually
 from tests.faults import aio_tasks, tasks
 from tests.faults.support import Effects, assert_drained
@@ -79,6 +81,73 @@ def test_a_coroutine_past_its_timeout_is_cancelled_alone_with_one_failure_and_on
     assert {t: fx.count(f"hook:{t}") for t in [*quick, "slow"]} == dict.fromkeys(
         [*quick, "slow"], 1
     )
+    assert_drained(bench)
+
+
+def test_every_awaited_coroutine_is_seen_running_and_one_is_terminated_alone(
+    bench: Bench, fx: Effects
+) -> None:
+    tags = [f"c{i}" for i in range(4)]
+    ids = {
+        tag: bench.producer.enqueue(
+            aio_tasks.announced_nap, *fx.args(tag), 8.0, hook=tasks.counting_hook
+        )
+        for tag in tags
+    }
+    doomed = ids["c0"]
+    with bench.cluster(workers=1, async_concurrency=5) as cluster:
+        pids = {fx.wait_started() for _ in tags}  # all four awaited in one worker
+        assert len(pids) == 1
+        seen = eventually(
+            lambda: (found := running_tasks(bench.board.clusters())) and len(found) == 4 and found,
+            what="the four coroutines running in the status",
+        )
+        assert {task.task_id for task in seen} == set(ids.values())
+        for task in seen:
+            assert task.func == "tests.faults.aio_tasks.announced_nap" and task.attempt == 1
+            assert task.started_at is not None and time.time() - 30 < task.started_at
+        [one] = running_tasks(bench.board.clusters(), ids["c2"])
+        assert one.task_id == ids["c2"]
+        asked = time.monotonic()
+        assert bench.producer.cancel(doomed, terminate=True) == "terminating"
+        cancelled = bench.wait_all([doomed], timeout=30)[doomed]
+        took = time.monotonic() - asked
+        records = bench.wait_all(list(ids.values()), timeout=30)
+        eventually(lambda: all(fx.count(f"hook:{t}") for t in tags), what="the hooks")
+        status = bench.status()
+        assert cluster.is_running
+    assert not cancelled.success
+    assert cancelled.result.startswith("Cancelled: the task was terminated while running")
+    assert "event loop" in cancelled.result  # cancelled in the loop: its worker was not killed
+    assert took < 6, f"the termination took {took:.1f} s (the naps last 8 s)"
+    assert {t: records[ids[t]].result for t in tags[1:]} == {t: t for t in tags[1:]}
+    assert status is not None and status["replaced"] == 0 and status["lost"] == 0
+    assert [w["pid"] for w in status["workers"]] == list(pids)  # the same worker throughout
+    assert fx.counts() == {**dict.fromkeys(tags, 1), **{f"hook:{t}": 1 for t in tags}}
+    assert bench.store.counts() == dict.fromkeys(ids.values(), 1)
+    assert_drained(bench)
+
+
+def test_a_coroutine_whose_loop_is_blocked_is_terminated_by_killing_its_worker(
+    bench: Bench, fx: Effects
+) -> None:
+    blocked = bench.producer.enqueue(
+        aio_tasks.block_first_time, *fx.args("blocked"), hook=tasks.counting_hook
+    )
+    with bench.cluster(workers=1, async_concurrency=3, start_method="fork"):
+        first = fx.wait_started()
+        eventually(
+            lambda: running_tasks(bench.board.clusters(), blocked), what="the coroutine running"
+        )
+        assert bench.producer.cancel(blocked, terminate=True) == "terminating"
+        record = bench.wait_all([blocked], timeout=30)[blocked]
+        eventually(lambda: fx.count("hook:blocked"), what="the hook")
+        status = eventually(lambda: (s := bench.status()) and s["replaced"] >= 1 and s)
+    assert record.result.startswith("Cancelled: the task was terminated while running")
+    assert "its worker was killed" in record.result  # the sentinel's backstop
+    assert first not in [w["pid"] for w in status["workers"]]
+    assert fx.counts() == {"blocked": 1, "hook:blocked": 1}  # never ran again
+    assert bench.store.counts() == {blocked: 1}
     assert_drained(bench)
 
 

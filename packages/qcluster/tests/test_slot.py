@@ -98,3 +98,25 @@ def test_awaiting_entries_list_the_coroutine_tasks_until_they_end_or_the_slot_re
     assert [t.task_id for t in slot.awaiting()] == ["c" * 100]
     slot.reset(2)
     assert slot.awaiting() == [] and Slot().awaiting() == []
+
+
+def test_awaiting_entries_carry_what_running_shows_and_the_sentinels_cancel_mark() -> None:
+    slot = Slot(awaiting=2)
+    slot.awaiting_start(
+        1, "t1", 2, 3, token=41, started=1700000000.5, name="nap", func="pkg.mod.nap"
+    )
+    [task] = slot.awaiting(live=True)
+    assert (task.task_id, task.attempt, task.max_attempts, task.token) == ("t1", 2, 3, 41)
+    assert (task.started, task.name, task.func, task.index) == (
+        1700000000.5,
+        "nap",
+        "pkg.mod.nap",
+        1,
+    )
+    assert slot.cancel_asked(1) == 0
+    slot.ask_cancel(1, 41)
+    assert slot.cancel_asked(1) == 41 and slot.cancel_asked(0) == 0 and slot.cancel_asked(9) == 0
+    # An entry being written (its counter odd) is skipped by a live read, not by a dead one's.
+    raw = slot._awaiting[1]
+    raw.seq += 1
+    assert slot.awaiting(live=True) == [] and [t.task_id for t in slot.awaiting()] == ["t1"]

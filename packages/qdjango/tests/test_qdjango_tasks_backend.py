@@ -354,6 +354,47 @@ def test_a_running_task_is_seen_running_without_a_row(
     assert result.status == TaskResultStatus.SUCCESSFUL and result.return_value == 6
 
 
+def test_each_coroutine_a_worker_awaits_is_seen_running(
+    db_alias: str, settings: Any, q_cluster: dict[str, Any]
+) -> None:
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    from qdjango.cluster import build_cluster, close_connections
+
+    settings.Q_CLUSTER = {**q_cluster, "async_concurrency": 5}
+    own = build_cluster()
+    close_connections()
+    own.start(wait=120)
+    try:
+        results = [djtasks.async_nap.enqueue(6.0) for _ in range(3)]
+        deadline = time.monotonic() + 15
+        while True:
+            now = [backend().get_result(result.id) for result in results]
+            if all(r.status == TaskResultStatus.RUNNING for r in now):
+                break
+            assert all(r.status in (TaskResultStatus.READY, TaskResultStatus.RUNNING) for r in now)
+            assert time.monotonic() < deadline, "not all seen running"
+            time.sleep(0.1)
+        assert all(r.started_at is not None and r.worker_ids == [own.cluster_id] for r in now)
+        seen = {task.task_id: task for task in running() if task.cluster_id == own.cluster_id}
+        assert set(seen) == {result.id for result in results}
+        # All three in one worker (one consumer), each with its own start.
+        assert len({task.consumer for task in seen.values()}) == 1
+        for result in results:
+            again = fetch(result.id, include_running=True)
+            assert again is not None and again.task_id == result.id and again.attempt == 1
+            assert again.func == "packages.qdjango.tests.djtasks.async_nap"
+        out = StringIO()
+        call_command("qinfo", stdout=out)
+        assert all(result.id in out.getvalue() for result in results)
+        spans = [_finished(result).return_value for result in results]
+    finally:
+        assert own.stop(timeout=30) == 0
+    assert max(begun for begun, _ in spans) < min(ended for _, ended in spans)
+
+
 def test_priorities_are_q_priorities(db_alias: str, q_cluster: Any) -> None:
     from qdjango.conf import task_codec
 

@@ -64,7 +64,10 @@ def enforce(handles: Iterable[WorkerHandle], config: ClusterConfig) -> None:
         view = handle.slot.read()
         if view.torn:
             continue
-        if view.state is WorkerState.RUNNING and view.token == handle.terminate:
+        # A task whose termination was asked: the one it runs, or a coroutine it awaits that
+        # its loop did not cancel in time (sync code blocks it).
+        running = view.state is WorkerState.RUNNING
+        if handle.terminate_awaited is not None or (running and view.token == handle.terminate):
             kill(handle, KillReason.CANCELLED, view)
         elif view.state is WorkerState.RUNNING and view.deadline and now >= view.deadline:
             kill(handle, KillReason.TIMEOUT, view)

@@ -56,6 +56,12 @@ async def _settle(awaitable: Awaitable[Any], timeout: float | None) -> Settled:
     return Settled(value, None, False, time.perf_counter())
 
 
+def _outcome(task: asyncio.Task[Settled]) -> Settled:
+    if task.cancelled():  # cancelled before its first step: the awaitable never ran
+        return Settled(None, asyncio.CancelledError(), False, time.perf_counter())
+    return task.result()
+
+
 class TaskLoop:
     """An asyncio loop kept for a worker's life, running the awaitables of its tasks."""
 
@@ -84,6 +90,14 @@ class TaskLoop:
         """Schedule ``awaitable`` beside the others (it runs while :meth:`wait` does)."""
         self._pending[self.loop.create_task(_settle(awaitable, timeout))] = key
 
+    def cancel(self, key: int) -> bool:
+        """Cancel the awaitable started with ``key`` (it ends, as cancelled, while :meth:`wait`
+        runs the loop); False when no such one is pending."""
+        for task, started in self._pending.items():
+            if started == key:
+                return task.cancel()
+        return False
+
     def wait(self, timeout: float | None = None) -> list[tuple[int, Settled]]:
         """Run the loop until at least one started awaitable ended (or ``timeout`` seconds
         passed); what ended, with the key it was started with, in the order they ended."""
@@ -91,7 +105,7 @@ class TaskLoop:
             return []
         waiting = asyncio.wait(self._pending, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
         done, _ = self._run_until_complete(waiting)
-        ended = [(self._pending.pop(task), task.result()) for task in done]
+        ended = [(self._pending.pop(task), _outcome(task)) for task in done]
         ended.sort(key=lambda pair: pair[1].ended)
         return ended
 

@@ -170,8 +170,10 @@ class ExitHandler:
         try:
             if handle.kill is KillReason.TIMEOUT and _same_task(handle.kill_view, view):
                 self._timed_out(handle, view, awaited)
+            elif handle.kill is KillReason.CANCELLED and handle.terminate_awaited is not None:
+                self._terminated(handle, view, code, awaited, handle.terminate_awaited)
             elif handle.kill is KillReason.CANCELLED and _same_task(handle.kill_view, view):
-                self._terminated(handle, view, code, awaited)
+                self._terminated(handle, view, code, awaited, _shown(view))
             elif view.running is not None or awaited:
                 self._lost_running(handle, view, code, awaited)
             elif not left:
@@ -204,11 +206,20 @@ class ExitHandler:
         )
 
     def _release_others(
-        self, handle: WorkerHandle, view: SlotView, awaited: list[AwaitingTask]
+        self,
+        handle: WorkerHandle,
+        view: SlotView,
+        awaited: list[AwaitingTask],
+        settled: str | None = None,
     ) -> None:
-        """Put back what the worker held besides its slot's task: the coroutine tasks it
-        awaited keep their attempt (dead-lettered owing a record when it was the last)."""
-        others = {task.task_id: task for task in awaited if task.task_id != view.task_id}
+        """Put back what the worker held besides the task ``settled`` (by default its slot's):
+        the tasks it ran keep their attempt (dead-lettered owing a record when it was the
+        last)."""
+        settled = view.task_id if settled is None else settled
+        others = {task.task_id: task for task in awaited}
+        if view.running is not None:
+            others[view.task_id] = _shown(view)
+        others.pop(settled, None)
         reason = f"{_lost_reason(handle, describe_exit(handle.process.exitcode))}: out of attempts"
         self.transport.release(handle.consumer, started=set(others), reason=reason)
         last = sum(1 for task in others.values() if task.attempt >= task.max_attempts)
@@ -228,7 +239,7 @@ class ExitHandler:
         # Told before the release: an unsaved task may be started again at once.
         self.events.emit(TaskTimedOut(view.task_id, record, view.timeout, saved, handle.consumer))
         if saved:
-            self.transport.ack([_delivery(handle, view)])
+            self.transport.ack([_delivery(handle, _shown(view))])
             self._release_others(handle, view, awaited)
             self.hooks.owe(message, record)
         else:
@@ -243,22 +254,28 @@ class ExitHandler:
                 self._release_others(handle, view, awaited)
 
     def _terminated(
-        self, handle: WorkerHandle, view: SlotView, code: int | None, awaited: list[AwaitingTask]
+        self,
+        handle: WorkerHandle,
+        view: SlotView,
+        code: int | None,
+        awaited: list[AwaitingTask],
+        task: AwaitingTask,
     ) -> None:
-        """A task cancelled while running: its cancelled twin goes back, due at once, in the
-        step that takes the delivery back; the worker that gets it saves the Failure and calls
-        the hook. A payload that cannot be read makes it a lost task like any other."""
-        payload = read_payload(self.transport, view.task_id)
+        """A task cancelled while running (the one its slot shows, or a coroutine its loop did
+        not cancel in time): its cancelled twin goes back, due at once, in the step that takes
+        the delivery back; the worker that gets it saves the Failure and calls the hook. A
+        payload that cannot be read makes it a lost task like any other."""
+        payload = read_payload(self.transport, task.task_id)
         twin = None
         if payload is not None:
             try:
                 twin = twin_maker(self.spec.codec, "running")(payload)
             except (PayloadError, UnknownTask) as exc:
-                log.warning("task.payload_undecodable", task_id=view.task_id, error=str(exc))
-        if twin is None or not self.transport.retry_later(_delivery(handle, view), 0, twin):
+                log.warning("task.payload_undecodable", task_id=task.task_id, error=str(exc))
+        if twin is None or not self.transport.retry_later(_delivery(handle, task), 0, twin):
             self._lost_running(handle, view, code, awaited)
             return
-        self._release_others(handle, view, awaited)
+        self._release_others(handle, view, awaited, task.task_id)
 
     def _lost_running(
         self, handle: WorkerHandle, view: SlotView, code: int | None, awaited: list[AwaitingTask]
@@ -272,15 +289,18 @@ class ExitHandler:
         how = describe_exit(code)
         lost = {task.task_id: task for task in awaited}
         if view.running is not None:
-            lost[view.task_id] = AwaitingTask(view.task_id, view.attempt, view.max_attempts)
+            lost[view.task_id] = _shown(view)
         # Told first: once released, another worker may start the task at once.
         for task in lost.values():
             if task.attempt < task.max_attempts:
-                shown = task.task_id == view.running
-                name, func = (view.name, view.func) if shown else ("", "")
                 self.events.emit(
                     TaskRetried(
-                        task.task_id, name, func, task.attempt, task.max_attempts, f"worker {how}"
+                        task.task_id,
+                        task.name,
+                        task.func,
+                        task.attempt,
+                        task.max_attempts,
+                        f"worker {how}",
                     )
                 )
         reason = f"{_lost_reason(handle, how)}: out of attempts"
@@ -356,12 +376,25 @@ def _same_task(before: SlotView | None, after: SlotView) -> bool:
     )
 
 
-def _delivery(handle: WorkerHandle, view: SlotView) -> Delivery:
-    return Delivery(
-        task_id=view.task_id,
-        payload=b"",
-        attempt=view.attempt,
-        max_attempts=view.max_attempts,
+def _shown(view: SlotView) -> AwaitingTask:
+    """The task a slot shows running, as an awaited one is listed."""
+    return AwaitingTask(
+        view.task_id,
+        view.attempt,
+        view.max_attempts,
         token=view.token,
+        started=view.started,
+        name=view.name,
+        func=view.func,
+    )
+
+
+def _delivery(handle: WorkerHandle, task: AwaitingTask) -> Delivery:
+    return Delivery(
+        task_id=task.task_id,
+        payload=b"",
+        attempt=task.attempt,
+        max_attempts=task.max_attempts,
+        token=task.token,
         consumer=handle.consumer,
     )

@@ -195,11 +195,12 @@ class Processor:
             return self._cancelled(message, delivery)
         return self._execute(message, delivery)
 
-    def _cancelled(self, message: TaskMessage, delivery: Delivery) -> Done:
-        """A cancelled task's twin: its Failure, saved, acked and hooked; never run."""
+    def _cancelled(self, message: TaskMessage, delivery: Delivery, how: str | None = None) -> Done:
+        """A cancelled task's twin (never run), or (``how="awaited"``) a coroutine task
+        cancelled in the loop at its termination: its Failure, saved, acked and hooked."""
         attempt = (message.options.attempts or 0) + delivery.attempt
         record = failure(
-            message, cancelled_error(message), attempt=attempt, cluster=self.cluster_id
+            message, cancelled_error(message, how), attempt=attempt, cluster=self.cluster_id
         )
         self.tracker.end(False)
         self.processed += 1
@@ -267,8 +268,11 @@ class Processor:
         """Run the loop until some coroutine tasks ended (or ``wait`` seconds passed), then
         save and ack what ended with the rest of ``pending``; how many ended."""
         ended = self.awaits.wait(wait)
-        for entry, settled in ended:
-            pending.append(self._settled(entry, settled))
+        for entry, settled, terminated in ended:
+            if terminated:  # its termination was asked: it ends as a cancelled task does
+                pending.append(self._cancelled(entry.message, entry.delivery, "awaited"))
+            else:
+                pending.append(self._settled(entry, settled))
         if pending:
             self.flush(pending, hooks=False)
             pending.clear()

@@ -2,7 +2,8 @@
 task it runs, since when and on which attempt, and the sentinel publishes that with the rest of
 its status every ``status_interval`` seconds. So a RUNNING state costs no write per task: a
 task is seen running once its cluster's next status is out (a task shorter than that may
-never be seen running)."""
+never be seen running). A worker awaiting coroutine tasks side by side lists each of them
+(its slot's awaiting entries), and each is a running task here."""
 
 from __future__ import annotations
 
@@ -38,20 +39,25 @@ def running_tasks(
     found = []
     for status in statuses:
         for worker in status.get("workers") or ():
-            running = worker.get("task_id")
-            if not running or (task_id is not None and running != task_id):
-                continue
-            found.append(
-                RunningTask(
-                    task_id=running,
-                    name=worker.get("task_name"),
-                    func=worker.get("func"),
-                    cluster_id=str(status.get("cluster_id")),
-                    consumer=str(worker.get("consumer")),
-                    started_at=worker.get("started_at"),
-                    attempt=worker.get("attempt"),
-                    seen_at=status.get("updated_at"),
+            shown = worker.get("task_id")
+            # A worker awaiting coroutines lists each; the one its slot shows may be among them.
+            tasks = [worker] if shown else []
+            tasks += [t for t in worker.get("awaiting") or () if t.get("task_id") != shown]
+            for task in tasks:
+                running = task.get("task_id")
+                if not running or (task_id is not None and running != task_id):
+                    continue
+                found.append(
+                    RunningTask(
+                        task_id=running,
+                        name=task.get("task_name"),
+                        func=task.get("func"),
+                        cluster_id=str(status.get("cluster_id")),
+                        consumer=str(worker.get("consumer")),
+                        started_at=task.get("started_at"),
+                        attempt=task.get("attempt"),
+                        seen_at=status.get("updated_at"),
+                    )
                 )
-            )
     found.sort(key=lambda task: task.started_at or 0.0, reverse=True)
     return found

@@ -9,8 +9,11 @@ held had started.
 
 A worker awaiting coroutine tasks side by side (``async_concurrency`` > 1) also lists them in
 its slot's *awaiting* entries, one per task it can await at once, each marked in use by one
-word written after the rest: the sentinel reads them once the worker is gone, and counts the
-attempt of each (a task that kills its worker is poison however it runs).
+word written after the rest and framed by its own sequence counter: the sentinel publishes
+them as running, and once the worker is gone counts the attempt of each (a task that kills
+its worker is poison however it runs). One word of each entry is the sentinel's to write:
+``cancel``, the fencing token of the task there whose termination was asked, which the
+worker's loop reads within its tick and cancels that coroutine.
 """
 
 from __future__ import annotations
@@ -59,23 +62,37 @@ class SlotRecord(ctypes.Structure):
 
 class AwaitingEntry(ctypes.Structure):
     """One coroutine task a worker awaits (``used`` is written last when it starts, first
-    when it ends)."""
+    when it ends; ``seq`` is odd while it is written). ``cancel`` is the sentinel's."""
 
     _fields_ = (
+        ("seq", ctypes.c_uint32),
         ("used", ctypes.c_int32),
         ("attempt", ctypes.c_int32),
         ("max_attempts", ctypes.c_int32),
+        ("token", ctypes.c_int64),
+        ("cancel", ctypes.c_int64),
+        ("started", ctypes.c_double),
         ("task_id", ctypes.c_char * _AWAITING_ID_SIZE),
+        ("name", ctypes.c_char * _NAME_SIZE),
+        ("func", ctypes.c_char * _FUNC_SIZE),
     )
 
 
 @dataclass(frozen=True, slots=True)
 class AwaitingTask:
-    """A coroutine task the worker was awaiting, as its slot listed it."""
+    """A coroutine task the worker was awaiting, as its slot listed it (or the task a slot
+    shows running, in the same shape)."""
 
     task_id: str
     attempt: int
     max_attempts: int
+    token: int = 0
+    started: float = 0.0
+    """Wall-clock time it started."""
+    name: str = ""
+    func: str = ""
+    index: int = -1
+    """Its entry in the slot (-1: not an awaiting entry)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -255,17 +272,42 @@ class Slot:
         r.deadline = 0.0
         r.seq += 1
 
-    def awaiting_start(self, index: int, task_id: str, attempt: int, max_attempts: int) -> None:
-        """Entry ``index`` lists a coroutine task now awaited."""
+    def awaiting_start(
+        self,
+        index: int,
+        task_id: str,
+        attempt: int,
+        max_attempts: int,
+        *,
+        token: int = 0,
+        started: float = 0.0,
+        name: str = "",
+        func: str = "",
+    ) -> None:
+        """Entry ``index`` lists a coroutine task now awaited (``started``: wall clock)."""
         entries = self._awaiting
         if entries is None or not 0 <= index < len(entries):
             return
         entry = entries[index]
+        entry.seq += 1
         entry.used = 0
         entry.task_id = task_id.encode()[: _AWAITING_ID_SIZE - 1]
         entry.attempt = attempt
         entry.max_attempts = max_attempts
+        entry.token = token
+        entry.started = started
+        entry.name = name.encode("utf-8", "replace")[: _NAME_SIZE - 1]
+        entry.func = func.encode("utf-8", "replace")[: _FUNC_SIZE - 1]
         entry.used = 1
+        entry.seq += 1
+
+    def cancel_asked(self, index: int) -> int:
+        """The token the sentinel wrote in entry ``index`` (0: none): the task there is to be
+        cancelled when its token is this one."""
+        entries = self._awaiting
+        if entries is not None and 0 <= index < len(entries):
+            return int(entries[index].cancel)
+        return 0
 
     def awaiting_end(self, index: int) -> None:
         """The task of entry ``index`` ended (its record waits to be saved)."""
@@ -275,13 +317,29 @@ class Slot:
 
     # -- reader side (the sentinel) -------------------------------------------------------
 
-    def awaiting(self) -> list[AwaitingTask]:
-        """The coroutine tasks listed as awaited (read once the worker is gone)."""
-        return [
-            AwaitingTask(e.task_id.decode("ascii", "replace"), e.attempt, e.max_attempts)
-            for e in self._awaiting or ()
-            if e.used == 1 and e.task_id
-        ]
+    def awaiting(self, *, live: bool = False) -> list[AwaitingTask]:
+        """The coroutine tasks listed as awaited. Once the worker is gone, every entry in use;
+        ``live`` (the worker runs on): only entries read whole, one being written skipped
+        (it is seen at the next read)."""
+        found = []
+        for index, entry in enumerate(self._awaiting or ()):
+            if live:
+                before = entry.seq
+                copy = AwaitingEntry.from_buffer_copy(entry)
+                if before % 2 or copy.seq != before or entry.seq != before:
+                    continue
+            else:
+                copy = entry
+            if copy.used == 1 and copy.task_id:
+                found.append(_awaiting_task(copy, index))
+        return found
+
+    def ask_cancel(self, index: int, token: int) -> None:
+        """Ask the worker to cancel the coroutine of entry ``index`` if its token is
+        ``token`` (the sentinel's one write into a slot)."""
+        entries = self._awaiting
+        if entries is not None and 0 <= index < len(entries):
+            entries[index].cancel = token
 
     def glance(self) -> tuple[int, bytes, int]:
         """The state, the running task's id and the count of tasks finished, as they are now,
@@ -302,6 +360,19 @@ class Slot:
                     return _view(copy, torn=False)
             time.sleep(0)
         return _view(copy, torn=True)
+
+
+def _awaiting_task(entry: AwaitingEntry, index: int) -> AwaitingTask:
+    return AwaitingTask(
+        entry.task_id.decode("ascii", "replace"),
+        entry.attempt,
+        entry.max_attempts,
+        token=entry.token,
+        started=entry.started,
+        name=entry.name.decode("utf-8", "replace"),
+        func=entry.func.decode("utf-8", "replace"),
+        index=index,
+    )
 
 
 def _view(r: SlotRecord, *, torn: bool) -> SlotView:

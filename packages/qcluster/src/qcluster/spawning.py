@@ -19,7 +19,7 @@ from typing import Any
 
 from qcluster.forking import ForkGuard
 from qcluster.metrics import MetricsCell
-from qcluster.slot import Slot, SlotView
+from qcluster.slot import AwaitingTask, Slot, SlotView
 from qcluster.states import ExitCode, KillReason, WorkerState
 from qcluster.worker import WorkerSpec, worker_main
 from qcore import Backoff
@@ -46,6 +46,10 @@ class WorkerHandle:
     """What its slot said when it was killed (which task timed out)."""
     terminate: int | None = None
     """The fencing token of a task it runs whose termination was asked (``cancel``)."""
+    cancelling: dict[str, float] = field(default_factory=dict)
+    """Coroutine tasks it awaits whose entry the sentinel marked (``cancel``), by id: when."""
+    terminate_awaited: AwaitingTask | None = None
+    """A marked coroutine task its loop did not cancel in time: its worker is killed."""
 
 
 class WorkerPool:

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from qcluster.config import ClusterConfig
+from qcluster.slot import AwaitingTask
 from qcluster.states import ClusterState
 from qcore import Transport
 
@@ -73,6 +74,8 @@ def cluster_status(
                 # Wall clock: read in other processes and hosts (a running task's start).
                 "started_at": view.started if view.running else None,
                 "attempt": view.attempt if view.running else None,
+                # The coroutine tasks it awaits side by side (async_concurrency > 1).
+                "awaiting": [_awaited(task) for task in handle.slot.awaiting(live=True)],
                 "processed": view.processed,
                 "failed": view.failed,
                 "uptime": round(now - handle.born, 1),
@@ -100,6 +103,16 @@ def cluster_status(
         "metrics_port": metrics_port,
         "key_ids": key_ids or [],
         **(sizes if sizes is not None else queue_sizes(transport)),
+    }
+
+
+def _awaited(task: AwaitingTask) -> dict[str, Any]:
+    return {
+        "task_id": task.task_id,
+        "task_name": task.name or None,
+        "func": task.func or None,
+        "started_at": task.started or None,
+        "attempt": task.attempt,
     }
 
 

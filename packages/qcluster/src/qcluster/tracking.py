@@ -49,9 +49,22 @@ class Tracker(Protocol):
         due: float = 0.0,
     ) -> None: ...
 
-    def awaiting_start(self, index: int, task_id: str, attempt: int, max_attempts: int) -> None: ...
+    def awaiting_start(
+        self,
+        index: int,
+        task_id: str,
+        attempt: int,
+        max_attempts: int,
+        *,
+        token: int = 0,
+        started: float = 0.0,
+        name: str = "",
+        func: str = "",
+    ) -> None: ...
 
     def awaiting_end(self, index: int) -> None: ...
+
+    def cancel_asked(self, index: int) -> int: ...
 
 
 class NoTracker:
@@ -69,11 +82,14 @@ class NoTracker:
     def show(self, *args: Any, **kwargs: Any) -> None:
         pass
 
-    def awaiting_start(self, index: int, task_id: str, attempt: int, max_attempts: int) -> None:
+    def awaiting_start(self, *args: Any, **kwargs: Any) -> None:
         pass
 
     def awaiting_end(self, index: int) -> None:
         pass
+
+    def cancel_asked(self, index: int) -> int:
+        return 0
 
 
 Done = TaskOutcome

@@ -4,7 +4,9 @@ The twin is the same signed message with the option ``cancelled`` set. The trans
 payloads in one atomic step and makes the twin due at once; the worker that gets it saves a
 Failure "Cancelled" and calls the hook (under ``hook_timeout``, after the ack, like any other
 task's), and never runs the function. A running task's termination is asked of the transport;
-the sentinel of the worker that runs it kills that worker and sends the twin on the same way.
+the sentinel of the worker that runs it kills that worker and sends the twin on the same way
+(a coroutine task awaited beside others is cancelled in its worker's event loop instead, and
+saved with the same kind of Failure there).
 """
 
 from __future__ import annotations
@@ -16,15 +18,29 @@ from qcore.errors import UnknownTask
 from qcore.message import TaskMessage
 from qcore.protocols import ResultStore, Transport
 
-__all__ = ["CANCELLED_QUEUED", "CANCELLED_RUNNING", "cancel", "cancelled_error", "twin_maker"]
+__all__ = [
+    "CANCELLED_AWAITED",
+    "CANCELLED_QUEUED",
+    "CANCELLED_RUNNING",
+    "cancel",
+    "cancelled_error",
+    "twin_maker",
+]
 
 CANCELLED_QUEUED = "Cancelled: the task was cancelled before it ran"
 CANCELLED_RUNNING = "Cancelled: the task was terminated while running (its worker was killed)"
+CANCELLED_AWAITED = (
+    "Cancelled: the task was terminated while running (cancelled in its worker's event loop)"
+)
 
 
-def cancelled_error(message: TaskMessage) -> str:
-    """The result text of a cancelled task's Failure."""
-    return CANCELLED_RUNNING if message.options.cancelled == "running" else CANCELLED_QUEUED
+def cancelled_error(message: TaskMessage, how: str | None = None) -> str:
+    """The result text of a cancelled task's Failure (``how``: as the twin's ``cancelled``
+    option says, or ``"awaited"`` for a coroutine task its worker's loop cancelled)."""
+    how = how or message.options.cancelled
+    if how == "awaited":
+        return CANCELLED_AWAITED
+    return CANCELLED_RUNNING if how == "running" else CANCELLED_QUEUED
 
 
 def twin_maker(codec: Codec, how: str = "queued") -> Callable[[bytes], bytes]:
