@@ -355,11 +355,12 @@ def test_a_running_task_is_seen_running_without_a_row(
 
 
 def test_each_coroutine_a_worker_awaits_is_seen_running(
-    db_alias: str, settings: Any, q_cluster: dict[str, Any]
+    db_alias: str, settings: Any, q_cluster: dict[str, Any], superuser_client: Any
 ) -> None:
     from io import StringIO
 
     from django.core.management import call_command
+    from django.urls import reverse
 
     from qdjango.cluster import build_cluster, close_connections
 
@@ -389,6 +390,8 @@ def test_each_coroutine_a_worker_awaits_is_seen_running(
         out = StringIO()
         call_command("qinfo", stdout=out)
         assert all(result.id in out.getvalue() for result in results)
+        page = superuser_client.get(reverse("admin:qdjango_queuestatus_changelist"))
+        assert all(result.id.encode() in page.content for result in results)
         spans = [_finished(result).return_value for result in results]
     finally:
         assert own.stop(timeout=30) == 0
