@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -57,7 +57,13 @@ class Bench:
         # The transport's own client: a RedisCluster on a redis+cluster:// URL.
         self.client = self.transport.client
 
-    def cluster(self, *, events: EventBus | None = None, **settings: Any) -> Cluster:
+    def cluster(
+        self,
+        *,
+        events: EventBus | None = None,
+        transport_options: Mapping[str, Any] | None = None,
+        **settings: Any,
+    ) -> Cluster:
         defaults: dict[str, Any] = {
             "name": "t",
             "queue": self.queue,
@@ -70,7 +76,7 @@ class Bench:
         defaults.update(settings)
         cluster = Cluster(
             ClusterConfig(**defaults),
-            transport=RedisTransport(self.queue, url=self.url),
+            transport=RedisTransport(self.queue, url=self.url, **(transport_options or {})),
             store=CountingStore(self.url, namespace=self.queue),
             status_board=RedisStatusBoard(self.url, namespace=self.queue),
             events=events,

@@ -61,3 +61,48 @@ def test_a_due_delayed_task_is_not_starved_by_a_backlog(bench: Bench) -> None:
     assert record.stopped >= eta
     assert left > BACKLOG // 2, f"it ran only when {left} tasks were left"
     assert record.stopped - eta < 5.0, record.stopped - eta
+
+
+# Guarantee (issue 15, item 1): a chain's links and a unique task are queued at the priority
+# their options say (before, at 0 whatever they said), so they pass a backlog of lower ones.
+def test_a_chains_links_and_a_unique_task_pass_a_backlog_at_their_priority(bench: Bench) -> None:
+    key = f"seq:{uuid.uuid4().hex[:10]}"
+    bench.producer.enqueue_many(tasks.sequenced, [(bench.url, key)] * 500)  # priority 0
+    urgent = {"priority": 10}
+    unique = bench.producer.enqueue(
+        tasks.sequenced, bench.url, key, q_options={**urgent, "unique": f"u-{key}"}
+    )
+    link = (tasks.sequenced, (bench.url, key))
+    chain = bench.producer.chain([link, link, link], q_options=urgent)
+    with bench.cluster(workers=WORKERS, start_method="fork", prefetch=1):
+        records = bench.wait_all([unique, *chain], timeout=60)
+        assert bench.transport.queue_size() > 0, "the backlog drained first: make it larger"
+    started = {task_id: int(r.result) for task_id, r in records.items()}
+    # All queued before the cluster started: the unique task and the first link run first.
+    assert sorted([started[unique], started[chain[0]]]) == [1, 2], started
+    # Each next link is queued by its predecessor's ack: only what the other worker holds (one
+    # task) and the one it runs may start between the two.
+    assert started[chain[1]] - started[chain[0]] <= 1 + WORKERS, started
+    assert started[chain[2]] - started[chain[1]] <= 1 + WORKERS, started
+
+
+# Guarantee (issue 15, item 1): a unique task and a chain's first link wake an idle cluster as
+# any enqueue does (the marker), not at its workers' next look, up to block_slice later.
+def test_an_idle_cluster_takes_a_unique_task_and_a_chain_at_once(bench: Bench) -> None:
+    key = f"seq:{uuid.uuid4().hex[:10]}"
+    with bench.cluster(workers=1, start_method="fork", transport_options={"block_slice": 5.0}):
+        bench.wait_all([bench.producer.enqueue(tasks.noop, 0)])  # the worker is up
+        latencies = []
+        for n in range(3):
+            time.sleep(0.1)  # the worker is idle, blocked in its wait (up to 1 s)
+            sent = time.time()
+            task_id = bench.producer.enqueue(
+                tasks.sequenced, bench.url, key, q_options={"unique": f"u-{key}-{n}"}
+            )
+            # stopped: the run ended (a task of a few microseconds; started is its enqueue)
+            latencies.append(bench.wait_all([task_id], timeout=30)[task_id].stopped - sent)
+            time.sleep(0.1)
+            sent = time.time()
+            [first] = bench.producer.chain([(tasks.sequenced, (bench.url, key))])
+            latencies.append(bench.wait_all([first], timeout=30)[first].stopped - sent)
+    assert max(latencies) < 0.5, latencies

@@ -404,14 +404,3 @@ def test_a_fetch_resent_after_a_lost_reply_answers_the_same_tasks(
     assert transport.inflight_size() == 4
     transport.release("c1")
     assert transport.client.hget(k.fetches, "c1") is None
-
-
-def test_a_queued_task_of_any_priority_can_be_cancelled(transport: RedisTransport) -> None:
-    transport.enqueue("zero", b"z")
-    transport.enqueue("high", b"h", priority=5)
-    transport.enqueue_many([("bulk-low", b"l")], priority=-5)
-    assert transport.cancel("high", lambda p: b"twin-" + p) == "queued"
-    assert transport.cancel("bulk-low", lambda p: b"twin-" + p) == "queued"
-    got = [(d.task_id, d.payload) for d in transport.fetch("c1", count=5)]
-    # each twin keeps its task's priority
-    assert got == [("high", b"twin-h"), ("zero", b"z"), ("bulk-low", b"twin-l")]

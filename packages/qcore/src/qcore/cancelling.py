@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from qcore.codec import Codec
-from qcore.errors import UnknownTask
+from qcore.errors import TaskRunning, UnknownTask
 from qcore.message import TaskMessage
 from qcore.protocols import ResultStore, Transport
 
@@ -69,10 +69,11 @@ def cancel(
     """Cancel ``task_id`` (see :meth:`qcore.Transport.cancel`): ``"queued"``, ``"delayed"`` or
     ``"terminating"``. A task that is nowhere in the transport raises
     :class:`~qcore.UnknownTask`, saying, when ``store`` has its record, that it finished (or
-    was cancelled) already."""
+    was cancelled) already; so does a task held by a worker whose record is saved already (it
+    ended, and its ack is on its way)."""
     try:
         return transport.cancel(task_id, twin_maker(codec), terminate=terminate)
-    except UnknownTask:
+    except (UnknownTask, TaskRunning):
         record = None if store is None else store.get(task_id)
         if record is None:
             raise

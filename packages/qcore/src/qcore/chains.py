@@ -112,7 +112,10 @@ def start_chain(
     Raises :class:`ConfigError` when a chain of that id (group) is running already.
     """
     items = [(m.id, codec.encode_message(m), m.options.max_attempts) for m in messages]
-    if not transport.start_chain(chain_id, items, stop_on_failure=stop_on_failure):
+    priorities = [m.options.priority or 0 for m in messages]
+    # Only when a link has one: a transport written before priorities still takes the rest.
+    extra = {"priorities": priorities} if any(priorities) else {}
+    if not transport.start_chain(chain_id, items, stop_on_failure=stop_on_failure, **extra):
         raise ConfigError(f"a chain of group {chain_id!r} exists already; give another group")
     if events is not None and events.wants(TaskEnqueued):
         first = messages[0]

@@ -181,6 +181,8 @@ def send_message(
     eta = opts.eta
     delay = 0.0 if eta is None else max(0.0, eta - time.time())
     if opts.unique is not None:
+        # priority only when set, as for enqueue below
+        extra = {"priority": opts.priority} if opts.priority else {}
         holder = transport.enqueue_unique(
             message.id,
             codec.encode_message(message),
@@ -188,10 +190,11 @@ def send_message(
             ttl=lock_ttl(opts.unique_for, delay),
             delay=delay,
             max_attempts=opts.max_attempts,
+            **extra,
         )
         if holder != message.id:
             return holder
-    if opts.priority:  # only then: a transport written before priorities still takes the rest
+    elif opts.priority:  # only then: a transport written before priorities still takes the rest
         transport.enqueue(
             message.id,
             codec.encode_message(message),

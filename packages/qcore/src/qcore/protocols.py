@@ -217,9 +217,11 @@ class Transport(Protocol):
         items: Sequence[tuple[str, bytes, int | None]],
         *,
         stop_on_failure: bool = True,
+        priorities: Sequence[int] | None = None,
     ) -> bool:
         """Store a chain's links ``(task_id, payload, max_attempts)`` and queue the first, in
-        one atomic step; False (nothing changes) when a chain of that id exists."""
+        one atomic step, each link at its priority (``priorities``, one per link, given only
+        when one is not 0); False (nothing changes) when a chain of that id exists."""
         ...
 
     def ack_links(
@@ -244,8 +246,10 @@ class Transport(Protocol):
         ttl: float,
         delay: float = 0.0,
         max_attempts: int | None = None,
+        priority: int = 0,
     ) -> str:
-        """:meth:`enqueue` unless a live task (queued, delayed or in flight) holds ``lock``;
+        """:meth:`enqueue` (at ``priority``, given only when not 0) unless a live task
+        (queued, delayed or in flight) holds ``lock``;
         returns the id of the task that holds it (``task_id`` when this one was queued). The
         lock lasts ``ttl`` seconds at the most."""
         ...

@@ -18,6 +18,7 @@ from qcore import (
     Q_OPTION_NAMES,
     ConfigError,
     TaskMessage,
+    TaskRunning,
     UnknownTask,
     apply_q_options,
     build_message,
@@ -151,12 +152,13 @@ def cancel(task_id: str, terminate: bool = False) -> str:
     worker is killed (and replaced, as after a timeout): ``"terminating"``. Raises
     :class:`~qcore.TaskRunning` for a running task without ``terminate``, and
     :class:`~qcore.UnknownTask` for an id that is not queued, delayed or running (one that
-    finished already says so)."""
+    finished already says so, as does a held one whose record is saved: its ack is on its
+    way)."""
     from qdjango.models import Task
 
     try:
         return qcore_cancel(connection.transport(), task_codec(), task_id, terminate=terminate)
-    except UnknownTask:
+    except (UnknownTask, TaskRunning):
         task = Task.objects.filter(id=task_id).only("success", "result").first()
         if task is None:
             raise

@@ -100,9 +100,6 @@ class TransportBase:
 
     def _setup(self) -> None:
         k = self._keys
-        # enqueue.lua's first four KEYS, as the scripts that run its body for a task of level 0
-        # pass them (chain_start, chain_ack, enqueue_unique: no marker, see enqueue.lua)
-        self._enqueue_keys = (k.queue, k.msg, k.delayed, k.maxatt)
         self._enqueue_keys0 = self._enqueue_keys_at(0)
         self._ack_keys = (k.tokens, k.msg, k.attempts, k.maxatt, k.acks, k.done)
         self._scan_keys = (k.delayed, k.due, k.consumers, k.prio, k.levels, k.marker)

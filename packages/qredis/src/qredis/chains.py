@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from qcore import ChainState, Delivery
+from qcore import ChainState, Delivery, check_priority
 from qredis.base import TransportBase, ms, positive_int
 
 __all__ = ["Chains"]
@@ -32,13 +32,15 @@ class Chains(TransportBase):
         items: Sequence[tuple[str, bytes, int | None]],
         *,
         stop_on_failure: bool = True,
+        priorities: Sequence[int] | None = None,
     ) -> bool:
         """Store the links ``(task_id, payload, max_attempts)`` of chain ``chain_id`` and queue
-        the first, in one step. False (nothing changes) when the chain exists already."""
+        the first, in one step; each link is queued at its priority (``priorities``, one per
+        link; 0 for all when None). False (nothing changes) when the chain exists already."""
         if not items:
             raise ValueError("a chain needs at least one link")
+        levels = _levels(priorities, len(items))
         _, scripts = self._ready()
-        k = self._keys
         (first_id, first_payload, first_limit), rest = items[0], items[1:]
         args: list[Any] = [
             "1" if stop_on_failure else "0",
@@ -46,11 +48,14 @@ class Chains(TransportBase):
             first_id,
             first_payload,
             _limit(first_limit),
+            levels[0],
         ]
-        for task_id, payload, limit in rest:
+        for (task_id, payload, limit), level in zip(rest, levels[1:]):
             args.append(task_id.encode() + _NUL + _limit(limit).encode() + _NUL + bytes(payload))
+            args.append(level)
+        keys = (*self._enqueue_keys_at(levels[0]), self._keys.chain(chain_id))
         with self._errors():
-            res = scripts.chain_start((*self._enqueue_keys, k.chain(chain_id)), args)
+            res = scripts.chain_start(keys, args)
         return bool(res)
 
     def ack_links(
@@ -69,7 +74,7 @@ class Chains(TransportBase):
         _, scripts = self._ready()
         ack_keys, ack_args = self._ack_call(batch, request)
         k = self._keys
-        keys = [*ack_keys, *self._enqueue_keys]
+        keys = [*ack_keys, *self._enqueue_keys0]
         flags = []
         for link in links:
             if link is None:
@@ -100,16 +105,20 @@ class Chains(TransportBase):
         ttl: float,
         delay: float = 0.0,
         max_attempts: int | None = None,
+        priority: int = 0,
     ) -> str:
-        """:meth:`enqueue` under the lock ``lock``, unless a live task (queued, delayed or in
-        flight) holds it; returns the id of the task holding it (``task_id`` when queued now).
-        The lock expires after ``ttl`` seconds at the latest (``enqueue_unique.lua``)."""
+        """:meth:`enqueue` (at ``priority``) under the lock ``lock``, unless a live task
+        (queued, delayed or in flight) holds it; returns the id of the task holding it
+        (``task_id`` when queued now). The lock expires after ``ttl`` seconds at the latest
+        (``enqueue_unique.lua``)."""
+        level = check_priority(priority)
         _, scripts = self._ready()
         k = self._keys
         limit = "" if max_attempts is None else positive_int("max_attempts", max_attempts)
-        args = (task_id, payload, ms(delay) if delay else 0, limit, max(1, ms(ttl)))
+        args = (task_id, payload, ms(delay) if delay else 0, limit, max(1, ms(ttl)), level)
+        keys = (*self._enqueue_keys_at(level), k.unique(lock), k.dead)
         with self._errors():
-            res = scripts.enqueue_unique((*self._enqueue_keys, k.unique(lock), k.dead), args)
+            res = scripts.enqueue_unique(keys, args)
         return bytes(res).decode()
 
     def chain_state(self, chain_id: str) -> ChainState | None:
@@ -129,6 +138,16 @@ class Chains(TransportBase):
 
 def _limit(limit: int | None) -> str:
     return "" if limit is None else str(positive_int("max_attempts", limit))
+
+
+def _levels(priorities: Sequence[int] | None, n: int) -> list[int]:
+    """One checked priority per link."""
+    if priorities is None:
+        return [0] * n
+    levels = [check_priority(p) for p in priorities]
+    if len(levels) != n:
+        raise ValueError(f"{len(levels)} priorities given for a chain of {n} links")
+    return levels
 
 
 def _int_or_none(raw: bytes | None) -> int | None:

@@ -263,8 +263,8 @@ class RedisQueues(FanOut):
 
     # Chains, iterations and unique tasks keep their state beside the first queue.
 
-    def start_chain(self, chain_id: str, items: Any, *, stop_on_failure: bool = True) -> bool:
-        return self._transports[0].start_chain(chain_id, items, stop_on_failure=stop_on_failure)
+    def start_chain(self, chain_id: str, items: Any, **options: Any) -> bool:
+        return self._transports[0].start_chain(chain_id, items, **options)
 
     def iter_put(self, iter_id: str, index: int, payload: bytes, size: int) -> list[bytes]:
         return self._transports[0].iter_put(iter_id, index, payload, size)

@@ -50,40 +50,48 @@ SCRIPT_NAMES = (
 
 # Scripts that move tasks onto the priority levels' lists share lua/lib/levels.lua, put in
 # front of their own text (after the shebang line, which must stay first).
-_WITH_LEVELS = frozenset({"dead_admin", "fetch", "requeue", "retry_later", "scan"})
+_WITH_LEVELS = frozenset({"chain_ack", "dead_admin", "fetch", "requeue", "retry_later", "scan"})
+
+# Scripts that run other scripts' own bodies as local functions in the same atomic step, so a
+# task they queue is queued exactly as enqueue.lua queues any task (its priority level, the
+# marker an idle consumer wakes on), and a link acked as ack.lua acks any task.
+_RUNS_BODIES = {
+    "chain_ack": ("enqueue", "ack"),
+    "chain_start": ("enqueue",),
+    "enqueue_absent": ("enqueue",),
+    "enqueue_unique": ("enqueue",),
+    "fire": ("enqueue",),
+}
 
 
 def _read(*path: str) -> str:
     return resources.files("qredis").joinpath("lua", *path).read_text("utf-8")
 
 
+def _split(name: str) -> tuple[str, str]:
+    """``lua/<name>.lua``'s shebang line (``#!lua`` when the file has none) and the rest."""
+    text = _read(f"{name}.lua")
+    if text.startswith("#!"):
+        shebang, _, body = text.partition("\n")
+        return shebang, body
+    return "#!lua", text
+
+
 @cache
 def source(name: str) -> str:
-    """The text of ``lua/<name>.lua`` (with the library it uses in front of it)."""
+    """The text of ``lua/<name>.lua``, with the library and the bodies it runs in front of it
+    (after its shebang line, which must stay first)."""
     if name not in SCRIPT_NAMES:
         raise KeyError(f"no Lua script named {name!r}")
-    text = _read(f"{name}.lua")
+    shebang, text = _split(name)
+    parts = [shebang]
     if name in _WITH_LEVELS:
-        shebang, _, body = text.partition("\n")
-        text = f"{shebang}\n{_read('lib', 'levels.lua')}\n{body}"
-    if name in ("chain_ack", "chain_start", "enqueue_unique"):
-        # Chains reuse ack.lua's and enqueue.lua's own bodies, as local functions run in the
-        # same atomic step: a link is acked, and the next one queued, as any task is.
-        functions = [("enqueue", source("enqueue").removeprefix("#!lua\n"))]
-        if name == "chain_ack":
-            functions.append(("ack", source("ack").removeprefix("#!lua flags=allow-oom\n")))
-        prelude = "".join(
-            f"local function {fn}(KEYS, ARGV)\n{body}\nend\n" for fn, body in functions
-        )
-        flags = "#!lua flags=allow-oom\n" if name == "chain_ack" else "#!lua\n"
-        return f"{flags}{prelude}{text}"
-    if name in ("fire", "enqueue_absent"):
-        # A schedule's firing (and each task of an idempotent bulk) is queued by enqueue.lua's
-        # own body, run as a local function in the same atomic step, so it can never be
-        # queued differently from any other task.
-        body = source("enqueue").removeprefix("#!lua\n")
-        text = f"#!lua\nlocal function enqueue(KEYS, ARGV)\n{body}\nend\n{text}"
-    return text
+        parts.append(_read("lib", "levels.lua"))
+    for fn in _RUNS_BODIES.get(name, ()):
+        body = source(fn).partition("\n")[2]
+        parts.append(f"local function {fn}(KEYS, ARGV)\n{body}\nend")
+    parts.append(text)
+    return "\n".join(parts)
 
 
 class Scripts:

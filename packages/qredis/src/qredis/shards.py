@@ -216,13 +216,13 @@ class ShardedQueue(ShardListings, RedisQueues):
         self._mark_away([(task_id, where)])
         return where.enqueue_unique(task_id, payload, **options)
 
-    def start_chain(self, chain_id: str, items: Any, *, stop_on_failure: bool = True) -> bool:
+    def start_chain(self, chain_id: str, items: Any, **options: Any) -> bool:
         """On the chain id's shard (its links follow there, acked and queued in one step);
         the links' ids are marked known on their own shards first (see :meth:`_mark_away`)."""
         self._check()
         where = self.shard(chain_id)
         self._mark_away([(item[0], where) for item in items])
-        return where.start_chain(chain_id, items, stop_on_failure=stop_on_failure)
+        return where.start_chain(chain_id, items, **options)
 
     def _mark_away(
         self, placed: Iterable[tuple[str, RedisTransport]], *, strict: bool = True

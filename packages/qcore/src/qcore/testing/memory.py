@@ -20,6 +20,7 @@ from collections.abc import Callable, Collection, Iterable, Sequence
 
 from qcore.chains import ChainState
 from qcore.errors import TaskRunning, UnknownTask
+from qcore.message import PRIORITY_MAX, check_priority
 from qcore.protocols import DeadLetter, Delivery, InFlight
 from qcore.reasons import DEAD_REASONS_LIMIT, count_reasons
 from qcore.testing.delivery import MemoryDelivery
@@ -162,6 +163,7 @@ class MemoryTransport(MemoryDelivery):
             if holder is not None:
                 holder.remove(task_id)
             s.delayed[task_id] = 0.0
+            s.levels[task_id] = PRIORITY_MAX  # the twin runs no code: it goes first
             s.cond.notify_all()
             return state
 
@@ -173,16 +175,25 @@ class MemoryTransport(MemoryDelivery):
         items: Sequence[tuple[str, bytes, int | None]],
         *,
         stop_on_failure: bool = True,
+        priorities: Sequence[int] | None = None,
     ) -> bool:
-        """Store a chain's links and queue the first; False when the chain exists."""
+        """Store a chain's links and queue the first (each at its priority); False when the
+        chain exists."""
+        levels = [0] * len(items) if priorities is None else [check_priority(p) for p in priorities]
+        if len(levels) != len(items):
+            raise ValueError(f"{len(levels)} priorities given for a chain of {len(items)} links")
         s = self._s
         with s.cond:
             if chain_id in s.chains:
                 return False
-            links = {i: item for i, item in enumerate(items, start=1) if i > 1}
+            links = {
+                i: (*item, level)
+                for i, (item, level) in enumerate(zip(items, levels), start=1)
+                if i > 1
+            }
             s.chains[chain_id] = Chain(len(items), stop_on_failure, links)
         first_id, payload, limit = items[0]
-        self.enqueue(first_id, payload, max_attempts=limit)
+        self.enqueue(first_id, payload, max_attempts=limit, priority=levels[0])
         return True
 
     def ack_links(
@@ -210,8 +221,8 @@ class MemoryTransport(MemoryDelivery):
                     nexts.append(chain.links.pop(index + 1))
                 elif chain.done >= chain.length:
                     chain.state = "done"
-        for task_id, payload, limit in nexts:
-            self.enqueue(task_id, payload, max_attempts=limit)
+        for task_id, payload, limit, level in nexts:
+            self.enqueue(task_id, payload, max_attempts=limit, priority=level)
         return acked
 
     def iter_put(self, iter_id: str, index: int, payload: bytes, size: int) -> list[bytes]:
@@ -230,8 +241,10 @@ class MemoryTransport(MemoryDelivery):
         ttl: float,
         delay: float = 0.0,
         max_attempts: int | None = None,
+        priority: int = 0,
     ) -> str:
-        """Queue unless a live task holds ``lock``; the holder's id."""
+        """Queue (at ``priority``) unless a live task holds ``lock``; the holder's id."""
+        check_priority(priority)
         s = self._s
         with s.cond:
             holder, expiry = s.locks.get(lock, ("", 0.0))
@@ -239,7 +252,7 @@ class MemoryTransport(MemoryDelivery):
             if holder and holder != task_id and live and expiry > time.monotonic():
                 return holder
             s.locks[lock] = (task_id, time.monotonic() + ttl)
-        self.enqueue(task_id, payload, delay=delay, max_attempts=max_attempts)
+        self.enqueue(task_id, payload, delay=delay, max_attempts=max_attempts, priority=priority)
         return task_id
 
     def chain_state(self, chain_id: str) -> ChainState | None:

@@ -21,11 +21,12 @@ class Dead:
 
 @dataclass
 class Chain:
-    """A chain's links not queued yet (index -> (id, payload, limit)) and where it is."""
+    """A chain's links not queued yet (index -> (id, payload, limit, priority)) and where
+    it is."""
 
     length: int
     stop: bool
-    links: dict[int, tuple[str, bytes, int | None]]
+    links: dict[int, tuple[str, bytes, int | None, int]]
     done: int = 0
     state: str = "running"
     stopped_at: int | None = None

@@ -16,8 +16,11 @@
 -- Returns {state, payload-or-nothing}. state: "claimed" (held by a consumer; with ARGV[5]
 -- its termination is now asked for: "terminating"), "dead", "unknown", "delayed" / "queued"
 -- (look: with the payload; swap: done), "changed" (swap: the payload is not the one looked
--- at; look again). A swapped task is due at once (delayed set, score 0): the next fetch hands
--- it out, and the worker saves its Failure "cancelled" without running it.
+-- at; look again). A swapped task is due at once (delayed set, score 0) at the highest
+-- priority level (100), and the marker wakes an idle consumer: the next fetch hands it out
+-- ahead of every waiting task, and the worker saves its Failure "cancelled" without running
+-- it (no code runs, so the record, its hook, a chain's next step and a unique task's lock do
+-- not wait behind a backlog). Its own level is dropped.
 local id = ARGV[1]
 if redis.call('HEXISTS', KEYS[4], id) == 1 then
   if ARGV[5] == '1' then
@@ -31,6 +34,10 @@ if redis.call('ZSCORE', KEYS[5], id) then
   return {'dead'}
 end
 
+-- The queue's keys not given (all under the queue's hash tag, named from KEYS[1],
+-- "<tag>:queue", as qredis.keys names them).
+local tag = string.sub(KEYS[1], 1, #KEYS[1] - #':queue')
+
 local function swap(state, current, take)
   if ARGV[2] == 'look' then
     return {state, current}
@@ -41,12 +48,12 @@ local function swap(state, current, take)
   take()
   redis.call('HSET', KEYS[2], id, ARGV[4])
   redis.call('ZADD', KEYS[3], 0, id)
+  redis.call('HSET', tag .. ':prio', id, '100')
+  redis.call('ZADD', tag .. ':marker', 0, '0')
   return {state}
 end
 
--- Every list a ready task can wait in: each priority level's due and ready lists (named from
--- KEYS[1], "<tag>:queue", as qredis.keys names them; all under the queue's hash tag).
-local tag = string.sub(KEYS[1], 1, #KEYS[1] - #':queue')
+-- Every list a ready task can wait in: each priority level's due and ready lists.
 local lists = {tag .. ':due', KEYS[1]}
 for _, level in ipairs(redis.call('ZRANGE', tag .. ':levels', 0, -1)) do
   lists[#lists + 1] = tag .. ':due:' .. level
@@ -77,14 +84,10 @@ for _, list in ipairs(lists) do
       if string.sub(entry, 1, #prefix) == prefix then
         local b = string.find(entry, '\0', #prefix + 1, true)
         local limit = string.sub(entry, #prefix + 1, b - 1)
-        local level = string.match(list, ':queue:(%-?%d+)$')
         return swap('queued', string.sub(entry, b + 1), function()
           redis.call('LREM', list, 1, entry)
           if limit ~= '' then
             redis.call('HSET', KEYS[6], id, limit)
-          end
-          if level then  -- its level, kept by the twin (as fetch.lua notes an inline entry's)
-            redis.call('HSET', tag .. ':prio', id, level)
           end
         end)
       end

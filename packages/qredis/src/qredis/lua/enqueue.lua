@@ -9,9 +9,8 @@
 -- KEYS[5] levels   zset of the priority levels other than 0 that may hold tasks
 -- KEYS[6] prio     hash id -> priority level (only for levels other than 0)
 -- KEYS[7] marker   zset consumers block on: one member, added whenever a task is ready
---                  (KEYS[5..7] may be left out for a task of level 0: chain_start, chain_ack
---                  and enqueue_unique run this body so, and an idle consumer then wakes for
---                  it at its next look, within block_slice)
+--                  (every script that queues a task runs this body with all seven KEYS:
+--                  fire, enqueue_absent, enqueue_unique, chain_start, chain_ack)
 -- ARGV[1] id   ARGV[2] payload   ARGV[3] delay in ms (0: ready now)
 -- ARGV[4] attempt limit for this task, or "" for the queue's default
 -- ARGV[5] priority level, -100..100 ("0" or absent: the default level)
@@ -39,8 +38,6 @@ else
   if level ~= '0' then
     redis.call('ZADD', KEYS[5], level, level)
   end
-  if KEYS[7] then
-    redis.call('ZADD', KEYS[7], 0, '0')
-  end
+  redis.call('ZADD', KEYS[7], 0, '0')
 end
 return 1

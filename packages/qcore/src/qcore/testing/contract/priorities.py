@@ -174,6 +174,17 @@ class PriorityContract:
         assert transport.requeue_dead() == 1
         self.assert_order(transport, _drain_one_by_one(transport), ["zero", "doomed", "minus9"])
 
+    def test_a_cancelled_tasks_twin_runs_before_every_waiting_task(
+        self, transport: Transport
+    ) -> None:
+        # The twin runs no code (its record says Cancelled): it never waits behind a backlog.
+        t = self.together(transport, "low", "high", "zero")
+        transport.enqueue(t["high"], b"h", priority=50)
+        transport.enqueue(t["zero"], b"z")
+        transport.enqueue(t["low"], b"l", priority=-50)
+        assert transport.cancel(t["low"], b"twin-".__add__) == "queued"
+        assert _drain_one_by_one(transport) == [t["low"], t["high"], t["zero"]]
+
     def test_an_acked_task_leaves_nothing_of_its_level(
         self, make_transport: Callable[..., Transport]
     ) -> None:
