@@ -4,6 +4,7 @@ both counts."""
 
 from __future__ import annotations
 
+import signal
 import subprocess
 from collections import Counter
 from collections.abc import Iterator
@@ -76,8 +77,12 @@ def test_a_cluster_with_another_shard_count_is_refused_naming_both(cluster_bench
         transport=RedisTransport(bench.queue, url=bench.url),
         store=CountingStore(bench.url, namespace=bench.queue),
     )
+    handlers = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT)}
     with pytest.raises(ClusterError, match=r"has 3 shard\(s\) in Redis .* shards=1"):
         cluster.run()
+    # The refused run gave this process its signal handlers back (they were the sentinel's,
+    # and a child forked later, a multiprocessing pool's worker, ignored its SIGTERM).
+    assert {s: signal.getsignal(s) for s in handlers} == handlers
     with (
         Producer(bench.url, bench.queue, namespace=bench.queue, shards=4) as other,
         pytest.raises(ConfigError, match=r"has 3 shard\(s\) in Redis .* shards=4"),

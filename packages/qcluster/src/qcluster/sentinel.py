@@ -134,8 +134,18 @@ class Sentinel:
     # -- public -----------------------------------------------------------------------------
 
     def run(self) -> int:
-        """Supervise until SIGTERM/SIGINT (or :meth:`request_stop`); returns the exit code."""
-        self._install_signals()
+        """Supervise until SIGTERM/SIGINT (or :meth:`request_stop`); returns the exit code.
+
+        The process's handlers of those signals are the sentinel's while it runs, and given
+        back when it returns or raises (a service embedding a cluster keeps its own)."""
+        previous = self._install_signals()
+        try:
+            return self._run()
+        finally:
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
+
+    def _run(self) -> int:
         if self.watch_parent:
             watch_parent(self.request_stop)
         config = self.config
@@ -214,10 +224,12 @@ class Sentinel:
 
     # -- signals ----------------------------------------------------------------------------
 
-    def _install_signals(self) -> None:
-        signal.signal(signal.SIGTERM, self._on_signal)
-        signal.signal(signal.SIGINT, self._on_signal)
-        signal.signal(signal.SIGQUIT, self._on_signal)
+    def _install_signals(self) -> dict[int, Any]:
+        """Handle SIGTERM, SIGINT and SIGQUIT; returns the handlers they had."""
+        return {
+            signum: signal.signal(signum, self._on_signal)
+            for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT)
+        }
 
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
         if signum == signal.SIGQUIT or (self.stop_requested and signum == signal.SIGINT):
