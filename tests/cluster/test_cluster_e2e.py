@@ -18,7 +18,9 @@ from tests.cluster.support import Bench, eventually
 @pytest.mark.parametrize("start_method", ["fork", "forkserver", "spawn"])
 def test_a_thousand_tasks_are_each_saved_exactly_once(bench: Bench, start_method: str) -> None:
     ids = bench.producer.enqueue_many(tasks.add, [(i, 1000) for i in range(1000)])
-    with bench.cluster(start_method=start_method):
+    with bench.cluster(start_method=start_method) as cluster:
+        # seen from the moment start() returned (published before it said it was ready)
+        assert [c["cluster_id"] for c in bench.board.clusters()] == [cluster.cluster_id]
         records = bench.wait_all(ids)
     assert [records[i].result for i in ids] == [i + 1000 for i in range(1000)]
     assert all(r.success and r.func == "tests.cluster.tasks.add" for r in records.values())

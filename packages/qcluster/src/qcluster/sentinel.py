@@ -172,10 +172,14 @@ class Sentinel:
                     self.metrics.cell(index, cell)
             self.beacon.prime()
             self.beacon.start()
-            self._announce_ready()
+            if self.ready is not None:  # someone waits in Cluster.start(): for every worker
+                self.pool.wait_started(60, lambda: self.stop_requested)
             self.state = ClusterState.RUNNING
             self.log.info("cluster.started", workers=config.workers)
+            # Published before a waiting start() returns: a started cluster is already seen
+            # (qinfo, the admin, running tasks), however late this process is scheduled.
             self.beacon.publish()
+            self._announce_ready()
             self._supervise()
         finally:
             self._shutdown()
@@ -260,10 +264,9 @@ class Sentinel:
     # -- supervision ------------------------------------------------------------------------
 
     def _announce_ready(self) -> None:
-        """Tell a waiting ``Cluster.start()`` once every worker is up (or gave up)."""
+        """Tell a waiting ``Cluster.start()`` that every worker is up (or gave up)."""
         if self.ready is None:
             return
-        self.pool.wait_started(60, lambda: self.stop_requested)
         try:
             self.ready.send(os.getpid())
             self.ready.close()
