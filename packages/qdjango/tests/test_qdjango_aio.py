@@ -117,3 +117,60 @@ def test_a_site_key_no_cluster_accepts_is_warned_once(db_alias: str, cluster: An
     [warning] = [e for e in logs if e["event"] == "producer.key_not_accepted"]
     assert warning["accepted"] == status["key_ids"]
     assert warning["key_id"] not in status["key_ids"] and other not in repr(logs)
+
+
+def test_enqueue_many_runs_each_task_once_when_sent_again(db_alias: str, cluster: Any) -> None:
+    from qdjango import signals
+
+    group = f"aio-many-{db_alias}"
+    announced: list[str] = []
+
+    def on_enqueue(sender: Any, task: dict[str, Any], **kwargs: Any) -> None:
+        if task["group"] == group:
+            announced.append(task["id"])
+
+    async def main() -> tuple[Any, ...]:
+        calls = [i + 0.5 for i in range(50)]
+        key = f"batch-{group}"
+        ids = await aio.enqueue_many("math.floor", calls, group=group, idempotency_key=key)
+        results = await asyncio.gather(*(aio.result(task_id, wait=WAIT) for task_id in ids))
+        again = await aio.enqueue_many("math.floor", calls, group=group, idempotency_key=key)
+        # one worker, FIFO: a copy run again would be saved before this one is
+        last = await aio.async_task("math.floor", 50.5, group=group)
+        await aio.result(last, wait=WAIT)
+        return ids, results, again, await aio.count_group(group)
+
+    signals.pre_enqueue.connect(on_enqueue)
+    try:
+        ids, results, again, saved = run(main())
+    finally:
+        signals.pre_enqueue.disconnect(on_enqueue)
+    assert results == list(range(50)) and again == ids
+    assert saved == 51  # each task of the batch once, and the last one
+    assert announced == [*ids, announced[-1]]  # nothing announced for the skipped batch
+
+
+def test_enqueue_many_at_a_priority_and_in_sync_mode(
+    db_alias: str, q_cluster: Any, settings: Any
+) -> None:
+    from qdjango import connection
+
+    async def queued() -> list[str]:
+        return await aio.enqueue_many("math.floor", [1.5, 2.5], priority=7)
+
+    ids = run(queued())  # no cluster runs this queue: the tasks wait at their level
+    transport = connection.transport()
+    assert transport.queue_size() == 2
+    assert [d.task_id for d in transport.fetch("probe", count=2)] == ids
+    assert transport.client.zrange(transport.keys.levels, 0, -1) == [b"7"]
+    transport.release("probe")
+
+    settings.Q_CLUSTER = {**q_cluster, "sync": True}
+
+    async def ran() -> list[Any]:
+        ids = await aio.enqueue_many("math.floor", [3.5, 4.5])
+        return [await aio.result(task_id) for task_id in ids]
+
+    assert run(ran()) == [3, 4]
+    with pytest.raises(ConfigError, match="idempotency_key"):
+        run(aio.enqueue_many("math.floor", [1], task_ids=["0" * 32], idempotency_key="k"))

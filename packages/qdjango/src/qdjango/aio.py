@@ -19,12 +19,22 @@ from __future__ import annotations
 import asyncio
 import functools
 import weakref
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import Any, TypeVar
 
 from asgiref.sync import sync_to_async
 
-from qcore import ConfigError, TaskMessage, apply_q_options, asend_message, build_message
+from qcore import (
+    Codec,
+    ConfigError,
+    EventBus,
+    TaskMessage,
+    aenqueue_many,
+    apply_q_options,
+    asend_message,
+    build_message,
+)
+from qcore import enqueue_many as qcore_enqueue_many
 from qcore.events import TaskEnqueued
 from qdjango import connection
 from qdjango.conf import QSettings, get_settings, on_change, task_codec
@@ -37,6 +47,7 @@ __all__ = [
     "async_task",
     "count_group",
     "delete_group",
+    "enqueue_many",
     "fetch",
     "fetch_group",
     "result",
@@ -147,13 +158,86 @@ async def send(message: TaskMessage, *, queue: str | None = None) -> None:
     target = site.queue(queue or get_settings().queue)
     codec = task_codec()
     await asend_message(target, codec, message)
-    # the sync async_task's key check, reading the clusters' statuses on this loop's client
-    statuses = functools.partial(live_clusters, site.client, get_settings().queue)
-    await connection.key_watch().acheck(codec, statuses, target.queue)
+    await _key_check(site, codec, target.queue)
     bus = connection.events()
     if bus.wants(TaskEnqueued):
-        event = TaskEnqueued(message.id, message, target.queue)
-        await sync_to_async(bus.emit, thread_sensitive=True)(event)
+        await _announce(bus, [TaskEnqueued(message.id, message, target.queue)])
+
+
+async def enqueue_many(
+    func: TaskFunc,
+    calls: Iterable[Any],
+    *,
+    hook: TaskFunc | None = None,
+    group: str | None = None,
+    timeout: float | None = None,
+    save: bool | None = None,
+    max_attempts: int | None = None,
+    priority: int | None = None,
+    task_ids: Sequence[str] | None = None,
+    idempotency_key: str | None = None,
+    queue: str | None = None,
+    sync: bool | None = None,
+) -> list[str]:
+    """Queue ``func(*call)`` for each element of ``calls`` (a non-tuple element is one
+    argument) on ``queue`` (default ``Q_CLUSTER``'s), as :meth:`qredis.aio.Producer.enqueue_many`
+    does: all-or-nothing chunks, at ``priority``; returns the ids in order. With ``task_ids``
+    or ``idempotency_key`` the batch can be sent again after an error (or a crash) and no task
+    runs twice. The site's signing key is checked and ``pre_enqueue`` sent (in a thread) for
+    each task queued, as :func:`async_task` does; ``sync=True`` (or ``Q_CLUSTER["sync"]``)
+    runs the tasks in a thread, one after the other."""
+    options: dict[str, Any] = {
+        "hook": hook,
+        "group": group,
+        "timeout": timeout,
+        "save": save,
+        "max_attempts": max_attempts,
+        "priority": priority,
+        "task_ids": task_ids,
+        "idempotency_key": idempotency_key,
+    }
+    if sync if sync is not None else get_settings().sync:
+        from qdjango.tasks import run_in_process
+
+        ids: list[str] = []
+
+        def send(transport: Any, codec: Any) -> None:
+            ids.extend(qcore_enqueue_many(transport, codec, func, calls, **options))
+
+        await sync_to_async(run_in_process, thread_sensitive=True)(send)
+        return ids
+    site = _site()
+    target = site.queue(queue or get_settings().queue)
+    codec = task_codec()
+    bus = connection.events()
+    # Gathered here, sent in a thread: their receivers may use the ORM.
+    queued: list[TaskEnqueued] = []
+    local = None
+    if bus.wants(TaskEnqueued):
+        local = EventBus()
+        local.subscribe(TaskEnqueued, queued.append)
+    ids = await aenqueue_many(target, codec, func, calls, events=local, **options)
+    await _key_check(site, codec, target.queue)
+    if queued:
+        await _announce(bus, queued)
+    return ids
+
+
+async def _key_check(site: _Site, codec: Codec, queue: str) -> None:
+    """The sync async_task's key check, reading the clusters' statuses on this loop's
+    client."""
+    statuses = functools.partial(live_clusters, site.client, get_settings().queue)
+    await connection.key_watch().acheck(codec, statuses, queue)
+
+
+async def _announce(bus: EventBus, events: list[TaskEnqueued]) -> None:
+    """Emit ``events`` on ``bus`` in asgiref's thread (receivers may use the ORM)."""
+
+    def emit() -> None:
+        for event in events:
+            bus.emit(event)
+
+    await sync_to_async(emit, thread_sensitive=True)()
 
 
 async def _wait(
