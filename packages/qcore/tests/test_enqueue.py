@@ -163,3 +163,17 @@ def test_fixed_task_ids_are_used_and_checked_before_anything_is_sent() -> None:
         with pytest.raises(ConfigError, match=match):
             _bulk(other, **ids)
     assert other.queue_size() == 0
+
+
+def test_a_keyword_enqueue_many_does_not_take_is_a_type_error() -> None:
+    # Their keywords are one TypedDict (BatchOptions), checked when called as well.
+    import asyncio
+
+    from qcore import aenqueue_many
+
+    transport = MemoryTransport()
+    with pytest.raises(TypeError, match=r"^enqueue_many\(\) got an unexpected keyword .*'eta'"):
+        _bulk(transport, eta=time.time())
+    with pytest.raises(TypeError, match=r"^aenqueue_many\(\) got an unexpected keyword .*'sync'"):
+        asyncio.run(aenqueue_many(transport, codec_for("k" * 32), "math.floor", [1], sync=True))
+    assert transport.queue_size() == 0

@@ -9,6 +9,7 @@ from qcore.chains import ChainState, chain_links, chain_messages, start_chain
 from qcore.codec import DEFAULT_COMPRESS_THRESHOLD, DEFAULT_MAX_SIZE, Codec
 from qcore.enqueue import (
     Q_OPTION_NAMES,
+    BatchOptions,
     aenqueue_many,
     apply_q_options,
     asend_message,
@@ -110,6 +111,7 @@ __all__ = [
     "Backoff",
     "BadMagic",
     "BadSignature",
+    "BatchOptions",
     "ChainState",
     "Codec",
     "ConfigError",

@@ -28,7 +28,7 @@ class Batch:
         calls: Iterable[Any],
         *,
         max_attempts: int | None,
-        announce: bool,
+        events: EventBus | None,
         task_ids: Sequence[str] | None,
         idempotency_key: str | None,
     ) -> None:
@@ -37,6 +37,8 @@ class Batch:
         options = first.options
         encode = codec.encode_message
         func, hook, group = first.func, first.hook, first.group
+        announce = events is not None and events.wants(TaskEnqueued)
+        self.events = events if announce else None
         self.fixed = fixed is not None
         self.messages: list[TaskMessage] = []
         self.items: list[tuple[str, bytes]] = []
@@ -55,13 +57,11 @@ class Batch:
         if options.priority or self.fixed:
             self.options["priority"] = options.priority or 0
 
-    def announced(
-        self, queue: str, queued: Sequence[bool] | None, events: EventBus | None
-    ) -> list[str]:
-        """:class:`~qcore.events.TaskEnqueued` for each task queued (all of them, or those
-        ``queued`` flags); returns the ids in order."""
-        if events is not None:
+    def announced(self, queue: str, queued: Sequence[bool] | None = None) -> list[str]:
+        """:class:`~qcore.events.TaskEnqueued` on the batch's ``events`` for each task queued
+        (all of them, or those ``queued`` flags); returns the ids in order."""
+        if self.events is not None:
             for n, message in enumerate(self.messages):
                 if queued is None or queued[n]:
-                    events.emit(TaskEnqueued(message.id, message, queue))
+                    self.events.emit(TaskEnqueued(message.id, message, queue))
         return [task_id for task_id, _ in self.items]

@@ -17,7 +17,7 @@ from __future__ import annotations
 import dataclasses
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
 from qcore.batches import Batch
 from qcore.codec import Codec
@@ -30,6 +30,7 @@ from qcore.unique import lock_name, lock_ttl
 
 __all__ = [
     "Q_OPTION_NAMES",
+    "BatchOptions",
     "aenqueue_many",
     "apply_q_options",
     "asend_message",
@@ -256,24 +257,61 @@ def enqueue(
     return message
 
 
+class BatchOptions(TypedDict, total=False):
+    """The keywords of :func:`enqueue_many` and :func:`aenqueue_many`: the batch's options as
+    :func:`build_message` takes them, where its events go, and its fixed ids."""
+
+    hook: TaskFunc | None
+    group: str | None
+    timeout: float | None
+    save: bool | None
+    max_attempts: int | None
+    priority: int | None
+    events: EventBus | None
+    task_ids: Sequence[str] | None
+    idempotency_key: str | None
+
+
+def _batch(
+    codec: Codec, func: TaskFunc, calls: Iterable[Any], options: BatchOptions, caller: str
+) -> Batch:
+    """The signed batch of :func:`enqueue_many` or :func:`aenqueue_many` (``caller``, for the
+    error a keyword they do not take is), built and checked before anything is sent."""
+    unknown = sorted(options.keys() - BatchOptions.__optional_keys__)
+    if unknown:
+        raise TypeError(f"{caller}() got an unexpected keyword argument {unknown[0]!r}")
+    max_attempts = options.get("max_attempts")
+    first = build_message(
+        func,
+        hook=options.get("hook"),
+        group=options.get("group"),
+        timeout=options.get("timeout"),
+        save=options.get("save"),
+        max_attempts=max_attempts,
+        priority=options.get("priority"),
+    )
+    return Batch(
+        codec,
+        first,
+        calls,
+        max_attempts=max_attempts,
+        events=options.get("events"),
+        task_ids=options.get("task_ids"),
+        idempotency_key=options.get("idempotency_key"),
+    )
+
+
 def enqueue_many(
     transport: Transport,
     codec: Codec,
     func: TaskFunc,
     calls: Iterable[Any],
-    *,
-    hook: TaskFunc | None = None,
-    group: str | None = None,
-    timeout: float | None = None,
-    save: bool | None = None,
-    max_attempts: int | None = None,
-    priority: int | None = None,
-    events: EventBus | None = None,
-    task_ids: Sequence[str] | None = None,
-    idempotency_key: str | None = None,
+    **options: Unpack[BatchOptions],
 ) -> list[str]:
     """Queue ``func(*call)`` for each element of ``calls`` (a non-tuple element is one
     argument) in the transport's all-or-nothing chunks; returns the ids in order.
+    ``options`` (:class:`BatchOptions`): ``hook``, ``group``, ``timeout``, ``save``,
+    ``max_attempts`` and ``priority`` as :func:`build_message` takes them, and ``events``:
     :class:`~qcore.events.TaskEnqueued` for each once all are queued, if anyone listens.
 
     Idempotent, when the ids are fixed before sending: ``task_ids`` (one per call, 32 hex
@@ -283,30 +321,12 @@ def enqueue_many(
     window) is skipped, so a caller that crashed or got an error sends the same batch again and
     no task runs twice (``TaskEnqueued`` only for the tasks queued by this call). A bad or
     repeated id is a :class:`~qcore.ConfigError` before anything is sent."""
-    first = build_message(
-        func,
-        hook=hook,
-        group=group,
-        timeout=timeout,
-        save=save,
-        max_attempts=max_attempts,
-        priority=priority,
-    )
-    batch = Batch(
-        codec,
-        first,
-        calls,
-        max_attempts=max_attempts,
-        announce=events is not None and events.wants(TaskEnqueued),
-        task_ids=task_ids,
-        idempotency_key=idempotency_key,
-    )
-    queued: Sequence[bool] | None = None
+    batch = _batch(codec, func, calls, options, "enqueue_many")
     if batch.fixed:
         queued = transport.enqueue_absent(batch.items, **batch.options)
-    else:
-        transport.enqueue_many(batch.items, **batch.options)
-    return batch.announced(transport.queue, queued, events)
+        return batch.announced(transport.queue, queued)
+    transport.enqueue_many(batch.items, **batch.options)
+    return batch.announced(transport.queue)
 
 
 async def aenqueue_many(
@@ -314,40 +334,13 @@ async def aenqueue_many(
     codec: Codec,
     func: TaskFunc,
     calls: Iterable[Any],
-    *,
-    hook: TaskFunc | None = None,
-    group: str | None = None,
-    timeout: float | None = None,
-    save: bool | None = None,
-    max_attempts: int | None = None,
-    priority: int | None = None,
-    events: EventBus | None = None,
-    task_ids: Sequence[str] | None = None,
-    idempotency_key: str | None = None,
+    **options: Unpack[BatchOptions],
 ) -> list[str]:
     """:func:`enqueue_many` for an asyncio producer: the same messages, ids and checks,
     awaited (idempotent with ``task_ids`` or ``idempotency_key`` as there)."""
-    first = build_message(
-        func,
-        hook=hook,
-        group=group,
-        timeout=timeout,
-        save=save,
-        max_attempts=max_attempts,
-        priority=priority,
-    )
-    batch = Batch(
-        codec,
-        first,
-        calls,
-        max_attempts=max_attempts,
-        announce=events is not None and events.wants(TaskEnqueued),
-        task_ids=task_ids,
-        idempotency_key=idempotency_key,
-    )
-    queued: Sequence[bool] | None = None
+    batch = _batch(codec, func, calls, options, "aenqueue_many")
     if batch.fixed:
         queued = await transport.enqueue_absent(batch.items, **batch.options)
-    else:
-        await transport.enqueue_many(batch.items, **batch.options)
-    return batch.announced(transport.queue, queued, events)
+        return batch.announced(transport.queue, queued)
+    await transport.enqueue_many(batch.items, **batch.options)
+    return batch.announced(transport.queue)
