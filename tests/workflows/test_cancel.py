@@ -7,7 +7,8 @@ import time
 
 import pytest
 
-from qcore import TaskRunning, UnknownTask
+from qcore import TaskResult, TaskRunning, UnknownTask
+from qcore.cancelling import cancelled_error
 from tests.cluster.support import Bench, eventually
 from tests.faults import tasks as fault_tasks
 from tests.faults.support import Effects, assert_drained
@@ -50,6 +51,38 @@ def test_cancel_of_an_unknown_or_finished_task_is_a_clear_error(bench: Bench, fx
         cancelled = bench.producer.enqueue(tasks.echo, *fx.args("twice"), countdown=60)
         bench.producer.cancel(cancelled)
         bench.producer.cancel(cancelled)
+
+
+def test_a_held_task_whose_record_is_saved_has_finished_for_cancel(
+    bench: Bench, fx: Effects
+) -> None:
+    """A worker saves a record before it acks its delivery: in between, the task is still held,
+    and a cancel says it finished (or was cancelled) already, not that it runs (seen under
+    load: a cancel right after the Cancelled record was read was told to terminate it)."""
+    cancelled = bench.producer.enqueue(tasks.echo, *fx.args("cancelled"), countdown=3600)
+    done = bench.producer.enqueue(tasks.echo, *fx.args("done"))
+    assert bench.producer.cancel(cancelled) == "delayed"
+    # The worker's part up to its ack, played here: fetch both, run nothing yet.
+    held = {d.task_id: d for d in bench.transport.fetch("w", count=2)}
+    assert held.keys() == {cancelled, done}
+    with pytest.raises(TaskRunning, match="is running"):
+        bench.producer.cancel(done)  # held and no record: it runs
+    codec = bench.producer.codec
+    twin = codec.decode_message(held[cancelled].payload)
+    message = codec.decode_message(held[done].payload)
+    bench.store.save_many(
+        [
+            TaskResult.from_message(twin, result=cancelled_error(twin), success=False),
+            TaskResult.from_message(message, result="ok", success=True),
+        ]
+    )
+    with pytest.raises(UnknownTask, match="was cancelled already"):
+        bench.producer.cancel(cancelled)
+    with pytest.raises(UnknownTask, match=r"has finished already \(a Success\)"):
+        bench.producer.cancel(done)
+    assert bench.transport.ack(list(held.values())) == [True, True]
+    assert fx.counts() == {}  # nothing ran
+    assert_drained(bench)
 
 
 def test_a_running_task_is_terminated_and_ends_as_one_cancelled_failure(
