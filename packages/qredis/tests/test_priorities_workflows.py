@@ -21,6 +21,20 @@ def test_a_queued_task_of_any_priority_can_be_cancelled(transport: RedisTranspor
 def test_a_chains_links_and_a_unique_task_are_queued_at_their_priority(
     transport: RedisTransport,
 ) -> None:
+    _links_and_unique_at_their_priority(transport)
+
+
+def test_on_a_redis_cluster_too(redis_cluster_url: str, queue_name: str) -> None:
+    # chain_ack.lua names the next link's ready list itself (the queue's slot): a Redis Cluster
+    # runs it as it runs fetch.lua
+    transport = RedisTransport(queue_name, url=redis_cluster_url)
+    try:
+        _links_and_unique_at_their_priority(transport)
+    finally:
+        transport.close()
+
+
+def _links_and_unique_at_their_priority(transport: RedisTransport) -> None:
     transport.enqueue("zero", b"z")
     transport.enqueue("low", b"l", priority=-3)
     links = [("first", b"1", None), ("second", b"2", 4), ("third", b"3", None)]
