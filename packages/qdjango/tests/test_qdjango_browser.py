@@ -3,6 +3,9 @@ Debian's ``chromedriver``, against Django's live server and a private Redis. It 
 clicks through retry, requeue, purge and delete, and keeps a screenshot of every page it saw
 in ``$Q_SCREENSHOTS`` (default: ``<tmp>/q-admin-screenshots``), which CI prints and keeps.
 
+The window is 1280 x 800 with Django's nav sidebar open (its default): on every list page the
+tables fit their box (no sideways scroll) and no cell wraps over two lines.
+
 Skipped locally when chromium or chromedriver is missing (``.ci/run`` installs both).
 """
 
@@ -20,8 +23,8 @@ from packages.qdjango.tests import jobs
 from tests.support.servers import service_missing
 
 from qcore import TaskMessage
-from qdjango import async_task
-from qdjango.models import Failure
+from qdjango import async_task, schedule
+from qdjango.models import Failure, Schedule
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
@@ -33,8 +36,36 @@ FLAGS = (
     "--disable-component-update",
     "--disable-sync",
     "--no-first-run",
-    "--window-size=1280,900",
+    "--window-size=1280,800",
 )
+
+
+# What does not fit at this width: the page or a table's box scrolling sideways (a table wider
+# than the box it is in), and a cell whose text wraps over more than two lines.
+OVERFLOWS = """
+const found = [];
+const page = document.documentElement;
+if (!document.querySelector('#main.shifted')) found.push('the nav sidebar is closed');
+if (page.scrollWidth > page.clientWidth) {
+  found.push(`the page scrolls sideways: ${page.scrollWidth} > ${page.clientWidth} px`);
+}
+for (const table of document.querySelectorAll('#result_list, .q-page table')) {
+  const name = table.id || table.className;
+  const box = table.closest('.results, .module') || table.parentElement;
+  if (box.scrollWidth > box.clientWidth) {
+    found.push(`${name} scrolls sideways: ${box.scrollWidth} > ${box.clientWidth} px`);
+  }
+  for (const cell of table.querySelectorAll('tbody td, tbody th')) {
+    const style = getComputedStyle(cell);
+    const line = parseFloat(style.lineHeight) || 1.2 * parseFloat(style.fontSize);
+    const range = document.createRange();
+    range.selectNodeContents(cell);
+    const lines = Math.round(range.getBoundingClientRect().height / line);
+    if (lines > 2) found.push(`${name}: "${cell.textContent.trim()}" wraps over ${lines} lines`);
+  }
+}
+return found;
+"""
 
 
 def screenshots_dir() -> Path:
@@ -84,6 +115,12 @@ class Admin:
     def open(self, path: str, name: str) -> None:
         self.driver.get(self.base + path)
         self.shot(name)
+
+    def open_list(self, path: str, name: str) -> None:
+        """Open a list page and check that it fits the window."""
+        self.open(path, name)
+        overflows = self.driver.execute_script(OVERFLOWS)
+        assert not overflows, f"{path} does not fit 1280 px: {overflows}"
 
     def find(self, css: str) -> Any:
         from selenium.webdriver.common.by import By
@@ -138,14 +175,22 @@ def test_the_admin_clicked_through_in_chromium(
         async_task(jobs.fail, "fails for the browser", sync=True)
     ok = async_task(jobs.add, 40, 2, sync=True)
     failed = Failure.objects.get()
+    nightly = schedule(
+        "packages.qdjango.tests.jobs.add", 1, 2, name="the nightly report for the browser",
+        schedule_type="C", cron="30 3 * * *",
+    )  # fmt: skip
+    Schedule.objects.filter(pk=nightly.pk).update(task=ok)  # as if it had fired
     admin = Admin(browser, live_server.url)
     admin.log_in("admin", "pw-for-the-browser")
     assert "Queued tasks" in admin.text() and "All tasks" in admin.text()
 
-    # All tasks, then retry a failure from the failed tasks list.
-    admin.open("/admin/qdjango/task/", "all-tasks")
+    # All tasks, successful ones, scheduled ones; then retry a failure from the failed list.
+    admin.open_list("/admin/qdjango/task/", "all-tasks")
     assert failed.name in admin.text() and ok
-    admin.open("/admin/qdjango/failure/", "failed-tasks")
+    admin.open_list("/admin/qdjango/success/", "successful-tasks")
+    admin.open_list("/admin/qdjango/schedule/", "scheduled-tasks")
+    assert "the nightly report for the browser" in admin.text()
+    admin.open_list("/admin/qdjango/failure/", "failed-tasks")
     assert "ValueError: fails for the browser" in admin.text()
     admin.find(f"input.action-select[value='{failed.pk}']").click()
     admin.action("retry")
@@ -154,8 +199,9 @@ def test_the_admin_clicked_through_in_chromium(
     assert transport().queue_size() == 1
 
     # The retried task waits: the Queued tasks page shows it, and deletes it.
-    admin.open("/admin/qdjango/queuedtask/", "queued-tasks")
-    assert "packages.qdjango.tests.jobs.fail" in admin.text()
+    admin.open_list("/admin/qdjango/queuedtask/", "queued-tasks")
+    assert "…jobs.fail" in admin.text()  # the full path is the cell's title
+    assert admin.finds(".q-queued td[title='packages.qdjango.tests.jobs.fail']")
     admin.finds(".q-queued input.action-select")[0].click()
     admin.find("#q-queued-form input[type=submit]").click()
     admin.shot("queued-deleted")
@@ -165,7 +211,7 @@ def test_the_admin_clicked_through_in_chromium(
     # Dead letters on the Queue page: requeue one, purge the other.
     requeue_id = _dead_letter("dead for the browser (requeue)")
     purge_id = _dead_letter("dead for the browser (purge)")
-    admin.open("/admin/qdjango/queuestatus/", "queue")
+    admin.open_list("/admin/qdjango/queuestatus/", "queue")
     assert "dead for the browser (requeue)" in admin.text()
     admin.find(f"#q-dead input[value='{requeue_id}']").click()
     admin.find("#q-dead ~ .submit-row button[value=requeue]").click()
@@ -187,6 +233,6 @@ def test_the_admin_clicked_through_in_chromium(
     assert not Failure.objects.filter(pk=failed.pk).exists()
 
     # The charts are drawn by the server, and the browser shows them.
-    admin.open("/admin/qdjango/queuestatus/", "queue-with-charts")
+    admin.open_list("/admin/qdjango/queuestatus/", "queue-with-charts")
     sizes = [img.get_property("naturalWidth") for img in admin.finds("img.q-chart")]
     assert sizes == [560, 560], sizes

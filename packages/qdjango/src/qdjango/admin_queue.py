@@ -22,7 +22,7 @@ from qcore import (
 )
 from qdjango.conf import get_settings, task_codec
 
-__all__ = ["as_text", "describe_payload", "queue_snapshot", "queue_view"]
+__all__ = ["as_text", "describe_payload", "queue_snapshot", "queue_view", "short_path"]
 
 LIST_LIMIT = 100
 REFRESH = 5
@@ -37,6 +37,13 @@ def as_text(value: Any) -> str:
     again; ``str.__str__`` gives a plain copy.
     """
     return str.__str__(str(value))
+
+
+def short_path(dotted: str) -> str:
+    """A dotted path as its module's last part and its name (``…jobs.add``): what a list has
+    room for on a 1280 px screen (the full path goes in the cell's title)."""
+    parts = dotted.split(".")
+    return dotted if len(parts) <= 2 else "…" + ".".join(parts[-2:])
 
 
 def describe_payload(payload: bytes | None) -> dict[str, Any]:
@@ -54,6 +61,7 @@ def describe_payload(payload: bytes | None) -> dict[str, Any]:
         "priority": getattr(message.options, "priority", None),
         "name": as_text(message.name),
         "func": as_text(message.func_path),
+        "func_short": as_text(short_path(message.func_path)),
         "args": as_text(repr(message.args))[:200],
         "kwargs": as_text(repr(mask_mapping(message.kwargs, names)))[:200],
         "group": None if message.group is None else as_text(message.group),
@@ -116,6 +124,7 @@ def queue_snapshot(limit: int = LIST_LIMIT) -> dict[str, Any]:
                 "task_id": task.task_id,
                 "name": as_text(task.name or ""),
                 "func": as_text(task.func or ""),
+                "func_short": as_text(short_path(task.func or "")),
                 "consumer": task.consumer,
                 "started": None
                 if task.started_at is None

@@ -19,7 +19,7 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 
 from qcore import QError
-from qdjango.admin_queue import LIST_LIMIT, as_text, describe_payload
+from qdjango.admin_queue import LIST_LIMIT, as_text, describe_payload, short_path
 
 __all__ = ["configured_queues", "queued_snapshot", "queued_view"]
 
@@ -76,6 +76,7 @@ def queued_snapshot(limit: int = LIST_LIMIT) -> dict[str, Any]:
                 "id": state.spec.id,
                 "name": as_text(state.spec.name or state.spec.func),
                 "func": as_text(state.spec.func),
+                "func_short": as_text(short_path(state.spec.func)),
                 "due": state.next_run,
             }
             for state in store().upcoming(20)

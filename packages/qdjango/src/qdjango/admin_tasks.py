@@ -28,12 +28,12 @@ from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
 from qcore import mask_mapping, retry_message, send_message
-from qdjango.admin_queue import as_text
+from qdjango.admin_queue import as_text, short_path
 from qdjango.conf import get_settings
 from qdjango.models import Task
 from qdjango.records import verified_records
 
-__all__ = ["COUNT_CAP", "CappedPaginator", "TaskAdmin", "error_line"]
+__all__ = ["COUNT_CAP", "CappedPaginator", "TaskAdmin", "error_line", "moment_cell", "path_cell"]
 
 COUNT_CAP = 10_000
 """A list counts its rows up to this many, and says "10,000+" past it."""
@@ -80,6 +80,23 @@ def error_line(result: Any) -> str:
         return ""
     line = lines[-1] if lines[0].startswith("Traceback (most recent call last)") else lines[0]
     return line if len(line) <= SHORT else line[: SHORT - 1] + "…"
+
+
+def path_cell(dotted: str) -> str:
+    """A dotted path as its module's last part and its name (the full path in the title): a
+    list keeps to one line on a 1280 px screen."""
+    path = as_text(dotted)
+    return format_html('<span title="{}">{}</span>', path, short_path(path))
+
+
+def moment_cell(moment: Any) -> str:
+    """A time as ``2026-11-30 15:44`` in the site's zone (to the microsecond in the title)."""
+    if moment is None:
+        return "-"
+    local = timezone.localtime(moment)
+    return format_html(
+        '<span title="{}">{}</span>', local.isoformat(), local.strftime("%Y-%m-%d %H:%M")
+    )
 
 
 def resubmit(admin_: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet[Any]) -> None:
@@ -182,19 +199,11 @@ class TaskAdmin(admin.ModelAdmin):
 
     @admin.display(description="func", ordering="func")
     def func_cell(self, task: Task) -> str:
-        # The module's last part and the function (the full path in the tooltip): a list
-        # keeps to one line on a 1280 px screen.
-        path = as_text(task.func)
-        parts = path.split(".")
-        short = path if len(parts) <= 2 else "…" + ".".join(parts[-2:])
-        return format_html('<span title="{}">{}</span>', path, short)
+        return path_cell(task.func)
 
     @admin.display(description="finished", ordering="stopped")
     def stopped_cell(self, task: Task) -> str:
-        moment = timezone.localtime(task.stopped)
-        return format_html(
-            '<span title="{}">{}</span>', moment.isoformat(), moment.strftime("%Y-%m-%d %H:%M")
-        )
+        return moment_cell(task.stopped)
 
     @admin.display(description="run time", ordering="run_time")
     def run_time_cell(self, task: Task) -> str:
