@@ -102,15 +102,16 @@ def browser(tmp_path: Path) -> Iterator[Any]:
 class Admin:
     """The steps of the walk, each ending with a screenshot."""
 
-    def __init__(self, driver: Any, base: str) -> None:
+    def __init__(self, driver: Any, base: str, prefix: str = "") -> None:
         self.driver = driver
         self.base = base
+        self.prefix = prefix  # each walk's screenshots under names of their own
         self.shots = screenshots_dir()
         self.count = 0
 
     def shot(self, name: str) -> None:
         self.count += 1
-        self.driver.save_screenshot(str(self.shots / f"{self.count:02d}-{name}.png"))
+        self.driver.save_screenshot(str(self.shots / f"{self.prefix}{self.count:02d}-{name}.png"))
 
     def open(self, path: str, name: str) -> None:
         self.driver.get(self.base + path)
@@ -198,7 +199,12 @@ def test_the_admin_clicked_through_in_chromium(
     assert "queued again as new tasks" in admin.text()
     assert transport().queue_size() == 1
 
-    # The retried task waits: the Queued tasks page shows it, and deletes it.
+    # The retried task waits, beside a delayed one: the Queued tasks page shows them, and
+    # deletes the first.
+    async_task(
+        jobs.echo, "an invoice", customer="a customer with a rather long name, Ltd.",
+        q_options={"countdown": 3600, "task_name": "monthly-invoices-for-every-customer-of-ours"},
+    )  # fmt: skip
     admin.open_list("/admin/qdjango/queuedtask/", "queued-tasks")
     assert "…jobs.fail" in admin.text()  # the full path is the cell's title
     assert admin.finds(".q-queued td[title='packages.qdjango.tests.jobs.fail']")
@@ -213,6 +219,8 @@ def test_the_admin_clicked_through_in_chromium(
     purge_id = _dead_letter("dead for the browser (purge)")
     admin.open_list("/admin/qdjango/queuestatus/", "queue")
     assert "dead for the browser (requeue)" in admin.text()
+    browser.execute_script("document.querySelector('#q-dead').scrollIntoView()")
+    admin.shot("queue-dead-letters")
     admin.find(f"#q-dead input[value='{requeue_id}']").click()
     admin.find("#q-dead ~ .submit-row button[value=requeue]").click()
     admin.shot("requeued")
@@ -236,3 +244,28 @@ def test_the_admin_clicked_through_in_chromium(
     admin.open_list("/admin/qdjango/queuestatus/", "queue-with-charts")
     sizes = [img.get_property("naturalWidth") for img in admin.finds("img.q-chart")]
     assert sizes == [560, 560], sizes
+
+
+def test_the_queue_page_of_a_busy_cluster_fits_in_chromium(
+    live_server: Any, cluster: Any, browser: Any, db_alias: str
+) -> None:
+    """The Queue page's tables of clusters, running and in-flight tasks, filled by a real
+    cluster running a task, fit 1280 px as the dead letters do."""
+    if db_alias != "default":
+        pytest.skip("one browser walk is enough: it runs on SQLite")
+    from django.contrib.auth.models import User
+    from tests.cluster.support import eventually
+
+    from qdjango import fetch, running
+
+    User.objects.create_superuser("admin", "admin@example.com", "pw-for-the-browser")
+    name = "a-long-running-export-of-every-invoice-for-the-browser"
+    task_id = async_task(jobs.sleep, 3, q_options={"task_name": name})
+    eventually(lambda: running(task_id), what="the task to run")
+    admin = Admin(browser, live_server.url, prefix="busy-")
+    admin.log_in("admin", "pw-for-the-browser")
+    admin.open_list("/admin/qdjango/queuestatus/", "queue")
+    assert cluster.cluster_id in admin.text() and name in admin.text()
+    assert admin.finds(f"#q-running td[title='{task_id}']")
+    assert admin.finds(f"#q-inflight td[title='{task_id}']")
+    assert fetch(task_id, wait=20_000) is not None  # the shared cluster is idle again
