@@ -1,5 +1,6 @@
 """The admin's task lists: all tasks, the failure list's error line, run time apart from the
-time taken, and counts that stop at a cap (no COUNT(*) of the whole table)."""
+time taken, and counts that stop at a cap (no COUNT(*) of the whole table); the list of
+schedules, cut to fit as they are, in as many queries for many rows as for one."""
 
 from __future__ import annotations
 
@@ -14,9 +15,9 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from packages.qdjango.tests import jobs
 
-from qdjango import async_task, fetch, result
+from qdjango import async_task, fetch, result, schedule
 from qdjango.admin_tasks import COUNT_CAP, error_line
-from qdjango.models import Task
+from qdjango.models import Schedule, Task
 
 WAIT = 20_000
 
@@ -77,3 +78,37 @@ def test_a_long_list_counts_to_the_cap_only(
     assert "10,000+ all tasks" in page.content.decode()
     counts = [q["sql"] for q in queries.captured_queries if "COUNT(" in q["sql"].upper()]
     assert counts and all("LIMIT" in sql.upper() for sql in counts), counts
+
+
+def test_the_schedule_list_is_cut_to_fit_and_reads_its_last_runs_in_one_query(
+    db_alias: str, q_cluster: dict[str, Any], superuser_client: Any
+) -> None:
+    ok = async_task(jobs.add, 1, 2, sync=True)
+    url = reverse("admin:qdjango_schedule_changelist")
+
+    def queries_of_the_list() -> tuple[int, str]:
+        with CaptureQueriesContext(connections[db_alias]) as queries:
+            page = superuser_client.get(url)
+        assert page.status_code == 200
+        return len(queries.captured_queries), page.content.decode()
+
+    first = schedule("packages.qdjango.tests.jobs.add", 1, 2, name="nightly", cron="0 3 * * *",
+                     schedule_type="C")  # fmt: skip
+    Schedule.objects.filter(pk=first.pk).update(task=ok)
+    one, html = queries_of_the_list()
+    run = Task.objects.get(pk=ok)
+    # The name links the schedule; the func is cut (the full path in its title); the last run
+    # is its task's name, linking the task; next run as the task lists show times.
+    change = reverse("admin:qdjango_schedule_change", args=[first.pk])
+    assert f'<a href="{change}' in html and f'title="id {first.pk}">nightly</span>' in html
+    assert 'title="packages.qdjango.tests.jobs.add">…jobs.add</span>' in html
+    success = reverse("admin:qdjango_success_change", args=[ok])
+    assert f'<a href="{success}" title="{ok}">{run.name}</a>' in html
+    assert f"{first.next_run:%Y-%m}" in html and "a.m." not in html
+    for i in range(5):
+        row = schedule("packages.qdjango.tests.jobs.add", name=f"row {i}", cron="0 3 * * *",
+                       schedule_type="C")  # fmt: skip
+        Schedule.objects.filter(pk=row.pk).update(task=ok)
+    many, html = queries_of_the_list()
+    assert html.count(f">{run.name}</a>") == 6
+    assert many == one, f"{many} queries for 6 schedules, {one} for one"
