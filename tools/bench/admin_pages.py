@@ -44,12 +44,12 @@ PAGES = (
 
 FILL = """
 INSERT INTO qdjango_task (id, name, func, args, kwargs, result, "group", started, stopped,
-                          success, attempt_count, cluster, run_time)
+                          success, attempt_count, cluster, run_time, fence)
 SELECT md5(i::text), 'task-' || i, 'app.tasks.f' || (i % 20), NULL, NULL, NULL,
        CASE WHEN i % 7 = 0 THEN 'g' || (i % 100) END,
        now() - (i * interval '0.6 second') - interval '0.05 second',
        now() - (i * interval '0.6 second'),
-       i % 10 <> 0, 1, 'bench', (i % 1000) / 1000.0 + 0.0001
+       i % 10 <> 0, 1, 'bench', (i % 1000) / 1000.0 + 0.0001, 0
 FROM generate_series(1, {rows}) AS i
 """
 
