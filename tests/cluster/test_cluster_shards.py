@@ -1,6 +1,6 @@
 """A sharded queue end to end: ``qcluster run --shards 3`` on the local Redis Cluster serves the
-tasks of every shard; a cluster or producer configured with another count is refused, naming
-both counts."""
+tasks of every shard, of one queue or of several; a cluster or producer configured with another
+count is refused, naming both counts (each queue's, for a cluster of several)."""
 
 from __future__ import annotations
 
@@ -90,9 +90,49 @@ def test_a_cluster_with_another_shard_count_is_refused_naming_both(cluster_bench
         other.enqueue("tests.cluster.tasks.square", 2)
 
 
-def test_shards_and_several_queues_do_not_mix() -> None:
-    with pytest.raises(ConfigError, match=r"shards \(3\) applies to a cluster of one queue"):
-        ClusterConfig(queues=("a", "b"), shards=3)
+def test_qcluster_run_shards_every_one_of_its_queues(cluster_bench: Bench) -> None:
+    bench = cluster_bench
+    first, second = bench.queue, f"{bench.queue}-b"
+    ids: dict[str, list[str]] = {}
+    for name in (first, second):
+        with Producer(bench.url, name, namespace=bench.queue, shards=3) as producer:
+            ids[name] = producer.enqueue_many("tests.cluster.tasks.square", range(150))
+            per_shard = Counter(producer.transport.shard(i).queue for i in ids[name])
+            assert len(per_shard) == 3, per_shard
+    both = ["--queue", second, "--shards", "3", "--prefetch", "1"]
+    process = _start(_run(bench, *both))  # --queue first, then these: strict order
+    try:
+        records = bench.wait_all([*ids[first], *ids[second]], timeout=120)
+    finally:
+        code, out = _stop(process)
+    assert code == 0, out
+    assert all(r.success for r in records.values())
+    # Strict order: the second queue's tasks waited for the first's (but what the two workers
+    # had fetched when the first ran dry).
+    last_first = max(records[i].stopped for i in ids[first])
+    early = [i for i in ids[second] if records[i].stopped < last_first]
+    assert len(early) <= 4, len(early)
+    for name in (first, second):
+        sharded = RedisTransport(name, url=bench.url).sharded(3)
+        assert sharded.queue_size() == sharded.inflight_size() == 0
+
+
+def test_a_cluster_of_several_queues_checks_each_ones_shard_count(cluster_bench: Bench) -> None:
+    bench = cluster_bench
+    first, second = bench.queue, f"{bench.queue}-b"
+    with Producer(bench.url, second, namespace=bench.queue, shards=2) as producer:
+        producer.enqueue("tests.cluster.tasks.square", 2)
+    cluster = Cluster(
+        ClusterConfig(name="s", queue=first, queues=(first, second), workers=1, shards=3),
+        transport=RedisTransport(first, url=bench.url),
+        store=CountingStore(bench.url, namespace=bench.queue),
+    )
+    with pytest.raises(ClusterError, match=rf"queue '{second}' has 2 shard\(s\) .* shards=3"):
+        cluster.run()
+
+
+def test_shards_and_several_queues_mix() -> None:
+    assert ClusterConfig(queues=("a", "b"), shards=3).shards == 3
     with pytest.raises(ConfigError, match="shards must be an integer"):
         ClusterConfig(shards=0)
     assert ClusterConfig.from_env({"Q_SHARDS": "4"}).shards == 4

@@ -65,3 +65,27 @@ def test_qdjango_aio_spreads_over_the_shards_too(
     assert sum(t.queue_size() for t in transport.transports) == 30
     assert all(t.queue_size() for t in transport.transports)
     assert {transport.shard(i).queue for i in ids} == {t.queue for t in transport.transports}
+
+
+def test_every_queue_of_a_sharded_site_is_spread_over_its_shards(
+    db_alias: str, settings: Any, redis_url: str, queue_name: str
+) -> None:
+    import asyncio
+
+    from qdjango import aio
+
+    other = f"{queue_name}-b"
+    settings.Q_CLUSTER = q_cluster_value(
+        redis_url, queue_name, db_alias, queues=[queue_name, other], shards=3
+    )
+    ids = [async_task(jobs.add, i, 1, q_options={"queue": other}) for i in range(30)]
+
+    async def main() -> list[str]:
+        return await aio.enqueue_many(jobs.add, [(i, 1) for i in range(30)], queue=other)
+
+    ids += asyncio.run(main())
+    transport = connection.queue_transport(other)
+    assert isinstance(transport, ShardedQueue) and transport.queue == other
+    spread = Counter(transport.shard(i).queue for i in ids)
+    assert len(spread) == 3, spread
+    assert transport.queue_size() == 60 and connection.transport().queue_size() == 0

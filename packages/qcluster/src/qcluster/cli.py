@@ -102,8 +102,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--shards",
         type=int,
         default=None,
-        help="the queue's shard count: its tasks spread over N hash tags, so over several "
-        "Redis Cluster nodes; every producer and cluster of the queue must use the same",
+        help="the queue's shard count (each queue's, with several): its tasks spread over N "
+        "hash tags, so over several Redis Cluster nodes; every producer and cluster of the "
+        "queue must use the same",
     )
     run.add_argument("--name", default=None, help="cluster name shown in status and logs")
     run.add_argument("--workers", type=int, default=None, help="worker processes (default: CPUs)")

@@ -345,21 +345,21 @@ def _sentinel_main(
 
 
 def _serving(transport: Transport, config: ClusterConfig) -> Transport:
-    """``transport``, or for a cluster of several queues the transport serving them, or for a
-    sharded queue the transport of its shards."""
-    if config.shards > 1:
-        if not isinstance(transport, ShardSource):
+    """``transport``, or for a cluster of several queues the transport serving them, each
+    spread over its shards when ``shards`` is more than 1."""
+    if config.queues:
+        if not isinstance(transport, QueueSource):
             raise ConfigError(
-                f"{type(transport).__name__} cannot shard a queue (shards={config.shards}):"
-                " use a transport that can (qredis.RedisTransport)"
+                f"{type(transport).__name__} cannot serve several queues "
+                f"({', '.join(config.queues)}): use a transport that can (qredis.RedisTransport)"
             )
-        return transport.sharded(config.shards)
-    if not config.queues:
+        names, weights = config.queue_plan()
+        transport = transport.serving(names, weights)
+    if config.shards == 1:
         return transport
-    if not isinstance(transport, QueueSource):
+    if not isinstance(transport, ShardSource):
         raise ConfigError(
-            f"{type(transport).__name__} cannot serve several queues ({', '.join(config.queues)}):"
+            f"{type(transport).__name__} cannot shard a queue (shards={config.shards}):"
             " use a transport that can (qredis.RedisTransport)"
         )
-    names, weights = config.queue_plan()
-    return transport.serving(names, weights)
+    return transport.sharded(config.shards)

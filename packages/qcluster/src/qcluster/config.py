@@ -61,7 +61,8 @@ class ClusterConfig:
     shards: int = 1
     """The queue's shard count: its tasks spread over this many hash tags, so over several
     Redis Cluster nodes (``qredis.ShardedQueue``). Every producer and cluster of the queue
-    must use the same count (it is kept in Redis; another is refused). One queue only."""
+    must use the same count (it is kept in Redis; another is refused). With ``queues``, every
+    one of them is sharded alike (``qredis.ShardedQueues``), each count checked."""
     workers: int = field(default_factory=_default_workers)
     """Worker processes (default: the number of CPUs)."""
     timeout: float | None = None
@@ -147,11 +148,6 @@ class ClusterConfig:
         object.__setattr__(self, "queues", _queues(self.queues))
         _check_int("workers", self.workers, minimum=1)
         _check_int("shards", self.shards, minimum=1)
-        if self.shards > 1 and len(self.queues) > 1:
-            raise ConfigError(
-                f"shards ({self.shards}) applies to a cluster of one queue, not to several "
-                f"({', '.join(self.queues)}): run a cluster per sharded queue"
-            )
         _check_int("max_attempts", self.max_attempts, minimum=1)
         _check_int("prefetch", self.prefetch, minimum=1)
         _check_int("async_concurrency", self.async_concurrency, minimum=1)

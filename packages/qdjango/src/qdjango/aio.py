@@ -65,13 +65,13 @@ class _Site:
         self.client = _client(conf)
         self.queues: dict[str, AsyncQueue | AsyncShardedQueue] = {}
         self.notifier = AsyncNotifier(self.client, namespace=conf.queue)
-        self.home, self.shards = conf.queue, conf.cluster.shards
+        self.served, self.shards = set(connection.served_queues(conf)), conf.cluster.shards
 
     def queue(self, name: str) -> AsyncQueue | AsyncShardedQueue:
-        """``name``'s queue; ``Q_CLUSTER``'s own in its ``shards``."""
+        """``name``'s queue; one ``Q_CLUSTER`` serves in its ``shards``."""
         found = self.queues.get(name)
         if found is None:
-            if name == self.home and self.shards > 1:
+            if name in self.served and self.shards > 1:
                 found = AsyncShardedQueue(self.client, name, self.shards)
             else:
                 found = AsyncQueue(self.client, name)

@@ -106,22 +106,27 @@ def transport() -> RedisTransport | ShardedQueue:
 
 
 def queue_transport(queue: str) -> RedisTransport | ShardedQueue:
-    """The transport of ``queue`` (shared): ``Q_CLUSTER``'s own, or another queue's."""
+    """The transport of ``queue`` (shared): ``Q_CLUSTER``'s own, or another queue's; every
+    queue ``Q_CLUSTER`` serves is sharded by its ``shards`` (the cluster shards each alike)."""
     if queue == get_settings().queue:
         return transport()
     return _get(  # type: ignore[no-any-return]
         f"transport:{queue}",
         lambda conf: RedisTransport(
             queue, max_attempts=conf.cluster.max_attempts, **_connection(conf)
-        ),
+        ).sharded(conf.cluster.shards if queue in served_queues(conf) else 1),
     )
+
+
+def served_queues(conf: QSettings) -> list[str]:
+    """The queues ``conf``'s clusters serve: its ``queue`` and its ``queues``, in order."""
+    return list(dict.fromkeys([conf.queue, *conf.cluster.queue_plan()[0]]))
 
 
 def served_queue_transport(queue: str) -> RedisTransport | ShardedQueue:
     """The transport of one of ``Q_CLUSTER``'s queues (its ``queue`` or one of its ``queues``).
     Any other name is refused: a task sent there would wait for a cluster never started."""
-    conf = get_settings()
-    known = list(dict.fromkeys([conf.queue, *conf.cluster.queue_plan()[0]]))
+    known = served_queues(get_settings())
     if queue not in known:
         raise ConfigError(
             f"unknown queue {queue!r}: Q_CLUSTER serves {', '.join(known)} "

@@ -27,6 +27,7 @@ from qredis.queues import RedisQueues
 from qredis.results import DEFAULT_RESULT_TTL, RedisResultStore
 from qredis.schedules import Firing, RedisSchedules, Stored
 from qredis.server import check_server
+from qredis.sharded_queues import ShardedQueues
 from qredis.shards import ShardedQueue
 from qredis.status import RedisStatusBoard
 from qredis.transport import RedisTransport
@@ -54,6 +55,7 @@ __all__ = [
     "ResultNotifier",
     "ScheduleKeys",
     "ShardedQueue",
+    "ShardedQueues",
     "StatusKeys",
     "Stored",
     "TransportConnectionError",

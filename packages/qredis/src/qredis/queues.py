@@ -72,6 +72,19 @@ class RedisQueues(FanOut):
             [transport if q == transport.queue else transport.sibling(q) for q in queues], weights
         )
 
+    def sharded(self, shards: int, poll: float = 0.25) -> RedisQueues:
+        """These queues, each spread over ``shards`` hash tags as :meth:`RedisTransport.sharded`
+        spreads one (:class:`~qredis.sharded_queues.ShardedQueues`), in the same order or
+        weights; these queues themselves for 1."""
+        from qredis.placement import check_count
+        from qredis.sharded_queues import ShardedQueues
+        from qredis.shards import ShardedQueue
+
+        if check_count(shards) == 1:
+            return self
+        members = [ShardedQueue.of(t, shards, poll) for t in self._transports]
+        return ShardedQueues(members, self.weights)
+
     def __getstate__(self) -> dict[str, Any]:
         return {"transports": self._transports, "weights": self.weights}
 
@@ -290,10 +303,18 @@ class RedisQueues(FanOut):
         return self._transports[0].ping()
 
     def check_server(self) -> list[str]:
-        return self._transports[0].check_server()
+        """Each queue's check (its shard count in Redis: see
+        :meth:`RedisTransport.check_server`), the warnings once each."""
+        warnings: list[str] = []
+        for t in self._transports:
+            warnings += [w for w in t.check_server() if w not in warnings]
+        return warnings
 
     def check_permissions(self) -> list[str]:
-        return self._transports[0].check_permissions()
+        missing: list[str] = []
+        for t in self._transports:
+            missing += [m for m in t.check_permissions() if m not in missing]
+        return missing
 
 
 def _grab(

@@ -108,6 +108,12 @@ class ShardedQueue(ShardListings, RedisQueues):
         """How many shards."""
         return self._count
 
+    def sharded(self, shards: int, poll: float = 0.25) -> ShardedQueue:
+        """This queue itself, for its own count (another is refused)."""
+        from qredis.sharded_queues import same_count
+
+        return same_count(self, self._count, shards)
+
     def shard(self, task_id: str) -> RedisTransport:
         """The shard where ``task_id`` is enqueued."""
         return self._transports[shard_of(task_id, self._count)]
