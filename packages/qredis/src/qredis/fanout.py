@@ -1,19 +1,20 @@
 """What a transport over several queues of one Redis does on every one of them (one
 :class:`~qredis.RedisTransport` per queue for :class:`~qredis.RedisQueues`, per shard for
 :class:`~qredis.ShardedQueue`): release, heartbeats, the reaper, the delayed sets, sizes,
-listings and dead letters, their answers added up."""
+listings and dead letters, their answers added up; and the heartbeat and reaper pass that
+treat several parts (a queue's shards, a cluster's sharded queues) as one."""
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable
-from typing import TYPE_CHECKING
+from collections.abc import Collection, Iterable, Sequence
+from typing import TYPE_CHECKING, Protocol
 
-from qcore import DEAD_REASONS_LIMIT, DeadLetter, InFlight, Reaped
+from qcore import DEAD_REASONS_LIMIT, ConfigError, DeadLetter, InFlight, Reaped
 
 if TYPE_CHECKING:
     from qredis.transport import RedisTransport
 
-__all__ = ["FanOut"]
+__all__ = ["FanOut", "beat_alike", "reap_alike"]
 
 
 class FanOut:
@@ -127,3 +128,34 @@ def _total(passes: Iterable[Reaped]) -> Reaped:
         requeued += r.requeued
         dead += r.dead_lettered
     return Reaped(consumers=consumers, requeued=requeued, dead_lettered=dead)
+
+
+def beat_alike(shards: Sequence[RedisTransport], consumers: Iterable[str], ttl: float) -> None:
+    """Heartbeats giving every one of ``shards`` the same deadline (read from the first one's
+    clock), so a consumer that stops beating expires on all of them at once."""
+    names = list(consumers)
+    if not names:
+        return
+    if not ttl > 0:
+        raise ConfigError(f"ttl must be a positive number of seconds, not {ttl!r}")
+    first = shards[0]
+    with first._errors():
+        seconds, micros = first.client.time()
+    until = seconds * 1000 + micros // 1000 + round(ttl * 1000)
+    for t in shards:
+        t.heartbeat(names, ttl, until=until)
+
+
+class _Reaps(Protocol):
+    def reap(self) -> Reaped: ...
+
+
+def reap_alike(parts: Sequence[_Reaps]) -> Reaped:
+    """Every part's pass of the reaper (shards, or the sharded queues of a cluster), where
+    :func:`beat_alike` gave every part the same deadline: when the pass crosses it (a part
+    reaps a consumer the parts before it had not found expired yet), those parts are passed
+    again, so a lost consumer's tasks come back from every part in one call."""
+    passes = [p.reap() for p in parts]
+    first = next((n for n, r in enumerate(passes) if r.consumers), 0)
+    passes += [p.reap() for p in parts[:first]]
+    return _total(passes)

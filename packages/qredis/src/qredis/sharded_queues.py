@@ -21,8 +21,8 @@ import zlib
 from collections.abc import Iterable, Sequence
 from typing import TypeVar, cast
 
-from qcore import ConfigError, Delivery
-from qredis.fanout import _soonest
+from qcore import ConfigError, Delivery, Reaped
+from qredis.fanout import _soonest, beat_alike, reap_alike
 from qredis.queues import RedisQueues, _grab
 from qredis.shards import ShardedQueue
 from qredis.transport import RedisTransport
@@ -110,6 +110,18 @@ class ShardedQueues(RedisQueues):
             if got:
                 return got
             next_due = _soonest(next_due, due_home)
+
+    # -- recovery: one deadline for every shard of every queue ---------------------------------
+
+    def heartbeat(self, consumers: Iterable[str], ttl: float) -> None:
+        """The same deadline on every shard of every queue, so a consumer that stops beating
+        expires everywhere at once (see :func:`~qredis.shards.beat_alike`)."""
+        beat_alike([s for m in self._members for s in m.transports], consumers, ttl)
+
+    def reap(self) -> Reaped:
+        """Every queue's pass, those before one that reaped a consumer passed again (see
+        :func:`~qredis.shards.reap_alike`)."""
+        return reap_alike(self._members)
 
     # -- finishing: by the queue whose shard the delivery names ------------------------------
 

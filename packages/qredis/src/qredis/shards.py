@@ -47,7 +47,7 @@ from typing import Any
 
 from qcore import ConfigError, Delivery, Reaped
 from qcore.errors import UnknownTask
-from qredis.fanout import _soonest, _total
+from qredis.fanout import _soonest, _total, beat_alike, reap_alike
 from qredis.placement import check_shard_count, mark_away, shard_of, shard_queues
 from qredis.queues import RedisQueues, _grab
 from qredis.shard_listings import ShardListings
@@ -339,29 +339,12 @@ class ShardedQueue(ShardListings, RedisQueues):
     # -- every shard ------------------------------------------------------------------------
 
     def heartbeat(self, consumers: Iterable[str], ttl: float) -> None:
-        """The same deadline on every shard (read from the first shard's clock), so a consumer
-        that stops beating expires on all of them at once."""
-        names = list(consumers)
-        if not names:
-            return
-        if not ttl > 0:
-            raise ConfigError(f"ttl must be a positive number of seconds, not {ttl!r}")
-        first = self._transports[0]
-        with first._errors():
-            seconds, micros = first.client.time()
-        until = seconds * 1000 + micros // 1000 + round(ttl * 1000)
-        for t in self._transports:
-            t.heartbeat(names, ttl, until=until)
+        """The same deadline on every shard (see :func:`beat_alike`)."""
+        beat_alike(self._transports, consumers, ttl)
 
     def reap(self) -> Reaped:
-        """Every shard's pass of the reaper. A consumer's heartbeats give every shard the same
-        deadline; when the pass crosses it (a shard reaps a consumer the shards before it had
-        not found expired yet), those shards are passed again, so a lost consumer's tasks come
-        back from every shard in one call."""
-        passes = [t.reap() for t in self._transports]
-        first = next((n for n, r in enumerate(passes) if r.consumers), 0)
-        passes += [t.reap() for t in self._transports[:first]]
-        return _total(passes)
+        """Every shard's pass of the reaper (see :func:`reap_alike`)."""
+        return reap_alike(self._transports)
 
     def record_owner(self, cluster_id: str, owner: Any) -> dict[str, dict[str, Any]]:
         return self._transports[0].record_owner(cluster_id, owner)
