@@ -174,3 +174,26 @@ def test_enqueue_many_at_a_priority_and_in_sync_mode(
     assert run(ran()) == [3, 4]
     with pytest.raises(ConfigError, match="idempotency_key"):
         run(aio.enqueue_many("math.floor", [1], task_ids=["0" * 32], idempotency_key="k"))
+
+
+def test_each_event_loop_closes_its_connections_when_it_shuts_down(
+    db_alias: str, cluster: Any
+) -> None:
+    import redis
+
+    from qdjango.conf import get_settings
+
+    name = f"aio-close-{db_alias}"
+
+    async def send_and_wait() -> Any:
+        task_id = await aio.async_task("math.floor", 2.5)
+        await aio._site().client.client_setname(name)  # the connection the task went out on
+        return await aio.result(task_id, wait=WAIT)
+
+    sites = len(aio._sites)
+    # A script or a test that calls asyncio.run() again and again: a loop each time
+    assert [run(send_and_wait()) for _ in range(3)] == [2, 2, 2]
+    with redis.Redis.from_url(get_settings().redis_url) as client:
+        named = [c for c in client.client_list() if c["name"] == name]
+    assert named == []  # closed by each loop as it shut down, not left to the collector
+    assert len(aio._sites) == sites  # and nothing kept of the loops

@@ -66,6 +66,12 @@ class _Site:
         self.queues: dict[str, AsyncQueue | AsyncShardedQueue] = {}
         self.notifier = AsyncNotifier(self.client, namespace=conf.queue)
         self.served, self.shards = set(connection.served_queues(conf)), conf.cluster.shards
+        self.closer = _closing(self)
+        """Closes the site's connections when its loop shuts down (see :func:`_site`)."""
+
+    async def close(self) -> None:
+        await self.notifier.close()
+        await self.client.aclose()
 
     def queue(self, name: str) -> AsyncQueue | AsyncShardedQueue:
         """``name``'s queue; one ``Q_CLUSTER`` serves in its ``shards``."""
@@ -84,7 +90,7 @@ _sites: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Site] = weakref.We
 
 @on_change
 def _forget() -> None:
-    _sites.clear()  # their clients close with their loops
+    _sites.clear()  # their closers close their clients in their loops, once collected
 
 
 def _client(conf: QSettings) -> Any:
@@ -104,7 +110,26 @@ def _site() -> _Site:
     site = _sites.get(loop)
     if site is None:
         site = _sites[loop] = _Site(get_settings())
+        # The loop knows the site's closer from its first step (an async generator's first
+        # iteration registers it with the running loop): asyncio.run(), or any loop shut
+        # down with shutdown_asyncgens(), closes it, and so the site's connections, in the
+        # loop before the loop closes (otherwise each loop's sockets stayed open until
+        # collected, and were then closed from a closed loop, with ResourceWarnings).
+        try:
+            site.closer.asend(None).send(None)
+        except StopIteration:
+            pass
     return site
+
+
+async def _closing(site: _Site) -> Any:
+    try:
+        yield
+    finally:
+        for loop, found in list(_sites.items()):
+            if found is site:  # the site refers to its loop: the weak key never died alone
+                del _sites[loop]
+        await site.close()
 
 
 async def async_task(
