@@ -23,32 +23,37 @@ from qcore.testing.contract import wait_until
 from qredis import RedisTransport
 
 TTL = 0.3
+DOOMED_TTL = 2.0
+"""A killed consumer's heartbeat TTL: its kill comes well before its last heartbeat expires
+even on a loaded machine (TTL's 0.3 s went by between a heartbeat and the first reap)."""
 CTX = multiprocessing.get_context("fork")
 
 
 def _heartbeating_consumer(
-    transport: RedisTransport, name: str, count: int, conn: Connection
+    transport: RedisTransport, name: str, count: int, ttl: float, conn: Connection
 ) -> None:
     """Fetch ``count`` tasks, report them, then sit on them heartbeating until killed."""
     stop = threading.Event()
 
     def beat() -> None:
         while not stop.is_set():
-            transport.heartbeat([name], TTL)
-            stop.wait(TTL / 3)
+            transport.heartbeat([name], ttl)
+            stop.wait(ttl / 3)
 
     # The first heartbeat precedes the first fetch, as in the cluster (a consumer that
     # fetches unannounced gets the transport's long ``consumer_ttl``).
-    transport.heartbeat([name], TTL)
+    transport.heartbeat([name], ttl)
     threading.Thread(target=beat, daemon=True).start()
     got = transport.fetch(name, count=count, timeout=5)
     conn.send([d.task_id for d in got])
     time.sleep(60)  # "running" the tasks until the parent kills us
 
 
-def start_consumer(transport: RedisTransport, name: str, count: int) -> tuple[object, list[str]]:
+def start_consumer(
+    transport: RedisTransport, name: str, count: int, ttl: float = TTL
+) -> tuple[object, list[str]]:
     parent, child = CTX.Pipe()
-    proc = CTX.Process(target=_heartbeating_consumer, args=(transport, name, count, child))
+    proc = CTX.Process(target=_heartbeating_consumer, args=(transport, name, count, ttl, child))
     proc.start()
     assert parent.poll(10), "the consumer process did not fetch"
     return proc, parent.recv()
@@ -74,15 +79,34 @@ def assert_empty(transport: RedisTransport) -> None:
     assert client.hlen(k.msg) == client.hlen(k.tokens) == client.hlen(k.attempts) == 0
 
 
+def redis_ms(transport: RedisTransport) -> int:
+    """Redis's clock in ms, as the scripts read it (``now_ms`` in lib/levels.lua)."""
+    seconds, micros = transport.client.time()
+    return int(seconds) * 1000 + int(micros) // 1000
+
+
 def test_a_killed_consumers_tasks_return_after_the_ttl(transport: RedisTransport) -> None:
     transport.enqueue_many([(f"t{i}", b"x") for i in range(5)])
-    proc, held = start_consumer(transport, "doomed", 3)
+    proc, held = start_consumer(transport, "doomed", 3, DOOMED_TTL)
     assert len(held) == 3
     kill(proc)
-    killed_at = time.monotonic()
-    assert transport.reap() == Reaped()  # its last heartbeat has not expired yet
-    reaped = wait_until(lambda: transport.reap().requeued == 3 or None)
-    assert reaped and time.monotonic() - killed_at >= TTL * 0.6
+    # Its last heartbeat's deadline (Redis clock, ms): nobody moves it any more. A reap whose
+    # Redis time is before it leaves the tasks held; the first one at or past it requeues them.
+    expires = transport.client.zscore(transport.keys.consumers, "doomed")
+    assert expires is not None
+    early = 0
+    give_up = time.monotonic() + DOOMED_TTL + 30
+    while True:
+        reaped = transport.reap()
+        if redis_ms(transport) < expires:  # the whole reap ran before the deadline
+            assert reaped == Reaped(), "requeued before its last heartbeat expired"
+            early += 1
+        elif reaped != Reaped():
+            break
+        assert time.monotonic() < give_up, "the expired consumer was never reaped"
+        time.sleep(0.02)
+    assert early > 0, "no reap ran before the deadline"  # the test saw the wait
+    assert reaped == Reaped(consumers=1, requeued=3)
     got = drain(transport)
     assert sorted(d.task_id for d in got) == [f"t{i}" for i in range(5)]
     assert sorted(d.attempt for d in got) == [1, 1, 2, 2, 2]
@@ -92,21 +116,22 @@ def test_a_killed_consumers_tasks_return_after_the_ttl(transport: RedisTransport
 def test_a_live_consumer_running_for_three_ttls_is_not_reaped(
     transport: RedisTransport, make_transport: Callable[..., RedisTransport]
 ) -> None:
+    ttl = 1.0  # a beat may come late on a loaded machine: it has 0.67 s, not TTL's 0.2 s
     reaper = make_transport()
     transport.enqueue("long", b"cpu bound")
     stop = threading.Event()
 
     def beat() -> None:
         while not stop.is_set():
-            transport.heartbeat(["busy"], TTL)
-            stop.wait(TTL / 3)
+            transport.heartbeat(["busy"], ttl)
+            stop.wait(ttl / 3)
 
     beater = threading.Thread(target=beat)
     beater.start()
     try:
         wait_until(lambda: "busy" in transport.consumers())
         [d] = transport.fetch("busy")
-        end = time.monotonic() + 3 * TTL + 0.1
+        end = time.monotonic() + 3 * ttl + 0.1
         passes = 0
         while time.monotonic() < end:
             assert reaper.reap() == Reaped()
