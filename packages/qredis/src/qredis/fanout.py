@@ -1,20 +1,21 @@
 """What a transport over several queues of one Redis does on every one of them (one
 :class:`~qredis.RedisTransport` per queue for :class:`~qredis.RedisQueues`, per shard for
 :class:`~qredis.ShardedQueue`): release, heartbeats, the reaper, the delayed sets, sizes,
-listings and dead letters, their answers added up; and the heartbeat and reaper pass that
-treat several parts (a queue's shards, a cluster's sharded queues) as one."""
+listings and dead letters, their answers added up; and the heartbeat, the reaper pass and the
+blocking wait that treat several parts (a queue's shards, a cluster's sharded queues) as one."""
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Sequence
+import time
+from collections.abc import Callable, Collection, Iterable, Sequence
 from typing import TYPE_CHECKING, Protocol
 
-from qcore import DEAD_REASONS_LIMIT, ConfigError, DeadLetter, InFlight, Reaped
+from qcore import DEAD_REASONS_LIMIT, ConfigError, DeadLetter, Delivery, InFlight, Reaped
 
 if TYPE_CHECKING:
     from qredis.transport import RedisTransport
 
-__all__ = ["FanOut", "beat_alike", "reap_alike"]
+__all__ = ["FanOut", "beat_alike", "reap_alike", "wait_on_home"]
 
 
 class FanOut:
@@ -159,3 +160,38 @@ def reap_alike(parts: Sequence[_Reaps]) -> Reaped:
     first = next((n for n, r in enumerate(passes) if r.consumers), 0)
     passes += [p.reap() for p in parts[:first]]
     return _total(passes)
+
+
+def wait_on_home(
+    home: RedisTransport,
+    consumer: str,
+    count: int,
+    timeout: float,
+    markers: tuple[str, ...],
+    poll: float,
+    next_due: float | None,
+    take_rest: Callable[[], tuple[list[Delivery], float | None]],
+    replayed: list[str] | None,
+) -> list[Delivery]:
+    """Up to ``count`` tasks within ``timeout`` s, for a consumer blocked on its ``home``
+    shard: woken through ``markers`` (every shard's on one server; on a Redis Cluster the home
+    shard's alone, for at most ``poll`` s at a time), it takes from ``home`` first, then from
+    the other shards (``take_rest()``: what it got, and the soonest delayed task's wait)."""
+    cluster = home._cluster
+    deadline = time.monotonic() + timeout
+    while True:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            return []
+        block = min(remaining, home._block_cap)
+        if cluster:
+            block = min(block, poll)
+        if next_due is not None:
+            block = min(block, next_due)
+        got, due_home = home._block_and_grab(consumer, count, block, markers, replayed)
+        if got:
+            return got
+        got, next_due = take_rest()
+        if got:
+            return got
+        next_due = _soonest(next_due, due_home)

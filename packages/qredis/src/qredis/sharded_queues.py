@@ -16,13 +16,12 @@ whose shard it names.
 
 from __future__ import annotations
 
-import time
 import zlib
 from collections.abc import Iterable, Sequence
 from typing import TypeVar, cast
 
 from qcore import ConfigError, Delivery, Reaped
-from qredis.fanout import _soonest, beat_alike, reap_alike
+from qredis.fanout import _soonest, beat_alike, reap_alike, wait_on_home
 from qredis.queues import RedisQueues, _grab
 from qredis.shards import ShardedQueue
 from qredis.transport import RedisTransport
@@ -87,29 +86,22 @@ class ShardedQueues(RedisQueues):
         first = order[0]
         home = first.transports[zlib.crc32(consumer.encode()) % first.shards]
         home._ready()
-        cluster = home._cluster
         markers = (
             (home.keys.marker,)
-            if cluster
+            if home._cluster
             else tuple(s.keys.marker for m in self._members for s in m.transports)
         )
-        deadline = time.monotonic() + timeout
-        while True:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                return []
-            block = min(remaining, home._block_cap)
-            if cluster:
-                block = min(block, first.poll)
-            if next_due is not None:
-                block = min(block, next_due)
-            got, due_home = home._block_and_grab(consumer, count, block, markers, replayed)
-            if got:
-                return got
-            got, next_due = _take(order, consumer, count, replayed)
-            if got:
-                return got
-            next_due = _soonest(next_due, due_home)
+        return wait_on_home(
+            home,
+            consumer,
+            count,
+            timeout,
+            markers,
+            first.poll,
+            next_due,
+            lambda: _take(order, consumer, count, replayed),
+            replayed,
+        )
 
     # -- recovery: one deadline for every shard of every queue ---------------------------------
 

@@ -40,14 +40,13 @@ shards are taken as one queue).
 from __future__ import annotations
 
 import os
-import time
 import zlib
 from collections.abc import Iterable, Sequence
 from typing import Any
 
 from qcore import ConfigError, Delivery, Reaped
 from qcore.errors import UnknownTask
-from qredis.fanout import _soonest, _total, beat_alike, reap_alike
+from qredis.fanout import _total, beat_alike, reap_alike, wait_on_home
 from qredis.placement import check_shard_count, mark_away, shard_of, shard_queues
 from qredis.queues import RedisQueues, _grab
 from qredis.shard_listings import ShardListings
@@ -283,26 +282,19 @@ class ShardedQueue(ShardListings, RedisQueues):
             return got
         home = self._transports[zlib.crc32(consumer.encode()) % self._count]
         home._ready()
-        cluster = home._cluster
-        markers = (home.keys.marker,) if cluster else tuple(t.keys.marker for t in order)
+        markers = (home.keys.marker,) if home._cluster else tuple(t.keys.marker for t in order)
         others = [t for t in order if t is not home]
-        deadline = time.monotonic() + timeout
-        while True:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                return []
-            block = min(remaining, home._block_cap)
-            if cluster:
-                block = min(block, self.poll)
-            if next_due is not None:
-                block = min(block, next_due)
-            got, due_home = home._block_and_grab(consumer, count, block, markers, replayed)
-            if got:
-                return got
-            got, next_due = _grab(others, consumer, count, replayed)
-            if got:
-                return got
-            next_due = _soonest(next_due, due_home)
+        return wait_on_home(
+            home,
+            consumer,
+            count,
+            timeout,
+            markers,
+            self.poll,
+            next_due,
+            lambda: _grab(others, consumer, count, replayed),
+            replayed,
+        )
 
     # -- finishing: by the delivery's shard ---------------------------------------------------
 
