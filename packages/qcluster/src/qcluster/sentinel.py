@@ -4,10 +4,9 @@ It blocks in ``multiprocessing.connection.wait`` on every worker's process senti
 self-pipe written by its signal handlers, so a worker's death is noticed at once and a signal
 is handled at once; between events it wakes at the nearest task deadline, at most every
 ``guard_cycle`` seconds, to enforce timeouts. It touches no worker's data but the worker's own
-slot, which it only reads. Its parts: starting and replacing workers
-(:mod:`qcluster.spawning`), deadlines (:mod:`qcluster.deadlines`), what a worker's exit means
-for its tasks (:mod:`qcluster.losses`), the status (:mod:`qcluster.status`), and the beacon
-thread (:mod:`qcluster.beacon`).
+slot, which it only reads. Its parts: starting and replacing workers (:mod:`qcluster.spawning`),
+deadlines (:mod:`qcluster.deadlines`), what a worker's exit means for its tasks
+(:mod:`qcluster.losses`), the status (:mod:`qcluster.status`), the beacon (:mod:`qcluster.beacon`).
 """
 
 from __future__ import annotations

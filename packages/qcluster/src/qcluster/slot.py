@@ -7,13 +7,12 @@ while it is odd or changed under it. A worker killed in the middle of a write le
 and the reader then reports the record as torn: the worker was between tasks, so nothing it
 held had started.
 
-A worker awaiting coroutine tasks side by side (``async_concurrency`` > 1) also lists them in
-its slot's *awaiting* entries, one per task it can await at once, each marked in use by one
-word written after the rest and framed by its own sequence counter: the sentinel publishes
-them as running, and once the worker is gone counts the attempt of each (a task that kills
-its worker is poison however it runs). One word of each entry is the sentinel's to write:
-``cancel``, the fencing token of the task there whose termination was asked, which the
-worker's loop reads within its tick and cancels that coroutine.
+A worker awaiting coroutine tasks side by side (``async_concurrency`` > 1) also lists them in its
+slot's *awaiting* entries, one per task it can await at once, each marked in use by one word
+written after the rest and framed by its own sequence counter: the sentinel publishes them as
+running, and once the worker is gone counts the attempt of each (poison however it runs). One
+word of each entry is the sentinel's to write: ``cancel``, the fencing token of the task whose
+termination was asked; the worker's loop reads it within its tick and cancels that coroutine.
 """
 
 from __future__ import annotations
