@@ -197,3 +197,25 @@ def test_unknown_wire_versions_are_refused() -> None:
         TaskMessage.from_wire(tuple(wire))
     with pytest.raises(UndecodablePayload):
         TaskMessage.from_wire("nonsense")
+
+
+def test_a_retried_run_s_failure_is_carried_and_bounded() -> None:
+    from qcore.options import FAILURE_TEXT_MAX, FAILURES_KEPT, with_failure
+
+    message = TaskMessage.new("math.floor", (1.5,))
+    first = message.with_options(failures=with_failure(message.options, "ValueError: one"))
+    assert first.options.failures == ("ValueError: one",)
+    again = TaskMessage.from_wire(first.to_wire())  # travels with the message
+    assert again.options.failures == ("ValueError: one",)
+    long = "KeyError: x\n\n" + "  frame\n" * 5000 + "KeyError: x"
+    kept = with_failure(first.options, long)
+    assert kept[0] == "ValueError: one" and len(kept[1]) < FAILURE_TEXT_MAX + 100
+    assert kept[1].startswith("KeyError: x\n\n") and kept[1].endswith("KeyError: x")
+    assert "characters cut" in kept[1]
+    options = first.options
+    for n in range(FAILURES_KEPT + 5):
+        options = dataclasses.replace(options, failures=with_failure(options, f"E: {n}"))
+    assert options.failures is not None and len(options.failures) == FAILURES_KEPT
+    assert options.failures[-1] == f"E: {FAILURES_KEPT + 4}"  # the latest are kept
+    with pytest.raises(ConfigError, match="failures must be a tuple of texts"):
+        TaskOptions(failures=["not", "a", "tuple"])  # type: ignore[arg-type]

@@ -35,6 +35,15 @@ def broke() -> None:
     raise TaskBroke("a class of our own")
 
 
+@task(takes_context=True)
+def flaky(context: TaskContext, fails: int) -> dict[str, Any]:
+    """Raises TaskBroke on its first ``fails`` attempts; then says which attempt it was and
+    how many errors its RUNNING result already held."""
+    if context.attempt <= fails:
+        raise TaskBroke(f"attempt {context.attempt} of a flaky task")
+    return {"attempt": context.attempt, "errors": len(context.task_result.errors)}
+
+
 @task
 def not_json() -> object:
     return object()

@@ -34,6 +34,7 @@ from qcore import (
     Transport,
 )
 from qcore.events import TaskFailed, TasksSettled, TaskSucceeded, TaskTimedOut
+from qcore.options import with_failure
 
 __all__ = ["BACKOFF", "Flusher"]
 
@@ -167,7 +168,11 @@ class Flusher:
             message, delivery, delay = done.message, done.delivery, done.retry
             assert message is not None and delay is not None
             run = (message.options.attempts or 0) + 1
-            payload = self.codec.encode_message(message.with_options(attempts=run))
+            error = str(done.record.result)
+            failures = with_failure(message.options, error)
+            payload = self.codec.encode_message(
+                message.with_options(attempts=run, failures=failures)
+            )
             ok = BACKOFF.call(
                 functools.partial(self.transport.retry_later, delivery, delay, payload),
                 on_error=self.logger("retry"),
@@ -176,7 +181,6 @@ class Flusher:
             if not ok:
                 self.log.warning("task.ack_refused", task_id=delivery.task_id)
                 continue
-            error = str(done.record.result)
             self.events.emit(retried_event(message, run, delay, error, self.retry_defaults))
 
     def _gather(self, pending: list[Done]) -> None:

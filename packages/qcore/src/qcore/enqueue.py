@@ -160,7 +160,9 @@ def retry_message(record: TaskResult) -> TaskMessage:
     The options come from the record, never from the task's kwargs, so a task keyword named
     ``timeout`` stays the task's own. ``eta`` is dropped: a retry runs now.
     """
-    options = dataclasses.replace(record.options, eta=None, retried_from=record.id, attempts=None)
+    options = dataclasses.replace(
+        record.options, eta=None, retried_from=record.id, attempts=None, failures=None
+    )
     return TaskMessage.new(
         record.func,
         record.args,

@@ -26,6 +26,7 @@ __all__ = [
     "apply_q_options",
     "check_priority",
     "task_options",
+    "with_failure",
 ]
 
 PRIORITY_MIN, PRIORITY_MAX = -100, 100
@@ -105,6 +106,10 @@ class TaskOptions:
     saves a Failure "Cancelled" and calls the hook, and never runs the function."""
     priority: int | None = None
     """-100 to 100, higher runs first (None: 0). Kept by a delayed task, a retry and a requeue."""
+    failures: tuple[str, ...] | None = None
+    """How each earlier run that raised and was retried failed (its Failure's text), oldest
+    first, so the last run's record tells every run (set by the worker that retries; see
+    :func:`with_failure`)."""
 
     def __post_init__(self) -> None:
         if self.timeout is not None and not self.timeout > 0:
@@ -180,6 +185,11 @@ class TaskOptions:
             raise ConfigError(f"cancelled must be 'queued' or 'running', not {self.cancelled!r}")
         if self.retry_jitter is not None and not isinstance(self.retry_jitter, bool):
             raise ConfigError(f"retry_jitter must be True or False, not {self.retry_jitter!r}")
+        if self.failures is not None and (
+            not isinstance(self.failures, tuple)
+            or not all(isinstance(text, str) for text in self.failures)
+        ):
+            raise ConfigError(f"failures must be a tuple of texts, not {self.failures!r}")
         if self.retry_on is not None and (
             not isinstance(self.retry_on, tuple)
             or not all(isinstance(path, str) and path for path in self.retry_on)
@@ -211,6 +221,20 @@ class TaskOptions:
         options: TaskOptions = _build_options(*[get(name) for name in _OPTION_ORDER])
         options.__post_init__()
         return options
+
+
+FAILURES_KEPT = 20
+"""The earlier runs' failures a retried task carries at the most (the latest ones)."""
+FAILURE_TEXT_MAX = 8000
+"""Characters kept of each (the exception's line comes first, the traceback's end last)."""
+
+
+def with_failure(options: TaskOptions, text: str) -> tuple[str, ...]:
+    """``options.failures`` with ``text`` (a run's Failure) added: what the next run carries."""
+    if len(text) > FAILURE_TEXT_MAX:
+        half = FAILURE_TEXT_MAX // 2
+        text = f"{text[:half]}\n[... {len(text) - 2 * half} characters cut ...]\n{text[-half:]}"
+    return (*(options.failures or ())[-(FAILURES_KEPT - 1) :], text)
 
 
 _OPTION_ORDER = tuple(TaskOptions.__dataclass_fields__)

@@ -50,7 +50,18 @@ from qdjango.tasks_api import (
 
 __all__ = ["OPTION_NAMES", "QBackend", "QTask"]
 
-OPTION_NAMES = frozenset({"timeout", "max_attempts", "save"})
+OPTION_NAMES = frozenset(
+    {
+        "timeout",
+        "max_attempts",
+        "save",
+        "retries",
+        "retry_backoff",
+        "retry_backoff_max",
+        "retry_jitter",
+        "retry_on",
+    }
+)
 """What a ``TASKS`` entry's ``OPTIONS`` may set: Q's options for every task it sends."""
 
 
@@ -67,7 +78,7 @@ def option_problems(options: object) -> list[str]:
 
     for name in sorted(OPTION_NAMES & set(options)):
         try:
-            TaskOptions(**{name: options[name]})
+            task_options(**{name: options[name]})
         except ConfigError as exc:
             out.append(f"OPTIONS: {exc}")
     return out

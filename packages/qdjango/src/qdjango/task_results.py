@@ -142,6 +142,7 @@ def message_result(
         started_at=started_at,
         args=message.args,
         kwargs=message.kwargs,
+        errors=_errors(message.options.failures),
         worker_ids=worker_ids or [],
     )
 
@@ -161,6 +162,7 @@ def row_result(row: Any, *, backend: Any = None) -> TaskResult:
         kwargs=row.kwargs or {},
         attempts=row.attempt_count,
         worker=row.cluster,
+        failures=options.get("failures"),
     )
 
 
@@ -179,6 +181,7 @@ def record_result(record: Any, *, backend: Any = None) -> TaskResult:
         kwargs=record.kwargs,
         attempts=record.attempt_count,
         worker=record.cluster,
+        failures=record.options.failures,
     )
 
 
@@ -190,12 +193,15 @@ def _finished(
     *,
     attempts: int | None,
     worker: str | None,
+    failures: tuple[str, ...] | None,
     **fields: Any,
 ) -> TaskResult:
+    errors = _errors(failures)  # the runs before the last that raised and were retried
     if success:
-        status, errors = TaskResultStatus.SUCCESSFUL, []
+        status = TaskResultStatus.SUCCESSFUL
     else:
-        status, errors = TaskResultStatus.FAILED, [error_of(str(value))]
+        status = TaskResultStatus.FAILED
+        errors.append(error_of(str(value)))
     return _result(
         task,
         task_id,
@@ -205,6 +211,10 @@ def _finished(
         return_value=value if success else None,
         **fields,
     )
+
+
+def _errors(failures: tuple[str, ...] | None) -> list[TaskError]:
+    return [error_of(text) for text in failures] if failures else []
 
 
 def error_of(text: str) -> TaskError:
