@@ -86,20 +86,72 @@ def test_a_delayed_task_goes_to_the_delayed_set(
     transport.close()
 
 
-def test_a_unique_task_is_refused_rather_than_sent_without_its_lock(
+def test_a_unique_task_takes_the_sync_transports_lock(
     redis_url: str, queue_name: str, secret: str
 ) -> None:
     from qcore import ConfigError
+    from qredis import Producer as SyncProducer
 
-    async def main() -> None:
+    unique = {"unique": "nightly"}
+
+    async def main() -> tuple[str, str, str]:
         async with Producer(redis_url, queue_name, secret=secret) as q:
-            with pytest.raises(ConfigError, match="unique tasks are not sent by the asyncio"):
-                await q.enqueue("math.floor", 1, q_options={"unique": True})
+            first = await q.enqueue("math.floor", 1, q_options=unique)
+            again = await q.enqueue("math.ceil", 2, q_options=unique)  # one key: one lock
+            with pytest.raises(ConfigError, match="unique must be"):
+                await q.enqueue("math.floor", 1, q_options={"unique": ""})
+            delayed = await q.enqueue("math.floor", 3, q_options={"unique": True, "countdown": 60})
+            return first, again, delayed
 
-    run(main())
+    first, again, delayed = run(main())
+    assert again == first
+    with SyncProducer(redis_url, queue_name, secret=secret) as sync:
+        assert sync.enqueue("math.floor", 9, q_options=unique) == first
+        assert sync.enqueue("math.floor", 3, q_options={"unique": True}) == delayed
     transport = RedisTransport(queue_name, url=redis_url)
-    assert transport.queue_size() == 0
+    assert (transport.queue_size(), transport.delayed_size()) == (1, 1)
+    lock = transport.keys.unique("k:nightly")
+    assert transport.client.get(lock) == first.encode() and transport.client.pttl(lock) > 0
+    [delivery] = transport.fetch("c", count=1, timeout=5)
+    message = Codec(Signer.from_secret(secret)).decode_message(delivery.payload)
+    assert (message.id, message.options.unique) == (first, "k:nightly")
+    transport.ack([delivery])  # ended: its lock is free, in effect
+
+    async def later() -> str:
+        async with Producer(redis_url, queue_name, secret=secret) as q:
+            return await q.enqueue("math.floor", 1, q_options=unique)
+
+    assert run(later()) not in (first, delayed)
     transport.close()
+
+
+def test_sharded_unique_tasks_and_chains_are_placed_as_the_sync_producer_places_them(
+    redis_url: str, queue_name: str, secret: str
+) -> None:
+    from qredis import Producer as SyncProducer
+
+    async def main() -> tuple[list[str], list[str]]:
+        async with Producer(redis_url, queue_name, secret=secret, shards=3) as q:
+            unique = [
+                await q.enqueue("math.floor", i, q_options={"unique": True}) for i in range(8)
+            ]
+            links = await q.chain(["math.floor"] * 8, group="sharded-chain")
+            return unique, links
+
+    unique, links = run(main())
+    with SyncProducer(redis_url, queue_name, secret=secret, shards=3) as sync:
+        again = [sync.enqueue("math.floor", i, q_options={"unique": True}) for i in range(8)]
+        assert again == unique  # the sync producer finds each lock on the shard it looks on
+        assert sync.chain_state("sharded-chain").length == 8
+        sharded = sync.transport
+        assert sharded.queue_size() == 9  # the unique tasks and the chain's first link
+        # Each task living off its id's shard is marked done on that shard, as the sync
+        # ShardedQueue marks it: a copy sent there is refused as a replay.
+        chain_home = sharded.shard("sharded-chain")
+        away = [i for i in unique if (h := sharded.shard(i)).client.hget(h.keys.msg, i) is None]
+        away += [i for i in links if sharded.shard(i) is not chain_home]
+        marks = [sharded.shard(i).client.zscore(sharded.shard(i).keys.done, i) for i in away]
+        assert away and None not in marks
 
 
 def test_waiters_are_woken_by_the_save_without_threads(

@@ -5,7 +5,7 @@ from qtq_core import DISTRIBUTION, DistributionConflict  # isort: skip
 
 from qcore.backoff import Backoff
 from qcore.cancelling import cancel
-from qcore.chains import ChainState, chain_links, chain_messages, start_chain
+from qcore.chains import ChainState, astart_chain, chain_links, chain_messages, start_chain
 from qcore.codec import DEFAULT_COMPRESS_THRESHOLD, DEFAULT_MAX_SIZE, Codec
 from qcore.enqueue import (
     Q_OPTION_NAMES,
@@ -40,7 +40,7 @@ from qcore.errors import (
 )
 from qcore.events import Event, EventBus
 from qcore.idempotency import batch_ids
-from qcore.iters import collate, iter_messages, send_iter
+from qcore.iters import asend_iter, collate, iter_messages, send_iter
 from qcore.log import configure_logging, get_logger
 from qcore.masking import SECRET_NAMES, is_secret_name, mask_mapping, mask_url
 from qcore.message import (
@@ -158,7 +158,9 @@ __all__ = [
     "__version__",
     "aenqueue_many",
     "apply_q_options",
+    "asend_iter",
     "asend_message",
+    "astart_chain",
     "batch_ids",
     "build_message",
     "cancel",

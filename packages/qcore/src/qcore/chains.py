@@ -19,9 +19,9 @@ from qcore.errors import ConfigError
 from qcore.events import EventBus, TaskEnqueued
 from qcore.message import TaskMessage
 from qcore.naming import new_id
-from qcore.protocols import Transport
+from qcore.protocols import AsyncTransport, Transport
 
-__all__ = ["ChainState", "chain_links", "chain_messages", "start_chain"]
+__all__ = ["ChainState", "astart_chain", "chain_links", "chain_messages", "start_chain"]
 
 TaskFunc = Callable[..., Any] | str
 
@@ -111,12 +111,45 @@ def start_chain(
 
     Raises :class:`ConfigError` when a chain of that id (group) is running already.
     """
+    items, extra = _chain_items(codec, messages)
+    started = transport.start_chain(chain_id, items, stop_on_failure=stop_on_failure, **extra)
+    _started(started, chain_id, messages, transport.queue, events)
+
+
+async def astart_chain(
+    transport: AsyncTransport,
+    codec: Codec,
+    chain_id: str,
+    messages: Sequence[TaskMessage],
+    *,
+    stop_on_failure: bool = True,
+    events: EventBus | None = None,
+) -> None:
+    """:func:`start_chain` for an asyncio producer: the same signed links and step, awaited."""
+    items, extra = _chain_items(codec, messages)
+    started = await transport.start_chain(chain_id, items, stop_on_failure=stop_on_failure, **extra)
+    _started(started, chain_id, messages, transport.queue, events)
+
+
+def _chain_items(
+    codec: Codec, messages: Sequence[TaskMessage]
+) -> tuple[list[tuple[str, bytes, int | None]], dict[str, Any]]:
+    """The signed links ``(id, payload, max_attempts)``, and their priorities as a keyword
+    (only when a link has one: a transport written before priorities still takes the rest)."""
     items = [(m.id, codec.encode_message(m), m.options.max_attempts) for m in messages]
     priorities = [m.options.priority or 0 for m in messages]
-    # Only when a link has one: a transport written before priorities still takes the rest.
-    extra = {"priorities": priorities} if any(priorities) else {}
-    if not transport.start_chain(chain_id, items, stop_on_failure=stop_on_failure, **extra):
+    return items, ({"priorities": priorities} if any(priorities) else {})
+
+
+def _started(
+    started: bool,
+    chain_id: str,
+    messages: Sequence[TaskMessage],
+    queue: str,
+    events: EventBus | None,
+) -> None:
+    if not started:
         raise ConfigError(f"a chain of group {chain_id!r} exists already; give another group")
     if events is not None and events.wants(TaskEnqueued):
         first = messages[0]
-        events.emit(TaskEnqueued(first.id, first, transport.queue))
+        events.emit(TaskEnqueued(first.id, first, queue))

@@ -216,30 +216,35 @@ def send_message(
 
 async def asend_message(
     transport: AsyncTransport, codec: Codec, message: TaskMessage, events: EventBus | None = None
-) -> None:
-    """:func:`send_message` for an asyncio producer: the same signing and options, awaited."""
+) -> str:
+    """:func:`send_message` for an asyncio producer: the same signing, options and unique
+    lock, awaited; returns the task's id (a unique task's live holder's, when one is)."""
     opts = message.options
-    if opts.unique is not None:
-        raise ConfigError(
-            "unique tasks are not sent by the asyncio producer yet: use the synchronous one "
-            "(qredis.Producer, qdjango.async_task)"
-        )
     eta = opts.eta
     delay = 0.0 if eta is None else max(0.0, eta - time.time())
-    if opts.priority:
+    if opts.unique is not None:
+        holder = await transport.enqueue_unique(
+            message.id,
+            codec.encode_message(message),
+            lock=opts.unique,
+            ttl=lock_ttl(opts.unique_for, delay),
+            delay=delay,
+            max_attempts=opts.max_attempts,
+            priority=opts.priority or 0,
+        )
+        if holder != message.id:
+            return holder
+    else:
         await transport.enqueue(
             message.id,
             codec.encode_message(message),
             delay=delay,
             max_attempts=opts.max_attempts,
-            priority=opts.priority,
-        )
-    else:
-        await transport.enqueue(
-            message.id, codec.encode_message(message), delay=delay, max_attempts=opts.max_attempts
+            priority=opts.priority or 0,
         )
     if events is not None and events.wants(TaskEnqueued):
         events.emit(TaskEnqueued(message.id, message, transport.queue))
+    return message.id
 
 
 def enqueue(

@@ -316,6 +316,31 @@ class AsyncTransport(Protocol):
         """As :meth:`Transport.enqueue_absent`: safe to send again after an error."""
         ...
 
+    async def enqueue_unique(
+        self,
+        task_id: str,
+        payload: bytes,
+        *,
+        lock: str,
+        ttl: float,
+        delay: float = 0.0,
+        max_attempts: int | None = None,
+        priority: int = 0,
+    ) -> str:
+        """As :meth:`Transport.enqueue_unique`."""
+        ...
+
+    async def start_chain(
+        self,
+        chain_id: str,
+        items: Sequence[tuple[str, bytes, int | None]],
+        *,
+        stop_on_failure: bool = True,
+        priorities: Sequence[int] | None = None,
+    ) -> bool:
+        """As :meth:`Transport.start_chain`."""
+        ...
+
 
 @runtime_checkable
 class ResultStore(Protocol):

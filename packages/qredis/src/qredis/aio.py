@@ -11,36 +11,40 @@
 Concurrent enqueues share one connection: the calls made while the event loop runs one step
 are sent as one script call (:class:`AsyncQueue`, in :mod:`qredis.aio_queue`), so 100
 ``gather``-ed enqueues cost one round trip. Waiting for results takes no thread and no
-connection per waiter: one subscription per producer (:class:`AsyncNotifier`) wakes the
-waiters its notices name.
+connection per waiter: one subscription per producer (:class:`AsyncNotifier`, in
+:mod:`qredis.aio_notify`) wakes the waiters its notices name. Unique tasks, chains and
+iterations run the sync transport's Lua (:mod:`qredis.aio_chains`).
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import functools
-import time
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
-from typing import Any, TypeVar
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any
 
 import redis.asyncio as aioredis
 from redis.asyncio.cluster import ClusterNode
 from redis.asyncio.sentinel import Sentinel as AsyncSentinel
 
 from qcore import (
+    ChainState,
     Codec,
     EventBus,
     TaskMessage,
     TaskResult,
     aenqueue_many,
+    asend_iter,
     asend_message,
+    astart_chain,
     build_message,
+    chain_messages,
     codec_for,
     get_logger,
     humanize,
+    iter_messages,
 )
-from qredis.aio_queue import AsyncQueue, _bytes, _opt_bytes, _where
+from qredis.aio_notify import AsyncNotifier
+from qredis.aio_queue import AsyncQueue, _bytes, _opt_bytes
 from qredis.connection import PRODUCER_SOCKET_TIMEOUT, redis_errors
 from qredis.keys import ResultKeys
 from qredis.keywatch import KEY_CHECK_EVERY, KeyWatch
@@ -50,15 +54,12 @@ from qredis.topology import CLUSTER, SENTINEL, kind_of_url, parse_url
 
 __all__ = ["AsyncNotifier", "AsyncQueue", "Producer", "async_client"]
 
-T = TypeVar("T")
 TaskFunc = Callable[..., Any] | str
 
 log = get_logger("qredis.aio")
 
 MAX_CONNECTIONS = 10_000
 """Connections a producer's client may open at once (per node of a Redis Cluster)."""
-
-_RECHECK = 5.0  # as the sync notifier: a notice lost in a reconnect costs at most this
 
 
 def async_client(url: str | None = None, **redis_kwargs: Any) -> Any:
@@ -88,96 +89,6 @@ def async_client(url: str | None = None, **redis_kwargs: Any) -> Any:
         manager = AsyncSentinel(params.pop("sentinels"), sentinel_kwargs=sentinel_kwargs)  # type: ignore[no-untyped-call]
         return manager.master_for(params.pop("service_name"), **params, **redis_kwargs)
     return aioredis.Redis.from_url(url, **redis_kwargs)
-
-
-class AsyncNotifier:
-    """One subscription to a namespace's result channel, shared by every waiter of a loop."""
-
-    def __init__(self, client: aioredis.Redis, namespace: str = "default") -> None:
-        self._client = client
-        self._channel = ResultKeys.for_namespace(namespace).channel
-        self._waiters: dict[str, set[asyncio.Event]] = {}
-        self._any: set[asyncio.Event] = set()
-        self._listener: asyncio.Task[None] | None = None
-        self._ready: asyncio.Event | None = None
-        self._where = _where(client)
-
-    async def wait_for(
-        self,
-        key: str,
-        timeout: float | None,
-        check: Callable[[], Awaitable[T | None]],
-        *,
-        any_message: bool = False,
-    ) -> T | None:
-        """``await check()`` until it finds something or ``timeout`` seconds pass (None or
-        negative: forever); re-checked on each notice naming ``key`` (any notice with
-        ``any_message``) and at least every 5 s."""
-        found = await check()
-        if found is not None or timeout == 0:
-            return found
-        deadline = None if timeout is None or timeout < 0 else time.monotonic() + timeout
-        event = asyncio.Event()
-        bucket = self._any if any_message else self._waiters.setdefault(key, set())
-        bucket.add(event)
-        try:
-            await self._subscribed()
-            while True:
-                event.clear()
-                found = await check()  # after the subscription: a save before it is seen here
-                if found is not None:
-                    return found
-                left = _RECHECK if deadline is None else deadline - time.monotonic()
-                if left <= 0:
-                    return None
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(event.wait(), min(left, _RECHECK))
-        finally:
-            bucket.discard(event)
-            if not any_message and not bucket:
-                self._waiters.pop(key, None)
-
-    async def _subscribed(self) -> None:
-        if self._listener is None or self._listener.done():
-            self._ready = asyncio.Event()
-            self._listener = asyncio.ensure_future(self._listen(self._ready))
-        assert self._ready is not None
-        ready = asyncio.ensure_future(self._ready.wait())
-        done, _ = await asyncio.wait({ready, self._listener}, return_when=asyncio.FIRST_COMPLETED)
-        if self._listener in done:
-            ready.cancel()
-            self._listener.result()  # raises what stopped it (Redis unreachable)
-
-    async def _listen(self, ready: asyncio.Event) -> None:
-        with redis_errors(self._where):
-            pubsub = self._client.pubsub()
-            try:
-                await pubsub.subscribe(self._channel)
-                while True:
-                    msg = await pubsub.get_message(timeout=_RECHECK)
-                    if msg is None:
-                        continue
-                    if msg["type"] == "subscribe":
-                        ready.set()
-                    elif msg["type"] == "message":
-                        self._wake(msg["data"])
-            finally:
-                with contextlib.suppress(Exception):
-                    await pubsub.aclose()  # type: ignore[no-untyped-call]
-
-    def _wake(self, data: bytes) -> None:
-        for event in self._any:
-            event.set()
-        for task_id in data.split():
-            for event in self._waiters.get(task_id.decode(), ()):
-                event.set()
-
-    async def close(self) -> None:
-        listener, self._listener = self._listener, None
-        if listener is not None:
-            listener.cancel()
-            with contextlib.suppress(BaseException):
-                await listener
 
 
 class Producer:
@@ -222,6 +133,47 @@ class Producer:
         self.key_watch = KeyWatch(None, queue, every=key_check_every)
         self._statuses = functools.partial(live_clusters, self.client, status_namespace)
 
+    def message(
+        self,
+        func: TaskFunc,
+        *args: Any,
+        hook: TaskFunc | None = None,
+        group: str | None = None,
+        timeout: float | None = None,
+        save: bool | None = None,
+        max_attempts: int | None = None,
+        eta: float | None = None,
+        countdown: float | None = None,
+        retries: int | None = None,
+        retry_backoff: float | None = None,
+        retry_backoff_max: float | None = None,
+        retry_jitter: bool | None = None,
+        retry_on: Any = None,
+        priority: int | None = None,
+        q_options: Mapping[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> TaskMessage:
+        """The message :meth:`enqueue` would send (:meth:`qredis.Producer.message`)."""
+        return build_message(
+            func,
+            args,
+            kwargs,
+            hook=hook,
+            group=group,
+            timeout=timeout,
+            save=save,
+            max_attempts=max_attempts,
+            eta=eta,
+            countdown=countdown,
+            retries=retries,
+            retry_backoff=retry_backoff,
+            retry_backoff_max=retry_backoff_max,
+            retry_jitter=retry_jitter,
+            retry_on=retry_on,
+            priority=priority,
+            q_options=q_options,
+        )
+
     async def enqueue(
         self,
         func: TaskFunc,
@@ -233,16 +185,22 @@ class Producer:
         max_attempts: int | None = None,
         eta: float | None = None,
         countdown: float | None = None,
+        retries: int | None = None,
+        retry_backoff: float | None = None,
+        retry_backoff_max: float | None = None,
+        retry_jitter: bool | None = None,
+        retry_on: Any = None,
         priority: int | None = None,
         q_options: Mapping[str, Any] | None = None,
         **kwargs: Any,
     ) -> str:
-        """Queue ``func(*args, **kwargs)``; returns the task id (options as the sync
-        producer's)."""
-        message = build_message(
+        """Queue ``func(*args, **kwargs)``; returns the task id. The options of
+        :meth:`qredis.Producer.enqueue`, ``q_options`` too: with ``{"unique": True | "<key>",
+        "unique_for": seconds}``, while a task of the same key is queued, delayed or running,
+        that task's id is returned and nothing is queued."""
+        message = self.message(
             func,
-            args,
-            kwargs,
+            *args,
             hook=hook,
             group=group,
             timeout=timeout,
@@ -250,17 +208,23 @@ class Producer:
             max_attempts=max_attempts,
             eta=eta,
             countdown=countdown,
+            retries=retries,
+            retry_backoff=retry_backoff,
+            retry_backoff_max=retry_backoff_max,
+            retry_jitter=retry_jitter,
+            retry_on=retry_on,
             priority=priority,
             q_options=q_options,
+            **kwargs,
         )
-        await asend_message(self.queue, self.codec, message, self.events)
-        await self.key_watch.acheck(self.codec, self._statuses)
-        return message.id
+        return await self.send(message)
 
-    async def send(self, message: TaskMessage) -> None:
-        """Sign and queue a prepared message."""
-        await asend_message(self.queue, self.codec, message, self.events)
+    async def send(self, message: TaskMessage) -> str:
+        """Sign and queue a prepared message; returns its id (for a unique task already
+        live: that task's id)."""
+        task_id = await asend_message(self.queue, self.codec, message, self.events)
         await self.key_watch.acheck(self.codec, self._statuses)
+        return task_id
 
     async def enqueue_many(
         self,
@@ -296,6 +260,49 @@ class Producer:
         )
         await self.key_watch.acheck(self.codec, self._statuses)
         return ids
+
+    async def chain(
+        self,
+        chain: Sequence[Any],
+        group: str | None = None,
+        *,
+        stop_on_failure: bool = True,
+        q_options: Mapping[str, Any] | None = None,
+    ) -> list[str]:
+        """:meth:`qredis.Producer.chain`, awaited: the links (callables, dotted paths or
+        ``(func, args, kwargs)`` tuples) run one after the other, each queued by the step that
+        acks the one before it; returns the links' ids, in order."""
+        chain_id, messages = chain_messages(chain, group=group, q_options=q_options)
+        await astart_chain(
+            self.queue,
+            self.codec,
+            chain_id,
+            messages,
+            stop_on_failure=stop_on_failure,
+            events=self.events,
+        )
+        await self.key_watch.acheck(self.codec, self._statuses)
+        return [m.id for m in messages]
+
+    async def chain_state(self, group: str) -> ChainState | None:
+        """Where the chain of ``group`` is (:meth:`qredis.Producer.chain_state`), or None."""
+        return await self.queue.chain_state(group)
+
+    async def iterate(
+        self,
+        func: TaskFunc,
+        args_iter: Iterable[Any],
+        group: str | None = None,
+        *,
+        q_options: Mapping[str, Any] | None = None,
+    ) -> str:
+        """:meth:`qredis.Producer.iterate`, awaited: ``func(*args)`` for each element of
+        ``args_iter``; returns the iteration's id, under which one record with the list of
+        results is saved once every call has finished."""
+        iter_id, messages = iter_messages(func, args_iter, group=group, q_options=q_options)
+        await asend_iter(self.queue, self.codec, messages, self.events)
+        await self.key_watch.acheck(self.codec, self._statuses)
+        return iter_id
 
     async def get(self, task_id: str) -> TaskResult | None:
         """The record saved in the Redis result store for an id or a name, or None (the

@@ -6,9 +6,10 @@ script call)."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
+from qcore import ChainState
 from qredis.aio import AsyncQueue
 from qredis.aio_bulk import checked_items
 from qredis.connection import redis_errors
@@ -109,6 +110,38 @@ class AsyncShardedQueue:
         for n, (task_id, _) in enumerate(batch):
             groups.setdefault(shard_of(task_id, self._count), []).append(n)
         return batch, groups
+
+    async def enqueue_unique(self, task_id: str, payload: bytes, **options: Any) -> str:
+        """On the lock's shard (every producer must find the lock in one place), the id
+        marked known on its own shard first, as :meth:`qredis.ShardedQueue.enqueue_unique`."""
+        await self._counted()
+        where = self.shard(str(options.get("lock", task_id)))
+        await self._mark_away([task_id], where)
+        return await where.enqueue_unique(task_id, payload, **options)
+
+    async def start_chain(
+        self, chain_id: str, items: Sequence[tuple[str, bytes, int | None]], **options: Any
+    ) -> bool:
+        """On the chain id's shard (its links follow there), the links' ids marked known on
+        their own shards first, as :meth:`qredis.ShardedQueue.start_chain`."""
+        await self._counted()
+        where = self.shard(chain_id)
+        await self._mark_away([item[0] for item in items], where)
+        return await where.start_chain(chain_id, items, **options)
+
+    async def chain_state(self, chain_id: str) -> ChainState | None:
+        return await self.shard(chain_id).chain_state(chain_id)
+
+    async def _mark_away(self, task_ids: Iterable[str], where: AsyncQueue) -> None:
+        """Mark done, on its id's shard, each task that lives on ``where`` instead (see
+        :func:`qredis.placement.mark_away`): a copy sent there is then refused as a replay."""
+        away: dict[int, list[str]] = {}
+        for task_id in task_ids:
+            home = shard_of(task_id, self._count)
+            if self._queues[home] is not where:
+                away.setdefault(home, []).append(task_id)
+        for home, ids in away.items():
+            await self._queues[home].mark_done(ids)
 
     async def queue_size(self) -> int:
         """Tasks ready to run, on every shard."""
