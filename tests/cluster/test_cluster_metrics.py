@@ -43,8 +43,10 @@ def test_the_counters_match_a_known_run_across_recycled_and_killed_workers(
     bad = bench.producer.enqueue_many(tasks.fail, [(f"no {i}",) for i in range(5)])
     died = bench.producer.enqueue(tasks.die_first_time, str(tmp_path / "died"))
     slow = bench.producer.enqueue(tasks.sleep_then, 30, "never", timeout=1)
+    # raises on each of its three runs: retried twice (no wait), then a Failure
+    again = bench.producer.enqueue(tasks.fail, "again", retries=2, retry_backoff=0)
     with bench.cluster(metrics_port=0, recycle=7, retry=5, start_method="fork"):
-        records = bench.wait_all([*ok, *bad, died, slow], timeout=60)
+        records = bench.wait_all([*ok, *bad, died, slow, again], timeout=60)
         status = eventually(bench.status, what="a status")
         port = status["metrics_port"]
 
@@ -63,17 +65,21 @@ def test_the_counters_match_a_known_run_across_recycled_and_killed_workers(
     assert records[died].result == "survived" and not records[slow].success
     assert value(samples, "q_tasks_succeeded_total", queue=q, func=ADD) == 30
     assert value(samples, "q_tasks_started_total", queue=q, func=ADD) == 30
-    assert value(samples, "q_tasks_failed_total", queue=q, func=FAIL) == 5
+    assert value(samples, "q_tasks_failed_total", queue=q, func=FAIL) == 5 + 1
+    assert value(samples, "q_tasks_retried_total", queue=q, func=FAIL) == 2
+    assert value(samples, "q_tasks_started_total", queue=q, func=FAIL) == 5 + 3
+    assert records[again].attempt_count == 3 and len(records[again].options.failures) == 2
     assert value(samples, "q_tasks_failed_total", queue=q, func=ADD) == 0
     assert value(samples, "q_tasks_retried_total", queue=q, func=DIE) == 1
     assert value(samples, "q_tasks_started_total", queue=q, func=DIE) == 2
     assert value(samples, "q_tasks_succeeded_total", queue=q, func=DIE) == 1
     assert value(samples, "q_tasks_timed_out_total", queue=q, func=SLEEP) == 1
     assert value(samples, "q_task_run_seconds_count", queue=q, func=ADD) == 30
-    assert value(samples, "q_task_run_seconds_count", queue=q, func=FAIL) == 5
+    # the run time of each run that ended its task (a retried run's counts in started only)
+    assert value(samples, "q_task_run_seconds_count", queue=q, func=FAIL) == 5 + 1
     assert value(samples, "q_task_run_seconds_bucket", queue=q, func=ADD, le="+Inf") == 30
-    assert value(samples, "q_task_wait_seconds_count", queue=q) == 30 + 5 + 2 + 1
-    # 38 runs with recycle=7: workers were recycled (their counts kept, as the totals show).
+    assert value(samples, "q_task_wait_seconds_count", queue=q) == 30 + 5 + 3 + 2 + 1
+    # 41 runs with recycle=7: workers were recycled (their counts kept, as the totals show).
     assert recycled >= 2
     assert value(samples, "q_worker_exits_total", reason="lost") == 1
     assert value(samples, "q_worker_exits_total", reason="timeout") == 1
