@@ -18,18 +18,19 @@ from pathlib import Path
 
 import pytest
 
+from qredis import Producer
 from tests.cluster.support import Bench
 from tests.faults import tasks
 from tests.faults.support import ClusterProcess, Effects, enqueue_counted
 
 
-def _cluster(bench: Bench, log: Path) -> ClusterProcess:
+def _cluster(bench: Bench, log: Path, *serving: str) -> ClusterProcess:
+    """``qcluster run`` on the bench's queue, or on the queues and shards of ``serving``."""
     return ClusterProcess(
         [
             "--redis-url",
             bench.url,
-            "--queue",
-            bench.queue,
+            *(serving or ("--queue", bench.queue)),
             "--result-namespace",
             bench.queue,
             "--status-namespace",
@@ -133,3 +134,37 @@ def test_a_stopped_but_living_cluster_keeps_its_tasks(
     assert all(bench.store.get(i) is None for i in ids.values())
     assert fx.counts() == {"a": 1, "b": 1}
     assert '"cluster.reclaimed"' not in second.text()
+
+
+@pytest.mark.parametrize("shards", [1, 2])
+def test_a_cluster_of_several_queues_takes_a_killed_ones_tasks_back_at_once(
+    bench: Bench, fx: Effects, clusters: list[ClusterProcess], tmp_path: Path, shards: int
+) -> None:
+    """As the first test, for clusters serving two queues (sharded or not), the tasks on the
+    second: the same-host proof covers every queue a cluster serves."""
+    other = f"{bench.queue}-b"
+    serving = ("--queue", bench.queue, "--queue", other, "--shards", str(shards))
+    first = _cluster(bench, tmp_path / "first.log", *serving)
+    clusters.append(first)
+    first.wait_for('"cluster.started"')
+    tags = ["a", "b"]  # one per worker
+    with Producer(bench.url, other, namespace=bench.queue, shards=shards) as producer:
+        ids = dict(
+            zip(tags, producer.enqueue_many(tasks.hang_first_time, [fx.args(t) for t in tags]))
+        )
+    for _ in tags:
+        fx.wait_started()
+    first.process.kill()
+    started = time.monotonic()
+    second = _cluster(bench, tmp_path / "second.log", *serving)
+    clusters.append(second)
+    records = bench.wait_all(list(ids.values()), timeout=30)
+    took = time.monotonic() - started
+    assert took < 30, f"the tasks ran {took:.1f} s after the second cluster started"
+    assert all(r.success and r.result == 2 for r in records.values())
+    assert fx.counts() == dict.fromkeys(tags, 2)  # each run again once: killed, then saved
+    second.wait_for('"cluster.reclaimed"')
+    code, _ = second.stop()
+    assert code == 0
+    for queue in (bench.queue, other):  # no record left on any queue
+        assert not bench.client.hgetall(f"{{q:{queue}}}:owners")

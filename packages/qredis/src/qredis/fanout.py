@@ -7,8 +7,8 @@ blocking wait that treat several parts (a queue's shards, a cluster's sharded qu
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Collection, Iterable, Sequence
-from typing import TYPE_CHECKING, Protocol
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Protocol
 
 from qcore import DEAD_REASONS_LIMIT, ConfigError, DeadLetter, Delivery, InFlight, Reaped
 
@@ -53,6 +53,25 @@ class FanOut:
 
     def reap(self) -> Reaped:
         return _total(t.reap() for t in self._transports)
+
+    # A cluster's owner record goes beside every queue it serves: a cluster on the same host
+    # serving any one of them can then take back what the dead one held there.
+
+    def record_owner(self, cluster_id: str, owner: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+        """Record ``cluster_id``'s owner on every queue; every cluster's record on any."""
+        owners: dict[str, dict[str, Any]] = {}
+        for t in self._transports:
+            owners.update(t.record_owner(cluster_id, owner))
+        return owners
+
+    def remove_owner(self, cluster_id: str) -> None:
+        for t in self._transports:
+            t.remove_owner(cluster_id)
+
+    def reclaim(self, cluster_id: str) -> Reaped:
+        """Every queue's in-flight tasks of ``cluster_id``'s consumers (see
+        :meth:`RedisTransport.reclaim`), each queue's record forgotten once its part is done."""
+        return _total(t.reclaim(cluster_id) for t in self._transports)
 
     def promote_due(self) -> int:
         return sum(t.promote_due() for t in self._transports)
