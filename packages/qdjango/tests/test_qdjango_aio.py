@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from packages.qdjango.tests import djtasks
 
-from qdjango import aio
+from qdjango import aio, aio_site
 from qdjango.errors import ConfigError
 from qdjango.tasks_api import TaskResultStatus
 
@@ -187,13 +187,13 @@ def test_each_event_loop_closes_its_connections_when_it_shuts_down(
 
     async def send_and_wait() -> Any:
         task_id = await aio.async_task("math.floor", 2.5)
-        await aio._site().client.client_setname(name)  # the connection the task went out on
+        await aio_site.site().client.client_setname(name)  # the connection the task went out on
         return await aio.result(task_id, wait=WAIT)
 
-    sites = len(aio._sites)
+    sites = len(aio_site.sites)
     # A script or a test that calls asyncio.run() again and again: a loop each time
     assert [run(send_and_wait()) for _ in range(3)] == [2, 2, 2]
     with redis.Redis.from_url(get_settings().redis_url) as client:
         named = [c for c in client.client_list() if c["name"] == name]
     assert named == []  # closed by each loop as it shut down, not left to the collector
-    assert len(aio._sites) == sites  # and nothing kept of the loops
+    assert len(aio_site.sites) == sites  # and nothing kept of the loops

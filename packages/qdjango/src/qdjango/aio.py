@@ -10,126 +10,67 @@
 
 The same messages, signing and options as :mod:`qdjango.tasks` (``wait`` in milliseconds, as
 there), sent through :mod:`qredis.aio` on ``redis.asyncio``: concurrent calls of one event loop
-share one connection, and a ``wait`` takes no thread: one subscription per event loop wakes
-every waiter whose task was saved. Results are read with Django's async ORM.
+share one connection (:mod:`qdjango.aio_site`), and a ``wait`` takes no thread: one
+subscription per event loop wakes every waiter whose task was saved. Unique tasks, a
+``q_options`` queue, chains and iterations go through the sync producer's Lua. The reading
+half (``fetch``, ``result``, the group functions, ``running``, ``queue_size``) is
+:mod:`qdjango.aio_results`, read with Django's async ORM.
 """
 
 from __future__ import annotations
 
-import asyncio
-import functools
-import weakref
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
-from typing import Any, TypeVar
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
 from asgiref.sync import sync_to_async
 
 from qcore import (
-    Codec,
     ConfigError,
     EventBus,
     TaskMessage,
     aenqueue_many,
     apply_q_options,
+    asend_iter,
     asend_message,
+    astart_chain,
     build_message,
+    chain_messages,
+    iter_messages,
 )
 from qcore import enqueue_many as qcore_enqueue_many
 from qcore.events import TaskEnqueued
 from qdjango import connection
-from qdjango.conf import QSettings, get_settings, on_change, task_codec
+from qdjango.aio_results import (
+    count_group,
+    delete_group,
+    fetch,
+    fetch_group,
+    queue_size,
+    result,
+    result_group,
+    running,
+)
+from qdjango.aio_site import announce, key_check, site
+from qdjango.conf import get_settings, task_codec
 from qdjango.tasks import TaskFunc
-from qredis.aio import AsyncNotifier, AsyncQueue, async_client
-from qredis.aio_shards import AsyncShardedQueue
-from qredis.status import live_clusters
 
 __all__ = [
+    "async_chain",
+    "async_iter",
     "async_task",
     "count_group",
     "delete_group",
     "enqueue_many",
     "fetch",
     "fetch_group",
+    "queue_size",
     "result",
     "result_group",
+    "running",
     "send",
 ]
 
-T = TypeVar("T")
-
-
-class _Site:
-    """The asyncio objects of one event loop (``redis.asyncio`` clients belong to a loop)."""
-
-    def __init__(self, conf: QSettings) -> None:
-        self.client = _client(conf)
-        self.queues: dict[str, AsyncQueue | AsyncShardedQueue] = {}
-        self.notifier = AsyncNotifier(self.client, namespace=conf.queue)
-        self.served, self.shards = set(connection.served_queues(conf)), conf.cluster.shards
-        self.closer = _closing(self)
-        """Closes the site's connections when its loop shuts down (see :func:`_site`)."""
-
-    async def close(self) -> None:
-        await self.notifier.close()
-        await self.client.aclose()
-
-    def queue(self, name: str) -> AsyncQueue | AsyncShardedQueue:
-        """``name``'s queue; one ``Q_CLUSTER`` serves in its ``shards``."""
-        found = self.queues.get(name)
-        if found is None:
-            if name in self.served and self.shards > 1:
-                found = AsyncShardedQueue(self.client, name, self.shards)
-            else:
-                found = AsyncQueue(self.client, name)
-            self.queues[name] = found
-        return found
-
-
-_sites: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Site] = weakref.WeakKeyDictionary()
-
-
-@on_change
-def _forget() -> None:
-    _sites.clear()  # their closers close their clients in their loops, once collected
-
-
-def _client(conf: QSettings) -> Any:
-    if conf.django_redis:
-        from django_redis import get_redis_connection
-
-        kwargs = dict(get_redis_connection(conf.django_redis).connection_pool.connection_kwargs)
-        kwargs.pop("connection_class", None)
-        return async_client(**kwargs)
-    if conf.redis_url is not None:
-        return async_client(conf.redis_url, socket_timeout=conf.producer_timeout)
-    return async_client(**{"socket_timeout": conf.producer_timeout, **dict(conf.redis_kwargs)})
-
-
-def _site() -> _Site:
-    loop = asyncio.get_running_loop()
-    site = _sites.get(loop)
-    if site is None:
-        site = _sites[loop] = _Site(get_settings())
-        # The loop knows the site's closer from its first step (an async generator's first
-        # iteration registers it with the running loop): asyncio.run(), or any loop shut
-        # down with shutdown_asyncgens(), closes it, and so the site's connections, in the
-        # loop before the loop closes (otherwise each loop's sockets stayed open until
-        # collected, and were then closed from a closed loop, with ResourceWarnings).
-        try:
-            site.closer.asend(None).send(None)
-        except StopIteration:
-            pass
-    return site
-
-
-async def _closing(site: _Site) -> Any:
-    try:
-        yield
-    finally:
-        for loop, found in list(_sites.items()):
-            if found is site:  # the site refers to its loop: the weak key never died alone
-                del _sites[loop]
-        await site.close()
+_SYNC_ONLY = frozenset({"redis", "transport", "broker"})
 
 
 async def async_task(
@@ -145,27 +86,32 @@ async def async_task(
 ) -> str:
     """:func:`qdjango.async_task`, awaited: queue ``func(*args, **kwargs)``, return its id.
 
-    The same options (``q_options`` too; ``redis``/``transport``/``broker`` are the sync API's
-    only). ``sync=True`` (or ``Q_CLUSTER["sync"]``) runs the task in a thread, as the sync API
-    runs it in the caller's.
+    The same options, ``q_options`` too: ``unique``/``unique_for`` (for a unique task whose
+    lock a live task holds: that task's id, nothing queued), ``priority``, ``eta``,
+    ``countdown``, and ``queue`` (one of ``Q_CLUSTER``'s ``queue`` and ``queues``; another
+    name is a :class:`~qcore.ConfigError`, nothing queued). ``redis``/``transport``/``broker``
+    are the sync API's only. ``sync=True`` (or ``Q_CLUSTER["sync"]``) runs the task in a
+    thread, as the sync API runs it in the caller's.
     """
+    queue = None
     if q_options:
-        own = {"sync", "redis", "transport", "broker"} & set(q_options)
-        if own - {"sync"}:
-            raise ConfigError(f"qdjango.aio takes no {', '.join(sorted(own - {'sync'}))} option")
+        own = _SYNC_ONLY & set(q_options)
+        if own:
+            raise ConfigError(f"qdjango.aio takes no {', '.join(sorted(own))} option")
         chosen = apply_q_options(q_options, {"sync": sync}, kwargs, _q_options())
-        sync = chosen["sync"]
-        q_options = {k: v for k, v in q_options.items() if k != "sync"}
+        sync, queue = chosen["sync"], chosen.get("queue")
+        if queue is not None:
+            connection.check_served(queue)  # an error here, not a task no cluster runs
+        q_options = {k: v for k, v in q_options.items() if k not in ("sync", "queue")}
     message = build_message(
         func, args, kwargs, hook=hook, group=group, timeout=timeout, save=save, q_options=q_options
     )
-    if sync if sync is not None else get_settings().sync:
+    if _sync(sync):
         from qdjango.tasks import _run_sync
 
         await sync_to_async(_run_sync, thread_sensitive=True)(message)
         return message.id
-    await send(message)
-    return message.id
+    return await send(message, queue=queue)
 
 
 def _q_options() -> frozenset[str]:
@@ -174,19 +120,25 @@ def _q_options() -> frozenset[str]:
     return Q_OPTIONS
 
 
-async def send(message: TaskMessage, *, queue: str | None = None) -> None:
-    """Sign and queue a built message on ``queue`` (default ``Q_CLUSTER``'s); the signals of
-    the enqueue are sent in a thread (their receivers may use the ORM). The site's signing key
-    is checked as :func:`qdjango.async_task` checks it (one ``producer.key_not_accepted``
-    warning per process and key when no live cluster of the queue accepts it)."""
-    site = _site()
-    target = site.queue(queue or get_settings().queue)
+def _sync(sync: bool | None) -> bool:
+    return sync if sync is not None else get_settings().sync
+
+
+async def send(message: TaskMessage, *, queue: str | None = None) -> str:
+    """Sign and queue a built message on ``queue`` (default ``Q_CLUSTER``'s); returns its id
+    (a unique task's live holder's, when one holds its lock). The signals of the enqueue are
+    sent in a thread (their receivers may use the ORM). The site's signing key is checked as
+    :func:`qdjango.async_task` checks it (one ``producer.key_not_accepted`` warning per
+    process and key when no live cluster of the queue accepts it)."""
+    at = site()
+    target = at.queue(queue or get_settings().queue)
     codec = task_codec()
-    await asend_message(target, codec, message)
-    await _key_check(site, codec, target.queue)
+    task_id = await asend_message(target, codec, message)
+    await key_check(at, codec, target.queue)
     bus = connection.events()
-    if bus.wants(TaskEnqueued):
-        await _announce(bus, [TaskEnqueued(message.id, message, target.queue)])
+    if task_id == message.id and bus.wants(TaskEnqueued):
+        await announce(bus, [TaskEnqueued(message.id, message, target.queue)])
+    return task_id
 
 
 async def enqueue_many(
@@ -221,7 +173,7 @@ async def enqueue_many(
         "task_ids": task_ids,
         "idempotency_key": idempotency_key,
     }
-    if sync if sync is not None else get_settings().sync:
+    if _sync(sync):
         from qdjango.tasks import run_in_process
 
         ids: list[str] = []
@@ -231,116 +183,90 @@ async def enqueue_many(
 
         await sync_to_async(run_in_process, thread_sensitive=True)(send)
         return ids
-    site = _site()
-    target = site.queue(queue or get_settings().queue)
+    at = site()
+    target = at.queue(queue or get_settings().queue)
     codec = task_codec()
-    bus = connection.events()
-    # Gathered here, sent in a thread: their receivers may use the ORM.
-    queued: list[TaskEnqueued] = []
-    local = None
-    if bus.wants(TaskEnqueued):
-        local = EventBus()
-        local.subscribe(TaskEnqueued, queued.append)
+    local, queued = _gathering()
     ids = await aenqueue_many(target, codec, func, calls, events=local, **options)
-    await _key_check(site, codec, target.queue)
+    await key_check(at, codec, target.queue)
     if queued:
-        await _announce(bus, queued)
+        await announce(connection.events(), queued)
     return ids
 
 
-async def _key_check(site: _Site, codec: Codec, queue: str) -> None:
-    """The sync async_task's key check, reading the clusters' statuses on this loop's
-    client."""
-    statuses = functools.partial(live_clusters, site.client, get_settings().queue)
-    await connection.key_watch().acheck(codec, statuses, queue)
+def _gathering() -> tuple[EventBus | None, list[TaskEnqueued]]:
+    """A bus of its own gathering a send's ``TaskEnqueued`` events, when the site's bus wants
+    them (they are emitted there afterwards, in a thread: receivers may use the ORM)."""
+    queued: list[TaskEnqueued] = []
+    if not connection.events().wants(TaskEnqueued):
+        return None, queued
+    local = EventBus()
+    local.subscribe(TaskEnqueued, queued.append)
+    return local, queued
 
 
-async def _announce(bus: EventBus, events: list[TaskEnqueued]) -> None:
-    """Emit ``events`` on ``bus`` in asgiref's thread (receivers may use the ORM)."""
+async def async_chain(
+    chain: Sequence[Any],
+    group: str | None = None,
+    cached: Any = None,
+    sync: bool | None = None,
+    *,
+    stop_on_failure: bool = True,
+    q_options: Mapping[str, Any] | None = None,
+) -> str:
+    """:func:`qdjango.async_chain`, awaited: the links (callables, dotted paths or ``(func,
+    args, kwargs)`` tuples) run one after the other, each queued by the step that acks the
+    one before it; returns the chain's group. ``cached`` is ignored, as there; ``sync=True``
+    runs the chain in a thread."""
+    chain_id, messages = chain_messages(chain, group=group, q_options=q_options)
+    if _sync(sync):
+        from qcore import start_chain
+        from qdjango.tasks import run_in_process
 
-    def emit() -> None:
-        for event in events:
-            bus.emit(event)
+        def send(transport: Any, codec: Any) -> None:
+            start_chain(transport, codec, chain_id, messages, stop_on_failure=stop_on_failure)
 
-    await sync_to_async(emit, thread_sensitive=True)()
-
-
-async def _wait(
-    key: str, wait: float, check: Callable[[], Awaitable[T | None]], *, any_message: bool
-) -> T | None:
-    if wait == 0:
-        return await check()
-    timeout = None if wait < 0 else wait / 1000.0
-    return await _site().notifier.wait_for(key, timeout, check, any_message=any_message)
-
-
-async def fetch(task_id: str, wait: float = 0) -> Any:
-    """:func:`qdjango.fetch`, awaited: the saved ``Task`` (by id or name) or None; ``wait`` in
-    ms (-1: forever), woken by the store's notice."""
-    from qdjango.models import Task, _by_id_or_name
-
-    async def check() -> Any:
-        return await Task.objects.filter(**_by_id_or_name(task_id)).order_by("-stopped").afirst()
-
-    return await _wait(task_id, wait, check, any_message=len(task_id) != 32)
-
-
-async def result(task_id: str, wait: float = 0) -> Any:
-    """:func:`qdjango.result`, awaited."""
-    task = await fetch(task_id, wait)
-    return None if task is None else task.result
-
-
-async def _group_wait(
-    group_id: str, wait: float, count: int | None, check: Callable[[], Awaitable[T | None]]
-) -> T | None:
-    from qdjango.models import Task
-
-    async def enough() -> T | None:
-        if count is not None and await Task.objects.filter(group=group_id).acount() < count:
-            return None
-        return await check()
-
-    return await _wait(group_id, wait, enough, any_message=True)
+        await sync_to_async(run_in_process, thread_sensitive=True)(send)
+        return chain_id
+    at, codec = site(), task_codec()
+    target = at.queue(get_settings().queue)
+    local, queued = _gathering()
+    await astart_chain(
+        target, codec, chain_id, messages, stop_on_failure=stop_on_failure, events=local
+    )
+    await key_check(at, codec, target.queue)
+    if queued:
+        await announce(connection.events(), queued)
+    return chain_id
 
 
-async def result_group(
-    group_id: str, failures: bool = False, wait: float = 0, count: int | None = None
-) -> list[Any] | None:
-    """:func:`qdjango.result_group`, awaited."""
-    from qdjango.models import Task
+async def async_iter(func: TaskFunc, args_iter: Any, **kwargs: Any) -> str:
+    """:func:`qdjango.async_iter`, awaited: ``func(*args)`` for each element of
+    ``args_iter``; returns the iteration's id, under which one ``Task`` is saved once every
+    call finished, its result the list of results in the order of the arguments. ``kwargs``
+    as there (options, ``q_options``, ``sync``; ``cached`` and ``hook`` dropped), not
+    ``broker``."""
+    sync = kwargs.pop("sync", None)
+    if "broker" in kwargs:
+        raise ConfigError("qdjango.aio takes no broker option")
+    kwargs.pop("cached", None)
+    kwargs.pop("hook", None)
+    q_options = {**(kwargs.pop("q_options", None) or {}), **kwargs}
+    iter_id, messages = iter_messages(func, args_iter, q_options=q_options or None)
+    if _sync(sync):
+        from qcore import send_iter
+        from qdjango.tasks import run_in_process
 
-    async def check() -> list[Any] | None:
-        tasks = Task.get_task_group(group_id, failures).order_by("stopped")
-        found = [value async for value in tasks.values_list("result", flat=True)]
-        return found or None
+        def send(transport: Any, codec: Any) -> None:
+            send_iter(transport, codec, messages)
 
-    return await _group_wait(group_id, wait, count, check)
-
-
-async def fetch_group(
-    group_id: str, failures: bool = True, wait: float = 0, count: int | None = None
-) -> Any:
-    """:func:`qdjango.fetch_group`, awaited: a QuerySet (iterate it with ``async for``)."""
-    from qdjango.models import Task
-
-    async def check() -> Any:
-        tasks = Task.get_task_group(group_id, failures)
-        return tasks if await tasks.aexists() else None
-
-    return await _group_wait(group_id, wait, count, check)
-
-
-async def count_group(group_id: str, failures: bool = False) -> int:
-    """:func:`qdjango.count_group`, awaited."""
-    from qdjango.models import Task
-
-    tasks = Task.objects.filter(group=group_id)
-    return await (tasks.filter(success=False) if failures else tasks).acount()
-
-
-async def delete_group(group_id: str, tasks: bool = False) -> int:
-    """:func:`qdjango.delete_group`, awaited."""
-    from qdjango.models import Task
-
-    return await sync_to_async(Task.delete_group, thread_sensitive=True)(group_id, tasks)
+        await sync_to_async(run_in_process, thread_sensitive=True)(send)
+        return iter_id
+    at, codec = site(), task_codec()
+    target = at.queue(get_settings().queue)
+    local, queued = _gathering()
+    await asend_iter(target, codec, messages, local)
+    await key_check(at, codec, target.queue)
+    if queued:
+        await announce(connection.events(), queued)
+    return iter_id

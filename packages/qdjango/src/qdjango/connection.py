@@ -126,13 +126,19 @@ def served_queues(conf: QSettings) -> list[str]:
 def served_queue_transport(queue: str) -> RedisTransport | ShardedQueue:
     """The transport of one of ``Q_CLUSTER``'s queues (its ``queue`` or one of its ``queues``).
     Any other name is refused: a task sent there would wait for a cluster never started."""
+    return queue_transport(check_served(queue))
+
+
+def check_served(queue: str) -> str:
+    """``queue``, when ``Q_CLUSTER`` serves it (its ``queue`` or one of its ``queues``); any
+    other name is a :class:`~qcore.ConfigError` (the sync and the asyncio API's check)."""
     known = served_queues(get_settings())
     if queue not in known:
         raise ConfigError(
             f"unknown queue {queue!r}: Q_CLUSTER serves {', '.join(known)} "
             "(add it to Q_CLUSTER['queues'] to serve it)"
         )
-    return queue_transport(queue)
+    return queue
 
 
 def transport_for(client: Any) -> RedisTransport | ShardedQueue:
