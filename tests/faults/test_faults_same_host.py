@@ -24,7 +24,7 @@ from tests.faults import tasks
 from tests.faults.support import ClusterProcess, Effects, enqueue_counted
 
 
-def _cluster(bench: Bench, log: Path, *serving: str) -> ClusterProcess:
+def _cluster(bench: Bench, log: Path, *serving: str, retry: int = 120) -> ClusterProcess:
     """``qcluster run`` on the bench's queue, or on the queues and shards of ``serving``."""
     return ClusterProcess(
         [
@@ -38,7 +38,9 @@ def _cluster(bench: Bench, log: Path, *serving: str) -> ClusterProcess:
             "--workers",
             "2",
             "--retry",
-            "120",
+            str(retry),
+            "--timeout",
+            str(retry - 1),
             "--import",
             "tests.faults.tasks",
             "--json-logs",
@@ -168,3 +170,35 @@ def test_a_cluster_of_several_queues_takes_a_killed_ones_tasks_back_at_once(
     assert code == 0
     for queue in (bench.queue, other):  # no record left on any queue
         assert not bench.client.hgetall(f"{{q:{queue}}}:owners")
+
+
+def test_a_cluster_of_several_queues_of_another_host_is_reaped_after_the_ttl(
+    bench: Bench, fx: Effects, clusters: list[ClusterProcess], tmp_path: Path
+) -> None:
+    """The heartbeat rule for a cluster of two queues (one pipelined heartbeat and one
+    pipelined reaper scan over both): a cluster of another host SIGKILLed holding tasks of
+    the second queue has them taken back by the reaper once its heartbeat deadline passed."""
+    other = f"{bench.queue}-b"
+    serving = ("--queue", bench.queue, "--queue", other)
+    first = _cluster(bench, tmp_path / "first.log", *serving, retry=4)
+    clusters.append(first)
+    first.wait_for('"cluster.started"')
+    with Producer(bench.url, other, namespace=bench.queue) as producer:
+        ids = producer.enqueue_many(tasks.hang_first_time, [fx.args(t) for t in ("a", "b")])
+    fx.wait_started()
+    fx.wait_started()
+    first.process.kill()
+    for queue in (bench.queue, other):  # as a cluster of another host would have written it
+        key = f"{{q:{queue}}}:owners"
+        for cluster_id, raw in bench.client.hgetall(key).items():
+            record = {**json.loads(raw), "host": "another-boot/pid:[4026531836]"}
+            bench.client.hset(key, cluster_id, json.dumps(record))
+    second = _cluster(bench, tmp_path / "second.log", *serving, retry=4)
+    clusters.append(second)
+    records = bench.wait_all(ids, timeout=60)
+    assert all(r.success and r.result == 2 for r in records.values())
+    assert fx.counts() == {"a": 2, "b": 2}
+    text = second.text()
+    assert '"consumer.reaped"' in text and '"cluster.reclaimed"' not in text
+    code, _ = second.stop()
+    assert code == 0

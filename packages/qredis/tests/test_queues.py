@@ -8,10 +8,11 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import replace
+from typing import Any
 
 import pytest
 
-from qcore import ConfigError, QueueSource
+from qcore import ConfigError, QueueSource, Reaped
 from qcore.testing.contract import TransportContract
 from qredis import RedisQueues, RedisTransport
 
@@ -146,3 +147,63 @@ def test_bad_queue_sets_are_refused(pair: list[RedisTransport]) -> None:
         a.serving([a.queue, b.queue], [1, 0])
     with pytest.raises(ConfigError, match="braces"):
         a.serving([a.queue, "bad{name}"])
+
+
+def _round_trips(monkeypatch: pytest.MonkeyPatch) -> Callable[[], int]:
+    """How many times a redis-py connection has written to Redis since (a pipeline writes
+    once: its commands are packed together)."""
+    from redis.connection import AbstractConnection
+
+    sent = 0
+    send = AbstractConnection.send_packed_command
+
+    def counted(self: AbstractConnection, command: Any, check_health: bool = True) -> None:
+        nonlocal sent
+        sent += 1
+        send(self, command, check_health)
+
+    monkeypatch.setattr(AbstractConnection, "send_packed_command", counted)
+    return lambda: sent
+
+
+def test_a_lost_consumer_s_tasks_come_back_from_every_queue_in_one_round_trip_each(
+    pair: list[RedisTransport], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Heartbeats of several queues are one round trip, and so is the reaper's pass with
+    nothing to do; a consumer that stops beating is reaped on every queue at once."""
+    a, b = pair
+    c = a.sibling(f"{a.queue}-c")
+    queues = a.serving([a.queue, b.queue, c.queue])
+    b.enqueue("on-b", b"1")
+    c.enqueue("on-c", b"2")
+    assert sorted((d.task_id, d.queue) for d in queues.fetch("lost", count=5)) == [
+        ("on-b", b.queue),
+        ("on-c", c.queue),
+    ]
+    queues.heartbeat(["lost", "live"], 60)
+    assert queues.reap() == Reaped()  # the scripts are loaded, the connection open
+    sent = _round_trips(monkeypatch)
+    queues.heartbeat(["lost", "live"], 0.3)
+    assert sent() == 1
+    assert queues.reap() == Reaped()  # not expired yet
+    assert sent() == 2
+    client = a.client
+    deadlines = {client.zscore(t.keys.consumers, "lost") for t in (a, b, c)}
+    assert max(deadlines) - min(deadlines) <= 1  # ms: beaten back to back on one server
+
+    def redis_ms() -> float:
+        seconds, micros = client.time()
+        return seconds * 1000 + micros / 1000
+
+    while redis_ms() <= max(deadlines):  # "live" beats on, "lost" has stopped
+        queues.heartbeat(["live"], 0.3)
+        time.sleep(0.05)
+    reaped = queues.reap()
+    assert (reaped.consumers, reaped.requeued) == (1, 2)
+    again = queues.fetch("live", count=5)
+    assert sorted((d.task_id, d.queue, d.attempt) for d in again) == [
+        ("on-b", b.queue, 2),
+        ("on-c", c.queue, 2),
+    ]
+    assert all(queues.ack(again))
+    c.close()

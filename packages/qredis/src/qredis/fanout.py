@@ -8,14 +8,17 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
+
+from redis.exceptions import NoScriptError
 
 from qcore import DEAD_REASONS_LIMIT, ConfigError, DeadLetter, Delivery, InFlight, Reaped
+from qredis.recovery import _scanned
 
 if TYPE_CHECKING:
     from qredis.transport import RedisTransport
 
-__all__ = ["FanOut", "beat_alike", "reap_alike", "wait_on_home"]
+__all__ = ["FanOut", "beat_alike", "beat_at_once", "reap_alike", "wait_on_home"]
 
 
 class FanOut:
@@ -42,9 +45,8 @@ class FanOut:
             t.recorded(ids)
 
     def heartbeat(self, consumers: Iterable[str], ttl: float) -> None:
-        names = list(consumers)
-        for t in self._transports:
-            t.heartbeat(names, ttl)
+        """Every queue's heartbeat in one round trip (see :func:`beat_at_once`)."""
+        beat_at_once(self._transports, consumers, ttl)
 
     def forget(self, consumers: Iterable[str]) -> None:
         names = list(consumers)
@@ -52,7 +54,9 @@ class FanOut:
             t.forget(names)
 
     def reap(self) -> Reaped:
-        return _total(t.reap() for t in self._transports)
+        """Every queue's pass of the reaper, one round trip when nothing expired (see
+        :func:`reap_alike`)."""
+        return reap_alike(self._transports)
 
     # A cluster's owner record goes beside every queue it serves: a cluster on the same host
     # serving any one of them can then take back what the dead one held there.
@@ -152,33 +156,81 @@ def _total(passes: Iterable[Reaped]) -> Reaped:
 
 def beat_alike(shards: Sequence[RedisTransport], consumers: Iterable[str], ttl: float) -> None:
     """Heartbeats giving every one of ``shards`` the same deadline (read from the first one's
-    clock), so a consumer that stops beating expires on all of them at once."""
-    names = list(consumers)
+    clock), so a consumer that stops beating expires on all of them at once: two round trips
+    (the clock, then every shard's beat in one pipeline)."""
+    names = _beating(consumers, ttl)
     if not names:
         return
-    if not ttl > 0:
-        raise ConfigError(f"ttl must be a positive number of seconds, not {ttl!r}")
     first = shards[0]
     with first._errors():
         seconds, micros = first.client.time()
-    until = seconds * 1000 + micros // 1000 + round(ttl * 1000)
-    for t in shards:
-        t.heartbeat(names, ttl, until=until)
+    until = f"@{seconds * 1000 + micros // 1000 + round(ttl * 1000)}"
+    _pipelined([(t, *t._beat_call(names, until)) for t in shards])
 
 
-class _Reaps(Protocol):
-    def reap(self) -> Reaped: ...
+def beat_at_once(queues: Sequence[RedisTransport], consumers: Iterable[str], ttl: float) -> None:
+    """Heartbeats on every one of ``queues`` in one round trip (one pipeline), each deadline
+    read from its own server's clock: on one server they run back to back, so they fall on
+    the same millisecond or the next, and :func:`reap_alike` passes again the queues a
+    crossing left behind."""
+    names = _beating(consumers, ttl)
+    if names:
+        _pipelined([(t, *t._beat_call(names, round(ttl * 1000))) for t in queues])
 
 
-def reap_alike(parts: Sequence[_Reaps]) -> Reaped:
-    """Every part's pass of the reaper (shards, or the sharded queues of a cluster), where
-    :func:`beat_alike` gave every part the same deadline: when the pass crosses it (a part
-    reaps a consumer the parts before it had not found expired yet), those parts are passed
-    again, so a lost consumer's tasks come back from every part in one call."""
-    passes = [p.reap() for p in parts]
-    first = next((n for n, r in enumerate(passes) if r.consumers), 0)
-    passes += [p.reap() for p in parts[:first]]
+def _beating(consumers: Iterable[str], ttl: float) -> list[str]:
+    names = list(consumers)
+    if names and not ttl > 0:
+        raise ConfigError(f"ttl must be a positive number of seconds, not {ttl!r}")
+    return names
+
+
+def reap_alike(parts: Sequence[RedisTransport]) -> Reaped:
+    """Every part's pass of the reaper (a queue's shards, or the queues of a cluster, or every
+    shard of its sharded queues): one pipeline of their scans (one round trip when nothing
+    expired), then each expired consumer requeued where it was found. When the pass crosses
+    a deadline (a part reaps a consumer another had not found expired yet), the parts that
+    reaped nothing are passed again, so a lost consumer's tasks come back from every part in
+    one call."""
+    scans = _pipelined([(p, *p._reap_call()) for p in parts])
+    passes = [p._reap_expired(_scanned(res)[2]) for p, res in zip(parts, scans)]
+    if any(r.consumers for r in passes):
+        passes += [p.reap() for p, r in zip(parts, passes) if not r.consumers]
     return _total(passes)
+
+
+Call = tuple["RedisTransport", str, tuple[str, ...], tuple[Any, ...]]
+
+
+def _pipelined(calls: Sequence[Call]) -> list[Any]:
+    """Each ``(transport, script, KEYS, ARGV)`` call's reply, in order: the calls of transports
+    on one Redis (the same connection settings) travel in one pipeline, one round trip (one
+    per node on a Redis Cluster). A script the server does not have (first use, or after a
+    restart) is run again on its own, which loads it."""
+    groups: list[tuple[RedisTransport, list[int]]] = []
+    for n, (t, *_) in enumerate(calls):
+        group = next((g for g in groups if g[0]._conn.spec == t._conn.spec), None)
+        if group is None:
+            groups.append((t, [n]))
+        else:
+            group[1].append(n)
+    out: list[Any] = [None] * len(calls)
+    for head, members in groups:
+        client, _ = head._ready()
+        with head._errors():
+            pipe = client.pipeline(transaction=False)
+            for n in members:
+                t, name, keys, args = calls[n]
+                sha = getattr(t._ready()[1], name).sha
+                pipe.execute_command("EVALSHA", sha, len(keys), *keys, *args)
+            for n, reply in zip(members, pipe.execute(raise_on_error=False)):
+                t, name, keys, args = calls[n]
+                if isinstance(reply, NoScriptError):
+                    reply = getattr(t._ready()[1], name)(keys, args)
+                elif isinstance(reply, Exception):
+                    raise reply
+                out[n] = reply
+    return out
 
 
 def wait_on_home(

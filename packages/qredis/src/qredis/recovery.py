@@ -90,9 +90,9 @@ class Recovery(TransportBase):
         if not ttl > 0:
             raise ConfigError(f"ttl must be a positive number of seconds, not {ttl!r}")
         _, scripts = self._ready()
-        lasting = ms(ttl) if until is None else f"@{until}"
+        _, keys, args = self._beat_call(names, ms(ttl) if until is None else f"@{until}")
         with self._errors():
-            scripts.heartbeat((self._keys.consumers,), (lasting, *names))
+            scripts.heartbeat(keys, args)
 
     def forget(self, consumers: Iterable[str]) -> None:
         """Deregister consumers that stopped. One still holding tasks is marked expired
@@ -112,7 +112,10 @@ class Recovery(TransportBase):
         Tasks keep their attempt count; one at its limit is dead-lettered with a reason naming
         the lost consumer. One round trip and no writes when there is nothing to do.
         """
-        expired = self._scan(_REAP_BATCH)[2]
+        return self._reap_expired(self._scan(_REAP_BATCH)[2])
+
+    def _reap_expired(self, expired: list[str]) -> Reaped:
+        """:meth:`reap`'s work once a scan listed the ``expired`` consumers (none: nothing)."""
         if not expired:
             return Reaped()
         client, scripts = self._ready()
@@ -209,8 +212,18 @@ class Recovery(TransportBase):
         _, scripts = self._ready()
         with self._errors():
             res = scripts.scan(self._scan_keys, (_PROMOTE_BATCH, consumers))
-        due = None if res[1] < 0 else res[1] / 1000
-        return int(res[0]), due, [c.decode() for c in res[2:]]
+        return _scanned(res)
+
+    def _reap_call(self) -> tuple[str, tuple[str, ...], tuple[Any, ...]]:
+        """The script, KEYS and ARGV of :meth:`reap`'s scan (for a pipeline over several
+        queues: :func:`~qredis.fanout.reap_alike`), its reply read by :func:`_scanned`."""
+        return "scan", self._scan_keys, (_PROMOTE_BATCH, _REAP_BATCH)
+
+    def _beat_call(
+        self, consumers: list[str], lasting: int | str
+    ) -> tuple[str, tuple[str, ...], tuple[Any, ...]]:
+        """The script, KEYS and ARGV of :meth:`heartbeat` (``lasting``: ms, or ``@<deadline>``)."""
+        return "heartbeat", (self._keys.consumers,), (lasting, *consumers)
 
     def promote_due(self) -> int:
         """Move delayed tasks whose time has come onto their levels' due lists (served before
@@ -261,6 +274,12 @@ class Recovery(TransportBase):
         client, _ = self._ready()
         with self._errors():
             client.zrem(self._keys.unrecorded, *ids)
+
+
+def _scanned(res: list[Any]) -> tuple[int, float | None, list[str]]:
+    """``scan.lua``'s reply: tasks moved, seconds until the next delayed one, expired consumers."""
+    due = None if res[1] < 0 else res[1] / 1000
+    return int(res[0]), due, [c.decode() for c in res[2:]]
 
 
 def _reason(info: bytes | None) -> tuple[str, int]:

@@ -107,13 +107,17 @@ class ShardedQueues(RedisQueues):
 
     def heartbeat(self, consumers: Iterable[str], ttl: float) -> None:
         """The same deadline on every shard of every queue, so a consumer that stops beating
-        expires everywhere at once (see :func:`~qredis.shards.beat_alike`)."""
-        beat_alike([s for m in self._members for s in m.transports], consumers, ttl)
+        expires everywhere at once (see :func:`~qredis.fanout.beat_alike`)."""
+        beat_alike(self._shards(), consumers, ttl)
 
     def reap(self) -> Reaped:
-        """Every queue's pass, those before one that reaped a consumer passed again (see
-        :func:`~qredis.shards.reap_alike`)."""
-        return reap_alike(self._members)
+        """Every queue's pass, the others passed again once one reaped a consumer (see
+        :func:`~qredis.fanout.reap_alike`), every shard of every queue scanned in one round
+        trip."""
+        return reap_alike(self._shards())
+
+    def _shards(self) -> list[RedisTransport]:
+        return [s for m in self._members for s in m.transports]
 
     # -- finishing: by the queue whose shard the delivery names ------------------------------
 
