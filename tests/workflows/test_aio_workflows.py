@@ -1,4 +1,4 @@
-"""The asyncio producer's unique tasks, chains and iterations on a real cluster: what
+"""The asyncio producer's unique tasks, chains, iterations and cancel on a real cluster: what
 ``qredis.aio.Producer`` sends runs as what the sync producer sends (one lock, one chain, one
 collated record), through the same Lua."""
 
@@ -9,9 +9,10 @@ from typing import Any
 
 import pytest
 
-from qcore import ConfigError
+from qcore import ConfigError, TaskRunning, UnknownTask
 from qredis.aio import Producer
 from tests.cluster.support import Bench
+from tests.faults import tasks as fault_tasks
 from tests.faults.support import Effects, assert_drained
 from tests.workflows import tasks
 
@@ -91,3 +92,56 @@ def test_an_asyncio_iteration_saves_one_record_in_order(bench: Bench, fx: Effect
     assert result == [x * x for x in range(6)]
     assert bench.store.counts() == {iter_id: 1}
     assert_drained(bench)
+
+
+def test_an_asyncio_cancel_of_a_queued_a_delayed_and_a_running_task(
+    bench: Bench, fx: Effects
+) -> None:
+    hook = fault_tasks.counting_hook
+
+    async def before() -> tuple[str, ...]:
+        async with _producer(bench) as q:
+            queued = await q.enqueue(tasks.echo, *fx.args("queued"), hook=hook)
+            delayed = await q.enqueue(tasks.echo, *fx.args("delayed"), hook=hook, countdown=3600)
+            kept = await q.enqueue(tasks.echo, *fx.args("kept"), "ok")
+            assert await q.cancel(queued) == "queued"
+            assert await q.cancel(delayed) == "delayed"
+            with pytest.raises(UnknownTask, match="was cancelled already"):
+                await q.cancel(queued)
+            with pytest.raises(UnknownTask, match="no task 'nope' is queued, delayed or running"):
+                await q.cancel("nope")
+            return queued, delayed, kept
+
+    queued, delayed, kept = asyncio.run(before())
+    with bench.cluster(workers=1, start_method="fork"):
+        records = bench.wait_all([queued, delayed, kept], timeout=30)
+
+        async def running() -> tuple[str, Any]:
+            async with _producer(bench) as q:
+                task_id = await q.enqueue(fault_tasks.hang, *fx.args("long"), hook=hook)
+                await asyncio.to_thread(fx.wait_started)
+                with pytest.raises(TaskRunning, match="is running; pass terminate=True"):
+                    await q.cancel(task_id)
+                assert await q.cancel(task_id, terminate=True) == "terminating"
+                record = await q.fetch(task_id, wait=20)
+                with pytest.raises(UnknownTask, match="was cancelled already"):
+                    await q.cancel(task_id)
+                with pytest.raises(UnknownTask, match=r"has finished already \(a Success\)"):
+                    await q.cancel(kept)
+                return task_id, record
+
+        long, record = asyncio.run(running())
+    for task_id in (queued, delayed):
+        assert not records[task_id].success
+        assert records[task_id].result.startswith("Cancelled: the task was cancelled before")
+    assert records[kept].result == "ok"
+    assert record is not None and not record.success
+    assert record.result.startswith("Cancelled: the task was terminated while running")
+    assert fx.counts() == {
+        "kept": 1,
+        "long": 1,
+        "hook:queued": 1,
+        "hook:delayed": 1,
+        "hook:long": 1,
+    }
+    assert all(bench.store.counts()[i] == 1 for i in (queued, delayed, long))

@@ -118,3 +118,25 @@ def test_a_running_task_is_seen_by_running_and_fetch(db_alias: str, cluster: Any
     assert task_id in listed and plain is None
     assert now is not None and now.task_id == task_id
     assert done is not None and done.id == task_id and done.result == 4
+
+
+def test_cancel_a_delayed_task_and_a_finished_one(db_alias: str, cluster: Any) -> None:
+    from qcore import UnknownTask
+
+    async def main() -> tuple[Any, ...]:
+        later = await aio.async_task(jobs.add, 1, 2, q_options={"countdown": 3600})
+        outcome = await aio.cancel(later)
+        row = await aio.fetch(later, wait=WAIT)  # the twin is due at once: it ends now
+        with pytest.raises(UnknownTask, match="was cancelled already"):
+            await aio.cancel(later)
+        done = await aio.async_task(jobs.add, 2, 2)
+        assert await aio.result(done, wait=WAIT) == 4
+        with pytest.raises(UnknownTask, match=r"has finished already \(a Success\)"):
+            await aio.cancel(done)
+        with pytest.raises(UnknownTask, match="no task 'nope'"):
+            await aio.cancel("nope")
+        return outcome, row
+
+    outcome, row = run(main())
+    assert outcome == "delayed"
+    assert not row.success and row.result.startswith("Cancelled: the task was cancelled before")

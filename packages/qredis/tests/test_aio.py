@@ -125,7 +125,7 @@ def test_a_unique_task_takes_the_sync_transports_lock(
     transport.close()
 
 
-def test_sharded_unique_tasks_and_chains_are_placed_as_the_sync_producer_places_them(
+def test_sharded_unique_tasks_and_chains_are_placed_and_cancelled_as_the_sync_producer_does(
     redis_url: str, queue_name: str, secret: str
 ) -> None:
     from qredis import Producer as SyncProducer
@@ -152,6 +152,13 @@ def test_sharded_unique_tasks_and_chains_are_placed_as_the_sync_producer_places_
         away += [i for i in links if sharded.shard(i) is not chain_home]
         marks = [sharded.shard(i).client.zscore(sharded.shard(i).keys.done, i) for i in away]
         assert away and None not in marks
+
+    async def cancel() -> list[str]:
+        async with Producer(redis_url, queue_name, secret=secret, shards=3) as q:
+            # a unique task lives on its lock's shard: found there when not on its id's
+            return [await q.cancel(task_id) for task_id in unique]
+
+    assert run(cancel()) == ["queued"] * 8
 
 
 def test_waiters_are_woken_by_the_save_without_threads(

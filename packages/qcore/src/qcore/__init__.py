@@ -4,7 +4,7 @@
 from qtq_core import DISTRIBUTION, DistributionConflict  # isort: skip
 
 from qcore.backoff import Backoff
-from qcore.cancelling import cancel
+from qcore.cancelling import acancel, cancel
 from qcore.chains import ChainState, astart_chain, chain_links, chain_messages, start_chain
 from qcore.codec import DEFAULT_COMPRESS_THRESHOLD, DEFAULT_MAX_SIZE, Codec
 from qcore.enqueue import (
@@ -156,6 +156,7 @@ __all__ = [
     "UnknownTask",
     "UnsupportedVersion",
     "__version__",
+    "acancel",
     "aenqueue_many",
     "apply_q_options",
     "asend_iter",

@@ -11,19 +11,22 @@ saved with the same kind of Failure there).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 from qcore.codec import Codec
 from qcore.errors import TaskRunning, UnknownTask
 from qcore.message import TaskMessage
-from qcore.protocols import ResultStore, Transport
+from qcore.protocols import AsyncTransport, ResultStore, Transport
 
 __all__ = [
     "CANCELLED_AWAITED",
     "CANCELLED_QUEUED",
     "CANCELLED_RUNNING",
+    "acancel",
     "cancel",
     "cancelled_error",
+    "finished_error",
     "twin_maker",
 ]
 
@@ -77,7 +80,32 @@ def cancel(
         record = None if store is None else store.get(task_id)
         if record is None:
             raise
-        if not record.success and str(record.result).startswith("Cancelled:"):
-            raise UnknownTask(f"task {task_id!r} was cancelled already") from None
-        outcome = "a Success" if record.success else "a Failure"
-        raise UnknownTask(f"task {task_id!r} has finished already ({outcome})") from None
+        raise finished_error(task_id, record) from None
+
+
+async def acancel(
+    transport: AsyncTransport,
+    codec: Codec,
+    task_id: str,
+    *,
+    terminate: bool = False,
+    record: Callable[[], Awaitable[Any]] | None = None,
+) -> str:
+    """:func:`cancel` for an asyncio producer, awaited; ``record()`` reads the task's record
+    (or row: anything with ``success`` and ``result``), or None, to say it finished."""
+    try:
+        return await transport.cancel(task_id, twin_maker(codec), terminate=terminate)
+    except (UnknownTask, TaskRunning):
+        found = None if record is None else await record()
+        if found is None:
+            raise
+        raise finished_error(task_id, found) from None
+
+
+def finished_error(task_id: str, record: Any) -> UnknownTask:
+    """The error of a cancel whose task has a record (``success``, ``result``): it was
+    cancelled already, or it finished."""
+    if not record.success and str(record.result).startswith("Cancelled:"):
+        return UnknownTask(f"task {task_id!r} was cancelled already")
+    outcome = "a Success" if record.success else "a Failure"
+    return UnknownTask(f"task {task_id!r} has finished already ({outcome})")

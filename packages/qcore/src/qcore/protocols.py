@@ -341,6 +341,12 @@ class AsyncTransport(Protocol):
         """As :meth:`Transport.start_chain`."""
         ...
 
+    async def cancel(
+        self, task_id: str, twin: Callable[[bytes], bytes], *, terminate: bool = False
+    ) -> str:
+        """As :meth:`Transport.cancel`."""
+        ...
+
 
 @runtime_checkable
 class ResultStore(Protocol):

@@ -28,6 +28,7 @@ from qcore import (
     ConfigError,
     EventBus,
     TaskMessage,
+    acancel,
     aenqueue_many,
     apply_q_options,
     asend_iter,
@@ -58,6 +59,7 @@ __all__ = [
     "async_chain",
     "async_iter",
     "async_task",
+    "cancel",
     "count_group",
     "delete_group",
     "enqueue_many",
@@ -270,3 +272,17 @@ async def async_iter(func: TaskFunc, args_iter: Any, **kwargs: Any) -> str:
     if queued:
         await announce(connection.events(), queued)
     return iter_id
+
+
+async def cancel(task_id: str, terminate: bool = False) -> str:
+    """:func:`qdjango.cancel`, awaited: ``"queued"`` or ``"delayed"`` (it never runs, and ends
+    as a Failure "Cancelled" with its hook), ``"terminating"`` with ``terminate=True`` for a
+    running one; :class:`~qcore.TaskRunning` without it, :class:`~qcore.UnknownTask` for one
+    not queued, delayed or running (one that finished already says so, from its row)."""
+    from qdjango.models import Task
+
+    async def row() -> Any:
+        return await Task.objects.filter(id=task_id).only("success", "result").afirst()
+
+    target = site().queue(get_settings().queue)
+    return await acancel(target, task_codec(), task_id, terminate=terminate, record=row)

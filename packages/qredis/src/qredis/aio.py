@@ -32,6 +32,7 @@ from qcore import (
     EventBus,
     TaskMessage,
     TaskResult,
+    acancel,
     aenqueue_many,
     asend_iter,
     asend_message,
@@ -303,6 +304,16 @@ class Producer:
         await asend_iter(self.queue, self.codec, messages, self.events)
         await self.key_watch.acheck(self.codec, self._statuses)
         return iter_id
+
+    async def cancel(self, task_id: str, terminate: bool = False) -> str:
+        """:meth:`qredis.Producer.cancel`, awaited: ``"queued"`` or ``"delayed"`` (it never
+        runs, and ends as a Failure "Cancelled" with its hook), ``"terminating"`` with
+        ``terminate=True`` for a running one; :class:`~qcore.TaskRunning` without it,
+        :class:`~qcore.UnknownTask` for one not queued, delayed or running (one that finished
+        already says so, from its record)."""
+        return await acancel(
+            self.queue, self.codec, task_id, terminate=terminate, record=lambda: self.get(task_id)
+        )
 
     async def get(self, task_id: str) -> TaskResult | None:
         """The record saved in the Redis result store for an id or a name, or None (the

@@ -15,6 +15,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from qcore import check_priority
 from qredis.aio_bulk import AsyncBulk
+from qredis.aio_cancel import AsyncCancelling
 from qredis.aio_chains import AsyncChains
 from qredis.base import ms, positive_int
 from qredis.connection import redis_errors
@@ -53,11 +54,12 @@ def _where(client: Any) -> str:
     return f"redis://{kwargs.get('host', '?')}:{kwargs.get('port', '?')}/{kwargs.get('db', 0)}"
 
 
-class AsyncQueue(AsyncBulk, AsyncChains):
+class AsyncQueue(AsyncBulk, AsyncChains, AsyncCancelling):
     """The producing half of a Redis queue, awaited (``qcore.AsyncTransport``): enqueue.lua, as
     :class:`~qredis.RedisTransport` runs it, batched per event-loop step into one script call;
     bulk enqueues (idempotent ones too) from :class:`~qredis.aio_bulk.AsyncBulk`, unique tasks
-    and chains from :class:`~qredis.aio_chains.AsyncChains`."""
+    and chains from :class:`~qredis.aio_chains.AsyncChains`, ``cancel`` from
+    :class:`~qredis.aio_cancel.AsyncCancelling`."""
 
     def __init__(self, client: aioredis.Redis, queue: str = "default") -> None:
         self._client = client

@@ -9,7 +9,7 @@ import asyncio
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from qcore import ChainState
+from qcore import ChainState, UnknownTask
 from qredis.aio import AsyncQueue
 from qredis.aio_bulk import checked_items
 from qredis.connection import redis_errors
@@ -142,6 +142,17 @@ class AsyncShardedQueue:
                 away.setdefault(home, []).append(task_id)
         for home, ids in away.items():
             await self._queues[home].mark_done(ids)
+
+    async def cancel(self, task_id: str, twin: Any, *, terminate: bool = False) -> str:
+        """Cancel a task on its shard (the id's, else whichever holds it), as
+        :meth:`qredis.ShardedQueue.cancel`."""
+        home = self.shard(task_id)
+        for q in (home, *(q for q in self._queues if q is not home)):
+            try:
+                return await q.cancel(task_id, twin, terminate=terminate)
+            except UnknownTask:
+                continue
+        raise UnknownTask(f"no task {task_id!r} is queued, delayed or running in {self._name}")
 
     async def queue_size(self) -> int:
         """Tasks ready to run, on every shard."""
