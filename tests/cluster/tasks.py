@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import time
@@ -18,6 +19,12 @@ def square(x: int) -> int:
 
 def sleep_then(seconds: float, value: object = None) -> object:
     time.sleep(seconds)
+    return value
+
+
+async def nap_then(seconds: float, value: object = None) -> object:
+    """An ``async def`` task: awaited beside others by a worker with async_concurrency > 1."""
+    await asyncio.sleep(seconds)
     return value
 
 

@@ -80,3 +80,43 @@ def test_the_redis_store_keeps_the_run_time_and_the_views_show_its_mean(bench: B
     console.print(render(snap))
     text = console.export_text()
     assert "mean run" in text and re.search(r"\b\d+\.\d\d ms\b|\b\d\.\d{3} s\b", text), text
+
+
+def test_the_monitor_shows_each_coroutine_a_worker_awaits(bench: Bench) -> None:
+    from rich.console import Console
+
+    from qcluster.monitor import WORKER_TASKS_SHOWN, snapshot
+    from qcluster.running import worker_tasks
+
+    names = [f"nap-{i}" for i in range(WORKER_TASKS_SHOWN + 2)]
+    with bench.cluster(workers=2, async_concurrency=10):
+        ids = [
+            bench.producer.enqueue(tasks.nap_then, 6, i, q_options={"task_name": name})
+            for i, name in enumerate(names)
+        ]
+        # One worker may take them all, or both some: the views show every one either way.
+        status = eventually(
+            lambda: (
+                (s := bench.status())
+                and sum(len(worker_tasks(w)) for w in s["workers"]) == len(names)
+                and s
+            ),
+            what="the six naps running in the status",
+        )
+        snap = snapshot(bench.board, [bench.transport])
+        bench.wait_all(ids, timeout=30)
+    console = Console(width=200, record=True)
+    console.print(render(snap))
+    text = console.export_text()
+    workers = [w for w in status["workers"] if worker_tasks(w)]
+    busy = f"{len(workers)}/2 busy, {len(names)} tasks"
+    assert busy in text, text
+    counts = sorted(len(worker_tasks(w)) for w in workers)
+    shown = sum(min(n, WORKER_TASKS_SHOWN) for n in counts)
+    listed = [name for name in names if re.search(rf"\b{name}\b", text)]
+    assert len(listed) == shown, (listed, counts, text)
+    for n in counts:
+        # Each worker's row says how many it runs; past WORKER_TASKS_SHOWN, a row counts the rest.
+        assert re.search(rf"│ {n}\s+│ nap-\d", text), (n, text)
+        if n > WORKER_TASKS_SHOWN:
+            assert f"… {n - WORKER_TASKS_SHOWN} more" in text, text

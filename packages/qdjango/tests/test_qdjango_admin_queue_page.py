@@ -62,3 +62,17 @@ def test_the_charts_count_the_last_hour(
 def test_the_charts_need_the_page_s_permission(db_alias: str, client: Any) -> None:
     url = reverse("admin:qdjango_queuestatus_chart", args=["throughput"])
     assert client.get(url).status_code == 302  # to the login page
+
+
+def test_sub_millisecond_run_times_read_in_microseconds(
+    db_alias: str, q_cluster: dict[str, Any], superuser_client: Any
+) -> None:
+    _rows(db_alias, 10, successes=3, failures=0, run=0.00042)
+    _rows(db_alias, 10, successes=1, failures=0, run=0.000031)
+    chart = superuser_client.get(reverse("admin:qdjango_queuestatus_chart", args=["run-time"]))
+    svg = chart.content.decode()
+    # The axis (its top, the p99; its middle) and the legend's latest p50 and p99.
+    assert "0.0 ms" not in svg and "ms" not in svg, svg
+    assert ">p50 420 µs<" in svg and "µs</text>" in svg
+    listed = superuser_client.get(reverse("admin:qdjango_task_changelist")).content.decode()
+    assert "420 µs" in listed and "31 µs" in listed

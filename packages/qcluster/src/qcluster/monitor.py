@@ -15,6 +15,7 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
+from qcluster.running import worker_tasks
 from qcore import DEAD_REASONS_LIMIT, StatusBoard, Transport
 
 __all__ = ["LIVE_INTERVAL", "Snapshot", "live", "render", "seconds_text", "snapshot"]
@@ -91,6 +92,8 @@ def _num(value: Any) -> str:
 
 def seconds_text(value: float) -> str:
     """A run time people can read: sub-millisecond ones too (``420 µs``, not ``0.000 s``)."""
+    if value < 0.00001:
+        return f"{value * 1_000_000:.1f} µs"
     if value < 0.001:
         return f"{value * 1_000_000:.0f} µs"
     return f"{value * 1000:.2f} ms" if value < 1 else f"{value:.3f} s"
@@ -143,14 +146,17 @@ def _clusters_table(clusters: Sequence[Mapping[str, Any]]) -> Table:
     table.add_column("uptime", justify="right")
     for c in clusters:
         workers = c.get("workers") or []
-        busy = sum(1 for w in workers if w.get("task_id"))
+        running = [len(worker_tasks(w)) for w in workers]
+        busy = f"{sum(1 for n in running if n)}/{len(workers)} busy"
+        if sum(running) > sum(1 for n in running if n):  # workers awaiting several coroutines
+            busy += f", {sum(running)} tasks"
         table.add_row(
             str(c.get("cluster_id")),
             str(c.get("host")),
             str(c.get("pid")),
             str(c.get("state")),
             str(c.get("queue")),
-            f"{busy}/{len(workers)} busy",
+            busy,
             _num(c.get("processed")),
             _num(c.get("failed")),
             seconds_text(mean) if isinstance(mean := c.get("mean_run"), int | float) else "-",
@@ -159,24 +165,47 @@ def _clusters_table(clusters: Sequence[Mapping[str, Any]]) -> Table:
     return table
 
 
-def _workers_table(clusters: Sequence[Mapping[str, Any]]) -> Table:
+WORKER_TASKS_SHOWN = 4
+"""Rows a worker's running tasks take at most in the Workers table (the oldest; then a row
+counting the rest)."""
+
+
+def _since(task: Mapping[str, Any], at: float) -> str:
+    started = task.get("started_at")
+    if isinstance(started, int | float):
+        return f"{max(0.0, at - started):.1f}s"
+    running = task.get("running_for")
+    return f"{running:.1f}s" if isinstance(running, int | float) else "-"
+
+
+def _workers_table(clusters: Sequence[Mapping[str, Any]], at: float) -> Table:
     table = Table(title="Workers", title_justify="left")
-    for column in ("cluster", "#", "pid", "state", "task", "func", "for", "processed", "failed"):
+    columns = ("cluster", "#", "pid", "state", "tasks", "task", "func", "for")
+    for column in (*columns, "processed", "failed"):
         table.add_column(column, justify="right" if column in ("processed", "failed") else "left")
     for c in clusters:
         for w in c.get("workers") or []:
-            running = w.get("running_for")
+            # Each task it runs: one, or several coroutines awaited side by side, oldest first.
+            tasks = worker_tasks(w)
+            first = tasks[0] if tasks else {}
             table.add_row(
                 str(c.get("cluster_id")),
                 str(w.get("index")),
                 str(w.get("pid")),
                 str(w.get("state")),
-                str(w.get("task_name") or "-"),
-                str(w.get("func") or "-"),
-                f"{running:.1f}s" if isinstance(running, int | float) else "-",
+                str(len(tasks)),
+                str(first.get("task_name") or "-"),
+                str(first.get("func") or "-"),
+                _since(first, at) if first else "-",
                 _num(w.get("processed")),
                 _num(w.get("failed")),
             )
+            for task in tasks[1:WORKER_TASKS_SHOWN]:
+                name, func = str(task.get("task_name") or "-"), str(task.get("func") or "-")
+                table.add_row("", "", "", "", "", name, func, _since(task, at), "", "")
+            if len(tasks) > WORKER_TASKS_SHOWN:
+                more = f"… {len(tasks) - WORKER_TASKS_SHOWN} more"
+                table.add_row("", "", "", "", "", more, "", "", "", "")
     return table
 
 
@@ -213,7 +242,7 @@ def render(snap: Snapshot, *, workers: bool = True) -> RenderableType:
     if clusters:
         parts.append(_clusters_table(clusters))
         if workers:
-            parts.append(_workers_table(clusters))
+            parts.append(_workers_table(clusters, snap["at"]))
     else:
         parts.append(Text("No live clusters.", style="yellow"))
     if snap.get("schedules"):

@@ -11,7 +11,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["RunningTask", "running_tasks"]
+__all__ = ["RunningTask", "running_tasks", "worker_tasks"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,13 +39,9 @@ def running_tasks(
     found = []
     for status in statuses:
         for worker in status.get("workers") or ():
-            shown = worker.get("task_id")
-            # A worker awaiting coroutines lists each; the one its slot shows may be among them.
-            tasks = [worker] if shown else []
-            tasks += [t for t in worker.get("awaiting") or () if t.get("task_id") != shown]
-            for task in tasks:
-                running = task.get("task_id")
-                if not running or (task_id is not None and running != task_id):
+            for task in worker_tasks(worker):
+                running = task["task_id"]
+                if task_id is not None and running != task_id:
                     continue
                 found.append(
                     RunningTask(
@@ -61,3 +57,14 @@ def running_tasks(
                 )
     found.sort(key=lambda task: task.started_at or 0.0, reverse=True)
     return found
+
+
+def worker_tasks(worker: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    """The tasks one worker of a status document runs, the oldest first: the one its slot
+    shows and each coroutine it awaits beside it (``async_concurrency`` > 1), each once (the
+    slot's may be among them). Each has ``task_id``, ``task_name``, ``func``, ``started_at``
+    and ``attempt``."""
+    shown = worker.get("task_id")
+    tasks: list[Mapping[str, Any]] = [worker] if shown else []
+    tasks += [t for t in worker.get("awaiting") or () if t.get("task_id") not in ("", None, shown)]
+    return sorted(tasks, key=lambda task: task.get("started_at") or 0.0)

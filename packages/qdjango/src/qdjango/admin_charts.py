@@ -21,6 +21,8 @@ from django.http import HttpResponse
 from django.utils import timezone
 from django.utils.html import escape
 
+from qcluster.monitor import seconds_text
+
 __all__ = ["CHARTS", "chart_response", "run_times", "throughput"]
 
 HOUR = timedelta(hours=1)
@@ -128,6 +130,8 @@ def svg(
         'stroke="#999"/>',
         f'<line x1="{PAD}" y1="{PAD}" x2="{PAD}" y2="{PAD + plot_h}" stroke="#999"/>',
         f'<text x="{PAD - 4}" y="{PAD + 4}" text-anchor="end">{escape(_label(top, unit))}</text>',
+        f'<text x="{PAD - 4}" y="{PAD + plot_h / 2 + 4:.1f}" text-anchor="end">'
+        f"{escape(_label(top / 2, unit))}</text>",
         f'<text x="{PAD - 4}" y="{PAD + plot_h}" text-anchor="end">0</text>',
     ]
     if xs:
@@ -153,10 +157,13 @@ def svg(
                     f'<polyline fill="none" stroke="{colour}" stroke-width="1.5" '
                     f'points="{" ".join(run)}"/>'
                 )
-        lx = WIDTH - PAD - 110 + 0 * n
+        lx = WIDTH - PAD - 150
         ly = 14 + 14 * n
+        # A run-time series says its latest value: a reader need not estimate it from the axis.
+        latest = [v for v in values if not math.isnan(v)][-1:]
+        legend = f"{name} {_label(latest[0], unit)}" if unit == "s" and latest else name
         parts.append(f'<rect x="{lx}" y="{ly - 8}" width="10" height="3" fill="{colour}"/>')
-        parts.append(f'<text x="{lx + 14}" y="{ly}">{escape(name)}</text>')
+        parts.append(f'<text x="{lx + 14}" y="{ly}">{escape(legend)}</text>')
     if not finite:
         parts.append(
             f'<text x="{WIDTH / 2}" y="{HEIGHT / 2}" text-anchor="middle" fill="#777">'
@@ -167,9 +174,9 @@ def svg(
 
 
 def _label(value: float, unit: str) -> str:
-    if unit == "s":
-        return f"{value * 1000:.1f} ms" if value < 1 else f"{value:.2f} s"
-    return f"{value:,.0f}"
+    # Run times as qinfo and the lists show them: microseconds below a millisecond (a no-op's
+    # p50 read "0.0 ms" in milliseconds).
+    return seconds_text(value) if unit == "s" else f"{value:,.0f}"
 
 
 CHARTS: dict[str, Any] = {
