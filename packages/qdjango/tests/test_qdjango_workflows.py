@@ -39,6 +39,36 @@ def test_cancel_a_delayed_task_from_the_api_and_a_queued_one_from_the_admin(
     assert b"is queued, delayed or running" in response.content, response.content.decode()[-3000:]
 
 
+def test_the_admin_says_what_terminating_a_running_task_does(
+    db_alias: str, cluster: Any, superuser_client: Any
+) -> None:
+    from qdjango import running
+
+    page = reverse("admin:qdjango_queuestatus_changelist")
+    html = superuser_client.get(page).content.decode()
+    # The form no longer says "its worker is killed" of every task: an async def task awaited
+    # beside others is cancelled in its worker's event loop.
+    assert "its worker is killed" not in html
+    assert 'id="q-terminate-help"' in html and "cancelled in its worker's event loop" in html
+    task_id = async_task(jobs.sleep, 60)
+    deadline = time.monotonic() + 20
+    while not running(task_id):
+        assert time.monotonic() < deadline, "the task was never seen running"
+        time.sleep(0.05)
+    response = superuser_client.post(
+        page, {"action": "cancel", "cancel_id": task_id, "terminate": "1"}, follow=True
+    )
+    text = response.content.decode()
+    assert f"Task {task_id} is running: its cluster stops it" in text, text[-3000:]
+    assert "killing its worker process, which is replaced" in text
+    task = fetch(task_id, wait=WAIT)
+    assert task is not None and not task.success
+    # What the page said happened: this sync task's worker was killed.
+    assert str(task.result).startswith(
+        "Cancelled: the task was terminated while running (its worker was killed)"
+    )
+
+
 def test_cancel_needs_the_change_permission(db_alias: str, cluster: Any, client: Any) -> None:
     from django.contrib.auth.models import Permission, User
 

@@ -164,7 +164,12 @@ def _cancel(request: HttpRequest) -> str:
     terminate = request.POST.get("terminate") == "1"
     where = cancel(task_id, terminate=terminate)
     if where == "terminating":
-        return f"Task {task_id}: its worker is being killed; it ends as a Failure 'Cancelled'."
+        return (
+            f"Task {task_id} is running: its cluster stops it within about half a second "
+            "(killing its worker process, which is replaced, or, for an async def task awaited "
+            "beside others, cancelling it in its worker's event loop) and it ends as a Failure "
+            "'Cancelled', unless it finishes first."
+        )
     return f"Task {task_id} ({where}) is cancelled: it will not run, and ends as a Failure."
 
 
