@@ -1,10 +1,13 @@
 """Replays on a sharded queue (see qredis.shards, "Replays"): a task held on another shard than
 the one its id hashes to (a chain's link, a unique task, a task of an unsharded producer) is
 marked done on its id's shard too, so that a copy sent through ``enqueue``, which lands there,
-is refused as on an unsharded queue. On one Redis and on the local Redis Cluster."""
+is refused as on an unsharded queue; a schedule's firing from the moment it is fired. On one
+Redis and on the local Redis Cluster."""
 
 from __future__ import annotations
 
+import pickle
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -13,7 +16,7 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 from tests.support.servers import free_port
 
-from qcore import new_id
+from qcore import ScheduleSpec, codec_for, firing_id, new_id
 from qredis import RedisTransport, ShardedQueue, TransportConnectionError
 from qredis.placement import shard_queues
 
@@ -72,8 +75,9 @@ def test_a_task_acked_off_its_ids_shard_is_marked_done_on_that_shard(
     plain = RedisTransport(queue_name, url=url)  # an unsharded producer: shard 0
     [task_id] = _away(sharded, queue_name)  # shard 0 is the queue: it hashes to 1 or 2
     plain.enqueue(task_id, b"p")
-    [d] = sharded.fetch("c1")
-    assert d.queue == plain.queue
+    plain.enqueue(task_id, b"copy")  # its producer's copy, beside it: changes nothing
+    [d] = sharded.fetch("c1", count=5)
+    assert (d.queue, d.payload) == (plain.queue, b"p")
     assert sharded.ack([d]) == [True]
     sharded.enqueue(task_id, b"p")  # the copy, on the id's shard
     replayed: list[str] = []
@@ -110,3 +114,38 @@ def test_an_ack_never_waits_on_the_shard_its_mark_goes_to(redis_url: str, queue_
     with pytest.raises(TransportConnectionError):  # a placement's mark is not skipped
         sharded.start_chain(new_id(), [(task_id, b"l", None)])
     sharded.close()
+
+
+def test_a_firing_s_copy_is_refused_from_the_moment_it_is_fired(
+    sharded: ShardedQueue, secret: str
+) -> None:
+    """A firing waits on shard 0 (where schedules live) under an id that hashes elsewhere: it
+    is marked done on its id's shard when fired, as a link is when placed, so a copy sent
+    through ``enqueue`` while it waits or runs is refused."""
+    now = (int(time.time()) // 60 + 24 * 60) * 60_000
+    sid = next(
+        s
+        for s in (f"tick-{n}" for n in range(100))
+        if sharded.shard(firing_id(s, now)) is not sharded.transports[0]
+    )
+    schedules = sharded.schedules(codec_for(secret))
+    spec = ScheduleSpec(
+        id=sid, func="math.floor", args=(1.5,), schedule_type="I", minutes=1, next_run=now / 1000
+    )
+    assert schedules.add(spec)
+    batch = schedules.due(None, now_ms=now)
+    loaded = schedules.load([s for s, _ in batch.entries])
+    firings = [
+        schedules.plan(loaded[s], due, batch.now_ms, catch_up=True) for s, due in batch.entries
+    ]
+    assert [f.task_id for f in firings] == [firing_id(sid, now)]
+    assert schedules.fire(firings) == [1]
+    task_id = firings[0].task_id
+    sharded.enqueue(task_id, b"copy")  # lands on the id's shard, while the firing waits
+    assert sharded.enqueue_absent([(task_id, b"copy")]) == [False]
+    replayed: list[str] = []
+    got = sharded.fetch("c1", count=10, replayed=replayed)
+    assert [(d.task_id, d.queue) for d in got] == [(task_id, sharded.transports[0].queue)]
+    assert replayed == [task_id]
+    assert sharded.ack(got) == [True]
+    assert pickle.loads(pickle.dumps(schedules)).fire(firings) == [0]  # fired once only

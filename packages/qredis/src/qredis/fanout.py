@@ -18,7 +18,7 @@ from qredis.recovery import _scanned
 if TYPE_CHECKING:
     from qredis.transport import RedisTransport
 
-__all__ = ["FanOut", "beat_alike", "beat_at_once", "reap_alike", "wait_on_home"]
+__all__ = ["FanOut", "beat_alike", "beat_at_once", "pipelined", "reap_alike", "wait_on_home"]
 
 
 class FanOut:
@@ -165,7 +165,7 @@ def beat_alike(shards: Sequence[RedisTransport], consumers: Iterable[str], ttl: 
     with first._errors():
         seconds, micros = first.client.time()
     until = f"@{seconds * 1000 + micros // 1000 + round(ttl * 1000)}"
-    _pipelined([(t, *t._beat_call(names, until)) for t in shards])
+    pipelined([(t, *t._beat_call(names, until)) for t in shards])
 
 
 def beat_at_once(queues: Sequence[RedisTransport], consumers: Iterable[str], ttl: float) -> None:
@@ -175,7 +175,7 @@ def beat_at_once(queues: Sequence[RedisTransport], consumers: Iterable[str], ttl
     crossing left behind."""
     names = _beating(consumers, ttl)
     if names:
-        _pipelined([(t, *t._beat_call(names, round(ttl * 1000))) for t in queues])
+        pipelined([(t, *t._beat_call(names, round(ttl * 1000))) for t in queues])
 
 
 def _beating(consumers: Iterable[str], ttl: float) -> list[str]:
@@ -192,7 +192,7 @@ def reap_alike(parts: Sequence[RedisTransport]) -> Reaped:
     a deadline (a part reaps a consumer another had not found expired yet), the parts that
     reaped nothing are passed again, so a lost consumer's tasks come back from every part in
     one call."""
-    scans = _pipelined([(p, *p._reap_call()) for p in parts])
+    scans = pipelined([(p, *p._reap_call()) for p in parts])
     passes = [p._reap_expired(_scanned(res)[2]) for p, res in zip(parts, scans)]
     if any(r.consumers for r in passes):
         passes += [p.reap() for p, r in zip(parts, passes) if not r.consumers]
@@ -202,11 +202,12 @@ def reap_alike(parts: Sequence[RedisTransport]) -> Reaped:
 Call = tuple["RedisTransport", str, tuple[str, ...], tuple[Any, ...]]
 
 
-def _pipelined(calls: Sequence[Call]) -> list[Any]:
+def pipelined(calls: Sequence[Call]) -> list[Any]:
     """Each ``(transport, script, KEYS, ARGV)`` call's reply, in order: the calls of transports
     on one Redis (the same connection settings) travel in one pipeline, one round trip (one
-    per node on a Redis Cluster). A script the server does not have (first use, or after a
-    restart) is run again on its own, which loads it."""
+    per node on a Redis Cluster, whose pipeline takes ``EVALSHA`` as a plain command only). A
+    script the server does not have (first use, or after a restart) is run again on its own,
+    which loads it."""
     groups: list[tuple[RedisTransport, list[int]]] = []
     for n, (t, *_) in enumerate(calls):
         group = next((g for g in groups if g[0]._conn.spec == t._conn.spec), None)

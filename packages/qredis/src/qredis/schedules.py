@@ -32,6 +32,7 @@ from qcore import (
     get_logger,
 )
 from qredis.base import positive_int
+from qredis.fanout import pipelined
 from qredis.keys import ScheduleKeys
 from qredis.transport import RedisTransport
 
@@ -275,14 +276,16 @@ class RedisSchedules:
         if not firings:
             return []
         transport = self.transport
-        client, scripts = transport._ready()
         keys = self.keys
-        with transport._errors(), client.pipeline(transaction=False) as pipe:
-            for f in firings:
-                sid = f.stored.spec.id
-                limit = "" if f.max_attempts is None else f.max_attempts
-                level = f.message.options.priority or 0
-                scripts.fire(
+        calls = []
+        for f in firings:
+            sid = f.stored.spec.id
+            limit = "" if f.max_attempts is None else f.max_attempts
+            level = f.message.options.priority or 0
+            calls.append(
+                (
+                    transport,
+                    "fire",
                     (
                         keys.index(f.stored.spec.cluster),
                         keys.schedule(sid),
@@ -299,9 +302,9 @@ class RedisSchedules:
                         f.task_id,
                         *transport._enqueue_args(f.task_id, f.payload, 0, limit, level),
                     ),
-                    client=pipe,
                 )
-            return [int(r) for r in pipe.execute()]
+            )
+        return [int(r) for r in pipelined(calls)]
 
     def _verify(self, sid: str, signed: bytes) -> ScheduleSpec | None:
         try:
@@ -316,6 +319,30 @@ class RedisSchedules:
         except Exception as exc:
             log.error("schedule.unreadable", schedule=sid, error=f"{type(exc).__name__}: {exc}")
         return None
+
+
+class ShardedSchedules(RedisSchedules):
+    """A sharded queue's schedules: kept on shard 0, their firings queued there; each firing's
+    id is marked done on its own shard first (:func:`~qredis.placement.mark_away`), as a
+    chain's link is when placed, so a copy sent through ``enqueue`` (which lands there) while
+    the firing waits or runs is refused as on an unsharded queue. A firing that then does not
+    happen (fired already, changed) leaves a mark where nothing is ever queued under its id."""
+
+    def __init__(self, shards: Sequence[RedisTransport], codec: Codec) -> None:
+        super().__init__(shards[0], codec)
+        self.shards = tuple(shards)
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"shards": self.shards, "codec": self.codec}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__(state["shards"], state["codec"])  # type: ignore[misc]
+
+    def fire(self, firings: Sequence[Firing]) -> builtins.list[int]:
+        from qredis.placement import mark_away
+
+        mark_away(self.shards, [(f.task_id, self.transport) for f in firings])
+        return super().fire(firings)
 
 
 def initial_due(spec: ScheduleSpec, now_ms: int) -> int | None:

@@ -253,6 +253,13 @@ class ShardedQueue(ShardListings, RedisQueues):
     def chain_state(self, chain_id: str) -> Any:
         return self.shard(chain_id).chain_state(chain_id)
 
+    def schedules(self, codec: Any) -> Any:
+        """The schedules, kept on shard 0, each firing marked on its id's shard (see
+        :class:`~qredis.schedules.ShardedSchedules`)."""
+        from qredis.schedules import ShardedSchedules
+
+        return ShardedSchedules(self._transports, codec)
+
     def iter_put(self, iter_id: str, index: int, payload: bytes, size: int) -> list[bytes]:
         return self.shard(iter_id).iter_put(iter_id, index, payload, size)
 
