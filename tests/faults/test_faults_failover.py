@@ -21,6 +21,7 @@ from qredis import Producer, QueueKeys, RedisTransport, ReplicationTimeout, Tran
 from qredis.placement import shard_queues
 from tests.cluster.support import Bench
 from tests.faults.support import Effects
+from tests.support.servers import stall
 from tests.support.topologies import LocalRedisCluster, LocalSentinelGroup
 
 COUNTED = "tests.faults.tasks.counted"
@@ -31,12 +32,9 @@ def _cut_off_replica(group: LocalSentinelGroup) -> threading.Thread:
     on reach no replica until the link is back: a replica lagging behind, for certain."""
     master = group.master()
     replica = next(s for s in group.servers if s is not master)
-    sleeper = threading.Thread(
-        target=lambda: replica.client(socket_timeout=30).execute_command("DEBUG", "SLEEP", 4),
-        daemon=True,
-    )
-    sleeper.start()
-    time.sleep(0.3)
+    # Asleep before the link drops (not a fixed pause after starting the thread, which on a
+    # loaded machine may not have sent the command yet: the replica would reconnect at once).
+    sleeper = stall(replica, 4)
     master.client().execute_command("CLIENT", "KILL", "TYPE", "replica")
     return sleeper
 

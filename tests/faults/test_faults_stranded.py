@@ -8,43 +8,16 @@ import threading
 import time
 
 import pytest
-import redis
-from redis.backoff import NoBackoff
-from redis.retry import Retry
 
 from qcluster import Cluster, ClusterConfig
 from qredis import RedisStatusBoard, RedisTransport
 from tests.cluster.support import Bench, CountingStore
 from tests.faults import tasks
 from tests.faults.support import Effects, assert_exactly_once, enqueue_counted
-from tests.support.servers import RedisServer
+from tests.support.servers import RedisServer, stall
 
 # A client that gives up fast: one socket timeout and a short retry budget.
 _IMPATIENT = {"socket_timeout": 0.3, "retry_for": 0.4}
-
-
-def _stall(server: RedisServer, seconds: float) -> threading.Thread:
-    """DEBUG SLEEP on a connection of its own: the server runs nothing meanwhile, then runs
-    what the clients sent in the meantime, answering clients that gave up long ago.
-
-    Returns once the server sleeps (a PING goes unanswered): on a loaded machine the thread
-    may take longer than any fixed pause to connect and send the command."""
-    admin = server.client(socket_timeout=seconds + 10)
-    admin.ping()  # connected here: the thread only sends
-    thread = threading.Thread(target=admin.execute_command, args=("DEBUG", "SLEEP", seconds))
-    thread.start()
-    probe = server.client(socket_timeout=0.05, retry=Retry(NoBackoff(), 0))
-    deadline = time.monotonic() + 10
-    try:
-        while True:
-            assert time.monotonic() < deadline, "the server never went to sleep"
-            try:
-                probe.ping()
-            except redis.TimeoutError:
-                return thread
-            time.sleep(0.005)
-    finally:
-        probe.close()
 
 
 class LossyLink:
@@ -174,7 +147,7 @@ def test_an_ack_the_client_gave_up_on_answers_as_the_first_did_when_sent_again(
     transport.enqueue("warm", b"payload")
     transport.ack(transport.fetch("c0"))  # the scripts are loaded (a stall must not hide them)
     batch = transport.fetch("c1", count=3)
-    sleeper = _stall(own_redis, 1.5)
+    sleeper = stall(own_redis, 1.5)
     with pytest.raises(Exception, match=r"did not answer|timed out|Timeout"):
         transport.ack(batch)  # runs once Redis wakes; its reply goes nowhere
     sleeper.join()

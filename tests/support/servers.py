@@ -12,11 +12,14 @@ import signal
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 from pathlib import Path
 
 import pytest
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 __all__ = ["RedisServer", "free_port", "redis_server_binary", "service_missing"]
 
@@ -148,3 +151,27 @@ class RedisServer:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def stall(server: RedisServer, seconds: float) -> threading.Thread:
+    """DEBUG SLEEP on a connection of its own: the server runs nothing meanwhile, then runs
+    what the clients sent in the meantime, answering clients that gave up long ago.
+
+    Returns once the server sleeps (a PING goes unanswered): on a loaded machine the thread
+    may take longer than any fixed pause to connect and send the command."""
+    admin = server.client(socket_timeout=seconds + 10)
+    admin.ping()  # connected here: the thread only sends
+    thread = threading.Thread(target=admin.execute_command, args=("DEBUG", "SLEEP", seconds))
+    thread.start()
+    probe = server.client(socket_timeout=0.05, retry=Retry(NoBackoff(), 0))
+    deadline = time.monotonic() + 10
+    try:
+        while True:
+            assert time.monotonic() < deadline, "the server never went to sleep"
+            try:
+                probe.ping()
+            except redis.TimeoutError:
+                return thread
+            time.sleep(0.005)
+    finally:
+        probe.close()
