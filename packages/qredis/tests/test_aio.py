@@ -63,13 +63,16 @@ def test_a_redis_that_lost_its_scripts_is_given_them_again(
         async with Producer(redis_url, queue_name, secret=secret) as q:
             first = await q.enqueue("math.floor", 1)
             redis_client.script_flush()  # as after a restart without the scripts
-            rest = await asyncio.gather(*(q.enqueue("math.floor", i) for i in range(3)))
+            rest = await asyncio.gather(
+                *(q.enqueue("math.floor", i) for i in range(3)),
+                q.enqueue("math.ceil", 1, q_options={"unique": True}),
+            )
             return [first, *rest]
 
     ids = run(main())
-    assert len(set(ids)) == 4
+    assert len(set(ids)) == 5
     transport = RedisTransport(queue_name, url=redis_url)
-    assert transport.queue_size() == 4
+    assert transport.queue_size() == 5
     transport.close()
 
 
@@ -123,6 +126,28 @@ def test_a_unique_task_takes_the_sync_transports_lock(
 
     assert run(later()) not in (first, delayed)
     transport.close()
+
+
+def test_concurrent_unique_tasks_share_one_connection_and_one_lock_each(
+    redis_url: str, queue_name: str, secret: str
+) -> None:
+    async def main() -> tuple[list[str], list[str], int, int]:
+        async with Producer(redis_url, queue_name, secret=secret) as q:
+            unique = {"unique": True}
+            distinct = await asyncio.gather(
+                *(q.enqueue("math.floor", i, q_options=unique) for i in range(100))
+            )
+            # one step, one lock: the first of the batch takes it, the others find it held
+            same = await asyncio.gather(
+                *(q.enqueue("math.ceil", 1, q_options=unique, priority=p) for p in (0, 5, -5))
+            )
+            pool = q.client.connection_pool
+            made = len(pool._available_connections) + len(pool._in_use_connections)
+            return list(distinct), list(same), made, await q.queue_size()
+
+    distinct, same, connections, size = run(main())
+    assert len(set(distinct)) == 100 and len(set(same)) == 1
+    assert size == 101 and connections == 1
 
 
 def test_sharded_unique_tasks_and_chains_are_placed_and_cancelled_as_the_sync_producer_does(

@@ -17,8 +17,9 @@ from qredis.aio import Producer
 
 
 def _round_trip(url: str, queue: str, secret: str) -> tuple[Any, list[Any], float]:
-    """Enqueue 100 tasks at once, a delayed and an urgent one, from asyncio; run them through
-    the sync transport; wait for their records from asyncio, woken by the store's notice."""
+    """Enqueue 100 tasks at once, a delayed, an urgent and a unique one, from asyncio; run them
+    through the sync transport; wait for their records from asyncio, woken by the store's
+    notice."""
     codec = Codec(Signer.from_secret(secret))
     store = RedisResultStore(url, namespace=queue, codec=codec)
     transport = RedisTransport(queue, url=url)
@@ -29,12 +30,18 @@ def _round_trip(url: str, queue: str, secret: str) -> tuple[Any, list[Any], floa
             ids = await asyncio.gather(*(q.enqueue("math.floor", i + 0.5) for i in range(100)))
             urgent = await q.enqueue("math.floor", 7.5, priority=10)
             later = await q.enqueue("math.floor", 9.5, countdown=3600)
-            assert await q.queue_size() == 101
+            # unique tasks of one step: one script call, the lock beside the queue's keys
+            unique = {"unique": "one-lock"}
+            same = await asyncio.gather(
+                *(q.enqueue("math.ceil", 0.5, q_options=unique) for _ in range(5))
+            )
+            assert len(set(same)) == 1
+            assert await q.queue_size() == 102
             waiting = asyncio.gather(*(q.result(i, wait=30) for i in [urgent, *ids]))
             await asyncio.sleep(0.3)  # every waiter subscribed
             began = time.monotonic()
             got = await asyncio.to_thread(transport.fetch, "c", 200, 5)
-            assert got[0].task_id == urgent and len(got) == 101
+            assert got[0].task_id == urgent and len(got) == 102
             assert later not in {d.task_id for d in got}
             records = []
             for d in got:

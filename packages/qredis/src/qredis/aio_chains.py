@@ -1,8 +1,8 @@
-"""The asyncio queue's unique tasks and chains (part of :class:`~qredis.aio.AsyncQueue`), on
-the sync transport's own Lua: ``enqueue_unique.lua`` (see :mod:`qcore.unique`),
-``chain_start.lua`` (see :mod:`qcore.chains`) and ``mark_done.lua`` (a sharded queue's marks,
-see :mod:`qredis.placement`), so what they store is what :class:`~qredis.RedisTransport`
-stores and a cluster acks."""
+"""The asyncio queue's chains (part of :class:`~qredis.aio.AsyncQueue`), on the sync
+transport's own Lua: ``chain_start.lua`` (see :mod:`qcore.chains`) and ``mark_done.lua`` (a
+sharded queue's marks, see :mod:`qredis.placement`), so what they store is what
+:class:`~qredis.RedisTransport` stores and a cluster acks. (Unique tasks are batched with the
+enqueues: :meth:`qredis.aio.AsyncQueue.enqueue_unique`.)"""
 
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ import redis.asyncio as aioredis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from qcore import ChainState, check_priority
-from qredis.base import DEFAULT_REPLAY_WINDOW, chunks, ms, positive_int
+from qcore import ChainState
+from qredis.base import DEFAULT_REPLAY_WINDOW, chunks, ms
 from qredis.chains import _NUL, _levels, _limit
 from qredis.connection import redis_errors
 from qredis.keys import QueueKeys
@@ -24,7 +24,7 @@ __all__ = ["AsyncChains"]
 
 
 class AsyncChains:
-    """``enqueue_unique``, ``start_chain``, ``chain_state`` and ``mark_done``, awaited."""
+    """``start_chain``, ``chain_state`` and ``mark_done``, awaited."""
 
     if TYPE_CHECKING:  # AsyncQueue's
         _client: aioredis.Redis
@@ -55,30 +55,6 @@ class AsyncChains:
                 return await script(keys, args)
             except (RedisConnectionError, RedisTimeoutError):
                 return await script(keys, args)
-
-    async def enqueue_unique(
-        self,
-        task_id: str,
-        payload: bytes,
-        *,
-        lock: str,
-        ttl: float,
-        delay: float = 0.0,
-        max_attempts: int | None = None,
-        priority: int = 0,
-    ) -> str:
-        """As :meth:`qredis.RedisTransport.enqueue_unique`: queue the task under ``lock``
-        unless a live task holds it; the id of the task holding it (``task_id`` when queued
-        now). Sent again after a dropped connection, the script finds its own id holding the
-        lock and queues nothing twice (enqueue.lua skips a stored id)."""
-        level = check_priority(priority)
-        limit = "" if max_attempts is None else positive_int("max_attempts", max_attempts)
-        args = (task_id, payload, ms(delay) if delay else 0, limit, max(1, ms(ttl)), level)
-        k = self._keys
-        res = await self._run(
-            "enqueue_unique", [*self._keys_at(level), k.unique(lock), k.dead], args
-        )
-        return res.decode() if isinstance(res, bytes) else str(res)
 
     async def start_chain(
         self,

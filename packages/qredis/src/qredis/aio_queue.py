@@ -1,6 +1,6 @@
-"""The producing half of a Redis queue under asyncio (:class:`AsyncQueue`): enqueue.lua, as
-:class:`~qredis.RedisTransport` runs it, batched per event-loop step into one script call.
-:mod:`qredis.aio`'s ``Producer`` sends through it."""
+"""The producing half of a Redis queue under asyncio (:class:`AsyncQueue`): enqueue.lua (and
+enqueue_unique.lua), as :class:`~qredis.RedisTransport` runs it, batched per event-loop step
+into one script call. :mod:`qredis.aio`'s ``Producer`` sends through it."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ from qredis.keys import QueueKeys
 from qredis.scripts import source
 from qredis.wire import bulk
 
-__all__ = ["BATCH_SCRIPT", "AsyncQueue"]
+__all__ = ["BATCH_SCRIPT", "UNIQUE_BATCH_SCRIPT", "AsyncQueue"]
 
 BATCH_SCRIPT = (
     "#!lua\n"
@@ -40,6 +40,33 @@ BATCH_SCRIPT = (
 priority last), in one atomic step: past ``maxmemory`` Redis refuses the whole batch before it
 writes anything. Level 0's ready list is KEYS[1]; another level's is its name with ``:<level>``
 appended (as :meth:`qredis.QueueKeys.ready` names it), under the same hash tag."""
+
+UNIQUE_BATCH_SCRIPT = (
+    "#!lua\n"
+    "local function enqueue_unique(KEYS, ARGV)\n"
+    + source("enqueue_unique").removeprefix("#!lua\n")
+    + "\nend\n"
+    "local out, n = {}, 8\n"
+    "local keys = {KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], '', KEYS[8]}\n"
+    "for i = 1, #ARGV, 6 do\n"
+    "  local level = ARGV[i + 5]\n"
+    "  keys[1] = level == '0' and KEYS[1] or (KEYS[1] .. ':' .. level)\n"
+    "  n = n + 1\n"
+    "  keys[8] = KEYS[n]\n"
+    "  out[#out + 1] = enqueue_unique(keys,\n"
+    "    {ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4], level})\n"
+    "end\n"
+    "return out\n"
+)
+"""enqueue_unique.lua's own body run for each unique task of a batch, one after the other in one
+atomic step (a second task of one lock finds the first holding it): KEYS are enqueue.lua's for
+level 0, ``dead``, then one lock per call; 6 ARGV per call (enqueue_unique.lua's)."""
+
+_ENQUEUE, _UNIQUE = 0, 1
+"""The two kinds of batched calls (their scripts: :data:`BATCH_SCRIPT`,
+:data:`UNIQUE_BATCH_SCRIPT`)."""
+
+_Pending = list[tuple[list[Any], "asyncio.Future[Any]"]]
 
 
 def _where(client: Any) -> str:
@@ -67,7 +94,8 @@ class AsyncQueue(AsyncBulk, AsyncChains, AsyncCancelling):
         k = self._keys
         self._enqueue_keys = [k.queue, k.msg, k.delayed, k.maxatt, k.levels, k.prio, k.marker]
         self._script = client.register_script(BATCH_SCRIPT)
-        self._pending: list[tuple[list[Any], asyncio.Future[Any]]] = []
+        self._unique_script = client.register_script(UNIQUE_BATCH_SCRIPT)
+        self._pending: tuple[_Pending, _Pending] = ([], [])
         self._where = _where(client)
 
     @property
@@ -91,32 +119,64 @@ class AsyncQueue(AsyncBulk, AsyncChains, AsyncCancelling):
         if priority or type(priority) is not int:
             check_priority(priority)
         args = [task_id, payload, ms(delay) if delay else 0, limit, priority]
-        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self._pending.append((args, future))
-        if len(self._pending) == 1:
-            # The first call of this loop step sends the batch once the others have joined it.
-            asyncio.get_running_loop().call_soon(self._flush_soon)
-        await future
+        await self._batched(_ENQUEUE, args)
 
-    def _flush_soon(self) -> None:
-        batch, self._pending = self._pending, []
-        task = asyncio.ensure_future(self._flush(batch))
+    async def enqueue_unique(
+        self,
+        task_id: str,
+        payload: bytes,
+        *,
+        lock: str,
+        ttl: float,
+        delay: float = 0.0,
+        max_attempts: int | None = None,
+        priority: int = 0,
+    ) -> str:
+        """As :meth:`qredis.RedisTransport.enqueue_unique`: queue the task under ``lock``
+        unless a live task holds it; the id of the task holding it (``task_id`` when queued
+        now). The unique tasks of one loop step are one script call, as plain enqueues are
+        (:data:`UNIQUE_BATCH_SCRIPT`); sent again after a dropped connection, the script finds
+        the task's own id holding the lock and queues nothing twice."""
+        if not isinstance(task_id, str) or not task_id or "\0" in task_id:
+            raise TypeError(f"task_id must be a non-empty string without NUL, not {task_id!r}")
+        level = check_priority(priority)
+        limit = "" if max_attempts is None else positive_int("max_attempts", max_attempts)
+        due = ms(delay) if delay else 0
+        args = [self._keys.unique(lock), task_id, payload, due, limit, max(1, ms(ttl)), level]
+        return _bytes(await self._batched(_UNIQUE, args)).decode()
+
+    async def _batched(self, kind: int, args: list[Any]) -> Any:
+        """Join this loop step's batch of ``kind``; its reply for ``args``."""
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        pending = self._pending[kind]
+        pending.append((args, future))
+        if len(pending) == 1:
+            # The first call of this loop step sends the batch once the others have joined it.
+            asyncio.get_running_loop().call_soon(self._flush_soon, kind)
+        return await future
+
+    def _flush_soon(self, kind: int) -> None:
+        batch = self._pending[kind][:]
+        self._pending[kind].clear()
+        task = asyncio.ensure_future(self._flush(batch, kind))
         task.add_done_callback(_quiet)
 
-    async def _send(self, calls: list[list[Any]]) -> list[Any]:
+    async def _send(self, calls: list[list[Any]], kind: int = _ENQUEUE) -> list[Any]:
         """:meth:`_evalsha`, the script loaded first where Redis lost it; a reply per call."""
+        script = self._unique_script if kind == _UNIQUE else self._script
         with redis_errors(self._where):
-            replies = await self._evalsha(calls)
+            replies = await self._evalsha(calls, kind)
             if any(isinstance(reply, NoScriptError) for reply in replies):
                 # A Redis restarted without its scripts: load it, then send it all again
-                # (enqueue.lua changes nothing for an id already stored).
-                self._script.sha = await self._client.script_load(self._script.script)
-                replies = await self._evalsha(calls)
+                # (enqueue.lua changes nothing for an id already stored, nor
+                # enqueue_unique.lua for a task whose own id holds its lock).
+                script.sha = await self._client.script_load(script.script)
+                replies = await self._evalsha(calls, kind)
         return replies
 
-    async def _flush(self, batch: list[tuple[list[Any], asyncio.Future[Any]]]) -> None:
+    async def _flush(self, batch: _Pending, kind: int) -> None:
         try:
-            replies = await self._send([args for args, _ in batch])
+            replies = await self._send([args for args, _ in batch], kind)
         except Exception as exc:
             for _, future in batch:
                 if not future.done():
@@ -130,28 +190,34 @@ class AsyncQueue(AsyncBulk, AsyncChains, AsyncCancelling):
             else:
                 future.set_result(reply)
 
-    async def _evalsha(self, calls: list[list[Any]]) -> list[Any]:
-        """One ``EVALSHA`` of :data:`BATCH_SCRIPT` for the calls: one round trip, one reply.
+    async def _evalsha(self, calls: list[list[Any]], kind: int = _ENQUEUE) -> list[Any]:
+        """One ``EVALSHA`` of :data:`BATCH_SCRIPT` (or :data:`UNIQUE_BATCH_SCRIPT`, each
+        call's lock among its KEYS) for the calls: one round trip, one reply.
 
         Framed with :mod:`qredis.wire` and written on a connection of the pool, rather than
         through redis.asyncio's pipeline, whose per-command packing and per-reply parsing cost
         more than the enqueue itself (tools/bench/README.md, 'asyncio producer'). Sent again
         once on a dropped connection: enqueue.lua changes nothing for an id already stored.
         """
+        sha = self._script.sha
         keys = self._enqueue_keys
         argv = [part for args in calls for part in args]
+        if kind == _UNIQUE:
+            sha = self._unique_script.sha
+            keys = [*keys, self._keys.dead, *(args[0] for args in calls)]
+            argv = [part for args in calls for part in args[1:]]
         if isinstance(self._client, aioredis.RedisCluster):
             # redis-py routes it to the node of the queue's slot, following MOVED and a
             # promoted replica (no raw connection of ours there).
             try:
-                reply = await self._client.evalsha(self._script.sha, len(keys), *keys, *argv)
+                reply = await self._client.evalsha(sha, len(keys), *keys, *argv)
             except NoScriptError as exc:
                 return [exc] * len(calls)
             except ResponseError as exc:
                 return [exc] * len(calls)
             return list(reply)
         packed = b"*%d\r\n" % (3 + len(keys) + len(argv)) + bulk(
-            "EVALSHA", self._script.sha, len(keys), *keys, *argv
+            "EVALSHA", sha, len(keys), *keys, *argv
         )
         pool = self._client.connection_pool
         for attempt in (1, 2):
