@@ -5,11 +5,12 @@
 Makes a database of its own on the local PostgreSQL (``$PGHOST``/``$PGPORT``/``$PGUSER``,
 default 127.0.0.1:5432, postgres), migrates it, fills ``qdjango_task`` with ``--rows`` rows in
 one ``INSERT ... SELECT generate_series`` (a tenth of them failures, finished over the last
-week, run times from 0.1 ms to 1 s), starts a private redis-server for the Redis pages, and
-times each page through Django's test client as a logged-in superuser: the median and the
-slowest of ``--runs`` requests after one warm-up, with the load average. The target is 200 ms
-per page; the charts are separate requests (images) and are timed too. The database is
-dropped at the end unless ``--keep``.
+week, run times from 0.1 ms to 1 s), starts a private redis-server for the Redis pages
+(``--queued`` tasks waiting in it, 100 of them delayed), and times each page through Django's
+test client as a logged-in superuser: the median, p95 and slowest of ``--runs`` requests after
+one warm-up, with the load average. The pages include the lists' "Show counts" (``_facets``)
+and a search. The target is 200 ms per page; the charts are separate requests (images) and
+are timed too. The database is dropped at the end unless ``--keep``.
 """
 
 from __future__ import annotations
@@ -30,9 +31,15 @@ PAGES = (
     ("all tasks, page 50", "/admin/qdjango/task/?p=50"),
     ("all tasks, failed only", "/admin/qdjango/task/?success__exact=0"),
     ("all tasks, last hour", "/admin/qdjango/task/?finished=hour"),
+    ("all tasks, show counts", "/admin/qdjango/task/?_facets=1"),
+    ("all tasks, failed, counts", "/admin/qdjango/task/?success__exact=0&_facets=1"),
+    ("all tasks, by name", "/admin/qdjango/task/?o=1"),
+    ("all tasks, search", "/admin/qdjango/task/?q=task-5000"),
+    ("all tasks, search, common", "/admin/qdjango/task/?q=task-"),
     ("successful tasks", "/admin/qdjango/success/"),
     ("failed tasks", "/admin/qdjango/failure/"),
     ("failed tasks, last day", "/admin/qdjango/failure/?finished=day"),
+    ("failed tasks, show counts", "/admin/qdjango/failure/?_facets=1"),
     ("a task", None),
     ("queue", "/admin/qdjango/queuestatus/"),
     ("queue, live part", "/admin/qdjango/queuestatus/?live=1"),
@@ -125,7 +132,10 @@ def _configure(redis_url: str) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
-    parser.add_argument("--runs", type=int, default=10)
+    parser.add_argument("--runs", type=int, default=20)
+    parser.add_argument(
+        "--queued", type=int, default=2000, help="tasks waiting in Redis (100 of them delayed)"
+    )
     parser.add_argument("--keep", action="store_true", help="keep the database")
     parser.add_argument(
         "--reuse", action="store_true", help="use the database a --keep run left (migrated)"
@@ -170,6 +180,7 @@ def _run(args: argparse.Namespace) -> None:
             f"{args.rows:,} Task rows inserted and analysed in {time.perf_counter() - begun:.1f} s"
         )
         User.objects.create_superuser("bench", "bench@example.com", "bench-pw")
+    _queue_tasks(args.queued)
     client = Client()
     client.force_login(User.objects.get(username="bench"))
     one = connection.cursor()
@@ -179,7 +190,7 @@ def _run(args: argparse.Namespace) -> None:
     print(f"{args.runs} requests per page after one warm-up; load average {load} at the start\n")
     # median and slowest: wall time; CPU: this process's (Django, the templates); SQL: the
     # server's execution time of the page's queries (EXPLAIN ANALYZE).
-    print(f"{'page':<28} {'median':>9} {'slowest':>9} {'CPU':>9} {'SQL':>9}  status")
+    print(f"{'page':<28} {'median':>9} {'p95':>9} {'slowest':>9} {'CPU':>9} {'SQL':>9}  status")
     worst = 0.0
     for label, path in PAGES:
         url = path or f"/admin/qdjango/task/{task_id}/change/"
@@ -193,15 +204,27 @@ def _run(args: argparse.Namespace) -> None:
             cpu.append((time.process_time() - start_cpu) * 1000)
             status = response.status_code
         median = statistics.median(times)
+        p95 = statistics.quantiles(times, n=20, method="inclusive")[18]
         worst = max(worst, median)
         sql = _sql_time(client, url)
         own = statistics.median(cpu)
         print(
-            f"{label:<28} {median:>7.1f}ms {max(times):>7.1f}ms {own:>7.1f}ms {sql:>7.1f}ms"
+            f"{label:<28} {median:>7.1f}ms {p95:>7.1f}ms {max(times):>7.1f}ms {own:>7.1f}ms"
+            f" {sql:>7.1f}ms"
             f"  {status}"
         )
     load = Path("/proc/loadavg").read_text().split()[0]
     print(f"\nslowest median {worst:.1f} ms; load average {load} at the end")
+
+
+def _queue_tasks(count: int) -> None:
+    """``count`` tasks waiting in Redis for the Queue and Queued tasks pages (no cluster runs
+    them), the last 100 delayed by an hour."""
+    from qdjango.tasks import async_task
+
+    for i in range(count):
+        delayed = {"countdown": 3600} if i >= count - 100 else None
+        async_task("math.sqrt", i, task_name=f"waiting-{i}", q_options=delayed)
 
 
 def _sql_time(client: object, url: str) -> float:

@@ -78,6 +78,55 @@ def test_a_long_list_counts_to_the_cap_only(
     assert "10,000+ all tasks" in page.content.decode()
     counts = [q["sql"] for q in queries.captured_queries if "COUNT(" in q["sql"].upper()]
     assert counts and all("LIMIT" in sql.upper() for sql in counts), counts
+    # "Show counts" (Django's facets): each choice counted to the cap, never the whole table.
+    for model, expected in (("task", ["Yes (10,000+)", "No (0)"]), ("failure", [])):
+        with CaptureQueriesContext(connections[db_alias]) as queries:
+            page = superuser_client.get(reverse(f"admin:qdjango_{model}_changelist") + "?_facets=1")
+        html = page.content.decode()
+        shown = "Last hour (0)" if model == "failure" else "Last hour (10,000+)"
+        for text in [shown, *expected]:
+            assert text in html, (text, html[:4000])
+        counts = [q["sql"] for q in queries.captured_queries if "COUNT(" in q["sql"].upper()]
+        assert len(counts) >= 4 and all("LIMIT" in sql.upper() for sql in counts), counts
+
+
+def test_the_search_finds_every_task_by_id_name_or_group_and_parts_among_the_newest(
+    db_alias: str, q_cluster: dict[str, Any], superuser_client: Any
+) -> None:
+    from qdjango.admin_bounded import SEARCH_RECENT
+
+    now = dt.datetime.now(dt.UTC)
+    old = now - dt.timedelta(days=2)
+    Task.objects.using(db_alias).bulk_create(
+        [Task(id=uuid.uuid4().hex, name="old-needle", func="m.old", group="old-group",
+              started=old, stopped=old)]
+        + [Task(id=uuid.uuid4().hex, name=f"row-{i}", func="m.f", started=now, stopped=now)
+           for i in range(SEARCH_RECENT)],
+        batch_size=2000,
+    )  # fmt: skip
+    needle = Task.objects.using(db_alias).get(name="old-needle")
+    url = reverse("admin:qdjango_task_changelist")
+
+    def found(term: str) -> str:
+        with CaptureQueriesContext(connections[db_alias]) as queries:
+            page = superuser_client.get(url, {"q": term})
+        assert page.status_code == 200
+        # No query reads the table unbounded for a part: LIKE only among the newest, read
+        # from the one SEARCH_RECENT back on.
+        sqls = [q["sql"].upper() for q in queries.captured_queries]
+        assert any(f"OFFSET {SEARCH_RECENT - 1}" in sql for sql in sqls), sqls
+        for sql in sqls:
+            if "LIKE" in sql:
+                assert '"STOPPED" >=' in sql, sql
+        return page.content.decode()
+
+    for term in ("old-needle", needle.pk, "old-group"):
+        assert ">old-needle<" in found(term), term
+    # A part of its name: it is older than the newest SEARCH_RECENT tasks, so not found.
+    assert ">old-needle<" not in found("needle")
+    part = found("ow-777")
+    assert ">row-777<" in part and ">row-7770<" in part and ">row-1<" not in part
+    assert "among the newest" in part  # the search box says how it searches
 
 
 def test_the_schedule_list_is_cut_to_fit_and_reads_its_last_runs_in_one_query(

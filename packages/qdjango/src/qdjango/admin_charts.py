@@ -28,7 +28,7 @@ __all__ = ["CHARTS", "chart_response", "run_times", "throughput"]
 HOUR = timedelta(hours=1)
 BUCKET = 300  # seconds per point of the run-time chart
 SAMPLE = 20_000
-WIDTH, HEIGHT, PAD = 560, 200, 40
+WIDTH, HEIGHT, PAD = 560, 200, 50
 COLOURS = ("#417690", "#ba2121", "#e6a100", "#5b8a3a")
 
 

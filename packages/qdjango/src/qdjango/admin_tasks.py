@@ -2,9 +2,10 @@
 "retry" action for failures ("run again" for successes and in the list of all tasks).
 
 Each list answers in constant time on a large table: ordered by ``stopped`` (indexed, with
-``success`` for the two filtered lists), counted up to :data:`COUNT_CAP` rows only
-(:class:`CappedPaginator`, never a ``COUNT(*)`` of the whole table), and filtered by outcome
-and by how recently tasks finished instead of by distinct values of a column (a scan).
+``success`` for the two filtered lists), counted up to :data:`COUNT_CAP` rows only, its
+filters' "Show counts" too (:mod:`qdjango.admin_bounded`: never a ``COUNT(*)`` of the whole
+table), and filtered by outcome and by how recently tasks finished instead of by distinct
+values of a column (a scan).
 
 A retry sends the stored task again through qcore's one enqueue path, with its own options,
 under a new id that records which task it retries; each task's page links to the other. It
@@ -14,20 +15,25 @@ Task data is shown as text, always escaped (``as_text``)."""
 
 from __future__ import annotations
 
-from datetime import timedelta
-from functools import cached_property
 from typing import Any
 
 from django.contrib import admin, messages
 from django.contrib.auth import get_permission_codename
-from django.core.paginator import Paginator
 from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
+from qcluster.monitor import seconds_text
 from qcore import mask_mapping, retry_message, send_message
+from qdjango.admin_bounded import (
+    COUNT_CAP,
+    CappedPaginator,
+    FinishedFilter,
+    OutcomeFilter,
+    bounded_search,
+)
 from qdjango.admin_queue import as_text, short_path
 from qdjango.conf import get_settings
 from qdjango.models import Task
@@ -35,40 +41,7 @@ from qdjango.records import verified_records
 
 __all__ = ["COUNT_CAP", "CappedPaginator", "TaskAdmin", "error_line", "moment_cell", "path_cell"]
 
-COUNT_CAP = 10_000
-"""A list counts its rows up to this many, and says "10,000+" past it."""
 SHORT = 120
-
-
-class CappedPaginator(Paginator):
-    """Counts at most :data:`COUNT_CAP` + 1 rows (``SELECT COUNT(*) FROM (... LIMIT n)``).
-
-    The list's own ordering is kept in the subquery: it walks the index the page is read from
-    (``stopped, id``), where without it PostgreSQL scans the table for a filter that keeps a
-    tenth of it (the failures)."""
-
-    @cached_property
-    def count(self) -> int:
-        objects: Any = self.object_list
-        try:
-            return int(objects[: COUNT_CAP + 1].count())
-        except (AttributeError, TypeError):
-            return len(objects)
-
-
-class FinishedFilter(admin.SimpleListFilter):
-    """When tasks finished: a range on ``stopped`` (indexed), not a scan for distinct dates."""
-
-    title = "finished"
-    parameter_name = "finished"
-    RANGES = {"hour": timedelta(hours=1), "day": timedelta(days=1), "week": timedelta(days=7)}
-
-    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
-        return [("hour", "Last hour"), ("day", "Last 24 hours"), ("week", "Last 7 days")]
-
-    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
-        span = self.RANGES.get(self.value() or "")
-        return queryset if span is None else queryset.filter(stopped__gte=timezone.now() - span)
 
 
 def error_line(result: Any) -> str:
@@ -133,11 +106,7 @@ def task_link(task: Task) -> str:
 
 
 def _seconds(value: float | None) -> str:
-    if value is None:
-        return "-"
-    if value < 0.001:
-        return f"{value * 1_000_000:.0f} µs"
-    return f"{value * 1000:.2f} ms" if value < 1 else f"{value:.3f} s"
+    return "-" if value is None else seconds_text(value)
 
 
 class TaskAdmin(admin.ModelAdmin):
@@ -147,6 +116,13 @@ class TaskAdmin(admin.ModelAdmin):
         "name_cell", "func_cell", "group", "stopped_cell", "run_time_cell", "time_taken",
     )  # fmt: skip
     search_fields = ("name", "func", "group", "id")
+    search_help_text = (
+        "A task's id, name or group (whole), or a part of its name or func among the newest "
+        "10,000 tasks."
+    )
+    # Sorting by another column (func, run time, outcome) sorts the whole table: the lists
+    # sort by what their indexes order (finished, name) only.
+    sortable_by = ("name_cell", "stopped_cell")
     list_filter: Any = (FinishedFilter,)
     list_per_page = 50
     paginator = CappedPaginator
@@ -183,6 +159,11 @@ class TaskAdmin(admin.ModelAdmin):
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
 
+    def get_search_results(
+        self, request: HttpRequest, queryset: QuerySet[Any], search_term: str
+    ) -> tuple[QuerySet[Any], bool]:
+        return bounded_search(queryset, search_term), False
+
     def has_retry_permission(self, request: HttpRequest) -> bool:
         # Running code again is a change to the system, not something a viewer may do. The
         # model's own permission (change_task, change_failure, change_success), as for its pages.
@@ -197,7 +178,7 @@ class TaskAdmin(admin.ModelAdmin):
     def name_cell(self, task: Task) -> str:
         return format_html('<span title="{}">{}</span>', as_text(task.id), as_text(task.name))
 
-    @admin.display(description="func", ordering="func")
+    @admin.display(description="func")
     def func_cell(self, task: Task) -> str:
         return path_cell(task.func)
 
@@ -205,7 +186,7 @@ class TaskAdmin(admin.ModelAdmin):
     def stopped_cell(self, task: Task) -> str:
         return moment_cell(task.stopped)
 
-    @admin.display(description="run time", ordering="run_time")
+    @admin.display(description="run time")
     def run_time_cell(self, task: Task) -> str:
         return _seconds(task.run_time)
 
@@ -257,7 +238,7 @@ class AllTasksAdmin(TaskAdmin):
     list_display = (
         "name_cell", "func_cell", "success", "stopped_cell", "run_time_cell", "time_taken",
     )  # fmt: skip
-    list_filter = ("success", FinishedFilter)
+    list_filter = (("success", OutcomeFilter), FinishedFilter)
 
 
 class SuccessAdmin(TaskAdmin):
