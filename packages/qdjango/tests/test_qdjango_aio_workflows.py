@@ -140,3 +140,48 @@ def test_cancel_a_delayed_task_and_a_finished_one(db_alias: str, cluster: Any) -
     outcome, row = run(main())
     assert outcome == "delayed"
     assert not row.success and row.result.startswith("Cancelled: the task was cancelled before")
+
+
+def test_chain_iter_and_async_task_objects(db_alias: str, cluster: Any) -> None:
+    group = f"aio-objects-{uuid.uuid4().hex[:8]}"
+
+    async def main() -> tuple[Any, ...]:
+        chain = aio.Chain(group=group)
+        chain.append(jobs.add, 1, 2)
+        chain.append("math.floor", 7.5)
+        before = await chain.result(), await chain.current()
+        assert await chain.run() == group
+        links = await chain.result(wait=WAIT)
+        rows = [row.result async for row in await chain.fetch(wait=WAIT)]
+        state = await chain.state()
+        iterated = aio.Iter(jobs.add)
+        for i in range(4):
+            iterated.append(i, 10)
+        await iterated.run()
+        sums = await iterated.result(wait=WAIT)
+        task = aio.AsyncTask(jobs.add, 20, 22, group=f"{group}-t")
+        assert await task.result() is None  # not run yet
+        await task.run()
+        value = await task.result(wait=WAIT)
+        grouped = await task.result_group(count=1, wait=WAIT)
+        task.group = f"{group}-u"  # changed: unsent again
+        return (
+            before,
+            links,
+            sorted(rows),
+            state,
+            await chain.current(),
+            sums,
+            value,
+            grouped,
+            (await task.result()),
+        )
+
+    before, links, rows, state, done, sums, value, grouped, changed = run(main())
+    assert before == (None, None)
+    assert links == [3, 7] and rows == [3, 7]
+    assert (state.length, state.done, state.state) == (2, 2, "done") and done == 2
+    assert sums == [10, 11, 12, 13]
+    assert value == 42 and grouped == [42] and changed is None
+    with pytest.raises(ConfigError, match="takes no broker"):
+        aio.AsyncTask(jobs.add, 1, 1, broker=object())

@@ -14,7 +14,8 @@ share one connection (:mod:`qdjango.aio_site`), and a ``wait`` takes no thread: 
 subscription per event loop wakes every waiter whose task was saved. Unique tasks, a
 ``q_options`` queue, chains and iterations go through the sync producer's Lua. The reading
 half (``fetch``, ``result``, the group functions, ``running``, ``queue_size``) is
-:mod:`qdjango.aio_results`, read with Django's async ORM.
+:mod:`qdjango.aio_results`, read with Django's async ORM; ``Chain``, ``Iter`` and ``AsyncTask``
+are :mod:`qdjango.aio_workflows`.
 """
 
 from __future__ import annotations
@@ -52,10 +53,14 @@ from qdjango.aio_results import (
     running,
 )
 from qdjango.aio_site import announce, key_check, site
+from qdjango.aio_workflows import AsyncTask, Chain, Iter
 from qdjango.conf import get_settings, task_codec
 from qdjango.tasks import TaskFunc
 
 __all__ = [
+    "AsyncTask",
+    "Chain",
+    "Iter",
     "async_chain",
     "async_iter",
     "async_task",
