@@ -185,3 +185,19 @@ def test_chain_iter_and_async_task_objects(db_alias: str, cluster: Any) -> None:
     assert value == 42 and grouped == [42] and changed is None
     with pytest.raises(ConfigError, match="takes no broker"):
         aio.AsyncTask(jobs.add, 1, 1, broker=object())
+
+
+def test_q_cluster_wait_replicas_is_waited_for(
+    db_alias: str, settings: Any, q_cluster: dict[str, Any]
+) -> None:
+    from qredis import ReplicationTimeout
+
+    # one Redis, no replica: the enqueue is queued, then says its replica never acknowledged it
+    settings.Q_CLUSTER = {**q_cluster, "wait_replicas": 1, "wait_timeout": 0.2}
+
+    async def main() -> int:
+        with pytest.raises(ReplicationTimeout, match="only 0 of wait_replicas=1"):
+            await aio.async_task(jobs.add, 1, 1)
+        return await aio.queue_size()
+
+    assert run(main()) == 1

@@ -30,6 +30,8 @@ class Site:
         self.queues: dict[str, AsyncQueue | AsyncShardedQueue] = {}
         self.notifier = AsyncNotifier(self.client, namespace=conf.queue)
         self.served, self.shards = set(connection.served_queues(conf)), conf.cluster.shards
+        # Q_CLUSTER["wait_replicas"]: each enqueue returns once replicas hold it, as async_task
+        self.waits = {"wait_replicas": conf.wait_replicas, "wait_timeout": conf.wait_timeout}
         self.closer = _closing(self)
         """Closes the site's connections when its loop shuts down (see :func:`site`)."""
 
@@ -42,9 +44,9 @@ class Site:
         found = self.queues.get(name)
         if found is None:
             if name in self.served and self.shards > 1:
-                found = AsyncShardedQueue(self.client, name, self.shards)
+                found = AsyncShardedQueue(self.client, name, self.shards, **self.waits)
             else:
-                found = AsyncQueue(self.client, name)
+                found = AsyncQueue(self.client, name, **self.waits)
             self.queues[name] = found
         return found
 

@@ -100,6 +100,11 @@ class Producer:
     count (:class:`qredis.aio_shards.AsyncShardedQueue`; see :class:`qredis.ShardedQueue`).
     The signing key is checked as the sync producer's is (``status_namespace``,
     ``key_check_every``: :class:`~qredis.KeyWatch`), on this producer's client.
+    ``wait_replicas``/``wait_timeout``: as the sync producer's, each enqueue (and
+    ``enqueue_many``) returns once that many replicas hold its tasks, the mark's ``SET`` and
+    ``WAIT`` sent in the same write as the batch (not on a Redis Cluster yet: a
+    :class:`~qcore.ConfigError`); unique tasks wait too (sent in the same batches), chains
+    and cancels do not, as on the sync producer.
     """
 
     def __init__(
@@ -115,6 +120,8 @@ class Producer:
         shards: int = 1,
         status_namespace: str = "default",
         key_check_every: float = KEY_CHECK_EVERY,
+        wait_replicas: int = 0,
+        wait_timeout: float = 2.0,
         **redis_kwargs: Any,
     ) -> None:
         from qredis.aio_shards import AsyncShardedQueue
@@ -124,10 +131,11 @@ class Producer:
         self.events = events
         self._own = connection is None
         self.client = connection if connection is not None else async_client(url, **redis_kwargs)
+        waits: dict[str, Any] = {"wait_replicas": wait_replicas, "wait_timeout": wait_timeout}
         self.queue: AsyncQueue | AsyncShardedQueue = (
-            AsyncQueue(self.client, queue)
+            AsyncQueue(self.client, queue, **waits)
             if check_count(shards) == 1
-            else AsyncShardedQueue(self.client, queue, shards)
+            else AsyncShardedQueue(self.client, queue, shards, **waits)
         )
         self.notifier = AsyncNotifier(self.client, namespace)
         self._results = ResultKeys.for_namespace(namespace)

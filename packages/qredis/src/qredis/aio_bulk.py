@@ -6,7 +6,7 @@ after an error (a lost reply, a dropped connection) and no task runs twice."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import redis.asyncio as aioredis
@@ -35,7 +35,11 @@ class AsyncBulk:
         _keys: QueueKeys
         _where: str
 
+        _wait: int
+
         async def _send(self, calls: list[list[Any]]) -> list[Any]: ...
+
+        async def _waited(self, script: Any, keys: Sequence[str], args: Sequence[Any]) -> Any: ...
 
     _absent: Any = None
 
@@ -85,10 +89,13 @@ class AsyncBulk:
                 args: list[Any] = [ms(delay) if delay > 0 else 0, limit, level]
                 for task_id, payload in chunk:
                     args += (task_id, payload)
-                try:
-                    res = await self._absent(keys, args)
-                except (RedisConnectionError, RedisTimeoutError):
-                    res = await self._absent(keys, args)
+                if self._wait:  # with the mark and WAIT on its connection (wait_replicas)
+                    res = await self._waited(self._absent, keys, args)
+                else:
+                    try:
+                        res = await self._absent(keys, args)
+                    except (RedisConnectionError, RedisTimeoutError):
+                        res = await self._absent(keys, args)
                 out += [bool(x) for x in res]
         return out
 

@@ -5,6 +5,7 @@ into one script call. :mod:`qredis.aio`'s ``Producer`` sends through it."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -13,15 +14,16 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from qcore import check_priority
+from qcore import ConfigError, check_priority
 from qredis.aio_bulk import AsyncBulk
 from qredis.aio_cancel import AsyncCancelling
 from qredis.aio_chains import AsyncChains
-from qredis.base import ms, positive_int
+from qredis.base import _replicas, ms, positive_int
 from qredis.connection import redis_errors
 from qredis.keys import QueueKeys
+from qredis.replication import MARK_TTL_MS, check_wait
 from qredis.scripts import source
-from qredis.wire import bulk
+from qredis.wire import command
 
 __all__ = ["BATCH_SCRIPT", "UNIQUE_BATCH_SCRIPT", "AsyncQueue"]
 
@@ -88,10 +90,29 @@ class AsyncQueue(AsyncBulk, AsyncChains, AsyncCancelling):
     and chains from :class:`~qredis.aio_chains.AsyncChains`, ``cancel`` from
     :class:`~qredis.aio_cancel.AsyncCancelling`."""
 
-    def __init__(self, client: aioredis.Redis, queue: str = "default") -> None:
+    def __init__(
+        self,
+        client: aioredis.Redis,
+        queue: str = "default",
+        *,
+        wait_replicas: int = 0,
+        wait_timeout: float = 2.0,
+    ) -> None:
         self._client = client
         self._keys = QueueKeys.for_queue(queue)
         k = self._keys
+        self._wait, self._wait_ms = _replicas(wait_replicas), ms(_wait_timeout(wait_timeout))
+        if self._wait and isinstance(client, aioredis.RedisCluster):
+            raise ConfigError(
+                "wait_replicas is not taken by the asyncio producer on a Redis Cluster yet "
+                "(redis.asyncio routes each command itself): use qredis.Producer there"
+            )
+        # wait_replicas: the mark's SET and WAIT, sent after each write on its connection (see
+        # qredis.replication: the mark comes after the writes in the replication stream).
+        self._wait_tail = b""
+        if self._wait:
+            set_mark = command("SET", k.replicated, "1", "PX", MARK_TTL_MS)
+            self._wait_tail = set_mark + command("WAIT", self._wait, self._wait_ms)
         self._enqueue_keys = [k.queue, k.msg, k.delayed, k.maxatt, k.levels, k.prio, k.marker]
         self._script = client.register_script(BATCH_SCRIPT)
         self._unique_script = client.register_script(UNIQUE_BATCH_SCRIPT)
@@ -216,19 +237,26 @@ class AsyncQueue(AsyncBulk, AsyncChains, AsyncCancelling):
             except ResponseError as exc:
                 return [exc] * len(calls)
             return list(reply)
-        packed = b"*%d\r\n" % (3 + len(keys) + len(argv)) + bulk(
-            "EVALSHA", sha, len(keys), *keys, *argv
-        )
+        first = await self._exchange(("EVALSHA", sha, len(keys), *keys, *argv))
+        if isinstance(first, ResponseError):
+            return [first] * len(calls)  # the batch was refused as a whole
+        return list(first)
+
+    async def _exchange(self, sent: tuple[Any, ...]) -> Any:
+        """``sent`` on a connection of the pool (and with ``wait_replicas``, the mark's
+        ``SET`` and ``WAIT`` after it, in the same write: one round trip); its reply, or the
+        error reply in its place. Sent again once on a dropped connection (the scripts sent
+        this way change nothing when run again). Fewer replicas than asked for:
+        :class:`~qredis.ReplicationTimeout`."""
+        packed = command(*sent) + self._wait_tail
+        replies: list[Any] = []
         pool = self._client.connection_pool
         for attempt in (1, 2):
             conn = await pool.get_connection()  # type: ignore[no-untyped-call]
             try:
                 await conn.send_packed_command(packed, check_health=False)
-                try:
-                    reply = await conn.read_response()
-                except ResponseError as exc:
-                    return [exc] * len(calls)  # the batch was refused as a whole
-                return list(reply)
+                replies = [await _read(conn) for _ in range(3 if self._wait else 1)]
+                break
             except (ConnectionError, TimeoutError, RedisConnectionError, RedisTimeoutError):
                 await conn.disconnect()
                 if attempt == 2:
@@ -238,7 +266,20 @@ class AsyncQueue(AsyncBulk, AsyncChains, AsyncCancelling):
                 raise
             finally:
                 await pool.release(conn)
-        raise AssertionError("unreachable")  # pragma: no cover
+        if self._wait and not isinstance(replies[0], Exception):
+            check_wait(replies[2], self._wait, self._wait_ms, "the tasks are", self._where)
+        return replies[0]
+
+    async def _waited(self, script: Any, keys: Sequence[str], args: Sequence[Any]) -> Any:
+        """``script(keys, args)`` through :meth:`_exchange` (``wait_replicas``), loaded first
+        where Redis lost it; an error reply raised."""
+        found = await self._exchange(("EVALSHA", script.sha, len(keys), *keys, *args))
+        if isinstance(found, NoScriptError):
+            script.sha = await self._client.script_load(script.script)
+            found = await self._exchange(("EVALSHA", script.sha, len(keys), *keys, *args))
+        if isinstance(found, Exception):
+            raise found
+        return found
 
     async def queue_size(self) -> int:
         """Tasks ready to run, on every priority level."""
@@ -257,6 +298,20 @@ class AsyncQueue(AsyncBulk, AsyncChains, AsyncCancelling):
         with redis_errors(self._where):
             found = await self._client.hget(self._keys.msg, task_id)
         return None if found is None else _bytes(found)
+
+
+async def _read(conn: Any) -> Any:
+    """A reply, or the error reply in its place (the connection stays in step)."""
+    try:
+        return await conn.read_response()
+    except ResponseError as exc:
+        return exc
+
+
+def _wait_timeout(value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
+        raise ConfigError(f"wait_timeout must be a positive number of seconds, not {value!r}")
+    return float(value)
 
 
 def _translated(where: str, error: Exception) -> Exception:

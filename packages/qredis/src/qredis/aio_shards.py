@@ -24,11 +24,12 @@ class AsyncShardedQueue:
     enqueue checks ``shards`` against the count kept in Redis (written when none is) and
     refuses another with a :class:`~qcore.ConfigError` naming both."""
 
-    def __init__(self, client: Any, queue: str, shards: int) -> None:
+    def __init__(self, client: Any, queue: str, shards: int, **options: Any) -> None:
         self._client = client
         self._name = queue
         self._count = check_count(shards)
-        self._queues = [AsyncQueue(client, name) for name in shard_queues(queue, shards)]
+        # options: AsyncQueue's (wait_replicas, wait_timeout), the same for each shard
+        self._queues = [AsyncQueue(client, n, **options) for n in shard_queues(queue, shards)]
         self._where = self._queues[0]._where
         self._checked: asyncio.Future[None] | None = None
 
