@@ -299,15 +299,19 @@ def test_sigterm_stops_a_cluster_within_its_grace_while_redis_is_down(
         client.close()
         server.stop(kill=True)
         time.sleep(1.0)  # the cluster notices: its status and heartbeats start failing
-        began = time.monotonic()
+        began, signalled = time.monotonic(), time.time()
         code, text = cluster.stop(timeout=120)
-        took = time.monotonic() - began
+        exited = time.monotonic() - began
     finally:
         if cluster.process.poll() is None:
             cluster.stop()
     assert code == 0, text
+    # From SIGTERM to the sentinel's own last line (its clock is this host's): the stop itself.
+    # The interpreter's exit after it, slow on a loaded machine, is bounded loosely apart; 85 s
+    # (the pools' retries ridden out) fails either bound.
+    took = _logged_at(cluster, "cluster.stopped") - signalled
     assert took < grace + 6, (took, text[-3000:])
-    assert '"cluster.stopped"' in text
+    assert exited < grace + 30, (exited, text[-3000:])
     # Nothing lost: the task it held is still in flight, for a reaper to take back.
     server.start()
     transport = RedisTransport(queue_name, url=server.url)
