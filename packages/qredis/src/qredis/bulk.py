@@ -77,17 +77,27 @@ def send_chunks(
     pushed = failures = 0
     stop: BaseException | None = None
     conn = pool.get_connection()
+    unchecked: list[Chunk] = []  # sent on a connection that was lost: applied or not?
     try:
         while True:
-            # After a lost connection, chunks go again one at a time: smaller writes get
-            # through a flaky link, and a window is never larger than what failed.
-            window, resend = resend[:1], resend[1:]
-            if not window and stop is None:
-                try:
-                    window = next(windows, [])
-                except Exception as exc:  # bad input: stop sending, account for what was sent
-                    stop, window = exc, []
+            window: list[Chunk] = []
             try:
+                if unchecked:
+                    # Asked on this loop's connection (reconnected here), so a drop, even one
+                    # while it connects (which redis-py does not retry), is one more failure
+                    # of this loop, not the caller's error.
+                    applied, missing = _markers(conn, unchecked)
+                    unchecked = []
+                    resend = missing + resend
+                    pushed += applied
+                # After a lost connection, chunks go again one at a time: smaller writes get
+                # through a flaky link, and a window is never larger than what failed.
+                window, resend = resend[:1], resend[1:]
+                if not window and stop is None:
+                    try:
+                        window = next(windows, [])
+                    except Exception as exc:  # bad input: stop sending, account for the rest
+                        stop, window = exc, []
                 if window:
                     in_flight.append(window)  # first: a failed send is checked like the rest
                     conn.send_packed_command(_commands(window))
@@ -105,12 +115,9 @@ def send_chunks(
                     exc.add_note(f"{pushed} task(s) were queued before Redis was lost")
                     raise
                 _BACKOFF.sleep(failures)
-                unconfirmed = [chunk for w in in_flight for chunk in w]
+                unchecked += [chunk for w in in_flight for chunk in w]
                 in_flight.clear()
-                applied, missing = _check_markers(client, unconfirmed)
-                resend = missing + resend
-                pushed += applied
-            if not window and not in_flight and not resend:
+            if not window and not in_flight and not resend and not unchecked:
                 if stop is not None:
                     stop.add_note(f"{pushed} task(s) of other chunks were queued")
                     raise stop
@@ -291,13 +298,10 @@ def resend_chunks(conn: Any, chunks: list[Chunk]) -> None:
         raise refused
 
 
-def _check_markers(client: Any, chunks: list[Chunk]) -> tuple[int, list[Chunk]]:
-    """Entries of the chunks that were applied, and the chunks to send again."""
-    if not chunks:
-        return 0, []
-    pipe = client.pipeline(transaction=False)
-    for chunk in chunks:
-        pipe.exists(chunk.marker)
-    present = pipe.execute()  # reads only: redis-py may retry them safely
+def _markers(conn: Any, chunks: list[Chunk]) -> tuple[int, list[Chunk]]:
+    """Entries of the chunks that were applied, and the chunks to send again, asked on
+    ``conn`` (connected again if it was dropped; reads only, safe to ask again)."""
+    conn.send_packed_command(conn.pack_commands([("EXISTS", c.marker) for c in chunks]))
+    present = [conn.read_response() for _ in chunks]
     applied = sum(c.size for c, p in zip(chunks, present) if p)
     return applied, [c for c, p in zip(chunks, present) if not p]
