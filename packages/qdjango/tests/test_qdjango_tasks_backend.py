@@ -171,6 +171,57 @@ def test_the_signals_are_sent_with_each_status(db_alias: str, sync: Any, seen: A
     ]
 
 
+def test_the_signals_carry_whole_results(db_alias: str, sync: Any) -> None:
+    """task_finished's result is get_result's, and the run's start is task_started's; each
+    task's signals are sent once, an async def task's and a failure's too."""
+    sent: dict[str, list[Any]] = {"started": [], "finished": []}
+
+    def started(sender: Any, task_result: Any, **kwargs: Any) -> None:
+        sent["started"].append(task_result)
+
+    def finished(sender: Any, task_result: Any, **kwargs: Any) -> None:
+        sent["finished"].append(task_result)
+
+    task_started.connect(started)
+    task_finished.connect(finished)
+    try:
+        results = [
+            djtasks.add.enqueue(2, 3),
+            djtasks.fail.enqueue("boom"),
+            djtasks.async_add.enqueue(20, 22),
+            djtasks.async_fail.enqueue("async boom"),
+        ]
+    finally:
+        task_started.disconnect(started)
+        task_finished.disconnect(finished)
+    ids = [r.id for r in results]
+    assert [r.id for r in sent["started"]] == ids and [r.id for r in sent["finished"]] == ids
+    for begun, ended in zip(sent["started"], sent["finished"], strict=True):
+        saved = backend().get_result(ended.id)
+        assert begun.status == TaskResultStatus.RUNNING and ended.status == saved.status
+        assert ended is not begun and ended.task == saved.task and ended.backend == saved.backend
+        assert ended.args == saved.args and ended.kwargs == saved.kwargs
+        assert ended.enqueued_at == saved.enqueued_at == begun.enqueued_at
+        assert ended.finished_at == saved.finished_at
+        assert begun.started_at is not None and ended.started_at == begun.started_at
+        assert ended.last_attempted_at == begun.started_at
+        assert ended.enqueued_at <= ended.started_at <= ended.finished_at
+        assert ended.worker_ids == saved.worker_ids == begun.worker_ids
+        assert [(e.exception_class_path, e.traceback) for e in ended.errors] == [
+            (e.exception_class_path, e.traceback) for e in saved.errors
+        ]
+        if saved.status == TaskResultStatus.SUCCESSFUL:
+            assert ended.return_value == saved.return_value
+    assert [r.status for r in sent["finished"]] == [
+        TaskResultStatus.SUCCESSFUL,
+        TaskResultStatus.FAILED,
+        TaskResultStatus.SUCCESSFUL,
+        TaskResultStatus.FAILED,
+    ]
+    assert [sent["finished"][i].return_value for i in (0, 2)] == [5, 42]
+    assert "ValueError: async boom" in sent["finished"][3].errors[0].traceback
+
+
 # -- bad input: an error at the call, nothing queued ---------------------------------------
 
 

@@ -7,27 +7,22 @@ task that takes it, and holds the return value to Django's JSON rules; an ``asyn
 coroutine is returned for the worker to await in its own event loop (Django's ``Task.call``
 would run each in a new loop of its own, through ``async_to_sync``); whatever it raises is
 the task's failure, as for any Q task. ``task_finished`` is sent once the record is saved,
-by :class:`FinishedSignal`, a subscriber of the cluster's event bus.
+by :class:`FinishedSignal`, a subscriber of the cluster's event bus, with a result made from
+the one ``task_started`` carried (kept here, by task id, until its batch is saved).
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable
+from datetime import UTC, datetime
 from typing import Any
 
 from asgiref.sync import iscoroutinefunction
-from django.utils import timezone
 
 from qcore import EventBus, TaskMessage
-from qcore.events import Event, TaskDeadLettered, TaskFailed, TaskSucceeded, TaskTimedOut
-from qdjango.task_results import is_django_task, message_result, record_result
-from qdjango.tasks_api import (
-    TaskContext,
-    TaskResultStatus,
-    json_value,
-    task_finished,
-    task_started,
-)
+from qcore.events import Event, TaskDeadLettered, TasksSettled, TaskTimedOut
+from qdjango.task_results import finished_result, is_django_task, record_result, running_result
+from qdjango.tasks_api import TaskContext, json_value, task_finished, task_started
 
 __all__ = ["FinishedSignal", "run", "subscribe_finished"]
 
@@ -47,16 +42,16 @@ _backend_class: type | None = None
 def run(message: TaskMessage, attempt: int, cluster: str | None) -> Any:
     """Run a ``django.tasks`` task's attempt ``attempt`` in this worker; returns its value,
     normalized as Django's JSON rules say (a value they refuse fails the task)."""
-    now = timezone.now()
-    result = message_result(
-        message,
-        status=TaskResultStatus.RUNNING,
-        started_at=now,
-        worker_ids=[cluster or ""] * attempt,
-    )
+    # Aware (UTC) as the result's other times, whatever USE_TZ says; timezone.now() reads the
+    # setting on every call, and passes the zone by keyword: twice the cost.
+    result = running_result(message, _now(UTC), [cluster or ""] * attempt)
     task = result.task
     if task_started.receivers:
         task_started.send(sender=_sender(), task_result=result)
+    if task_finished.receivers:
+        if len(_started) >= _STARTED_LIMIT:  # runs whose batch never settled here (retried)
+            del _started[next(iter(_started))]
+        _started[message.id] = result
     args = message.args
     if task.takes_context:
         args = (TaskContext(task_result=result), *args)
@@ -71,6 +66,14 @@ def run(message: TaskMessage, attempt: int, cluster: str | None) -> Any:
     return json_value(func(*args, **message.kwargs))  # Task.call, for a plain function
 
 
+_now = datetime.now
+
+_started: dict[str, Any] = {}
+"""The RUNNING result of each run of this process whose record is not saved yet, by task id:
+``task_finished``'s result is made from it (resolving the task and converting the enqueue
+time again cost as much as the rest of the signal: tools/bench/README.md, 'issue 14')."""
+_STARTED_LIMIT = 4096
+
 _coroutine: dict[Any, bool] = {}
 """Whether a task's function is a coroutine function, by function (asked on every run)."""
 
@@ -82,16 +85,40 @@ async def _normalized(awaitable: Awaitable[Any]) -> Any:
 class FinishedSignal:
     """Sends ``django.tasks``'s ``task_finished`` for each saved record of a task sent
     through the backend (a success, a failure, a timeout, a loss out of attempts), with the
-    result as ``get_result`` would now return it. Picklable (a cluster's processes send it)."""
+    result as ``get_result`` would now return it, and the run's start. Picklable (a cluster's
+    processes send it).
+
+    A worker's records come in its batch's :class:`~qcore.events.TasksSettled`, not one
+    event per task: subscribed to ``TaskSucceeded``, this made every worker build an event for
+    every task, ``async_task``'s too. A timeout (the worker's loop's, or the sentinel's) and a
+    loss out of attempts come in their own events."""
 
     def __init__(self, *, using: str | None = None) -> None:
         self.using = using
 
     def __call__(self, event: Event) -> None:
-        record = getattr(event, "record", None)
-        if record is None or not is_django_task(record.options) or not task_finished.receivers:
+        if type(event) is TasksSettled:
+            for outcome in event.outcomes:
+                record = outcome.record
+                started = _started.pop(record.id, None) if _started else None
+                # A retry is no end; a timeout in the loop has its own event, sent first.
+                if outcome.retry is None and outcome.timed_out is None:
+                    self.finished(record, started)
             return
-        task_finished.send(sender=_sender(), task_result=record_result(record))
+        record = getattr(event, "record", None)
+        if record is not None:
+            self.finished(record, _started.pop(record.id, None) if _started else None)
+
+    def finished(self, record: Any, started: Any) -> None:
+        if not task_finished.receivers:
+            return
+        if started is not None and len(started.worker_ids) == max(1, record.attempt_count or 1):
+            result = finished_result(started, record)
+        elif is_django_task(record.options):
+            result = record_result(record)  # run in another process (the sentinel's events)
+        else:
+            return
+        task_finished.send(sender=_sender(), task_result=result)
 
     def __repr__(self) -> str:
         return f"FinishedSignal(using={self.using!r})"
@@ -100,6 +127,6 @@ class FinishedSignal:
 def subscribe_finished(bus: EventBus, *, using: str | None = None) -> EventBus:
     """Subscribe :class:`FinishedSignal` to the events that carry a finished record."""
     handler = FinishedSignal(using=using)
-    for event_type in (TaskSucceeded, TaskFailed, TaskTimedOut, TaskDeadLettered):
+    for event_type in (TasksSettled, TaskTimedOut, TaskDeadLettered):
         bus.subscribe(event_type, handler)
     return bus
