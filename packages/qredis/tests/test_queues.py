@@ -207,3 +207,30 @@ def test_a_lost_consumer_s_tasks_come_back_from_every_queue_in_one_round_trip_ea
     ]
     assert all(queues.ack(again))
     c.close()
+
+
+def test_owner_records_go_beside_every_queue_in_one_round_trip(
+    pair: list[RedisTransport], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A cluster of several queues records its owner beside each (a sharded queue: on shard
+    0), so a cluster serving any one of them finds it; it reads every record of them all."""
+    a, b = pair
+    queues = a.serving([a.queue, b.queue])
+    b.record_owner("serves-b", {"pid": 1})  # a cluster of queue b alone
+    queues.record_owner("both", {"pid": 2})  # the script is loaded
+    sent = _round_trips(monkeypatch)
+    assert queues.record_owner("both", {"pid": 2}) == {"both": {"pid": 2}, "serves-b": {"pid": 1}}
+    assert sent() == 1
+    client = a.client
+    assert set(client.hkeys(a.keys.owners)) == {b"both"}
+    assert set(client.hkeys(b.keys.owners)) == {b"both", b"serves-b"}
+    sharded = queues.sharded(2)
+    sharded.record_owner("sharded", {"pid": 3})
+    for t in (a, b):
+        assert b"sharded" in client.hkeys(t.keys.owners)
+    others = [s for m in sharded.transports for s in m.transports[1:]]  # type: ignore[attr-defined]
+    assert others and not any(client.exists(s.keys.owners) for s in others)
+    sharded.remove_owner("sharded")
+    queues.remove_owner("both")
+    assert not client.exists(a.keys.owners)
+    assert set(client.hkeys(b.keys.owners)) == {b"serves-b"}

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from redis.exceptions import NoScriptError
 
 from qcore import DEAD_REASONS_LIMIT, ConfigError, DeadLetter, Delivery, InFlight, Reaped
-from qredis.recovery import _scanned
+from qredis.recovery import _owners, _scanned
 
 if TYPE_CHECKING:
     from qredis.transport import RedisTransport
@@ -62,11 +62,17 @@ class FanOut:
     # serving any one of them can then take back what the dead one held there.
 
     def record_owner(self, cluster_id: str, owner: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
-        """Record ``cluster_id``'s owner on every queue; every cluster's record on any."""
+        """Record ``cluster_id``'s owner on every queue (one round trip); every cluster's
+        record on any."""
+        sites = self._owner_sites()
         owners: dict[str, dict[str, Any]] = {}
-        for t in self._transports:
-            owners.update(t.record_owner(cluster_id, owner))
+        for res in pipelined([(t, *t._owner_call(cluster_id, owner)) for t in sites]):
+            owners.update(_owners(res))
         return owners
+
+    def _owner_sites(self) -> list[RedisTransport]:
+        """Where the owner records are kept: beside each queue."""
+        return self._transports
 
     def remove_owner(self, cluster_id: str) -> None:
         for t in self._transports:

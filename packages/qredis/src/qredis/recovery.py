@@ -151,21 +151,17 @@ class Recovery(TransportBase):
         reaper has taken their tasks back long since).
         """
         _, scripts = self._ready()
-        k = self._keys
-        record = json.dumps(dict(owner), sort_keys=True)
+        _, keys, args = self._owner_call(cluster_id, owner)
         with self._errors():
-            res = scripts.owner(
-                (k.owners, k.owners_seen), ("record", cluster_id, record, _OWNER_KEPT_MS)
-            )
-        owners: dict[str, dict[str, Any]] = {}
-        for name, text in zip(res[::2], res[1::2]):
-            try:
-                value = json.loads(text)
-            except ValueError:
-                continue  # not ours to read: never a reason to reclaim anything
-            if isinstance(value, dict):
-                owners[name.decode()] = value
-        return owners
+            return _owners(scripts.owner(keys, args))
+
+    def _owner_call(
+        self, cluster_id: str, owner: Mapping[str, Any]
+    ) -> tuple[str, tuple[str, ...], tuple[Any, ...]]:
+        """The script, KEYS and ARGV of :meth:`record_owner`, its reply read by :func:`_owners`."""
+        record = json.dumps(dict(owner), sort_keys=True)
+        keys = (self._keys.owners, self._keys.owners_seen)
+        return "owner", keys, ("record", cluster_id, record, _OWNER_KEPT_MS)
 
     def remove_owner(self, cluster_id: str) -> None:
         """Forget ``cluster_id``'s owner record (its cluster stopped)."""
@@ -274,6 +270,19 @@ class Recovery(TransportBase):
         client, _ = self._ready()
         with self._errors():
             client.zrem(self._keys.unrecorded, *ids)
+
+
+def _owners(res: list[Any]) -> dict[str, dict[str, Any]]:
+    """``owner.lua``'s reply: every cluster's owner record, by cluster id."""
+    owners: dict[str, dict[str, Any]] = {}
+    for name, text in zip(res[::2], res[1::2]):
+        try:
+            value = json.loads(text)
+        except ValueError:
+            continue  # not ours to read: never a reason to reclaim anything
+        if isinstance(value, dict):
+            owners[name.decode()] = value
+    return owners
 
 
 def _scanned(res: list[Any]) -> tuple[int, float | None, list[str]]:

@@ -119,6 +119,9 @@ class ShardedQueues(RedisQueues):
     def _shards(self) -> list[RedisTransport]:
         return [s for m in self._members for s in m.transports]
 
+    def _owner_sites(self) -> list[RedisTransport]:
+        return [s for m in self._members for s in m._owner_sites()]
+
     # -- finishing: by the queue whose shard the delivery names ------------------------------
 
     def _owner(self, delivery: Delivery) -> RedisTransport:

@@ -345,8 +345,8 @@ class ShardedQueue(ShardListings, RedisQueues):
         """Every shard's pass of the reaper (see :func:`reap_alike`)."""
         return reap_alike(self._transports)
 
-    def record_owner(self, cluster_id: str, owner: Any) -> dict[str, dict[str, Any]]:
-        return self._transports[0].record_owner(cluster_id, owner)
+    def _owner_sites(self) -> list[RedisTransport]:
+        return self._transports[:1]  # a queue's records: on shard 0, the queue itself
 
     def remove_owner(self, cluster_id: str) -> None:
         self._transports[0].remove_owner(cluster_id)
