@@ -18,8 +18,8 @@ slot, the shard's.
   schedules and their firings to shard 0.
 - **Replays.** A copy of a task sent through ``enqueue`` lands on its id's shard, whose fetch
   refuses it only if the id is marked done there: a task held on another shard (a link, a
-  unique task, a firing) is marked on its id's shard too, when placed (links, unique tasks)
-  and before its ack.
+  unique task, a firing, an unsharded producer's task) is marked on its id's shard too, when
+  placed (links, unique tasks, firings) and before its ack.
 - **Fetch.** Each fetch starts at the next shard (rotation) and tops its batch up from the
   following ones, so none is starved. Priority and FIFO hold within a shard; across shards a
   task waits at most one fetch per shard behind lower ones. An idle consumer blocks on its
