@@ -2,9 +2,13 @@
 back at once by a cluster that starts on its host, which can prove its sentinel gone; a cluster
 that cannot (another host, a process that is alive) waits for the heartbeat TTL (``retry``).
 
-Each cluster is ``qcluster run`` in a subprocess, ``retry`` 120 s: the TTL rule alone would
-leave the tasks untouched for two minutes; the bound of 30 s leaves room for a loaded machine
-to start a Python process.
+Clusters of several queues (sharded or not) too, and for them also the other two ways back:
+a worker SIGKILLed mid-task (its sentinel's release) and a cluster of another host (the
+reaper, after the heartbeat TTL).
+
+Each cluster is ``qcluster run`` in a subprocess, ``retry`` 120 s unless a test says
+otherwise: the TTL rule alone would leave the tasks untouched for two minutes; the bound of
+30 s leaves room for a loaded machine to start a Python process.
 """
 
 from __future__ import annotations
@@ -201,4 +205,25 @@ def test_a_cluster_of_several_queues_of_another_host_is_reaped_after_the_ttl(
     text = second.text()
     assert '"consumer.reaped"' in text and '"cluster.reclaimed"' not in text
     code, _ = second.stop()
+    assert code == 0
+
+
+@pytest.mark.parametrize("shards", [1, 2])
+def test_a_worker_sigkilled_mid_task_on_the_second_queue_is_run_again_at_once(
+    bench: Bench, fx: Effects, clusters: list[ClusterProcess], tmp_path: Path, shards: int
+) -> None:
+    """A worker of a cluster of two queues SIGKILLed mid-task on the second: its sentinel
+    puts the task back on that queue at once (retry is 120 s: no reaper does it)."""
+    other = f"{bench.queue}-b"
+    serving = ("--queue", bench.queue, "--queue", other, "--shards", str(shards))
+    cluster = _cluster(bench, tmp_path / "cluster.log", *serving)
+    clusters.append(cluster)
+    cluster.wait_for('"cluster.started"')
+    with Producer(bench.url, other, namespace=bench.queue, shards=shards) as producer:
+        [task_id] = producer.enqueue_many(tasks.hang_first_time, [fx.args("a")])
+    os.kill(fx.wait_started(), signal.SIGKILL)
+    [record] = bench.wait_all([task_id], timeout=30).values()
+    assert record.success and record.result == 2
+    assert fx.counts() == {"a": 2}
+    code, _ = cluster.stop()
     assert code == 0
