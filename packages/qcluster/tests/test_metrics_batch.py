@@ -5,16 +5,20 @@ retries, timeouts in the loop and cancelled tasks alike."""
 from __future__ import annotations
 
 import asyncio
+import bisect
 import dataclasses
 import time
 from typing import Any
 
+import pytest
+
 from qcluster import ClusterConfig, join
-from qcluster.metrics import MetricsRecorder, counter, histogram
-from qcore import Codec, EventBus, Signer, TaskMessage, TaskOptions, cancel
+from qcluster.metrics import RUN_BUCKETS, WAIT_BUCKETS, MetricsRecorder, counter, histogram
+from qcore import Codec, Delivery, EventBus, Signer, TaskMessage, TaskOptions, TaskResult, cancel
 from qcore.events import (
     Event,
     TaskFailed,
+    TaskOutcome,
     TaskRetried,
     TasksSettled,
     TaskStarted,
@@ -146,3 +150,46 @@ def test_a_run_its_lost_worker_never_settled_is_counted_by_the_sentinel() -> Non
     assert counter(row, "started") == 1
     assert histogram(row, "wait")[0] == 2.0
     assert recorder.exits == {"lost": 2}
+
+
+def outcome(func: str, wait: float, duration: float, success: bool = True, **more: Any) -> Any:
+    """A run of ``func`` that waited ``wait`` s in the queue and ran ``duration`` s."""
+    message = dataclasses.replace(TaskMessage.new(func, ()), started=1000.0)
+    record = TaskResult.from_message(
+        message, result=None, success=success, stopped=1000.0 + wait + duration
+    )
+    delivery = Delivery(message.id, b"", 1, 1, 1, "c")
+    return TaskOutcome(message, delivery, record, True, duration, **more)
+
+
+def test_a_batch_of_plain_runs_counts_as_each_run_would_be() -> None:
+    # Times over several buckets, a negative wait (clocks apart), failures; one function (the
+    # plain batch, read by the short path), then the same runs with one retry among them (the
+    # long path), then two functions; a batch whose longest run is on a bucket's bound.
+    times = [(0.001, 0.002), (0.004, 0.03), (-0.5, 0.2), (7.0, 0.004), (0.02, 400.0)] * 3
+    plain = [outcome("math.floor", w, d, i % 4 != 0) for i, (w, d) in enumerate(times)]
+    retry = outcome("math.floor", 1.0, 1.0, False, retry=5.0)
+    mixed = [*plain[:4], outcome("math.ceil", 0.3, 0.3), *plain[4:]]
+    edge = [outcome("math.floor", 0.002, d) for d in (0.01, RUN_BUCKETS[3], 0.006)]
+    for outcomes, retried in ((plain, 0), ([*plain, retry], 1), (mixed, 0), (edge, 0)):
+        recorder = MetricsRecorder(Q)
+        recorder.settled(TasksSettled(tuple(outcomes), "c"))
+        rows = recorder.snapshot()["rows"]
+        row = rows[(Q, "math.floor")]
+        ran = [o for o in outcomes if o.record.func == "math.floor" and o.retry is None]
+        started = ran + ([retry] if retried else [])
+        assert counter(row, "started") == len(started)
+        assert counter(row, "succeeded") == sum(o.record.success for o in ran)
+        assert counter(row, "failed") == sum(not o.record.success for o in ran)
+        for name, bounds, values in (
+            ("run", RUN_BUCKETS, [o.duration for o in ran]),
+            ("wait", WAIT_BUCKETS, [o.record.stopped - o.duration - 1000.0 for o in started]),
+        ):
+            total, counts = histogram(row, name)
+            assert total == pytest.approx(sum(v for v in values if v > 0))
+            expected = [0] * (len(bounds) + 1)
+            for value in values:
+                expected[bisect.bisect_left(bounds, value)] += 1
+            assert counts == expected, name
+        if outcomes is mixed:
+            assert counter(rows[(Q, "math.ceil")], "succeeded") == 1

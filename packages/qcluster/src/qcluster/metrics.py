@@ -20,18 +20,35 @@ Label sets are bounded: at most :data:`MAX_FUNCS` functions per queue get a labe
 
 from __future__ import annotations
 
-import ctypes
-import threading
 from bisect import bisect_left, bisect_right
-from collections.abc import Callable, Iterable
-from multiprocessing.context import BaseContext
+from collections.abc import Callable
 from typing import Any
 
+from qcluster.metrictable import (
+    _FAILED,
+    _INDEX,
+    _RUN,
+    _STARTED,
+    _SUCCEEDED,
+    _WAIT,
+    COUNTERS,
+    MAX_ROWS,
+    OTHER,
+    RUN_BUCKETS,
+    WAIT_BUCKETS,
+    MetricsCell,
+    Snapshot,
+    Table,
+    counter,
+    histogram,
+    merge,
+)
 from qcore import EventBus, dotted_path
 from qcore.events import (
     HookFailed,
     TaskDeadLettered,
     TaskEnqueued,
+    TaskOutcome,
     TaskReplayed,
     TaskRetried,
     TasksSettled,
@@ -55,141 +72,12 @@ __all__ = [
     "merge",
 ]
 
-COUNTERS = (
-    "enqueued",
-    "started",
-    "succeeded",
-    "failed",
-    "retried",
-    "timed_out",
-    "dead_lettered",
-    "replayed",
-    "hooks_failed",
-)
-"""Counters kept per (queue, func), in this order at the head of each row."""
-RUN_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0)
-"""Upper bounds (seconds) of the run-time histogram's buckets (+Inf is implied)."""
-WAIT_BUCKETS = (0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0, 30.0, 60.0, 300.0, 1800.0, 3600.0)
-"""Upper bounds (seconds) of the queue-wait histogram's buckets (+Inf is implied)."""
 MAX_FUNCS = 100
 """Functions per queue with a label of their own; the next ones are counted as ``other``."""
-MAX_ROWS = 256
-"""(queue, func) rows one process counts; past that, under (``other``, ``other``)."""
-OTHER = "other"
 UNKNOWN = "unknown"
 """The func label of a task whose payload could not be read."""
 
-_N = len(COUNTERS)
-_RUN = _N  # run histogram: sum, then one count per bucket and +Inf
-_WAIT = _RUN + 1 + len(RUN_BUCKETS) + 1
-_ROW = _WAIT + 1 + len(WAIT_BUCKETS) + 1
-_INDEX = {name: i for i, name in enumerate(COUNTERS)}
-_STARTED, _SUCCEEDED, _FAILED = _INDEX["started"], _INDEX["succeeded"], _INDEX["failed"]
-_NEW_ROW = threading.RLock()
 _OWN_MAX = 1024
-_LABEL = 256  # bytes of one row's "queue\0func"
-
-Snapshot = dict[str, Any]
-"""``{"rows": {(queue, func): [counters..., run sum, run buckets..., wait sum, wait
-buckets...]}, "exits": {reason: n}}``: what :func:`merge` adds up."""
-
-
-class _Table:
-    """Rows of numbers by (queue, func) over a buffer: shared memory, or a private one.
-
-    Layout: the number of rows used (a double, so all is one array), then :data:`MAX_ROWS`
-    rows of numbers, then as many labels. A row's label is written before the count that
-    makes it visible.
-    """
-
-    __slots__ = ("_index", "labels", "values")
-
-    SIZE = 8 * (1 + MAX_ROWS * _ROW) + MAX_ROWS * _LABEL
-
-    def __init__(self, buffer: Any) -> None:
-        raw = memoryview(buffer).cast("B")
-        split = 8 * (1 + MAX_ROWS * _ROW)
-        self.values = raw[:split].cast("d")
-        self.labels = raw[split:]
-        self._index: dict[tuple[str, str], int] = {}
-
-    def clear(self) -> None:
-        self.values[0] = 0
-        for i in range(1, len(self.values)):
-            self.values[i] = 0.0
-        self._index = {}
-
-    def base(self, queue: str, func: str) -> int:
-        """The offset of the row of (queue, func), added when new (the writer only)."""
-        key = (queue, func)
-        at = self._index.get(key)
-        if at is not None:
-            return at
-        with _NEW_ROW:  # the sentinel counts from two threads (the scheduler's is the beacon)
-            return self._add(key)
-
-    def _add(self, key: tuple[str, str]) -> int:
-        at = self._index.get(key)
-        if at is not None:
-            return at
-        queue, func = key
-        used = int(self.values[0])
-        if used >= MAX_ROWS - 1 and key != (OTHER, OTHER):
-            at = self._add((OTHER, OTHER))
-        else:
-            label = f"{queue}\0{func}".encode("utf-8", "replace")[: _LABEL - 1]
-            self.labels[used * _LABEL : used * _LABEL + len(label)] = label
-            self.labels[used * _LABEL + len(label)] = 0
-            at = 1 + used * _ROW
-            self.values[0] = used + 1
-        self._index[key] = at
-        return at
-
-    def read(self) -> Snapshot:
-        """The rows as they are now (each number read whole)."""
-        rows: dict[tuple[str, str], list[float]] = {}
-        used = min(int(self.values[0]), MAX_ROWS)
-        values = self.values
-        for i in range(used):
-            label = bytes(self.labels[i * _LABEL : (i + 1) * _LABEL])
-            head, _, rest = label.partition(b"\0")
-            queue = head.decode("utf-8", "replace")
-            func = rest.partition(b"\0")[0].decode("utf-8", "replace")
-            row: list[float] = list(values[1 + i * _ROW : 1 + (i + 1) * _ROW])
-            have = rows.get((queue, func))
-            rows[(queue, func)] = row if have is None else [a + b for a, b in zip(have, row)]
-        return {"rows": rows, "exits": {}}
-
-
-class MetricsCell:
-    """One worker's table in shared memory: counted into by the worker, read by the sentinel."""
-
-    __slots__ = ("_raw", "_table")
-
-    def __init__(self, ctx: BaseContext) -> None:
-        self._raw: Any = ctx.RawArray(ctypes.c_char, _Table.SIZE)
-        self._table: _Table | None = None
-
-    def __getstate__(self) -> Any:
-        return self._raw
-
-    def __setstate__(self, state: Any) -> None:
-        self._raw = state
-        self._table = None
-
-    @property
-    def table(self) -> _Table:
-        if self._table is None:
-            self._table = _Table(self._raw)
-        return self._table
-
-    def read(self) -> Snapshot:
-        """What the worker counted so far."""
-        return self.table.read()
-
-    def clear(self) -> None:
-        """Empty the cell (its worker is gone and its figures were taken)."""
-        self.table.clear()
 
 
 class MetricsRecorder:
@@ -198,7 +86,7 @@ class MetricsRecorder:
     def __init__(self, queue: str) -> None:
         self.queue = queue
         self.exits: dict[str, int] = {}
-        self._table = _Table(bytearray(_Table.SIZE))
+        self._table = Table(bytearray(Table.SIZE))
         self._funcs: dict[str, set[str]] = {}
         self._own: dict[Any, int] = {}
         """Row offsets of this cluster's queue by the task's func (a dotted path, or the
@@ -249,12 +137,41 @@ class MetricsRecorder:
 
     def settled(self, event: TasksSettled) -> None:
         """Count a batch's runs: their times gathered by function, each row written once."""
+        outcomes = event.outcomes
+        if not outcomes:
+            return
+        # A batch of plain runs of one function (a busy queue's usual batch), counted with the
+        # fewest reads of each task's fields: their cost per task is most of what the metrics
+        # cost a worker. Any other batch is counted by _settled_each.
+        func = outcomes[0].record.func
+        waits: list[float] = []
+        runs: list[float] = []
+        failed = 0
+        for message, _, record, _, duration, retry, timed_out in outcomes:
+            if message is None or retry is not None or timed_out is not None:
+                break
+            options = message.options
+            if options.cancelled is not None or options.eta is not None or record.func != func:
+                break
+            waits.append(record.stopped - duration - message.started)
+            runs.append(duration)
+            if not record.success:
+                failed += 1
+        else:
+            runs.sort()
+            at = self._own_row(func or UNKNOWN)
+            self._add_runs(at, waits, runs, len(runs) - failed, failed)
+            return
+        self._settled_each(outcomes)
+
+    def _settled_each(self, outcomes: tuple[TaskOutcome, ...]) -> None:
+        """Any batch, read task by task."""
         by_func: dict[str, tuple[list[float], list[float], list[float]]] = {}
         func = None
         waits: list[float] = []
         succeeded: list[float] = []
         failed: list[float] = []
-        for done in event.outcomes:
+        for done in outcomes:
             record = done.record
             if record.func != func:
                 func = record.func
@@ -276,23 +193,23 @@ class MetricsRecorder:
             if done.retry is None and done.timed_out is None:
                 (succeeded if record.success else failed).append(duration)
         for func, (waits, succeeded, failed) in by_func.items():
-            self._add_runs(self._own_row(func or UNKNOWN), waits, succeeded, failed)
+            at = self._own_row(func or UNKNOWN)
+            self._add_runs(at, waits, sorted(succeeded + failed), len(succeeded), len(failed))
 
     def _add_runs(
-        self, at: int, waits: list[float], succeeded: list[float], failed: list[float]
+        self, at: int, waits: list[float], runs: list[float], succeeded: int, failed: int
     ) -> None:
+        """Add to the row at ``at``: ``waits`` (started runs), ``runs`` (sorted times)."""
         values = self._table.values
         if waits:
             values[at + _STARTED] += len(waits)
             waits.sort()
             _add_sorted(values, at + _WAIT, WAIT_BUCKETS, waits)
         if succeeded:
-            values[at + _SUCCEEDED] += len(succeeded)
+            values[at + _SUCCEEDED] += succeeded
         if failed:
-            values[at + _FAILED] += len(failed)
-        runs = succeeded + failed
+            values[at + _FAILED] += failed
         if runs:
-            runs.sort()
             _add_sorted(values, at + _RUN, RUN_BUCKETS, runs)
 
     def retried(self, event: TaskRetried) -> None:
@@ -356,44 +273,20 @@ class MetricsRecorder:
 
 def _add_sorted(values: Any, at: int, bounds: tuple[float, ...], times: list[float]) -> None:
     """Add ``times`` (sorted) to the histogram at ``at``: its sum, then a count per bucket.
-    A negative time (clocks apart) counts as 0. Once per batch, not per task: a bisection per
-    bucket the times reach."""
-    values[at] += sum(times[bisect_left(times, 0.0) :])
-    counted, n = 0, len(times)
-    for i, bound in enumerate(bounds):
-        upto = bisect_right(times, bound, counted)
+    A negative time (clocks apart) counts as 0. Once per batch, not per task: one write when
+    the batch's times share a bucket, else a bisection per bucket between theirs."""
+    n = len(times)
+    if times[0] >= 0.0:
+        values[at] += sum(times)
+        first = bisect_left(bounds, times[0])
+    else:
+        values[at] += sum(times[bisect_left(times, 0.0) :])
+        first = 0
+    last = bisect_left(bounds, times[-1])  # the bucket of the longest (len(bounds): +Inf)
+    counted = 0
+    for i in range(first, last):
+        upto = bisect_right(times, bounds[i], counted)
         if upto > counted:
             values[at + 1 + i] += upto - counted
             counted = upto
-            if counted == n:
-                return
-    values[at + 1 + len(bounds)] += n - counted
-
-
-def merge(snapshots: Iterable[Snapshot]) -> Snapshot:
-    """The sum of several processes' figures."""
-    rows: dict[tuple[str, str], list[float]] = {}
-    exits: dict[str, int] = {}
-    for snap in snapshots:
-        for key, row in snap["rows"].items():
-            total = rows.get(key)
-            if total is None:
-                rows[key] = list(row)
-            else:
-                for i, value in enumerate(row):
-                    total[i] += value
-        for reason, n in snap["exits"].items():
-            exits[reason] = exits.get(reason, 0) + n
-    return {"rows": rows, "exits": exits}
-
-
-def counter(row: list[float], name: str) -> float:
-    """One counter of a row."""
-    return row[_INDEX[name]]
-
-
-def histogram(row: list[float], name: str) -> tuple[float, list[float]]:
-    """``(sum, counts per bucket with +Inf last)`` of the ``run`` or ``wait`` histogram."""
-    if name == "run":
-        return row[_RUN], row[_RUN + 1 : _WAIT]
-    return row[_WAIT], row[_WAIT + 1 : _ROW]
+    values[at + 1 + last] += n - counted
