@@ -83,10 +83,16 @@ def _options_in(values: Any) -> TaskOptions:
         return _NO_OPTIONS
     if type(values) is not dict:
         raise UndecodablePayload(f"the task's options are a {type(values).__name__}, not a dict")
+    key: tuple[tuple[str, Any, type], ...] | None
     try:
         # each value's type too: 1, 1.0 and True are equal keys, and not the same option
-        key = tuple([(name, value, type(value)) for name, value in values.items()])
-        found = _read_options.get(key)
+        stored: tuple[tuple[str, Any, type], ...]
+        if len(values) == 1:  # a django.tasks task's runner: without the comprehension's frame
+            [(name, value)] = values.items()
+            stored = ((name, value, type(value)),)
+        else:
+            stored = tuple([(name, value, type(value)) for name, value in values.items()])
+        key, found = stored, _read_options.get(stored)
     except TypeError:  # a value that is not hashable (a chain's links): read each time
         key, found = None, None
     if found is not None:

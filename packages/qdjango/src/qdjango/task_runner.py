@@ -47,7 +47,7 @@ def run(message: TaskMessage, attempt: int, cluster: str | None) -> Any:
     result = running_result(message, _now(UTC), [cluster or ""] * attempt)
     task = result.task
     if task_started.receivers:
-        task_started.send(sender=_sender(), task_result=result)
+        task_started.send(sender=_backend_class or _sender(), task_result=result)
     if task_finished.receivers:
         if len(_started) >= _STARTED_LIMIT:  # runs whose batch never settled here (retried)
             del _started[next(iter(_started))]
@@ -118,7 +118,7 @@ class FinishedSignal:
             result = record_result(record)  # run in another process (the sentinel's events)
         else:
             return
-        task_finished.send(sender=_sender(), task_result=result)
+        task_finished.send(sender=_backend_class or _sender(), task_result=result)
 
     def __repr__(self) -> str:
         return f"FinishedSignal(using={self.using!r})"
