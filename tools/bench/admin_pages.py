@@ -1,6 +1,7 @@
 """The admin's pages on a large table: how long each takes with N ``Task`` rows on PostgreSQL.
 
-    uv run python tools/bench/admin_pages.py [--rows 1000000] [--runs 10] [--keep]
+    uv run python tools/bench/admin_pages.py [--rows 1000000] [--runs 20] [--queued 2000]
+                                             [--keep] [--reuse]
 
 Makes a database of its own on the local PostgreSQL (``$PGHOST``/``$PGPORT``/``$PGUSER``,
 default 127.0.0.1:5432, postgres), migrates it, fills ``qdjango_task`` with ``--rows`` rows in
@@ -10,7 +11,8 @@ week, run times from 0.1 ms to 1 s), starts a private redis-server for the Redis
 test client as a logged-in superuser: the median, p95 and slowest of ``--runs`` requests after
 one warm-up, with the load average. The pages include the lists' "Show counts" (``_facets``)
 and a search. The target is 200 ms per page; the charts are separate requests (images) and
-are timed too. The database is dropped at the end unless ``--keep``.
+are timed too. The database is dropped at the end unless ``--keep``; with ``--reuse`` the rows
+keep the times of their fill (an hour later, "last hour" and the charts read an empty hour).
 """
 
 from __future__ import annotations
