@@ -219,3 +219,15 @@ def test_a_retried_run_s_failure_is_carried_and_bounded() -> None:
     assert options.failures[-1] == f"E: {FAILURES_KEPT + 4}"  # the latest are kept
     with pytest.raises(ConfigError, match="failures must be a tuple of texts"):
         TaskOptions(failures=["not", "a", "tuple"])  # type: ignore[arg-type]
+
+
+def test_options_on_the_wire_are_each_message_s_own() -> None:
+    """The options mapping kept for an options object sent again is copied into each wire
+    tuple: changing one tuple's options changes neither the next one's nor the options."""
+    options = TaskOptions(priority=5, timeout=30)
+    first = TaskMessage.new("a.b", (1,), options=options).to_wire()
+    first[-1]["priority"] = 99
+    second = TaskMessage.new("a.b", (2,), options=options).to_wire()
+    assert second[-1] == {"priority": 5, "timeout": 30}
+    assert options.to_mapping() == {"priority": 5, "timeout": 30}
+    assert TaskMessage.from_wire(second).options == options

@@ -449,6 +449,38 @@ def test_each_coroutine_a_worker_awaits_is_seen_running(
     assert max(begun for begun, _ in spans) < min(ended for _, ended in spans)
 
 
+def test_each_task_object_sends_its_own_options(db_alias: str, q_cluster: Any) -> None:
+    """The backend keeps what a task object sends (path, options) by the object: the same task
+    again, and a copy with another priority, each send their own; the READY result returned is
+    Django's frozen TaskResult with the call's arguments."""
+    from dataclasses import FrozenInstanceError
+
+    from qdjango.conf import task_codec
+    from qdjango.tasks_api import TaskResult
+
+    urgent = djtasks.add.using(priority=7)
+    sent = [
+        djtasks.add.enqueue(1, 1),
+        urgent.enqueue(2, 2),
+        djtasks.add.enqueue(3, 3),
+        djtasks.add.using(priority=7).enqueue(4, 4),
+        urgent.enqueue(5, 5),
+    ]
+    transport = connection.transport()
+    taken = transport.fetch("djt-test", count=5, timeout=1)
+    messages = {d.task_id: task_codec().decode_message(d.payload) for d in taken}
+    transport.ack(taken)
+    assert [messages[r.id].options.priority for r in sent] == [None, 7, None, 7, 7]
+    assert [messages[r.id].args for r in sent] == [(i, i) for i in range(1, 6)]
+    assert {messages[r.id].func for r in sent} == {f"{PATH}.add"}
+    first = sent[0]
+    assert type(first) is TaskResult
+    assert (first.status, first.args, first.kwargs) == (TaskResultStatus.READY, [1, 1], {})
+    assert first.enqueued_at is not None and first.enqueued_at.tzinfo is not None
+    with pytest.raises(FrozenInstanceError):
+        first.id = "another"  # type: ignore[misc]
+
+
 def test_priorities_are_q_priorities(db_alias: str, q_cluster: Any) -> None:
     from qdjango.conf import task_codec
 

@@ -18,6 +18,7 @@ its record is an ordinary ``Task`` row: the admin, ``fetch`` and ``qinfo`` show 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime
 from typing import Any
 
 from asgiref.sync import sync_to_async
@@ -49,6 +50,9 @@ from qdjango.tasks_api import (
 )
 
 __all__ = ["OPTION_NAMES", "QBackend", "QTask"]
+
+READY = TaskResultStatus.READY
+_fromtimestamp = datetime.fromtimestamp
 
 OPTION_NAMES = frozenset(
     {
@@ -123,6 +127,13 @@ class QTask(Task):  # type: ignore[misc]
 
     __slots__ = ()
 
+    def enqueue(self, *args: Any, **kwargs: Any) -> TaskResult:
+        # Django's, without the call to get_backend when the Q backend is known already.
+        backend = _shared.get(self.backend)
+        if backend is None:
+            backend = self.get_backend()
+        return backend.enqueue(self, args, kwargs)
+
     def get_backend(self) -> BaseTaskBackend:
         found = _shared.get(self.backend)
         if found is None:
@@ -152,6 +163,10 @@ class QBackend(BaseTaskBackend):
         # signature, which costs more than the rest of an enqueue (tools/bench/tasks_ab.py).
         self._valid: set[Task] = set()
         self._options: dict[int, TaskOptions] = {}  # by priority, for tasks without run_after
+        # What each task object sends every time (its module path, Q's options), by id(task)
+        # (the entry holds the task, so its id is not reused): one look-up instead of hashing
+        # the frozen Task (all its fields) and reading the rest again on every enqueue.
+        self._plans: dict[int, tuple[Task, str, TaskOptions]] = {}
 
     # -- checks -----------------------------------------------------------------------------
 
@@ -186,19 +201,28 @@ class QBackend(BaseTaskBackend):
             return get_settings().queue
         return queue_name
 
+    def _plan(self, task: Task) -> tuple[Task, str, TaskOptions]:
+        """``(task, module path, Q's options)`` for a valid task (else Django's error)."""
+        plan = self._plans.get(id(task))
+        if plan is not None and plan[0] is task:
+            return plan
+        self.validate_task(task)
+        plan = (task, task.module_path, self._task_options(task))
+        if task.run_after is None and len(self._plans) < 1024:
+            self._plans[id(task)] = plan
+        return plan
+
     def build(self, task: Task, args: Any, kwargs: Any) -> tuple[TaskMessage, TaskResult]:
         """The message to send and the READY result to return, or Django's error for an
         argument its JSON rules refuse (nothing is sent)."""
-        self.validate_task(task)
+        _, path, options = self._plan(task)
         args, kwargs = json_args(args), json_kwargs(kwargs)  # or Django's TypeError/ValueError
-        message = TaskMessage.new(
-            task.module_path, tuple(args), kwargs, options=self._task_options(task)
-        )
+        message = TaskMessage.new(path, tuple(args), kwargs, options=options)
         result = new_result(
             task,
             message.id,
-            TaskResultStatus.READY,
-            moment(message.started),
+            READY,
+            _fromtimestamp(message.started, UTC),  # moment(), a call less
             None,
             None,
             None,
@@ -243,7 +267,12 @@ class QBackend(BaseTaskBackend):
             _run_sync(message, reraise=False)
             result = self.get_result(message.id)
         else:
-            transport = connection.queue_transport(self.queue_of(task.queue_name))
+            queue_name = task.queue_name
+            transport = (
+                connection.transport()  # queue_of's answer, without reading the settings twice
+                if queue_name == DEFAULT_TASK_QUEUE_NAME
+                else connection.queue_transport(queue_name)
+            )
             send_message(transport, task_codec(), message, connection.events())
         task_enqueued.send(type(self), task_result=result)
         return result

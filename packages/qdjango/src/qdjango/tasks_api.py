@@ -102,13 +102,43 @@ def _result_builder() -> Callable[..., Any]:
     this Django's ``TaskResult`` has the layout Q knows, else by ``set_fields``."""
     fields = tuple(getattr(TaskResult, "__dataclass_fields__", ()))
     if fields == _RESULT_FIELDS and "__slots__" in TaskResult.__dict__:
-        return unchecked_constructor(TaskResult)
+        return _twin_builder() or unchecked_constructor(TaskResult)
 
     def build(*values: Any) -> Any:
         result = object.__new__(TaskResult)
         set_fields(result, **dict(zip(_RESULT_FIELDS, values, strict=True)))
         return result
 
+    return build
+
+
+def _twin_builder() -> Callable[..., Any] | None:
+    """A constructor that builds an object of a twin class (the same bases and slots, not
+    frozen: its ``__init__`` stores each field as a plain attribute, which the interpreter
+    specializes) and then makes it a ``TaskResult`` by setting ``__class__``, which Python
+    allows between classes of the same layout: half the cost of a call to each slot's
+    descriptor (tools/bench/README.md, 'issue 14'). None where this Python refuses it."""
+    params = ", ".join(_RESULT_FIELDS)
+    lines = [
+        "class Twin(*bases):",
+        f"    __slots__ = {_RESULT_FIELDS!r}",
+        f"    def __init__(self, {params}):",
+        *(f"        self.{name} = {name}" for name in _RESULT_FIELDS),
+        f"def build({params}):",
+        f"    obj = Twin({params})",
+        "    obj.__class__ = target",
+        "    return obj",
+    ]
+    bases = TaskResult.__dict__.get("__orig_bases__", TaskResult.__bases__)  # Generic[T]
+    namespace: dict[str, Any] = {"bases": bases, "target": TaskResult}
+    try:
+        exec("\n".join(lines), namespace)  # the source is built from field names only
+        build: Callable[..., Any] = namespace["build"]
+        probe = build(*_RESULT_FIELDS)
+    except TypeError:  # a layout __class__ cannot change between
+        return None
+    if type(probe) is not TaskResult or probe._return_value != "_return_value":
+        return None
     return build
 
 
@@ -124,16 +154,20 @@ def json_args(args: Any) -> list[Any]:
     """``normalize_json(args)``: Django's JSON rules for a task's arguments (its own error for
     what they refuse), with the common case of plain values taken as they are (what
     ``normalize_json`` returns for them) instead of matched one by one."""
-    if type(args) in (tuple, list) and all(type(value) in _PLAIN for value in args):
+    if type(args) is tuple or type(args) is list:
+        for value in args:  # a loop, not all(<generator>): half the cost for a few values
+            if type(value) not in _PLAIN:
+                return normalize_json(args)  # type: ignore[no-any-return]
         return list(args)
     return normalize_json(args)  # type: ignore[no-any-return]
 
 
 def json_kwargs(kwargs: Any) -> dict[str, Any]:
     """``normalize_json(kwargs)``, plain values taken as they are (see :func:`json_args`)."""
-    if type(kwargs) is dict and all(
-        type(key) is str and type(value) in _PLAIN for key, value in kwargs.items()
-    ):
+    if type(kwargs) is dict:
+        for key, value in kwargs.items():
+            if type(key) is not str or type(value) not in _PLAIN:
+                return normalize_json(kwargs)  # type: ignore[no-any-return]
         return dict(kwargs)
     return normalize_json(kwargs)  # type: ignore[no-any-return]
 
