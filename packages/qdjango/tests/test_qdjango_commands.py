@@ -189,3 +189,10 @@ def test_qmonitor_live_view_redraws(db_alias: str, cluster: Any) -> None:
     out = io.StringIO()
     watch(Console(file=out, width=160, force_terminal=False), interval=0.05, frames=3)
     assert out.getvalue().count("Workers") >= 1 and cluster.cluster_id in out.getvalue()
+
+
+def test_qmonitor_counts_a_big_table_less_often() -> None:
+    from qdjango.monitor import STATS_EVERY, stats_interval
+
+    assert stats_interval(0.01) == STATS_EVERY  # a small table: every 5 s
+    assert stats_interval(0.9) == pytest.approx(18.0)  # at most 5% of the time counting

@@ -21,6 +21,7 @@ from functools import cached_property
 from typing import Any
 
 from django.contrib import admin
+from django.contrib.admin.views.main import ORDER_VAR, ChangeList
 from django.core.paginator import Paginator
 from django.db.models import Q, QuerySet
 from django.http import HttpRequest
@@ -31,6 +32,7 @@ __all__ = [
     "SEARCH_RECENT",
     "CappedPaginator",
     "FinishedFilter",
+    "IndexSortedChangeList",
     "OutcomeFilter",
     "bounded_search",
     "capped_count",
@@ -128,3 +130,25 @@ def bounded_search(queryset: QuerySet[Any], term: str) -> QuerySet[Any]:
     if since:  # else fewer rows than that: all of them
         part &= Q(stopped__gte=since[0])
     return queryset.filter(found | part)
+
+
+class IndexSortedChangeList(ChangeList):
+    """A list sorted only by its ``sortable_by`` columns, whatever ``?o=`` asks: the headers
+    offer no other, and a hand-made URL sorting by another column (func, outcome) would sort
+    the whole table."""
+
+    def get_ordering(self, request: HttpRequest, queryset: QuerySet[Any]) -> list[Any]:
+        asked = self.params.get(ORDER_VAR)
+        if asked and self.sortable_by is not None:
+            kept = [p for p in str(asked).split(".") if self._sortable(p)]
+            if kept:
+                self.params[ORDER_VAR] = ".".join(kept)
+            else:  # none it offers: the list's own order (newest first), not the pk's
+                del self.params[ORDER_VAR]
+        return super().get_ordering(request, queryset)  # type: ignore[no-any-return]
+
+    def _sortable(self, param: str) -> bool:
+        try:
+            return self.list_display[int(param.rpartition("-")[2])] in self.sortable_by
+        except (IndexError, ValueError):
+            return False

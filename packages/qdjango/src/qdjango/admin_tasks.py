@@ -18,6 +18,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib import admin, messages
+from django.contrib.admin.views.main import ChangeList
 from django.contrib.auth import get_permission_codename
 from django.db.models import QuerySet
 from django.http import HttpRequest
@@ -31,6 +32,7 @@ from qdjango.admin_bounded import (
     COUNT_CAP,
     CappedPaginator,
     FinishedFilter,
+    IndexSortedChangeList,
     OutcomeFilter,
     bounded_search,
 )
@@ -158,6 +160,9 @@ class TaskAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
+
+    def get_changelist(self, request: HttpRequest, **kwargs: Any) -> type[ChangeList]:
+        return IndexSortedChangeList
 
     def get_search_results(
         self, request: HttpRequest, queryset: QuerySet[Any], search_term: str

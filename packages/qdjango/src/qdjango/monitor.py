@@ -13,7 +13,7 @@ from rich.table import Table
 from qcluster import running_tasks
 from qcluster.monitor import render, seconds_text, snapshot
 
-__all__ = ["info_view", "monitor_view", "read_snapshot", "task_stats", "watch"]
+__all__ = ["info_view", "monitor_view", "read_snapshot", "stats_interval", "task_stats", "watch"]
 
 DAY = timedelta(hours=24)
 
@@ -55,7 +55,16 @@ def task_stats() -> dict[str, Any]:
 
 
 STATS_EVERY = 5.0
-"""Seconds between the live view's database reads (Redis is read at every frame)."""
+"""Seconds between the live view's database reads at the least (Redis is read at every
+frame)."""
+STATS_SHARE = 0.05
+"""The share of the time the live view may spend counting the table: on a big one (a count
+taking 0.5 s at a million rows) it reads less often than every ``STATS_EVERY``."""
+
+
+def stats_interval(took: float) -> float:
+    """Seconds until the live view's next database read, after one that took ``took``."""
+    return max(STATS_EVERY, took / STATS_SHARE)
 
 
 def read_snapshot(stats: dict[str, Any] | None = None, *, reasons: bool = False) -> dict[str, Any]:
@@ -155,15 +164,19 @@ def watch(console: Console, *, interval: float = 0.25, frames: int | None = None
     from rich.live import Live
 
     # Not qcluster's live(): ours adds the database rows, read every STATS_EVERY seconds.
+    began = time.monotonic()
     snap = read_snapshot()
     stats, counted = snap["tasks"], time.monotonic()
+    every = stats_interval(counted - began)
     with Live(monitor_view(snap), console=console, refresh_per_second=8) as view:
         shown = 1
         try:
             while frames is None or shown < frames:
                 time.sleep(interval)
-                if time.monotonic() - counted >= STATS_EVERY:
+                began = time.monotonic()
+                if began - counted >= every:
                     stats, counted = task_stats(), time.monotonic()
+                    every = stats_interval(counted - began)
                 view.update(monitor_view(read_snapshot(stats)))
                 shown += 1
         except KeyboardInterrupt:
