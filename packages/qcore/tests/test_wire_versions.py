@@ -138,6 +138,8 @@ def test_options_read_once_are_shared_and_an_equal_value_of_another_type_is_read
     first = read({"runner": "x.run", "timeout": 2})
     assert read({"runner": "x.run", "timeout": 2}) is first  # immutable: one for all
     assert first == TaskOptions(runner="x.run", timeout=2)
+    one = read({"runner": "y.run"})  # one option (a django.tasks task's), keyed without a loop
+    assert read({"runner": "y.run"}) is one and read({"runner": "z.run"}).runner == "z.run"
     # 2.0 and True equal 2 and 1 as keys, and are other values: read (and checked) apart
     assert type(read({"runner": "x.run", "timeout": 2.0}).timeout) is float
     assert read({"save": True}).save is True

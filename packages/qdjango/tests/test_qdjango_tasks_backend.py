@@ -191,6 +191,8 @@ def test_the_signals_carry_whole_results(db_alias: str, sync: Any) -> None:
             djtasks.async_add.enqueue(20, 22),
             djtasks.async_fail.enqueue("async boom"),
         ]
+        async_task(jobs.add, 1, 2)  # no django.tasks task: none of its signals
+        async_task(jobs.nothing)
     finally:
         task_started.disconnect(started)
         task_finished.disconnect(finished)

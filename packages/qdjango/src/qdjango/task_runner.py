@@ -101,8 +101,13 @@ class FinishedSignal:
             for outcome in event.outcomes:
                 record = outcome.record
                 started = _started.pop(record.id, None) if _started else None
-                # A retry is no end; a timeout in the loop has its own event, sent first.
-                if outcome.retry is None and outcome.timed_out is None:
+                # A retry is no end; a timeout in the loop has its own event, sent first; a
+                # task without a runner (async_task's) is no django.tasks task.
+                if (
+                    outcome.retry is None
+                    and outcome.timed_out is None
+                    and (started is not None or record.options.runner is not None)
+                ):
                     self.finished(record, started)
             return
         record = getattr(event, "record", None)
