@@ -208,6 +208,9 @@ def test_the_signals_carry_whole_results(db_alias: str, sync: Any) -> None:
         assert begun.started_at is not None and ended.started_at == begun.started_at
         assert ended.last_attempted_at == begun.started_at
         assert ended.enqueued_at <= ended.started_at <= ended.finished_at
+        # the saved row's start: its end less its run time, the same moment within clock jitter
+        assert abs((saved.started_at - ended.started_at).total_seconds()) < 0.05
+        assert saved.last_attempted_at == saved.started_at
         assert ended.worker_ids == saved.worker_ids == begun.worker_ids
         assert [(e.exception_class_path, e.traceback) for e in ended.errors] == [
             (e.exception_class_path, e.traceback) for e in saved.errors
@@ -282,7 +285,7 @@ def test_end_to_end_on_a_cluster(db_alias: str, cluster: Any, seen: Any) -> None
     )
     _finished(result)
     assert result.status == TaskResultStatus.SUCCESSFUL and result.return_value == 42
-    assert result.enqueued_at <= result.finished_at
+    assert result.enqueued_at <= result.started_at <= result.finished_at
     assert result.worker_ids == [cluster.cluster_id]
     row = fetch(result.id)  # the admin's, fetch's and qinfo's row
     assert row.func == f"{PATH}.add" and row.result == 42 and row.success

@@ -14,7 +14,7 @@ import builtins
 import dataclasses
 import importlib
 import inspect
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import qcore
@@ -211,6 +211,7 @@ def row_result(row: Any, *, backend: Any = None) -> TaskResult:
         row.success,
         row.result,
         enqueued_at=row.started,
+        started_at=_began(row.stopped, row.run_time),
         finished_at=row.stopped,
         args=row.args or (),
         kwargs=row.kwargs or {},
@@ -230,6 +231,7 @@ def record_result(record: Any, *, backend: Any = None) -> TaskResult:
         record.success,
         record.result,
         enqueued_at=moment(record.started),
+        started_at=moment(None if record.run_time is None else record.stopped - record.run_time),
         finished_at=moment(record.stopped),
         args=record.args,
         kwargs=record.kwargs,
@@ -294,6 +296,14 @@ def _finished(
         return_value=value if success else None,
         **fields,
     )
+
+
+def _began(stopped: datetime | None, run_time: float | None) -> datetime | None:
+    """When a saved run began: its end less its run time (a row keeps no start of its run;
+    one saved before run times were stored has none)."""
+    if stopped is None or run_time is None:
+        return None
+    return stopped - timedelta(seconds=run_time)
 
 
 def _errors(failures: tuple[str, ...] | None) -> list[TaskError]:
