@@ -12,7 +12,10 @@ tasks, then enqueues ``--n`` tasks in bulk and waits for every record. It prints
 median (and min-max) of the workers' CPU time per task (user + system, from ``/proc``), the
 sentinel's, and the rate from the bulk enqueue to the last record; then after/before.
 ``--before-args`` / ``--after-args`` add options to each side's ``qcluster run`` (the cost of an
-option, with ``--before .``: the same code both sides).
+option, with ``--before .``: the same code both sides). ``--perf``: the sentinel's CPU from
+``perf stat -e task-clock`` attached to it for the run (all its threads, to the microsecond)
+instead of ``/proc``'s 10 ms ticks, which its 0.3-0.5 us a task fill only a few of (the cost
+of the status published on change, say: ``--before`` a copy with it switched off).
 """
 
 from __future__ import annotations
@@ -82,7 +85,29 @@ def _wait_saved(client: object, ids: list[str], timeout: float = 300) -> None:
             time.sleep(0.01)
 
 
-def measure(tree: Path, n: int, server: RedisServer, extra: list[str]) -> dict[str, float]:
+def _perf(pid: int) -> subprocess.Popen[str]:
+    """``perf stat`` counting the CPU time of every thread of ``pid`` until interrupted."""
+    return subprocess.Popen(
+        ["perf", "stat", "-x", ",", "-e", "task-clock", "-p", str(pid)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def _perf_seconds(perf: subprocess.Popen[str]) -> float:
+    perf.send_signal(signal.SIGINT)
+    _, err = perf.communicate(timeout=30)
+    for line in err.splitlines():  # "1234.56,msec,task-clock,..."
+        fields = line.split(",")
+        if len(fields) > 2 and fields[2].startswith("task-clock"):
+            return float(fields[0]) / 1e3
+    raise SystemExit(f"no task-clock in perf's output:\n{err}")
+
+
+def measure(
+    tree: Path, n: int, server: RedisServer, extra: list[str], perf: bool = False
+) -> dict[str, float]:
     """One cluster on the code in ``tree``: CPU per task of its workers and sentinel, rate."""
     from qredis import Producer
 
@@ -107,18 +132,28 @@ def measure(tree: Path, n: int, server: RedisServer, extra: list[str]) -> dict[s
         _wait_saved(client, producer.enqueue_many(TASK, [(i, i) for i in range(500)]))
         time.sleep(0.5)  # both workers up and idle
         workers = _children(cluster.pid)
+        counting = _perf(cluster.pid) if perf else None
+        time.sleep(0.2 if perf else 0.0)  # perf attached before the run
         before = [_cpu(p) for p in workers], _cpu(cluster.pid)
         begun = time.perf_counter()
         _wait_saved(client, producer.enqueue_many(TASK, [(i, i) for i in range(n)]))
         wall = time.perf_counter() - begun
         after = [_cpu(p) for p in workers], _cpu(cluster.pid)
+        if counting is not None:
+            after = after[0], before[1] + _perf_seconds(counting)
     finally:
         producer.close()
         cluster.send_signal(signal.SIGTERM)
         cluster.wait(60)
         client.close()
     worker_cpu = sum(after[0]) - sum(before[0])
-    return {"workers": worker_cpu / n, "sentinel": (after[1] - before[1]) / n, "rate": n / wall}
+    sentinel = after[1] - before[1]
+    return {
+        "workers": worker_cpu / n,
+        "sentinel": sentinel / n,
+        "sentinel_per_s": sentinel / wall,  # what runs by the clock (the beacon) costs by it
+        "rate": n / wall,
+    }
 
 
 def main() -> None:
@@ -128,6 +163,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--before-args", default="", help="more `qcluster run` options, before")
     parser.add_argument("--after-args", default="", help="more `qcluster run` options, after")
+    parser.add_argument("--perf", action="store_true", help="the sentinel's CPU by perf stat")
     args = parser.parse_args()
     binary = redis_server_binary()
     if binary is None:
@@ -141,11 +177,11 @@ def main() -> None:
         for round_ in range(args.rounds):
             order = ["before", "after"] if round_ % 2 == 0 else ["after", "before"]
             for name in order:
-                got = measure(trees[name], args.n, server, extra[name])
+                got = measure(trees[name], args.n, server, extra[name], args.perf)
                 results[name].append(got)
                 print(
                     f"round {round_ + 1} {name:6}: workers {got['workers'] * 1e6:6.1f} us/task, "
-                    f"sentinel {got['sentinel'] * 1e6:5.1f} us/task, {got['rate']:8,.0f} tasks/s",
+                    f"sentinel {got['sentinel'] * 1e6:5.2f} us/task, {got['rate']:8,.0f} tasks/s",
                     flush=True,
                 )
     finally:
@@ -158,13 +194,17 @@ def main() -> None:
         print(
             f"{name:6}: workers {medians[name]['workers'] * 1e6:.1f} us/task "
             f"({span['workers'][0] * 1e6:.1f}-{span['workers'][1] * 1e6:.1f}), "
-            f"sentinel {medians[name]['sentinel'] * 1e6:.1f} us/task, "
+            f"sentinel {medians[name]['sentinel'] * 1e6:.2f} us/task "
+            f"({span['sentinel'][0] * 1e6:.2f}-{span['sentinel'][1] * 1e6:.2f}), "
+            f"{medians[name]['sentinel_per_s'] * 1e3:.2f} ms/s "
+            f"({span['sentinel_per_s'][0] * 1e3:.2f}-{span['sentinel_per_s'][1] * 1e3:.2f}), "
             f"{medians[name]['rate']:,.0f} tasks/s "
             f"({span['rate'][0]:,.0f}-{span['rate'][1]:,.0f})"
         )
     b, a = medians["before"], medians["after"]
     print(
-        f"after/before: workers' CPU per task {a['workers'] / b['workers']:.3f}x, "
+        f"after/before: workers' CPU per task {a['workers'] / b['workers']:.3f}x, sentinel's "
+        f"{a['sentinel'] - b['sentinel']:+.2e} s/task, "
         f"rate {a['rate'] / b['rate']:.3f}x"
     )
 
