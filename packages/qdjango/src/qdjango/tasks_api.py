@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from qcore import unchecked_constructor
+from qcore.slots import retyped_constructor
 
 try:
     from django.tasks import (
@@ -98,47 +98,18 @@ _RESULT_FIELDS = (
 
 def _result_builder() -> Callable[..., Any]:
     """A constructor of ``TaskResult`` from its fields, skipping ``__init__`` (its
-    ``__post_init__`` normalizes the arguments again): through the slots' descriptors where
-    this Django's ``TaskResult`` has the layout Q knows, else by ``set_fields``."""
+    ``__post_init__`` normalizes the arguments again): through a twin class's slots
+    (:func:`qcore.slots.retyped_constructor`) where this Django's ``TaskResult`` has the
+    layout Q knows, else by ``set_fields``."""
     fields = tuple(getattr(TaskResult, "__dataclass_fields__", ()))
     if fields == _RESULT_FIELDS and "__slots__" in TaskResult.__dict__:
-        return _twin_builder() or unchecked_constructor(TaskResult)
+        return retyped_constructor(TaskResult)  # a third of unchecked_constructor's cost
 
     def build(*values: Any) -> Any:
         result = object.__new__(TaskResult)
         set_fields(result, **dict(zip(_RESULT_FIELDS, values, strict=True)))
         return result
 
-    return build
-
-
-def _twin_builder() -> Callable[..., Any] | None:
-    """A constructor that builds an object of a twin class (the same bases and slots, not
-    frozen: its ``__init__`` stores each field as a plain attribute, which the interpreter
-    specializes) and then makes it a ``TaskResult`` by setting ``__class__``, which Python
-    allows between classes of the same layout: half the cost of a call to each slot's
-    descriptor (tools/bench/README.md, 'issue 14'). None where this Python refuses it."""
-    params = ", ".join(_RESULT_FIELDS)
-    lines = [
-        "class Twin(*bases):",
-        f"    __slots__ = {_RESULT_FIELDS!r}",
-        f"    def __init__(self, {params}):",
-        *(f"        self.{name} = {name}" for name in _RESULT_FIELDS),
-        f"def build({params}):",
-        f"    obj = Twin({params})",
-        "    obj.__class__ = target",
-        "    return obj",
-    ]
-    bases = TaskResult.__dict__.get("__orig_bases__", TaskResult.__bases__)  # Generic[T]
-    namespace: dict[str, Any] = {"bases": bases, "target": TaskResult}
-    try:
-        exec("\n".join(lines), namespace)  # the source is built from field names only
-        build: Callable[..., Any] = namespace["build"]
-        probe = build(*_RESULT_FIELDS)
-    except TypeError:  # a layout __class__ cannot change between
-        return None
-    if type(probe) is not TaskResult or probe._return_value != "_return_value":
-        return None
     return build
 
 
