@@ -19,9 +19,7 @@ from typing import Any
 
 import qcore
 from qcore import TaskMessage
-from qcore.slots import retyped_constructor
 from qdjango.tasks_api import (
-    _RESULT_FIELDS,
     Task,
     TaskError,
     TaskResult,
@@ -57,14 +55,6 @@ def moment(epoch: float | None) -> datetime | None:
 
 
 _fromtimestamp = datetime.fromtimestamp
-# The worker's two results per run (task_started's, task_finished's) through a twin class's
-# slots: a third of new_result's cost (tools/bench/README.md, 'issue 14'). The same positional
-# order as new_result's, or new_result itself for a TaskResult of another layout.
-_new_result = (
-    retyped_constructor(TaskResult)
-    if tuple(getattr(TaskResult, "__dataclass_fields__", ())) == _RESULT_FIELDS
-    else new_result
-)
 # Looked up once: an Enum member read through its class costs as much as building a list.
 _RUNNING, _SUCCESSFUL, _FAILED = (
     TaskResultStatus.RUNNING,
@@ -181,7 +171,7 @@ def running_result(message: TaskMessage, started_at: datetime, worker_ids: list[
             _running[message.func] = found
     failures = options.failures
     task, alias = found
-    return _new_result(  # type: ignore[no-any-return]
+    return new_result(  # type: ignore[no-any-return]
         task,
         message.id,
         _RUNNING,
@@ -253,7 +243,7 @@ def finished_result(started: TaskResult, record: Any) -> TaskResult:
         status, value = _FAILED, None
         errors.append(error_of(str(record.result)))
     started_at = started.started_at
-    return _new_result(  # type: ignore[no-any-return]
+    return new_result(  # type: ignore[no-any-return]
         started.task,
         started.id,
         status,
