@@ -66,7 +66,12 @@ def test_a_failover_loses_unreplicated_enqueues_and_wait_replicas_reports_them(
     old = next(s for s in group.servers if s is not new)
     old.start()  # back as a replica of the new master
     group.wait_ready()
-    assert group.master() is new
+    # Not necessarily `new` still: it slept through DEBUG SLEEP past down-after, and on a loaded
+    # machine the sentinels have failed over once more, to the old master once it was back as
+    # `new`'s replica (a replica takes its master's data, dropping its own). Whichever they
+    # name now must hold what `new` held, and not the old master's late writes: the counts
+    # below tell.
+    assert group.master() in (new, old)
 
     # The plain enqueues of the late tasks are lost, as the docs say a failover can lose them.
     assert plain.queue_size() == len(early)
