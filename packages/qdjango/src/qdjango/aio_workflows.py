@@ -85,7 +85,27 @@ class Chain:
         return len(self.chain)
 
 
-class Iter:
+class _Sent:
+    """``result`` and ``fetch`` of what ``run`` sent under ``id``: None before it ran."""
+
+    id: str | None
+    started: bool
+
+    async def result(self, wait: float = 0) -> Any:
+        """Its result (an iteration's: the results in the order of the arguments) once done
+        (``wait`` ms for it), else None (also before ``run``)."""
+        if not self.started or self.id is None:
+            return None
+        return await result(self.id, wait=wait)
+
+    async def fetch(self, wait: float = 0) -> Any:
+        """Its ``Task`` row once done (``wait`` ms for it), else None."""
+        if not self.started or self.id is None:
+            return None
+        return await fetch(self.id, wait=wait)
+
+
+class Iter(_Sent):
     """:class:`qdjango.Iter`, awaited: ``append`` calls, then ``await run()``."""
 
     def __init__(
@@ -120,23 +140,11 @@ class Iter:
         self.started = True
         return self.id
 
-    async def result(self, wait: float = 0) -> Any:
-        """The results in the order of the arguments once all are done (``wait`` ms)."""
-        if not self.started or self.id is None:
-            return None
-        return await result(self.id, wait=wait)
-
-    async def fetch(self, wait: float = 0) -> Any:
-        """The iteration's ``Task`` once all calls are done, else None."""
-        if not self.started or self.id is None:
-            return None
-        return await fetch(self.id, wait=wait)
-
     def length(self) -> int:
         return len(self.args)
 
 
-class AsyncTask:
+class AsyncTask(_Sent):
     """:class:`qdjango.AsyncTask`, awaited: set it up, ``await run()``, ``await result()``.
     Changing it after a run makes ``result()`` None until the next run."""
 
@@ -175,18 +183,6 @@ class AsyncTask:
         self.id = await async_task(self._func, *self._args, **kwargs)
         self.started = True
         return self.id
-
-    async def result(self, wait: float = 0) -> Any:
-        """The task's result (``wait`` ms for it), or None (also before ``run``)."""
-        if not self.started or self.id is None:
-            return None
-        return await result(self.id, wait=wait)
-
-    async def fetch(self, wait: float = 0) -> Any:
-        """The task's ``Task`` row (``wait`` ms for it), or None."""
-        if not self.started or self.id is None:
-            return None
-        return await fetch(self.id, wait=wait)
 
     async def result_group(
         self, failures: bool = False, wait: float = 0, count: int | None = None
